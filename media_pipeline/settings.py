@@ -1,0 +1,166 @@
+"""Typed settings read from the environment.
+
+The names are the seed application's where it had one (``AWS_*``, ``AI_*``, ``MAX_FILE_SIZE``,
+``ALLOWED_FILE_TYPES``) so an existing deployment's environment works unchanged. Secrets are kept out
+of ``repr`` so that logging a Settings object never leaks them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+EMBEDDED_S3_HOST = "127.0.0.1"
+EMBEDDED_S3_PORT = 9100
+DEFAULT_BUCKET = "media"
+
+DEFAULT_ALLOWED_FILE_TYPES: dict[str, list[str]] = {
+    "image": ["image/jpeg", "image/png", "image/gif", "image/webp", "image/svg+xml"],
+    "document": ["application/pdf", "text/plain"],
+    "video": ["video/mp4", "video/webm", "video/quicktime"],
+    "audio": ["audio/mpeg", "audio/ogg", "audio/wav", "audio/x-wav"],
+}
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _allowed_types(env: Mapping[str, str]) -> dict[str, list[str]]:
+    raw = env.get("ALLOWED_FILE_TYPES")
+    if not raw:
+        return {k: list(v) for k, v in DEFAULT_ALLOWED_FILE_TYPES.items()}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"ALLOWED_FILE_TYPES is not valid JSON: {exc}") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, list) and all(isinstance(m, str) for m in v)
+        for k, v in value.items()
+    ):
+        raise SettingsError(
+            'ALLOWED_FILE_TYPES must be a JSON object of kind -> list of MIME types, '
+            'e.g. {"image": ["image/png"]}'
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the library reads from the environment, with the documented defaults."""
+
+    bucket: str = DEFAULT_BUCKET
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+    home: Path = Path(".media_pipeline")
+    max_file_size: int = 100 * 1024 * 1024
+    allowed_file_types: dict[str, list[str]] = field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_ALLOWED_FILE_TYPES.items()}
+    )
+    max_image_pixels: int = 50_000_000
+    # Where S3 Inventory reports for the bucket are delivered: s3://bucket/prefix/ or a local folder.
+    inventory_location: str | None = None
+    near_duplicate_distance: int = 6
+    fingerprint_workers: int = 16
+    retention_days: int = 30
+    purge_batch_size: int = 100
+    ai_service_url: str | None = None
+    ai_service_api_key: str | None = field(default=None, repr=False)
+    ai_confidence_threshold: float = 0.7
+    ai_cache_timeout: int = 3600
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        endpoint = env.get("AWS_S3_ENDPOINT_URL") or None
+        access_key = env.get("AWS_ACCESS_KEY_ID") or None
+        if endpoint is None and access_key is None:
+            # No AWS settings at all: the embedded S3 server on this machine.
+            endpoint = f"http://{EMBEDDED_S3_HOST}:{EMBEDDED_S3_PORT}"
+        settings = cls(
+            bucket=env.get("AWS_STORAGE_BUCKET_NAME") or DEFAULT_BUCKET,
+            region=env.get("AWS_S3_REGION_NAME") or "us-east-1",
+            endpoint_url=endpoint,
+            access_key_id=access_key,
+            secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            home=Path(env.get("MEDIA_PIPELINE_HOME") or ".media_pipeline"),
+            max_file_size=_int(env, "MAX_FILE_SIZE", 100 * 1024 * 1024),
+            allowed_file_types=_allowed_types(env),
+            max_image_pixels=_int(env, "MEDIA_PIPELINE_MAX_IMAGE_PIXELS", 50_000_000),
+            inventory_location=env.get("MEDIA_PIPELINE_INVENTORY") or None,
+            near_duplicate_distance=_int(env, "MEDIA_PIPELINE_NEAR_DUPLICATE_DISTANCE", 6),
+            fingerprint_workers=_int(env, "MEDIA_PIPELINE_FINGERPRINT_WORKERS", 16),
+            retention_days=_int(env, "MEDIA_PIPELINE_RETENTION_DAYS", 30),
+            purge_batch_size=_int(env, "MEDIA_PIPELINE_PURGE_BATCH_SIZE", 100),
+            ai_service_url=env.get("AI_SERVICE_URL") or None,
+            ai_service_api_key=env.get("AI_SERVICE_API_KEY") or None,
+            ai_confidence_threshold=_float(env, "AI_CONFIDENCE_THRESHOLD", 0.7),
+            ai_cache_timeout=_int(env, "AI_CACHE_TIMEOUT", 3600),
+        )
+        return replace(settings, **overrides) if overrides else settings
+
+    def __post_init__(self) -> None:
+        if self.max_file_size <= 0:
+            raise SettingsError("MAX_FILE_SIZE must be positive")
+        if not 0 <= self.near_duplicate_distance <= 16:
+            raise SettingsError("MEDIA_PIPELINE_NEAR_DUPLICATE_DISTANCE must be between 0 and 16")
+        if self.fingerprint_workers < 1:
+            raise SettingsError("MEDIA_PIPELINE_FINGERPRINT_WORKERS must be at least 1")
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.home / "catalog.duckdb"
+
+    @property
+    def snapshot_path(self) -> Path:
+        """The read-only copy analysts query; replaced atomically after each commit."""
+        return self.home / "snapshot" / "catalog.duckdb"
+
+    @property
+    def work_dir(self) -> Path:
+        """Parquet fragments written by heavy stages, merged by the committer."""
+        return self.home / "work"
+
+    @property
+    def allowed_mime_types(self) -> frozenset[str]:
+        return frozenset(m for types in self.allowed_file_types.values() for m in types)
+
+    @property
+    def uses_embedded_s3(self) -> bool:
+        return self.endpoint_url == f"http://{EMBEDDED_S3_HOST}:{EMBEDDED_S3_PORT}"
+
+    def redacted(self) -> dict[str, Any]:
+        """A dict safe to log or show: secrets replaced by '***'."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in {"access_key_id", "secret_access_key", "ai_service_api_key"}:
+                value = "***" if value else None
+            out[f.name] = str(value) if isinstance(value, Path) else value
+        return out

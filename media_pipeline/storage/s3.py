@@ -1,0 +1,163 @@
+"""boto3 clients and the few S3 calls the pipeline makes.
+
+Clients use SigV4, adaptive retries (throttling and 5xx are retried by botocore) and a connection
+pool sized for concurrent reads. Every response carries botocore's ``RetryAttempts``; the
+:class:`RetryCounter` adds them up so assets can report how often S3 pushed back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from media_pipeline.settings import Settings
+
+NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchVersion"})
+
+
+class ObjectGone(Exception):
+    """The object was listed but no longer exists when we came to read it."""
+
+
+@dataclass(frozen=True)
+class S3Object:
+    """One object version as listing or an inventory report describes it."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime | None
+    storage_class: str | None = None
+    version_id: str | None = None
+
+
+class RetryCounter:
+    """Thread-safe sum of botocore retry attempts seen in responses and errors."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.retries = 0
+
+    def add(self, response: dict[str, Any]) -> None:
+        attempts = response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0
+        if attempts:
+            with self._lock:
+                self.retries += attempts
+
+    def add_error(self, exc: ClientError) -> None:
+        self.add(exc.response)
+
+
+def make_client(settings: Settings, *, max_pool_connections: int | None = None) -> Any:
+    """An S3 client for the configured endpoint (AWS, MinIO, R2 or the embedded server)."""
+    pool = max_pool_connections or max(10, settings.fingerprint_workers + 4)
+    config = Config(
+        signature_version="s3v4",
+        retries={"mode": "adaptive", "max_attempts": 8},
+        max_pool_connections=pool,
+        connect_timeout=10,
+        read_timeout=120,
+    )
+    access_key = settings.access_key_id
+    secret_key = settings.secret_access_key
+    if settings.uses_embedded_s3 and access_key is None:
+        # The embedded server accepts any credentials; these keep boto3 from searching for some.
+        access_key, secret_key = "embedded", "embedded-secret"
+    return boto3.session.Session().client(
+        "s3",
+        region_name=settings.region,
+        endpoint_url=settings.endpoint_url,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=config,
+    )
+
+
+def is_not_found(exc: ClientError) -> bool:
+    return str(exc.response.get("Error", {}).get("Code")) in NOT_FOUND_CODES
+
+
+def ensure_bucket(client: Any, bucket: str, region: str = "us-east-1") -> None:
+    """Create the bucket if it does not exist (embedded server and tests)."""
+    try:
+        client.head_bucket(Bucket=bucket)
+        return
+    except ClientError as exc:
+        if not is_not_found(exc) and exc.response["Error"]["Code"] != "NoSuchBucket":
+            raise
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    client.create_bucket(**kwargs)
+
+
+def _strip_etag(etag: str) -> str:
+    return etag.strip('"')
+
+
+def _list_prefix(
+    client: Any, bucket: str, prefix: str, counter: RetryCounter | None
+) -> list[S3Object]:
+    out: list[S3Object] = []
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        if counter is not None:
+            counter.add(page)
+        for item in page.get("Contents", []):
+            out.append(
+                S3Object(
+                    bucket=bucket,
+                    key=item["Key"],
+                    size=int(item["Size"]),
+                    etag=_strip_etag(item.get("ETag", "")),
+                    last_modified=item.get("LastModified"),
+                    storage_class=item.get("StorageClass"),
+                )
+            )
+    return out
+
+
+def list_objects(
+    client: Any,
+    bucket: str,
+    prefix: str = "",
+    *,
+    workers: int = 8,
+    counter: RetryCounter | None = None,
+) -> Iterator[S3Object]:
+    """Every current object under ``prefix``, listed in parallel by first-level prefix.
+
+    ListObjectsV2 is sequential within one prefix (each page needs the previous token), so the
+    top level is listed with a delimiter first and each common prefix gets its own paginator.
+    """
+    top = client.list_objects_v2(Bucket=bucket, Prefix=prefix, Delimiter="/")
+    if counter is not None:
+        counter.add(top)
+    if top.get("IsTruncated"):
+        # Too many top-level entries to split cheaply: one sequential listing.
+        yield from _list_prefix(client, bucket, prefix, counter)
+        return
+    for item in top.get("Contents", []):
+        yield S3Object(
+            bucket=bucket,
+            key=item["Key"],
+            size=int(item["Size"]),
+            etag=_strip_etag(item.get("ETag", "")),
+            last_modified=item.get("LastModified"),
+            storage_class=item.get("StorageClass"),
+        )
+    prefixes = [p["Prefix"] for p in top.get("CommonPrefixes", [])]
+    if not prefixes:
+        return
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(prefixes)))) as pool:
+        for objects in pool.map(lambda p: _list_prefix(client, bucket, p, counter), prefixes):
+            yield from objects
