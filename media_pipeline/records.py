@@ -7,6 +7,7 @@ holds the catalog; the committer merges a fragment in one short transaction.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -14,9 +15,11 @@ from typing import Any
 def media_id_for(bucket: str, key: str) -> str:
     """Deterministic id from (bucket, key): reruns and parallel workers agree without a lock.
 
-    Must match the catalog's SQL ``md5(bucket || chr(0) || key)``.
+    A UUID built from the MD5 of ``bucket NUL key``; must match the catalog's SQL
+    ``md5(bucket || chr(0) || key)::UUID``.
     """
-    return hashlib.md5(f"{bucket}\x00{key}".encode(), usedforsecurity=False).hexdigest()
+    digest = hashlib.md5(f"{bucket}\x00{key}".encode(), usedforsecurity=False).hexdigest()
+    return str(uuid.UUID(hex=digest))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,535 @@
+"""The catalog: a DuckDB file with one writer at a time and a published snapshot for readers.
+
+DuckDB locks its file per process: while a writer has it open nobody else can open it, not even
+read-only. So writers hold it only for short commits (heavy stages hand over Parquet fragments),
+retry while another writer has it, and after each commit copy the checkpointed file to a snapshot
+that analysts open read-only. Replacing the snapshot is an atomic rename, so a reader sees either the
+old or the new catalog, never a lock error and never half a commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from media_pipeline.catalog.migrations import LATEST_VERSION, MIGRATIONS
+from media_pipeline.records import PendingObject
+
+LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
+
+
+class CatalogError(RuntimeError):
+    """The catalog cannot do what was asked; the message says why."""
+
+
+class CatalogLockTimeout(CatalogError):
+    """Another process held the catalog for longer than we were willing to wait."""
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    return any(marker in str(exc) for marker in LOCK_MARKERS)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class InventoryDiff:
+    """How an object snapshot compares with the catalog."""
+
+    rows: int
+    bytes: int
+    new: int
+    changed: int
+    unchanged: int
+    missing: int
+    reappeared: int
+
+
+@dataclass(frozen=True)
+class DuplicateStats:
+    groups: int
+    duplicate_files: int
+    wasted_bytes: int
+
+
+# Rows whose object exists in the bucket (as far as the last inventory knows).
+PRESENT = "status NOT IN ('missing', 'purged')"
+
+
+class Catalog:
+    """A read-write connection to the catalog file. Use :meth:`open` as a context manager."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, snapshot_path: Path | None):
+        self.con = con
+        self.path = path
+        self.snapshot_path = snapshot_path
+
+    # -- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    @contextmanager
+    def open(
+        cls,
+        path: Path,
+        *,
+        snapshot_path: Path | None = None,
+        lock_timeout: float = 300.0,
+    ) -> Iterator[Catalog]:
+        """Open for writing, waiting while another process holds the file.
+
+        On a clean exit the catalog is checkpointed and, when ``snapshot_path`` is given, published
+        for readers.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = _connect_with_retry(path, read_only=False, timeout=lock_timeout)
+        catalog = cls(con, path, snapshot_path)
+        try:
+            catalog.migrate()
+            yield catalog
+            con.execute("CHECKPOINT")
+            if snapshot_path is not None:
+                publish_snapshot(path, snapshot_path)
+        finally:
+            con.close()
+
+    @classmethod
+    @contextmanager
+    def open_snapshot(cls, snapshot_path: Path, catalog_path: Path) -> Iterator[Catalog]:
+        """The published snapshot, read-only: for checks and analysts, never blocks a writer."""
+        con = open_reader(snapshot_path, catalog_path)
+        try:
+            yield cls(con, snapshot_path, None)
+        finally:
+            con.close()
+
+    def migrate(self) -> int:
+        """Apply pending migrations; returns the schema version."""
+        self.con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(version INTEGER NOT NULL, description VARCHAR, applied_at TIMESTAMPTZ)"
+        )
+        row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
+        current = (row[0] if row else None) or 0
+        if current > LATEST_VERSION:
+            raise CatalogError(
+                f"catalog {self.path} has schema version {current}, newer than this "
+                f"media-pipeline understands ({LATEST_VERSION}); upgrade media-pipeline"
+            )
+        for version, description, sql in MIGRATIONS:
+            if version <= current:
+                continue
+            with self.transaction():
+                self.con.execute(sql)
+                self.con.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, ?)", [version, description, _now()]
+                )
+        return max(current, LATEST_VERSION)
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    # -- inventory ---------------------------------------------------------------------------
+
+    def apply_inventory(
+        self,
+        snapshot: Path,
+        bucket: str,
+        *,
+        source: str = "listing",
+        prefix: str = "",
+        run_id: str | None = None,
+    ) -> InventoryDiff:
+        """Merge an object snapshot (Parquet) into ``media_files`` in one transaction.
+
+        New objects are inserted as ``pending`` (to be fingerprinted), changed ones (size or ETag)
+        go back to ``pending``, and catalogued objects of this bucket/prefix absent from the
+        snapshot become ``missing``; nothing is ever dropped. An object that comes back is
+        restored to the status its fingerprint gave it.
+        """
+        now = _now()
+        con = self.con
+        like = _like_prefix(prefix)
+        with self.transaction():
+            con.execute(
+                """
+                CREATE OR REPLACE TEMP TABLE inv AS
+                SELECT md5(bucket || chr(0) || key)::UUID AS media_id, bucket, key, version_id,
+                       size, etag, last_modified, storage_class
+                FROM read_parquet(?)
+                WHERE bucket = ?
+                """,
+                [str(snapshot), bucket],
+            )
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE diff AS
+                SELECT i.media_id,
+                       CASE WHEN m.media_id IS NULL THEN 'new'
+                            WHEN m.file_size <> i.size OR m.etag IS DISTINCT FROM i.etag
+                                THEN 'changed'
+                            WHEN m.status = 'missing' THEN 'reappeared'
+                            ELSE 'unchanged' END AS kind
+                FROM inv i
+                LEFT JOIN (SELECT media_id, file_size, etag, status FROM media_files
+                           WHERE bucket = ? AND status <> 'purged') m USING (media_id)
+                """,
+                [bucket],
+            )
+            counts = dict(
+                con.execute("SELECT kind, count(*) FROM diff GROUP BY kind").fetchall()
+            )
+            totals = con.execute("SELECT count(*), coalesce(sum(size), 0) FROM inv").fetchone()
+            assert totals is not None
+            con.execute(
+                """
+                INSERT INTO media_files (media_id, namespace, bucket, key, version_id, file_size,
+                    etag, last_modified, storage_class, original_filename, status,
+                    first_seen, last_seen)
+                SELECT i.media_id,
+                       CASE WHEN contains(i.key, '/') THEN split_part(i.key, '/', 1)
+                            ELSE 'default' END,
+                       i.bucket, i.key, i.version_id, i.size, i.etag, i.last_modified,
+                       i.storage_class, split_part(i.key, '/', -1), 'pending', ?, ?
+                FROM inv i JOIN diff d USING (media_id)
+                WHERE d.kind = 'new'
+                """,
+                [now, now],
+            )
+            if counts.get("changed") or counts.get("reappeared"):
+                con.execute(
+                    """
+                    UPDATE media_files AS m SET
+                        file_size = i.size, etag = i.etag, version_id = i.version_id,
+                        last_modified = i.last_modified, storage_class = i.storage_class,
+                        missing_since = NULL,
+                        status = CASE
+                            WHEN d.kind = 'changed' OR m.fingerprinted_etag IS DISTINCT FROM i.etag
+                                THEN 'pending'
+                            WHEN m.is_deleted THEN 'deleted'
+                            WHEN m.quarantine_reason IS NOT NULL THEN 'quarantined'
+                            ELSE 'active' END
+                    FROM inv i JOIN diff d USING (media_id)
+                    WHERE m.media_id = i.media_id AND d.kind IN ('changed', 'reappeared')
+                    """
+                )
+            con.execute(
+                f"""
+                UPDATE media_files SET status = 'missing', missing_since = ?
+                WHERE bucket = ? AND {PRESENT} AND key LIKE ? ESCAPE '\\'
+                  AND NOT EXISTS (SELECT 1 FROM inv WHERE inv.media_id = media_files.media_id)
+                """,
+                [now, bucket, like],
+            )
+            missing_row = con.execute(
+                "SELECT count(*) FROM media_files WHERE status = 'missing' AND missing_since = ?",
+                [now],
+            ).fetchone()
+            missing = int(missing_row[0]) if missing_row else 0
+            con.execute(
+                """
+                UPDATE media_files SET last_seen = ?
+                WHERE bucket = ? AND last_seen <> ?
+                  AND media_id IN (SELECT media_id FROM inv)
+                """,
+                [now, bucket, now],
+            )
+            diff = InventoryDiff(
+                rows=int(totals[0]),
+                bytes=int(totals[1]),
+                new=int(counts.get("new", 0)),
+                changed=int(counts.get("changed", 0)),
+                unchanged=int(counts.get("unchanged", 0)),
+                missing=missing,
+                reappeared=int(counts.get("reappeared", 0)),
+            )
+            con.execute(
+                "INSERT INTO inventory_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [now, source, bucket, diff.rows, diff.new, diff.changed, diff.unchanged,
+                 diff.missing, diff.reappeared, run_id],
+            )
+            con.execute("DROP TABLE inv")
+            con.execute("DROP TABLE diff")
+        return diff
+
+    # -- fingerprints ------------------------------------------------------------------------
+
+    def pending_fingerprints(self, limit: int | None = None) -> list[PendingObject]:
+        """Objects that need a (new) fingerprint: new or changed since their last one."""
+        sql = (
+            "SELECT media_id, bucket, key, file_size, etag FROM media_files "
+            "WHERE status = 'pending' ORDER BY bucket, key"
+        )
+        params: list[Any] = []
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [
+            PendingObject(media_id=str(r[0]), bucket=r[1], key=r[2], size=int(r[3]), etag=r[4] or "")
+            for r in self.con.execute(sql, params).fetchall()
+        ]
+
+    def apply_fingerprints(self, fragments: Sequence[Path]) -> dict[str, int]:
+        """Merge fingerprint fragments (Parquet, ``records.FINGERPRINT_COLUMNS``).
+
+        A result only applies to the object version it read (matching ETag); an object that changed
+        again meanwhile stays pending for the next run. Results with status ``error`` leave the
+        object pending, to be retried.
+        """
+        if not fragments:
+            return {"applied": 0, "active": 0, "quarantined": 0, "missing": 0, "errors": 0}
+        now = _now()
+        con = self.con
+        files = [str(p) for p in fragments]
+        with self.transaction():
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE fp AS "
+                "SELECT * REPLACE (media_id::UUID AS media_id) FROM read_parquet(?, union_by_name = true)",
+                [files],
+            )
+            con.execute(
+                """
+                UPDATE media_files AS m SET
+                    status = f.status,
+                    file_hash = f.file_hash, hash_source = f.hash_source,
+                    content_type = f.content_type,
+                    declared_content_type = f.declared_content_type,
+                    phash = f.phash, width = f.width, height = f.height,
+                    page_count = f.page_count, metadata = f.metadata::JSON,
+                    quarantine_reason = f.quarantine_reason,
+                    fingerprinted_etag = f.etag, fingerprinted_at = ?
+                FROM fp f
+                WHERE m.media_id = f.media_id AND m.etag IS NOT DISTINCT FROM f.etag
+                  AND m.status = 'pending' AND f.status IN ('active', 'quarantined')
+                """,
+                [now],
+            )
+            con.execute(
+                """
+                UPDATE media_files AS m SET status = 'missing', missing_since = ?
+                FROM fp f
+                WHERE m.media_id = f.media_id AND f.status = 'missing' AND m.status = 'pending'
+                """,
+                [now],
+            )
+            counts = dict(con.execute("SELECT status, count(*) FROM fp GROUP BY status").fetchall())
+            con.execute("DROP TABLE fp")
+        return {
+            "applied": int(sum(counts.values())),
+            "active": int(counts.get("active", 0)),
+            "quarantined": int(counts.get("quarantined", 0)),
+            "missing": int(counts.get("missing", 0)),
+            "errors": int(counts.get("error", 0)),
+        }
+
+    # -- duplicates --------------------------------------------------------------------------
+
+    def rebuild_duplicate_groups(self) -> DuplicateStats:
+        """Exact duplicates: files with the same (size, sha256); the canonical member is the one
+        seen first (then the smallest key), the others are wasted bytes."""
+        con = self.con
+        with self.transaction():
+            con.execute("DELETE FROM duplicate_groups")
+            con.execute(
+                f"""
+                INSERT INTO duplicate_groups
+                SELECT file_hash || ':' || file_size AS group_id, file_hash, file_size,
+                       count(*) AS member_count,
+                       arg_min(media_id, (first_seen, key)) AS canonical_media_id,
+                       file_size * (count(*) - 1) AS wasted_bytes
+                FROM media_files
+                WHERE file_hash IS NOT NULL AND {PRESENT} AND status <> 'pending'
+                GROUP BY file_hash, file_size
+                HAVING count(*) > 1
+                """
+            )
+            row = con.execute(
+                "SELECT count(*), coalesce(sum(member_count), 0), coalesce(sum(wasted_bytes), 0) "
+                "FROM duplicate_groups"
+            ).fetchone()
+        assert row is not None
+        return DuplicateStats(groups=int(row[0]), duplicate_files=int(row[1]),
+                              wasted_bytes=int(row[2]))
+
+    def rebuild_near_duplicates(self, max_distance: int) -> int:
+        """Near-duplicate image pairs by perceptual-hash Hamming distance, without all pairs.
+
+        The 64-bit hash is cut into 4 bands of 16 bits. Two hashes within distance d differ in
+        at most d // 4 bits in at least one band (pigeonhole), so joining each band against its
+        variants with up to d // 4 flipped bits finds every pair; the exact distance is then
+        checked. Pairs that are exact duplicates (same sha256) are left to duplicate_groups.
+        """
+        if not 0 <= max_distance <= 16:
+            raise CatalogError("near-duplicate distance must be between 0 and 16")
+        flips = max_distance // 4
+        masks = [0]
+        for n in range(1, flips + 1):
+            masks += [sum(1 << b for b in bits) for bits in combinations(range(16), n)]
+        con = self.con
+        now = _now()
+        with self.transaction():
+            con.execute("CREATE OR REPLACE TEMP TABLE flip_masks (m UBIGINT)")
+            con.executemany("INSERT INTO flip_masks VALUES (?)", [[m] for m in masks])
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE ph AS
+                SELECT media_id, phash, file_hash FROM media_files
+                WHERE phash IS NOT NULL AND {PRESENT} AND status <> 'pending'
+                """
+            )
+            con.execute("DELETE FROM near_duplicates")
+            con.execute(
+                """
+                INSERT INTO near_duplicates
+                WITH bands AS (
+                    SELECT media_id, b AS band, (phash >> (16 * b)::UBIGINT) & 65535::UBIGINT AS v
+                    FROM ph, range(4) t(b)
+                ),
+                probes AS (
+                    SELECT media_id, band, xor(v, m) AS v FROM bands, flip_masks
+                ),
+                candidates AS (
+                    SELECT DISTINCT p.media_id AS a, q.media_id AS b
+                    FROM probes p JOIN bands q ON p.band = q.band AND p.v = q.v
+                    WHERE p.media_id < q.media_id
+                )
+                SELECT c.a, c.b, bit_count(xor(x.phash, y.phash)) AS distance, ?
+                FROM candidates c
+                JOIN ph x ON x.media_id = c.a
+                JOIN ph y ON y.media_id = c.b
+                WHERE bit_count(xor(x.phash, y.phash)) <= ?
+                  AND x.file_hash IS DISTINCT FROM y.file_hash
+                """,
+                [now, max_distance],
+            )
+            row = con.execute("SELECT count(*) FROM near_duplicates").fetchone()
+            con.execute("DROP TABLE ph")
+            con.execute("DROP TABLE flip_masks")
+        return int(row[0]) if row else 0
+
+    # -- reads used by assets and checks -----------------------------------------------------
+
+    def storage_usage(self) -> list[dict[str, Any]]:
+        rows = self.con.execute(
+            f"""
+            SELECT namespace, coalesce(content_type, 'unknown') AS content_type,
+                   count(*) AS files, sum(file_size) AS bytes
+            FROM media_files WHERE {PRESENT}
+            GROUP BY ALL ORDER BY bytes DESC
+            """
+        ).fetchall()
+        return [
+            {"namespace": r[0], "content_type": r[1], "files": int(r[2]), "bytes": int(r[3])}
+            for r in rows
+        ]
+
+    def accessibility_sample(self, size: int) -> list[tuple[str, str, str, str]]:
+        """A random sample of objects believed present, plus every object marked missing."""
+        rows = self.con.execute(
+            f"""
+            (SELECT media_id, bucket, key, status FROM media_files WHERE {PRESENT}
+             USING SAMPLE reservoir(? ROWS) REPEATABLE (42))
+            UNION ALL
+            (SELECT media_id, bucket, key, status FROM media_files WHERE status = 'missing')
+            """,
+            [size],
+        ).fetchall()
+        return [(str(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    def totals(self) -> dict[str, Any]:
+        row = self.con.execute(
+            f"""
+            SELECT count(*) FILTER (WHERE {PRESENT}),
+                   coalesce(sum(file_size) FILTER (WHERE {PRESENT}), 0),
+                   count(*) FILTER (WHERE status = 'missing'),
+                   count(*) FILTER (WHERE status = 'quarantined'),
+                   count(*) FILTER (WHERE status = 'pending')
+            FROM media_files
+            """
+        ).fetchone()
+        assert row is not None
+        return {"objects": int(row[0]), "bytes": int(row[1]), "missing": int(row[2]),
+                "quarantined": int(row[3]), "pending": int(row[4])}
+
+    def record_audit(
+        self, actor: str, action: str, media_id: str | None = None,
+        details: dict[str, Any] | None = None, run_id: str | None = None,
+    ) -> None:
+        self.con.execute(
+            "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?)",
+            [_now(), actor, action, media_id, json.dumps(details or {}), run_id],
+        )
+
+
+def _like_prefix(prefix: str) -> str:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+def _connect_with_retry(path: Path, *, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                raise CatalogError(f"cannot open catalog {path}: {exc}") from exc
+            if time.monotonic() >= deadline:
+                raise CatalogLockTimeout(
+                    f"catalog {path} is held by another process for more than {timeout:.0f}s"
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+def publish_snapshot(catalog_path: Path, snapshot_path: Path) -> None:
+    """Copy the checkpointed catalog to the snapshot path with an atomic rename.
+
+    Called while the writer still holds the catalog, so no other writer changes it mid-copy.
+    Readers that already have the old snapshot open keep reading it (same inode).
+    """
+    snapshot_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = snapshot_path.with_name(f".{snapshot_path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        shutil.copyfile(catalog_path, tmp)
+        os.replace(tmp, snapshot_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def open_reader(snapshot_path: Path, catalog_path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection for analysts: the published snapshot, never the live file."""
+    if snapshot_path.exists():
+        return _connect_with_retry(snapshot_path, read_only=True, timeout=30)
+    if catalog_path.exists():
+        raise CatalogError(
+            f"no published snapshot at {snapshot_path} yet; it appears after the first commit"
+        )
+    raise CatalogError(
+        f"no catalog at {catalog_path}: run `media-pipeline run` or `media-pipeline demo` first"
+    )

@@ -1,0 +1,93 @@
+"""Numbered schema migrations, applied in order when a writer opens the catalog.
+
+Never edit a migration that has shipped: add the next number. The catalog records the highest
+applied number in ``schema_version``.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "object catalog, duplicates, audit log",
+        """
+        CREATE TABLE media_files (
+            media_id              UUID NOT NULL,      -- md5(bucket || chr(0) || key) as a UUID
+            namespace             VARCHAR NOT NULL,
+            bucket                VARCHAR NOT NULL,
+            key                   VARCHAR NOT NULL,
+            version_id            VARCHAR,
+            file_size             BIGINT NOT NULL,
+            etag                  VARCHAR,
+            last_modified         TIMESTAMPTZ,
+            storage_class         VARCHAR,
+            original_filename     VARCHAR,
+            content_type          VARCHAR,            -- sniffed from the bytes (libmagic)
+            declared_content_type VARCHAR,            -- what the uploader said (S3 Content-Type)
+            file_hash             VARCHAR,            -- sha256 hex; never the ETag
+            hash_source           VARCHAR,
+            phash                 UBIGINT,
+            width                 INTEGER,
+            height                INTEGER,
+            page_count            INTEGER,
+            metadata              JSON,
+            status                VARCHAR NOT NULL DEFAULT 'pending',
+            quarantine_reason     VARCHAR,
+            visibility            VARCHAR NOT NULL DEFAULT 'private',
+            reference_count       INTEGER NOT NULL DEFAULT 0,
+            referenced_in         JSON NOT NULL DEFAULT '{}',
+            is_deleted            BOOLEAN NOT NULL DEFAULT false,
+            deleted_at            TIMESTAMPTZ,
+            deleted_by            VARCHAR,
+            purged_at             TIMESTAMPTZ,
+            fingerprinted_etag    VARCHAR,
+            fingerprinted_at      TIMESTAMPTZ,
+            missing_since         TIMESTAMPTZ,
+            first_seen            TIMESTAMPTZ NOT NULL,
+            last_seen             TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE duplicate_groups (
+            group_id           VARCHAR NOT NULL,
+            file_hash          VARCHAR NOT NULL,
+            file_size          BIGINT NOT NULL,
+            member_count       INTEGER NOT NULL,
+            canonical_media_id UUID NOT NULL,
+            wasted_bytes       BIGINT NOT NULL
+        );
+        CREATE VIEW duplicate_members AS
+            SELECT g.group_id, m.media_id, m.key, m.namespace, m.file_size,
+                   m.media_id = g.canonical_media_id AS is_canonical
+            FROM duplicate_groups g
+            JOIN media_files m ON m.file_hash = g.file_hash AND m.file_size = g.file_size
+            WHERE m.status NOT IN ('missing', 'purged', 'pending');
+        CREATE TABLE near_duplicates (
+            media_id_a UUID NOT NULL,
+            media_id_b UUID NOT NULL,
+            distance   INTEGER NOT NULL,
+            found_at   TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE audit_log (
+            ts       TIMESTAMPTZ NOT NULL,
+            actor    VARCHAR NOT NULL,
+            action   VARCHAR NOT NULL,
+            media_id UUID,
+            details  JSON,
+            run_id   VARCHAR
+        );
+        CREATE TABLE inventory_runs (
+            started    TIMESTAMPTZ NOT NULL,
+            source     VARCHAR NOT NULL,
+            bucket     VARCHAR NOT NULL,
+            rows       BIGINT NOT NULL,
+            new        BIGINT NOT NULL,
+            changed    BIGINT NOT NULL,
+            unchanged  BIGINT NOT NULL,
+            missing    BIGINT NOT NULL,
+            reappeared BIGINT NOT NULL,
+            run_id     VARCHAR
+        );
+        """,
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,30 @@
+"""The one Definitions object, loaded by `dagster dev` (workspace.yaml / pyproject.toml)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from media_pipeline.defs.assets import OBJECT_CATALOG_ASSETS
+from media_pipeline.defs.checks import OBJECT_CATALOG_CHECKS
+from media_pipeline.defs.resources import resources_from_env
+
+nightly_reconciliation = dg.define_asset_job(
+    "nightly_reconciliation",
+    selection=dg.AssetSelection.assets(*OBJECT_CATALOG_ASSETS),
+    description="Inventory the bucket, catalog it, fingerprint what changed, find duplicates.",
+)
+
+nightly_reconciliation_schedule = dg.ScheduleDefinition(
+    name="nightly_reconciliation_schedule",
+    job=nightly_reconciliation,
+    cron_schedule="0 2 * * *",
+    execution_timezone="UTC",
+)
+
+defs = dg.Definitions(
+    assets=OBJECT_CATALOG_ASSETS,
+    asset_checks=OBJECT_CATALOG_CHECKS,
+    jobs=[nightly_reconciliation],
+    schedules=[nightly_reconciliation_schedule],
+    resources=resources_from_env(),
+)

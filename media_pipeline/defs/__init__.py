@@ -1,0 +1,1 @@
+"""Dagster glue: thin assets, checks, jobs and resources over the library."""

@@ -1,0 +1,209 @@
+"""Validation rules: which files are quarantined, and why.
+
+Each rule is a pure function of facts the reader already established (size, sniffed type, header
+dimensions, decode outcome, SVG text) and returns a short human reason or ``None``. ``validate``
+applies them in a fixed order and returns the first reason, so the reason an operator sees is the
+most basic thing wrong with the file (an empty file is "empty", not "corrupt").
+"""
+
+from __future__ import annotations
+
+import codecs
+import html
+import mimetypes
+import re
+from collections.abc import Collection
+from pathlib import PurePosixPath
+
+from media_pipeline.settings import Settings
+
+SVG_SCAN_LIMIT = 4 * 1024 * 1024
+"""SVGs larger than this are not scanned (and are quarantined): the check must stay bounded."""
+
+# Extension -> the types its content may have. Checked before ``mimetypes`` because the system's
+# mime.types differs between machines and does not know the aliases libmagic reports.
+_EXTENSION_TYPES: dict[str, frozenset[str]] = {
+    ext: frozenset(types)
+    for exts, types in [
+        (("jpg", "jpeg", "jpe", "jfif"), ("image/jpeg",)),
+        (("png",), ("image/png",)),
+        (("apng",), ("image/png", "image/apng")),
+        (("gif",), ("image/gif",)),
+        (("webp",), ("image/webp",)),
+        (("svg",), ("image/svg+xml",)),
+        (("tif", "tiff"), ("image/tiff",)),
+        (("bmp",), ("image/bmp", "image/x-ms-bmp")),
+        (("ico",), ("image/vnd.microsoft.icon", "image/x-icon")),
+        (("pdf",), ("application/pdf",)),
+        (("txt", "text"), ("text/plain",)),
+        (("mp4", "m4v"), ("video/mp4",)),
+        (("webm",), ("video/webm", "audio/webm")),
+        (("mov", "qt"), ("video/quicktime",)),
+        (("mp3",), ("audio/mpeg",)),
+        (("ogg", "oga", "ogv"), ("audio/ogg", "video/ogg", "application/ogg")),
+        (("wav",), ("audio/wav", "audio/x-wav", "audio/vnd.wave")),
+    ]
+    for ext in exts
+}
+
+_TEXT_LIKE_APPLICATION = frozenset(
+    {"application/json", "application/xml", "application/javascript", "application/x-javascript"}
+)
+
+
+def decode_text(data: bytes) -> str:
+    """Bytes to text honouring a UTF-16/32 byte-order mark; UTF-8 with replacement otherwise.
+
+    A UTF-16 SVG must not slip past pattern checks written for ASCII.
+    """
+    for bom, encoding in (
+        (codecs.BOM_UTF32_LE, "utf-32-le"),
+        (codecs.BOM_UTF32_BE, "utf-32-be"),
+        (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF16_LE, "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+    ):
+        if data.startswith(bom):
+            return data[len(bom) :].decode(encoding, errors="replace")
+    return data.decode("utf-8", errors="replace")
+
+
+def is_textual(mime: str) -> bool:
+    """Types libmagic cannot reliably tell apart from text/plain (JSON, XML, CSV, HTML...)."""
+    return (
+        mime.startswith("text/")
+        or mime in _TEXT_LIKE_APPLICATION
+        or mime.endswith("+xml")
+        or mime.endswith("+json")
+    )
+
+
+def _format_bytes(n: int) -> str:
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= factor:
+            return f"{n / factor:.1f} {unit}"
+    return f"{n} B"
+
+
+def extension_of(key: str) -> str | None:
+    """Lower-case extension without the dot, or None (no extension, dotfile, folder marker)."""
+    suffix = PurePosixPath(key).suffix
+    return suffix[1:].lower() if len(suffix) > 1 else None
+
+
+def expected_types(ext: str) -> frozenset[str] | None:
+    """What content an extension promises; None when we do not know the extension."""
+    if ext in _EXTENSION_TYPES:
+        return _EXTENSION_TYPES[ext]
+    guessed, _ = mimetypes.guess_type(f"file.{ext}", strict=False)
+    return frozenset({guessed}) if guessed else None
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+
+def check_empty(size: int) -> str | None:
+    return "empty file" if size == 0 else None
+
+
+def check_size(size: int, max_file_size: int) -> str | None:
+    if size > max_file_size:
+        return f"size {_format_bytes(size)} over the {_format_bytes(max_file_size)} limit"
+    return None
+
+
+def check_type(content_type: str | None, allowed: Collection[str]) -> str | None:
+    if content_type is None:
+        return "type could not be determined"
+    return None if content_type in allowed else f"type {content_type} not allowed"
+
+
+def check_extension(key: str, content_type: str | None) -> str | None:
+    """The extension must agree with the sniffed content; unknown extensions are not checked."""
+    ext = extension_of(key)
+    if ext is None or content_type is None:
+        return None
+    expected = expected_types(ext)
+    if expected is None or content_type in expected:
+        return None
+    # libmagic reports most text formats as text/plain: text against text is not a mismatch.
+    if is_textual(content_type) and any(is_textual(t) for t in expected):
+        return None
+    return f"extension .{ext} but content is {content_type}"
+
+
+def check_pixels(pixels: int | None, max_pixels: int) -> str | None:
+    """Decompression bombs: a small file whose header promises a huge bitmap."""
+    if pixels is not None and pixels > max_pixels:
+        return f"image has {pixels} pixels (limit {max_pixels})"
+    return None
+
+
+def check_decodes(content_type: str | None, decode_error: str | None) -> str | None:
+    if decode_error is None:
+        return None
+    what = "PDF" if content_type == "application/pdf" else "image"
+    return f"corrupt {what}: {decode_error[:200]}"
+
+
+_SCRIPT = re.compile(r"<\s*(?:[\w.-]+:)?script\b")
+_FOREIGN = re.compile(r"<\s*(?:[\w.-]+:)?foreignobject\b")
+# An attribute named on...= (after whitespace, a quote or a slash, as attributes can follow).
+_HANDLER = re.compile(r"(?:^|[\s\"'/])(on[a-z]+)\s*=")
+# <set attributeName="onclick" to="..."> creates a handler without writing one literally.
+_ANIMATED_HANDLER = re.compile(r"attributename\s*=\s*[\"']?\s*(on[a-z]+)")
+_CONTROL_AND_SPACE = re.compile(r"[\x00-\x20\x7f]+")
+
+
+def check_svg(data: bytes) -> str | None:
+    """Active content in an SVG: scripts, event handlers, javascript: URLs, foreignObject.
+
+    Matching is on text with character references decoded (``&#60;script``, ``&#x6A;avascript:``)
+    and case folded; for URLs, whitespace and control characters are removed first because browsers
+    ignore them inside a scheme (``java&#9;script:``). No XML parser is used, so entity expansion
+    and external entities cannot be triggered. It errs towards quarantine: a ``<script`` inside a
+    comment is reported too.
+    """
+    if len(data) > SVG_SCAN_LIMIT:
+        return f"SVG over {_format_bytes(SVG_SCAN_LIMIT)} cannot be inspected"
+    text = html.unescape(decode_text(data)).lower()
+    if _SCRIPT.search(text):
+        return "SVG contains <script>"
+    if _FOREIGN.search(text):
+        return "SVG contains <foreignObject>"
+    handler = _HANDLER.search(text) or _ANIMATED_HANDLER.search(text)
+    if handler:
+        return f"SVG contains event handler {handler.group(1)}="
+    compact = _CONTROL_AND_SPACE.sub("", text)
+    for scheme in ("javascript:", "vbscript:"):
+        if scheme in compact:
+            return f"SVG contains {scheme} URL"
+    return None
+
+
+def validate(
+    *,
+    key: str,
+    size: int,
+    content_type: str | None,
+    settings: Settings,
+    pixels: int | None = None,
+    decode_error: str | None = None,
+    svg: bytes | None = None,
+) -> str | None:
+    """The first reason to quarantine the file, or None when it may be served.
+
+    ``pixels`` comes from the image header (never a decode), ``decode_error`` from the attempt to
+    decode an image or parse a PDF, ``svg`` is the SVG's bytes (at most ``SVG_SCAN_LIMIT`` + 1).
+    """
+    rules = (
+        lambda: check_empty(size),
+        lambda: check_size(size, settings.max_file_size),
+        lambda: check_type(content_type, settings.allowed_mime_types),
+        lambda: check_extension(key, content_type),
+        lambda: check_pixels(pixels, settings.max_image_pixels),
+        lambda: check_decodes(content_type, decode_error),
+        lambda: check_svg(svg) if svg is not None else None,
+    )
+    # Lazily, so the SVG scan only runs when nothing more basic is wrong.
+    return next((r for rule in rules if (r := rule()) is not None), None)

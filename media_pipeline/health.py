@@ -1,0 +1,63 @@
+"""Health of the catalog against the bucket: what the asset checks and `media-pipeline health`
+report. Reads the published snapshot, so it never waits for a writer."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from media_pipeline.catalog import Catalog
+from media_pipeline.settings import Settings
+from media_pipeline.storage.s3 import is_not_found
+
+
+@dataclass
+class AccessibilityReport:
+    checked: int = 0
+    missing_keys: list[str] = field(default_factory=list)  # gone from the bucket
+    errors: dict[str, str] = field(default_factory=dict)  # key → error other than not found
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing_keys and not self.errors
+
+
+def storage_usage(settings: Settings) -> list[dict[str, Any]]:
+    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
+        return catalog.storage_usage()
+
+
+def check_accessibility(settings: Settings, client: Any, sample_size: int = 50
+                        ) -> AccessibilityReport:
+    """HEAD a random sample of present objects; objects the catalog marks missing, and sampled
+    ones that are gone now, are reported by key."""
+    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
+        rows = catalog.accessibility_sample(sample_size)
+    report = AccessibilityReport()
+    to_head = []
+    for _media_id, bucket, key, status in rows:
+        if status == "missing":
+            report.missing_keys.append(key)
+        else:
+            to_head.append((bucket, key))
+
+    def head(item: tuple[str, str]) -> tuple[str, str | None]:
+        bucket, key = item
+        try:
+            client.head_object(Bucket=bucket, Key=key)
+            return key, None
+        except ClientError as exc:
+            return key, "not found" if is_not_found(exc) else str(exc)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for key, error in pool.map(head, to_head):
+            report.checked += 1
+            if error == "not found":
+                report.missing_keys.append(key)
+            elif error is not None:
+                report.errors[key] = error
+    report.missing_keys.sort()
+    return report
