@@ -475,6 +475,47 @@ class Catalog:
         return {"objects": int(row[0]), "bytes": int(row[1]), "missing": int(row[2]),
                 "quarantined": int(row[3]), "pending": int(row[4])}
 
+    def summary(self, max_listed: int = 50) -> dict[str, Any]:
+        """What the demo and `media-pipeline run` print: totals, types, duplicates, quarantine."""
+        con = self.con
+        types = con.execute(
+            f"""
+            SELECT coalesce(content_type, 'unknown'), count(*), sum(file_size)
+            FROM media_files WHERE {PRESENT} GROUP BY ALL ORDER BY 2 DESC
+            """
+        ).fetchall()
+        dup = con.execute(
+            "SELECT count(*), coalesce(sum(member_count), 0), coalesce(sum(wasted_bytes), 0) "
+            "FROM duplicate_groups"
+        ).fetchone()
+        near = con.execute("SELECT count(*) FROM near_duplicates").fetchone()
+        quarantined = con.execute(
+            "SELECT key, quarantine_reason FROM media_files WHERE status = 'quarantined' "
+            "ORDER BY key LIMIT ?",
+            [max_listed],
+        ).fetchall()
+        near_examples = con.execute(
+            """
+            SELECT a.key, b.key, n.distance FROM near_duplicates n
+            JOIN media_files a ON a.media_id = n.media_id_a
+            JOIN media_files b ON b.media_id = n.media_id_b
+            ORDER BY n.distance, a.key LIMIT 5
+            """
+        ).fetchall()
+        assert dup is not None and near is not None
+        return {
+            **self.totals(),
+            "types": [{"content_type": t, "files": int(n), "bytes": int(b)} for t, n, b in types],
+            "duplicate_groups": int(dup[0]),
+            "duplicate_files": int(dup[1]),
+            "wasted_bytes": int(dup[2]),
+            "near_duplicate_pairs": int(near[0]),
+            "near_duplicate_examples": [
+                {"a": a, "b": b, "distance": int(d)} for a, b, d in near_examples
+            ],
+            "quarantined_files": [{"key": k, "reason": r} for k, r in quarantined],
+        }
+
     def record_audit(
         self, actor: str, action: str, media_id: str | None = None,
         details: dict[str, Any] | None = None, run_id: str | None = None,

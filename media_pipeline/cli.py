@@ -1,0 +1,198 @@
+"""The `media-pipeline` command.
+
+Every command reads the same settings as the pipeline, prints data as a table (or JSON with
+``--json``/``--format json``) and exits non-zero with a one-line reason on failure.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.table import Table
+
+from media_pipeline.catalog import CatalogError, open_reader
+from media_pipeline.settings import EMBEDDED_S3_HOST, EMBEDDED_S3_PORT, Settings, SettingsError
+from media_pipeline.storage.embedded import is_listening
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    CatalogError, SettingsError, ClientError, BotoCoreError, FileNotFoundError, ValueError,
+)
+
+
+def fail(message: str) -> None:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    sys.exit(1)
+
+
+def friendly_errors(func: F) -> F:
+    """Turn expected failures into one line on stderr and exit status 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except EXPECTED_ERRORS as exc:
+            fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - last resort: still one line, never a traceback
+            name = type(exc).__name__
+            if name == "InventoryError":
+                fail(str(exc))
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def require_s3(settings: Settings) -> None:
+    if settings.uses_embedded_s3 and not is_listening(settings.endpoint_url or ""):
+        fail(
+            f"the embedded S3 server is not running at {settings.endpoint_url}: start it with "
+            "`media-pipeline s3-server`, or set AWS_S3_ENDPOINT_URL / AWS credentials"
+        )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="media-pipeline")
+def main() -> None:
+    """Media file management for S3: catalog, fingerprints, duplicates and safe cleanup."""
+
+
+# -- s3-server -----------------------------------------------------------------------------------
+
+
+@main.command("s3-server")
+@click.option("--port", default=EMBEDDED_S3_PORT, show_default=True, help="Port on 127.0.0.1.")
+@click.option("--seed/--no-seed", default=False, help="Upload the generated sample corpus.")
+@friendly_errors
+def s3_server(port: int, seed: bool) -> None:
+    """Run the embedded S3-compatible server (in memory: a restart starts empty)."""
+    from media_pipeline.demo import seed_bucket
+    from media_pipeline.storage import ensure_bucket, make_client
+    from media_pipeline.storage.embedded import start_embedded_s3
+
+    url = f"http://{EMBEDDED_S3_HOST}:{port}"
+    if is_listening(url):
+        fail(f"something is already listening on {url}")
+    server = start_embedded_s3(EMBEDDED_S3_HOST, port)
+    settings = Settings.from_env(endpoint_url=server.url)
+    client = make_client(settings)
+    ensure_bucket(client, settings.bucket, settings.region)
+    if seed:
+        count = seed_bucket(client, settings.bucket)
+        console.print(f"uploaded {count} sample files to s3://{settings.bucket}/")
+    console.print(f"embedded S3 listening on [bold]{server.url}[/bold], bucket "
+                  f"[bold]{settings.bucket}[/bold] (in memory; Ctrl-C to stop)")
+    if port != EMBEDDED_S3_PORT:
+        console.print(f"set AWS_S3_ENDPOINT_URL={server.url} for other commands")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+# -- run -----------------------------------------------------------------------------------------
+
+
+@main.command("run")
+@click.option("--select", "select", multiple=True,
+              help="Asset to materialize (repeatable); default: all.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly_errors
+def run_command(select: tuple[str, ...], as_json: bool) -> None:
+    """Materialize the assets in-process (what the nightly job does)."""
+    from media_pipeline.defs.execution import run_assets
+
+    settings = Settings.from_env()
+    require_s3(settings)
+    summary = run_assets(list(select) or None)
+    if as_json:
+        click.echo(json.dumps(summary.__dict__, default=str, indent=2))
+    else:
+        for asset, metadata in summary.materialized.items():
+            shown = ", ".join(f"{k}={v}" for k, v in metadata.items() if not isinstance(v, dict))
+            console.print(f"[green]✓[/green] {asset}: {shown}", highlight=False)
+        for check, passed in summary.checks.items():
+            mark = "[green]✓[/green]" if passed else "[red]✗[/red]"
+            extra = summary.check_descriptions.get(check, "")
+            console.print(f"{mark} check {check} {extra}", highlight=False)
+    if not summary.success:
+        fail(f"run {summary.run_id} failed: {summary.failure}")
+
+
+# -- query ---------------------------------------------------------------------------------------
+
+
+@main.command("query")
+@click.argument("sql")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@friendly_errors
+def query(sql: str, fmt: str) -> None:
+    """Read-only SQL on the published catalog snapshot (never blocked by a running pipeline)."""
+    import duckdb
+
+    settings = Settings.from_env()
+    con = open_reader(settings.snapshot_path, settings.catalog_path)
+    try:
+        try:
+            cursor = con.execute(sql)
+        except duckdb.Error as exc:
+            fail(f"query failed: {str(exc).splitlines()[0]}")
+        columns = [d[0] for d in cursor.description or []]
+        rows = cursor.fetchall()
+    finally:
+        con.close()
+    print_rows(columns, rows, fmt)
+
+
+def print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str,
+                              indent=2))
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        table = Table(*columns)
+        for r in rows:
+            table.add_row(*("" if v is None else str(v) for v in r))
+        console.print(table)
+
+
+# -- demo ----------------------------------------------------------------------------------------
+
+
+@main.command("demo")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--keep-server", is_flag=True,
+              help="Keep the embedded S3 server running after the demo (Ctrl-C to stop).")
+@friendly_errors
+def demo(as_json: bool, keep_server: bool) -> None:
+    """Embedded S3 + sample corpus + a full pipeline run + a summary. No AWS account needed."""
+    from media_pipeline.demo import run_demo
+
+    if os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_S3_ENDPOINT_URL"):
+        err_console.print("note: the demo ignores AWS settings and uses its own embedded S3")
+    summary = run_demo(console=None if as_json else console, keep_server=keep_server)
+    if as_json:
+        click.echo(json.dumps(summary, default=str, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Running the assets in-process, for `media-pipeline run` and the demo."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from media_pipeline.defs.assets import OBJECT_CATALOG_ASSETS
+from media_pipeline.defs.checks import OBJECT_CATALOG_CHECKS
+from media_pipeline.defs.resources import resources_from_env
+
+
+@dataclass
+class RunSummary:
+    success: bool
+    run_id: str
+    materialized: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checks: dict[str, bool] = field(default_factory=dict)
+    check_descriptions: dict[str, str] = field(default_factory=dict)
+    failure: str | None = None
+
+
+def instance_for_cli() -> dg.DagsterInstance:
+    """The persistent instance under DAGSTER_HOME when set, else a throwaway one."""
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    return dg.DagsterInstance.ephemeral()
+
+
+def run_assets(
+    selection: Sequence[str] | None = None,
+    *,
+    instance: dg.DagsterInstance | None = None,
+    resources: dict[str, Any] | None = None,
+) -> RunSummary:
+    """Materialize the object-catalog assets (or a selection) with their checks."""
+    defs = dg.Definitions(
+        assets=OBJECT_CATALOG_ASSETS,
+        asset_checks=OBJECT_CATALOG_CHECKS,
+        jobs=[
+            dg.define_asset_job(
+                "cli_run",
+                selection=(
+                    dg.AssetSelection.assets(*selection)
+                    if selection else dg.AssetSelection.all()
+                ),
+            )
+        ],
+        resources=resources or resources_from_env(),
+    )
+    job = defs.resolve_job_def("cli_run")
+    result = job.execute_in_process(instance=instance or instance_for_cli(), raise_on_error=False)
+    summary = RunSummary(success=result.success, run_id=result.run_id)
+    for event in result.get_asset_materialization_events():
+        mat = event.asset_materialization
+        if mat is None:
+            continue
+        summary.materialized[mat.asset_key.to_user_string()] = {
+            k: getattr(v, "value", v) for k, v in mat.metadata.items()
+        }
+    for evaluation in result.get_asset_check_evaluations():
+        name = evaluation.check_name
+        summary.checks[name] = evaluation.passed
+        if evaluation.description:
+            summary.check_descriptions[name] = evaluation.description
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure and event.step_failure_data is not None:
+                err = event.step_failure_data.error
+                cause = err.cause if err is not None and err.cause is not None else err
+                summary.failure = (
+                    f"{event.step_key}: {cause.message.strip()}" if cause else event.step_key
+                )
+                break
+    return summary
