@@ -1,8 +1,8 @@
 """Typed settings read from the environment.
 
 The names are the seed application's where it had one (``AWS_*``, ``AI_*``, ``MAX_FILE_SIZE``,
-``ALLOWED_FILE_TYPES``) so an existing deployment's environment works unchanged. Secrets are kept out
-of ``repr`` so that logging a Settings object never leaks them.
+``ALLOWED_FILE_TYPES``) so an existing deployment's environment works unchanged. Secrets are kept
+out of ``repr`` so that logging a Settings object never leaks them.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class Settings:
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_ALLOWED_FILE_TYPES.items()}
     )
     max_image_pixels: int = 50_000_000
-    # Where S3 Inventory reports for the bucket are delivered: s3://bucket/prefix/ or a local folder.
+    # Where the bucket's S3 Inventory reports land: s3://bucket/prefix/ or a local folder.
     inventory_location: str | None = None
     near_duplicate_distance: int = 6
     fingerprint_workers: int = 16

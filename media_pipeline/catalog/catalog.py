@@ -2,8 +2,8 @@
 
 DuckDB locks its file per process: while a writer has it open nobody else can open it, not even
 read-only. So writers hold it only for short commits (heavy stages hand over Parquet fragments),
-retry while another writer has it, and after each commit copy the checkpointed file to a snapshot
-that analysts open read-only. Replacing the snapshot is an atomic rename, so a reader sees either the
+retry while another writer has it, and after each commit copy the checkpointed file to a
+snapshot that analysts open read-only. Replacing the snapshot is an atomic rename, so a reader sees either the
 old or the new catalog, never a lock error and never half a commit.
 """
 
@@ -186,7 +186,7 @@ class Catalog:
                 [str(snapshot), bucket],
             )
             con.execute(
-                f"""
+                """
                 CREATE OR REPLACE TEMP TABLE diff AS
                 SELECT i.media_id,
                        CASE WHEN m.media_id IS NULL THEN 'new'
@@ -308,7 +308,8 @@ class Catalog:
         with self.transaction():
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE fp AS "
-                "SELECT * REPLACE (media_id::UUID AS media_id) FROM read_parquet(?, union_by_name = true)",
+                "SELECT * REPLACE (media_id::UUID AS media_id) "
+                "FROM read_parquet(?, union_by_name = true)",
                 [files],
             )
             con.execute(
@@ -336,7 +337,9 @@ class Catalog:
                 """,
                 [now],
             )
-            counts = dict(con.execute("SELECT status, count(*) FROM fp GROUP BY status").fetchall())
+            counts = dict(
+                con.execute("SELECT status, count(*) FROM fp GROUP BY status").fetchall()
+            )
             con.execute("DROP TABLE fp")
         return {
             "applied": int(sum(counts.values())),
@@ -449,14 +452,14 @@ class Catalog:
 
     def accessibility_sample(self, size: int) -> list[tuple[str, str, str, str]]:
         """A random sample of objects believed present, plus every object marked missing."""
+        size = int(size)  # DuckDB takes only a literal in SAMPLE
         rows = self.con.execute(
             f"""
             (SELECT media_id, bucket, key, status FROM media_files WHERE {PRESENT}
-             USING SAMPLE reservoir(? ROWS) REPEATABLE (42))
+             USING SAMPLE reservoir({size} ROWS))
             UNION ALL
             (SELECT media_id, bucket, key, status FROM media_files WHERE status = 'missing')
-            """,
-            [size],
+            """
         ).fetchall()
         return [(str(r[0]), r[1], r[2], r[3]) for r in rows]
 
@@ -531,7 +534,9 @@ def _like_prefix(prefix: str) -> str:
     return escaped + "%"
 
 
-def _connect_with_retry(path: Path, *, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
+def _connect_with_retry(
+    path: Path, *, read_only: bool, timeout: float
+) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:

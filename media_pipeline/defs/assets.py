@@ -4,7 +4,6 @@ Each asset is a thin call into ``media_pipeline.pipeline``; what it reports as m
 so the UI plots it over time.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -42,7 +41,7 @@ def media_files(
     context: dg.AssetExecutionContext, s3: MediaS3Resource, catalog: CatalogResource
 ) -> dg.MaterializeResult:
     """One row per object; the diff against the last inventory (gone objects become missing)."""
-    diff = pipeline.commit_inventory(catalog.settings(s3), run_id=context.run_id)
+    diff = pipeline.commit_inventory(catalog.settings(s3), run_id=context.run.run_id)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": diff.rows,

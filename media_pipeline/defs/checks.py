@@ -1,6 +1,5 @@
 """Asset checks for the object catalog, shown red/green in the UI."""
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -23,7 +22,8 @@ def storage_usage(s3: MediaS3Resource, catalog: CatalogResource) -> dg.AssetChec
     )
     metadata["by_namespace_and_type"] = dg.MetadataValue.md(table)
     for namespace in sorted({r["namespace"] for r in rows}):
-        metadata[f"bytes_{namespace}"] = sum(r["bytes"] for r in rows if r["namespace"] == namespace)
+        in_namespace = [r for r in rows if r["namespace"] == namespace]
+        metadata[f"bytes_{namespace}"] = sum(r["bytes"] for r in in_namespace)
     return dg.AssetCheckResult(passed=True, metadata=metadata)
 
 

@@ -56,7 +56,7 @@ def run_assets(
     result = job.execute_in_process(instance=instance or instance_for_cli(), raise_on_error=False)
     summary = RunSummary(success=result.success, run_id=result.run_id)
     for event in result.get_asset_materialization_events():
-        mat = event.asset_materialization
+        mat = event.step_materialization_data.materialization
         if mat is None:
             continue
         summary.materialized[mat.asset_key.to_user_string()] = {

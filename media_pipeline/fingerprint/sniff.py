@@ -40,7 +40,8 @@ def sniff_mime(head: bytes, *, key: str = "", declared: str | None = None) -> st
     """The MIME type of a file from its first bytes (about ``SNIFF_BYTES``)."""
     mime = str(magic.from_buffer(head, mime=True))
     if mime != SVG_MIME and is_textual(mime):
-        claims_svg = extension_of(key) == "svg" or (declared or "").split(";")[0].strip() == SVG_MIME
+        declared_type = (declared or "").split(";")[0].strip().lower()
+        claims_svg = extension_of(key) == "svg" or declared_type == SVG_MIME
         if claims_svg or looks_like_svg(head):
             return SVG_MIME
     return mime

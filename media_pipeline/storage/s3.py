@@ -8,7 +8,7 @@ pool sized for concurrent reads. Every response carries botocore's ``RetryAttemp
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,7 +47,7 @@ class RetryCounter:
         self._lock = threading.Lock()
         self.retries = 0
 
-    def add(self, response: dict[str, Any]) -> None:
+    def add(self, response: Mapping[str, Any]) -> None:
         attempts = response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0
         if attempts:
             with self._lock:

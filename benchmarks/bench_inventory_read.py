@@ -1,0 +1,123 @@
+"""How fast does an S3 Inventory CSV.gz report become an object snapshot?
+
+Generates a synthetic AWS-format report (default 5,000,000 rows, one CSV.gz) under
+benchmarks/.data/ (reused on later runs), then times, on the same data file(s):
+
+  * plain DuckDB: ``CREATE TABLE t AS SELECT * FROM read_csv(...)`` (the yardstick), and
+  * ``read_inventory`` end to end: find the newest manifest, verify manifest.checksum and the data
+    file's MD5, decode keys, drop non-current versions / delete markers, write the Parquet snapshot.
+
+The target is read_inventory at >= half the rows/s of plain DuckDB. Prints figures only.
+
+    .venv/bin/python benchmarks/bench_inventory_read.py [--rows N] [--all-versions] [--repeat K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from media_pipeline.inventory import (
+    find_latest_manifest,
+    read_inventory,
+    synthetic_kept_rows,
+    write_synthetic_csv_inventory,
+)
+
+DATA = Path(__file__).parent / ".data"
+
+
+def _report(rows: int, all_versions: bool, files: int) -> Path:
+    """The report's location, generated once per (rows, all_versions, files)."""
+    root = DATA / f"inventory-{rows}-{'all' if all_versions else 'current'}-{files}"
+    location = root / "bench-bucket" / "daily"
+    if location.is_dir():
+        try:
+            find_latest_manifest(location, None)
+            return location
+        except Exception:  # noqa: BLE001 - regenerate anything unusable
+            shutil.rmtree(root)
+    print(f"generating {rows:,} rows ({'all versions' if all_versions else 'current'}) ...")
+    started = time.perf_counter()
+    report = write_synthetic_csv_inventory(
+        root,
+        "bench-bucket",
+        rows,
+        all_versions=all_versions,
+        files=files,
+        created=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    size = sum(Path(k).stat().st_size for k in report.data_keys)
+    print(f"  {time.perf_counter() - started:.1f} s, {size / 1e6:.0f} MB gzip")
+    return Path(report.location)
+
+
+def _plain_duckdb(location: Path, rows: int) -> float:
+    ref = find_latest_manifest(location, None)
+    manifest = json.loads((location / ref.manifest_name).read_text())
+    names = [n.strip() for n in manifest["fileSchema"].split(",")]
+    files = [str(location / "data" / f["key"].rsplit("/", 1)[-1]) for f in manifest["files"]]
+    columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
+    con = duckdb.connect()
+    started = time.perf_counter()
+    con.execute(
+        f"CREATE TABLE t AS SELECT * FROM read_csv({files}, header = false, "
+        f"columns = {columns}, compression = 'gzip', auto_detect = false, quote = '\"')"
+    )
+    elapsed = time.perf_counter() - started
+    count = con.execute("SELECT count(*) FROM t").fetchone()
+    assert count is not None and count[0] == rows, count
+    con.close()
+    return elapsed
+
+
+def _read_inventory(location: Path, rows: int, all_versions: bool) -> float:
+    with tempfile.TemporaryDirectory(dir=DATA) as tmp:
+        out = Path(tmp) / "snapshot.parquet"
+        started = time.perf_counter()
+        stats = read_inventory(
+            location, None, out, work_dir=Path(tmp) / "work", expected_bucket="bench-bucket"
+        )
+        elapsed = time.perf_counter() - started
+        kept, noncurrent, markers = synthetic_kept_rows(rows, all_versions)
+        assert (stats.rows, stats.skipped_noncurrent, stats.skipped_delete_markers) == (
+            kept,
+            noncurrent,
+            markers,
+        ), stats
+        size = out.stat().st_size
+    print(f"  snapshot {size / 1e6:.0f} MB, {stats.rows:,} rows kept")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--files", type=int, default=1)
+    parser.add_argument("--all-versions", action="store_true")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    DATA.mkdir(parents=True, exist_ok=True)
+    location = _report(args.rows, args.all_versions, args.files)
+    plain, ours = [], []
+    for _ in range(args.repeat):
+        plain.append(_plain_duckdb(location, args.rows))
+        ours.append(_read_inventory(location, args.rows, args.all_versions))
+    best_plain, best_ours = min(plain), min(ours)
+    print(f"rows: {args.rows:,} ({'all versions' if args.all_versions else 'current only'})")
+    print(
+        f"plain DuckDB CTAS read_csv: {best_plain:6.2f} s  {args.rows / best_plain:12,.0f} rows/s"
+    )
+    print(f"read_inventory → snapshot: {best_ours:6.2f} s  {args.rows / best_ours:12,.0f} rows/s")
+    print(f"ratio (ours / plain rate): {best_plain / best_ours:.2f}  (target >= 0.50)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""The object-catalog stretch end to end: embedded S3 over HTTP → Dagster assets → DuckDB file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from media_pipeline.catalog import Catalog
+from media_pipeline.cli import main as cli
+from media_pipeline.corpus import CorpusFile, generate_corpus
+from media_pipeline.defs.execution import RunSummary, run_assets
+from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
+from media_pipeline.demo import seed_bucket
+from media_pipeline.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[CorpusFile]:
+    return generate_corpus()
+
+
+def resources(settings: Settings) -> dict[str, Any]:
+    return {
+        "s3": MediaS3Resource(
+            endpoint_url=settings.endpoint_url, bucket=settings.bucket,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        ),
+        "catalog": CatalogResource(home=str(settings.home)),
+    }
+
+
+def run(settings: Settings) -> RunSummary:
+    import dagster as dg
+
+    summary = run_assets(instance=dg.DagsterInstance.ephemeral(), resources=resources(settings))
+    assert summary.success, summary.failure
+    return summary
+
+
+def rows(settings: Settings, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as c:
+        return c.con.execute(sql, params or []).fetchall()
+
+
+def test_full_run_catalogs_validates_and_groups_the_corpus(
+    settings: Settings, s3_client: Any, corpus: list[CorpusFile]
+) -> None:
+    seed_bucket(s3_client, settings.bucket, corpus)
+    summary = run(settings)
+
+    meta = summary.materialized
+    assert meta["media_files"]["new"] == len(corpus)
+    assert meta["media_files"]["bytes"] == sum(len(f.data) for f in corpus)
+    assert meta["fingerprints"]["objects"] == len(corpus)
+    assert meta["fingerprints"]["bytes_read"] == sum(len(f.data) for f in corpus)
+    assert summary.checks == {"storage_usage": True, "file_accessibility": True}
+
+    by_key = {k: (s, r) for k, s, r in rows(
+        settings, "SELECT key, status, quarantine_reason FROM media_files")}
+    assert set(by_key) == {f.key for f in corpus}
+    hostile = {f.key for f in corpus if f.kind == "hostile"}
+    for key, (status, reason) in by_key.items():
+        if key in hostile:
+            assert status == "quarantined" and reason, key
+        else:
+            assert status == "active", (key, reason)
+
+    # Every exact copy is in a group with its source; sizes and wasted bytes add up.
+    copies = [f for f in corpus if f.kind == "duplicate"]
+    groups = rows(settings, "SELECT group_id, member_count, wasted_bytes, file_size "
+                            "FROM duplicate_groups")
+    assert len(groups) == len(copies)
+    assert sum(g[2] for g in groups) == sum(len(f.data) for f in copies)
+    members = dict(rows(settings, "SELECT key, group_id FROM duplicate_members"))
+    for f in copies:
+        assert f.original is not None
+        assert members[f.key] == members[f.original]
+
+    # Each resized or recompressed variant is reported as a near duplicate of its source.
+    near = {frozenset(p) for p in rows(settings, """
+        SELECT a.key, b.key FROM near_duplicates n
+        JOIN media_files a ON a.media_id = n.media_id_a
+        JOIN media_files b ON b.media_id = n.media_id_b""")}
+    for f in corpus:
+        if f.kind == "near-duplicate":
+            assert frozenset((f.key, f.original)) in near, f.note
+
+
+def test_second_run_reads_nothing_and_a_vanished_object_becomes_missing(
+    settings: Settings, s3_client: Any, corpus: list[CorpusFile]
+) -> None:
+    files = corpus[:40]
+    seed_bucket(s3_client, settings.bucket, files)
+    run(settings)
+
+    again = run(settings)
+    assert again.materialized["media_files"]["unchanged"] == len(files)
+    assert again.materialized["fingerprints"]["objects"] == 0
+    assert again.materialized["fingerprints"]["bytes_read"] == 0
+
+    gone, changed = files[0], files[1]
+    s3_client.delete_object(Bucket=settings.bucket, Key=gone.key)
+    s3_client.put_object(Bucket=settings.bucket, Key=changed.key, Body=changed.data + b"\0")
+    third = run(settings)
+    assert third.materialized["media_files"]["missing"] == 1
+    assert third.materialized["media_files"]["changed"] == 1
+    assert third.materialized["fingerprints"]["objects"] == 1
+    assert third.checks["file_accessibility"] is False
+    assert gone.key in third.check_descriptions["file_accessibility"]
+    status = dict(rows(settings, "SELECT key, status FROM media_files"))
+    assert status[gone.key] == "missing"
+    assert len(status) == len(files)  # nothing dropped
+
+
+def test_an_empty_restarted_server_marks_missing_and_deletes_nothing(
+    settings: Settings, s3_client: Any, corpus: list[CorpusFile]
+) -> None:
+    files = corpus[:10]
+    seed_bucket(s3_client, settings.bucket, files)
+    run(settings)
+    for f in files:  # what a restarted in-memory server looks like: the bucket is empty
+        s3_client.delete_object(Bucket=settings.bucket, Key=f.key)
+    summary = run_assets(resources=resources(settings))
+    assert summary.materialized["media_files"]["missing"] == len(files)
+    assert rows(settings, "SELECT status, count(*) FROM media_files GROUP BY ALL") == [
+        ("missing", len(files))]
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MEDIA_PIPELINE"))}
+    env.update({
+        "AWS_S3_ENDPOINT_URL": settings.endpoint_url or "",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_STORAGE_BUCKET_NAME": settings.bucket,
+        "MEDIA_PIPELINE_HOME": str(settings.home),
+    })
+    return env
+
+
+def test_analyst_queries_answer_while_a_run_is_writing(
+    settings: Settings, s3_client: Any, corpus: list[CorpusFile]
+) -> None:
+    seed_bucket(s3_client, settings.bucket, corpus[:30])
+    env = env_for(settings)
+    subprocess.run([sys.executable, "-m", "media_pipeline.cli", "run"], env=env, check=True,
+                   capture_output=True)
+    seed_bucket(s3_client, settings.bucket, corpus[30:])
+    runner = CliRunner()
+    proc = subprocess.Popen([sys.executable, "-m", "media_pipeline.cli", "run"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    answers = []
+    while proc.poll() is None:
+        result = runner.invoke(cli, ["query", "SELECT count(*) AS n FROM media_files",
+                                     "--format", "json"], env=env)
+        assert result.exit_code == 0, result.output
+        answers.append(json.loads(result.output)[0]["n"])
+        time.sleep(0.05)
+    _out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert len(answers) >= 3, "the run finished before the analyst could ask"
+    assert set(answers) <= {30, len(corpus)}  # the old or the new catalog, never half a commit
+    final = runner.invoke(cli, ["query", "SELECT count(*) AS n FROM media_files", "--format",
+                                "json"], env=env)
+    assert json.loads(final.output)[0]["n"] == len(corpus)
+
+
+def test_query_cli_formats_and_errors(settings: Settings, s3_client: Any,
+                                      corpus: list[CorpusFile], tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = env_for(settings)
+    none = runner.invoke(cli, ["query", "SELECT 1"], env=env)
+    assert none.exit_code == 1
+    assert "no catalog" in none.output
+
+    seed_bucket(s3_client, settings.bucket, corpus[:5])
+    run(settings)
+    csv_out = runner.invoke(cli, ["query", "SELECT key FROM media_files ORDER BY key",
+                                  "--format", "csv"], env=env)
+    assert csv_out.exit_code == 0
+    assert csv_out.output.splitlines() == ["key"] + sorted(f.key for f in corpus[:5])
+    bad = runner.invoke(cli, ["query", "SELEC nonsense"], env=env)
+    assert bad.exit_code == 1 and "query failed" in bad.output
+    write = runner.invoke(cli, ["query", "DELETE FROM media_files"], env=env)
+    assert write.exit_code == 1 and "read-only" in write.output.lower()
+    assert rows(settings, "SELECT count(*) FROM media_files") == [(5,)]
+
+
+def test_run_without_the_embedded_server_says_how_to_start_it(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MEDIA_PIPELINE"))}
+    env["MEDIA_PIPELINE_HOME"] = str(tmp_path)
+    result = CliRunner().invoke(cli, ["run"], env=env)
+    if result.exit_code == 0:
+        pytest.skip("something is listening on the embedded server's port on this machine")
+    assert result.exit_code == 1
+    assert "media-pipeline s3-server" in result.output
+
+
+def test_definitions_load_with_the_job_schedule_and_checks() -> None:
+    from media_pipeline.definitions import defs
+
+    job = defs.resolve_job_def("nightly_reconciliation")
+    assert {n.name for n in job.nodes} >= {
+        "inventory_snapshot", "media_files", "fingerprints", "duplicate_groups", "near_duplicates"}
+    schedule = defs.resolve_schedule_def("nightly_reconciliation_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
+    specs = {c.name for c in defs.resolve_asset_graph().asset_check_keys}
+    assert specs == {"storage_usage", "file_accessibility"}
+    for name in ("media_files", "duplicate_groups", "near_duplicates"):
+        assert defs.resolve_assets_def(name).op.pool == "catalog"
