@@ -38,8 +38,9 @@ class FingerprintResult:
     """What one streaming read of an object established.
 
     ``status`` is ``active``, ``quarantined`` (with ``quarantine_reason``), ``missing`` (the
-    object vanished between listing and reading) or ``error`` (to be retried). ``etag`` is the version that was read, so the committer
-    can ignore a result for an object that changed again in the meantime.
+    object vanished between listing and reading) or ``error`` (to be retried). ``etag`` is the
+    version that was read, so the committer can ignore a result for an object that changed again
+    in the meantime.
     """
 
     media_id: str

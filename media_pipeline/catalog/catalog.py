@@ -3,8 +3,8 @@
 DuckDB locks its file per process: while a writer has it open nobody else can open it, not even
 read-only. So writers hold it only for short commits (heavy stages hand over Parquet fragments),
 retry while another writer has it, and after each commit copy the checkpointed file to a
-snapshot that analysts open read-only. Replacing the snapshot is an atomic rename, so a reader sees either the
-old or the new catalog, never a lock error and never half a commit.
+snapshot that analysts open read-only. Replacing the snapshot is an atomic rename, so a reader
+sees either the old or the new catalog, never a lock error and never half a commit.
 """
 
 from __future__ import annotations
@@ -289,7 +289,9 @@ class Catalog:
             sql += " LIMIT ?"
             params.append(limit)
         return [
-            PendingObject(media_id=str(r[0]), bucket=r[1], key=r[2], size=int(r[3]), etag=r[4] or "")
+            PendingObject(
+                media_id=str(r[0]), bucket=r[1], key=r[2], size=int(r[3]), etag=r[4] or ""
+            )
             for r in self.con.execute(sql, params).fetchall()
         ]
 
