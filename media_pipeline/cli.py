@@ -112,14 +112,15 @@ def s3_server(port: int, seed: bool) -> None:
 @click.option("--select", "select", multiple=True,
               help="Asset to materialize (repeatable); default: all.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Dagster's step log.")
 @friendly_errors
-def run_command(select: tuple[str, ...], as_json: bool) -> None:
+def run_command(select: tuple[str, ...], as_json: bool, verbose: bool) -> None:
     """Materialize the assets in-process (what the nightly job does)."""
     from media_pipeline.defs.execution import run_assets
 
     settings = Settings.from_env()
     require_s3(settings)
-    summary = run_assets(list(select) or None)
+    summary = run_assets(list(select) or None, log_level="DEBUG" if verbose else "WARNING")
     if as_json:
         click.echo(json.dumps(summary.__dict__, default=str, indent=2))
     else:

@@ -326,10 +326,15 @@ def test_missing_data_file_names_the_key(
     [
         (b'{"sourceBucket": "media-src", "fileFormat": ', "not valid JSON"),
         (b'["a list"]', "expected a JSON object"),
-        (b'{"sourceBucket": "media-src", "fileFormat": "CSV", "fileSchema": "Bucket, Key"}',
-         "missing field 'files'"),
-        (b'{"sourceBucket": "media-src", "fileFormat": "CSV", "fileSchema": "Bucket, Key", '
-         b'"files": [{"key": "x.csv.gz", "size": 1}]}', "no valid MD5checksum"),
+        (
+            b'{"sourceBucket": "media-src", "fileFormat": "CSV", "fileSchema": "Bucket, Key"}',
+            "missing field 'files'",
+        ),
+        (
+            b'{"sourceBucket": "media-src", "fileFormat": "CSV", "fileSchema": "Bucket, Key", '
+            b'"files": [{"key": "x.csv.gz", "size": 1}]}',
+            "no valid MD5checksum",
+        ),
         (b'{"sourceBucket": "media-src", "fileFormat": "CSV", "files": []}', "fileSchema"),
     ],
 )
@@ -361,9 +366,7 @@ def test_report_lacking_needed_fields_is_refused(
     assert not (tmp_path / "o.parquet").exists()
 
 
-def test_wrong_source_bucket_is_refused(
-    s3_client: Any, settings: Settings, tmp_path: Path
-) -> None:
+def test_wrong_source_bucket_is_refused(s3_client: Any, settings: Settings, tmp_path: Path) -> None:
     report = write_inventory_report(_dest(s3_client, settings), SOURCE, _objects(["a"]))
     out = tmp_path / "objects.parquet"
 

@@ -36,8 +36,12 @@ def run_assets(
     *,
     instance: dg.DagsterInstance | None = None,
     resources: dict[str, Any] | None = None,
+    log_level: str = "WARNING",
 ) -> RunSummary:
-    """Materialize the object-catalog assets (or a selection) with their checks."""
+    """Materialize the object-catalog assets (or a selection) with their checks.
+
+    Dagster's console logger is set to ``log_level``: the CLI prints its own summary.
+    """
     defs = dg.Definitions(
         assets=OBJECT_CATALOG_ASSETS,
         asset_checks=OBJECT_CATALOG_CHECKS,
@@ -53,7 +57,11 @@ def run_assets(
         resources=resources or resources_from_env(),
     )
     job = defs.resolve_job_def("cli_run")
-    result = job.execute_in_process(instance=instance or instance_for_cli(), raise_on_error=False)
+    result = job.execute_in_process(
+        instance=instance or instance_for_cli(),
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
     summary = RunSummary(success=result.success, run_id=result.run_id)
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization

@@ -130,12 +130,23 @@ def _csv_bytes(source_bucket: str, rows: list[_Obj], all_versions: bool) -> byte
     writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
     for o in rows:
         size = "" if o.size is None else str(o.size)
-        tail = [size, _iso(o.last_modified), o.etag or "", o.storage_class or "", "false", "",
-                "SSE-S3"]
+        tail = [
+            size,
+            _iso(o.last_modified),
+            o.etag or "",
+            o.storage_class or "",
+            "false",
+            "",
+            "SSE-S3",
+        ]
         if all_versions:
-            head = [source_bucket, aws_url_encode(o.key), o.version_id or "",
-                    "true" if o.is_latest else "false",
-                    "true" if o.is_delete_marker else "false"]
+            head = [
+                source_bucket,
+                aws_url_encode(o.key),
+                o.version_id or "",
+                "true" if o.is_latest else "false",
+                "true" if o.is_delete_marker else "false",
+            ]
         else:
             head = [source_bucket, aws_url_encode(o.key)]
         writer.writerow(head + tail)

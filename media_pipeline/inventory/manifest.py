@@ -355,9 +355,7 @@ def _md5_file(path: Path) -> tuple[str, int]:
 
 def _check_digest(uri: str, entry: ManifestFile, md5: str, size: int) -> None:
     if size != entry.size:
-        raise InventoryError(
-            f"{uri}: data file is {size} bytes, the manifest says {entry.size}"
-        )
+        raise InventoryError(f"{uri}: data file is {size} bytes, the manifest says {entry.size}")
     if md5 != entry.md5:
         raise InventoryError(
             f"{uri}: data file MD5 {md5} does not match the manifest's MD5checksum {entry.md5}"
@@ -445,9 +443,7 @@ def _fetch_data_files(
     for entry in manifest.files:
         path = _local_data_path(loc, entry.key)
         if not path.is_file():
-            raise InventoryError(
-                f"{path}: data file {entry.key} listed in the manifest is missing"
-            )
+            raise InventoryError(f"{path}: data file {entry.key} listed in the manifest is missing")
         result.paths.append(path)
         result.pending.append((str(path), entry, pool.submit(_md5_file, path)))
     return result
@@ -524,9 +520,7 @@ def _parquet_source(
         raise InventoryError(f"{uri}: cannot read Parquet data files: {exc}") from None
     present = {str(row[0]).lower(): str(row[0]) for row in described}
     roles = {
-        role: _sql_ident(present[name])
-        for name, role in _PARQUET_FIELDS.items()
-        if name in present
+        role: _sql_ident(present[name]) for name, role in _PARQUET_FIELDS.items() if name in present
     }
     return source, roles
 
@@ -553,9 +547,7 @@ def _snapshot_query(fmt: str, source: str, roles: dict[str, str], uri: str) -> s
         size_expr = f"CAST(nullif(trim({roles['size']}), '') AS BIGINT)"
         date_expr = f"CAST(nullif({roles['last_modified_date']}, '') AS TIMESTAMPTZ)"
         version_expr = f"nullif({roles['version_id']}, '')" if "version_id" in roles else "NULL"
-        class_expr = (
-            f"nullif({roles['storage_class']}, '')" if "storage_class" in roles else "NULL"
-        )
+        class_expr = f"nullif({roles['storage_class']}, '')" if "storage_class" in roles else "NULL"
     else:
         key_expr = key
 
@@ -589,11 +581,11 @@ def _snapshot_query(fmt: str, source: str, roles: dict[str, str], uri: str) -> s
     # Delete markers have an empty Size (and may lack ETag/date): blanks become NULL, and NULLs
     # in kept rows are reported by _check_required.
     return f"""
-        SELECT CAST({roles['bucket']} AS VARCHAR) AS bucket,
+        SELECT CAST({roles["bucket"]} AS VARCHAR) AS bucket,
                {key_expr} AS key,
                {version_expr} AS version_id,
                {size_expr} AS size,
-               trim(CAST({roles['e_tag']} AS VARCHAR), '"') AS etag,
+               trim(CAST({roles["e_tag"]} AS VARCHAR), '"') AS etag,
                {date_expr} AS last_modified,
                {class_expr} AS storage_class,
                _state
