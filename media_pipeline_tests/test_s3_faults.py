@@ -1,0 +1,153 @@
+"""S3 that pushes back: throttling answered by retries (and counted), a bad inventory that fails
+the run without touching the catalog."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import dagster as dg
+import pytest
+
+from media_pipeline.catalog import Catalog
+from media_pipeline.corpus import generate_corpus
+from media_pipeline.defs.execution import run_assets
+from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
+from media_pipeline.demo import seed_bucket
+from media_pipeline.inventory import write_inventory_report
+from media_pipeline.settings import Settings
+
+SLOW_DOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message></Error>"
+)
+
+
+class ThrottlingProxy:
+    """A real HTTP proxy in front of the S3 server that answers every ``every``-th request
+    with 503 SlowDown, as S3 does under load."""
+
+    def __init__(self, upstream: str, every: int) -> None:
+        self.upstream = urlsplit(upstream)
+        self.every = every
+        self.requests = 0
+        self.throttled = 0
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                with proxy.lock:
+                    proxy.requests += 1
+                    throttle = proxy.requests % proxy.every == 0
+                    proxy.throttled += throttle
+                if throttle:
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
+                    self.end_headers()
+                    self.wfile.write(SLOW_DOWN)
+                    return
+                conn = http.client.HTTPConnection(
+                    proxy.upstream.hostname, proxy.upstream.port, timeout=30)
+                conn.request(self.command, self.path, body=body, headers=dict(self.headers))
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status)
+                for name, value in resp.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> ThrottlingProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def throttled(s3_endpoint: str) -> Iterator[ThrottlingProxy]:
+    with ThrottlingProxy(s3_endpoint, every=4) as proxy:
+        yield proxy
+
+
+def resources(settings: Settings, endpoint: str, inventory: str | None = None) -> dict[str, Any]:
+    return {
+        "s3": MediaS3Resource(endpoint_url=endpoint, bucket=settings.bucket,
+                              aws_access_key_id="testing", aws_secret_access_key="testing",
+                              inventory_location=inventory),
+        "catalog": CatalogResource(home=str(settings.home)),
+    }
+
+
+def test_throttled_requests_are_retried_and_counted(
+    settings: Settings, s3_client: Any, throttled: ThrottlingProxy
+) -> None:
+    files = generate_corpus()[:24]
+    seed_bucket(s3_client, settings.bucket, files)
+    summary = run_assets(instance=dg.DagsterInstance.ephemeral(),
+                         resources=resources(settings, throttled.url))
+    assert summary.success, summary.failure
+    assert throttled.throttled > 0
+    fp = summary.materialized["fingerprints"]
+    assert fp["objects"] == len(files) and fp["errors"] == 0
+    retries = fp["s3_retries"] + summary.materialized["inventory_snapshot"]["s3_retries"]
+    assert retries > 0
+    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as c:
+        row = c.con.execute(
+            "SELECT count(*) FILTER (WHERE file_hash IS NOT NULL) FROM media_files").fetchone()
+    assert row == (len(files),)
+
+
+def test_a_bad_inventory_fails_the_run_naming_the_file_and_the_catalog_stays(
+    settings: Settings, s3_client: Any, s3_endpoint: str
+) -> None:
+    files = generate_corpus()[:12]
+    seed_bucket(s3_client, settings.bucket, files)
+    good = run_assets(instance=dg.DagsterInstance.ephemeral(),
+                      resources=resources(settings, s3_endpoint))
+    assert good.success
+    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as c:
+        before = c.con.execute("SELECT key, status, etag FROM media_files ORDER BY key").fetchall()
+
+    # An inventory report that lists one object fewer, whose manifest.checksum is wrong.
+    s3_client.create_bucket(Bucket=settings.bucket + "-inv")
+    report = write_inventory_report(
+        (s3_client, settings.bucket + "-inv", "reports"), settings.bucket,
+        [(f.key, len(f.data), "etag", None) for f in files[1:]],
+    )
+    s3_client.put_object(Bucket=settings.bucket + "-inv", Key=report.checksum_key,
+                         Body=b"0" * 32)
+    bad = run_assets(instance=dg.DagsterInstance.ephemeral(),
+                     resources=resources(settings, s3_endpoint, report.location))
+    assert not bad.success
+    assert bad.failure is not None and "manifest" in bad.failure and "checksum" in bad.failure
+    assert report.manifest_key.rsplit("/", 1)[0] in bad.failure
+    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as c:
+        after = c.con.execute("SELECT key, status, etag FROM media_files ORDER BY key").fetchall()
+    assert after == before
