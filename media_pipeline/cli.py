@@ -120,7 +120,7 @@ def run_command(select: tuple[str, ...], as_json: bool, verbose: bool) -> None:
 
     settings = Settings.from_env()
     require_s3(settings)
-    summary = run_assets(list(select) or None, log_level="DEBUG" if verbose else "WARNING")
+    summary = run_assets(list(select) or None, log_level="DEBUG" if verbose else "INFO")
     if as_json:
         click.echo(json.dumps(summary.__dict__, default=str, indent=2))
     else:

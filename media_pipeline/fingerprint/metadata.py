@@ -8,6 +8,7 @@ in ``metadata`` are only str, int or bool so the dict is JSON as-is.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -18,6 +19,10 @@ from pypdf.errors import FileNotDecryptedError
 
 from media_pipeline.fingerprint.phash import perceptual_hash
 from media_pipeline.fingerprint.sniff import PDF_MIME, RASTER_MIME_TYPES, SVG_MIME
+
+# pypdf logs recoverable damage ("EOF marker not found") as warnings; what matters reaches us as
+# an exception and becomes a quarantine reason, so keep its chatter out of run logs.
+logging.getLogger("pypdf").setLevel(logging.ERROR)
 from media_pipeline.fingerprint.validate import SVG_SCAN_LIMIT, decode_text
 
 MetadataValue = str | int | bool
