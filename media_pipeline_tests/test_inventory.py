@@ -319,6 +319,8 @@ def test_missing_data_file_names_the_key(
         read_inventory(report.location, s3_client, out, work_dir=tmp_path / "work")
     assert report.data_keys[1] in str(info.value)
     assert not out.exists()
+    # The other files were downloaded, then removed.
+    assert list((tmp_path / "work").iterdir()) == []
 
 
 @pytest.mark.parametrize(

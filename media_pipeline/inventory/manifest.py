@@ -371,6 +371,8 @@ def _local_data_path(location: InventoryLocation, key: str) -> Path:
     """
     assert location.path is not None
     parts = [p for p in key.split("/") if p]
+    if not parts or ".." in parts:
+        raise InventoryError(f"{location.uri()}: data file key {key!r} is not a plain path")
     tail = location.path.resolve().parts
     for j in range(min(len(parts) - 1, len(tail)), 0, -1):
         if tuple(parts[:j]) == tuple(tail[-j:]):
@@ -403,15 +405,18 @@ def _download(client: Any, bucket: str, entry: ManifestFile, dest: Path) -> tupl
 
 @dataclass
 class _DataFiles:
-    """Local paths of a report's data files, and pending MD5 checks for local ones."""
+    """Local paths of a report's data files, downloads to clean up, pending local MD5 checks."""
 
-    paths: list[Path]
-    pending: list[tuple[str, ManifestFile, Future[tuple[str, int]]]]
-    downloaded: list[Path]
+    paths: list[Path] = field(default_factory=list)
+    pending: list[tuple[str, ManifestFile, Future[tuple[str, int]]]] = field(default_factory=list)
+    downloaded: list[Path] = field(default_factory=list)
 
     def verify(self) -> None:
         for uri, entry, future in self.pending:
-            md5, size = future.result()
+            try:
+                md5, size = future.result()
+            except OSError as exc:
+                raise InventoryError(f"{uri}: cannot read data file: {exc.strerror}") from None
             _check_digest(uri, entry, md5, size)
 
 
@@ -421,9 +426,14 @@ def _fetch_data_files(
     client: Any,
     work_dir: Path,
     pool: ThreadPoolExecutor,
-) -> _DataFiles:
+    result: _DataFiles,
+) -> None:
+    """Make every data file available locally (downloading S3 ones) and start MD5 checks.
+
+    Downloads are recorded in ``result.downloaded`` before they start, so the caller can remove
+    them whatever happens.
+    """
     loc = ref.location
-    result = _DataFiles(paths=[], pending=[], downloaded=[])
     if loc.is_s3:
         assert loc.bucket is not None
         bucket = loc.bucket
@@ -437,7 +447,7 @@ def _fetch_data_files(
             md5, size = future.result()
             _check_digest(f"s3://{bucket}/{entry.key}", entry, md5, size)
             result.paths.append(dest)
-        return result
+        return
     # Local: hash in background threads while DuckDB reads (hashlib releases the GIL); the
     # snapshot is only committed after every digest matched.
     for entry in manifest.files:
@@ -446,7 +456,6 @@ def _fetch_data_files(
             raise InventoryError(f"{path}: data file {entry.key} listed in the manifest is missing")
         result.paths.append(path)
         result.pending.append((str(path), entry, pool.submit(_md5_file, path)))
-    return result
 
 
 # -- the query --------------------------------------------------------------------------------
@@ -657,6 +666,32 @@ def _stream_snapshot(
         raise failure[0]
 
 
+def _write_snapshot(
+    doc: Manifest, files: _DataFiles, writer: SnapshotWriter, counts: list[int], uri: str
+) -> None:
+    """One DuckDB query over every data file, on a private in-memory connection."""
+    con = duckdb.connect()
+    try:
+        # Inventory timestamps are UTC; a naive Parquet timestamp must not be read in the
+        # machine's zone. Row order does not matter, and not keeping it lets DuckDB stream.
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET preserve_insertion_order = false")
+        if doc.file_format == "CSV":
+            source, roles = _csv_source(doc, files.paths, uri)
+        else:
+            source, roles = _parquet_source(con, files.paths, uri)
+        query = _snapshot_query(doc.file_format, source, roles, uri)
+        try:
+            _stream_snapshot(con, query, writer, counts, uri)
+        except InventoryError:
+            # A corrupt file usually fails to parse first: report the digest mismatch, the
+            # real cause, when there is one.
+            files.verify()
+            raise
+    finally:
+        con.close()
+
+
 def read_inventory(
     location: str | Path | InventoryLocation,
     client: Any,
@@ -664,7 +699,7 @@ def read_inventory(
     *,
     work_dir: Path,
     expected_bucket: str | None = None,
-    manifest: ManifestRef | None = None,
+    report: ManifestRef | None = None,
     keep_downloads: bool = False,
 ) -> SnapshotStats:
     """Turn the newest (or the given) inventory report at ``location`` into a snapshot.
@@ -676,7 +711,7 @@ def read_inventory(
     """
     loc = InventoryLocation.parse(location)
     _need_client(loc, client)
-    ref = manifest or find_latest_manifest(loc, client)
+    ref = report or find_latest_manifest(loc, client)
     doc = load_manifest(ref, client)
     uri = ref.uri
     if expected_bucket is not None and doc.source_bucket != expected_bucket:
@@ -690,39 +725,22 @@ def read_inventory(
     )
     out_path = Path(out_path)
     counts = [0, 0, 0]
-    with ThreadPoolExecutor(max_workers=_DOWNLOAD_WORKERS) as pool:
-        files: _DataFiles | None = None
-        try:
-            files = _fetch_data_files(ref, doc, client, Path(work_dir), pool)
-            with SnapshotWriter(out_path) as writer:
-                if files.paths:
-                    con = duckdb.connect()
-                    try:
-                        # Inventory timestamps are UTC; a naive Parquet timestamp must not be
-                        # read in the machine's zone.
-                        con.execute("SET TimeZone = 'UTC'")
-                        con.execute("SET preserve_insertion_order = false")
-                        if doc.file_format == "CSV":
-                            source, roles = _csv_source(doc, files.paths, uri)
-                        else:
-                            source, roles = _parquet_source(con, files.paths, uri)
-                        query = _snapshot_query(doc.file_format, source, roles, uri)
-                        try:
-                            _stream_snapshot(con, query, writer, counts, uri)
-                        except InventoryError:
-                            # A corrupt file usually fails to parse: name the digest mismatch,
-                            # which is the real cause, when there is one.
-                            files.verify()
-                            raise
-                    finally:
-                        con.close()
-                files.verify()
-                writer.commit()
-                stats.rows, stats.bytes = writer.rows, writer.bytes
-        finally:
-            if files is not None and not keep_downloads:
-                for path in files.downloaded:
-                    path.unlink(missing_ok=True)
+    files = _DataFiles()
+    pool = ThreadPoolExecutor(max_workers=_DOWNLOAD_WORKERS, thread_name_prefix="inventory")
+    try:
+        _fetch_data_files(ref, doc, client, Path(work_dir), pool, files)
+        with SnapshotWriter(out_path) as writer:
+            if files.paths:
+                _write_snapshot(doc, files, writer, counts, uri)
+            files.verify()
+            writer.commit()
+            stats.rows, stats.bytes = writer.rows, writer.bytes
+    finally:
+        # Let running downloads/hashes finish before removing their files.
+        pool.shutdown(wait=True, cancel_futures=True)
+        if not keep_downloads:
+            for path in files.downloaded:
+                path.unlink(missing_ok=True)
     stats.skipped_noncurrent = counts[1]
     stats.skipped_delete_markers = counts[2]
     stats.path = out_path
