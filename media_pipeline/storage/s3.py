@@ -7,6 +7,7 @@ pool sized for concurrent reads. Every response carries botocore's ``RetryAttemp
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -104,26 +105,28 @@ def _strip_etag(etag: str) -> str:
     return etag.strip('"')
 
 
-def _list_prefix(
+def _to_object(bucket: str, item: Mapping[str, Any]) -> S3Object:
+    return S3Object(
+        bucket=bucket,
+        key=item["Key"],
+        size=int(item["Size"]),
+        etag=_strip_etag(item.get("ETag", "")),
+        last_modified=item.get("LastModified"),
+        storage_class=item.get("StorageClass"),
+    )
+
+
+def _pages(
     client: Any, bucket: str, prefix: str, counter: RetryCounter | None
-) -> list[S3Object]:
-    out: list[S3Object] = []
+) -> Iterator[list[S3Object]]:
     paginator = client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         if counter is not None:
             counter.add(page)
-        for item in page.get("Contents", []):
-            out.append(
-                S3Object(
-                    bucket=bucket,
-                    key=item["Key"],
-                    size=int(item["Size"]),
-                    etag=_strip_etag(item.get("ETag", "")),
-                    last_modified=item.get("LastModified"),
-                    storage_class=item.get("StorageClass"),
-                )
-            )
-    return out
+        yield [_to_object(bucket, item) for item in page.get("Contents", [])]
+
+
+_DONE = object()
 
 
 def list_objects(
@@ -138,26 +141,55 @@ def list_objects(
 
     ListObjectsV2 is sequential within one prefix (each page needs the previous token), so the
     top level is listed with a delimiter first and each common prefix gets its own paginator.
+    Pages go through a bounded queue: memory holds a few pages, whatever the bucket size.
     """
     top = client.list_objects_v2(Bucket=bucket, Prefix=prefix, Delimiter="/")
     if counter is not None:
         counter.add(top)
     if top.get("IsTruncated"):
         # Too many top-level entries to split cheaply: one sequential listing.
-        yield from _list_prefix(client, bucket, prefix, counter)
+        for page in _pages(client, bucket, prefix, counter):
+            yield from page
         return
     for item in top.get("Contents", []):
-        yield S3Object(
-            bucket=bucket,
-            key=item["Key"],
-            size=int(item["Size"]),
-            etag=_strip_etag(item.get("ETag", "")),
-            last_modified=item.get("LastModified"),
-            storage_class=item.get("StorageClass"),
-        )
+        yield _to_object(bucket, item)
     prefixes = [p["Prefix"] for p in top.get("CommonPrefixes", [])]
     if not prefixes:
         return
+
+    pages: queue.Queue[Any] = queue.Queue(maxsize=4 * max(1, workers))
+    stop = threading.Event()
+
+    def produce(sub: str) -> None:
+        try:
+            for page in _pages(client, bucket, sub, counter):
+                if stop.is_set():
+                    return
+                pages.put(page)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            pages.put(exc)
+        finally:
+            pages.put(_DONE)
+
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(prefixes)))) as pool:
-        for objects in pool.map(lambda p: _list_prefix(client, bucket, p, counter), prefixes):
-            yield from objects
+        for sub in prefixes:
+            pool.submit(produce, sub)
+        finished = 0
+        try:
+            while finished < len(prefixes):
+                item = pages.get()
+                if item is _DONE:
+                    finished += 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield from item
+        finally:
+            stop.set()
+            # Unblock producers waiting on a full queue so the pool can shut down.
+            while finished < len(prefixes):
+                try:
+                    if pages.get(timeout=0.1) is _DONE:
+                        finished += 1
+                except queue.Empty:
+                    pass
