@@ -166,114 +166,110 @@ class Catalog:
     ) -> InventoryDiff:
         """Merge an object snapshot (Parquet) into ``media_files`` in one transaction.
 
-        New objects are inserted as ``pending`` (to be fingerprinted), changed ones (size or ETag)
-        go back to ``pending``, and catalogued objects of this bucket/prefix absent from the
+        New objects are inserted as ``pending`` (to be fingerprinted), changed ones (size or
+        ETag) go back to ``pending``, and catalogued objects of this bucket/prefix absent from the
         snapshot become ``missing``; nothing is ever dropped. An object that comes back is
         restored to the status its fingerprint gave it.
+
+        Only new, changed and returning objects are materialized; unchanged ones (the bulk of a
+        nightly run) are matched by key in a join and never copied.
         """
         now = _now()
         con = self.con
         like = _like_prefix(prefix)
+        snap = "(SELECT * FROM read_parquet($snapshot) WHERE bucket = $bucket)"
+        known = (
+            "(SELECT media_id, key, file_size, etag, status FROM media_files "
+            "WHERE bucket = $bucket AND status <> 'purged')"
+        )
+        params: dict[str, Any] = {"snapshot": str(snapshot), "bucket": bucket}
         with self.transaction():
-            con.execute(
-                """
-                CREATE OR REPLACE TEMP TABLE inv AS
-                SELECT md5(bucket || chr(0) || key)::UUID AS media_id, bucket, key, version_id,
-                       size, etag, last_modified, storage_class
-                FROM read_parquet(?)
-                WHERE bucket = ?
-                """,
-                [str(snapshot), bucket],
-            )
-            con.execute(
-                """
-                CREATE OR REPLACE TEMP TABLE diff AS
-                SELECT i.media_id,
-                       CASE WHEN m.media_id IS NULL THEN 'new'
-                            WHEN m.file_size <> i.size OR m.etag IS DISTINCT FROM i.etag
-                                THEN 'changed'
-                            WHEN m.status = 'missing' THEN 'reappeared'
-                            ELSE 'unchanged' END AS kind
-                FROM inv i
-                LEFT JOIN (SELECT media_id, file_size, etag, status FROM media_files
-                           WHERE bucket = ? AND status <> 'purged') m USING (media_id)
-                """,
-                [bucket],
-            )
-            counts = dict(
-                con.execute("SELECT kind, count(*) FROM diff GROUP BY kind").fetchall()
-            )
-            totals = con.execute("SELECT count(*), coalesce(sum(size), 0) FROM inv").fetchone()
+            totals = con.execute(
+                f"SELECT count(*), coalesce(sum(size), 0) FROM {snap}", params
+            ).fetchone()
             assert totals is not None
             con.execute(
-                """
+                f"""
+                CREATE OR REPLACE TEMP TABLE inventory_changes AS
+                SELECT m.media_id, i.version_id, i.size, i.etag, i.last_modified, i.storage_class,
+                       CASE WHEN m.file_size <> i.size OR m.etag IS DISTINCT FROM i.etag
+                            THEN 'changed' ELSE 'reappeared' END AS kind
+                FROM {snap} i JOIN {known} m ON m.key = i.key
+                WHERE m.file_size <> i.size OR m.etag IS DISTINCT FROM i.etag
+                   OR m.status = 'missing'
+                """,
+                params,
+            )
+            counts = dict(con.execute(
+                "SELECT kind, count(*) FROM inventory_changes GROUP BY kind").fetchall())
+            missing_row = con.execute(
+                f"""
+                UPDATE media_files SET status = 'missing', missing_since = $now
+                WHERE bucket = $bucket AND {PRESENT} AND key LIKE $like ESCAPE '\\'
+                  AND NOT EXISTS (SELECT 1 FROM {snap} i WHERE i.key = media_files.key)
+                """,
+                {**params, "now": now, "like": like},
+            ).fetchone()
+            missing = int(missing_row[0]) if missing_row else 0
+            new_row = con.execute(
+                f"""
                 INSERT INTO media_files (media_id, namespace, bucket, key, version_id, file_size,
                     etag, last_modified, storage_class, original_filename, status,
                     first_seen, last_seen)
-                SELECT i.media_id,
+                SELECT md5(i.bucket || chr(0) || i.key)::UUID,
                        CASE WHEN contains(i.key, '/') THEN split_part(i.key, '/', 1)
                             ELSE 'default' END,
                        i.bucket, i.key, i.version_id, i.size, i.etag, i.last_modified,
-                       i.storage_class, split_part(i.key, '/', -1), 'pending', ?, ?
-                FROM inv i JOIN diff d USING (media_id)
-                WHERE d.kind = 'new'
+                       i.storage_class, split_part(i.key, '/', -1), 'pending', $now, $now
+                FROM {snap} i
+                WHERE NOT EXISTS (SELECT 1 FROM {known} m WHERE m.key = i.key)
                 """,
-                [now, now],
-            )
-            if counts.get("changed") or counts.get("reappeared"):
+                {**params, "now": now},
+            ).fetchone()
+            new = int(new_row[0]) if new_row else 0
+            if counts:
                 con.execute(
                     """
                     UPDATE media_files AS m SET
-                        file_size = i.size, etag = i.etag, version_id = i.version_id,
-                        last_modified = i.last_modified, storage_class = i.storage_class,
+                        file_size = c.size, etag = c.etag, version_id = c.version_id,
+                        last_modified = c.last_modified, storage_class = c.storage_class,
                         missing_since = NULL,
                         status = CASE
-                            WHEN d.kind = 'changed' OR m.fingerprinted_etag IS DISTINCT FROM i.etag
+                            WHEN c.kind = 'changed' OR m.fingerprinted_etag IS DISTINCT FROM c.etag
                                 THEN 'pending'
                             WHEN m.is_deleted THEN 'deleted'
                             WHEN m.quarantine_reason IS NOT NULL THEN 'quarantined'
                             ELSE 'active' END
-                    FROM inv i JOIN diff d USING (media_id)
-                    WHERE m.media_id = i.media_id AND d.kind IN ('changed', 'reappeared')
+                    FROM inventory_changes c
+                    WHERE m.media_id = c.media_id
                     """
                 )
+            # Every object of this bucket/prefix still present was in the snapshot just now.
             con.execute(
                 f"""
-                UPDATE media_files SET status = 'missing', missing_since = ?
-                WHERE bucket = ? AND {PRESENT} AND key LIKE ? ESCAPE '\\'
-                  AND NOT EXISTS (SELECT 1 FROM inv WHERE inv.media_id = media_files.media_id)
+                UPDATE media_files SET last_seen = $now
+                WHERE bucket = $bucket AND {PRESENT} AND key LIKE $like ESCAPE '\\'
+                  AND last_seen <> $now
                 """,
-                [now, bucket, like],
+                {"bucket": bucket, "now": now, "like": like},
             )
-            missing_row = con.execute(
-                "SELECT count(*) FROM media_files WHERE status = 'missing' AND missing_since = ?",
-                [now],
-            ).fetchone()
-            missing = int(missing_row[0]) if missing_row else 0
-            con.execute(
-                """
-                UPDATE media_files SET last_seen = ?
-                WHERE bucket = ? AND last_seen <> ?
-                  AND media_id IN (SELECT media_id FROM inv)
-                """,
-                [now, bucket, now],
-            )
+            changed = int(counts.get("changed", 0))
+            reappeared = int(counts.get("reappeared", 0))
             diff = InventoryDiff(
                 rows=int(totals[0]),
                 bytes=int(totals[1]),
-                new=int(counts.get("new", 0)),
-                changed=int(counts.get("changed", 0)),
-                unchanged=int(counts.get("unchanged", 0)),
+                new=new,
+                changed=changed,
+                unchanged=int(totals[0]) - new - changed - reappeared,
                 missing=missing,
-                reappeared=int(counts.get("reappeared", 0)),
+                reappeared=reappeared,
             )
             con.execute(
                 "INSERT INTO inventory_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [now, source, bucket, diff.rows, diff.new, diff.changed, diff.unchanged,
                  diff.missing, diff.reappeared, run_id],
             )
-            con.execute("DROP TABLE inv")
-            con.execute("DROP TABLE diff")
+            con.execute("DROP TABLE inventory_changes")
         return diff
 
     # -- fingerprints ------------------------------------------------------------------------
