@@ -86,8 +86,9 @@ def main(rows: int = 5_000_000) -> None:
     plain_file = plain_duckdb(first, scratch)
     plain_mem = plain_duckdb(first, ":memory:")
     read_s, total_s, diff = ours(first, home)
-    print(f"plain DuckDB CTAS read_csv → file:   {plain_file:6.2f} s  {rows / plain_file:>10,.0f} rows/s")
-    print(f"plain DuckDB CTAS read_csv → memory: {plain_mem:6.2f} s  {rows / plain_mem:>10,.0f} rows/s")
+    for label, seconds in (("file", plain_file), ("memory", plain_mem)):
+        print(f"plain DuckDB CTAS read_csv → {label + ':':7} {seconds:6.2f} s  "
+              f"{rows / seconds:>10,.0f} rows/s")
     print(f"ours, first ingest end to end:       {total_s:6.2f} s  {rows / total_s:>10,.0f} rows/s "
           f"(read {read_s:.2f} s + commit {total_s - read_s:.2f} s) = "
           f"{plain_file / total_s:.2f}× the file rate, {plain_mem / total_s:.2f}× the memory rate")
