@@ -21,8 +21,11 @@ from pathlib import Path
 import duckdb
 
 from media_pipeline.catalog import Catalog
-from media_pipeline.inventory import find_latest_manifest, read_inventory
-from media_pipeline.inventory import write_synthetic_csv_inventory
+from media_pipeline.inventory import (
+    find_latest_manifest,
+    read_inventory,
+    write_synthetic_csv_inventory,
+)
 
 DATA = Path(__file__).parent / ".data"
 BUCKET = "bench-bucket"

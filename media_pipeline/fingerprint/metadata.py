@@ -19,7 +19,6 @@ from pypdf.errors import FileNotDecryptedError
 
 from media_pipeline.fingerprint.phash import perceptual_hash
 from media_pipeline.fingerprint.sniff import PDF_MIME, RASTER_MIME_TYPES, SVG_MIME
-
 from media_pipeline.fingerprint.validate import SVG_SCAN_LIMIT, decode_text
 
 # pypdf logs recoverable damage ("EOF marker not found") as warnings; what matters reaches us as
