@@ -1,0 +1,15 @@
+"""`make bench`: every benchmark, one after the other (several minutes; needs ~3 GB of disk)."""
+
+from benchmarks import bench_dedup, bench_fingerprint, bench_inventory
+
+
+def main() -> None:
+    bench_inventory.main()
+    print()
+    bench_fingerprint.main()
+    print()
+    bench_dedup.main()
+
+
+if __name__ == "__main__":
+    main()
