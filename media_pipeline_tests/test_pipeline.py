@@ -219,3 +219,50 @@ def test_definitions_load_with_the_job_schedule_and_checks() -> None:
     assert specs == {"storage_usage", "file_accessibility"}
     for name in ("media_files", "duplicate_groups", "near_duplicates"):
         assert defs.resolve_assets_def(name).op.pool == "catalog"
+
+
+@pytest.mark.parametrize("fmt", ["CSV", "Parquet"])
+def test_run_from_an_inventory_report_instead_of_a_listing(
+    settings: Settings, s3_client: Any, corpus: list[CorpusFile], fmt: str
+) -> None:
+    """With MEDIA_PIPELINE_INVENTORY set the pipeline reads the report, not the bucket listing:
+    old versions and delete markers in the report are skipped, odd keys come out decoded."""
+    from datetime import UTC, datetime
+
+    from media_pipeline.inventory import write_inventory_report
+
+    files = [f for f in corpus if f.kind == "photo"][:6]
+    seed_bucket(s3_client, settings.bucket, files)
+    etags = {f.key: s3_client.head_object(Bucket=settings.bucket, Key=f.key)["ETag"].strip('"')
+             for f in files}
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    entries = [
+        {"key": f.key, "size": len(f.data), "etag": etags[f.key], "last_modified": now,
+         "version_id": f"v2-{i}", "is_latest": True, "is_delete_marker": False}
+        for i, f in enumerate(files)
+    ]
+    entries += [
+        {"key": files[0].key, "size": 1, "etag": "old", "last_modified": now,
+         "version_id": "v1", "is_latest": False, "is_delete_marker": False},
+        {"key": "site/deleted.jpg", "size": 0, "etag": "", "last_modified": now,
+         "version_id": "dm", "is_latest": True, "is_delete_marker": True},
+    ]
+    s3_client.create_bucket(Bucket=settings.bucket + "-inv")
+    report = write_inventory_report((s3_client, settings.bucket + "-inv", "inventory"),
+                                    settings.bucket, entries, fmt=fmt, all_versions=True)
+    res = resources(settings)
+    res["s3"] = MediaS3Resource(
+        endpoint_url=settings.endpoint_url, bucket=settings.bucket,
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+        inventory_location=report.location,
+    )
+    import dagster as dg
+
+    summary = run_assets(instance=dg.DagsterInstance.ephemeral(), resources=res)
+    assert summary.success, summary.failure
+    inv = summary.materialized["inventory_snapshot"]
+    assert (inv["dagster/row_count"], inv["skipped_noncurrent"], inv["skipped_delete_markers"]) \
+        == (len(files), 1, 1)
+    got = dict(rows(settings, "SELECT key, version_id FROM media_files"))
+    assert got == {f.key: f"v2-{i}" for i, f in enumerate(files)}
+    assert summary.materialized["fingerprints"]["active"] == len(files)
