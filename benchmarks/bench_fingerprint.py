@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 from media_pipeline import pipeline
 from media_pipeline.records import PendingObject, media_id_for
 from media_pipeline.settings import Settings
@@ -100,13 +102,26 @@ def main(small_count: int = 2000, small_size: int = 100_000, big_size: int = 1_0
         objects = [PendingObject(media_id_for("bench", k), "bench", k, small_size, "")
                    for k in keys]
 
+        server = psutil.Process(proc.pid)
+
+        def server_cpu() -> float:
+            times = server.cpu_times()
+            return float(times.user + times.system)
+
+        cpu0 = server_cpu()
         naive_s, naive_bytes = naive(client, "bench", keys)
+        cpu1 = server_cpu()
         ours_s, ours_bytes = ours(client, settings, objects)
+        cpu2 = server_cpu()
         assert naive_bytes == ours_bytes == small_count * small_size
+        per_request = (cpu2 - cpu1) / small_count
         print(f"small objects  naive loop: {small_count / naive_s:7.0f} obj/s "
-              f"{naive_bytes / MB / naive_s:7.1f} MB/s")
+              f"{naive_bytes / MB / naive_s:7.1f} MB/s   (server CPU "
+              f"{(cpu1 - cpu0) / small_count * 1e3:.2f} ms/GET)")
         print(f"small objects  ours:       {small_count / ours_s:7.0f} obj/s "
-              f"{ours_bytes / MB / ours_s:7.1f} MB/s   ({naive_s / ours_s:.2f}× the loop)")
+              f"{ours_bytes / MB / ours_s:7.1f} MB/s   ({naive_s / ours_s:.2f}× the loop; server "
+              f"CPU {per_request * 1e3:.2f} ms/GET, so one moto process tops out near "
+              f"{1 / per_request:.0f} GET/s)")
 
         big_key = "ns0/big.bin"
         block = os.urandom(8 * 1024 * 1024)

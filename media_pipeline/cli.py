@@ -176,6 +176,45 @@ def print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> Non
         console.print(table)
 
 
+# -- health --------------------------------------------------------------------------------------
+
+
+@main.command("health")
+@click.option("--sample", default=50, show_default=True, help="Objects to HEAD.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly_errors
+def health_command(sample: int, as_json: bool) -> None:
+    """The asset checks, as a table: storage usage and file accessibility."""
+    from media_pipeline import health
+    from media_pipeline.storage import make_client
+
+    settings = Settings.from_env()
+    require_s3(settings)
+    usage = health.storage_usage(settings)
+    report = health.check_accessibility(settings, make_client(settings), sample)
+    checks = [
+        {"check": "storage_usage", "passed": True,
+         "detail": f"{sum(r['files'] for r in usage)} files, "
+                   f"{sum(r['bytes'] for r in usage)} bytes"},
+        {"check": "file_accessibility", "passed": report.ok,
+         "detail": f"{report.checked} checked, {len(report.missing_keys)} missing"
+                   + (": " + ", ".join(report.missing_keys[:10]) if report.missing_keys else "")
+                   + (f", {len(report.errors)} errors" if report.errors else "")},
+    ]
+    if as_json:
+        click.echo(json.dumps({"checks": checks, "storage_usage": usage}, indent=2))
+    else:
+        table = Table("check", "status", "detail")
+        for c in checks:
+            table.add_row(c["check"], "[green]pass[/green]" if c["passed"] else "[red]FAIL[/red]",
+                          c["detail"])
+        console.print(table)
+        print_rows(["namespace", "content_type", "files", "bytes"],
+                   [tuple(r.values()) for r in usage], "table")
+    if not all(c["passed"] for c in checks):
+        sys.exit(1)
+
+
 # -- demo ----------------------------------------------------------------------------------------
 
 

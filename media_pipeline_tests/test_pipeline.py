@@ -266,3 +266,25 @@ def test_run_from_an_inventory_report_instead_of_a_listing(
     got = dict(rows(settings, "SELECT key, version_id FROM media_files"))
     assert got == {f.key: f"v2-{i}" for i, f in enumerate(files)}
     assert summary.materialized["fingerprints"]["active"] == len(files)
+
+
+def test_health_command_reports_missing_objects_and_exits_non_zero(
+    settings: Settings, s3_client: Any, corpus: list[CorpusFile]
+) -> None:
+    files = corpus[:8]
+    seed_bucket(s3_client, settings.bucket, files)
+    run(settings)
+    runner = CliRunner()
+    env = env_for(settings)
+    ok = runner.invoke(cli, ["health", "--json"], env=env)
+    assert ok.exit_code == 0, ok.output
+    report = json.loads(ok.output)
+    assert [c["passed"] for c in report["checks"]] == [True, True]
+    assert sum(r["files"] for r in report["storage_usage"]) == len(files)
+
+    s3_client.delete_object(Bucket=settings.bucket, Key=files[3].key)
+    bad = runner.invoke(cli, ["health", "--json"], env=env)
+    assert bad.exit_code == 1
+    checks = {c["check"]: c for c in json.loads(bad.output)["checks"]}
+    assert not checks["file_accessibility"]["passed"]
+    assert files[3].key in checks["file_accessibility"]["detail"]
