@@ -13,12 +13,14 @@ import sys
 import time
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.table import Column, Table
+from rich.text import Text
 
 from media_pipeline.catalog import CatalogError, open_reader
 from media_pipeline.settings import EMBEDDED_S3_HOST, EMBEDDED_S3_PORT, Settings, SettingsError
@@ -34,8 +36,8 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def fail(message: str) -> None:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+def fail(message: str) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(1)
 
 
@@ -46,22 +48,29 @@ def friendly_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except EXPECTED_ERRORS as exc:
-            fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        except Exception as exc:  # noqa: BLE001 - last resort: still one line, never a traceback
-            name = type(exc).__name__
-            if name == "InventoryError":
-                fail(str(exc))
+        except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt, SystemExit):
             raise
+        except EXPECTED_ERRORS as exc:
+            fail(_one_line(exc))
+        except Exception as exc:  # last resort: still one line; MEDIA_PIPELINE_DEBUG=1 for more
+            if os.environ.get("MEDIA_PIPELINE_DEBUG"):
+                raise
+            fail(f"{type(exc).__name__}: {_one_line(exc)}")
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def require_s3(settings: Settings) -> None:
     if settings.uses_embedded_s3 and not is_listening(settings.endpoint_url or ""):
         fail(
-            f"the embedded S3 server is not running at {settings.endpoint_url}: start it with "
-            "`media-pipeline s3-server`, or set AWS_S3_ENDPOINT_URL / AWS credentials"
+            f"no S3 server is running at {settings.endpoint_url}: start the embedded one with "
+            "`media-pipeline s3-server`, or set AWS_S3_ENDPOINT_URL / AWS credentials "
+            "(MEDIA_PIPELINE_S3=aws for an instance role)"
         )
 
 
@@ -126,11 +135,11 @@ def run_command(select: tuple[str, ...], as_json: bool, verbose: bool) -> None:
     else:
         for asset, metadata in summary.materialized.items():
             shown = ", ".join(f"{k}={v}" for k, v in metadata.items() if not isinstance(v, dict))
-            console.print(f"[green]✓[/green] {asset}: {shown}", highlight=False)
+            console.print(f"[green]✓[/green] {asset}: {escape(shown)}", highlight=False)
         for check, passed in summary.checks.items():
             mark = "[green]✓[/green]" if passed else "[red]✗[/red]"
             extra = summary.check_descriptions.get(check, "")
-            console.print(f"{mark} check {check} {extra}", highlight=False)
+            console.print(f"{mark} check {check} {escape(extra)}", highlight=False)
     if not summary.success:
         fail(f"run {summary.run_id} failed: {summary.failure}")
 
@@ -149,6 +158,10 @@ def query(sql: str, fmt: str) -> None:
 
     settings = Settings.from_env()
     con = open_reader(settings.snapshot_path, settings.catalog_path)
+    # Read-only means no files written and no other database attached (which could lock the
+    # live catalog) either.
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
     try:
         try:
             cursor = con.execute(sql)
@@ -170,9 +183,9 @@ def print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> Non
         writer.writerow(columns)
         writer.writerows(rows)
     else:
-        table = Table(*columns)
+        table = Table(*(Column(header=Text(c)) for c in columns))
         for r in rows:
-            table.add_row(*("" if v is None else str(v) for v in r))
+            table.add_row(*(Text("" if v is None else str(v)) for v in r))
         console.print(table)
 
 
@@ -206,8 +219,9 @@ def health_command(sample: int, as_json: bool) -> None:
     else:
         table = Table("check", "status", "detail")
         for c in checks:
-            table.add_row(c["check"], "[green]pass[/green]" if c["passed"] else "[red]FAIL[/red]",
-                          c["detail"])
+            table.add_row(Text(str(c["check"])),
+                          "[green]pass[/green]" if c["passed"] else "[red]FAIL[/red]",
+                          Text(str(c["detail"])))
         console.print(table)
         print_rows(["namespace", "content_type", "files", "bytes"],
                    [tuple(r.values()) for r in usage], "table")

@@ -13,7 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from media_pipeline.catalog import Catalog
 from media_pipeline.corpus import CorpusFile, generate_corpus
@@ -74,7 +76,7 @@ def run_demo(console: Console | None = None, keep_server: bool = False) -> dict[
         for asset, metadata in run.materialized.items():
             shown = ", ".join(f"{k}={v}" for k, v in metadata.items()
                               if isinstance(v, int | float) and not isinstance(v, bool))
-            say(f"   [green]✓[/green] {asset}: {shown}", highlight=False)
+            say(f"   [green]✓[/green] {asset}: {escape(shown)}", highlight=False)
         for check, passed in run.checks.items():
             say(f"   {'[green]✓' if passed else '[red]✗'}[/] check {check}")
         if not run.success:
@@ -108,19 +110,19 @@ def print_summary(console: Console, s: dict[str, Any]) -> None:
                   f"{len(s['quarantined_files'])} quarantined; {s['missing']} missing")
     types = Table("content type (sniffed)", "files", "bytes", title="Types")
     for t in s["types"]:
-        types.add_row(t["content_type"], str(t["files"]), f"{t['bytes']:,}")
+        types.add_row(Text(t["content_type"]), str(t["files"]), f"{t['bytes']:,}")
     console.print(types)
     if s["near_duplicate_examples"]:
         near = Table("file", "near-duplicate of", "distance", title="Near duplicates (examples)")
         for n in s["near_duplicate_examples"]:
-            near.add_row(n["a"], n["b"], str(n["distance"]))
+            near.add_row(Text(n["a"]), Text(n["b"]), str(n["distance"]))
         console.print(near)
     if s["quarantined_files"]:
         q = Table("key", "why", title="Quarantined")
         for item in s["quarantined_files"]:
-            q.add_row(item["key"], item["reason"] or "")
+            q.add_row(Text(item["key"]), Text(item["reason"] or ""))
         console.print(q)
-    console.print(f"catalog: {s['catalog']}")
+    console.print(f"catalog: {escape(s['catalog'])}", highlight=False)
     console.print(f"analysts' snapshot: {s['snapshot']}  "
                   "(try: media-pipeline query \"SELECT status, count(*) FROM media_files "
                   "GROUP BY ALL\")")

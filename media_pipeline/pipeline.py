@@ -6,17 +6,29 @@ Parquet under ``work/``; the catalog is opened only for the short commit that me
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from media_pipeline.catalog import Catalog, DuplicateStats, InventoryDiff
 from media_pipeline.fingerprint import fingerprint_objects, write_fragment
-from media_pipeline.inventory import SnapshotStats, list_to_snapshot, read_inventory
-from media_pipeline.records import FingerprintResult
+from media_pipeline.inventory import (
+    SnapshotStats,
+    list_to_snapshot,
+    read_inventory,
+    validate_snapshot,
+)
+from media_pipeline.records import FingerprintResult, PendingObject
 from media_pipeline.settings import Settings
 from media_pipeline.storage import RetryCounter
 
@@ -37,27 +49,53 @@ def inventory_snapshot_path(settings: Settings) -> Path:
 def take_inventory(settings: Settings, client: Any, counter: RetryCounter | None = None
                    ) -> SnapshotStats:
     """Write the bucket's current objects to the snapshot Parquet: from the newest S3 Inventory
-    report when one is configured, else from a live listing."""
+    report when one is configured, else from a live listing.
+
+    Beside it goes a small JSON saying where the snapshot came from and as of when (an inventory
+    report's creation time), which the committer needs so an old report rolls nothing back.
+    """
     out = inventory_snapshot_path(settings)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if settings.inventory_location:
-        return read_inventory(
-            settings.inventory_location, client, out,
-            work_dir=settings.work_dir / "inventory" / "download",
-            expected_bucket=settings.bucket,
-        )
-    return list_to_snapshot(client, settings.bucket, out, counter=counter)
+    with _exclusive(out.parent / ".lock"):
+        if settings.inventory_location:
+            stats = read_inventory(
+                settings.inventory_location, client, out,
+                work_dir=settings.work_dir / "inventory" / "download",
+                expected_bucket=settings.bucket,
+            )
+            as_of = stats.report_created
+        else:
+            stats = list_to_snapshot(client, settings.bucket, out, counter=counter)
+            as_of = None
+        info = {
+            "bucket": settings.bucket,
+            "source": "inventory" if settings.inventory_location else "listing",
+            "as_of": as_of.isoformat() if as_of is not None else None,
+        }
+        _write_atomic(out.with_suffix(".json"), json.dumps(info).encode())
+    return stats
 
 
 def commit_inventory(settings: Settings, run_id: str | None = None) -> InventoryDiff:
     snapshot = inventory_snapshot_path(settings)
-    if not snapshot.exists():
+    info_path = snapshot.with_suffix(".json")
+    if not snapshot.exists() or not info_path.exists():
         raise FileNotFoundError(
             f"no object snapshot at {snapshot}: materialize inventory_snapshot first"
         )
-    source = "inventory" if settings.inventory_location else "listing"
-    with open_catalog(settings) as catalog:
-        return catalog.apply_inventory(snapshot, settings.bucket, source=source, run_id=run_id)
+    with _exclusive(snapshot.parent / ".lock"):
+        info = json.loads(info_path.read_text())
+        if info.get("bucket") != settings.bucket:
+            raise ValueError(
+                f"the object snapshot at {snapshot} is of bucket {info.get('bucket')!r}, not "
+                f"{settings.bucket!r}: materialize inventory_snapshot again"
+            )
+        validate_snapshot(snapshot)
+        as_of = datetime.fromisoformat(info["as_of"]) if info.get("as_of") else None
+        with open_catalog(settings) as catalog:
+            return catalog.apply_inventory(
+                snapshot, settings.bucket, source=info["source"], run_id=run_id, as_of=as_of
+            )
 
 
 @dataclass(frozen=True)
@@ -88,15 +126,32 @@ def fingerprint_pending(
     """
     frag_dir = settings.work_dir / "fingerprints"
     frag_dir.mkdir(parents=True, exist_ok=True)
+    # One fingerprint pass per catalog at a time: a second one waits, then finds nothing pending.
+    # The lock dies with its process, so fragments found here belong to a pass that crashed.
+    with _exclusive(frag_dir / ".lock"):
+        return _fingerprint_pending(settings, client, frag_dir, limit, on_start, on_result)
+
+
+def _fingerprint_pending(
+    settings: Settings,
+    client: Any,
+    frag_dir: Path,
+    limit: int | None,
+    on_start: Callable[[int, int], None] | None,
+    on_result: Callable[[FingerprintResult], None] | None,
+) -> FingerprintStats:
     leftovers = sorted(frag_dir.glob("*.parquet"))
+    pending_file = settings.work_dir / "pending" / "fingerprints.parquet"
+    pending_file.parent.mkdir(parents=True, exist_ok=True)
     with open_catalog(settings) as catalog:
         if leftovers:
             catalog.apply_fingerprints(leftovers)
-        pending = catalog.pending_fingerprints(limit=limit)
+        count, size = catalog.export_pending_fingerprints(pending_file, limit=limit)
     for path in leftovers:
         path.unlink()
     if on_start is not None:
-        on_start(len(pending), sum(p.size for p in pending))
+        on_start(count, size)
+    pending = _read_pending(pending_file)
 
     counter = RetryCounter()
     started = time.monotonic()
@@ -126,8 +181,9 @@ def fingerprint_pending(
             catalog.apply_fingerprints(fragments)
         for path in fragments:
             path.unlink()
+    pending_file.unlink(missing_ok=True)
     return FingerprintStats(
-        objects=len(pending),
+        objects=count,
         bytes_read=bytes_read,
         active=totals["active"],
         quarantined=totals["quarantined"],
@@ -137,6 +193,35 @@ def fingerprint_pending(
         seconds=time.monotonic() - started,
         resumed_fragments=len(leftovers),
     )
+
+
+def _read_pending(path: Path) -> Iterator[PendingObject]:
+    """The pending list, streamed from Parquet in batches: millions of objects, little memory."""
+    parquet = pq.ParquetFile(path)
+    for batch in parquet.iter_batches(batch_size=10_000):
+        for row in batch.to_pylist():
+            yield PendingObject(
+                media_id=str(row["media_id"]), bucket=row["bucket"], key=row["key"],
+                size=int(row["file_size"]), etag=row["etag"] or "",
+            )
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """An advisory lock between processes on this machine; released when the process dies."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def rebuild_duplicates(settings: Settings) -> DuplicateStats:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 EMBEDDED_S3_HOST = "127.0.0.1"
 EMBEDDED_S3_PORT = 9100
@@ -24,6 +25,19 @@ DEFAULT_ALLOWED_FILE_TYPES: dict[str, list[str]] = {
     "video": ["video/mp4", "video/webm", "video/quicktime"],
     "audio": ["audio/mpeg", "audio/ogg", "audio/wav", "audio/x-wav"],
 }
+
+
+# Any of these means boto3 can find AWS credentials, so "no AWS settings" does not hold.
+AWS_CREDENTIAL_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+SECRET_FIELDS = frozenset({"access_key_id", "secret_access_key", "session_token",
+                           "ai_service_api_key"})
 
 
 class SettingsError(ValueError):
@@ -78,6 +92,8 @@ class Settings:
     endpoint_url: str | None = None
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    profile_name: str | None = None
     home: Path = Path(".media_pipeline")
     max_file_size: int = 100 * 1024 * 1024
     allowed_file_types: dict[str, list[str]] = field(
@@ -100,15 +116,22 @@ class Settings:
         env = os.environ if env is None else env
         endpoint = env.get("AWS_S3_ENDPOINT_URL") or None
         access_key = env.get("AWS_ACCESS_KEY_ID") or None
-        if endpoint is None and access_key is None:
-            # No AWS settings at all: the embedded S3 server on this machine.
-            endpoint = f"http://{EMBEDDED_S3_HOST}:{EMBEDDED_S3_PORT}"
+        mode = (env.get("MEDIA_PIPELINE_S3") or "auto").lower()
+        if mode not in {"auto", "aws", "embedded"}:
+            raise SettingsError(f"MEDIA_PIPELINE_S3 must be auto, aws or embedded, got {mode!r}")
+        has_aws_credentials = any(env.get(name) for name in AWS_CREDENTIAL_VARIABLES)
+        if mode == "embedded" or (mode == "auto" and endpoint is None and not has_aws_credentials):
+            # No AWS settings at all: the embedded S3 server on this machine. With an instance
+            # role and nothing in the environment, say MEDIA_PIPELINE_S3=aws.
+            endpoint = endpoint or f"http://{EMBEDDED_S3_HOST}:{EMBEDDED_S3_PORT}"
         settings = cls(
             bucket=env.get("AWS_STORAGE_BUCKET_NAME") or DEFAULT_BUCKET,
             region=env.get("AWS_S3_REGION_NAME") or "us-east-1",
             endpoint_url=endpoint,
             access_key_id=access_key,
             secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            session_token=env.get("AWS_SESSION_TOKEN") or None,
+            profile_name=env.get("AWS_PROFILE") or None,
             home=Path(env.get("MEDIA_PIPELINE_HOME") or ".media_pipeline"),
             max_file_size=_int(env, "MAX_FILE_SIZE", 100 * 1024 * 1024),
             allowed_file_types=_allowed_types(env),
@@ -153,14 +176,19 @@ class Settings:
 
     @property
     def uses_embedded_s3(self) -> bool:
-        return self.endpoint_url == f"http://{EMBEDDED_S3_HOST}:{EMBEDDED_S3_PORT}"
+        """An S3 endpoint on this machine with no credentials: the embedded server (or another
+        local test server), which accepts any credentials."""
+        if not self.endpoint_url or self.access_key_id:
+            return False
+        host = urlsplit(self.endpoint_url).hostname or ""
+        return host in {"127.0.0.1", "localhost", "::1"}
 
     def redacted(self) -> dict[str, Any]:
         """A dict safe to log or show: secrets replaced by '***'."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in {"access_key_id", "secret_access_key", "ai_service_api_key"}:
+            if f.name in SECRET_FIELDS:
                 value = "***" if value else None
             out[f.name] = str(value) if isinstance(value, Path) else value
         return out

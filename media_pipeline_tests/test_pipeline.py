@@ -217,7 +217,7 @@ def test_definitions_load_with_the_job_schedule_and_checks() -> None:
     assert schedule.cron_schedule == "0 2 * * *"
     specs = {c.name for c in defs.resolve_asset_graph().asset_check_keys}
     assert specs == {"storage_usage", "file_accessibility"}
-    for name in ("media_files", "duplicate_groups", "near_duplicates"):
+    for name in ("media_files", "fingerprints", "duplicate_groups", "near_duplicates"):
         assert defs.resolve_assets_def(name).op.pool == "catalog"
 
 

@@ -68,6 +68,10 @@ class DuplicateStats:
 
 # Rows whose object exists in the bucket (as far as the last inventory knows).
 PRESENT = "status NOT IN ('missing', 'purged')"
+# Objects in archive storage classes cannot be read without a restore; they wait, pending.
+ARCHIVED_FILTER = (
+    "AND coalesce(storage_class, 'STANDARD') NOT IN ('GLACIER', 'DEEP_ARCHIVE')"
+)
 
 
 class Catalog:
@@ -163,6 +167,7 @@ class Catalog:
         source: str = "listing",
         prefix: str = "",
         run_id: str | None = None,
+        as_of: datetime | None = None,
     ) -> InventoryDiff:
         """Merge an object snapshot (Parquet) into ``media_files`` in one transaction.
 
@@ -170,6 +175,10 @@ class Catalog:
         ETag) go back to ``pending``, and catalogued objects of this bucket/prefix absent from the
         snapshot become ``missing``; nothing is ever dropped. An object that comes back is
         restored to the status its fingerprint gave it.
+
+        ``as_of`` is when an inventory report was taken (reports lag by up to a day): objects
+        modified after it are neither marked missing nor rolled back to the report's version.
+        A live listing passes None.
 
         Only new, changed and returning objects are materialized; unchanged ones (the bulk of a
         nightly run) are matched by key in a join and never copied.
@@ -179,8 +188,8 @@ class Catalog:
         like = _like_prefix(prefix)
         snap = "(SELECT * FROM read_parquet($snapshot) WHERE bucket = $bucket)"
         known = (
-            "(SELECT media_id, key, file_size, etag, status FROM media_files "
-            "WHERE bucket = $bucket AND status <> 'purged')"
+            "(SELECT media_id, key, file_size, etag, status, storage_class, last_modified "
+            "FROM media_files WHERE bucket = $bucket)"
         )
         params: dict[str, Any] = {"snapshot": str(snapshot), "bucket": bucket}
         with self.transaction():
@@ -193,12 +202,18 @@ class Catalog:
                 CREATE OR REPLACE TEMP TABLE inventory_changes AS
                 SELECT m.media_id, i.version_id, i.size, i.etag, i.last_modified, i.storage_class,
                        CASE WHEN m.file_size <> i.size OR m.etag IS DISTINCT FROM i.etag
-                            THEN 'changed' ELSE 'reappeared' END AS kind
+                                 OR m.status = 'purged' THEN 'changed'
+                            WHEN m.status = 'missing' THEN 'reappeared'
+                            ELSE 'moved' END AS kind
                 FROM {snap} i JOIN {known} m ON m.key = i.key
-                WHERE m.file_size <> i.size OR m.etag IS DISTINCT FROM i.etag
-                   OR m.status = 'missing'
+                WHERE (m.file_size <> i.size OR m.etag IS DISTINCT FROM i.etag
+                       OR m.status IN ('missing', 'purged')
+                       OR m.storage_class IS DISTINCT FROM i.storage_class)
+                  -- A report older than what we know of this object must not roll it back.
+                  AND ($as_of::TIMESTAMPTZ IS NULL OR m.last_modified IS NULL
+                       OR m.last_modified <= $as_of::TIMESTAMPTZ)
                 """,
-                params,
+                {**params, "as_of": as_of},
             )
             counts = dict(con.execute(
                 "SELECT kind, count(*) FROM inventory_changes GROUP BY kind").fetchall())
@@ -207,8 +222,11 @@ class Catalog:
                 UPDATE media_files SET status = 'missing', missing_since = $now
                 WHERE bucket = $bucket AND {PRESENT} AND key LIKE $like ESCAPE '\\'
                   AND NOT EXISTS (SELECT 1 FROM {snap} i WHERE i.key = media_files.key)
+                  -- Objects written after the report was taken are not in it, yet not gone.
+                  AND ($as_of::TIMESTAMPTZ IS NULL OR last_modified IS NULL
+                       OR last_modified <= $as_of::TIMESTAMPTZ)
                 """,
-                {**params, "now": now, "like": like},
+                {**params, "now": now, "like": like, "as_of": as_of},
             ).fetchone()
             missing = int(missing_row[0]) if missing_row else 0
             new_row = con.execute(
@@ -235,11 +253,13 @@ class Catalog:
                         last_modified = c.last_modified, storage_class = c.storage_class,
                         missing_since = NULL,
                         status = CASE
+                            WHEN c.kind = 'moved' THEN m.status
                             WHEN c.kind = 'changed' OR m.fingerprinted_etag IS DISTINCT FROM c.etag
                                 THEN 'pending'
                             WHEN m.is_deleted THEN 'deleted'
                             WHEN m.quarantine_reason IS NOT NULL THEN 'quarantined'
-                            ELSE 'active' END
+                            ELSE 'active' END,
+                        purged_at = CASE WHEN c.kind = 'changed' THEN NULL ELSE m.purged_at END
                     FROM inventory_changes c
                     WHERE m.media_id = c.media_id
                     """
@@ -255,6 +275,7 @@ class Catalog:
             )
             changed = int(counts.get("changed", 0))
             reappeared = int(counts.get("reappeared", 0))
+            # "moved": same content, another storage class; counted as unchanged.
             diff = InventoryDiff(
                 rows=int(totals[0]),
                 bytes=int(totals[1]),
@@ -274,11 +295,30 @@ class Catalog:
 
     # -- fingerprints ------------------------------------------------------------------------
 
+    def export_pending_fingerprints(self, path: Path, limit: int | None = None
+                                    ) -> tuple[int, int]:
+        """Write the pending list to Parquet (so the long fingerprint pass does not hold the
+        catalog, nor millions of rows in memory); returns (objects, bytes)."""
+        limit_sql = f"LIMIT {int(limit)}" if limit is not None else ""
+        self.con.execute(
+            f"""
+            COPY (SELECT media_id::VARCHAR AS media_id, bucket, key, file_size, etag
+                  FROM media_files WHERE status = 'pending' {ARCHIVED_FILTER}
+                  ORDER BY bucket, key {limit_sql})
+            TO '{_sql_string(path)}' (FORMAT parquet)
+            """
+        )
+        row = self.con.execute(
+            f"SELECT count(*), coalesce(sum(file_size), 0) FROM read_parquet('{_sql_string(path)}')"
+        ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
     def pending_fingerprints(self, limit: int | None = None) -> list[PendingObject]:
         """Objects that need a (new) fingerprint: new or changed since their last one."""
         sql = (
             "SELECT media_id, bucket, key, file_size, etag FROM media_files "
-            "WHERE status = 'pending' ORDER BY bucket, key"
+            f"WHERE status = 'pending' {ARCHIVED_FILTER} ORDER BY bucket, key"
         )
         params: list[Any] = []
         if limit is not None:
@@ -332,6 +372,7 @@ class Catalog:
                 UPDATE media_files AS m SET status = 'missing', missing_since = ?
                 FROM fp f
                 WHERE m.media_id = f.media_id AND f.status = 'missing' AND m.status = 'pending'
+                  AND m.etag IS NOT DISTINCT FROM f.etag
                 """,
                 [now],
             )
@@ -525,6 +566,11 @@ class Catalog:
             "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?)",
             [_now(), actor, action, media_id, json.dumps(details or {}), run_id],
         )
+
+
+def _sql_string(path: Path) -> str:
+    """A path inside a single-quoted SQL literal (COPY takes no parameters)."""
+    return str(path).replace("'", "''")
 
 
 def _like_prefix(prefix: str) -> str:

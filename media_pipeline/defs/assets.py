@@ -55,7 +55,7 @@ def media_files(
     )
 
 
-@dg.asset(group_name=GROUP, deps=[media_files], compute_kind="python")
+@dg.asset(group_name=GROUP, deps=[media_files], pool=CATALOG_POOL, compute_kind="python")
 def fingerprints(
     context: dg.AssetExecutionContext, s3: MediaS3Resource, catalog: CatalogResource
 ) -> dg.MaterializeResult:

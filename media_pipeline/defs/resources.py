@@ -31,6 +31,8 @@ class MediaS3Resource(S3Resource):
             "endpoint_url": self.endpoint_url,
             "access_key_id": self.aws_access_key_id,
             "secret_access_key": self.aws_secret_access_key,
+            "session_token": self.aws_session_token,
+            "profile_name": self.profile_name,
             "inventory_location": self.inventory_location,
         })
 
@@ -62,5 +64,9 @@ def resources_from_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         aws_secret_access_key=(
             dg.EnvVar("AWS_SECRET_ACCESS_KEY") if env.get("AWS_SECRET_ACCESS_KEY") else None
         ),
+        aws_session_token=(
+            dg.EnvVar("AWS_SESSION_TOKEN") if env.get("AWS_SESSION_TOKEN") else None
+        ),
+        profile_name=settings.profile_name,
     )
     return {"s3": s3, "catalog": CatalogResource(home=str(settings.home))}

@@ -70,15 +70,18 @@ def make_client(settings: Settings, *, max_pool_connections: int | None = None) 
     )
     access_key = settings.access_key_id
     secret_key = settings.secret_access_key
-    if settings.uses_embedded_s3 and access_key is None:
+    token = settings.session_token
+    if settings.uses_embedded_s3:
         # The embedded server accepts any credentials; these keep boto3 from searching for some.
-        access_key, secret_key = "embedded", "embedded-secret"
-    return boto3.session.Session().client(
+        access_key, secret_key, token = "embedded", "embedded-secret", None
+    session = boto3.session.Session(profile_name=settings.profile_name if not access_key else None)
+    return session.client(
         "s3",
         region_name=settings.region,
         endpoint_url=settings.endpoint_url,
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
+        aws_session_token=token,
         config=config,
     )
 
