@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -236,14 +237,27 @@ def health_command(sample: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--keep-server", is_flag=True,
               help="Keep the embedded S3 server running after the demo (Ctrl-C to stop).")
+@click.option("--home", type=click.Path(path_type=Path), default=Path(".media_pipeline"),
+              show_default=True,
+              help="The demo's catalog folder (MEDIA_PIPELINE_HOME is ignored on purpose).")
 @friendly_errors
-def demo(as_json: bool, keep_server: bool) -> None:
-    """Embedded S3 + sample corpus + a full pipeline run + a summary. No AWS account needed."""
+def demo(as_json: bool, keep_server: bool, home: Path) -> None:
+    """Embedded S3 + sample corpus + a full pipeline run + a summary. No AWS account needed.
+
+    The demo never touches your configured S3 or catalog: it starts its own embedded server,
+    uses the bucket `media` and its own catalog folder.
+    """
     from media_pipeline.demo import run_demo
 
-    if os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_S3_ENDPOINT_URL"):
-        err_console.print("note: the demo ignores AWS settings and uses its own embedded S3")
-    summary = run_demo(console=None if as_json else console, keep_server=keep_server)
+    configured = os.environ.get("MEDIA_PIPELINE_HOME")
+    if configured and Path(configured).resolve() != home.resolve():
+        err_console.print(f"note: the demo uses its own catalog at {escape(str(home))}, "
+                          "not MEDIA_PIPELINE_HOME", highlight=False)
+    if any(os.environ.get(v) for v in ("AWS_ACCESS_KEY_ID", "AWS_S3_ENDPOINT_URL", "AWS_PROFILE",
+                                       "AWS_STORAGE_BUCKET_NAME", "MEDIA_PIPELINE_INVENTORY")):
+        err_console.print("note: the demo ignores AWS and inventory settings and uses its own "
+                          "embedded S3")
+    summary = run_demo(home, console=None if as_json else console, keep_server=keep_server)
     if as_json:
         click.echo(json.dumps(summary, default=str, indent=2))
 

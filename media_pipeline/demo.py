@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -45,19 +46,29 @@ def _start_server() -> EmbeddedS3:
     return start_embedded_s3(EMBEDDED_S3_HOST, port)
 
 
-def run_demo(console: Console | None = None, keep_server: bool = False) -> dict[str, Any]:
+DEMO_BUCKET = "media"
+# Settings that could point the demo at real data; it clears them for its own process.
+FOREIGN_SETTINGS = (
+    "AWS_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_PROFILE", "AWS_STORAGE_BUCKET_NAME", "MEDIA_PIPELINE_INVENTORY", "MEDIA_PIPELINE_S3",
+)
+
+
+def run_demo(home: Path, console: Console | None = None, keep_server: bool = False
+             ) -> dict[str, Any]:
     from media_pipeline.defs.execution import run_assets
 
     say = console.print if console is not None else (lambda *a, **k: None)
     server = _start_server()
     try:
-        # The demo's own S3: point this process's settings at it, whatever the shell says.
+        # The demo's own S3, bucket and catalog for this process, whatever the shell says.
+        for name in FOREIGN_SETTINGS:
+            os.environ.pop(name, None)
         os.environ.update({
             "AWS_S3_ENDPOINT_URL": server.url,
-            "AWS_ACCESS_KEY_ID": "demo",
-            "AWS_SECRET_ACCESS_KEY": "demo-secret",
+            "AWS_STORAGE_BUCKET_NAME": DEMO_BUCKET,
+            "MEDIA_PIPELINE_HOME": str(home),
         })
-        os.environ.pop("MEDIA_PIPELINE_INVENTORY", None)
         settings = Settings.from_env()
         client = make_client(settings)
         ensure_bucket(client, settings.bucket, settings.region)
@@ -123,6 +134,7 @@ def print_summary(console: Console, s: dict[str, Any]) -> None:
             q.add_row(Text(item["key"]), Text(item["reason"] or ""))
         console.print(q)
     console.print(f"catalog: {escape(s['catalog'])}", highlight=False)
-    console.print(f"analysts' snapshot: {s['snapshot']}  "
-                  "(try: media-pipeline query \"SELECT status, count(*) FROM media_files "
-                  "GROUP BY ALL\")")
+    home = escape(str(Path(s["catalog"]).parent))
+    console.print(f"analysts' snapshot: {escape(s['snapshot'])}", highlight=False)
+    console.print(f"try: MEDIA_PIPELINE_HOME={home} media-pipeline query "
+                  "\"SELECT status, count(*) FROM media_files GROUP BY ALL\"", highlight=False)

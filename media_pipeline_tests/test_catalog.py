@@ -331,3 +331,82 @@ def test_two_writers_at_once_both_succeed(home: Path, tmp_path: Path) -> None:
         counts = total.fetchone()
     assert actors == {"writer-1": 8, "writer-2": 8}
     assert counts == (200, 200)
+
+
+def test_a_stale_missing_result_does_not_hide_a_reuploaded_object(
+    home: Path, tmp_path: Path
+) -> None:
+    with open_catalog(home) as c:
+        c.apply_inventory(write_snapshot(tmp_path / "1.parquet", [("site/a.png", 1, "e1")]),
+                          BUCKET)
+        c.apply_inventory(write_snapshot(tmp_path / "2.parquet", [("site/a.png", 2, "e2")]),
+                          BUCKET)
+    # The reader saw version e1 vanish; meanwhile e2 was uploaded.
+    frag = fingerprint_fragment(tmp_path / "f.parquet", [
+        {"media_id": media_id_for(BUCKET, "site/a.png"), "etag": "e1", "status": "missing"}])
+    with open_catalog(home) as c:
+        c.apply_fingerprints([frag])
+    assert statuses(home) == {"site/a.png": "pending"}
+
+
+def test_an_inventory_report_older_than_the_catalog_rolls_nothing_back(
+    home: Path, tmp_path: Path
+) -> None:
+    def snap(name: str, rows: list[tuple[str, int, str, datetime]]) -> Path:
+        con = duckdb.connect()
+        con.execute(
+            "CREATE TABLE s (bucket VARCHAR, key VARCHAR, version_id VARCHAR, size BIGINT, "
+            "etag VARCHAR, last_modified TIMESTAMPTZ, storage_class VARCHAR)")
+        con.executemany("INSERT INTO s VALUES (?, ?, NULL, ?, ?, ?, 'STANDARD')",
+                        [[BUCKET, k, n, e, t] for k, n, e, t in rows])
+        con.execute(f"COPY s TO '{tmp_path / name}' (FORMAT parquet)")
+        return tmp_path / name
+
+    day1, day2, day3 = (datetime(2026, 5, d, tzinfo=UTC) for d in (1, 2, 3))
+    with open_catalog(home) as c:  # a live listing on day 3 knows a new and a changed object
+        c.apply_inventory(snap("live.parquet", [("site/old.jpg", 1, "v1", day1),
+                                                ("site/changed.jpg", 2, "v2", day3),
+                                                ("site/new.jpg", 3, "n1", day3)]), BUCKET)
+        # The inventory report taken on day 2 knows neither.
+        diff = c.apply_inventory(
+            snap("report.parquet", [("site/old.jpg", 1, "v1", day1),
+                                    ("site/changed.jpg", 2, "v1", day1)]),
+            BUCKET, source="inventory", as_of=day2)
+        rows = dict(c.con.execute("SELECT key, (status, etag) FROM media_files").fetchall())
+    assert diff.missing == 0 and diff.changed == 0
+    assert rows["site/new.jpg"] == ("pending", "n1")
+    assert rows["site/changed.jpg"] == ("pending", "v2")
+
+
+def test_storage_class_moves_are_recorded_and_archived_objects_are_not_read(
+    home: Path, tmp_path: Path
+) -> None:
+    def snap(name: str, cls: str) -> Path:
+        con = duckdb.connect()
+        con.execute(
+            f"COPY (SELECT '{BUCKET}' AS bucket, 'site/a.jpg' AS key, NULL::VARCHAR AS version_id,"
+            f" 5::BIGINT AS size, 'e' AS etag, now()::TIMESTAMPTZ AS last_modified,"
+            f" '{cls}' AS storage_class) TO '{tmp_path / name}' (FORMAT parquet)")
+        return tmp_path / name
+
+    with open_catalog(home) as c:
+        c.apply_inventory(snap("1.parquet", "STANDARD"), BUCKET)
+        diff = c.apply_inventory(snap("2.parquet", "GLACIER"), BUCKET)
+        cls = c.con.execute("SELECT storage_class, status FROM media_files").fetchone()
+        pending = c.pending_fingerprints()
+    assert (diff.changed, diff.unchanged) == (0, 1)
+    assert cls == ("GLACIER", "pending")
+    assert pending == []
+
+
+def test_a_purged_key_that_comes_back_is_revived_not_duplicated(
+    home: Path, tmp_path: Path
+) -> None:
+    first = write_snapshot(tmp_path / "1.parquet", [("site/a.jpg", 1, "e1")])
+    with open_catalog(home) as c:
+        c.apply_inventory(first, BUCKET)
+        c.con.execute("UPDATE media_files SET status = 'purged', purged_at = now()")
+        c.apply_inventory(write_snapshot(tmp_path / "2.parquet", [("site/a.jpg", 1, "e9")]),
+                          BUCKET)
+        rows = c.con.execute("SELECT status, etag, purged_at FROM media_files").fetchall()
+    assert rows == [("pending", "e9", None)]

@@ -288,3 +288,28 @@ def test_health_command_reports_missing_objects_and_exits_non_zero(
     checks = {c["check"]: c for c in json.loads(bad.output)["checks"]}
     assert not checks["file_accessibility"]["passed"]
     assert files[3].key in checks["file_accessibility"]["detail"]
+
+
+def test_demo_command_end_to_end_leaves_configured_catalogs_alone(tmp_path: Path) -> None:
+    """The README's first command: embedded S3, corpus, Dagster run, summary. A production-like
+    environment (real-looking home and bucket) is ignored, not written to."""
+    import os
+
+    prod_home = tmp_path / "prod-home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MEDIA_PIPELINE"))}
+    env.update({"MEDIA_PIPELINE_HOME": str(prod_home), "AWS_STORAGE_BUCKET_NAME": "prod-media"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "media_pipeline.cli", "demo", "--json", "--home",
+         str(tmp_path / "demo")],
+        env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    corpus = generate_corpus()
+    assert summary["objects"] == len(corpus)
+    assert summary["bytes"] == sum(len(f.data) for f in corpus)
+    assert len(summary["quarantined_files"]) == sum(f.kind == "hostile" for f in corpus)
+    assert summary["duplicate_groups"] == sum(f.kind == "duplicate" for f in corpus)
+    assert summary["near_duplicate_pairs"] >= sum(f.kind == "near-duplicate" for f in corpus)
+    assert summary["catalog"] == str((tmp_path / "demo" / "catalog.duckdb").resolve())
+    assert not prod_home.exists()
