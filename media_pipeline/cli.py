@@ -25,7 +25,7 @@ from rich.text import Text
 
 from media_pipeline.catalog import CatalogError, open_reader
 from media_pipeline.settings import EMBEDDED_S3_HOST, EMBEDDED_S3_PORT, Settings, SettingsError
-from media_pipeline.storage.embedded import is_listening
+from media_pipeline.storage.embedded import EmbeddedServerUnavailable, is_listening
 
 console = Console()
 err_console = Console(stderr=True)
@@ -34,6 +34,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     CatalogError, SettingsError, ClientError, BotoCoreError, FileNotFoundError, ValueError,
+    EmbeddedServerUnavailable,
 )
 
 

@@ -19,6 +19,8 @@ nightly_reconciliation_schedule = dg.ScheduleDefinition(
     job=nightly_reconciliation,
     cron_schedule="0 2 * * *",
     execution_timezone="UTC",
+    # Running as soon as a daemon runs: reconciliation only catalogs, it never deletes.
+    default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
 defs = dg.Definitions(

@@ -151,8 +151,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.max_file_size <= 0:
             raise SettingsError("MAX_FILE_SIZE must be positive")
-        if not 0 <= self.near_duplicate_distance <= 16:
-            raise SettingsError("MEDIA_PIPELINE_NEAR_DUPLICATE_DISTANCE must be between 0 and 16")
+        if not 0 <= self.near_duplicate_distance <= 11:
+            raise SettingsError("MEDIA_PIPELINE_NEAR_DUPLICATE_DISTANCE must be between 0 and 11")
         if self.fingerprint_workers < 1:
             raise SettingsError("MEDIA_PIPELINE_FINGERPRINT_WORKERS must be at least 1")
 

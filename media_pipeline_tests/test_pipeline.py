@@ -313,3 +313,25 @@ def test_demo_command_end_to_end_leaves_configured_catalogs_alone(tmp_path: Path
     assert summary["near_duplicate_pairs"] >= sum(f.kind == "near-duplicate" for f in corpus)
     assert summary["catalog"] == str((tmp_path / "demo" / "catalog.duckdb").resolve())
     assert not prod_home.exists()
+
+
+def test_storage_usage_check_reports_numbers_per_namespace_and_type(
+    settings: Settings, s3_client: Any, corpus: list[CorpusFile]
+) -> None:
+    import dagster as dg
+
+    from media_pipeline.defs.checks import storage_usage
+
+    files = [f for f in corpus if f.kind == "photo"][:16] + [f for f in corpus if f.kind == "pdf"]
+    seed_bucket(s3_client, settings.bucket, files)
+    run(settings)
+    res = resources(settings)
+    result = storage_usage(s3=res["s3"], catalog=res["catalog"])
+    assert isinstance(result, dg.AssetCheckResult) and result.passed
+    meta = {k: getattr(v, "value", v) for k, v in result.metadata.items()}
+    for namespace in {f.key.split("/", 1)[0] for f in files}:
+        in_ns = [f for f in files if f.key.startswith(namespace + "/")]
+        assert meta[f"files/namespace/{namespace}"] == len(in_ns)
+        assert meta[f"bytes/namespace/{namespace}"] == sum(len(f.data) for f in in_ns)
+    assert meta["files/type/application/pdf"] == sum(f.kind == "pdf" for f in files)
+    assert meta["files"] == len(files)

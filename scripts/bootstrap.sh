@@ -9,7 +9,8 @@ SUDO=""
 if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
 
 need_apt=()
-ldconfig -p 2>/dev/null | grep -q "libmagic.so.1" || need_apt+=(libmagic1)
+"$PYTHON" -c "import ctypes.util, sys; sys.exit(not ctypes.util.find_library('magic'))" \
+  || need_apt+=(libmagic1)
 "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]} with apt-get"

@@ -68,6 +68,9 @@ class DuplicateStats:
 
 # Rows whose object exists in the bucket (as far as the last inventory knows).
 PRESENT = "status NOT IN ('missing', 'purged')"
+# Near-duplicate search probes up to distance // 4 flipped bits per band: 137 probes at 8-11.
+MAX_NEAR_DISTANCE = 11
+DEGENERATE_PHASH_FILES = 50
 # Objects in archive storage classes cannot be read without a restore; they wait, pending.
 ARCHIVED_FILTER = (
     "AND coalesce(storage_class, 'STANDARD') NOT IN ('GLACIER', 'DEEP_ARCHIVE')"
@@ -425,8 +428,9 @@ class Catalog:
         variants with up to d // 4 flipped bits finds every pair; the exact distance is then
         checked. Pairs that are exact duplicates (same sha256) are left to duplicate_groups.
         """
-        if not 0 <= max_distance <= 16:
-            raise CatalogError("near-duplicate distance must be between 0 and 16")
+        if not 0 <= max_distance <= MAX_NEAR_DISTANCE:
+            raise CatalogError(
+                f"near-duplicate distance must be between 0 and {MAX_NEAR_DISTANCE}")
         flips = max_distance // 4
         masks = [0]
         for n in range(1, flips + 1):
@@ -436,11 +440,14 @@ class Catalog:
         with self.transaction():
             con.execute("CREATE OR REPLACE TEMP TABLE flip_masks (m UBIGINT)")
             con.executemany("INSERT INTO flip_masks VALUES (?)", [[m] for m in masks])
+            # A perceptual hash shared by very many files is a degenerate one (blank, flat
+            # images): pairing them all would be quadratic and says nothing.
             con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE ph AS
                 SELECT media_id, phash, file_hash FROM media_files
                 WHERE phash IS NOT NULL AND {PRESENT} AND status <> 'pending'
+                QUALIFY count(*) OVER (PARTITION BY phash) <= {DEGENERATE_PHASH_FILES}
                 """
             )
             con.execute("DELETE FROM near_duplicates")

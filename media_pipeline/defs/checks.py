@@ -21,9 +21,12 @@ def storage_usage(s3: MediaS3Resource, catalog: CatalogResource) -> dg.AssetChec
         f"| {r['namespace']} | {r['content_type']} | {r['files']} | {r['bytes']} |" for r in rows
     )
     metadata["by_namespace_and_type"] = dg.MetadataValue.md(table)
-    for namespace in sorted({r["namespace"] for r in rows}):
-        in_namespace = [r for r in rows if r["namespace"] == namespace]
-        metadata[f"bytes_{namespace}"] = sum(r["bytes"] for r in in_namespace)
+    # Numbers per namespace and per type, so the UI plots each over time.
+    for field, key in (("namespace", "namespace"), ("type", "content_type")):
+        for value in sorted({r[key] for r in rows}):
+            group = [r for r in rows if r[key] == value]
+            metadata[f"bytes/{field}/{value}"] = sum(r["bytes"] for r in group)
+            metadata[f"files/{field}/{value}"] = sum(r["files"] for r in group)
     return dg.AssetCheckResult(passed=True, metadata=metadata)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -26,6 +27,10 @@ from media_pipeline.fingerprint.validate import SVG_SCAN_LIMIT, decode_text
 logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 MetadataValue = str | int | bool
+
+# At most two full-size decodes of large non-JPEG images at a time, whatever the worker count.
+_BIG_DECODE_BYTES = 64 * 1024 * 1024
+_BIG_DECODES = threading.BoundedSemaphore(2)
 
 # JPEGs are decoded at a reduced scale (DCT scaling, at least this size): the pHash only needs
 # 32x32, and a 50-megapixel photo then costs under 1 MB instead of 150 MB. The whole stream is
@@ -113,8 +118,12 @@ def inspect_image(fp: IO[bytes], *, max_pixels: int) -> ContentInfo:
                 info.metadata.update(frames=frames, animated=frames > 1)
                 info.metadata.update(_exif_fields(image))
                 image.draft("L", _DRAFT_SIZE)
-                image.load()
-                info.phash = perceptual_hash(image)
+                # JPEGs shrink in draft(); other formats decode at full size (~4 bytes a
+                # pixel), so big ones take turns instead of all workers decoding at once.
+                big = info.pixels * 4 > _BIG_DECODE_BYTES and image.format != "JPEG"
+                with _BIG_DECODES if big else contextlib.nullcontext():
+                    image.load()
+                    info.phash = perceptual_hash(image)
             except Exception as exc:  # truncated or corrupt data, whatever Pillow raises
                 info.decode_error = _error_text(exc)
     except Image.DecompressionBombError as exc:

@@ -12,8 +12,11 @@ import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
-from moto.server import ThreadedMotoServer
+
+class EmbeddedServerUnavailable(RuntimeError):
+    """moto is not installed (it comes with the ``embedded`` extra)."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -35,7 +38,7 @@ def is_listening(url: str, timeout: float = 1.0) -> bool:
 
 @dataclass
 class EmbeddedS3:
-    server: ThreadedMotoServer
+    server: Any  # moto.server.ThreadedMotoServer
     host: str
     port: int
 
@@ -51,6 +54,12 @@ def start_embedded_s3(host: str = "127.0.0.1", port: int = 0) -> EmbeddedS3:
     """Start moto's server in a background thread; ``port=0`` picks a free port."""
     if host not in {"127.0.0.1", "localhost", "::1"}:
         raise ValueError("the embedded S3 server only listens on the loopback interface")
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        raise EmbeddedServerUnavailable(
+            "the embedded S3 server needs moto: pip install 'media-pipeline[embedded]'"
+        ) from None
     port = port or free_port(host)
     # werkzeug logs every request at INFO; keep the terminal readable.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
