@@ -90,4 +90,47 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
 ]
 
+MIGRATIONS.append(
+    (
+        2,
+        "AI results cache, AI columns, tags",
+        """
+        CREATE TABLE ai_results (
+            file_hash  VARCHAR NOT NULL,     -- results are per content: duplicates share them
+            backend    VARCHAR NOT NULL,
+            model      VARCHAR NOT NULL,
+            version    VARCHAR NOT NULL,
+            params     VARCHAR NOT NULL,     -- hash of the parameters that change the output
+            result     JSON NOT NULL,        -- raw scores; thresholds apply when read
+            created_at TIMESTAMPTZ NOT NULL,
+            expires_at TIMESTAMPTZ           -- remote service results honour AI_CACHE_TIMEOUT
+        );
+        CREATE TABLE ai_failures (
+            file_hash  VARCHAR NOT NULL,
+            backend    VARCHAR NOT NULL,
+            model      VARCHAR NOT NULL,
+            version    VARCHAR NOT NULL,
+            error      VARCHAR NOT NULL,
+            failed_at  TIMESTAMPTZ NOT NULL
+        );
+        ALTER TABLE media_files ADD COLUMN ai_title VARCHAR;
+        ALTER TABLE media_files ADD COLUMN ai_generated_tags JSON;
+        ALTER TABLE media_files ADD COLUMN ai_extracted_text VARCHAR;
+        ALTER TABLE media_files ADD COLUMN ai_labels JSON;
+        ALTER TABLE media_files ADD COLUMN ai_scores JSON;
+        ALTER TABLE media_files ADD COLUMN ai_backend VARCHAR;
+        ALTER TABLE media_files ADD COLUMN ai_analyzed_at TIMESTAMPTZ;
+        CREATE TABLE media_tags (
+            media_id   UUID NOT NULL,
+            tag        VARCHAR NOT NULL,
+            source     VARCHAR NOT NULL,     -- 'manual' | 'ai'
+            confidence DOUBLE,
+            detector   VARCHAR,
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL
+        );
+        """,
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
