@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from media_pipeline.defs.ai import ai_analysis, ai_batch, ai_batch_schedule, ai_service_status
 from media_pipeline.defs.assets import OBJECT_CATALOG_ASSETS
 from media_pipeline.defs.checks import OBJECT_CATALOG_CHECKS
 from media_pipeline.defs.resources import resources_from_env
@@ -24,9 +25,9 @@ nightly_reconciliation_schedule = dg.ScheduleDefinition(
 )
 
 defs = dg.Definitions(
-    assets=OBJECT_CATALOG_ASSETS,
-    asset_checks=OBJECT_CATALOG_CHECKS,
-    jobs=[nightly_reconciliation],
-    schedules=[nightly_reconciliation_schedule],
+    assets=[*OBJECT_CATALOG_ASSETS, ai_analysis],
+    asset_checks=[*OBJECT_CATALOG_CHECKS, ai_service_status],
+    jobs=[nightly_reconciliation, ai_batch],
+    schedules=[nightly_reconciliation_schedule, ai_batch_schedule],
     resources=resources_from_env(),
 )

@@ -110,6 +110,7 @@ class Settings:
     ai_service_api_key: str | None = field(default=None, repr=False)
     ai_confidence_threshold: float = 0.7
     ai_cache_timeout: int = 3600
+    ai_detector_thresholds: str | None = None  # JSON: detector → threshold
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -145,6 +146,7 @@ class Settings:
             ai_service_api_key=env.get("AI_SERVICE_API_KEY") or None,
             ai_confidence_threshold=_float(env, "AI_CONFIDENCE_THRESHOLD", 0.7),
             ai_cache_timeout=_int(env, "AI_CACHE_TIMEOUT", 3600),
+            ai_detector_thresholds=env.get("AI_DETECTOR_THRESHOLDS") or None,
         )
         return replace(settings, **overrides) if overrides else settings
 

@@ -216,7 +216,9 @@ def test_definitions_load_with_the_job_schedule_and_checks() -> None:
     schedule = defs.resolve_schedule_def("nightly_reconciliation_schedule")
     assert schedule.cron_schedule == "0 2 * * *"
     specs = {c.name for c in defs.resolve_asset_graph().asset_check_keys}
-    assert specs == {"storage_usage", "file_accessibility"}
+    assert specs == {"storage_usage", "file_accessibility", "ai_service_status"}
+    assert defs.resolve_schedule_def("ai_batch_schedule").cron_schedule == "15 * * * *"
+    assert defs.resolve_assets_def("ai_analysis").op.pool == "catalog"
     for name in ("media_files", "fingerprints", "duplicate_groups", "near_duplicates"):
         assert defs.resolve_assets_def(name).op.pool == "catalog"
 

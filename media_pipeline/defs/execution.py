@@ -9,9 +9,14 @@ from typing import Any
 
 import dagster as dg
 
+from media_pipeline.defs.ai import ai_analysis, ai_service_status
 from media_pipeline.defs.assets import OBJECT_CATALOG_ASSETS
 from media_pipeline.defs.checks import OBJECT_CATALOG_CHECKS
 from media_pipeline.defs.resources import resources_from_env
+
+# What `media-pipeline run` materializes by default: the nightly reconciliation. AI analysis is
+# its own (hourly) job: `--select ai_analysis` or `media-pipeline analyze`.
+DEFAULT_SELECTION = tuple(a.key.to_user_string() for a in OBJECT_CATALOG_ASSETS)
 
 
 @dataclass
@@ -37,21 +42,19 @@ def run_assets(
     instance: dg.DagsterInstance | None = None,
     resources: dict[str, Any] | None = None,
     log_level: str = "WARNING",
+    run_config: dict[str, Any] | None = None,
 ) -> RunSummary:
     """Materialize the object-catalog assets (or a selection) with their checks.
 
     Dagster's console logger is set to ``log_level``: the CLI prints its own summary.
     """
     defs = dg.Definitions(
-        assets=OBJECT_CATALOG_ASSETS,
-        asset_checks=OBJECT_CATALOG_CHECKS,
+        assets=[*OBJECT_CATALOG_ASSETS, ai_analysis],
+        asset_checks=[*OBJECT_CATALOG_CHECKS, ai_service_status],
         jobs=[
             dg.define_asset_job(
                 "cli_run",
-                selection=(
-                    dg.AssetSelection.assets(*selection)
-                    if selection else dg.AssetSelection.all()
-                ),
+                selection=dg.AssetSelection.assets(*(selection or DEFAULT_SELECTION)),
             )
         ],
         resources=resources or resources_from_env(),
@@ -60,7 +63,8 @@ def run_assets(
     result = job.execute_in_process(
         instance=instance or instance_for_cli(),
         raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        run_config={**(run_config or {}),
+                    "loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     summary = RunSummary(success=result.success, run_id=result.run_id)
     for event in result.get_asset_materialization_events():

@@ -1,0 +1,80 @@
+"""The ai_analysis asset, its job, hourly schedule and the ai_service_status check."""
+
+import dagster as dg
+
+from media_pipeline.ai.runner import analyze_batch
+from media_pipeline.ai.service import MediaAIService
+from media_pipeline.ai.thresholds import Thresholds
+from media_pipeline.defs.assets import CATALOG_POOL, fingerprints
+from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
+from media_pipeline.pipeline import open_catalog
+
+
+class AIAnalysisConfig(dg.Config):
+    batch_size: int = 20
+    max_files: int = 500
+    mode: str = "missing"  # "missing": only files without a current result; "all": redo
+
+
+def make_service(s3: MediaS3Resource, catalog: CatalogResource) -> MediaAIService:
+    settings = catalog.settings(s3)
+    return MediaAIService(settings, thresholds=Thresholds.from_settings(
+        settings.ai_confidence_threshold, settings.ai_detector_thresholds))
+
+
+@dg.asset(group_name="ai", deps=[fingerprints], pool=CATALOG_POOL, compute_kind="python")
+def ai_analysis(
+    context: dg.AssetExecutionContext,
+    config: AIAnalysisConfig,
+    s3: MediaS3Resource,
+    catalog: CatalogResource,
+) -> dg.MaterializeResult:
+    """Tags, titles, OCR text, labels, faces and moderation scores, per content hash, in batches.
+    Skipped (with the reason) when no AI engine is installed; deferred when the service is down."""
+    settings = catalog.settings(s3)
+    service = make_service(s3, catalog)
+    status = service.backend.status()
+    if not status.get("ok"):
+        context.log.warning(f"AI analysis skipped: {status}")
+        return dg.MaterializeResult(metadata={
+            "skipped": True, "reason": dg.MetadataValue.json(status), "analysed": 0})
+    stats = analyze_batch(
+        settings, s3.get_client(), service, lambda: open_catalog(settings),
+        batch_size=config.batch_size, max_files=config.max_files, mode=config.mode,
+        on_result=lambda key, _result: context.log.debug(f"analysed {key}"),
+    )
+    if stats.deferred:
+        context.log.warning(f"{stats.deferred} files deferred: {stats.deferred_reason}")
+    return dg.MaterializeResult(metadata={
+        "analysed": stats.analysed,
+        "failed": stats.failed,
+        "deferred": stats.deferred,
+        "files_updated": stats.files_updated,
+        "cached_applied": stats.cached_applied,
+        "seconds": round(stats.seconds, 2),
+        "files_per_second": round(stats.analysed / stats.seconds, 2) if stats.seconds else 0.0,
+        "backend": stats.backend,
+        "model": stats.model,
+    })
+
+
+@dg.asset_check(asset=ai_analysis, description="The AI backend answers (engines load, or the "
+                "remote service responds).")
+def ai_service_status(s3: MediaS3Resource, catalog: CatalogResource) -> dg.AssetCheckResult:
+    status = make_service(s3, catalog).backend.status()
+    return dg.AssetCheckResult(
+        passed=bool(status.get("ok")),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"status": dg.MetadataValue.json(status)},
+    )
+
+
+ai_batch = dg.define_asset_job(
+    "ai_batch", selection=dg.AssetSelection.assets(ai_analysis),
+    description="Analyse the next files without AI results.",
+)
+
+ai_batch_schedule = dg.ScheduleDefinition(
+    name="ai_batch_schedule", job=ai_batch, cron_schedule="15 * * * *",
+    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+)
