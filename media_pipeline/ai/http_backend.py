@@ -644,7 +644,7 @@ class HttpAIBackend:
                         status_code=code,
                         retry_after=retry_after,
                     )
-                delay = retry_after if retry_after is not None else self._backoff(attempt)
+                delay = self._backoff(attempt)
                 log.warning("%s answered HTTP %d; retry %d/%d in %.2fs", shown, code,
                             attempt + 1, self.max_retries, delay)
                 self._sleep(delay)
