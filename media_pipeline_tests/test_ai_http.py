@@ -224,7 +224,7 @@ def test_answer_parsed_with_raw_confidences_and_request_shape(server: ChatServer
 
 def test_fenced_json_answer(server: ChatServer) -> None:
     content = (
-        "Here is the analysis:\n```json\n"
+        "Here is the analysis of {the image}:\n```json\n"
         + json.dumps({"title": "Cat", "tags": [{"name": "cat", "confidence": 0.99}]})
         + "\n```\n"
     )
@@ -315,6 +315,7 @@ def test_4xx_is_not_retried(server: ChatServer) -> None:
         backend.analyze_image(png())
     assert info.value.status_code == 400
     assert len(server.posts()) == 1
+    assert backend.breaker.consecutive_failures == 0  # a rejection is not an outage
 
 
 def test_slow_answer_times_out_as_unavailable(server: ChatServer) -> None:

