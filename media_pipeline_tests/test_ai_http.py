@@ -330,10 +330,12 @@ def test_connection_refused_is_unavailable() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    sleeps = Sleeps()
     backend = HttpAIBackend(f"http://127.0.0.1:{port}/v1", API_KEY, max_retries=1,
-                            sleep=Sleeps(), timeout=1.0)
+                            sleep=sleeps, timeout=1.0)
     with pytest.raises(AIServiceUnavailable, match="after 2 attempts"):
         backend.analyze_image(png())
+    assert len(sleeps) == 1  # backed off once before the retry
     assert not backend.status().available
 
 

@@ -586,7 +586,7 @@ class HttpAIBackend:
             self.breaker.record_failure()
             raise
         except AIServiceError:
-            self.breaker.record_failure()
+            self.breaker.record_success()  # the service answered; it is up
             raise
         except BaseException:
             self.breaker.release()
