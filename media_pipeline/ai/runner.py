@@ -68,7 +68,7 @@ def analyze_batch(
     """
     if mode not in ("missing", "all"):
         raise ValueError(f"mode must be 'missing' or 'all', got {mode!r}")
-    from media_pipeline.ai.http_backend import AIServiceUnavailable
+    from media_pipeline.ai.http_backend import AIServiceError, AIServiceUnavailable
 
     backend = service.backend
     key = backend_key(backend)
@@ -98,6 +98,14 @@ def analyze_batch(
                 stats.deferred = len(work) - len(results) - len(failures)
                 stats.deferred_reason = str(exc)
                 break
+            except AIServiceError as exc:
+                if exc.status_code in (401, 403):  # a wrong key is not the files' fault
+                    stats.deferred = len(work) - len(results) - len(failures)
+                    stats.deferred_reason = str(exc)
+                    break
+                failures.append((item["file_hash"], f"{type(exc).__name__}: {exc}"))
+                stats.errors[item["key"]] = failures[-1][1]
+                continue
             except Exception as exc:  # one file failing never fails the batch
                 failures.append((item["file_hash"], f"{type(exc).__name__}: {exc}"))
                 stats.errors[item["key"]] = failures[-1][1]

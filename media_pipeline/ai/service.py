@@ -25,7 +25,8 @@ from media_pipeline.ai.thresholds import Thresholds
 from media_pipeline.settings import Settings
 
 LOCAL_VERSION = "1"  # bump when what the local backend computes changes: results are redone
-MAX_IMAGE_SIDE = 1600  # engines work on at most this size; bounds memory and time
+MAX_IMAGE_SIDE = 1600
+LABEL_FLOOR = 0.1  # engines work on at most this size; bounds memory and time
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
 PDF_TYPE = "application/pdf"
 
@@ -161,7 +162,9 @@ class LocalBackend:
 
     def _tags_and_title(self, result: AnalysisResult) -> None:
         confident_text = [line.value for line in self.thresholds.filter(result.text_lines)]
-        label_names = [label.value for label in result.labels]
+        # Only labels the classifier half-believes are mapped to tags: a 3% "punching bag"
+        # would otherwise become a confident tag "bag".
+        label_names = [label.value for label in result.labels if label.score >= LABEL_FLOOR]
 
         def keywords(engine: Any) -> None:
             if confident_text:
@@ -262,15 +265,60 @@ def _make_engine(name: str) -> Any:
     raise ValueError(f"unknown engine {name!r}")
 
 
+class RemoteBackend:
+    """The OpenAI-compatible service (:class:`~media_pipeline.ai.http_backend.HttpAIBackend`)
+    behind the same interface as the local backend. It sees images; for a PDF it is asked for
+    tags of the document's text layer."""
+
+    name = "http"
+
+    def __init__(self, client: Any):
+        self.client = client
+
+    @property
+    def model(self) -> str:
+        return str(self.client.model)
+
+    @property
+    def version(self) -> str:
+        return str(self.client.version)
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.client.parameters)
+
+    def analyze(self, data: bytes, *, filename: str, content_type: str) -> AnalysisResult:
+        if content_type in IMAGE_TYPES:
+            result: AnalysisResult = self.client.analyze_image(data, filename=filename)
+            return result
+        result = AnalysisResult(backend=self.name, model=self.model, version=self.version)
+        if content_type == PDF_TYPE:
+            from pypdf import PdfReader
+
+            reader = PdfReader(io.BytesIO(data))
+            text = "\n".join((page.extract_text() or "") for page in reader.pages[:20])
+            result.text_lines = [Scored(line.strip(), 1.0, "pdf-text")
+                                 for line in text.splitlines() if line.strip()]
+            result.tags = self.client.suggest_tags(text)
+        else:
+            result.errors["type"] = f"no analysis for {content_type}"
+        return result
+
+    def suggest_tags(self, text: str) -> list[Scored]:
+        tags: list[Scored] = self.client.suggest_tags(text)
+        return tags
+
+    def status(self) -> dict[str, Any]:
+        status = self.client.status().to_dict()
+        status["ok"] = bool(status.get("available"))
+        return status
+
+
 def make_backend(settings: Settings, thresholds: Thresholds) -> AIBackend:
     """The HTTP backend when AI_SERVICE_URL is set, else the local one."""
     if settings.ai_service_url:
         from media_pipeline.ai.http_backend import HttpAIBackend
 
-        backend: AIBackend = HttpAIBackend(
-            settings.ai_service_url, settings.ai_service_api_key or "",
-        )  # type: ignore[assignment]
-        return backend
+        return RemoteBackend(HttpAIBackend.from_settings(settings))
     return LocalBackend(thresholds)
 
 

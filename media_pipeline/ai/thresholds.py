@@ -16,7 +16,7 @@ from media_pipeline.ai.model import Scored
 
 BUILT_IN: dict[str, float] = {
     "efficientnet-lite0": 0.25,  # softmax over 1,000 classes
-    "minilm-tags": 0.45,  # cosine similarity, not a probability
+    "minilm-tags": 0.55,  # cosine: ~0.7 close concept, ~0.5 a word-sense neighbour
     "yake": 0.5,
     "rapidocr": 0.85,  # confident even on text it hallucinates in textures
     "tesseract": 0.6,

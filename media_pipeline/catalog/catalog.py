@@ -711,6 +711,21 @@ class Catalog:
             con.execute("DROP TABLE ai_tags")
         return int(row[0]) if row else 0
 
+    def add_manual_tag(self, media_id: str, tag: str, user: str) -> None:
+        """A person's tag; AI tags never replace or duplicate it."""
+        with self.transaction():
+            self.con.execute(
+                "INSERT INTO media_tags VALUES (?, ?, 'manual', NULL, NULL, ?, ?)",
+                [media_id, tag, user, _now()],
+            )
+            self.record_audit(user, "tag.add", media_id, {"tag": tag})
+
+    def tags_of(self, media_id: str) -> list[tuple[str, str, float | None]]:
+        rows = self.con.execute(
+            "SELECT tag, source, confidence FROM media_tags WHERE media_id = ? "
+            "ORDER BY source, tag", [media_id]).fetchall()
+        return [(t, s, c) for t, s, c in rows]
+
     def record_audit(
         self, actor: str, action: str, media_id: str | None = None,
         details: dict[str, Any] | None = None, run_id: str | None = None,

@@ -195,7 +195,8 @@ class RapidOcrEngine:
 
     @property
     def model(self) -> str:
-        return "rapidocr:" + "+".join(p.stem for p in self._models.values())
+        used = ["Det", "Rec", *(["Cls"] if self.use_angle_cls else [])]
+        return "rapidocr:" + "+".join(self._models[section].stem for section in used)
 
     @property
     def version(self) -> str:
@@ -224,7 +225,7 @@ class RapidOcrEngine:
             raise EngineUnavailable(f"rapidocr: {exc}: {INSTALL_HINT}") from None
         cv2.setNumThreads(1)
         params: dict[str, Any] = {
-            "Global.log_level": "warning",
+            "Global.log_level": "error",  # not a warning per photo without text
             "Global.use_cls": self.use_angle_cls,
             "Global.text_score": self.min_score,
             "EngineConfig.onnxruntime.intra_op_num_threads": 1,
@@ -237,10 +238,11 @@ class RapidOcrEngine:
             params[f"{section}.model_path"] = str(path)
         engine = RapidOCR(params=params)
         # rapidocr builds its sessions on first call; do it now, under the load lock.
-        engine._load_det_model()
-        engine._load_rec_model()
-        if self.use_angle_cls:
-            engine._load_cls_model()
+        # (Private rapidocr methods: without them the first read loads, under rapidocr's locks.)
+        for part in ("det", "rec", *(["cls"] if self.use_angle_cls else [])):
+            preload = getattr(engine, f"_load_{part}_model", None)
+            if callable(preload):
+                preload()
         return engine
 
     def read(self, image: Image.Image) -> list[Scored]:
@@ -275,7 +277,7 @@ def _rapidocr_model_paths() -> dict[str, Path]:
     wanted = {"Det": "_det_", "Rec": "_rec_", "Cls": "_cls_"}
     paths: dict[str, Path] = {}
     for section, marker in wanted.items():
-        # Prefer the newest PP-OCR version when a wheel ships several.
+        # The default config's models are the only ones in the wheel; if several, the last.
         candidates = sorted(p for p in models.glob("*.onnx") if marker in p.name)
         if not candidates:
             raise EngineUnavailable(
@@ -357,7 +359,7 @@ class TesseractEngine:
         try:
             api = tesserocr.PyTessBaseAPI(
                 path=str(self.tessdata) + os.sep, lang=self.lang,
-                psm=tesserocr.PSM(self.psm), oem=tesserocr.OEM.DEFAULT,
+                psm=self.psm, oem=tesserocr.OEM.DEFAULT,
             )
         except RuntimeError as exc:
             raise EngineUnavailable(f"tesseract cannot load {self.lang!r} from "

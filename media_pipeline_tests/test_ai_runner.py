@@ -1,0 +1,191 @@
+"""The AI stage against a real HTTP server on 127.0.0.1 speaking the OpenAI chat-completions
+protocol: duplicates analysed once, thresholds, manual tags kept, deferral, cache expiry."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+pytest.importorskip("httpx")
+
+from media_pipeline.ai.http_backend import CircuitBreaker, HttpAIBackend  # noqa: E402
+from media_pipeline.ai.runner import analyze_batch  # noqa: E402
+from media_pipeline.ai.service import MediaAIService, RemoteBackend  # noqa: E402
+from media_pipeline.catalog import Catalog  # noqa: E402
+from media_pipeline.corpus import generate_corpus  # noqa: E402
+from media_pipeline.demo import seed_bucket  # noqa: E402
+from media_pipeline.pipeline import (  # noqa: E402
+    commit_inventory,
+    fingerprint_pending,
+    open_catalog,
+    take_inventory,
+)
+from media_pipeline.records import media_id_for  # noqa: E402
+from media_pipeline.settings import Settings  # noqa: E402
+
+ANSWER = {"title": "A cat on a sofa", "description": "x", "text": "HELLO",
+          "tags": [{"name": "cat", "confidence": 0.92}, {"name": "blurry", "confidence": 0.3}]}
+
+
+class ChatServer:
+    def __init__(self) -> None:
+        self.requests = 0
+        self.down = False
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                if server.down:
+                    self._send(503, {"error": {"message": "down"}})
+                else:
+                    self._send(200, {"data": [{"id": "test-model"}]})
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                if server.down:
+                    self._send(503, {"error": {"message": "overloaded"}})
+                    return
+                server.requests += 1
+                self._send(200, {"choices": [{"message": {"role": "assistant",
+                                                          "content": json.dumps(ANSWER)}}]})
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http.server_address[1]}/v1"
+
+
+@pytest.fixture
+def chat() -> Iterator[ChatServer]:
+    server = ChatServer()
+    yield server
+    server.http.shutdown()
+    server.http.server_close()
+
+
+def service_for(settings: Settings, chat: ChatServer, model: str = "test-model"
+                ) -> MediaAIService:
+    client = HttpAIBackend(chat.url, "sk-test", model=model, timeout=2.0, max_retries=1,
+                           backoff_base=0.01, breaker=CircuitBreaker(failure_threshold=50))
+    return MediaAIService(settings, backend=RemoteBackend(client))
+
+
+def catalogued(settings: Settings, s3_client: Any, files: list[Any]) -> None:
+    seed_bucket(s3_client, settings.bucket, files)
+    take_inventory(settings, s3_client)
+    commit_inventory(settings)
+    fingerprint_pending(settings, s3_client)
+
+
+def run(settings: Settings, s3_client: Any, service: MediaAIService, **kw: Any) -> Any:
+    return analyze_batch(settings, s3_client, service, lambda: open_catalog(settings), **kw)
+
+
+def ai_rows(settings: Settings) -> dict[str, tuple[Any, ...]]:
+    with Catalog.open(settings.catalog_path) as c:
+        rows = c.con.execute(
+            "SELECT key, ai_title, ai_generated_tags::VARCHAR, ai_scores::VARCHAR "
+            "FROM media_files").fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+@pytest.fixture
+def photos() -> list[Any]:
+    corpus = generate_corpus()
+    copy = next(f for f in corpus if f.kind == "duplicate")
+    source = next(f for f in corpus if f.key == copy.original)
+    originals = [f for f in corpus if f.kind == "photo" and f.key != source.key][:3]
+    return [*originals, source, copy]
+
+
+def test_duplicates_are_analysed_once_and_thresholds_apply_when_applied(
+    settings: Settings, s3_client: Any, chat: ChatServer, photos: list[Any]
+) -> None:
+    catalogued(settings, s3_client, photos)
+    stats = run(settings, s3_client, service_for(settings, chat))
+    assert stats.analysed == len(photos) - 1 == chat.requests
+    rows = ai_rows(settings)
+    for f in photos:
+        title, tags, scores = rows[f.key]
+        assert title == "A cat on a sofa"
+        assert json.loads(tags) == ["cat"]  # "blurry" (0.3) is under AI_CONFIDENCE_THRESHOLD
+    with Catalog.open(settings.catalog_path) as c:
+        raw = c.con.execute("SELECT result::VARCHAR FROM ai_results LIMIT 1").fetchone()
+    assert raw is not None and '"blurry"' in raw[0]  # raw scores are stored
+
+    again = run(settings, s3_client, service_for(settings, chat))
+    assert again.analysed == 0 and chat.requests == len(photos) - 1
+
+
+def test_manual_tags_are_never_overwritten(
+    settings: Settings, s3_client: Any, chat: ChatServer, photos: list[Any]
+) -> None:
+    catalogued(settings, s3_client, photos[:1])
+    media_id = media_id_for(settings.bucket, photos[0].key)
+    with Catalog.open(settings.catalog_path) as c:
+        c.add_manual_tag(media_id, "Cat", "alice")
+    run(settings, s3_client, service_for(settings, chat))
+    run(settings, s3_client, service_for(settings, chat), mode="all")
+    with Catalog.open(settings.catalog_path) as c:
+        tags = c.tags_of(media_id)
+    assert tags == [("Cat", "manual", None)]
+
+
+def test_an_unavailable_service_defers_the_batch_and_nothing_fails(
+    settings: Settings, s3_client: Any, chat: ChatServer, photos: list[Any]
+) -> None:
+    catalogued(settings, s3_client, photos[:3])
+    chat.down = True
+    stats = run(settings, s3_client, service_for(settings, chat))
+    assert (stats.analysed, stats.failed, stats.deferred) == (0, 0, 3)
+    assert stats.deferred_reason
+    chat.down = False
+    stats = run(settings, s3_client, service_for(settings, chat))
+    assert stats.analysed == 3
+    assert all(r[0] for k, r in ai_rows(settings).items())
+
+
+def test_cache_timeout_and_model_version_decide_when_to_ask_again(
+    settings: Settings, s3_client: Any, chat: ChatServer, photos: list[Any]
+) -> None:
+    catalogued(settings, s3_client, photos[:2])
+    no_cache = Settings(**{**settings.__dict__, "ai_cache_timeout": 0})
+    run(no_cache, s3_client, service_for(no_cache, chat))
+    run(no_cache, s3_client, service_for(no_cache, chat))
+    assert chat.requests == 4  # AI_CACHE_TIMEOUT=0: every result expires at once
+    run(settings, s3_client, service_for(settings, chat))
+    run(settings, s3_client, service_for(settings, chat))
+    assert chat.requests == 6  # kept for AI_CACHE_TIMEOUT (3600 s)
+    run(settings, s3_client, service_for(settings, chat, model="test-model-2"))
+    assert chat.requests == 8  # a new model analyses again
+
+
+def test_a_new_duplicate_gets_the_cached_result_without_a_request(
+    settings: Settings, s3_client: Any, chat: ChatServer, photos: list[Any]
+) -> None:
+    source, copy = photos[3], photos[4]
+    catalogued(settings, s3_client, [source])
+    run(settings, s3_client, service_for(settings, chat))
+    catalogued(settings, s3_client, [copy])
+    stats = run(settings, s3_client, service_for(settings, chat))
+    assert chat.requests == 1 and stats.analysed == 0 and stats.cached_applied == 1
+    assert ai_rows(settings)[copy.key][0] == "A cat on a sofa"
