@@ -74,7 +74,8 @@ def analyze_batch(
     key = backend_key(backend)
     stats = AIRunStats(backend=backend.name, model=backend.model)
     started = time.monotonic()
-    redo_before = datetime.now(UTC) if mode == "all" else None
+    run_started = datetime.now(UTC)
+    redo_before = run_started if mode == "all" else None
     expires_at = (
         datetime.now(UTC) + timedelta(seconds=settings.ai_cache_timeout)
         if backend.name != "local" else None
@@ -84,7 +85,7 @@ def analyze_batch(
             batch_size, max_files - stats.analysed - stats.failed)
         with open_catalog() as catalog:
             work = catalog.ai_work(key, ANALYSABLE_TYPES, limit=take, media_ids=media_ids,
-                                   redo_before=redo_before)
+                                   redo_before=redo_before, run_started=run_started)
         if not work:
             break
         results: list[tuple[str, str]] = []

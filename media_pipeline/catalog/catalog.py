@@ -570,6 +570,7 @@ class Catalog:
     def ai_work(
         self, key: tuple[str, str, str, str], content_types: Sequence[str], *, limit: int,
         media_ids: Sequence[str] | None = None, redo_before: datetime | None = None,
+        run_started: datetime | None = None,
     ) -> list[dict[str, Any]]:
         """One object per content hash still without a usable result for ``key`` (backend,
         model, version, params): duplicates are analysed once. Hashes that failed before are
@@ -587,7 +588,9 @@ class Catalog:
                   SELECT 1 FROM ai_results r
                   WHERE r.file_hash = m.file_hash AND r.backend = $backend AND r.model = $model
                     AND r.version = $version AND r.params = $params
-                    AND (r.expires_at IS NULL OR r.expires_at > now())
+                    -- a result made by this very run counts even if it has expired already
+                    AND (r.expires_at IS NULL OR r.expires_at > now()
+                         OR r.created_at >= $started::TIMESTAMPTZ)
                     AND ($redo::TIMESTAMPTZ IS NULL OR r.created_at >= $redo::TIMESTAMPTZ))
               AND ($ids IS NOT NULL OR NOT EXISTS (
                   SELECT 1 FROM ai_failures f
@@ -600,7 +603,7 @@ class Catalog:
         cursor = self.con.execute(sql, {
             "types": list(content_types), "ids": list(media_ids) if media_ids else None,
             "backend": backend, "model": model, "version": version, "params": params,
-            "redo": redo_before,
+            "redo": redo_before, "started": run_started,
         })
         columns = [d[0] for d in cursor.description or []]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
