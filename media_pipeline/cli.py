@@ -290,11 +290,13 @@ def health_command(sample: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--keep-server", is_flag=True,
               help="Keep the embedded S3 server running after the demo (Ctrl-C to stop).")
+@click.option("--ai/--no-ai", default=True, show_default=True,
+              help="Run the AI analysis step (local models, offline; about a minute).")
 @click.option("--home", type=click.Path(path_type=Path), default=Path(".media_pipeline"),
               show_default=True,
               help="The demo's catalog folder (MEDIA_PIPELINE_HOME is ignored on purpose).")
 @friendly_errors
-def demo(as_json: bool, keep_server: bool, home: Path) -> None:
+def demo(as_json: bool, keep_server: bool, ai: bool, home: Path) -> None:
     """Embedded S3 + sample corpus + a full pipeline run + a summary. No AWS account needed.
 
     The demo never touches your configured S3 or catalog: it starts its own embedded server,
@@ -310,7 +312,8 @@ def demo(as_json: bool, keep_server: bool, home: Path) -> None:
                                        "AWS_STORAGE_BUCKET_NAME", "MEDIA_PIPELINE_INVENTORY")):
         err_console.print("note: the demo ignores AWS and inventory settings and uses its own "
                           "embedded S3")
-    summary = run_demo(home, console=None if as_json else console, keep_server=keep_server)
+    summary = run_demo(home, console=None if as_json else console, keep_server=keep_server,
+                       ai=ai)
     if as_json:
         click.echo(json.dumps(summary, default=str, indent=2))
 

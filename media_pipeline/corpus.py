@@ -32,6 +32,7 @@ KINDS = (
     "pdf",
     "svg",
     "text",
+    "banner",
     "duplicate",
     "near-duplicate",
     "hostile",
@@ -73,7 +74,7 @@ _WORDS = (
     *("asset", "release", "notes", "campaign", "budget"),
 )
 _MIN_DISTANCE = 12  # distinct photos are at least this far apart in pHash bits
-_FIXED_FILES = 49  # files that are not plain photos (see generate_corpus)
+_FIXED_FILES = 52  # files that are not plain photos (see generate_corpus)
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,24 @@ def pdf_document(pages: list[list[str]], title: str = "Sample") -> bytes:
         f"startxref\n{xref}\n%%EOF\n"
     ).encode()
     return bytes(out)
+
+
+BANNER_TEXTS = ("SUMMER SALE", "GRAND OPENING", "FRESH COFFEE")
+
+
+def banner(rng: np.random.Generator, text: str, width: int = 640, height: int = 240
+           ) -> Image.Image:
+    """A web banner: big dark text on a light photo-like background (for OCR)."""
+    from PIL import ImageDraw, ImageFont
+
+    background = photo(rng, width, height).convert("RGB")
+    light = Image.blend(background, Image.new("RGB", background.size, (245, 245, 240)), 0.75)
+    draw = ImageDraw.Draw(light)
+    font = ImageFont.load_default(size=64)  # Pillow's bundled scalable font: same everywhere
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    position = ((width - (right - left)) // 2, (height - (bottom - top)) // 2 - top)
+    draw.text(position, text, fill=(20, 20, 30), font=font)
+    return light
 
 
 def _sentence(rng: np.random.Generator, words: int = 9) -> str:
@@ -410,6 +429,12 @@ def generate_corpus(seed: int = 7, count: int = 220) -> list[CorpusFile]:
         text = "\n".join(_sentence(rng) for _ in range(12)) + "\n"
         key = f"{NAMESPACES[i % 3]}/notes/note-{i}.txt"
         files.append(CorpusFile(key, text.encode(), "text/plain", "text", "plain text"))
+
+    for i, text in enumerate(BANNER_TEXTS):
+        image = banner(rng, text)
+        key = f"{NAMESPACES[i % 3]}/banners/banner-{i}.jpg"
+        data = encode(image, "JPEG", quality=85)
+        files.append(CorpusFile(key, data, "image/jpeg", "banner", text))
 
     # Exact duplicates under other keys (same bytes), across namespaces.
     for i in range(8):

@@ -54,8 +54,8 @@ FOREIGN_SETTINGS = (
 )
 
 
-def run_demo(home: Path, console: Console | None = None, keep_server: bool = False
-             ) -> dict[str, Any]:
+def run_demo(home: Path, console: Console | None = None, keep_server: bool = False,
+             ai: bool = True) -> dict[str, Any]:
     from media_pipeline.defs.execution import run_assets
 
     say = console.print if console is not None else (lambda *a, **k: None)
@@ -92,6 +92,20 @@ def run_demo(home: Path, console: Console | None = None, keep_server: bool = Fal
             say(f"   {'[green]✓' if passed else '[red]✗'}[/] check {check}")
         if not run.success:
             raise RuntimeError(f"pipeline run failed: {run.failure}")
+
+        if ai:
+            say("[bold]4.[/bold] AI analysis with the local backend (offline models) …")
+            started = time.monotonic()
+            ai_run = run_assets(["ai_analysis"])
+            meta = ai_run.materialized.get("ai_analysis", {})
+            if not ai_run.success:
+                say(f"   [red]✗[/red] ai_analysis failed: {escape(str(ai_run.failure))}")
+            elif meta.get("skipped"):
+                say(f"   ai_analysis skipped: {escape(str(meta.get('reason')))}")
+            else:
+                say(f"   [green]✓[/green] ai_analysis: analysed={meta.get('analysed')}, "
+                    f"files_updated={meta.get('files_updated')}, "
+                    f"{time.monotonic() - started:.0f}s", highlight=False)
 
         with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
             summary = catalog.summary()
@@ -133,6 +147,15 @@ def print_summary(console: Console, s: dict[str, Any]) -> None:
         for item in s["quarantined_files"]:
             q.add_row(Text(item["key"]), Text(item["reason"] or ""))
         console.print(q)
+    if s.get("ai_examples"):
+        ai = Table("file", "AI title", "AI tags", "text found (OCR / PDF)",
+                   title=f"AI analysis ({s['ai_analysed_files']} files; examples)")
+        for item in s["ai_examples"]:
+            text = (item["text"] or "").replace("\n", " ")
+            ai.add_row(Text(item["key"]), Text(item["title"] or ""),
+                       Text(", ".join(item["tags"][:6])),
+                       Text(text[:60] + ("…" if len(text) > 60 else "")))
+        console.print(ai)
     console.print(f"catalog: {escape(s['catalog'])}", highlight=False)
     home = escape(str(Path(s["catalog"]).parent))
     console.print(f"analysts' snapshot: {escape(s['snapshot'])}", highlight=False)

@@ -161,7 +161,7 @@ class LocalBackend:
         self._run(result, "pdf", text)
 
     def _tags_and_title(self, result: AnalysisResult) -> None:
-        confident_text = [line.value for line in self.thresholds.filter(result.text_lines)]
+        confident_text = [line.value for line in readable_lines(result, self.thresholds)]
         # Only labels the classifier half-believes are mapped to tags: a 3% "punching bag"
         # would otherwise become a confident tag "bag".
         label_names = [label.value for label in result.labels if label.score >= LABEL_FLOOR]
@@ -346,7 +346,7 @@ class MediaAIService:
     def extract_text(self, file_bytes: bytes, filename: str = "") -> str:
         result = self.backend.analyze(file_bytes, filename=filename,
                                       content_type=_sniff(file_bytes))
-        return "\n".join(line.value for line in self.thresholds.filter(result.text_lines))
+        return "\n".join(line.value for line in readable_lines(result, self.thresholds))
 
     def analyze_file_complete_workflow(
         self, file_bytes: bytes, filename: str, namespace_id: str | None = None
@@ -370,7 +370,7 @@ def summarize(result: AnalysisResult, thresholds: Thresholds, **extra: Any) -> d
         "tags": [{"name": n, "confidence": round(t.score, 4), "detector": t.detector}
                  for n, t in sorted(tags.items(), key=lambda kv: -kv[1].score)],
         "title": title.value if title else None,
-        "extracted_text": "\n".join(line.value for line in thresholds.filter(result.text_lines)),
+        "extracted_text": "\n".join(line.value for line in readable_lines(result, thresholds)),
         "labels": [{"name": x.value, "confidence": round(x.score, 4)} for x in result.labels],
         "faces": [{"confidence": round(f.score, 4), "box": list(f.box)} for f in result.faces],
         "moderation": {k: round(v.score, 4) for k, v in result.moderation.items()},
@@ -379,6 +379,18 @@ def summarize(result: AnalysisResult, thresholds: Thresholds, **extra: Any) -> d
         "model": result.model,
         "version": result.version,
     }
+
+
+MIN_TEXT_CHARS = 3
+
+
+def readable_lines(result: AnalysisResult, thresholds: Thresholds) -> list[Scored]:
+    """OCR lines that pass their threshold and hold at least MIN_TEXT_CHARS letters or digits:
+    single glyphs "read" in photo textures are noise, however confident the engine is."""
+    return [
+        line for line in thresholds.filter(result.text_lines)
+        if sum(ch.isalnum() for ch in line.value) >= MIN_TEXT_CHARS
+    ]
 
 
 def _sniff(data: bytes) -> str:

@@ -551,7 +551,17 @@ class Catalog:
             ORDER BY n.distance, a.key LIMIT 5
             """
         ).fetchall()
-        assert dup is not None and near is not None
+        ai = con.execute(
+            """
+            SELECT key, ai_title, ai_generated_tags::VARCHAR, ai_extracted_text
+            FROM media_files WHERE ai_analyzed_at IS NOT NULL
+            ORDER BY ai_extracted_text IS NULL, content_type = 'application/pdf', key
+            LIMIT 12
+            """
+        ).fetchall()
+        ai_count = con.execute(
+            "SELECT count(*) FROM media_files WHERE ai_analyzed_at IS NOT NULL").fetchone()
+        assert dup is not None and near is not None and ai_count is not None
         return {
             **self.totals(),
             "types": [{"content_type": t, "files": int(n), "bytes": int(b)} for t, n, b in types],
@@ -563,6 +573,11 @@ class Catalog:
                 {"a": a, "b": b, "distance": int(d)} for a, b, d in near_examples
             ],
             "quarantined_files": [{"key": k, "reason": r} for k, r in quarantined],
+            "ai_analysed_files": int(ai_count[0]),
+            "ai_examples": [
+                {"key": k, "title": t, "tags": json.loads(g) if g else [], "text": x}
+                for k, t, g, x in ai
+            ],
         }
 
     # -- AI analysis -------------------------------------------------------------------------
