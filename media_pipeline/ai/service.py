@@ -12,6 +12,7 @@ the caller defers the batch.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import json
 import threading
@@ -73,6 +74,7 @@ class LocalBackend:
         self.thresholds = thresholds
         self._engines: dict[str, Any] = dict(engines or {})
         self._lock = threading.Lock()
+        self._status: dict[str, Any] | None = None
 
     def engine(self, name: str) -> Any:
         with self._lock:
@@ -85,7 +87,12 @@ class LocalBackend:
 
     @property
     def model(self) -> str:
-        return "rapidocr+tesseract+efficientnet-lite0+nudenet+opennsfw+minilm+yake"
+        """The engines that work here: installing an extra changes it, so files analysed
+        without that engine are analysed again."""
+        if self._status is None:
+            self.status()
+        assert self._status is not None
+        return "+".join(sorted(self._status["available"])) or "none"
 
     @property
     def version(self) -> str:
@@ -98,12 +105,23 @@ class LocalBackend:
         available, missing = [], {}
         for name in ENGINE_NAMES:
             try:
-                self.engine(name)
+                engine = self.engine(name)
+                if hasattr(engine, "load"):
+                    engine.load()  # the honest check: the model loads (once per process)
+                for module in FUNCTION_ENGINE_IMPORTS.get(name, ()):
+                    importlib.import_module(module)
                 available.append(name)
             except EngineUnavailable as exc:
                 missing[name] = str(exc)
-        return {"backend": self.name, "available": available, "unavailable": missing,
-                "ok": bool(available)}
+            except ImportError as exc:
+                missing[name] = f"{name}: {exc.name or exc} is not installed"
+            except Exception as exc:
+                missing[name] = f"{name}: {type(exc).__name__}: {exc}"
+        # Useful only if something can look at images or documents, not just pick titles.
+        useful = set(available) - {"title", "keywords"}
+        self._status = {"backend": self.name, "available": available, "unavailable": missing,
+                        "ok": bool(useful)}
+        return dict(self._status)
 
     def _run(self, result: AnalysisResult, name: str, fn: Callable[[Any], None]) -> None:
         try:
@@ -213,6 +231,8 @@ class _ThresholdMapping(dict[str, float]):
         return self._thresholds.for_detector(key)
 
 
+# Engines that are plain functions import their package on first call; status() checks it.
+FUNCTION_ENGINE_IMPORTS = {"keywords": ("yake",)}
 ENGINE_NAMES = ("labels", "ocr", "scan-ocr", "pdf", "nudity", "nsfw", "tags", "keywords", "title")
 
 
