@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, one after the other (several minutes; needs ~3 GB of disk)."""
 
-from benchmarks import bench_dedup, bench_fingerprint, bench_inventory
+from benchmarks import bench_ai, bench_dedup, bench_fingerprint, bench_inventory
 
 
 def main() -> None:
@@ -9,6 +9,8 @@ def main() -> None:
     bench_fingerprint.main()
     print()
     bench_dedup.main()
+    print()
+    bench_ai.main()
 
 
 if __name__ == "__main__":
