@@ -99,7 +99,7 @@ def run_demo(home: Path, console: Console | None = None, keep_server: bool = Fal
             ai_run = run_assets(["ai_analysis"])
             meta = ai_run.materialized.get("ai_analysis", {})
             if not ai_run.success:
-                say(f"   [red]✗[/red] ai_analysis failed: {escape(str(ai_run.failure))}")
+                raise RuntimeError(f"AI analysis failed: {ai_run.failure}")
             elif meta.get("skipped"):
                 say(f"   ai_analysis skipped: {escape(str(meta.get('reason')))}")
             else:

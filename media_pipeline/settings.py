@@ -108,6 +108,7 @@ class Settings:
     purge_batch_size: int = 100
     ai_service_url: str | None = None
     ai_service_api_key: str | None = field(default=None, repr=False)
+    ai_service_model: str = "gpt-4o-mini"
     ai_confidence_threshold: float = 0.7
     ai_cache_timeout: int = 3600
     ai_detector_thresholds: str | None = None  # JSON: detector → threshold
@@ -144,6 +145,7 @@ class Settings:
             purge_batch_size=_int(env, "MEDIA_PIPELINE_PURGE_BATCH_SIZE", 100),
             ai_service_url=env.get("AI_SERVICE_URL") or None,
             ai_service_api_key=env.get("AI_SERVICE_API_KEY") or None,
+            ai_service_model=env.get("AI_SERVICE_MODEL") or "gpt-4o-mini",
             ai_confidence_threshold=_float(env, "AI_CONFIDENCE_THRESHOLD", 0.7),
             ai_cache_timeout=_int(env, "AI_CACHE_TIMEOUT", 3600),
             ai_detector_thresholds=env.get("AI_DETECTOR_THRESHOLDS") or None,

@@ -68,7 +68,8 @@ def test_photos_banner_and_pdf_get_tags_titles_and_text(
     title, tags, text, labels, scores = rows["site/cat.jpg"]
     assert "cat" in json.loads(tags)
     assert any("cat" in label["name"] for label in json.loads(labels))
-    assert title  # the top label, prettified
+    top_label = max(json.loads(labels), key=lambda label: label["confidence"])["name"]
+    assert title is not None and title.lower() == top_label.lower()  # the rule's fallback
     assert rows["site/cat-copy.jpg"][:2] == (title, tags)
     assert json.loads(scores)["moderation"]["nsfw"] < 0.2
 
@@ -90,7 +91,9 @@ def test_the_complete_workflow_reports_each_finding_with_its_confidence(
                                                     "site")
     assert result["namespace_id"] == "site"
     assert result["faces"] and all(0 < f["confidence"] <= 1 for f in result["faces"])
-    assert all("confidence" in t for t in result["tags"])
+    cat_result = service.analyze_file_complete_workflow(jpeg(skdata.chelsea()), "cat.jpg")
+    assert cat_result["tags"] and all(0 < t["confidence"] <= 1 for t in cat_result["tags"])
+    assert cat_result["title_detail"]["confidence"] > 0
     assert set(result["moderation"]) >= {"nsfw"}
 
     strict = MediaAIService(Settings(), backend=service.backend,

@@ -136,6 +136,18 @@ def test_duplicates_are_analysed_once_and_thresholds_apply_when_applied(
     assert again.analysed == 0 and chat.requests == len(photos) - 1
 
 
+def test_a_manual_tag_added_after_an_ai_tag_replaces_it(
+    settings: Settings, s3_client: Any, chat: ChatServer, photos: list[Any]
+) -> None:
+    catalogued(settings, s3_client, photos[:1])
+    media_id = media_id_for(settings.bucket, photos[0].key)
+    run(settings, s3_client, service_for(settings, chat))
+    with Catalog.open(settings.catalog_path) as c:
+        assert c.tags_of(media_id) == [("cat", "ai", 0.92)]
+        c.add_manual_tag(media_id, "CAT", "bob")
+        assert c.tags_of(media_id) == [("CAT", "manual", None)]
+
+
 def test_manual_tags_are_never_overwritten(
     settings: Settings, s3_client: Any, chat: ChatServer, photos: list[Any]
 ) -> None:
@@ -240,10 +252,12 @@ def test_without_the_ai_extras_the_local_backend_says_which_to_install() -> None
     out = subprocess.run([sys.executable, "-c", BLOCKED], capture_output=True, text=True,
                          check=True).stdout
     status = json.loads(out)
-    # PDF text layers need no extra (pypdf is a core dependency); nothing else works ...
+    # PDF text layers need no extra (pypdf is a core dependency), but that is not "AI": the
+    # asset skips and says why ...
     assert set(status["available"]) <= {"title", "pdf"}
+    assert status["ok"] is False
     # ... and the model key says so: installing the extras makes files analysed again.
-    assert status["model"] == "+".join(sorted(status["available"]))
+    assert status["model"] == "pdf+title"
     assert "ai-vision" in status["unavailable"]["labels"]
     assert "ai-ocr" in status["unavailable"]["ocr"]
     assert "yake" in status["unavailable"]["keywords"]

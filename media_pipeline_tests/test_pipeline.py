@@ -218,7 +218,7 @@ def test_definitions_load_with_the_job_schedule_and_checks() -> None:
     specs = {c.name for c in defs.resolve_asset_graph().asset_check_keys}
     assert specs == {"storage_usage", "file_accessibility", "ai_service_status"}
     assert defs.resolve_schedule_def("ai_batch_schedule").cron_schedule == "15 * * * *"
-    assert defs.resolve_assets_def("ai_analysis").op.pool == "catalog"
+    assert defs.resolve_assets_def("ai_analysis").op.pool is None  # short commits only
     for name in ("media_files", "fingerprints", "duplicate_groups", "near_duplicates"):
         assert defs.resolve_assets_def(name).op.pool == "catalog"
 
@@ -314,6 +314,11 @@ def test_demo_command_end_to_end_leaves_configured_catalogs_alone(tmp_path: Path
     assert summary["duplicate_groups"] == sum(f.kind == "duplicate" for f in corpus)
     assert summary["near_duplicate_pairs"] >= sum(f.kind == "near-duplicate" for f in corpus)
     assert summary["catalog"] == str((tmp_path / "demo" / "catalog.duckdb").resolve())
+    banners = {f.key: f.note for f in corpus if f.kind == "banner"}
+    shown = {e["key"]: e for e in summary["ai_examples"]}
+    assert summary["ai_analysed_files"] > 0
+    for key, text in banners.items():  # OCR of the banners, with their text as title
+        assert text in (shown[key]["text"] or "").upper() and shown[key]["title"] == text
     assert not prod_home.exists()
 
 

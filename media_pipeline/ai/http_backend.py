@@ -39,7 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from media_pipeline.ai.model import AnalysisResult, Scored
+from media_pipeline.ai.model import AIServiceError, AIServiceUnavailable, AnalysisResult, Scored
 
 log = logging.getLogger(__name__)
 
@@ -74,27 +74,6 @@ Return a JSON object {"tags": [{"name": "<lowercase tag, one to three words>",
 <<<
 %s
 >>>"""
-
-
-class AIServiceError(RuntimeError):
-    """The service answered, but the answer cannot be used (4xx, malformed JSON, wrong shape), or
-    the input cannot be sent (unreadable image). Retrying the same input will not help."""
-
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-
-class AIServiceUnavailable(RuntimeError):
-    """The service cannot be used now (down, timed out, overloaded, circuit open): defer the batch.
-    ``retry_after`` is a hint in seconds when one is known."""
-
-    def __init__(
-        self, message: str, *, status_code: int | None = None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

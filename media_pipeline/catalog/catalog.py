@@ -363,12 +363,29 @@ class Catalog:
                     phash = f.phash, width = f.width, height = f.height,
                     page_count = f.page_count, metadata = f.metadata::JSON,
                     quarantine_reason = f.quarantine_reason,
-                    fingerprinted_etag = f.etag, fingerprinted_at = ?
+                    fingerprinted_etag = f.etag, fingerprinted_at = ?,
+                    -- new content: the AI findings were about the old one
+                    ai_analyzed_at = CASE WHEN m.file_hash IS DISTINCT FROM f.file_hash
+                                          THEN NULL ELSE m.ai_analyzed_at END
                 FROM fp f
                 WHERE m.media_id = f.media_id AND m.etag IS NOT DISTINCT FROM f.etag
                   AND m.status = 'pending' AND f.status IN ('active', 'quarantined')
                 """,
                 [now],
+            )
+            con.execute(
+                """
+                DELETE FROM media_tags WHERE source = 'ai' AND media_id IN (
+                    SELECT media_id FROM media_files WHERE ai_analyzed_at IS NULL)
+                """
+            )
+            con.execute(
+                """
+                UPDATE media_files SET ai_title = NULL, ai_generated_tags = NULL,
+                    ai_extracted_text = NULL, ai_labels = NULL, ai_scores = NULL,
+                    ai_backend = NULL
+                WHERE ai_analyzed_at IS NULL AND ai_backend IS NOT NULL
+                """
             )
             con.execute(
                 """
@@ -607,12 +624,17 @@ class Catalog:
                     AND (r.expires_at IS NULL OR r.expires_at > now()
                          OR r.created_at >= $started::TIMESTAMPTZ)
                     AND ($redo::TIMESTAMPTZ IS NULL OR r.created_at >= $redo::TIMESTAMPTZ))
-              AND ($ids IS NOT NULL OR NOT EXISTS (
+              -- a failure is retried after a day, or at once when asked for by id or redo
+              AND ($ids IS NOT NULL OR $redo::TIMESTAMPTZ IS NOT NULL OR NOT EXISTS (
                   SELECT 1 FROM ai_failures f
                   WHERE f.file_hash = m.file_hash AND f.backend = $backend AND f.model = $model
-                    AND f.version = $version))
+                    AND f.version = $version AND f.failed_at > now() - INTERVAL 1 DAY))
             GROUP BY file_hash
-            ORDER BY min(first_seen), file_hash
+            -- contents never analysed first, then the oldest results: expiring remote results
+            -- must not starve new files
+            ORDER BY (SELECT max(r.created_at) FROM ai_results r
+                      WHERE r.file_hash = m.file_hash AND r.backend = $backend) NULLS FIRST,
+                     min(first_seen), file_hash
             LIMIT {int(limit)}
         """
         cursor = self.con.execute(sql, {
@@ -730,8 +752,12 @@ class Catalog:
         return int(row[0]) if row else 0
 
     def add_manual_tag(self, media_id: str, tag: str, user: str) -> None:
-        """A person's tag; AI tags never replace or duplicate it."""
+        """A person's tag; AI tags never replace or duplicate it (an AI tag of the same name
+        gives way)."""
         with self.transaction():
+            self.con.execute(
+                "DELETE FROM media_tags WHERE media_id = ? AND source = 'ai' "
+                "AND lower(tag) = lower(?)", [media_id, tag])
             self.con.execute(
                 "INSERT INTO media_tags VALUES (?, ?, 'manual', NULL, NULL, ?, ?)",
                 [media_id, tag, user, _now()],

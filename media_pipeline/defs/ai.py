@@ -5,7 +5,7 @@ import dagster as dg
 from media_pipeline.ai.runner import analyze_batch
 from media_pipeline.ai.service import MediaAIService
 from media_pipeline.ai.thresholds import Thresholds
-from media_pipeline.defs.assets import CATALOG_POOL, fingerprints
+from media_pipeline.defs.assets import fingerprints
 from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
 from media_pipeline.pipeline import open_catalog
 
@@ -22,7 +22,9 @@ def make_service(s3: MediaS3Resource, catalog: CatalogResource) -> MediaAIServic
         settings.ai_confidence_threshold, settings.ai_detector_thresholds))
 
 
-@dg.asset(group_name="ai", deps=[fingerprints], pool=CATALOG_POOL, compute_kind="python")
+# No pool: the analysis holds the catalog only for short commits (with lock retries), so it
+# must not block reconciliation for the minutes a batch takes.
+@dg.asset(group_name="ai", deps=[fingerprints], compute_kind="python")
 def ai_analysis(
     context: dg.AssetExecutionContext,
     config: AIAnalysisConfig,
