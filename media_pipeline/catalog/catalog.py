@@ -195,6 +195,12 @@ class Catalog:
             "FROM media_files WHERE bucket = $bucket)"
         )
         params: dict[str, Any] = {"snapshot": str(snapshot), "bucket": bucket}
+        # A report older than what we know of an object must not roll it back nor call it gone:
+        # objects written after the report was taken are not in it. (A listing has no lag.)
+        not_newer_than_report = (
+            "AND (last_modified IS NULL OR last_modified <= $as_of)" if as_of is not None else ""
+        )
+        as_of_param = {"as_of": as_of} if as_of is not None else {}
         with self.transaction():
             totals = con.execute(
                 f"SELECT count(*), coalesce(sum(size), 0) FROM {snap}", params
@@ -212,11 +218,9 @@ class Catalog:
                 WHERE (m.file_size <> i.size OR m.etag IS DISTINCT FROM i.etag
                        OR m.status IN ('missing', 'purged')
                        OR m.storage_class IS DISTINCT FROM i.storage_class)
-                  -- A report older than what we know of this object must not roll it back.
-                  AND ($as_of::TIMESTAMPTZ IS NULL OR m.last_modified IS NULL
-                       OR m.last_modified <= $as_of::TIMESTAMPTZ)
+                  {not_newer_than_report.replace("last_modified", "m.last_modified")}
                 """,
-                {**params, "as_of": as_of},
+                {**params, **as_of_param},
             )
             counts = dict(con.execute(
                 "SELECT kind, count(*) FROM inventory_changes GROUP BY kind").fetchall())
@@ -225,11 +229,9 @@ class Catalog:
                 UPDATE media_files SET status = 'missing', missing_since = $now
                 WHERE bucket = $bucket AND {PRESENT} AND key LIKE $like ESCAPE '\\'
                   AND NOT EXISTS (SELECT 1 FROM {snap} i WHERE i.key = media_files.key)
-                  -- Objects written after the report was taken are not in it, yet not gone.
-                  AND ($as_of::TIMESTAMPTZ IS NULL OR last_modified IS NULL
-                       OR last_modified <= $as_of::TIMESTAMPTZ)
+                  {not_newer_than_report}
                 """,
-                {**params, "now": now, "like": like, "as_of": as_of},
+                {**params, "now": now, "like": like, **as_of_param},
             ).fetchone()
             missing = int(missing_row[0]) if missing_row else 0
             new_row = con.execute(
