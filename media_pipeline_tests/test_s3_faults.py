@@ -4,6 +4,7 @@ the run without touching the catalog."""
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +37,7 @@ class ThrottlingProxy:
         self.every = every
         self.requests = 0
         self.throttled = 0
+        self.cut_once: set[str] = set()  # request paths whose next GET body breaks off
         self.lock = threading.Lock()
         proxy = self
 
@@ -50,6 +52,8 @@ class ThrottlingProxy:
                     proxy.requests += 1
                     throttle = proxy.requests % proxy.every == 0
                     proxy.throttled += throttle
+                    cut = self.command == "GET" and self.path in proxy.cut_once
+                    proxy.cut_once.discard(self.path)
                 if throttle:
                     self.send_response(503)
                     self.send_header("Content-Type", "application/xml")
@@ -68,6 +72,13 @@ class ThrottlingProxy:
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
+                if cut:  # the body breaks off halfway: the connection drops
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    conn.close()
+                    return
                 self.wfile.write(data)
                 conn.close()
 
@@ -151,3 +162,28 @@ def test_a_bad_inventory_fails_the_run_naming_the_file_and_the_catalog_stays(
     with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as c:
         after = c.con.execute("SELECT key, status, etag FROM media_files ORDER BY key").fetchall()
     assert after == before
+
+
+def test_a_body_that_breaks_off_midway_is_read_again(
+    settings: Settings, s3_client: Any, s3_endpoint: str
+) -> None:
+    import hashlib
+    from urllib.parse import quote
+
+    from media_pipeline.fingerprint import fingerprint_object
+    from media_pipeline.records import PendingObject, media_id_for
+    from media_pipeline.storage import RetryCounter, make_client
+
+    photo = next(f for f in generate_corpus() if f.kind == "photo" and len(f.data) > 20_000)
+    s3_client.put_object(Bucket=settings.bucket, Key=photo.key, Body=photo.data)
+    with ThrottlingProxy(s3_endpoint, every=10**9) as proxy:
+        proxy.cut_once.add(f"/{settings.bucket}/{quote(photo.key, safe='/~')}")
+        client = make_client(Settings(**{**settings.__dict__, "endpoint_url": proxy.url}))
+        counter = RetryCounter()
+        result = fingerprint_object(
+            client, PendingObject(media_id_for(settings.bucket, photo.key), settings.bucket,
+                                  photo.key, len(photo.data), ""), settings, counter=counter)
+    assert not proxy.cut_once, "the cut was never made: the test proves nothing"
+    assert result.status == "active", result.error
+    assert result.file_hash == hashlib.sha256(photo.data).hexdigest()
+    assert counter.retries >= 1

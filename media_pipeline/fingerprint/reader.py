@@ -38,6 +38,7 @@ from media_pipeline.settings import Settings
 from media_pipeline.storage.s3 import RetryCounter, is_not_found
 
 CHUNK_SIZE = 1024 * 1024
+BODY_READ_ATTEMPTS = 3
 SPOOL_MEMORY = 16 * 1024 * 1024
 
 
@@ -92,20 +93,27 @@ def fingerprint_object(
     The result's ``etag`` is the one GetObject returned, i.e. the version actually read, which
     may be newer than the listing's. ``counter`` adds up botocore's retries.
     """
-    result = FingerprintResult(media_id=obj.media_id, etag=obj.etag, status="error")
-    try:
-        _fingerprint(client, obj, settings, chunk_size, result, counter)
-    except ClientError as exc:
-        if counter is not None:
-            counter.add_error(exc)
-        if is_not_found(exc):
-            result.status = "missing"  # deleted between listing and reading
-        else:
-            result.error = _client_error_text(exc)  # botocore has already retried
-    except (BotoCoreError, OSError) as exc:  # connection dropped, incomplete read, disk full
-        result.error = f"{type(exc).__name__}: {exc}"[:500]
-    except Exception as exc:  # a bug must cost one object, not the batch
-        result.error = f"unexpected {type(exc).__name__}: {exc}"[:500]
+    for attempt in range(BODY_READ_ATTEMPTS):
+        result = FingerprintResult(media_id=obj.media_id, etag=obj.etag, status="error")
+        try:
+            _fingerprint(client, obj, settings, chunk_size, result, counter)
+        except ClientError as exc:
+            if counter is not None:
+                counter.add_error(exc)
+            if is_not_found(exc):
+                result.status = "missing"  # deleted between listing and reading
+            else:
+                result.error = _client_error_text(exc)  # botocore has already retried
+        except (BotoCoreError, OSError) as exc:  # connection dropped, incomplete read, disk full
+            result.error = f"{type(exc).__name__}: {exc}"[:500]
+            # botocore retries the request, not a body that breaks off mid-stream: read again.
+            if attempt + 1 < BODY_READ_ATTEMPTS:
+                if counter is not None:
+                    counter.add_retry()
+                continue
+        except Exception as exc:  # a bug must cost one object, not the batch
+            result.error = f"unexpected {type(exc).__name__}: {exc}"[:500]
+        return result
     return result
 
 

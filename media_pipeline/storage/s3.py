@@ -57,6 +57,11 @@ class RetryCounter:
     def add_error(self, exc: ClientError) -> None:
         self.add(exc.response)
 
+    def add_retry(self) -> None:
+        """A retry botocore does not see (e.g. reading a body again after it broke off)."""
+        with self._lock:
+            self.retries += 1
+
 
 def make_client(settings: Settings, *, max_pool_connections: int | None = None) -> Any:
     """An S3 client for the configured endpoint (AWS, MinIO, R2 or the embedded server)."""
