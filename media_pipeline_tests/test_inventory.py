@@ -482,3 +482,24 @@ def test_live_listing_of_a_prefix_and_of_an_empty_bucket(
     stats = list_to_snapshot(s3_client, settings.bucket, tmp_path / "p.parquet", prefix="in/")
     assert stats.rows == 2
     assert [r[1] for r in _rows(tmp_path / "p.parquet")] == ["in/a.txt", "in/sub/b.txt"]
+
+
+def test_parquet_data_files_must_have_the_columns_the_file_schema_declares(tmp_path: Path) -> None:
+    import hashlib
+    import json as _json
+
+    from media_pipeline.inventory import InventoryError, read_inventory, write_inventory_report
+
+    report = write_inventory_report(
+        tmp_path / "dest", "media", [("site/a.jpg", 3, "e1", None)], fmt="Parquet")
+    manifest_path = Path(report.manifest_key)
+    doc = _json.loads(manifest_path.read_text())
+    doc["fileSchema"] = doc["fileSchema"].rstrip("}") + " optional binary owner_id (UTF8);}"
+    data = _json.dumps(doc).encode()
+    manifest_path.write_bytes(data)
+    Path(report.checksum_key).write_text(hashlib.md5(data).hexdigest())
+    out = tmp_path / "snapshot.parquet"
+    with pytest.raises(InventoryError, match="owner_id"):
+        read_inventory(report.location, None, out, work_dir=tmp_path / "work",
+                       expected_bucket="media")
+    assert not out.exists()

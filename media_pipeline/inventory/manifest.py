@@ -518,8 +518,13 @@ def _csv_source(manifest: Manifest, paths: list[Path], uri: str) -> tuple[str, d
     return source, roles
 
 
+_PARQUET_SCHEMA_FIELD = re.compile(
+    r"(?:required|optional|repeated)\s+\w+\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE
+)
+
+
 def _parquet_source(
-    con: duckdb.DuckDBPyConnection, paths: list[Path], uri: str
+    con: duckdb.DuckDBPyConnection, paths: list[Path], uri: str, file_schema: str = ""
 ) -> tuple[str, dict[str, str]]:
     files = "[" + ", ".join(_sql_str(str(p)) for p in paths) + "]"
     source = f"read_parquet({files}, union_by_name = true)"
@@ -528,6 +533,16 @@ def _parquet_source(
     except duckdb.Error as exc:
         raise InventoryError(f"{uri}: cannot read Parquet data files: {exc}") from None
     present = {str(row[0]).lower(): str(row[0]) for row in described}
+    # The manifest's fileSchema (a Parquet message schema) says which columns the report has;
+    # data files that lack one of them are not the report the manifest describes.
+    declared = {m.lower() for m in _PARQUET_SCHEMA_FIELD.findall(file_schema)}
+    absent = sorted(declared - set(present))
+    if absent:
+        raise InventoryError(
+            f"{uri}: the data files lack columns the fileSchema declares: {', '.join(absent)}"
+        )
+    if declared:
+        present = {name: col for name, col in present.items() if name in declared}
     roles = {
         role: _sql_ident(present[name]) for name, role in _PARQUET_FIELDS.items() if name in present
     }
@@ -679,7 +694,7 @@ def _write_snapshot(
         if doc.file_format == "CSV":
             source, roles = _csv_source(doc, files.paths, uri)
         else:
-            source, roles = _parquet_source(con, files.paths, uri)
+            source, roles = _parquet_source(con, files.paths, uri, doc.file_schema)
         query = _snapshot_query(doc.file_format, source, roles, uri)
         try:
             _stream_snapshot(con, query, writer, counts, uri)
