@@ -6,7 +6,7 @@ the same run and on the same files: plain DuckDB ``CREATE TABLE t AS SELECT * FR
 into a fresh DuckDB file (and, for reference, into memory). Then the same with a report of the
 next day in which 1% of the objects changed, against the catalog the first ingest built.
 
-    .venv/bin/python benchmarks/bench_inventory.py [ROWS]
+    .venv/bin/python -m benchmarks.bench_inventory [ROWS]
 """
 
 from __future__ import annotations
@@ -47,13 +47,16 @@ def report(rows: int, changed: float) -> Path:
     return Path(written.location)
 
 
-def plain_duckdb(location: Path, database: str) -> float:
+def plain_duckdb(location: Path, database: str, expect_rows: int | None = None) -> float:
+    """Seconds for `CREATE TABLE t AS SELECT * FROM read_csv(...)` over the report's data files
+    (all columns as VARCHAR, as the manifest's fileSchema names them), into ``database``."""
     ref = find_latest_manifest(location, None)
     manifest = json.loads((location / ref.manifest_name).read_text())
     names = [n.strip() for n in manifest["fileSchema"].split(",")]
     files = [str(location / "data" / f["key"].rsplit("/", 1)[-1]) for f in manifest["files"]]
     columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
-    Path(database).unlink(missing_ok=True)
+    if database != ":memory:":
+        Path(database).unlink(missing_ok=True)
     con = duckdb.connect(database)
     started = time.perf_counter()
     con.execute(
@@ -62,6 +65,9 @@ def plain_duckdb(location: Path, database: str) -> float:
     )
     con.execute("CHECKPOINT")
     elapsed = time.perf_counter() - started
+    if expect_rows is not None:
+        count = con.execute("SELECT count(*) FROM t").fetchone()
+        assert count is not None and count[0] == expect_rows, count
     con.close()
     if database != ":memory:":
         Path(database).unlink(missing_ok=True)

@@ -11,14 +11,13 @@ The target is read_inventory at >= half the rows/s of plain DuckDB. Prints figur
 With ``--s3`` the report is also uploaded to an embedded S3 server (moto, over HTTP) and read
 through its ``s3://`` location, which adds the streamed download + MD5 to the timing.
 
-    .venv/bin/python benchmarks/bench_inventory_read.py [--rows N] [--all-versions] [--repeat K]
+    .venv/bin/python -m benchmarks.bench_inventory_read [--rows N] [--all-versions] [--repeat K]
                                                          [--files F] [--s3]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import tempfile
@@ -27,9 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from moto.server import ThreadedMotoServer
 
+from benchmarks.bench_inventory import plain_duckdb
 from media_pipeline.inventory import (
     find_latest_manifest,
     read_inventory,
@@ -65,25 +64,6 @@ def _report(rows: int, all_versions: bool, files: int) -> Path:
     size = sum(Path(k).stat().st_size for k in report.data_keys)
     print(f"  {time.perf_counter() - started:.1f} s, {size / 1e6:.0f} MB gzip")
     return Path(report.location)
-
-
-def _plain_duckdb(location: Path, rows: int) -> float:
-    ref = find_latest_manifest(location, None)
-    manifest = json.loads((location / ref.manifest_name).read_text())
-    names = [n.strip() for n in manifest["fileSchema"].split(",")]
-    files = [str(location / "data" / f["key"].rsplit("/", 1)[-1]) for f in manifest["files"]]
-    columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in names) + "}"
-    con = duckdb.connect()
-    started = time.perf_counter()
-    con.execute(
-        f"CREATE TABLE t AS SELECT * FROM read_csv({files}, header = false, "
-        f"columns = {columns}, compression = 'gzip', auto_detect = false, quote = '\"')"
-    )
-    elapsed = time.perf_counter() - started
-    count = con.execute("SELECT count(*) FROM t").fetchone()
-    assert count is not None and count[0] == rows, count
-    con.close()
-    return elapsed
 
 
 def _read_inventory(
@@ -143,7 +123,7 @@ def main() -> None:
     location = _report(args.rows, args.all_versions, args.files)
     plain, ours = [], []
     for _ in range(args.repeat):
-        plain.append(_plain_duckdb(location, args.rows))
+        plain.append(plain_duckdb(location, ":memory:", expect_rows=args.rows))
         ours.append(_read_inventory(location, args.rows, args.all_versions))
     best_plain, best_ours = min(plain), min(ours)
     print(f"rows: {args.rows:,} ({'all versions' if args.all_versions else 'current only'})")

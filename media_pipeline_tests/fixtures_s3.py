@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
+from media_pipeline.records import PendingObject, media_id_for
 from media_pipeline.settings import Settings
 from media_pipeline.storage import ensure_bucket, make_client
 
-__all__ = ["s3_endpoint", "s3_client", "settings"]
+__all__ = ["s3_endpoint", "s3_client", "settings", "upload"]
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +53,19 @@ def s3_client(settings: Settings) -> Any:
     client = make_client(settings)
     ensure_bucket(client, settings.bucket, settings.region)
     return client
+
+
+def upload(
+    client: Any, settings: Settings, key: str, data: bytes, content_type: str, **extra: Any
+) -> PendingObject:
+    """Put an object and describe it as the catalog would hand it to the fingerprinter."""
+    response = client.put_object(
+        Bucket=settings.bucket, Key=key, Body=data, ContentType=content_type, **extra
+    )
+    return PendingObject(
+        media_id=media_id_for(settings.bucket, key),
+        bucket=settings.bucket,
+        key=key,
+        size=len(data),
+        etag=response["ETag"].strip('"'),
+    )

@@ -37,6 +37,7 @@ from media_pipeline.records import (
 )
 from media_pipeline.settings import Settings
 from media_pipeline.storage import RetryCounter
+from media_pipeline_tests.fixtures_s3 import upload
 
 MiB = 1024 * 1024
 
@@ -45,20 +46,6 @@ MiB = 1024 * 1024
 def sample() -> list[CorpusFile]:
     return generate_corpus()
 
-
-def upload(
-    client: Any, settings: Settings, key: str, data: bytes, content_type: str, **extra: Any
-) -> PendingObject:
-    response = client.put_object(
-        Bucket=settings.bucket, Key=key, Body=data, ContentType=content_type, **extra
-    )
-    return PendingObject(
-        media_id=media_id_for(settings.bucket, key),
-        bucket=settings.bucket,
-        key=key,
-        size=len(data),
-        etag=response["ETag"].strip('"'),
-    )
 
 
 def sha256(data: bytes) -> str:

@@ -25,8 +25,9 @@ from media_pipeline.fingerprint.validate import (
     check_svg,
     validate,
 )
-from media_pipeline.records import FingerprintResult, PendingObject, media_id_for
+from media_pipeline.records import FingerprintResult
 from media_pipeline.settings import Settings
+from media_pipeline_tests.fixtures_s3 import upload
 
 EXPECTED_REASONS = {
     "zero-byte": r"empty file",
@@ -42,20 +43,6 @@ EXPECTED_REASONS = {
     "svg-foreign-object": r"SVG contains <foreignObject>",
 }
 
-
-def upload(
-    client: Any, settings: Settings, key: str, data: bytes, content_type: str
-) -> PendingObject:
-    response = client.put_object(
-        Bucket=settings.bucket, Key=key, Body=data, ContentType=content_type
-    )
-    return PendingObject(
-        media_id=media_id_for(settings.bucket, key),
-        bucket=settings.bucket,
-        key=key,
-        size=len(data),
-        etag=response["ETag"].strip('"'),
-    )
 
 
 def fingerprint_bytes(
