@@ -64,6 +64,32 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw) if raw else None
+
+
+def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (env.get(name) or "").split(",") if part.strip())
+
+
+def _days_by_namespace(env: Mapping[str, str], name: str) -> dict[str, int]:
+    raw = env.get(name)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v > 0
+        for k, v in value.items()
+    ):
+        raise SettingsError(f'{name} must be a JSON object of namespace -> days > 0, '
+                            f'e.g. {{"blog": 90}}')
+    return value
+
+
 def _allowed_types(env: Mapping[str, str]) -> dict[str, list[str]]:
     raw = env.get("ALLOWED_FILE_TYPES")
     if not raw:
@@ -112,6 +138,29 @@ class Settings:
     ai_confidence_threshold: float = 0.7
     ai_cache_timeout: int = 3600
     ai_detector_thresholds: str | None = None  # JSON: detector → threshold
+    # --- references and lifecycle ---
+    # The YAML file that lists content sources (see references/sources.py).
+    content_sources: Path | None = None
+    # Where files are served from, besides the bucket's own S3 URLs: the public base URL
+    # (django-storages' AWS_S3_CUSTOM_DOMAIN, used to build public URLs) and other CDN bases
+    # that content may use. References in any of these forms are recognised.
+    custom_domain: str | None = None
+    cdn_base_urls: tuple[str, ...] = ()
+    # How content embeds a media id, e.g. [media id="…"]; group "id" is the media id.
+    shortcode_pattern: str = r"\[media(?:\s+id)?[=:\s]\s*\"?(?P<id>[0-9a-fA-F-]{36})\"?\s*\]"
+    # A purge stops (and deletes nothing more) past either cap.
+    purge_max_count: int = 10_000
+    purge_max_share: float = 0.05
+    # Versioned buckets: "marker" adds a delete marker (recoverable, S3 lifecycle expires the
+    # old versions); "all" deletes every version (permanent).
+    purge_versions: str = "marker"
+    # Days unreferenced after which a namespace's files are soft-deleted by `system`; absent = off.
+    auto_delete_days: dict[str, int] = field(default_factory=dict)
+    # --- application API ---
+    # Users who are admin in every namespace (operators); everyone else needs a membership.
+    admins: frozenset[str] = frozenset()
+    signed_url_max_expiry: int = 7 * 24 * 3600  # SigV4's own limit
+    multipart_threshold: int = 16 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -149,6 +198,18 @@ class Settings:
             ai_confidence_threshold=_float(env, "AI_CONFIDENCE_THRESHOLD", 0.7),
             ai_cache_timeout=_int(env, "AI_CACHE_TIMEOUT", 3600),
             ai_detector_thresholds=env.get("AI_DETECTOR_THRESHOLDS") or None,
+            content_sources=_path(env, "MEDIA_PIPELINE_SOURCES"),
+            custom_domain=env.get("AWS_S3_CUSTOM_DOMAIN") or None,
+            cdn_base_urls=_csv(env, "MEDIA_PIPELINE_CDN_BASE_URLS"),
+            shortcode_pattern=env.get("MEDIA_PIPELINE_SHORTCODE_PATTERN")
+            or cls.shortcode_pattern,
+            purge_max_count=_int(env, "MEDIA_PIPELINE_PURGE_MAX_COUNT", 10_000),
+            purge_max_share=_float(env, "MEDIA_PIPELINE_PURGE_MAX_SHARE", 0.05),
+            purge_versions=(env.get("MEDIA_PIPELINE_PURGE_VERSIONS") or "marker").lower(),
+            auto_delete_days=_days_by_namespace(env, "MEDIA_PIPELINE_AUTO_DELETE_DAYS"),
+            admins=frozenset(_csv(env, "MEDIA_PIPELINE_ADMINS")),
+            signed_url_max_expiry=_int(env, "MEDIA_PIPELINE_SIGNED_URL_MAX_EXPIRY", 7 * 24 * 3600),
+            multipart_threshold=_int(env, "MEDIA_PIPELINE_MULTIPART_THRESHOLD", 16 * 1024 * 1024),
         )
         return replace(settings, **overrides) if overrides else settings
 
@@ -159,6 +220,20 @@ class Settings:
             raise SettingsError("MEDIA_PIPELINE_NEAR_DUPLICATE_DISTANCE must be between 0 and 11")
         if self.fingerprint_workers < 1:
             raise SettingsError("MEDIA_PIPELINE_FINGERPRINT_WORKERS must be at least 1")
+        if self.purge_versions not in {"marker", "all"}:
+            raise SettingsError("MEDIA_PIPELINE_PURGE_VERSIONS must be 'marker' or 'all'")
+        if not 0 < self.purge_max_share <= 1:
+            raise SettingsError("MEDIA_PIPELINE_PURGE_MAX_SHARE must be in (0, 1]")
+        if self.purge_batch_size < 1 or self.purge_batch_size > 1000:
+            raise SettingsError(
+                "MEDIA_PIPELINE_PURGE_BATCH_SIZE must be between 1 and 1000 "
+                "(S3 DeleteObjects takes at most 1,000 keys)")
+        if self.retention_days < 0:
+            raise SettingsError("MEDIA_PIPELINE_RETENTION_DAYS must not be negative")
+        if not 1 <= self.signed_url_max_expiry <= 7 * 24 * 3600:
+            raise SettingsError(
+                "MEDIA_PIPELINE_SIGNED_URL_MAX_EXPIRY must be between 1 and 604800 seconds "
+                "(SigV4 presigned URLs last at most 7 days)")
 
     @property
     def catalog_path(self) -> Path:

@@ -24,7 +24,9 @@ from typing import Any
 
 import duckdb
 
+from media_pipeline.catalog.application import ApplicationSQL
 from media_pipeline.catalog.migrations import LATEST_VERSION, MIGRATIONS
+from media_pipeline.catalog.references import ReferenceSQL
 from media_pipeline.records import PendingObject
 
 LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
@@ -77,7 +79,7 @@ ARCHIVED_FILTER = (
 )
 
 
-class Catalog:
+class Catalog(ReferenceSQL, ApplicationSQL):
     """A read-write connection to the catalog file. Use :meth:`open` as a context manager."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, snapshot_path: Path | None):
@@ -136,7 +138,7 @@ class Catalog:
                 f"catalog {self.path} has schema version {current}, newer than this "
                 f"media-pipeline understands ({LATEST_VERSION}); upgrade media-pipeline"
             )
-        for version, description, sql in MIGRATIONS:
+        for version, description, sql in sorted(MIGRATIONS):
             if version <= current:
                 continue
             with self.transaction():
@@ -771,6 +773,15 @@ class Catalog:
             "SELECT tag, source, confidence FROM media_tags WHERE media_id = ? "
             "ORDER BY source, tag", [media_id]).fetchall()
         return [(t, s, c) for t, s, c in rows]
+
+    # -- namespaces and roles -------------------------------------------------------------------
+
+    def member_role(self, namespace: str, user: str) -> str | None:
+        """The user's role in the namespace ('viewer', 'editor', 'admin'), or None."""
+        row = self.con.execute(
+            "SELECT role FROM namespace_members WHERE namespace = ? AND user_id = ?",
+            [namespace, user]).fetchone()
+        return str(row[0]) if row else None
 
     def record_audit(
         self, actor: str, action: str, media_id: str | None = None,

@@ -133,4 +133,27 @@ MIGRATIONS.append(
     )
 )
 
-LATEST_VERSION = MIGRATIONS[-1][0]
+MIGRATIONS.append(
+    (
+        3,
+        "namespaces and their members",
+        """
+        CREATE TABLE namespaces (
+            namespace          VARCHAR NOT NULL PRIMARY KEY,
+            default_visibility VARCHAR NOT NULL DEFAULT 'private',
+            created_by         VARCHAR NOT NULL,
+            created_at         TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE namespace_members (
+            namespace VARCHAR NOT NULL,
+            user_id   VARCHAR NOT NULL,
+            role      VARCHAR NOT NULL,      -- 'viewer' | 'editor' | 'admin'
+            added_by  VARCHAR NOT NULL,
+            added_at  TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (namespace, user_id)
+        );
+        """,
+    )
+)
+
+LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

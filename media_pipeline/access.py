@@ -1,0 +1,60 @@
+"""Who may do what: namespace roles, shared by the library API and the lifecycle.
+
+Roles are ordered (viewer < editor < admin): a role allows everything the roles below it allow.
+Operators listed in ``MEDIA_PIPELINE_ADMINS`` are admin in every namespace; the pipeline itself
+acts as ``system``, which only the library's scheduled jobs use.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from media_pipeline.catalog import Catalog
+    from media_pipeline.settings import Settings
+
+SYSTEM_USER = "system"
+
+
+class Role(IntEnum):
+    VIEWER = 1
+    EDITOR = 2
+    ADMIN = 3
+
+    @classmethod
+    def parse(cls, name: str) -> Role:
+        try:
+            return cls[name.strip().upper()]
+        except KeyError:
+            raise ValueError(
+                f"unknown role {name!r}: use viewer, editor or admin") from None
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+class PermissionDenied(PermissionError):
+    """The user lacks the role an action needs; nothing was changed."""
+
+
+def role_of(catalog: Catalog, settings: Settings, namespace: str, user: str) -> Role | None:
+    """The user's effective role in ``namespace``: global admin, membership, or none."""
+    if not user:
+        return None
+    if user in settings.admins:
+        return Role.ADMIN
+    name = catalog.member_role(namespace, user)
+    return Role.parse(name) if name else None
+
+
+def require_role(
+    catalog: Catalog, settings: Settings, namespace: str, user: str, needed: Role, action: str
+) -> Role:
+    """Raise :class:`PermissionDenied` unless ``user`` has at least ``needed`` in ``namespace``."""
+    role = role_of(catalog, settings, namespace, user)
+    if role is None or role < needed:
+        have = f"is {role}" if role else "is not a member"
+        raise PermissionDenied(
+            f"{user!r} may not {action} in namespace {namespace!r}: needs {needed}, {have}")
+    return role
