@@ -1,0 +1,1 @@
+"""Soft delete, restore, force delete, auto soft-delete and purge."""

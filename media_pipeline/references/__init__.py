@@ -1,0 +1,1 @@
+"""Content sources, reference extraction and the reference index."""
