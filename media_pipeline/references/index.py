@@ -1,0 +1,128 @@
+"""Rebuilding the reference index from the content sources: read, extract, commit per source.
+
+Each source is scanned on its own and committed on its own: its rows are replaced in one
+transaction only when the source was read to the end. A source that fails (cannot connect, breaks
+off halfway, malformed page) keeps its old rows and is recorded as failed, which makes it stale:
+purges refuse until it scans cleanly again. The catalog is held only to read the known keys and
+to commit, never while content is read.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from media_pipeline.catalog import Catalog
+from media_pipeline.pipeline import open_catalog
+from media_pipeline.references.extract import ReferenceExtractor
+from media_pipeline.references.scan import scan_documents
+from media_pipeline.references.sources import ContentSource, SourceError, sources_from_settings
+from media_pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ScanProgress = Callable[[str, int, int], None]
+"""Called with (source name, documents so far, bytes so far)."""
+
+
+@dataclass
+class SourceScanOutcome:
+    """How one source's scan went; ``ok`` False means its old references were kept."""
+
+    source: str
+    ok: bool
+    documents: int = 0
+    bytes: int = 0
+    refs: int = 0
+    text_fallbacks: int = 0
+    seconds: float = 0.0
+    added: int = 0
+    removed: int = 0
+    error: str | None = None
+
+
+def select_sources(settings: Settings, names: Sequence[str] | None = None
+                   ) -> list[ContentSource]:
+    """The enabled sources, or the named ones (an unknown or disabled name is an error)."""
+    sources = sources_from_settings(settings)
+    if not names:
+        return [s for s in sources if s.enabled]
+    by_name = {s.name: s for s in sources}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        configured = ", ".join(sorted(by_name)) or "none"
+        where = settings.content_sources or "MEDIA_PIPELINE_SOURCES (not set)"
+        raise ValueError(f"unknown content source {', '.join(unknown)} "
+                         f"(configured in {where}: {configured})")
+    disabled = [n for n in names if not by_name[n].enabled]
+    if disabled:
+        raise ValueError(f"content source {', '.join(disabled)} is disabled (enabled: false)")
+    return [by_name[n] for n in dict.fromkeys(names)]
+
+
+def scan_source(
+    settings: Settings,
+    source: ContentSource,
+    *,
+    extractor: ReferenceExtractor | None = None,
+    run_id: str | None = None,
+    progress: ScanProgress | None = None,
+    workers: int = 2,
+) -> SourceScanOutcome:
+    """Scan one source and commit its references, or record its failure. Never raises for a
+    failing source: the outcome says what happened."""
+    extractor = extractor or ReferenceExtractor.from_settings(settings)
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    out_dir = settings.work_dir / "references" / source.name
+    with Catalog.open(settings.catalog_path) as catalog:
+        known = catalog.known_keys(settings.bucket)
+
+    def on_progress(documents: int, size: int) -> None:
+        if progress is not None:
+            progress(source.name, documents, size)
+
+    try:
+        stats = scan_documents(source.documents(), extractor, out_dir, known_keys=known,
+                               workers=workers, progress=on_progress)
+    except Exception as exc:
+        error = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
+        log.warning("content source %s failed, its old references are kept: %s",
+                    source.name, error)
+        with open_catalog(settings) as catalog:
+            catalog.record_source_failure(source.name, started, error, run_id=run_id)
+        return SourceScanOutcome(source.name, ok=False, error=error,
+                                 seconds=time.perf_counter() - clock)
+    try:
+        with open_catalog(settings) as catalog:
+            changes = catalog.replace_source_references(
+                source.name, stats.fragments, started, stats={
+                    "documents": stats.documents, "refs": stats.refs, "bytes": stats.bytes,
+                    "text_fallbacks": stats.text_fallbacks,
+                }, run_id=run_id)
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return SourceScanOutcome(
+        source.name, ok=True, documents=stats.documents, bytes=stats.bytes, refs=stats.refs,
+        text_fallbacks=stats.text_fallbacks, seconds=time.perf_counter() - clock,
+        added=int(changes.get("added", 0)), removed=int(changes.get("removed", 0)),
+    )
+
+
+def scan_sources(
+    settings: Settings,
+    names: Sequence[str] | None = None,
+    *,
+    run_id: str | None = None,
+    progress: ScanProgress | None = None,
+    workers: int = 2,
+) -> list[SourceScanOutcome]:
+    """Scan the enabled (or named) sources one after another; each commits on its own."""
+    extractor = ReferenceExtractor.from_settings(settings)
+    return [scan_source(settings, source, extractor=extractor, run_id=run_id,
+                        progress=progress, workers=workers)
+            for source in select_sources(settings, names)]
