@@ -135,10 +135,12 @@ def _truncate_utf8(text: str, limit: int) -> str:
     if len(encoded) <= limit:
         return text
     cut = encoded[:limit].decode("utf-8", errors="ignore")
-    # Do not leave a combining mark without its base character at the end.
-    while cut and unicodedata.combining(cut[-1]):
-        cut = cut[:-1]
-    return cut
+    # Do not separate a character from the combining marks that follow it (unless the text is
+    # nothing but marks).
+    whole = cut
+    while whole and unicodedata.combining(text[len(whole)]):
+        whole = whole[:-1]
+    return whole or cut
 
 
 def _strip_dots_and_spaces(text: str, *, leading: bool = True) -> str:
@@ -187,7 +189,7 @@ def safe_filename(filename: str) -> str:
     if len(stem.encode("utf-8")) > room:
         stem = _strip_dots_and_spaces(_truncate_utf8(stem, room), leading=False)
     result = unicodedata.normalize("NFC", stem + ext)
-    if not _strip_dots_and_spaces(result):
+    if _strip_dots_and_spaces(result) != result:
         raise UnsafeKey(f"file name {filename!r} has no usable characters")
     return result
 
