@@ -173,7 +173,7 @@ def content_disposition(download_name: str) -> str:
     except UnsafeKey:
         name = "download"
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    ascii_name = re.sub(r"[^A-Za-z0-9._ ()\[\]+-]", "_", ascii_name).strip(" .") or "download"
+    ascii_name = re.sub(r"[^A-Za-z0-9._ ()\[\]+,'-]", "_", ascii_name).strip(" .") or "download"
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
@@ -281,8 +281,8 @@ class S3MediaStorage:
             raise self._mismatch(key, digest.hex())
         try:
             response = self._client.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ChecksumSHA256=_b64(digest),
-                IfNoneMatch="*", **extra)
+                Bucket=self.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=_b64(digest), IfNoneMatch="*", **extra)
         except (ClientError, BotoCoreError) as exc:
             raise self._upload_error(exc, key, visibility) from exc
         return self._result(response, key, len(body), digest.hex(), extra["ContentType"])
