@@ -265,6 +265,14 @@ def test_bad_upload_arguments_store_nothing(storage: S3MediaStorage, s3_client: 
     assert object_keys(s3_client, store_settings.bucket) == []
 
 
+def test_a_text_stream_is_refused(storage: S3MediaStorage, s3_client: Any,
+                                  store_settings: Settings) -> None:
+    with pytest.raises(TypeError, match="binary file object"):
+        storage.upload(io.StringIO("text"), "ns/a/x.txt",  # type: ignore[arg-type]
+                       content_type="text/plain")
+    assert object_keys(s3_client, store_settings.bucket) == []
+
+
 def test_exists_delete_and_missing_objects(storage: S3MediaStorage) -> None:
     storage.upload(io.BytesIO(b"x"), "ns/d/x.txt", content_type="text/plain")
     assert storage.exists("ns/d/x.txt")
@@ -338,6 +346,16 @@ def test_download_name_sets_the_content_disposition(storage: S3MediaStorage) -> 
     assert unquote(disposition.split("filename*=UTF-8''")[1]) == "Rapport d'été.pdf"
     header = httpx.get(url).headers["content-disposition"]
     assert header == disposition  # S3 answers with the signed value
+
+
+@pytest.mark.parametrize(
+    ("name", "ascii_name"),
+    [("写真.jpeg", "download.jpeg"), ("ü", "u"), ("notes", "notes"), ("..", "download")],
+)
+def test_download_names_have_an_ascii_fallback(name: str, ascii_name: str) -> None:
+    value = content_disposition(name)
+    assert value.startswith(f'attachment; filename="{ascii_name}"; filename*=UTF-8\'\'')
+    assert value.isascii()
 
 
 @pytest.mark.parametrize(
@@ -526,6 +544,26 @@ def test_no_acl_is_sent_to_a_bucket_with_acls_disabled(store_settings: Settings,
     assert "x-amz-acl" not in query_of(put["url"])["X-Amz-SignedHeaders"]
 
 
+def test_acl_changes_are_refused_on_a_bucket_with_acls_disabled(store_settings: Settings,
+                                                                s3_client: Any) -> None:
+    """moto accepts ACLs on such a bucket; AWS refuses them. We ask the bucket's ownership
+    controls first, so the answer is the same on both: AclNotSupported, nothing changed."""
+    bucket = store_settings.bucket + "-owner"
+    s3_client.create_bucket(Bucket=bucket, ObjectOwnership="BucketOwnerEnforced")
+    storage = S3MediaStorage(replace(store_settings, bucket=bucket), s3_client)
+    storage.upload(io.BytesIO(b"x"), "blog/a/private.png", content_type="image/png")
+    storage.upload(io.BytesIO(b"x"), "blog/a/internal.png", content_type="image/png",
+                   visibility="internal")
+    with pytest.raises(AclNotSupported, match="make an object public"):
+        storage.upload(io.BytesIO(b"x"), "blog/a/public.png", content_type="image/png",
+                       visibility="public")
+    assert object_keys(s3_client, bucket) == ["blog/a/internal.png", "blog/a/private.png"]
+    for visibility in ("public", "private"):
+        with pytest.raises(AclNotSupported, match=f"make an object {visibility}.*CDN"):
+            storage.set_visibility("blog/a/private.png", visibility)
+    assert not storage.object_acl_is_public("blog/a/private.png")
+
+
 # -- visibility / ACLs -------------------------------------------------------------------------
 
 
@@ -556,6 +594,8 @@ def test_set_visibility_both_ways(storage: S3MediaStorage, s3_client: Any,
 ACL_ERROR = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessControlListNotSupported'
              b"</Code><Message>The bucket does not allow ACLs</Message>"
              b"<RequestId>R1</RequestId></Error>")
+DENIED = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+          b"<Message>Access Denied</Message><RequestId>R2</RequestId></Error>")
 
 
 class AclDisabledS3(BaseHTTPRequestHandler):
@@ -570,16 +610,14 @@ class AclDisabledS3(BaseHTTPRequestHandler):
         self.requests.append((self.command, self.path, self.headers))
         sets_acl = "acl" in parse_qs(urlsplit(self.path).query, keep_blank_values=True) or (
             "x-amz-acl" in self.headers)
-        if self.command == "PUT" and sets_acl:
-            self.send_response(400)
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(ACL_ERROR)))
-            self.end_headers()
-            self.wfile.write(ACL_ERROR)
-            return
-        self.send_response(500)
-        self.send_header("Content-Length", "0")
+        # Anything else (e.g. reading the ownership controls) is denied, as for a user
+        # without s3:GetBucketOwnershipControls: the ACL request itself must be refused.
+        status, body = (400, ACL_ERROR) if self.command == "PUT" and sets_acl else (403, DENIED)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        self.wfile.write(body)
 
     do_PUT = do_GET = do_HEAD = do_POST = _answer
 
@@ -613,8 +651,10 @@ def test_acl_disabled_bucket_raises_acl_not_supported(acl_disabled_endpoint: str
     with pytest.raises(AclNotSupported, match="make an object public"):
         storage.upload(io.BytesIO(b"x"), "ns/a/y.png", content_type="image/png",
                        visibility="public")
-    methods = [(m, urlsplit(p).path) for m, p, _ in AclDisabledS3.requests]
-    assert ("PUT", "/owned/ns/a/x.png") in methods and ("PUT", "/owned/ns/a/y.png") in methods
+    methods = [(m, urlsplit(p).path, urlsplit(p).query) for m, p, _ in AclDisabledS3.requests]
+    assert ("PUT", "/owned/ns/a/x.png", "acl") in methods
+    assert ("PUT", "/owned/ns/a/y.png", "") in methods
+    assert ("GET", "/owned", "ownershipControls") in methods
 
 
 # -- secrets -----------------------------------------------------------------------------------
