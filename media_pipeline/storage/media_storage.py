@@ -224,7 +224,7 @@ class S3MediaStorage:
                 return ObjectExists(
                     f"{action} {where}: an object with this key already exists; "
                     "uploads never overwrite, choose another key")
-            if is_not_found(exc) or code == "NoSuchKey":
+            if is_not_found(exc):
                 return ObjectNotFound(f"{action} {where}: no such object")
             return StorageError(f"{action} {where} failed: {code}: {message}".rstrip(": "))
         return StorageError(f"{action} {where} failed: {exc}")
@@ -245,9 +245,11 @@ class S3MediaStorage:
 
         Up to the multipart threshold one PUT with the full-object ``ChecksumSHA256`` (S3 checks
         it, and the fingerprint stage reuses it as the file hash); above it a multipart upload in
-        parts of at least 8 MiB with a CRC32 per part (a multipart SHA-256 would be a hash of part
-        hashes, which some servers report as if it were the content's). Any failure, including
-        an interrupted read, aborts the multipart upload so no parts linger. ``visibility``
+        parts of at least 8 MiB with a CRC32 per part (a multipart SHA-256 is a hash of part
+        hashes, and moto reports it without AWS's ``-N`` marker, so the fingerprint stage would
+        take it for the content's hash). Memory holds at most the threshold or one part. Any
+        failure, including an interrupted read or Ctrl-C, aborts the multipart upload so no
+        parts linger. ``visibility``
         "public" sets the public-read ACL; "internal" and "private" send no ACL (private).
         With ``sha256`` given, content that does not match is refused before it is stored.
         Raises :class:`ObjectExists` when the key is taken, :class:`AclNotSupported` for a
