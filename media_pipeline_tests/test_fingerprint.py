@@ -243,6 +243,11 @@ def test_full_object_sha256_rules() -> None:
     assert full_object_sha256({"ChecksumSHA256": "not base64!"}) is None
     assert full_object_sha256({"ChecksumSHA256": base64.b64encode(b"short").decode()}) is None
     assert full_object_sha256({"ETag": '"' + hashlib.md5(b"x").hexdigest() + '"'}) is None
+    # A multipart object whose server omits the composite marker (moto): not the content's hash.
+    assert full_object_sha256({"ChecksumSHA256": b64, "ETag": '"abc-2"'}) is None
+    assert full_object_sha256(
+        {"ChecksumSHA256": b64, "ETag": '"abc-2"', "ChecksumType": "FULL_OBJECT"}
+    ) == digest.hex()
 
 
 # --- failures in a batch ---------------------------------------------------------------------

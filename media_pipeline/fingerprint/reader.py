@@ -51,7 +51,12 @@ def full_object_sha256(response: dict[str, Any]) -> str | None:
     value = response.get("ChecksumSHA256")
     if not value or "-" in value:
         return None
-    if response.get("ChecksumType") not in (None, "FULL_OBJECT"):
+    checksum_type = response.get("ChecksumType")
+    if checksum_type not in (None, "FULL_OBJECT"):
+        return None
+    # A multipart object (ETag "…-N") has a full-object checksum only when S3 says so: some
+    # S3-compatible servers (moto) return the composite value without the "-N" marker.
+    if checksum_type is None and "-" in str(response.get("ETag", "")):
         return None
     try:
         digest = base64.b64decode(value, validate=True)
