@@ -280,6 +280,8 @@ class Catalog(ReferenceSQL, ApplicationSQL):
         bucket: str,
         *,
         gone_keys: Sequence[str] = (),
+        source: str = "keys",
+        run_id: str | None = None,
     ) -> ObjectsApplied:
         """Merge a few objects (snapshot-shaped rows, e.g. from HEAD) into ``media_files``.
 
@@ -288,7 +290,8 @@ class Catalog(ReferenceSQL, ApplicationSQL):
         ``objects`` is marked missing (they are not a listing of the bucket). ``gone_keys`` are
         objects known not to exist now (HEAD said 404): a catalogued one becomes ``missing``,
         an unknown one is ignored. Unchanged objects are not touched at all, so applying the
-        same objects twice changes nothing the second time.
+        same objects twice changes nothing the second time: only a merge that changed
+        something is recorded in ``inventory_runs`` (with ``source`` and ``run_id``).
 
         Returns the counts and the objects of this batch that now wait for a fingerprint.
         """
@@ -342,13 +345,20 @@ class Catalog(ReferenceSQL, ApplicationSQL):
                 params,
             ).fetchall()
             con.execute("DROP TABLE ingest_objects")
-        changed = int(counts.get("changed", 0))
-        reappeared = int(counts.get("reappeared", 0))
+            changed = int(counts.get("changed", 0))
+            reappeared = int(counts.get("reappeared", 0))
+            unchanged = len(objects) - new - changed - reappeared
+            if new or changed or reappeared or missing:
+                con.execute(
+                    "INSERT INTO inventory_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [now, source, bucket, len(objects), new, changed, unchanged, missing,
+                     reappeared, run_id],
+                )
         return ObjectsApplied(
             new=new,
             changed=changed,
             reappeared=reappeared,
-            unchanged=len(objects) - new - changed - reappeared,
+            unchanged=unchanged,
             missing=missing,
             pending=[
                 PendingObject(media_id=str(r[0]), bucket=r[1], key=r[2], size=int(r[3]),
