@@ -48,6 +48,8 @@ from media_pipeline.storage import S3Object, list_objects
 
 MINIMUM_INTERVAL_SECONDS = 30
 SQS_MESSAGES_PER_TICK = 100
+# Longer than a tick: messages a crashed tick did not delete come back after this, not at once.
+SQS_VISIBILITY_TIMEOUT = 300
 MAX_KEYS_PER_RUN = 500
 LISTING_LOOKBACK = timedelta(minutes=15)
 CURSOR_VERSION = 1
@@ -121,7 +123,7 @@ def _from_sqs(context: dg.SensorEvaluationContext, settings: Settings
     assert queue_url is not None
     client = make_sqs_client(settings)
     polled = poll_sqs(client, queue_url, SQS_MESSAGES_PER_TICK, bucket=settings.bucket,
-                      log=context.log)
+                      visibility_timeout=SQS_VISIBILITY_TIMEOUT, log=context.log)
     if polled.keys:
         yield dg.RunRequest(
             run_key=f"sqs-{_digest(sorted(polled.message_ids))}",
