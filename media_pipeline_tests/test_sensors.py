@@ -282,6 +282,24 @@ def test_many_new_objects_are_split_into_runs_of_bounded_size() -> None:
     assert len(json.loads(cursor)["seen"]) == sensors.LISTING_LOOKBACK.total_seconds() + 1
 
 
+
+def test_the_first_cursor_keeps_only_the_newest_window_of_a_shuffled_listing(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    monkeypatch.setattr(sensors, "PRUNE_EVERY", 10)
+    listing = [obj(f"k{i:03d}", T0 + timedelta(minutes=i)) for i in range(100)]
+    random.Random(3).shuffle(listing)  # listings come in key order, not time order
+
+    requests, cursor, note = sensors.listing_requests(iter(listing), None)
+
+    assert requests == [] and note is not None and "100 objects" in note
+    state = json.loads(cursor)
+    assert state["watermark"] == (T0 + timedelta(minutes=99)).isoformat()
+    assert len(state["seen"]) == 16  # minutes 84..99: the 15-minute look-back, both ends in
+    assert sensors.listing_requests(iter(listing), cursor)[0] == []
+
 # -- the job -------------------------------------------------------------------------------------
 
 

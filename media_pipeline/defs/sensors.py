@@ -33,7 +33,7 @@ listing every 30 seconds has a price on a large bucket: switch it on in the UI).
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,6 +52,7 @@ SQS_MESSAGES_PER_TICK = 100
 SQS_VISIBILITY_TIMEOUT = 300
 MAX_KEYS_PER_RUN = 500
 LISTING_LOOKBACK = timedelta(minutes=15)
+PRUNE_EVERY = 50_000  # listed objects kept before dropping those older than the window
 CURSOR_VERSION = 1
 TRIGGER_TAG = "media_pipeline/trigger"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -173,27 +174,44 @@ def _write_cursor(watermark: datetime | None, objects: Sequence[S3Object]) -> st
                        "seen": seen})
 
 
-def listing_requests(objects: Sequence[S3Object], cursor: str | None
+def listing_requests(objects: Iterable[S3Object], cursor: str | None
                      ) -> tuple[list[dg.RunRequest], str, str | None]:
     """Run requests for the listed objects the cursor has not seen, the next cursor, and a
-    note when the cursor was (re)started instead."""
-    stamps = [o.last_modified for o in objects if o.last_modified is not None]
+    note when the cursor was (re)started instead.
+
+    ``objects`` is streamed: only objects recent enough to matter are kept, so a tick over a
+    large bucket holds the look-back window in memory, not the listing.
+    """
     state = _read_cursor(cursor)
+    old_mark, seen = state if state is not None else (None, set())
+    old_start = old_mark - LISTING_LOOKBACK if old_mark is not None else None
+    mark = old_mark
+    kept: list[S3Object] = []
+    prune_at = PRUNE_EVERY
+    listed = 0
+    for obj in objects:
+        listed += 1
+        stamp = obj.last_modified
+        if stamp is None:
+            continue
+        if mark is None or stamp > mark:
+            mark = stamp
+        if state is None:
+            # No cursor: only the newest window goes into the first cursor.
+            if stamp >= mark - LISTING_LOOKBACK:
+                kept.append(obj)
+                if len(kept) >= prune_at:
+                    floor = mark - LISTING_LOOKBACK
+                    kept = [o for o in kept if o.last_modified and o.last_modified >= floor]
+                    prune_at = max(PRUNE_EVERY, 2 * len(kept))
+        elif old_start is None or stamp >= old_start:
+            kept.append(obj)
     if state is None:
-        watermark = max(stamps, default=None)
-        note = (f"cursor started at {watermark.isoformat() if watermark else 'an empty bucket'}"
-                f"; the {len(objects)} objects already there are left to the nightly "
-                "reconciliation")
-        return [], _write_cursor(watermark, objects), note
-    old_mark, seen = state
-    start = old_mark - LISTING_LOOKBACK if old_mark is not None else None
-    fresh = sorted(
-        (o for o in objects
-         if _seen_hash(o) not in seen
-         and (start is None or (o.last_modified is not None and o.last_modified >= start))),
-        key=lambda o: (o.last_modified or EPOCH, o.key),
-    )
-    watermark = max([*stamps, *([old_mark] if old_mark else [])], default=None)
+        note = (f"cursor started at {mark.isoformat() if mark else 'an empty bucket'}; the "
+                f"{listed} objects already there are left to the nightly reconciliation")
+        return [], _write_cursor(mark, kept), note
+    fresh = sorted((o for o in kept if _seen_hash(o) not in seen),
+                   key=lambda o: (o.last_modified or EPOCH, o.key))
     requests = []
     for i in range(0, len(fresh), MAX_KEYS_PER_RUN):
         chunk = fresh[i:i + MAX_KEYS_PER_RUN]
@@ -203,13 +221,13 @@ def listing_requests(objects: Sequence[S3Object], cursor: str | None
             run_config=run_config_for([o.key for o in chunk]),
             tags={TRIGGER_TAG: "listing", "media_pipeline/keys": str(len(chunk))},
         ))
-    return requests, _write_cursor(watermark, objects), None
+    return requests, _write_cursor(mark, kept), None
 
 
 def _from_listing(context: dg.SensorEvaluationContext, settings: Settings, client: Any
                   ) -> dg.SensorResult:
-    objects = list(list_objects(client, settings.bucket))
-    requests, cursor, note = listing_requests(objects, context.cursor)
+    requests, cursor, note = listing_requests(
+        list_objects(client, settings.bucket), context.cursor)
     if note:
         context.log.info(note)
     return dg.SensorResult(
