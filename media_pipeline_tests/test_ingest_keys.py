@@ -128,14 +128,19 @@ def test_an_overwritten_object_is_fingerprinted_again(
     settings: Settings, s3_client: Any
 ) -> None:
     upload(s3_client, settings, "c/pic.png", png(6), "image/png")
-    pipeline.ingest_keys(settings, ["c/pic.png"], client=s3_client)
+    upload(s3_client, settings, "c/other.png", png(9), "image/png")
+    pipeline.ingest_keys(settings, ["c/pic.png", "c/other.png"], client=s3_client)
+    other = files(settings)["c/other.png"]
     replacement = png(7)
     upload(s3_client, settings, "c/pic.png", replacement, "image/png")
 
     result = pipeline.ingest_keys(settings, ["c/pic.png"], client=s3_client)
 
     assert (result.new, result.changed, result.fingerprinted, result.active) == (0, 1, 1, 1)
-    assert files(settings)["c/pic.png"]["file_hash"] == hashlib.sha256(replacement).hexdigest()
+    after = files(settings)
+    assert after["c/pic.png"]["file_hash"] == hashlib.sha256(replacement).hexdigest()
+    assert after["c/pic.png"]["last_seen"] > after["c/pic.png"]["first_seen"]
+    assert after["c/other.png"] == other
 
 
 def test_keys_with_spaces_unicode_and_plus_are_real_keys(
