@@ -330,7 +330,8 @@ def test_definitions_carry_the_sensor_and_its_job() -> None:
     sensor = defs.resolve_sensor_def("new_s3_objects")
     assert sensor.job_name == "ingest_new_objects"
     assert sensor.minimum_interval_seconds == sensors.MINIMUM_INTERVAL_SECONDS
-    assert defs.resolve_job_def("ingest_new_objects") is not None
+    job = defs.resolve_job_def("ingest_new_objects")
+    assert job.graph.node_named("ingest_keys_op").definition.pool == "catalog"
 
 
 def test_the_sensor_starts_running_only_when_a_queue_is_configured(
