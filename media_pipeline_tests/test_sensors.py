@@ -342,3 +342,49 @@ def test_the_sensor_starts_running_only_when_a_queue_is_configured(
     monkeypatch.setenv("MEDIA_PIPELINE_SQS_QUEUE_URL", "http://127.0.0.1:1/000000000000/q")
     assert sensors._sqs_configured() is True
 
+
+
+@pytest.fixture
+def forbidding_s3() -> Any:
+    """A real HTTP server on 127.0.0.1 that answers every S3 request 403, like a bucket whose
+    policy denies us."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Forbid(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Forbid)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_keys_s3_refuses_fail_the_run_and_change_nothing(
+    settings: Settings, forbidding_s3: str
+) -> None:
+    denied = Settings(**{**settings.__dict__, "endpoint_url": forbidding_s3})
+    result = sensors.ingest_new_objects.execute_in_process(
+        run_config=sensors.run_config_for(["d/one.png", "d/two.png"]),
+        resources=resources(denied),
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    data = failure.step_failure_data
+    assert data is not None and data.user_failure_data is not None
+    assert "2 keys could not be read from S3" in (data.user_failure_data.description or "")
+    examples = data.user_failure_data.metadata["head_error_examples"].value
+    assert set(examples) == {"d/one.png", "d/two.png"}
+    assert all(v.startswith("403") for v in examples.values())
+    with Catalog.open(settings.catalog_path) as catalog:
+        assert catalog.con.execute("SELECT count(*) FROM media_files").fetchone() == (0,)
