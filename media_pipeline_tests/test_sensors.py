@@ -35,8 +35,7 @@ def resources(settings: Settings) -> dict[str, Any]:
 
 def tick(settings: Settings, cursor: str | None = None) -> Any:
     """One sensor evaluation, as the daemon would run it."""
-    with dg.build_sensor_context(cursor=cursor, resources=resources(settings),
-                                 instance=dg.DagsterInstance.ephemeral()) as context:
+    with dg.build_sensor_context(cursor=cursor, resources=resources(settings)) as context:
         return sensors.new_s3_objects.evaluate_tick(context)
 
 

@@ -47,10 +47,11 @@ from media_pipeline.settings import Settings, SettingsError
 from media_pipeline.storage import S3Object, list_objects
 
 MINIMUM_INTERVAL_SECONDS = 30
-SQS_MESSAGES_PER_TICK = 100
+MAX_KEYS_PER_RUN = 500
+# S3 sends one record per message: a tick's messages fill about one run.
+SQS_MESSAGES_PER_TICK = MAX_KEYS_PER_RUN
 # Longer than a tick: messages a crashed tick did not delete come back after this, not at once.
 SQS_VISIBILITY_TIMEOUT = 300
-MAX_KEYS_PER_RUN = 500
 LISTING_LOOKBACK = timedelta(minutes=15)
 PRUNE_EVERY = 50_000  # listed objects kept before dropping those older than the window
 CURSOR_VERSION = 1
