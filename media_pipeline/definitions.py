@@ -8,6 +8,7 @@ from media_pipeline.defs.ai import ai_analysis, ai_batch, ai_batch_schedule, ai_
 from media_pipeline.defs.assets import OBJECT_CATALOG_ASSETS
 from media_pipeline.defs.checks import OBJECT_CATALOG_CHECKS
 from media_pipeline.defs.resources import resources_from_env
+from media_pipeline.defs.sensors import SENSOR_JOBS, SENSORS
 
 nightly_reconciliation = dg.define_asset_job(
     "nightly_reconciliation",
@@ -27,7 +28,8 @@ nightly_reconciliation_schedule = dg.ScheduleDefinition(
 defs = dg.Definitions(
     assets=[*OBJECT_CATALOG_ASSETS, ai_analysis],
     asset_checks=[*OBJECT_CATALOG_CHECKS, ai_service_status],
-    jobs=[nightly_reconciliation, ai_batch],
+    jobs=[nightly_reconciliation, ai_batch, *SENSOR_JOBS],
     schedules=[nightly_reconciliation_schedule, ai_batch_schedule],
+    sensors=SENSORS,
     resources=resources_from_env(),
 )

@@ -161,6 +161,10 @@ class Settings:
     admins: frozenset[str] = frozenset()
     signed_url_max_expiry: int = 7 * 24 * 3600  # SigV4's own limit
     multipart_threshold: int = 16 * 1024 * 1024
+    # --- new-object sensor ---
+    # An SQS queue receiving the bucket's S3 event notifications; without one the sensor lists
+    # the bucket.
+    sqs_queue_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -210,6 +214,7 @@ class Settings:
             admins=frozenset(_csv(env, "MEDIA_PIPELINE_ADMINS")),
             signed_url_max_expiry=_int(env, "MEDIA_PIPELINE_SIGNED_URL_MAX_EXPIRY", 7 * 24 * 3600),
             multipart_threshold=_int(env, "MEDIA_PIPELINE_MULTIPART_THRESHOLD", 16 * 1024 * 1024),
+            sqs_queue_url=env.get("MEDIA_PIPELINE_SQS_QUEUE_URL") or None,
         )
         return replace(settings, **overrides) if overrides else settings
 

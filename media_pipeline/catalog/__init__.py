@@ -6,6 +6,7 @@ from media_pipeline.catalog.catalog import (
     CatalogLockTimeout,
     DuplicateStats,
     InventoryDiff,
+    ObjectsApplied,
     open_reader,
     publish_snapshot,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "CatalogLockTimeout",
     "DuplicateStats",
     "InventoryDiff",
+    "ObjectsApplied",
     "open_reader",
     "publish_snapshot",
 ]
