@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import socket
 import threading
@@ -158,6 +159,14 @@ def test_sql_wrong_password_is_refused_without_echoing_it(mysql_url: str) -> Non
     with pytest.raises(SourceError, match="Access denied") as raised:
         list(source.documents())
     assert PASSWORD not in str(raised.value)
+
+
+def test_sql_missing_sqlite_file_is_an_error_and_is_not_created(tmp_path: Path) -> None:
+    path = tmp_path / "nope.db"
+    source = SqlSource("cms", f"sqlite:///{path}", query="SELECT 1")
+    with pytest.raises(SourceError, match="does not exist"):
+        list(source.documents())
+    assert not path.exists()
 
 
 def test_sql_unknown_driver_is_a_source_error() -> None:
@@ -318,6 +327,14 @@ def test_files_globs_select_files_and_formats_follow_extensions(site: Path) -> N
     assert {d.format for d in documents.values()} == {"html", "markdown", "json", "text"}
     assert documents["blog/2024/post.md"] == Document(
         "webpage", "blog/2024/post.md", "![x](/media/b.png)", "markdown")
+
+
+def test_files_exclude_skips_files_and_whole_folders(site: Path) -> None:
+    write(site / "node_modules" / "pkg" / "README.md", "vendored")
+    source = FilesSource("site", site, globs=["**/*.html", "**/*.md", "**/*.txt"],
+                         exclude=["node_modules/**", "**/notes.txt"], content_type="webpage")
+    assert sorted(d.content_id for d in source.documents()) == [
+        "blog/2024/post.md", "index.html", "webpage/12.html"]
 
 
 def test_files_content_type_from_parent_dir(site: Path) -> None:
@@ -619,6 +636,12 @@ def test_unexpected_errors_become_source_errors_with_secrets_scrubbed() -> None:
     assert PASSWORD not in str(raised.value) and "password=***" in str(raised.value)
 
 
+def test_source_error_survives_pickling() -> None:
+    error = pickle.loads(pickle.dumps(SourceError("cms", "HTTP 500")))
+    assert (error.source, error.reason, str(error)) == (
+        "cms", "HTTP 500", "content source 'cms': HTTP 500")
+
+
 def test_disabled_source_refuses_to_scan(tmp_path: Path) -> None:
     source = FilesSource("site", tmp_path, content_type="webpage", enabled=False)
     with pytest.raises(SourceError, match="disabled"):
@@ -810,6 +833,18 @@ def test_config_reports_every_problem_at_once_and_never_echoes_secrets() -> None
                for e in errors)
     assert any("'api' (#3): field 'items': is required" in e for e in errors)
     assert all(PASSWORD not in e for e in errors)
+
+
+def test_config_disabled_source_may_take_its_whole_url_from_an_unset_variable() -> None:
+    text = ("sources:\n  - name: db\n    type: sql\n    enabled: false\n    url: '${CMS_URL}'\n"
+            "    query: SELECT 1\n  - name: api\n    type: http\n    enabled: false\n"
+            "    url: '${API_URL}'\n    items: a\n    id_field: id\n    text_fields: [b]\n"
+            "    content_type: x\n")
+    sources = load_sources_text(text, "s.yaml", env={})
+    assert [(s.name, s.enabled) for s in sources] == [("db", False), ("api", False)]
+    errors = config_errors(text.replace("enabled: false", "enabled: true"))
+    assert any("'db' (#1): environment variable(s) not set: CMS_URL" in e for e in errors)
+    assert any("'api' (#2): environment variable(s) not set: API_URL" in e for e in errors)
 
 
 def test_config_missing_file_is_a_clear_error(tmp_path: Path) -> None:

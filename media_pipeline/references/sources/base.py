@@ -31,6 +31,10 @@ class SourceError(Exception):
         self.source = source
         self.reason = message
 
+    def __reduce__(self) -> tuple[type[SourceError], tuple[str, str]]:
+        # Survives pickling (Dagster moves errors between processes).
+        return (SourceError, (self.source, self.reason))
+
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every secret replaced by ``***`` (longest first, so overlaps cannot leak)."""

@@ -72,6 +72,8 @@ class _Fields:
     where: str
     errors: list[str]
     used: set[str] = field(default_factory=set)
+    # A disabled source may name unset variables; its values are then not checked as URLs.
+    unresolved: bool = False
 
     def __post_init__(self) -> None:
         self.start = len(self.errors)
@@ -189,7 +191,7 @@ def _sql(f: _Fields, name: str, enabled: bool, base_dir: Path) -> SqlSource | No
         for only_table in ("columns", "schema", "where"):
             if f.raw.get(only_table) is not None:
                 f.error(only_table, "is only used with 'table'")
-    if isinstance(url, str) and url:
+    if isinstance(url, str) and url and not f.unresolved:
         try:
             sqlalchemy.make_url(url)
         except ArgumentError:
@@ -206,6 +208,7 @@ def _sql(f: _Fields, name: str, enabled: bool, base_dir: Path) -> SqlSource | No
 def _files(f: _Fields, name: str, enabled: bool, base_dir: Path) -> FilesSource | None:
     root = f.string("root", required=True)
     globs = f.strings("globs", default=DEFAULT_GLOBS)
+    exclude = f.strings("exclude")
     content_type = f.string("content_type")
     content_type_from = f.choice("content_type_from", CONTENT_TYPE_FROM)
     encoding = f.string("encoding", default="utf-8")
@@ -221,8 +224,9 @@ def _files(f: _Fields, name: str, enabled: bool, base_dir: Path) -> FilesSource 
         return None
     path = Path(root).expanduser()
     return FilesSource(name, path if path.is_absolute() else base_dir / path, globs=globs,
-                       content_type=content_type, content_type_from=content_type_from,
-                       encoding=encoding, max_file_bytes=max_file_bytes, enabled=enabled)
+                       exclude=exclude, content_type=content_type,
+                       content_type_from=content_type_from, encoding=encoding,
+                       max_file_bytes=max_file_bytes, enabled=enabled)
 
 
 def _http(f: _Fields, name: str, enabled: bool, base_dir: Path) -> HttpSource | None:
@@ -251,7 +255,8 @@ def _http(f: _Fields, name: str, enabled: bool, base_dir: Path) -> HttpSource | 
         f.error("page_size_param", "needs 'page_param'")
     if isinstance(retries, int) and retries < 0:
         f.error("retries", f"must not be negative, got {retries}")
-    if isinstance(url, str) and url and urlsplit_scheme(url) not in {"http", "https"}:
+    if isinstance(url, str) and url and not f.unresolved \
+            and urlsplit_scheme(url) not in {"http", "https"}:
         f.error("url", "must be an http:// or https:// URL")
     if isinstance(headers, dict):
         for key, value in headers.items():
@@ -395,6 +400,7 @@ def _source(raw: Any, index: int, origin: str, base_dir: Path, env: Mapping[str,
         f.error(None, "environment variable(s) not set: " + ", ".join(dict.fromkeys(missing))
                 + " (or set enabled: false)")
     f.raw = interpolated
+    f.unresolved = bool(missing)
     try:
         return builder(f, name, enabled, base_dir)
     except ValueError as exc:

@@ -67,6 +67,7 @@ def format_for(path: str) -> str:
 class FilesSource(ContentSource):
     """Every file under ``root`` that matches one of ``globs``, read as text (UTF-8).
 
+    Paths matching an ``exclude`` glob are skipped (a folder that matches is not entered).
     Undecodable bytes become U+FFFD rather than an error. ``content_type`` is fixed, or with
     ``content_type_from="parent_dir"`` the name of the folder that holds each file (``content_type``
     then names files directly in the root; without it they take the root folder's name).
@@ -80,6 +81,7 @@ class FilesSource(ContentSource):
         root: Path,
         *,
         globs: Sequence[str] = DEFAULT_GLOBS,
+        exclude: Sequence[str] = (),
         content_type: str | None = None,
         content_type_from: str | None = None,
         encoding: str = "utf-8",
@@ -96,6 +98,8 @@ class FilesSource(ContentSource):
         self.root = Path(root)
         self.globs = tuple(globs)
         self.patterns = tuple(glob_regex(g) for g in globs)
+        self.exclude = tuple(exclude)
+        self.excluded = tuple(glob_regex(g) for g in exclude)
         self.content_type = content_type
         self.content_type_from = content_type_from
         self.encoding = encoding
@@ -121,12 +125,17 @@ class FilesSource(ContentSource):
             raise SourceError(self.name, f"cannot list {error.filename}: {error.strerror}")
 
         for folder, dirs, files in os.walk(root, onerror=fail, followlinks=False):
-            dirs.sort()
             base = Path(folder).relative_to(root)
+            # Excluded folders are not even listed (node_modules, .git can be large).
+            dirs[:] = sorted(d for d in dirs if not self._is_excluded((base / d).as_posix()))
             for filename in sorted(files):
                 relative = (base / filename).as_posix()
-                if any(p.fullmatch(relative) for p in self.patterns):
+                if any(p.fullmatch(relative) for p in self.patterns) \
+                        and not self._is_excluded(relative):
                     yield relative
+
+    def _is_excluded(self, relative: str) -> bool:
+        return any(p.fullmatch(relative) for p in self.excluded)
 
     def _read(self, root: Path, relative: str) -> Document | None:
         """The file as a document; None for a symlink that leads outside the root or nowhere."""

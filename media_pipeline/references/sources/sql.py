@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -120,6 +121,9 @@ class SqlSource(ContentSource):
             url = sa.make_url(self.url)
         except ArgumentError:
             raise SourceError(self.name, "the url is not a valid SQLAlchemy database URL") from None
+        if _missing_sqlite_file(url):
+            # SQLite would create an empty database and report "no such table" instead.
+            raise SourceError(self.name, f"SQLite database {url.database} does not exist")
         try:
             return sa.create_engine(url, poolclass=NullPool, connect_args=_connect_args(url))
         except (SQLAlchemyError, ImportError) as exc:
@@ -178,6 +182,13 @@ class SqlSource(ContentSource):
         if content_id is None or content_type is None:
             return None
         return Document(str(content_type), cell_text(content_id), text, str(format))
+
+
+def _missing_sqlite_file(url: URL) -> bool:
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return False
+    return not database.startswith("file:") and not Path(database).is_file()
 
 
 def _connect_args(url: URL) -> dict[str, Any]:
