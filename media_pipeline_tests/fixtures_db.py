@@ -28,6 +28,8 @@ START_COMMANDS = {
     "postgresql": (["pg_ctlcluster", "15", "main", "start"], ["service", "postgresql", "start"]),
     "mysql": (["service", "mariadb", "start"], ["service", "mysql", "start"]),
 }
+START_COMMANDS["mariadb"] = START_COMMANDS["mysql"]
+DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
 
 
 def _connectable(url: sa.URL) -> str | None:
@@ -48,7 +50,7 @@ def _server(admin_url: str) -> sa.URL:
     url = sa.make_url(admin_url)
     backend = url.get_backend_name()
     try:
-        __import__({"postgresql": "psycopg", "mysql": "pymysql"}[backend])
+        __import__(DRIVERS.get(backend, backend))
     except ImportError as exc:
         pytest.skip(f"{backend} driver not installed: {exc}")
     reason = _connectable(url)
