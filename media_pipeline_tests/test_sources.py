@@ -597,6 +597,15 @@ def test_http_tokens_never_appear_in_errors_or_descriptions(api: Api) -> None:
     assert len(api.requests) == 1  # a 401 is not retried
 
 
+def test_http_error_text_quoting_a_bare_token_is_scrubbed(api: Api) -> None:
+    api.handler = lambda path, query, headers: ok({"data": {"items": [item(1)]}, "next": 5})
+    source = http_source(f"{api.url}/p", next="next",
+                         headers={"Authorization": f"Bearer {PASSWORD}"})
+    assert list(source._secrets()) == [f"Bearer {PASSWORD}", PASSWORD]
+    with pytest.raises(SourceError, match="next path 'next' is not a URL string"):
+        list(source.documents())
+
+
 def test_http_content_type_fixed_and_id_path(api: Api) -> None:
     api.handler = lambda path, query, headers: ok(
         {"results": [{"meta": {"id": 7}, "html": "<img src='/media/x.png'>", "n": 3}]})

@@ -33,6 +33,8 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 SECRET_PARAM_HINTS = ("token", "key", "secret", "password", "passwd", "signature", "sig",
                       "auth", "credential")
 
+AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "apikey", "digest"})
+
 _MISSING = object()
 
 
@@ -154,7 +156,10 @@ class HttpSource(ContentSource):
 
     def _secrets(self) -> Iterable[str]:
         parts = urlsplit(self.url)
-        yield from self.headers.values()
+        for value in self.headers.values():
+            # "Bearer abc": an error may quote the token without its scheme.
+            yield value
+            yield from (p for p in value.split() if p.lower() not in AUTH_SCHEMES)
         if parts.password:
             yield parts.password
         yield from (v for k, v in parse_qsl(parts.query) if _is_secret_param(k))
