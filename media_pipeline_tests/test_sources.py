@@ -126,6 +126,14 @@ def test_sql_table_mode_concatenates_text_columns_and_skips_nulls(db_url: str) -
     ]
 
 
+def test_sql_query_is_taken_verbatim_colons_and_percent_signs_included(db_url: str) -> None:
+    name = pages_table(db_url)
+    source = SqlSource("cms", db_url, content_type="page", query=(
+        f"SELECT id AS content_id, 'at 12:30 :name 100%' AS text FROM {name} "
+        f"WHERE excerpt LIKE '%excerpt%'"))
+    assert list(source.documents()) == [Document("page", "2", "at 12:30 :name 100%")]
+
+
 def test_sql_query_without_the_required_columns_is_an_error(db_url: str) -> None:
     name = pages_table(db_url)
     source = SqlSource("cms", db_url, query=f"SELECT id, body FROM {name}")
