@@ -373,6 +373,13 @@ def test_files_symlinks_leading_outside_the_root_are_not_followed(tmp_path: Path
     assert documents == {"alias.html": "inside", "inside.html": "inside"}
 
 
+def test_files_named_pipes_are_skipped_not_read(tmp_path: Path) -> None:
+    write(tmp_path / "a.txt", "a")
+    os.mkfifo(tmp_path / "pipe.txt")  # reading it would block the scan forever
+    source = FilesSource("site", tmp_path, content_type="note")
+    assert [d.content_id for d in source.documents()] == ["a.txt"]
+
+
 def test_files_missing_root_or_a_file_as_root_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="does not exist"):
         list(FilesSource("site", tmp_path / "nope", content_type="webpage").documents())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -138,7 +139,8 @@ class FilesSource(ContentSource):
         return any(p.fullmatch(relative) for p in self.excluded)
 
     def _read(self, root: Path, relative: str) -> Document | None:
-        """The file as a document; None for a symlink that leads outside the root or nowhere."""
+        """The file as a document; None for a symlink that leads outside the root or nowhere,
+        or for something that is not a regular file."""
         path = root / relative
         try:
             if path.is_symlink():
@@ -147,7 +149,13 @@ class FilesSource(ContentSource):
                     log.warning("content source %r: not following %s, it leads outside the "
                                 "root or nowhere", self.name, relative)
                     return None
-            size = path.stat().st_size
+            status = path.stat()
+            if not stat.S_ISREG(status.st_mode):
+                # A named pipe would block the scan forever; a device is not content.
+                log.warning("content source %r: skipping %s, not a regular file",
+                            self.name, relative)
+                return None
+            size = status.st_size
             if size > self.max_file_bytes:
                 raise SourceError(self.name, f"{relative} is {size} bytes, over max_file_bytes "
                                              f"({self.max_file_bytes}); raise it or exclude it")
