@@ -578,6 +578,14 @@ def test_http_malformed_page_is_a_source_error(api: Api, body: bytes, problem: s
         list(http_source(f"{api.url}/p", next="next").documents())
 
 
+def test_http_page_over_max_page_bytes_is_an_error(api: Api) -> None:
+    api.handler = lambda path, query, headers: ok(
+        {"data": {"items": [{**item(1), "title": "x" * 5000}]}})
+    with pytest.raises(SourceError, match=r"page 1 .* is over max_page_bytes \(4096\)"):
+        list(http_source(f"{api.url}/p", max_page_bytes=4096).documents())
+    assert len(list(http_source(f"{api.url}/p", max_page_bytes=6000).documents())) == 1
+
+
 def test_http_looping_next_is_bounded(api: Api) -> None:
     api.handler = lambda path, query, headers: ok(
         {"data": {"items": [item(1)]}, "next": "/same"})
@@ -718,6 +726,7 @@ sources:
     content_type_field: type
     next: links.next
     max_pages: 1000
+    max_page_bytes: 1000000
     retries: 5
     timeout: 10
   - name: old-api
@@ -754,8 +763,8 @@ def test_config_builds_every_source_type(tmp_path: Path) -> None:
     assert site.content_type_from == "parent_dir" and site.globs == ("**/*.html", "**/*.md")
     assert isinstance(headless, HttpSource)
     assert headless.headers == {"Authorization": "Bearer tok-abc", "X-Literal": "${NOT_A_VAR}"}
-    assert (headless.next, headless.max_pages, headless.retries, headless.timeout) == (
-        "links.next", 1000, 5, 10.0)
+    assert (headless.next, headless.max_pages, headless.retries, headless.timeout,
+            headless.max_page_bytes) == ("links.next", 1000, 5, 10.0, 1_000_000)
     assert isinstance(old, HttpSource)
     # A disabled source may leave its variables unset; it is listed, never scanned.
     assert old.text_fields == ("body",) and old.page_param == "page" and old.items == ""

@@ -247,6 +247,7 @@ def _http(f: _Fields, name: str, enabled: bool, base_dir: Path) -> HttpSource | 
     retries = f.get("retries", int, 3)
     backoff = f.number("backoff", 1.0, 0)
     max_pages = f.positive("max_pages", 100_000)
+    max_page_bytes = f.positive("max_page_bytes", 64 * 1024 * 1024)
     if content_type is None and content_type_field is None:
         f.error(None, "give 'content_type' or 'content_type_field'")
     if next_link is not None and page_param is not None:
@@ -270,7 +271,8 @@ def _http(f: _Fields, name: str, enabled: bool, base_dir: Path) -> HttpSource | 
                       format=fmt, headers=headers, next=next_link, page_param=page_param,
                       page_size_param=page_size_param, page_size=page_size,
                       first_page=first_page, timeout=timeout, retries=retries,
-                      backoff=backoff, max_pages=max_pages, enabled=enabled)
+                      backoff=backoff, max_pages=max_pages, max_page_bytes=max_page_bytes,
+                      enabled=enabled)
 
 
 def urlsplit_scheme(url: str) -> str:

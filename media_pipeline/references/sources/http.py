@@ -1,9 +1,10 @@
 """A paginated JSON API as a content source (a headless CMS, an app's admin API).
 
-Pages are fetched one at a time, so memory holds one page. Transient failures (connection
-errors, timeouts, 429 and 5xx) are retried with exponential backoff; when retries run out, or a
-page is not what the configuration says it is, the scan fails with SourceError rather than
-ending early. ``max_pages`` stops a ``next`` link that never ends.
+Pages are fetched one at a time, so memory holds one page (at most ``max_page_bytes``).
+Transient failures (connection errors, timeouts, 429 and 5xx) are retried with exponential
+backoff; when retries run out, or a page is not what the configuration says it is, the scan
+fails with SourceError rather than ending early. ``max_pages`` stops a ``next`` link that
+never ends.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from media_pipeline.references.sources.base import REDACTED, ContentSource, Sour
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PAGES = 100_000
+DEFAULT_MAX_PAGE_BYTES = 64 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 1.0
@@ -117,6 +119,7 @@ class HttpSource(ContentSource):
         retries: int = DEFAULT_RETRIES,
         backoff: float = DEFAULT_BACKOFF,
         max_pages: int = DEFAULT_MAX_PAGES,
+        max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
         enabled: bool = True,
     ) -> None:
         super().__init__(name, enabled=enabled)
@@ -128,9 +131,10 @@ class HttpSource(ContentSource):
             raise ValueError("page_size_param needs page_param")
         if not text_fields:
             raise ValueError("text_fields must not be empty")
-        if max_pages < 1 or retries < 0 or timeout <= 0 or backoff < 0 or page_size < 1:
-            raise ValueError("max_pages, page_size must be >= 1; retries, backoff >= 0; "
-                             "timeout > 0")
+        if min(max_pages, max_page_bytes, page_size) < 1 or min(retries, backoff) < 0 \
+                or timeout <= 0:
+            raise ValueError("max_pages, max_page_bytes, page_size must be >= 1; retries, "
+                             "backoff >= 0; timeout > 0")
         self.url = url
         self.items = items
         self.id_field = id_field
@@ -148,6 +152,7 @@ class HttpSource(ContentSource):
         self.retries = retries
         self.backoff = backoff
         self.max_pages = max_pages
+        self.max_page_bytes = max_page_bytes
 
     def describe(self) -> str:
         headers = ", ".join(f"{k}={REDACTED}" for k in self.headers)
@@ -193,8 +198,8 @@ class HttpSource(ContentSource):
                 raise SourceError(self.name, f"page {count + 1} links back to a page already "
                                              f"read ({redact_http_url(url)})")
             seen.add(url)
-            response = self._get(client, url, count + 1)
-            body = self._json(response, url, count + 1)
+            response, content = self._get(client, url, count + 1)
+            body = self._json(response, content, url, count + 1)
             count += 1
             yield url, body
             if self.page_param:
@@ -221,28 +226,39 @@ class HttpSource(ContentSource):
             params[self.page_size_param] = str(self.page_size)
         return str(httpx.URL(self.url).copy_merge_params(params))
 
-    def _get(self, client: httpx.Client, url: str, number: int) -> httpx.Response:
-        """GET one page, retrying transient failures; SourceError when they persist."""
+    def _get(self, client: httpx.Client, url: str, number: int) -> tuple[httpx.Response, bytes]:
+        """GET one page and its body, retrying transient failures; SourceError when they
+        persist or the body is over ``max_page_bytes``."""
         where = f"page {number} ({redact_http_url(url)})"
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
+            retry_after: str | None = None
             try:
-                response = client.get(url)
+                with client.stream("GET", url) as response:
+                    if response.is_success:
+                        return response, self._read_body(response, where)
+                    if response.status_code not in RETRY_STATUSES or last:
+                        tries = f" after {attempt + 1} attempts" if attempt else ""
+                        raise SourceError(self.name, f"{where}: HTTP {response.status_code} "
+                                                     f"{response.reason_phrase}{tries}")
+                    retry_after = response.headers.get("retry-after")
             except httpx.TransportError as exc:
                 if last:
                     raise SourceError(self.name, f"{where}: {type(exc).__name__} after "
                                                  f"{attempt + 1} attempts") from None
-                self._sleep(attempt, None)
-                continue
-            if response.status_code in RETRY_STATUSES and not last:
-                self._sleep(attempt, response.headers.get("retry-after"))
-                continue
-            if response.is_success:
-                return response
-            tries = f" after {attempt + 1} attempts" if attempt else ""
-            raise SourceError(self.name, f"{where}: HTTP {response.status_code} "
-                                         f"{response.reason_phrase}{tries}")
+            self._sleep(attempt, retry_after)
         raise AssertionError("unreachable")
+
+    def _read_body(self, response: httpx.Response, where: str) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > self.max_page_bytes:
+                raise SourceError(self.name, f"{where} is over max_page_bytes "
+                                             f"({self.max_page_bytes})")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _sleep(self, attempt: int, retry_after: str | None) -> None:
         delay = self.backoff * 2 ** attempt
@@ -251,9 +267,9 @@ class HttpSource(ContentSource):
             delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
         time.sleep(delay)
 
-    def _json(self, response: httpx.Response, url: str, number: int) -> Any:
+    def _json(self, response: httpx.Response, body: bytes, url: str, number: int) -> Any:
         try:
-            return response.json()
+            return json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
             kind = response.headers.get("content-type", "no content type")
             raise SourceError(self.name, f"page {number} ({redact_http_url(url)}) is not JSON "
