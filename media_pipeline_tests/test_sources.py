@@ -12,6 +12,7 @@ import pickle
 import shutil
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -538,8 +539,8 @@ def test_http_page_numbers_stop_on_an_empty_page(api: Api) -> None:
     assert all("lang=en" in r for r in api.requests)
 
 
-def test_http_retries_503_then_succeeds(api: Api) -> None:
-    replies = [(503, {"Retry-After": "0"}, b""), (503, {}, b""), ok({"data": {"items": [
+def test_http_retries_503_and_429_then_succeeds(api: Api) -> None:
+    replies = [(503, {"Retry-After": "0"}, b""), (429, {}, b""), ok({"data": {"items": [
         item(1)]}})]
     api.handler = lambda path, query, headers: replies.pop(0)
     assert [d.content_id for d in http_source(f"{api.url}/p", retries=3).documents()] == ["1"]
@@ -606,6 +607,15 @@ def test_http_connection_refused_after_retries() -> None:
         port = probe.getsockname()[1]
     with pytest.raises(SourceError, match="ConnectError after 2 attempts"):
         list(http_source(f"http://127.0.0.1:{port}/p", retries=1).documents())
+
+
+def test_http_slow_server_times_out_and_is_retried(api: Api) -> None:
+    def slow(path: str, query: dict[str, list[str]], headers: dict[str, str]) -> Reply:
+        time.sleep(1.0)
+        return ok({"data": {"items": []}})
+    api.handler = slow
+    with pytest.raises(SourceError, match="ReadTimeout after 2 attempts"):
+        list(http_source(f"{api.url}/p", timeout=0.2, retries=1).documents())
 
 
 def test_http_tokens_never_appear_in_errors_or_descriptions(api: Api) -> None:
