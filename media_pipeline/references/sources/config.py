@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy
 import yaml
@@ -161,9 +162,6 @@ def _kind_name(kinds: tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-COMMON_FIELDS = ("name", "type", "enabled", "description")
-
-
 def _sql(f: _Fields, name: str, enabled: bool, base_dir: Path) -> SqlSource | None:
     url = f.string("url", required=True)
     query = f.string("query")
@@ -257,7 +255,7 @@ def _http(f: _Fields, name: str, enabled: bool, base_dir: Path) -> HttpSource | 
     if isinstance(retries, int) and retries < 0:
         f.error("retries", f"must not be negative, got {retries}")
     if isinstance(url, str) and url and not f.unresolved \
-            and urlsplit_scheme(url) not in {"http", "https"}:
+            and urlsplit(url).scheme.lower() not in {"http", "https"}:
         f.error("url", "must be an http:// or https:// URL")
     if isinstance(headers, dict):
         for key, value in headers.items():
@@ -273,10 +271,6 @@ def _http(f: _Fields, name: str, enabled: bool, base_dir: Path) -> HttpSource | 
                       first_page=first_page, timeout=timeout, retries=retries,
                       backoff=backoff, max_pages=max_pages, max_page_bytes=max_page_bytes,
                       enabled=enabled)
-
-
-def urlsplit_scheme(url: str) -> str:
-    return url.split(":", 1)[0].lower() if ":" in url else ""
 
 
 BUILDERS: dict[str, Callable[[_Fields, str, bool, Path], ContentSource | None]] = {
