@@ -1,0 +1,297 @@
+"""A paginated JSON API as a content source (a headless CMS, an app's admin API).
+
+Pages are fetched one at a time, so memory holds one page (at most ``max_page_bytes``).
+Transient failures (connection errors, timeouts, 429 and 5xx) are retried with exponential
+backoff; when retries run out, or a page is not what the configuration says it is, the scan
+fails with SourceError rather than ending early. ``max_pages`` stops a ``next`` link that
+never ends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import httpx
+
+from media_pipeline.references.document import Document
+from media_pipeline.references.sources.base import REDACTED, ContentSource, SourceError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_PAGES = 100_000
+DEFAULT_MAX_PAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF = 1.0
+MAX_RETRY_AFTER = 60.0
+LINK_HEADER = "link"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Query parameters whose values are credentials, redacted wherever a URL is shown.
+SECRET_PARAM_HINTS = ("token", "key", "secret", "password", "passwd", "signature", "sig",
+                      "auth", "credential")
+
+AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "apikey", "digest"})
+
+_MISSING = object()
+
+
+def dotted(value: Any, path: str) -> Any:
+    """``value`` at a dotted path (``data.items``, ``results.0.id``); _MISSING if absent.
+
+    An empty path is the value itself.
+    """
+    for part in path.split(".") if path else ():
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def field_text(value: Any) -> str:
+    """A field's value as text: strings as they are, nested values as JSON, null as empty."""
+    if value is None or value is _MISSING:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_secret_param(name: str) -> bool:
+    lowered = name.lower()
+    return any(hint in lowered for hint in SECRET_PARAM_HINTS)
+
+
+def redact_http_url(url: str) -> str:
+    """The URL with its password and credential-like query values replaced by ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", f":{REDACTED}@", 1)
+    query = urlencode([(k, REDACTED if _is_secret_param(k) else v)
+                       for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+class HttpSource(ContentSource):
+    """Items from a JSON API: ``items`` is the dotted path to the list in each page.
+
+    Pagination is one of: ``next`` = a dotted path to the next page's URL in the body, or
+    ``"link"`` for the ``Link: <…>; rel="next"`` header; or ``page_param`` (+ ``page_size_param``),
+    counting up from ``first_page`` until a page has no items; or none (a single page).
+    """
+
+    kind = "http"
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        items: str,
+        id_field: str,
+        text_fields: Sequence[str],
+        content_type: str | None = None,
+        content_type_field: str | None = None,
+        format: str = "auto",
+        headers: Mapping[str, str] | None = None,
+        next: str | None = None,
+        page_param: str | None = None,
+        page_size_param: str | None = None,
+        page_size: int = 100,
+        first_page: int = 1,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        backoff: float = DEFAULT_BACKOFF,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+        enabled: bool = True,
+    ) -> None:
+        super().__init__(name, enabled=enabled)
+        if content_type is None and content_type_field is None:
+            raise ValueError("give content_type or content_type_field")
+        if next is not None and page_param is not None:
+            raise ValueError("give next or page_param, not both")
+        if page_size_param is not None and page_param is None:
+            raise ValueError("page_size_param needs page_param")
+        if not text_fields:
+            raise ValueError("text_fields must not be empty")
+        if min(max_pages, max_page_bytes, page_size) < 1 or min(retries, backoff) < 0 \
+                or timeout <= 0:
+            raise ValueError("max_pages, max_page_bytes, page_size must be >= 1; retries, "
+                             "backoff >= 0; timeout > 0")
+        self.url = url
+        self.items = items
+        self.id_field = id_field
+        self.text_fields = tuple(text_fields)
+        self.content_type = content_type
+        self.content_type_field = content_type_field
+        self.format = format
+        self.headers = dict(headers or {})
+        self.next = next
+        self.page_param = page_param
+        self.page_size_param = page_size_param
+        self.page_size = page_size
+        self.first_page = first_page
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_pages = max_pages
+        self.max_page_bytes = max_page_bytes
+
+    def describe(self) -> str:
+        headers = ", ".join(f"{k}={REDACTED}" for k in self.headers)
+        extra = f" (headers: {headers})" if headers else ""
+        return f"http {redact_http_url(self.url)}{extra}"
+
+    def _secrets(self) -> Iterable[str]:
+        parts = urlsplit(self.url)
+        for value in self.headers.values():
+            # "Bearer abc": an error may quote the token without its scheme.
+            yield value
+            yield from (p for p in value.split() if p.lower() not in AUTH_SCHEMES)
+        if parts.password:
+            yield parts.password
+        yield from (v for k, v in parse_qsl(parts.query) if _is_secret_param(k))
+
+    # --- paging ---
+
+    def _documents(self) -> Iterator[Document]:
+        with httpx.Client(headers=self.headers, timeout=self.timeout,
+                          follow_redirects=True) as client:
+            for number, (url, body) in enumerate(self._pages(client), start=1):
+                items = dotted(body, self.items)
+                if not isinstance(items, list):
+                    found = "missing" if items is _MISSING else f"a {type(items).__name__}"
+                    raise SourceError(self.name, f"page {number} ({redact_http_url(url)}): "
+                                                 f"items path {self.items!r} is {found}, "
+                                                 f"not a list")
+                for index, item in enumerate(items):
+                    yield self._document(item, number, index)
+
+    def _pages(self, client: httpx.Client) -> Iterator[tuple[str, Any]]:
+        """(url, parsed body) of each page, following the configured pagination."""
+        url: str | None = self._page_url(self.first_page) if self.page_param else self.url
+        seen: set[str] = set()
+        page_number = self.first_page
+        count = 0
+        while url is not None:
+            if count >= self.max_pages:
+                raise SourceError(self.name, f"more than max_pages ({self.max_pages}) pages; "
+                                             f"a next link that never ends?")
+            if url in seen:
+                raise SourceError(self.name, f"page {count + 1} links back to a page already "
+                                             f"read ({redact_http_url(url)})")
+            seen.add(url)
+            response, content = self._get(client, url, count + 1)
+            body = self._json(response, content, url, count + 1)
+            count += 1
+            yield url, body
+            if self.page_param:
+                if not dotted(body, self.items):
+                    return
+                page_number += 1
+                url = self._page_url(page_number)
+            elif self.next == LINK_HEADER:
+                link = response.links.get("next", {}).get("url")
+                url = urljoin(url, link) if link else None
+            elif self.next:
+                target = dotted(body, self.next)
+                if target not in (None, "", _MISSING) and not isinstance(target, str):
+                    raise SourceError(self.name, f"page {count}: next path {self.next!r} is "
+                                                 f"not a URL string")
+                url = urljoin(url, target) if isinstance(target, str) and target else None
+            else:
+                url = None
+
+    def _page_url(self, page: int) -> str:
+        assert self.page_param is not None
+        params = {self.page_param: str(page)}
+        if self.page_size_param:
+            params[self.page_size_param] = str(self.page_size)
+        return str(httpx.URL(self.url).copy_merge_params(params))
+
+    def _get(self, client: httpx.Client, url: str, number: int) -> tuple[httpx.Response, bytes]:
+        """GET one page and its body, retrying transient failures; SourceError when they
+        persist or the body is over ``max_page_bytes``."""
+        where = f"page {number} ({redact_http_url(url)})"
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            retry_after: str | None = None
+            try:
+                with client.stream("GET", url) as response:
+                    if response.is_success:
+                        return response, self._read_body(response, where)
+                    if response.status_code not in RETRY_STATUSES or last:
+                        tries = f" after {attempt + 1} attempts" if attempt else ""
+                        raise SourceError(self.name, f"{where}: HTTP {response.status_code} "
+                                                     f"{response.reason_phrase}{tries}")
+                    retry_after = response.headers.get("retry-after")
+            except httpx.TransportError as exc:
+                if last:
+                    raise SourceError(self.name, f"{where}: {type(exc).__name__} after "
+                                                 f"{attempt + 1} attempts") from None
+            self._sleep(attempt, retry_after)
+        raise AssertionError("unreachable")
+
+    def _read_body(self, response: httpx.Response, where: str) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > self.max_page_bytes:
+                raise SourceError(self.name, f"{where} is over max_page_bytes "
+                                             f"({self.max_page_bytes})")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _sleep(self, attempt: int, retry_after: str | None) -> None:
+        delay = self.backoff * 2 ** attempt
+        if retry_after is not None and _is_number(retry_after):
+            # Retry-After may also be an HTTP date; then our own backoff stands.
+            delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
+        time.sleep(delay)
+
+    def _json(self, response: httpx.Response, body: bytes, url: str, number: int) -> Any:
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            kind = response.headers.get("content-type", "no content type")
+            raise SourceError(self.name, f"page {number} ({redact_http_url(url)}) is not JSON "
+                                         f"({kind})") from None
+
+    # --- items ---
+
+    def _document(self, item: Any, page: int, index: int) -> Document:
+        where = f"page {page}, item {index}"
+        if not isinstance(item, Mapping):
+            raise SourceError(self.name, f"{where} is a {type(item).__name__}, not an object")
+        content_id = dotted(item, self.id_field)
+        if content_id is _MISSING or content_id is None or isinstance(content_id, dict | list):
+            raise SourceError(self.name, f"{where} has no usable id field {self.id_field!r}")
+        if self.content_type_field is not None:
+            content_type = dotted(item, self.content_type_field)
+            if content_type in (_MISSING, None, "") and self.content_type is None:
+                raise SourceError(self.name, f"{where} has no content type field "
+                                             f"{self.content_type_field!r}")
+            if content_type in (_MISSING, None, ""):
+                content_type = self.content_type
+        else:
+            content_type = self.content_type
+        text = "\n".join(t for t in (field_text(dotted(item, f)) for f in self.text_fields) if t)
+        return Document(str(content_type), str(content_id), text, self.format)
