@@ -52,6 +52,11 @@ def _library(*, needs_s3: bool = False) -> Any:
     return MediaLibrary(settings)
 
 
+def _say(text: str | Text) -> None:
+    """One line of output, never wrapped (scripts grep it)."""
+    console.print(text if isinstance(text, Text) else Text(text), soft_wrap=True)
+
+
 def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, default=str, indent=2))
 
@@ -123,9 +128,9 @@ def upload(paths: tuple[Path, ...], namespace: str, user: str, visibility: str |
     else:
         for r in results:
             if r["result"] == "refused":
-                console.print(Text.assemble(("refused ", "red"), f"{r['path']}: {r['reason']}"))
+                _say(Text.assemble(("refused ", "red"), f"{r['path']}: {r['reason']}"))
             else:
-                console.print(Text.assemble(
+                _say(Text.assemble(
                     (f"{r['result']} ", "green"),
                     f"{r['path']} -> {r['media_id']} {r['key']} ({r['content_type']}, "
                     f"{r['size']} bytes, {r['visibility']})"))
@@ -151,8 +156,9 @@ def presign_upload(namespace: str, filename: str, content_type: str, size: int, 
         _echo_json(result)
     else:
         click.echo(result["url"])
-        console.print(Text(f"PUT {result['key']} with headers {result['headers']} "
-                           f"within {expires}s"), style="dim")
+        # The URL alone on stdout (for scripts); how to use it on stderr.
+        err_console.print(Text(f"PUT {result['key']} with headers {result['headers']} "
+                               f"within {expires}s"), style="dim", soft_wrap=True)
 
 
 @main.command("url")
@@ -175,7 +181,7 @@ def url(media_id: str, user: str | None, expires: int, download: bool) -> None:
 def set_visibility(media_id: str, visibility: str, user: str) -> None:
     """Make a file public, internal or private (catalog and object ACL)."""
     media = _library(needs_s3=True).set_visibility(media_id, visibility, user)
-    console.print(Text(f"{media.media_id} is now {media.visibility}"))
+    _say(f"{media.media_id} is now {media.visibility}")
 
 
 # -- tags ----------------------------------------------------------------------------------------
@@ -237,8 +243,8 @@ def _print_collection(coll: Any, as_json: bool) -> None:
                          "media": _media_json(i.media)} for i in coll.items]
         _echo_json(out)
         return
-    console.print(Text(f"{coll.name} ({coll.collection_id}) in {coll.namespace}, "
-                       f"{coll.visibility}, owner {coll.owner}: {len(coll.items)} items"))
+    _say(f"{coll.name} ({coll.collection_id}) in {coll.namespace}, "
+                       f"{coll.visibility}, owner {coll.owner}: {len(coll.items)} items")
     _rows(["position", "media_id", "key", "content_type"],
           [{"position": i.position, "media_id": i.media.media_id, "key": i.media.key,
             "content_type": i.media.content_type} for i in coll.items])
@@ -336,7 +342,7 @@ def namespaces_create(name: str, user: str, default_visibility: str, as_json: bo
     if as_json:
         _echo_json(info)
     else:
-        console.print(Text(f"created namespace {name}; {user} is its admin"))
+        _say(f"created namespace {name}; {user} is its admin")
 
 
 @namespaces.command("list")
@@ -365,7 +371,7 @@ def members() -> None:
 def members_add(namespace: str, user_id: str, role: str, user: str) -> None:
     """Add USER_ID to NAMESPACE as ROLE (or change their role)."""
     _library().add_member(namespace, user_id, role, user)
-    console.print(Text(f"{user_id} is {role} in {namespace}"))
+    _say(f"{user_id} is {role} in {namespace}")
 
 
 @members.command("remove")
@@ -375,7 +381,7 @@ def members_add(namespace: str, user_id: str, role: str, user: str) -> None:
 @app_errors
 def members_remove(namespace: str, user_id: str, user: str) -> None:
     _library().remove_member(namespace, user_id, user)
-    console.print(Text(f"{user_id} removed from {namespace}"))
+    _say(f"{user_id} removed from {namespace}")
 
 
 @members.command("list")
