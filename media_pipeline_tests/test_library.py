@@ -457,3 +457,33 @@ def test_secrets_stay_out_of_the_catalog_and_the_logs(
     assert secret not in catalog_text(settings)
     assert secret not in caplog.text
     assert secret not in repr(lib.settings) and secret not in repr(media)
+
+
+def test_buckets_without_acls_refuse_public_and_record_private(
+    settings: Settings, s3_client: Any
+) -> None:
+    from media_pipeline.storage.media_storage import AclNotSupported
+    from media_pipeline_tests.app_fixtures import NoAclProxy
+
+    proxy = NoAclProxy(settings.endpoint_url or "")
+    try:
+        settings = replace(settings, endpoint_url=proxy.url)
+        lib = make_library(settings, None)
+        media = lib.upload("blog", io.BytesIO(png_bytes(seed=70)), "n.png", "ed")
+        before = catalog_counts(settings)
+        with pytest.raises(MediaUnavailable, match="does not support object ACLs"):
+            lib.set_visibility(media.media_id, "public", "ed")
+        assert catalog_counts(settings) == before
+        assert lib.get(media.media_id, "ed").visibility == "private"
+
+        assert lib.set_visibility(media.media_id, "internal", "ed").visibility == "internal"
+        assert audit_rows(settings)[-1]["action"] == "visibility.set"
+        assert "X-Amz-Signature" in lib.url(media.media_id, "vic")
+
+        with pytest.raises(AclNotSupported):
+            lib.upload("blog", io.BytesIO(png_bytes(seed=71)), "pub.png", "ed",
+                       visibility="public")
+        assert len(bucket_keys(s3_client, settings.bucket)) == 1
+        assert catalog_counts(settings)["media_files"] == 1
+    finally:
+        proxy.close()
