@@ -56,7 +56,7 @@ from media_pipeline.fingerprint.validate import check_extension, validate
 from media_pipeline.pipeline import open_catalog
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
-from media_pipeline.storage.keys import make_key, validate_namespace
+from media_pipeline.storage.keys import make_key, safe_filename, validate_namespace
 from media_pipeline.storage.media_storage import AclNotSupported, S3MediaStorage
 
 log = logging.getLogger(__name__)
@@ -349,6 +349,7 @@ class MediaLibrary:
         filename = os.path.basename(str(filename).replace("\\", "/"))
         if not filename:
             raise ValueError("a file name is required")
+        safe_filename(filename)  # a name that cannot become a key fails before any work
         with self._reading() as catalog:
             info = self._namespace(catalog, namespace)
             self._require(catalog, namespace, user, Role.EDITOR, "upload")
@@ -503,6 +504,7 @@ class MediaLibrary:
         filename = os.path.basename(str(filename).replace("\\", "/"))
         if not filename:
             raise ValueError("a file name is required")
+        safe_filename(filename)
         mime = content_type.split(";")[0].strip().lower()
         if mime not in self.settings.allowed_mime_types:
             raise ValueError(f"type {mime} not allowed")
