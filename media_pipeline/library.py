@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO, NoReturn, cast
 
 from media_pipeline.access import SYSTEM_USER, PermissionDenied, Role, require_role, role_of
 from media_pipeline.catalog import Catalog
@@ -294,7 +294,9 @@ class MediaLibrary:
     def add_member(self, namespace: str, user_id: str, role: str | Role, user: str) -> None:
         """Make ``user_id`` a member with ``role`` (or change the role). Admin only."""
         new_role = role if isinstance(role, Role) else Role.parse(role)
-        member = _check_user(user_id).strip()
+        member = str(user_id or "").strip()
+        if not member:
+            raise ValueError("the member's user id must not be empty")
         with self._writing() as catalog, catalog.transaction():
             self._namespace(catalog, namespace)
             self._require(catalog, namespace, user, Role.ADMIN, "add members")
@@ -363,19 +365,16 @@ class MediaLibrary:
             else:
                 source, size_hint = file, None
             checked, reason = self._spool_and_check(source, filename, size_hint, stack)
-            if reason is not None or checked is None:
+            if checked is None:
                 self._refuse(namespace, filename, user, reason or "unreadable")
-            assert checked is not None
-
-            with self._reading() as catalog:
-                existing = catalog.active_by_hash(namespace, checked.sha256)
-            if existing is not None:
-                return self._deduplicated(existing, filename, user)
 
             key = make_key(namespace, filename, unique=checked.sha256[:12])
             media_id = media_id_for(self.settings.bucket, key)
             with self._reading() as catalog:
+                existing = catalog.active_by_hash(namespace, checked.sha256)
                 previous = catalog.media_row(media_id)
+            if existing is not None:
+                return self._deduplicated(existing, filename, user)
             if previous is not None and previous["status"] not in ("missing", "purged"):
                 # Same name and content as a file that is still here (deleted or quarantined):
                 # writing the key again would change that file's object under it.
@@ -429,7 +428,7 @@ class MediaLibrary:
             phash=content.phash if content else None,
             metadata=dict(content.metadata) if content else {}), None
 
-    def _refuse(self, namespace: str, filename: str, user: str, reason: str) -> None:
+    def _refuse(self, namespace: str, filename: str, user: str, reason: str) -> NoReturn:
         with self._writing() as catalog, catalog.transaction():
             catalog.record_audit(user, "upload.refused", None,
                                  {"namespace": namespace, "filename": filename,
