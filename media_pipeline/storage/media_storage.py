@@ -162,6 +162,12 @@ def _check_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
     return dict(metadata)
 
 
+def _ascii(text: str) -> str:
+    """Accents dropped (é -> e), anything else outside a small safe set replaced by '_'."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^A-Za-z0-9._ ()\[\]+,'-]", "_", folded)
+
+
 def content_disposition(download_name: str) -> str:
     """``attachment`` with an ASCII fallback name and the RFC 6266 / 5987 UTF-8 name.
 
@@ -172,8 +178,12 @@ def content_disposition(download_name: str) -> str:
         name = safe_filename(download_name)
     except UnsafeKey:
         name = "download"
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    ascii_name = re.sub(r"[^A-Za-z0-9._ ()\[\]+-]", "_", ascii_name).strip(" .") or "download"
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    ascii_stem = _ascii(stem).strip(" .") or "download"
+    ascii_ext = _ascii(ext)
+    ascii_name = f"{ascii_stem}.{ascii_ext}" if ascii_ext else ascii_stem
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
@@ -214,7 +224,7 @@ class S3MediaStorage:
                 return ObjectExists(
                     f"{action} {where}: an object with this key already exists; "
                     "uploads never overwrite, choose another key")
-            if is_not_found(exc) or code == "NoSuchKey":
+            if is_not_found(exc):
                 return ObjectNotFound(f"{action} {where}: no such object")
             return StorageError(f"{action} {where} failed: {code}: {message}".rstrip(": "))
         return StorageError(f"{action} {where} failed: {exc}")
@@ -235,9 +245,11 @@ class S3MediaStorage:
 
         Up to the multipart threshold one PUT with the full-object ``ChecksumSHA256`` (S3 checks
         it, and the fingerprint stage reuses it as the file hash); above it a multipart upload in
-        parts of at least 8 MiB with a CRC32 per part (a multipart SHA-256 would be a hash of part
-        hashes, which some servers report as if it were the content's). Any failure, including
-        an interrupted read, aborts the multipart upload so no parts linger. ``visibility``
+        parts of at least 8 MiB with a CRC32 per part (a multipart SHA-256 is a hash of part
+        hashes, and moto reports it without AWS's ``-N`` marker, so the fingerprint stage would
+        take it for the content's hash). Memory holds at most the threshold or one part. Any
+        failure, including an interrupted read or Ctrl-C, aborts the multipart upload so no
+        parts linger. ``visibility``
         "public" sets the public-read ACL; "internal" and "private" send no ACL (private).
         With ``sha256`` given, content that does not match is refused before it is stored.
         Raises :class:`ObjectExists` when the key is taken, :class:`AclNotSupported` for a
@@ -254,6 +266,7 @@ class S3MediaStorage:
             expected = sha256.lower()
         extra: dict[str, Any] = {"ContentType": content_type, "Metadata": user_metadata}
         if visibility == "public":
+            self._require_acls(visibility)
             extra["ACL"] = "public-read"
         threshold = max(1, self.settings.multipart_threshold)
         head = _read_up_to(fileobj, threshold + 1)
@@ -281,8 +294,8 @@ class S3MediaStorage:
             raise self._mismatch(key, digest.hex())
         try:
             response = self._client.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ChecksumSHA256=_b64(digest),
-                IfNoneMatch="*", **extra)
+                Bucket=self.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=_b64(digest), IfNoneMatch="*", **extra)
         except (ClientError, BotoCoreError) as exc:
             raise self._upload_error(exc, key, visibility) from exc
         return self._result(response, key, len(body), digest.hex(), extra["ContentType"])
@@ -476,7 +489,8 @@ class S3MediaStorage:
 
     def _bucket_acls_enabled(self) -> bool | None:
         """False when the bucket enforces owner (ACLs disabled), True when ACLs work, None
-        when we may not ask (no s3:GetBucketOwnershipControls)."""
+        when we may not ask (no s3:GetBucketOwnershipControls). Cached per instance; if the
+        setting changes later, S3's own AccessControlListNotSupported is still mapped."""
         if self._acls_enabled is None:
             try:
                 rules = self._client.get_bucket_ownership_controls(Bucket=self.bucket)[
@@ -494,6 +508,12 @@ class S3MediaStorage:
                 self._acls_enabled = not any(
                     r.get("ObjectOwnership") == "BucketOwnerEnforced" for r in rules)
         return self._acls_enabled
+
+    def _require_acls(self, visibility: str) -> None:
+        """Refuse an ACL change up front on a bucket known to have ACLs disabled (AWS would
+        refuse the request; some S3-compatible servers silently accept and ignore it)."""
+        if self._bucket_acls_enabled() is False:
+            raise AclNotSupported(_acl_message(self.bucket, visibility))
 
     def _pin_private_acl(self) -> bool:
         """Pin ``acl=private`` on presigned uploads unless the bucket has ACLs disabled: there a
@@ -600,6 +620,7 @@ class S3MediaStorage:
         access is decided by the bucket policy only, and this call cannot change it).
         """
         _check_visibility(visibility)
+        self._require_acls(visibility)
         acl = "public-read" if visibility == "public" else "private"
         try:
             self._client.put_object_acl(Bucket=self.bucket, Key=key, ACL=acl)
