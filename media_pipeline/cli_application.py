@@ -99,8 +99,10 @@ def _files(paths: tuple[Path, ...]) -> Iterator[Path]:
 @app_errors
 def upload(paths: tuple[Path, ...], namespace: str, user: str, visibility: str | None,
            as_json: bool) -> None:
-    """Upload files (or every file in folders), validated by content. Exit 1 if any is refused."""
+    """Upload files (or every file in folders), validated by content. Exit 1 if any is refused
+    (invalid content) or failed (e.g. a public upload into a bucket without ACLs)."""
     from media_pipeline.library import ValidationFailed
+    from media_pipeline.storage.media_storage import StorageError
 
     files = list(_files(paths))
     library = _library(needs_s3=True)
@@ -114,6 +116,9 @@ def upload(paths: tuple[Path, ...], namespace: str, user: str, visibility: str |
                 media = library.upload(namespace, path, path.name, user, visibility)
             except ValidationFailed as exc:
                 results.append({"path": str(path), "result": "refused", "reason": exc.reason})
+            except (ValueError, StorageError) as exc:  # this file only; a refused role stops all
+                results.append({"path": str(path), "result": "failed",
+                                "reason": str(exc).splitlines()[0] if str(exc) else repr(exc)})
             else:
                 results.append({
                     "path": str(path),
@@ -122,20 +127,20 @@ def upload(paths: tuple[Path, ...], namespace: str, user: str, visibility: str |
                     "content_type": media.content_type, "size": media.file_size,
                     "visibility": media.visibility})
             progress.advance(task)
-    refused = [r for r in results if r["result"] == "refused"]
+    refused = [r for r in results if r["result"] in ("refused", "failed")]
     if as_json:
         _echo_json(results)
     else:
         for r in results:
-            if r["result"] == "refused":
-                _say(Text.assemble(("refused ", "red"), f"{r['path']}: {r['reason']}"))
+            if r["result"] in ("refused", "failed"):
+                _say(Text.assemble((f"{r['result']} ", "red"), f"{r['path']}: {r['reason']}"))
             else:
                 _say(Text.assemble(
                     (f"{r['result']} ", "green"),
                     f"{r['path']} -> {r['media_id']} {r['key']} ({r['content_type']}, "
                     f"{r['size']} bytes, {r['visibility']})"))
     if refused:
-        fail(f"{len(refused)} of {len(results)} files refused")
+        fail(f"{len(refused)} of {len(results)} files refused or failed")
 
 
 @main.command("presign-upload")

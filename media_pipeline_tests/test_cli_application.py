@@ -69,7 +69,7 @@ def test_upload_a_folder_reports_each_file_and_fails_if_any_is_refused(
     result = team("upload", str(folder), "--namespace", "team", "--user", "ed", "--json")
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert "error: 1 of 4 files refused" in lines[-1]
+    assert "error: 1 of 4 files refused or failed" in lines[-1]
     rows = json.loads("\n".join(lines[:-1]))
     by_name = {Path(r["path"]).name: r for r in rows}
     assert set(by_name) == {"a.png", "b.pdf", "evil.svg", "copy.png"}
@@ -191,3 +191,34 @@ def test_namespace_and_member_commands(team: Any) -> None:
     assert bad.exit_code == 1 and "not allowed" in bad.output
     again = team("namespaces", "create", "team", "--user", "ed")
     assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_upload_reports_a_file_that_fails_in_storage_and_goes_on(
+    settings: Settings, s3_client: Any, tmp_path: Path
+) -> None:
+    from media_pipeline_tests.app_fixtures import NoAclProxy
+
+    proxy = NoAclProxy(settings.endpoint_url or "")
+    try:
+        s3_client.put_bucket_ownership_controls(
+            Bucket=settings.bucket,
+            OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("AWS_", "MEDIA_PIPELINE"))}
+        env.update({"AWS_S3_ENDPOINT_URL": proxy.url, "AWS_ACCESS_KEY_ID": "testing",
+                    "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_STORAGE_BUCKET_NAME": settings.bucket,
+                    "MEDIA_PIPELINE_HOME": str(settings.home)})
+        runner = CliRunner()
+        ok(runner.invoke(cli, ["namespaces", "create", "team", "-u", "alice"], env=env))
+        for i in range(2):
+            (tmp_path / f"{i}.png").write_bytes(png_bytes(seed=90 + i))
+        result = runner.invoke(cli, ["upload", str(tmp_path / "0.png"), str(tmp_path / "1.png"),
+                                     "-n", "team", "-u", "alice", "--visibility", "public"],
+                               env=env)
+        assert result.exit_code == 1
+        assert result.output.count("failed ") == 2 and "ACL" in result.output
+        assert "2 of 2 files refused or failed" in result.output
+        assert bucket_keys(s3_client, settings.bucket) == []
+    finally:
+        proxy.close()
