@@ -535,3 +535,33 @@ def test_unusable_file_names_fail_before_anything_is_read(lib: MediaLibrary) -> 
         lib.upload("blog", Unreadable(), "bad\x07name.png", "ed")
     with pytest.raises(ValueError, match="file name is required"):
         lib.upload("blog", Unreadable(), "photos/", "ed")
+
+
+def test_uploading_a_missing_file_again_brings_its_row_back(
+    lib: MediaLibrary, settings: Settings, s3_client: Any
+) -> None:
+    data = png_bytes(seed=81)
+    media = lib.upload("blog", io.BytesIO(data), "back.png", "ed")
+    s3_client.delete_object(Bucket=settings.bucket, Key=media.key)
+    take_inventory(settings, s3_client)
+    commit_inventory(settings)
+    assert lib.get(media.media_id, "ed").status == "missing"
+    again = lib.upload("blog", io.BytesIO(data), "back.png", "alice")
+    assert again.media_id == media.media_id and again.status == "active"
+    assert again.first_seen == media.first_seen and again.owner == "alice"
+    assert catalog_counts(settings)["media_files"] == 1
+    assert bucket_keys(s3_client, settings.bucket) == [media.key]
+
+
+def test_the_same_file_still_here_but_deleted_is_not_uploaded_over(
+    lib: MediaLibrary, settings: Settings, s3_client: Any
+) -> None:
+    data = png_bytes(seed=82)
+    media = lib.upload("blog", io.BytesIO(data), "kept.png", "ed")
+    with Catalog.open(settings.catalog_path) as catalog:
+        catalog.con.execute("UPDATE media_files SET status = 'deleted', is_deleted = true "
+                            "WHERE media_id = ?", [media.media_id])
+    with pytest.raises(ValueError, match="restore it instead"):
+        lib.upload("blog", io.BytesIO(data), "kept.png", "ed")
+    head = s3_client.head_object(Bucket=settings.bucket, Key=media.key)
+    assert head["ETag"].strip('"') == media.etag

@@ -127,19 +127,30 @@ class ApplicationSQL:
         return _media_dict(row) if row else None
 
     def register_upload(self, row: dict[str, Any]) -> None:
-        """Insert (or, for a key whose previous object is gone, replace) an uploaded file's row.
+        """Insert an uploaded file's row, or update the row of its key when the previous object
+        is gone (missing or purged): the same media id comes back to life, keeping its first
+        sighting and its references (which belong to the id, not to one upload).
 
         ``row`` has the media_files columns the upload knows; it is written as already
         fingerprinted (``fingerprinted_etag`` = ``etag``) so inventory sees it unchanged.
         """
         values = dict(row)
         values["metadata"] = json.dumps(values.get("metadata") or {}, sort_keys=True)
-        columns = list(values)
-        self.con.execute("DELETE FROM media_files WHERE media_id = ?", [values["media_id"]])
+        known = self.con.execute("SELECT 1 FROM media_files WHERE media_id = ?",
+                                 [values["media_id"]]).fetchone()
+        if known is None:
+            columns = list(values)
+            self.con.execute(
+                f"INSERT INTO media_files ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' for _ in columns)})",
+                [values[c] for c in columns])
+            return
+        columns = [c for c in values if c not in ("media_id", "first_seen")]
         self.con.execute(
-            f"INSERT INTO media_files ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)})",
-            [values[c] for c in columns])
+            f"UPDATE media_files SET {', '.join(f'{c} = ?' for c in columns)}, "
+            "is_deleted = false, deleted_at = NULL, deleted_by = NULL, purged_at = NULL, "
+            "missing_since = NULL, quarantine_reason = NULL WHERE media_id = ?",
+            [values[c] for c in columns] + [values["media_id"]])
 
     def update_visibility(self, media_id: str, visibility: str) -> None:
         self.con.execute("UPDATE media_files SET visibility = ? WHERE media_id = ?",
