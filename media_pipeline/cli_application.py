@@ -8,6 +8,7 @@ Registered on :data:`media_pipeline.cli.main` by importing this module (the last
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from functools import wraps
@@ -400,3 +401,18 @@ def members_list(namespace: str, user: str, as_json: bool) -> None:
         _echo_json(rows)
     else:
         _rows(["user_id", "role", "added_by", "added_at"], rows)
+
+
+def _register_on_script_entry() -> None:
+    """``python -m media_pipeline.cli`` runs cli.py as ``__main__``, a second copy of the group
+    next to the imported ``media_pipeline.cli``: give that copy these commands too."""
+    script = sys.modules.get("__main__")
+    spec = getattr(script, "__spec__", None)
+    group = getattr(script, "main", None)
+    if (spec is not None and spec.name == "media_pipeline.cli" and isinstance(group, click.Group)
+            and group is not main):
+        for name, command in main.commands.items():
+            group.commands.setdefault(name, command)
+
+
+_register_on_script_entry()

@@ -222,3 +222,19 @@ def test_upload_reports_a_file_that_fails_in_storage_and_goes_on(
         assert bucket_keys(s3_client, settings.bucket) == []
     finally:
         proxy.close()
+
+
+def test_the_commands_work_with_python_dash_m(settings: Settings, s3_client: Any) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MEDIA_PIPELINE"))}
+    env.update({"AWS_S3_ENDPOINT_URL": settings.endpoint_url or "",
+                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_STORAGE_BUCKET_NAME": settings.bucket,
+                "MEDIA_PIPELINE_HOME": str(settings.home)})
+    done = subprocess.run(
+        [sys.executable, "-m", "media_pipeline.cli", "namespaces", "create", "team", "--user",
+         "alice", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["namespace"] == "team"
