@@ -6,26 +6,29 @@ everywhere). Every change is written together with its ``audit_log`` row in one 
 transaction; when anything fails, nothing changes. The catalog is opened only for short steps, never
 while a file is being read or uploaded, so the nightly pipeline is not kept waiting.
 
-Who may do what (``-`` = refused; "see" = the file visibility rule below):
+Who may do what (``-`` = refused; "owner" = the uploader or collection creator, still a member;
+the same table is in docs/api.md and media_pipeline_tests/test_access.py tests every cell):
 
-=============================  =========  ==========  ==========  ==========
-action                         anonymous  viewer      editor      admin
-=============================  =========  ==========  ==========  ==========
-create_namespace               -          any signed-in user (becomes its admin)
-namespaces (own memberships)   -          yes         yes         yes
-members                        -          yes         yes         yes
-add_member / remove_member     -          -           -           yes
-upload / presign_upload        -          -           yes         yes
-url: public file               yes        yes         yes         yes
-url: internal file             -          yes         yes         yes
-url: private file              -          owner       owner       yes
-set_visibility                 -          -           owner       yes
-tags (read)                    -          see         see         yes
-add_tag / remove_tag           -          -           see         yes
-create_collection              -          -           yes         yes
-collection / collections       public     see         see         yes
-add_to / remove_from / reorder -          -           owner       yes
-=============================  =========  ==========  ==========  ==========
+=================================================  =========  ==========  ======  ======  =====
+action                                             anonymous  non-member  viewer  editor  admin
+=================================================  =========  ==========  ======  ======  =====
+create_namespace (creator becomes its admin)       -          yes         yes     yes     yes
+namespaces (own memberships)                       -          yes         yes     yes     yes
+members                                            -          -           yes     yes     yes
+add_member, remove_member                          -          -           -       -       yes
+upload, presign_upload                             -          -           -       yes     yes
+url of a public file                               yes        yes         yes     yes     yes
+url, get, tags of an internal file                 -          -           yes     yes     yes
+url, get, tags of a private file                   -          -           owner   owner   yes
+set_visibility                                     -          -           -       owner   yes
+add_tag, remove_tag (public/internal file)         -          -           -       yes     yes
+add_tag, remove_tag (private file)                 -          -           -       owner   yes
+create_collection                                  -          -           -       yes     yes
+collection (public)                                yes        yes         yes     yes     yes
+collection (internal), collections                 -          -           yes     yes     yes
+collection (private)                               -          -           owner   owner   yes
+add_to_collection, remove_from_collection, reorder -          -           -       owner   yes
+=================================================  =========  ==========  ======  ======  =====
 
 "see" a file: public and internal files for every member, private files for their owner (while
 still a member) and the namespace's admins. A collection follows the same rule with its own
