@@ -195,6 +195,7 @@ class S3MediaStorage:
         self.bucket = settings.bucket
         self._client = client if client is not None else make_client(settings)
         self._acls_enabled: bool | None = None
+        self._acl_state_known = False
         signature = getattr(getattr(self._client, "meta", None), "config", None)
         version = getattr(signature, "signature_version", None)
         if version not in (None, "s3v4", "v4"):
@@ -489,24 +490,27 @@ class S3MediaStorage:
 
     def _bucket_acls_enabled(self) -> bool | None:
         """False when the bucket enforces owner (ACLs disabled), True when ACLs work, None
-        when we may not ask (no s3:GetBucketOwnershipControls). Cached per instance; if the
-        setting changes later, S3's own AccessControlListNotSupported is still mapped."""
-        if self._acls_enabled is None:
+        when we cannot tell (no s3:GetBucketOwnershipControls, or a server without the API).
+        Asked once per instance; if the setting changes later, S3's own
+        AccessControlListNotSupported is still mapped to :class:`AclNotSupported`."""
+        if not self._acl_state_known:
             try:
                 rules = self._client.get_bucket_ownership_controls(Bucket=self.bucket)[
                     "OwnershipControls"]["Rules"]
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code")
                 if code == "OwnershipControlsNotFoundError":
-                    self._acls_enabled = True  # a bucket from before 2023: ACLs on
+                    self._acls_enabled = True  # a bucket from before April 2023: ACLs on
                 else:
-                    log.info("cannot read ownership controls of %r: %s", self.bucket, code)
-                    return None
+                    log.info("cannot read the ownership controls of bucket %r (%s); assuming "
+                             "ACLs are enabled", self.bucket, code)
+                    self._acls_enabled = None
             except BotoCoreError:
-                return None
+                return None  # a network problem: ask again next time
             else:
                 self._acls_enabled = not any(
                     r.get("ObjectOwnership") == "BucketOwnerEnforced" for r in rules)
+            self._acl_state_known = True
         return self._acls_enabled
 
     def _require_acls(self, visibility: str) -> None:
