@@ -5,6 +5,7 @@ audit rows and secrets."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import logging
 import uuid
@@ -66,7 +67,6 @@ def test_upload_stores_validates_and_registers_the_file(
     assert (media.width, media.height) == (64, 48) and media.phash is not None
     assert media.owner == "ed" and media.visibility == "private"
     assert media.original_filename == "Holiday Photo.png"
-    import hashlib
     assert media.file_hash == hashlib.sha256(data).hexdigest()
     assert bucket_keys(s3_client, settings.bucket) == [media.key]
     head = s3_client.head_object(Bucket=settings.bucket, Key=media.key)
