@@ -1,10 +1,279 @@
 """Catalog SQL for the application API: namespaces, members, uploads, visibility, tags and
-collections. Mixed into :class:`media_pipeline.catalog.Catalog`; uses ``self.con``."""
+collections. Mixed into :class:`media_pipeline.catalog.Catalog`; uses ``self.con``.
+
+The mutating methods here do not open a transaction of their own: the library wraps each call
+(together with its audit row, and sometimes an S3 call that must succeed for the change to
+stand) in one ``catalog.transaction()``, so a failure anywhere changes nothing.
+"""
 
 from __future__ import annotations
 
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
 import duckdb
+
+# The columns MediaLibrary hands out as a MediaFile, in this order.
+MEDIA_COLUMNS = (
+    "media_id", "namespace", "bucket", "key", "original_filename", "content_type", "file_size",
+    "file_hash", "status", "visibility", "owner", "version_id", "etag", "width", "height",
+    "page_count", "phash", "metadata", "quarantine_reason", "is_deleted", "reference_count",
+    "first_seen", "uploaded_at",
+)
+
+COLLECTION_COLUMNS = (
+    "collection_id", "namespace", "name", "visibility", "owner", "created_at", "updated_at",
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _media_dict(row: Sequence[Any]) -> dict[str, Any]:
+    out = dict(zip(MEDIA_COLUMNS, row, strict=True))
+    out["media_id"] = str(out["media_id"])
+    out["metadata"] = json.loads(out["metadata"]) if out["metadata"] else {}
+    return out
+
+
+_MEDIA_SELECT = "SELECT " + ", ".join(
+    "metadata::VARCHAR" if c == "metadata" else c for c in MEDIA_COLUMNS
+) + " FROM media_files"
 
 
 class ApplicationSQL:
     con: duckdb.DuckDBPyConnection
+
+    # -- namespaces and members -----------------------------------------------------------------
+
+    def namespace_info(self, namespace: str) -> dict[str, Any] | None:
+        row = self.con.execute(
+            "SELECT namespace, default_visibility, created_by, created_at FROM namespaces "
+            "WHERE namespace = ?", [namespace]).fetchone()
+        if row is None:
+            return None
+        return dict(zip(("namespace", "default_visibility", "created_by", "created_at"), row,
+                        strict=True))
+
+    def insert_namespace(self, namespace: str, default_visibility: str, creator: str) -> None:
+        """The namespace with its creator as its first admin."""
+        now = _now()
+        self.con.execute("INSERT INTO namespaces VALUES (?, ?, ?, ?)",
+                         [namespace, default_visibility, creator, now])
+        self.con.execute("INSERT INTO namespace_members VALUES (?, ?, 'admin', ?, ?)",
+                         [namespace, creator, creator, now])
+
+    def upsert_member(self, namespace: str, user_id: str, role: str, added_by: str) -> str | None:
+        """Give ``user_id`` ``role``; returns the role it had before (None: new member)."""
+        before = self.con.execute(
+            "SELECT role FROM namespace_members WHERE namespace = ? AND user_id = ?",
+            [namespace, user_id]).fetchone()
+        if before is None:
+            self.con.execute("INSERT INTO namespace_members VALUES (?, ?, ?, ?, ?)",
+                             [namespace, user_id, role, added_by, _now()])
+            return None
+        self.con.execute(
+            "UPDATE namespace_members SET role = ?, added_by = ?, added_at = ? "
+            "WHERE namespace = ? AND user_id = ?", [role, added_by, _now(), namespace, user_id])
+        return str(before[0])
+
+    def delete_member(self, namespace: str, user_id: str) -> str | None:
+        """Remove the membership; returns the role it had (None: was not a member)."""
+        row = self.con.execute(
+            "DELETE FROM namespace_members WHERE namespace = ? AND user_id = ? RETURNING role",
+            [namespace, user_id]).fetchone()
+        return str(row[0]) if row else None
+
+    def admin_count(self, namespace: str) -> int:
+        row = self.con.execute(
+            "SELECT count(*) FROM namespace_members WHERE namespace = ? AND role = 'admin'",
+            [namespace]).fetchone()
+        return int(row[0]) if row else 0
+
+    def list_members(self, namespace: str) -> list[dict[str, Any]]:
+        rows = self.con.execute(
+            "SELECT user_id, role, added_by, added_at FROM namespace_members "
+            "WHERE namespace = ? ORDER BY user_id", [namespace]).fetchall()
+        return [dict(zip(("user_id", "role", "added_by", "added_at"), r, strict=True))
+                for r in rows]
+
+    def list_namespaces(self, user: str | None) -> list[dict[str, Any]]:
+        """Every namespace (``user`` None) or those ``user`` is a member of, with the role."""
+        rows = self.con.execute(
+            """
+            SELECT n.namespace, n.default_visibility, m.role
+            FROM namespaces n LEFT JOIN namespace_members m
+              ON m.namespace = n.namespace AND m.user_id = $user
+            WHERE $user IS NULL OR m.role IS NOT NULL
+            ORDER BY n.namespace
+            """, {"user": user}).fetchall()
+        return [{"namespace": n, "default_visibility": v, "role": r} for n, v, r in rows]
+
+    # -- media files -----------------------------------------------------------------------------
+
+    def media_row(self, media_id: str) -> dict[str, Any] | None:
+        row = self.con.execute(f"{_MEDIA_SELECT} WHERE media_id = ?", [media_id]).fetchone()
+        return _media_dict(row) if row else None
+
+    def active_by_hash(self, namespace: str, file_hash: str) -> dict[str, Any] | None:
+        """An active file of ``namespace`` with this content (the oldest), for upload dedup."""
+        row = self.con.execute(
+            f"{_MEDIA_SELECT} WHERE namespace = ? AND file_hash = ? AND status = 'active' "
+            "ORDER BY first_seen, key LIMIT 1", [namespace, file_hash]).fetchone()
+        return _media_dict(row) if row else None
+
+    def register_upload(self, row: dict[str, Any]) -> None:
+        """Insert an uploaded file's row, or update the row of its key when the previous object
+        is gone (missing or purged): the same media id comes back to life, keeping its first
+        sighting and its references (which belong to the id, not to one upload).
+
+        ``row`` has the media_files columns the upload knows; it is written as already
+        fingerprinted (``fingerprinted_etag`` = ``etag``) so inventory sees it unchanged.
+        """
+        values = dict(row)
+        values["metadata"] = json.dumps(values.get("metadata") or {}, sort_keys=True)
+        known = self.con.execute("SELECT 1 FROM media_files WHERE media_id = ?",
+                                 [values["media_id"]]).fetchone()
+        if known is None:
+            columns = list(values)
+            self.con.execute(
+                f"INSERT INTO media_files ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' for _ in columns)})",
+                [values[c] for c in columns])
+            return
+        columns = [c for c in values if c not in ("media_id", "first_seen")]
+        self.con.execute(
+            f"UPDATE media_files SET {', '.join(f'{c} = ?' for c in columns)}, "
+            "is_deleted = false, deleted_at = NULL, deleted_by = NULL, purged_at = NULL, "
+            "missing_since = NULL, quarantine_reason = NULL WHERE media_id = ?",
+            [values[c] for c in columns] + [values["media_id"]])
+
+    def update_visibility(self, media_id: str, visibility: str) -> None:
+        self.con.execute("UPDATE media_files SET visibility = ? WHERE media_id = ?",
+                         [visibility, media_id])
+
+    # -- tags ------------------------------------------------------------------------------------
+
+    def ensure_tag(self, namespace: str, name: str, user: str) -> str:
+        """The namespace's tag of this name (case-insensitive), created if new; its spelling."""
+        row = self.con.execute(
+            "SELECT name FROM tags WHERE namespace = ? AND lower(name) = lower(?)",
+            [namespace, name]).fetchone()
+        if row:
+            return str(row[0])
+        self.con.execute("INSERT INTO tags VALUES (?, ?, ?, ?)", [namespace, name, user, _now()])
+        return name
+
+    def add_media_tag(self, media_id: str, tag: str, user: str) -> bool:
+        """A manual tag on a file; an AI tag of the same name gives way. False if it was there."""
+        exists = self.con.execute(
+            "SELECT 1 FROM media_tags WHERE media_id = ? AND source = 'manual' "
+            "AND lower(tag) = lower(?)", [media_id, tag]).fetchone()
+        if exists:
+            return False
+        self.con.execute(
+            "DELETE FROM media_tags WHERE media_id = ? AND source = 'ai' AND lower(tag) = lower(?)",
+            [media_id, tag])
+        self.con.execute("INSERT INTO media_tags VALUES (?, ?, 'manual', NULL, NULL, ?, ?)",
+                         [media_id, tag, user, _now()])
+        return True
+
+    def remove_media_tag(self, media_id: str, tag: str) -> int:
+        """Remove the tag (manual or AI) from the file; returns the rows removed."""
+        rows = self.con.execute(
+            "DELETE FROM media_tags WHERE media_id = ? AND lower(tag) = lower(?) RETURNING tag",
+            [media_id, tag]).fetchall()
+        return len(rows)
+
+    def media_tag_rows(self, media_id: str) -> list[dict[str, Any]]:
+        rows = self.con.execute(
+            "SELECT tag, source, confidence, detector, created_by, created_at FROM media_tags "
+            "WHERE media_id = ? ORDER BY source DESC, lower(tag)", [media_id]).fetchall()
+        return [dict(zip(("tag", "source", "confidence", "detector", "created_by",
+                          "created_at"), r, strict=True)) for r in rows]
+
+    # -- collections -----------------------------------------------------------------------------
+
+    def insert_collection(self, namespace: str, name: str, visibility: str, owner: str) -> str:
+        collection_id = str(uuid.uuid4())
+        now = _now()
+        self.con.execute("INSERT INTO collections VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         [collection_id, namespace, name, visibility, owner, now, now])
+        return collection_id
+
+    def collection_named(self, namespace: str, name: str) -> dict[str, Any] | None:
+        row = self.con.execute(
+            f"SELECT {', '.join(COLLECTION_COLUMNS)} FROM collections "
+            "WHERE namespace = ? AND lower(name) = lower(?)", [namespace, name]).fetchone()
+        return self._collection_dict(row) if row else None
+
+    def collection_row(self, collection_id: str) -> dict[str, Any] | None:
+        row = self.con.execute(
+            f"SELECT {', '.join(COLLECTION_COLUMNS)} FROM collections WHERE collection_id = ?",
+            [collection_id]).fetchone()
+        return self._collection_dict(row) if row else None
+
+    def collections_in(self, namespace: str) -> list[dict[str, Any]]:
+        rows = self.con.execute(
+            f"SELECT {', '.join(COLLECTION_COLUMNS)}, "
+            "(SELECT count(*) FROM collection_items i WHERE i.collection_id = c.collection_id) "
+            "FROM collections c WHERE namespace = ? ORDER BY lower(name)", [namespace]).fetchall()
+        out = []
+        for r in rows:
+            item = self._collection_dict(r[:-1])
+            item["items"] = int(r[-1])
+            out.append(item)
+        return out
+
+    @staticmethod
+    def _collection_dict(row: Sequence[Any]) -> dict[str, Any]:
+        out = dict(zip(COLLECTION_COLUMNS, row, strict=True))
+        out["collection_id"] = str(out["collection_id"])
+        return out
+
+    def collection_media(self, collection_id: str) -> list[dict[str, Any]]:
+        """The items in order, each with its file's catalog row (``media``)."""
+        columns = ", ".join(f"m.{c}" if c != "metadata" else "m.metadata::VARCHAR"
+                            for c in MEDIA_COLUMNS)
+        rows = self.con.execute(
+            f"SELECT i.position, i.added_by, i.added_at, {columns} "
+            "FROM collection_items i JOIN media_files m ON m.media_id = i.media_id "
+            "WHERE i.collection_id = ? ORDER BY i.position", [collection_id]).fetchall()
+        return [{"position": int(r[0]), "added_by": r[1], "added_at": r[2],
+                 "media": _media_dict(r[3:])} for r in rows]
+
+    def collection_item_ids(self, collection_id: str) -> list[str]:
+        rows = self.con.execute(
+            "SELECT media_id FROM collection_items WHERE collection_id = ? ORDER BY position",
+            [collection_id]).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def write_collection_order(self, collection_id: str, media_ids: Sequence[str],
+                               added: tuple[str, str] | None = None) -> None:
+        """Store the items in this order (positions 0..n-1). ``added`` = (media_id, user) for an
+        item not in the collection yet; the others keep who added them and when."""
+        now = _now()
+        if added is not None:
+            media_id, user = added
+            self.con.execute("INSERT INTO collection_items VALUES (?, ?, -1, ?, ?)",
+                             [collection_id, media_id, user, now])
+        if media_ids:
+            self.con.execute(
+                """
+                UPDATE collection_items AS i SET position = o.pos
+                FROM (SELECT unnest($ids)::UUID AS media_id,
+                             generate_subscripts($ids, 1) - 1 AS pos) o
+                WHERE i.collection_id = $cid AND i.media_id = o.media_id
+                """, {"ids": list(media_ids), "cid": collection_id})
+        self.con.execute("UPDATE collections SET updated_at = ? WHERE collection_id = ?",
+                         [now, collection_id])
+
+    def delete_collection_item(self, collection_id: str, media_id: str) -> bool:
+        row = self.con.execute(
+            "DELETE FROM collection_items WHERE collection_id = ? AND media_id = ? "
+            "RETURNING position", [collection_id, media_id]).fetchone()
+        return row is not None

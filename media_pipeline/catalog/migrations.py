@@ -156,4 +156,38 @@ MIGRATIONS.append(
     )
 )
 
+# 4 is appended by the references/lifecycle work; numbers need not be contiguous to apply in order.
+MIGRATIONS.append(
+    (
+        5,
+        "application API: uploads' owner, namespaced tags, collections",
+        """
+        ALTER TABLE media_files ADD COLUMN owner VARCHAR;  -- uploader; NULL: found by inventory
+        ALTER TABLE media_files ADD COLUMN uploaded_at TIMESTAMPTZ;
+        CREATE TABLE tags (
+            namespace  VARCHAR NOT NULL,
+            name       VARCHAR NOT NULL,     -- as first written; unique per namespace ignoring case
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE collections (
+            collection_id UUID NOT NULL PRIMARY KEY,
+            namespace     VARCHAR NOT NULL,
+            name          VARCHAR NOT NULL,
+            visibility    VARCHAR NOT NULL DEFAULT 'private',
+            owner         VARCHAR NOT NULL,
+            created_at    TIMESTAMPTZ NOT NULL,
+            updated_at    TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE collection_items (
+            collection_id UUID NOT NULL,
+            media_id      UUID NOT NULL,
+            position      INTEGER NOT NULL,  -- 0-based, contiguous within a collection
+            added_by      VARCHAR NOT NULL,
+            added_at      TIMESTAMPTZ NOT NULL
+        );
+        """,
+    )
+)
+
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

@@ -1,0 +1,733 @@
+"""MediaLibrary: the API a web application calls (what the seed's ``MediaFile`` methods did).
+
+Every public method takes the acting ``user`` and checks the user's role in the namespace first
+(:mod:`media_pipeline.access`: viewer < editor < admin; ``MEDIA_PIPELINE_ADMINS`` are admin
+everywhere). Every change is written together with its ``audit_log`` row in one catalog
+transaction; when anything fails, nothing changes. The catalog is opened only for short steps, never
+while a file is being read or uploaded, so the nightly pipeline is not kept waiting.
+
+Who may do what (``-`` = refused; "owner" = the uploader or collection creator, still a member;
+the same table is in docs/api.md and media_pipeline_tests/test_access.py tests every cell):
+
+=================================================  =========  ==========  ======  ======  =====
+action                                             anonymous  non-member  viewer  editor  admin
+=================================================  =========  ==========  ======  ======  =====
+create_namespace (creator becomes its admin)       -          yes         yes     yes     yes
+namespaces (own memberships)                       -          yes         yes     yes     yes
+members                                            -          -           yes     yes     yes
+add_member, remove_member                          -          -           -       -       yes
+upload, presign_upload                             -          -           -       yes     yes
+url of a public file                               yes        yes         yes     yes     yes
+url, get, tags of an internal file                 -          -           yes     yes     yes
+url, get, tags of a private file                   -          -           owner   owner   yes
+set_visibility                                     -          -           -       owner   yes
+add_tag, remove_tag (public/internal file)         -          -           -       yes     yes
+add_tag, remove_tag (private file)                 -          -           -       owner   yes
+create_collection                                  -          -           -       yes     yes
+collection (public)                                yes        yes         yes     yes     yes
+collection (internal), collections                 -          -           yes     yes     yes
+collection (private)                               -          -           owner   owner   yes
+add_to_collection, remove_from_collection, reorder -          -           -       owner   yes
+=================================================  =========  ==========  ======  ======  =====
+
+"see" a file: public and internal files for every member, private files for their owner (while
+still a member) and the namespace's admins. A collection follows the same rule with its own
+visibility and owner, and shows only the items the user may see. Quarantined files never get a URL
+(neither do files not yet validated: ``pending``); purged and missing files have no object to
+serve; soft-deleted files still get URLs, as content may still point at them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from tempfile import SpooledTemporaryFile
+from typing import IO, Any, BinaryIO, NoReturn, cast
+
+from media_pipeline.access import SYSTEM_USER, PermissionDenied, Role, require_role, role_of
+from media_pipeline.catalog import Catalog
+from media_pipeline.fingerprint.metadata import allow_pillow_pixels, inspect_content
+from media_pipeline.fingerprint.sniff import SNIFF_BYTES, needs_content, sniff_mime
+from media_pipeline.fingerprint.validate import check_extension, validate
+from media_pipeline.pipeline import open_catalog
+from media_pipeline.records import media_id_for
+from media_pipeline.settings import Settings
+from media_pipeline.storage.keys import make_key, safe_filename, validate_namespace
+from media_pipeline.storage.media_storage import AclNotSupported, S3MediaStorage
+
+log = logging.getLogger(__name__)
+
+VISIBILITIES = ("public", "internal", "private")
+CHUNK_SIZE = 1024 * 1024
+SPOOL_MEMORY = 16 * 1024 * 1024
+MAX_TAG_LENGTH = 100
+MAX_NAME_LENGTH = 200
+# Statuses whose object is there and validated: the only ones that get URLs.
+SERVABLE = frozenset({"active", "deleted"})
+
+
+class ValidationFailed(ValueError):
+    """The upload was refused for its content (the reason says why); nothing was stored."""
+
+    def __init__(self, reason: str, filename: str) -> None:
+        super().__init__(f"{filename}: {reason}")
+        self.reason = reason
+        self.filename = filename
+
+
+class UnknownMedia(LookupError):
+    """No file (or collection, or namespace) with this id/name in the catalog."""
+
+
+class MediaUnavailable(ValueError):
+    """The file exists in the catalog but cannot be served (quarantined, purged, missing...)."""
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """One file as the catalog knows it."""
+
+    media_id: str
+    namespace: str
+    bucket: str
+    key: str
+    original_filename: str | None
+    content_type: str | None
+    file_size: int
+    file_hash: str | None
+    status: str
+    visibility: str
+    owner: str | None
+    version_id: str | None = None
+    etag: str | None = None
+    width: int | None = None
+    height: int | None = None
+    page_count: int | None = None
+    phash: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    quarantine_reason: str | None = None
+    is_deleted: bool = False
+    reference_count: int = 0
+    first_seen: datetime | None = None
+    uploaded_at: datetime | None = None
+    # Set by upload when it returned this existing file instead of storing the same content again.
+    deduplicated: bool = False
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> MediaFile:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in row.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class CollectionItem:
+    position: int
+    media: MediaFile
+    added_by: str
+
+
+@dataclass(frozen=True)
+class Collection:
+    collection_id: str
+    namespace: str
+    name: str
+    visibility: str
+    owner: str
+    created_at: datetime
+    items: tuple[CollectionItem, ...] = ()
+
+
+@dataclass
+class _Checked:
+    """An upload's content, spooled and validated, ready to store."""
+
+    spool: IO[bytes]
+    size: int
+    sha256: str
+    content_type: str
+    width: int | None
+    height: int | None
+    page_count: int | None
+    phash: int | None
+    metadata: dict[str, Any]
+
+
+def _check_visibility(visibility: str) -> str:
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"visibility must be public, internal or private, got {visibility!r}")
+    return visibility
+
+
+def _check_user(user: str) -> str:
+    if not isinstance(user, str) or not user.strip():
+        raise PermissionDenied("a user is required for this action")
+    return user
+
+
+def _clean_name(value: str, what: str, limit: int) -> str:
+    """A tag or collection name: trimmed, inner whitespace collapsed, no control characters."""
+    name = " ".join(str(value).split())
+    if not name:
+        raise ValueError(f"{what} must not be empty")
+    if len(name) > limit:
+        raise ValueError(f"{what} is longer than {limit} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ValueError(f"{what} must not contain control characters")
+    return name
+
+
+def _format_size(n: int) -> str:
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= factor:
+            return f"{n / factor:.1f} {unit}"
+    return f"{n} B"
+
+
+class MediaLibrary:
+    """The application-facing API over the catalog and the bucket (see the module docstring)."""
+
+    def __init__(self, settings: Settings, client: Any | None = None) -> None:
+        self.settings = settings
+        self.storage = S3MediaStorage(settings, client=client)
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Catalog]:
+        """The catalog for a check or a read: nothing to publish afterwards."""
+        with Catalog.open(self.settings.catalog_path) as catalog:
+            yield catalog
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Catalog]:
+        """The catalog for a change: the analysts' snapshot is published when it ends."""
+        with open_catalog(self.settings) as catalog:
+            yield catalog
+
+    def _require(self, catalog: Catalog, namespace: str, user: str, role: Role,
+                 action: str) -> Role:
+        _check_user(user)
+        return require_role(catalog, self.settings, namespace, user, role, action)
+
+    def _namespace(self, catalog: Catalog, namespace: str) -> dict[str, Any]:
+        info = catalog.namespace_info(namespace)
+        if info is None:
+            raise UnknownMedia(f"no namespace {namespace!r}: create it first")
+        return info
+
+    def _media(self, catalog: Catalog, media_id: str) -> MediaFile:
+        try:
+            uuid.UUID(str(media_id))
+        except ValueError:
+            raise UnknownMedia(f"{media_id!r} is not a media id") from None
+        row = catalog.media_row(str(media_id))
+        if row is None:
+            raise UnknownMedia(f"no media file {media_id}")
+        return MediaFile.from_row(row)
+
+    def _collection(self, catalog: Catalog, collection_id: str) -> dict[str, Any]:
+        try:
+            uuid.UUID(str(collection_id))
+        except ValueError:
+            raise UnknownMedia(f"{collection_id!r} is not a collection id") from None
+        row = catalog.collection_row(str(collection_id))
+        if row is None:
+            raise UnknownMedia(f"no collection {collection_id}")
+        return row
+
+    def _may_see(self, catalog: Catalog, namespace: str, visibility: str, owner: str | None,
+                 user: str | None) -> bool:
+        """The visibility rule shared by files and collections."""
+        if visibility == "public" and user is None:
+            return True
+        if not user:
+            return False
+        role = role_of(catalog, self.settings, namespace, user)
+        if role is None:
+            return visibility == "public"
+        if visibility in ("public", "internal"):
+            return True
+        return role >= Role.ADMIN or (owner is not None and owner == user)
+
+    def _require_see(self, catalog: Catalog, media: MediaFile, user: str, action: str) -> None:
+        self._require(catalog, media.namespace, user, Role.VIEWER, action)
+        if not self._may_see(catalog, media.namespace, media.visibility, media.owner, user):
+            raise PermissionDenied(
+                f"{user!r} may not {action}: {media.media_id} is private to its owner and the "
+                f"admins of {media.namespace!r}")
+
+    def _require_owner_or_admin(self, catalog: Catalog, namespace: str, owner: str | None,
+                                user: str, action: str) -> None:
+        role = self._require(catalog, namespace, user, Role.EDITOR, action)
+        if role < Role.ADMIN and owner != user:
+            raise PermissionDenied(
+                f"{user!r} may not {action}: only its owner ({owner or 'nobody'}) or an admin "
+                f"of {namespace!r} may")
+
+    # -- namespaces and members ------------------------------------------------------------------
+
+    def create_namespace(self, name: str, user: str, *,
+                         default_visibility: str = "private") -> dict[str, Any]:
+        """A new namespace; ``user`` becomes its first admin."""
+        _check_user(user)
+        if user == SYSTEM_USER:
+            raise PermissionDenied("the system user does not create namespaces")
+        validate_namespace(name)
+        _check_visibility(default_visibility)
+        with self._writing() as catalog, catalog.transaction():
+            if catalog.namespace_info(name) is not None:
+                raise ValueError(f"namespace {name!r} already exists")
+            catalog.insert_namespace(name, default_visibility, user)
+            catalog.record_audit(user, "namespace.create", None,
+                                 {"namespace": name, "default_visibility": default_visibility})
+            info = catalog.namespace_info(name)
+        assert info is not None
+        return info
+
+    def add_member(self, namespace: str, user_id: str, role: str | Role, user: str) -> None:
+        """Make ``user_id`` a member with ``role`` (or change the role). Admin only."""
+        new_role = role if isinstance(role, Role) else Role.parse(role)
+        member = str(user_id or "").strip()
+        if not member:
+            raise ValueError("the member's user id must not be empty")
+        with self._writing() as catalog, catalog.transaction():
+            self._namespace(catalog, namespace)
+            self._require(catalog, namespace, user, Role.ADMIN, "add members")
+            before = catalog.upsert_member(namespace, member, str(new_role), user)
+            if before == "admin" and new_role < Role.ADMIN and catalog.admin_count(namespace) == 0:
+                raise ValueError(f"{member!r} is the last admin of {namespace!r}: add another "
+                                 "admin first")
+            catalog.record_audit(user, "member.add", None, {
+                "namespace": namespace, "user_id": member, "role": str(new_role),
+                "previous_role": before})
+
+    def remove_member(self, namespace: str, user_id: str, user: str) -> None:
+        """End ``user_id``'s membership. Admin only; the last admin cannot be removed."""
+        with self._writing() as catalog, catalog.transaction():
+            self._namespace(catalog, namespace)
+            self._require(catalog, namespace, user, Role.ADMIN, "remove members")
+            before = catalog.delete_member(namespace, user_id)
+            if before is None:
+                raise UnknownMedia(f"{user_id!r} is not a member of {namespace!r}")
+            if before == "admin" and catalog.admin_count(namespace) == 0:
+                raise ValueError(f"{user_id!r} is the last admin of {namespace!r}: add another "
+                                 "admin first")
+            catalog.record_audit(user, "member.remove", None,
+                                 {"namespace": namespace, "user_id": user_id, "role": before})
+
+    def members(self, namespace: str, user: str) -> list[dict[str, Any]]:
+        with self._reading() as catalog:
+            self._namespace(catalog, namespace)
+            self._require(catalog, namespace, user, Role.VIEWER, "list members")
+            return catalog.list_members(namespace)
+
+    def namespaces(self, user: str) -> list[dict[str, Any]]:
+        """The namespaces ``user`` belongs to, with the role (global admins: all, as admin)."""
+        _check_user(user)
+        with self._reading() as catalog:
+            if user in self.settings.admins:
+                return [{**n, "role": "admin"} for n in catalog.list_namespaces(None)]
+            return catalog.list_namespaces(user)
+
+    # -- uploads ---------------------------------------------------------------------------------
+
+    def upload(self, namespace: str, file: BinaryIO | str | os.PathLike[str], filename: str,
+               user: str, visibility: str | None = None) -> MediaFile:
+        """Validate the content, store it and register it; returns the catalog record.
+
+        Refused content raises :class:`ValidationFailed` and nothing is stored (an
+        ``upload.refused`` audit row says who tried what). The same content already active in
+        the namespace is not stored twice: that file is returned (``upload.deduplicated``).
+        """
+        if visibility is not None:
+            _check_visibility(visibility)
+        filename = os.path.basename(str(filename).replace("\\", "/"))
+        if not filename:
+            raise ValueError("a file name is required")
+        safe_filename(filename)  # a name that cannot become a key fails before any work
+        with self._reading() as catalog:
+            info = self._namespace(catalog, namespace)
+            self._require(catalog, namespace, user, Role.EDITOR, "upload")
+        chosen = visibility or str(info["default_visibility"])
+
+        with contextlib.ExitStack() as stack:
+            if isinstance(file, (str, os.PathLike)):
+                path = Path(file)
+                size_hint = path.stat().st_size
+                source: BinaryIO = stack.enter_context(path.open("rb"))
+            else:
+                source, size_hint = file, None
+            checked, reason = self._spool_and_check(source, filename, size_hint, stack)
+            if checked is None:
+                self._refuse(namespace, filename, user, reason or "unreadable")
+
+            key = make_key(namespace, filename, unique=checked.sha256[:12])
+            media_id = media_id_for(self.settings.bucket, key)
+            with self._reading() as catalog:
+                existing = catalog.active_by_hash(namespace, checked.sha256)
+                previous = catalog.media_row(media_id)
+            if existing is not None:
+                return self._deduplicated(existing, filename, user)
+            if previous is not None and previous["status"] not in ("missing", "purged"):
+                # Same name and content as a file that is still here (deleted or quarantined):
+                # writing the key again would change that file's object under it.
+                raise ValueError(
+                    f"{filename}: the same file is already at {key} (status "
+                    f"{previous['status']}); restore it instead of uploading it again")
+            checked.spool.seek(0)
+            result = self.storage.upload(
+                cast(BinaryIO, checked.spool), key, content_type=checked.content_type,
+                visibility=chosen, sha256=checked.sha256)
+            return self._register(namespace, filename, user, chosen, key, media_id, checked,
+                                  result)
+
+    def _spool_and_check(self, source: BinaryIO, filename: str, size_hint: int | None,
+                         stack: contextlib.ExitStack) -> tuple[_Checked | None, str | None]:
+        """Read the content once into a bounded spool while hashing it, then apply the
+        pipeline's own rules; returns (content, None) or (None, reason)."""
+        limit = self.settings.max_file_size
+        if size_hint is not None and size_hint > limit:
+            return None, f"size {_format_size(size_hint)} over the {_format_size(limit)} limit"
+        # Closed by the caller's ExitStack: the spool outlives this method until it is uploaded.
+        spool: IO[bytes] = stack.enter_context(
+            SpooledTemporaryFile(max_size=SPOOL_MEMORY))  # noqa: SIM115
+        hasher = hashlib.sha256()
+        size = 0
+        while chunk := source.read(CHUNK_SIZE):
+            size += len(chunk)
+            if size > limit:
+                return None, (f"size over the {_format_size(limit)} limit (stopped reading "
+                              f"after {_format_size(size)})")
+            hasher.update(chunk)
+            spool.write(chunk)
+        spool.seek(0)
+        head = spool.read(SNIFF_BYTES)
+        mime = sniff_mime(head, key=filename)
+        allow_pillow_pixels(self.settings.max_image_pixels)
+        spool.seek(0)
+        content = (inspect_content(spool, mime, max_pixels=self.settings.max_image_pixels)
+                   if size and needs_content(mime) else None)
+        reason = validate(
+            key=filename, size=size, content_type=mime, settings=self.settings,
+            pixels=content.pixels if content else None,
+            decode_error=content.decode_error if content else None,
+            svg=content.svg if content else None)
+        if reason is not None:
+            return None, reason
+        return _Checked(
+            spool=spool, size=size, sha256=hasher.hexdigest(), content_type=mime,
+            width=content.width if content else None, height=content.height if content else None,
+            page_count=content.page_count if content else None,
+            phash=content.phash if content else None,
+            metadata=dict(content.metadata) if content else {}), None
+
+    def _refuse(self, namespace: str, filename: str, user: str, reason: str) -> NoReturn:
+        with self._writing() as catalog, catalog.transaction():
+            catalog.record_audit(user, "upload.refused", None,
+                                 {"namespace": namespace, "filename": filename,
+                                  "reason": reason})
+        log.info("upload refused: %s in %s: %s", filename, namespace, reason)
+        raise ValidationFailed(reason, filename)
+
+    def _deduplicated(self, existing: dict[str, Any], filename: str, user: str) -> MediaFile:
+        media = replace(MediaFile.from_row(existing), deduplicated=True)
+        with self._writing() as catalog, catalog.transaction():
+            catalog.record_audit(user, "upload.deduplicated", media.media_id,
+                                 {"filename": filename, "key": media.key})
+        return media
+
+    def _register(self, namespace: str, filename: str, user: str, visibility: str, key: str,
+                  media_id: str, checked: _Checked, result: Any) -> MediaFile:
+        """Register the stored object; if that fails, delete the object again (no orphan)."""
+        now = datetime.now(UTC)
+        etag = str(result.etag).strip('"')
+        row = {
+            "media_id": media_id, "namespace": namespace, "bucket": self.settings.bucket,
+            "key": key, "version_id": result.version_id, "file_size": checked.size, "etag": etag,
+            # Just after the PUT finished, so never before S3's own LastModified: an inventory
+            # report taken before the upload does not call the file missing.
+            "last_modified": now, "storage_class": "STANDARD",
+            "original_filename": filename, "content_type": checked.content_type,
+            "declared_content_type": checked.content_type, "file_hash": checked.sha256,
+            "hash_source": "computed", "phash": checked.phash, "width": checked.width,
+            "height": checked.height, "page_count": checked.page_count,
+            "metadata": checked.metadata, "status": "active", "visibility": visibility,
+            "owner": user, "fingerprinted_etag": etag, "fingerprinted_at": now,
+            "first_seen": now, "last_seen": now, "uploaded_at": now,
+        }
+        try:
+            with self._writing() as catalog:
+                with catalog.transaction():
+                    # Checked again under the lock: a concurrent upload of the same content.
+                    existing = catalog.active_by_hash(namespace, checked.sha256)
+                    if existing is None:
+                        catalog.register_upload(row)
+                        catalog.record_audit(user, "upload", media_id, {
+                            "key": key, "filename": filename, "size": checked.size,
+                            "sha256": checked.sha256, "content_type": checked.content_type,
+                            "visibility": visibility})
+                media = existing or catalog.media_row(media_id)
+        except BaseException:
+            self._delete_quietly(key)
+            raise
+        assert media is not None
+        if existing is not None and existing["key"] != key:
+            self._delete_quietly(key)
+            return self._deduplicated(existing, filename, user)
+        return MediaFile.from_row(media)
+
+    def _delete_quietly(self, key: str) -> None:
+        try:
+            self.storage.delete(key)
+        except Exception as exc:  # the original error matters more; say what is left behind
+            log.error("could not delete s3://%s/%s after a failed upload: %s",
+                      self.settings.bucket, key, type(exc).__name__)
+
+    def presign_upload(self, namespace: str, filename: str, content_type: str, size: int,
+                       user: str, *, expires: int = 3600) -> dict[str, Any]:
+        """A presigned PUT for a browser to upload one file directly to S3 (editor):
+        ``{"url", "method": "PUT", "headers", "key", "media_id", "expires_in"}``; the client
+        must send exactly ``headers``.
+
+        The type must be allowed and agree with the name's extension, the size within
+        ``MAX_FILE_SIZE``; S3 checks the signed Content-Type and Content-Length. The
+        new-object sensor validates the content once it arrives.
+        """
+        filename = os.path.basename(str(filename).replace("\\", "/"))
+        if not filename:
+            raise ValueError("a file name is required")
+        safe_filename(filename)
+        mime = content_type.split(";")[0].strip().lower()
+        if mime not in self.settings.allowed_mime_types:
+            raise ValueError(f"type {mime} not allowed")
+        mismatch = check_extension(filename, mime)
+        if mismatch:
+            raise ValueError(mismatch)
+        if not isinstance(size, int) or size <= 0:
+            raise ValueError("size must be a positive number of bytes")
+        if size > self.settings.max_file_size:
+            raise ValueError(f"size {_format_size(size)} over the "
+                             f"{_format_size(self.settings.max_file_size)} limit")
+        with self._writing() as catalog, catalog.transaction():
+            self._namespace(catalog, namespace)
+            self._require(catalog, namespace, user, Role.EDITOR, "upload")
+            key = make_key(namespace, filename, unique=uuid.uuid4().hex[:12])
+            signed = self.storage.presigned_put(key, content_type=mime, expires=expires,
+                                                content_length=size)
+            media_id = media_id_for(self.settings.bucket, key)
+            catalog.record_audit(user, "upload.presigned", media_id,
+                                 {"key": key, "content_type": mime, "size": size,
+                                  "expires": expires})
+        return {**signed, "key": key, "media_id": media_id, "expires_in": expires}
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def get(self, media_id: str, user: str) -> MediaFile:
+        """The catalog record of a file the user may see."""
+        with self._reading() as catalog:
+            media = self._media(catalog, media_id)
+            self._require_see(catalog, media, user, "see this file")
+            return media
+
+    def url(self, media_id: str, user: str | None, *, expires: int = 3600,
+            download: bool = False) -> str:
+        """A public URL (public files, for anyone) or a signed one (for those who may see it)."""
+        with self._reading() as catalog:
+            media = self._media(catalog, media_id)
+            if media.status == "quarantined":
+                raise MediaUnavailable(
+                    f"{media_id} is quarantined ({media.quarantine_reason}): it gets no URL")
+            if media.status in ("purged", "missing"):
+                raise MediaUnavailable(f"{media_id} is {media.status}: there is no object to serve")
+            if media.status not in SERVABLE:
+                raise MediaUnavailable(f"{media_id} is {media.status}: not validated yet")
+            if media.visibility == "public" and not download:
+                return str(self.storage.public_url(media.key))
+            if media.visibility != "public":
+                if user is None:
+                    raise PermissionDenied(f"{media_id} is not public: sign in to get a URL")
+                self._require_see(catalog, media, user, "get a URL for this file")
+        name = (media.original_filename or media.key.rsplit("/", 1)[-1]) if download else None
+        return str(self.storage.generate_signed_url(media.key, expires, download_name=name))
+
+    def set_visibility(self, media_id: str, visibility: str, user: str) -> MediaFile:
+        """Change who may see a file: the catalog and the object's ACL together.
+
+        Where the bucket has ACLs disabled (Object Ownership "bucket owner enforced"), making a
+        file public is refused and nothing changes; internal and private are recorded, since the
+        object stays as private as the bucket makes it.
+        """
+        _check_visibility(visibility)
+        with self._writing() as catalog, catalog.transaction():
+            media = self._media(catalog, media_id)
+            self._require_owner_or_admin(catalog, media.namespace, media.owner, user,
+                                         "change this file's visibility")
+            if media.status not in SERVABLE and visibility == "public":
+                raise MediaUnavailable(f"{media_id} is {media.status}: it cannot be made public")
+            catalog.update_visibility(media.media_id, visibility)
+            catalog.record_audit(user, "visibility.set", media.media_id,
+                                 {"from": media.visibility, "to": visibility})
+            if media.status not in ("purged", "missing"):
+                try:
+                    self.storage.set_visibility(media.key, visibility)
+                except AclNotSupported as exc:
+                    if visibility == "public":
+                        raise MediaUnavailable(
+                            f"cannot make {media_id} public: the bucket does not support object "
+                            f"ACLs ({exc})") from None
+                    log.info("bucket has no object ACLs; %s recorded as %s", media_id,
+                             visibility)
+            updated = catalog.media_row(media.media_id)
+        assert updated is not None
+        return MediaFile.from_row(updated)
+
+    # -- tags ------------------------------------------------------------------------------------
+
+    def add_tag(self, media_id: str, tag: str, user: str) -> list[dict[str, Any]]:
+        """A manual tag (namespaced: one spelling per namespace, case-insensitive)."""
+        name = _clean_name(tag, "tag", MAX_TAG_LENGTH)
+        with self._writing() as catalog, catalog.transaction():
+            media = self._media(catalog, media_id)
+            self._require(catalog, media.namespace, user, Role.EDITOR, "tag files")
+            self._require_see(catalog, media, user, "tag this file")
+            spelling = catalog.ensure_tag(media.namespace, name, user)
+            added = catalog.add_media_tag(media.media_id, spelling, user)
+            catalog.record_audit(user, "tag.add", media.media_id,
+                                 {"tag": spelling, "already_tagged": not added})
+            return catalog.media_tag_rows(media.media_id)
+
+    def remove_tag(self, media_id: str, tag: str, user: str) -> list[dict[str, Any]]:
+        """Remove a tag, manual or AI; removing one the file does not have is an error."""
+        name = _clean_name(tag, "tag", MAX_TAG_LENGTH)
+        with self._writing() as catalog, catalog.transaction():
+            media = self._media(catalog, media_id)
+            self._require(catalog, media.namespace, user, Role.EDITOR, "untag files")
+            self._require_see(catalog, media, user, "untag this file")
+            if catalog.remove_media_tag(media.media_id, name) == 0:
+                raise UnknownMedia(f"{media_id} has no tag {name!r}")
+            catalog.record_audit(user, "tag.remove", media.media_id, {"tag": name})
+            return catalog.media_tag_rows(media.media_id)
+
+    def tags(self, media_id: str, user: str) -> list[dict[str, Any]]:
+        """Manual tags first, then AI tags with their confidence."""
+        with self._reading() as catalog:
+            media = self._media(catalog, media_id)
+            self._require_see(catalog, media, user, "see this file's tags")
+            return catalog.media_tag_rows(media.media_id)
+
+    # -- collections -----------------------------------------------------------------------------
+
+    def create_collection(self, namespace: str, name: str, user: str,
+                          visibility: str = "private") -> Collection:
+        title = _clean_name(name, "collection name", MAX_NAME_LENGTH)
+        _check_visibility(visibility)
+        with self._writing() as catalog, catalog.transaction():
+            self._namespace(catalog, namespace)
+            self._require(catalog, namespace, user, Role.EDITOR, "create collections")
+            if catalog.collection_named(namespace, title) is not None:
+                raise ValueError(f"namespace {namespace!r} already has a collection {title!r}")
+            collection_id = catalog.insert_collection(namespace, title, visibility, user)
+            catalog.record_audit(user, "collection.create", None, {
+                "collection_id": collection_id, "namespace": namespace, "name": title,
+                "visibility": visibility})
+            row = catalog.collection_row(collection_id)
+        assert row is not None
+        return Collection(**row_fields(row))
+
+    def add_to_collection(self, collection_id: str, media_id: str, user: str,
+                          position: int | None = None) -> Collection:
+        """Insert the file at ``position`` (0-based; default: at the end)."""
+        with self._writing() as catalog, catalog.transaction():
+            coll = self._collection(catalog, collection_id)
+            self._require_owner_or_admin(catalog, coll["namespace"], coll["owner"], user,
+                                         "change this collection")
+            media = self._media(catalog, media_id)
+            if media.namespace != coll["namespace"]:
+                raise ValueError(f"{media_id} is in namespace {media.namespace!r}, the "
+                                 f"collection in {coll['namespace']!r}")
+            self._require_see(catalog, media, user, "add this file to a collection")
+            if media.status in ("purged", "missing"):
+                raise MediaUnavailable(f"{media_id} is {media.status}")
+            ids = catalog.collection_item_ids(coll["collection_id"])
+            if media.media_id in ids:
+                raise ValueError(f"{media_id} is already in the collection")
+            at = len(ids) if position is None else max(0, min(int(position), len(ids)))
+            ids.insert(at, media.media_id)
+            catalog.write_collection_order(coll["collection_id"], ids,
+                                           added=(media.media_id, user))
+            catalog.record_audit(user, "collection.add", media.media_id,
+                                 {"collection_id": coll["collection_id"], "position": at})
+        return self.collection(collection_id, user)
+
+    def remove_from_collection(self, collection_id: str, media_id: str, user: str) -> Collection:
+        with self._writing() as catalog, catalog.transaction():
+            coll = self._collection(catalog, collection_id)
+            self._require_owner_or_admin(catalog, coll["namespace"], coll["owner"], user,
+                                         "change this collection")
+            if not catalog.delete_collection_item(coll["collection_id"], str(media_id)):
+                raise UnknownMedia(f"{media_id} is not in collection {collection_id}")
+            catalog.write_collection_order(coll["collection_id"],
+                                           catalog.collection_item_ids(coll["collection_id"]))
+            catalog.record_audit(user, "collection.remove", str(media_id),
+                                 {"collection_id": coll["collection_id"]})
+        return self.collection(collection_id, user)
+
+    def reorder(self, collection_id: str, media_ids: list[str], user: str) -> Collection:
+        """Put the items in this order; ``media_ids`` must list each item exactly once."""
+        with self._writing() as catalog, catalog.transaction():
+            coll = self._collection(catalog, collection_id)
+            self._require_owner_or_admin(catalog, coll["namespace"], coll["owner"], user,
+                                         "change this collection")
+            current = catalog.collection_item_ids(coll["collection_id"])
+            wanted = [str(m) for m in media_ids]
+            if sorted(wanted) != sorted(current):
+                raise ValueError("reorder must list every item of the collection exactly once "
+                                 f"({len(current)} items, {len(wanted)} given)")
+            catalog.write_collection_order(coll["collection_id"], wanted)
+            catalog.record_audit(user, "collection.reorder", None,
+                                 {"collection_id": coll["collection_id"], "order": wanted})
+        return self.collection(collection_id, user)
+
+    def collection(self, collection_id: str, user: str | None) -> Collection:
+        """The collection with the items ``user`` may see, in order."""
+        with self._reading() as catalog:
+            coll = self._collection(catalog, collection_id)
+            if user is not None and coll["visibility"] != "public":
+                self._require(catalog, coll["namespace"], user, Role.VIEWER,
+                              "see this collection")
+            if not self._may_see(catalog, coll["namespace"], coll["visibility"], coll["owner"],
+                                 user):
+                raise PermissionDenied(
+                    f"{user or 'anonymous'!s} may not see collection {collection_id}")
+            items = tuple(
+                CollectionItem(position=i["position"], media=MediaFile.from_row(i["media"]),
+                               added_by=i["added_by"])
+                for i in catalog.collection_media(coll["collection_id"])
+                if self._may_see(catalog, coll["namespace"], i["media"]["visibility"],
+                                 i["media"]["owner"], user)
+                and i["media"]["status"] not in ("purged", "missing", "quarantined"))
+        return Collection(**row_fields(coll), items=items)
+
+    def collections(self, namespace: str, user: str) -> list[dict[str, Any]]:
+        """The namespace's collections the user may see (with their item counts)."""
+        with self._reading() as catalog:
+            self._namespace(catalog, namespace)
+            self._require(catalog, namespace, user, Role.VIEWER, "list collections")
+            return [c for c in catalog.collections_in(namespace)
+                    if self._may_see(catalog, namespace, c["visibility"], c["owner"], user)]
+
+
+def row_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """The catalog's collection row as :class:`Collection` arguments."""
+    names = {f.name for f in fields(Collection)} - {"items"}
+    return {k: v for k, v in row.items() if k in names}
