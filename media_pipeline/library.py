@@ -51,6 +51,7 @@ from pathlib import Path
 from tempfile import SpooledTemporaryFile
 from typing import IO, Any, BinaryIO, NoReturn, cast
 
+from media_pipeline import lifecycle
 from media_pipeline.access import SYSTEM_USER, PermissionDenied, Role, require_role, role_of
 from media_pipeline.catalog import Catalog
 from media_pipeline.fingerprint.metadata import allow_pillow_pixels, inspect_content
@@ -725,6 +726,48 @@ class MediaLibrary:
             self._require(catalog, namespace, user, Role.VIEWER, "list collections")
             return [c for c in catalog.collections_in(namespace)
                     if self._may_see(catalog, namespace, c["visibility"], c["owner"], user)]
+
+    # -- references and lifecycle (media_pipeline.lifecycle does the work) -------------------
+
+    def add_reference(self, media_id: str, content_type: str, content_id: str,
+                      user: str) -> bool:
+        """Record that content uses the file (editor). False if the API had it already."""
+        with self._writing() as catalog:
+            return lifecycle.add_reference(catalog, self.settings, media_id, content_type,
+                                           content_id, _check_user(user))
+
+    def remove_reference(self, media_id: str, content_type: str, content_id: str,
+                         user: str) -> bool:
+        """Remove an API reference (editor). References found by scans go when the content
+        stops using the file."""
+        with self._writing() as catalog:
+            return lifecycle.remove_reference(catalog, self.settings, media_id, content_type,
+                                              content_id, _check_user(user))
+
+    def get_references(self, media_id: str) -> dict[str, list[str]]:
+        """Where the file is used: ``{"webpage": ["123", "456"], "blog_post": ["789"]}``."""
+        with self._reading() as catalog:
+            return lifecycle.references(catalog, media_id)
+
+    def delete(self, media_id: str, user: str, *, force: bool = False) -> bool:
+        """Soft-delete; False (and nothing changes) while the file is referenced. ``force``
+        deletes a referenced file anyway and needs admin; the object stays in S3 (its URLs
+        keep working) until a purge, which never removes a referenced file."""
+        with self._writing() as catalog:
+            return lifecycle.delete(catalog, self.settings, media_id, _check_user(user),
+                                    force=force).deleted
+
+    def delete_outcome(self, media_id: str, user: str, *,
+                       force: bool = False) -> lifecycle.DeleteOutcome:
+        """Like :meth:`delete`, with the references that refused it."""
+        with self._writing() as catalog:
+            return lifecycle.delete(catalog, self.settings, media_id, _check_user(user),
+                                    force=force)
+
+    def restore(self, media_id: str, user: str) -> None:
+        """Undo a soft delete (editor); cancels a pending purge of the file."""
+        with self._writing() as catalog:
+            lifecycle.restore(catalog, self.settings, media_id, _check_user(user))
 
 
 def row_fields(row: dict[str, Any]) -> dict[str, Any]:

@@ -9,14 +9,14 @@ from typing import Any
 
 import dagster as dg
 
-from media_pipeline.defs.ai import ai_analysis, ai_service_status
-from media_pipeline.defs.assets import OBJECT_CATALOG_ASSETS
-from media_pipeline.defs.checks import OBJECT_CATALOG_CHECKS
+from media_pipeline.defs.project import build_definitions
 from media_pipeline.defs.resources import resources_from_env
+from media_pipeline.settings import Settings
 
-# What `media-pipeline run` materializes by default: the nightly reconciliation. AI analysis is
-# its own (hourly) job: `--select ai_analysis` or `media-pipeline analyze`.
-DEFAULT_SELECTION = tuple(a.key.to_user_string() for a in OBJECT_CATALOG_ASSETS)
+# What `media-pipeline run` materializes by default: the nightly reconciliation's assets. AI
+# analysis is its own (hourly) job: `--select ai_analysis` or `media-pipeline analyze`; the purge
+# is `media-pipeline purge` or the `purge` job.
+DEFAULT_JOB = "nightly_reconciliation"
 
 
 @dataclass
@@ -44,22 +44,16 @@ def run_assets(
     log_level: str = "WARNING",
     run_config: dict[str, Any] | None = None,
 ) -> RunSummary:
-    """Materialize the object-catalog assets (or a selection) with their checks.
+    """Materialize the nightly reconciliation's assets (or a selection) with their checks.
 
-    Dagster's console logger is set to ``log_level``: the CLI prints its own summary.
+    Dagster's console logger is set to ``log_level``: the CLI prints its own summary. The
+    definitions are built for this process's settings (its content sources).
     """
-    defs = dg.Definitions(
-        assets=[*OBJECT_CATALOG_ASSETS, ai_analysis],
-        asset_checks=[*OBJECT_CATALOG_CHECKS, ai_service_status],
-        jobs=[
-            dg.define_asset_job(
-                "cli_run",
-                selection=dg.AssetSelection.assets(*(selection or DEFAULT_SELECTION)),
-            )
-        ],
-        resources=resources or resources_from_env(),
-    )
-    job = defs.resolve_job_def("cli_run")
+    extra = ([dg.define_asset_job("cli_run", selection=dg.AssetSelection.assets(*selection))]
+             if selection else [])
+    defs = build_definitions(Settings.from_env(), extra_jobs=extra,
+                             resources=resources or resources_from_env())
+    job = defs.resolve_job_def("cli_run" if selection else DEFAULT_JOB)
     result = job.execute_in_process(
         instance=instance or instance_for_cli(),
         raise_on_error=False,

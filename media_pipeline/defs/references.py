@@ -171,7 +171,6 @@ def build_reference_assets(settings: Settings | None = None) -> list[dg.AssetsDe
     return [content_sources, *source_assets, reference_index, auto_soft_delete, purged_files]
 
 
-REFERENCE_ASSETS = build_reference_assets()
 reference_index_key = dg.AssetKey("reference_index")
 
 
