@@ -1,0 +1,415 @@
+"""Find every reference to our media files in a piece of content.
+
+A missed reference means a used file gets deleted, so the extractor is format-agnostic: it
+undoes the escapes content wraps URLs in (JSON ``\\/`` and ``\\u002F``, HTML entities, up to
+three layers deep, e.g. JSON inside an HTML attribute inside JSON), then looks for every known URL
+prefix anywhere in the text, whatever markup surrounds it. ``srcset`` lists, Markdown, CSS
+``url(...)`` and plain prose need no parser of their own: what differs between them is only where
+a URL *ends*, and that is decided from the character before the URL and the characters after it.
+
+Forms recognised (``Ref.form``): ``public_url`` (``settings.custom_domain``), ``cdn_url``
+(``settings.cdn_base_urls``), ``s3_virtual_host`` (``BUCKET.s3[.-]…amazonaws.com``, incl.
+legacy dash, dualstack, accelerate and website hosts), ``s3_path_style``
+(``s3[.-]….amazonaws.com/BUCKET``),
+``endpoint_url`` (``settings.endpoint_url``, path-style or virtual-host), ``s3_uri``
+(``s3://BUCKET/``, also ``s3a://`` and ``s3n://``), each over http, https or protocol-relative
+``//``; and ``shortcode`` (``settings.shortcode_pattern``, a reference by media id). Hosts match
+case-insensitively and must be followed by ``/``, so look-alikes (``evil-cdn.example.com``,
+``cdn.example.com.evil.net``) and other buckets never match.
+
+Where a URL ends — the ambiguity and how it is resolved
+--------------------------------------------------------
+Keys may contain spaces, commas, parentheses, ``+`` and ``%``, so no single rule can say where a
+URL stops. For each occurrence the extractor builds a short list of *readings*:
+
+- inside quotes (``"…"`` or ``'…'``) the value runs to the closing quote; the reading cut at the
+  first whitespace is added (``srcset`` descriptors, a Markdown title) and so is the one cut at a
+  comma (``srcset`` written without spaces);
+- elsewhere the URL ends at whitespace, a quote, ``<``, ``>`` or a control character;
+- for http(s) URLs the query (``?X-Amz-Signature=…``) and ``#fragment`` are dropped and the path is
+  percent-decoded exactly once with ``+`` kept as a plus (S3 semantics); for ``s3://`` URIs the
+  key as written comes first and the decoded one is a reading;
+- trailing punctuation ``.,;:!?*_~)]}`` is peeled off one character at a time, each step a
+  reading (``…a.jpg).`` gives ``a.jpg).``, ``a.jpg)``, ``a.jpg``);
+- a non-ASCII key also gets its NFC and NFD forms as readings.
+
+Every reading that names a key the catalog knows (:class:`KnownKeys`) is kept — usually exactly
+one; keeping two when both exist costs at most a delayed purge, missing one loses a file. When no
+reading is known, exactly one *canonical* reading is kept and later reported as dangling: the
+value cut at whitespace when what follows is a ``srcset`` descriptor, at a comma that starts
+another URL, with trailing punctuation removed GFM-style (a ``)`` only while unbalanced), query
+and fragment dropped, percent-decoded. Canonical readings that cannot be S3 keys (empty, ending
+in ``/``, not valid UTF-8, over 1,024 bytes) are dropped, so links to folders make no noise.
+
+Hostile input: every regular expression here is a literal prefix followed by single character
+classes with bounded repeats — no nested quantifiers — and a URL is never looked at beyond
+``MAX_URL_CHARS`` characters, so time is linear in the text. The shortcode pattern comes from
+settings; the default is linear too (an operator who sets their own owns its complexity).
+
+Formats: ``html`` and ``json`` are checked for being what they claim (JSON must parse, HTML must
+contain a tag and no binary control characters); when they are not, the text is scanned all the
+same and ``Extraction.text_fallback`` is set so the scan can count it. ``auto``, ``markdown`` and
+``text`` never fall back; an unknown format is scanned as text and counted as a fallback.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import unicodedata
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from media_pipeline.references.document import FORMATS
+from media_pipeline.references.known_keys import KnownKeys, key_hash
+from media_pipeline.settings import Settings
+
+MAX_KEY_BYTES = 1024
+MAX_URL_CHARS = 4096  # an S3 key is ≤ 1,024 bytes: ≤ 3,072 chars percent-encoded, plus the prefix
+_MAX_TRIMS = 8
+_TRAILING = ".,;:!?*_~)]}"
+_ALWAYS_TRIMMED = ".,;:!?*_~"
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
+
+_UNQUOTED_END = re.compile(r"[\s\"'<>`\\\x00-\x1f\x7f]")
+# Opening character -> (its closing character, where a value inside them must stop).
+_QUOTED_END = {
+    '"': ('"', re.compile(r"[\"<>\n\r\x00]")),
+    "'": ("'", re.compile(r"['<>\n\r\x00]")),
+    "<": (">", re.compile(r"[<>\"'\n\r\x00]")),  # Markdown autolink <…>
+}
+_EXTRA_WORDS = 3  # unquoted: readings that run over up to 3 more spaces (``s3://b/my file.jpg``)
+_SRCSET_DESCRIPTOR = re.compile(r"\s+[0-9][0-9.]{0,12}[wxh]?\s*(?:,|$)")
+_URL_AFTER_COMMA = re.compile(r",\s*(?:https?:|s3[an]?:|//)", re.IGNORECASE)
+_JSON_ESCAPE = re.compile(r"(?:\\u[0-9a-fA-F]{4})+|\\[\"\\/bfnrt]")
+_SIMPLE_ESCAPES = {'\\"': '"', "\\\\": "\\", "\\/": "/", "\\b": "\b", "\\f": "\f",
+                   "\\n": "\n", "\\r": "\r", "\\t": "\t"}
+_HTML_TAG = re.compile(r"<[A-Za-z!/?]")
+_BINARY = re.compile(r"[\x00-\x08\x0e-\x1f]")
+_SCHEMES = (("https:", "http"), ("http:", "http"), ("s3a:", "s3"), ("s3n:", "s3"), ("s3:", "s3"))
+
+# The settings' default shortcode pattern, rewritten so no two repeats can trade characters
+# (the same language: ``[media id="…"]``, ``[media:…]``, ``[media=…]``, ``[media …]``).
+_DEFAULT_SHORTCODE_LINEAR = (
+    r"\[media(?:\s+id)?[=:\s]\s*+\"?(?P<id>[0-9a-fA-F-]{36})\"?\s*+\]"
+)
+
+RefKind = Literal["key", "media_id"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """One reference: to a key in our bucket, or to a media id (shortcodes)."""
+
+    kind: RefKind
+    value: str
+    form: str
+
+
+@dataclass(slots=True)
+class Extraction:
+    refs: set[Ref] = field(default_factory=set)
+    text_fallback: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Occurrence:
+    form: str
+    canonical: str | None
+    readings: tuple[str, ...]  # canonical first when there is one
+
+
+def _decode_json_escapes(text: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        s = m.group()
+        if s[1] == "u":
+            decoded: str = json.loads(f'"{s}"')  # pairs surrogates like a JSON parser does
+            return decoded
+        return _SIMPLE_ESCAPES[s]
+
+    return _JSON_ESCAPE.sub(one, text)
+
+
+def _percent_decode(path: str) -> str:
+    """Once, UTF-8, ``+`` kept; a path whose escapes are not UTF-8 is taken as written."""
+    if "%" not in path:
+        return path
+    decoded = unquote(path)
+    return path if "\ufffd" in decoded and "\ufffd" not in path else decoded
+
+
+def unescape(text: str) -> str:
+    """Undo JSON string escapes and HTML entities, up to three nested layers."""
+    for _ in range(3):
+        before = text
+        if "\\" in text:
+            text = _decode_json_escapes(text)
+        if "&" in text:
+            text = html.unescape(text)
+        if text == before:
+            break
+    return text
+
+
+def _storable(key: str) -> bool:
+    """Could S3 hold this key: valid UTF-8 (no lone surrogates), at most 1,024 bytes."""
+    if key.isascii():
+        return len(key) <= MAX_KEY_BYTES
+    try:
+        return len(key.encode("utf-8")) <= MAX_KEY_BYTES
+    except UnicodeEncodeError:
+        return False
+
+
+def _trim_canonical(s: str) -> str:
+    """GFM-style: drop trailing punctuation, and a closing bracket only while unbalanced."""
+    while s:
+        c = s[-1]
+        unbalanced = c in _CLOSERS and s.count(c) > s.count(_CLOSERS[c])
+        if c in _ALWAYS_TRIMMED or unbalanced:
+            s = s[:-1]
+        else:
+            break
+    return s
+
+
+def _trim_readings(s: str) -> list[str]:
+    out = [s]
+    for _ in range(_MAX_TRIMS):
+        if not s or s[-1] not in _TRAILING:
+            break
+        s = s[:-1]
+        out.append(s)
+    return out
+
+
+def _base_parts(base: str) -> tuple[str, str]:
+    """``cdn.example.com`` or ``https://cdn.example.com/media/`` -> (netloc, "/media")."""
+    base = base.strip()
+    if "//" not in base:
+        base = "//" + base
+    parts = urlsplit(base)
+    if not parts.netloc:
+        raise ValueError(f"not a base URL: {base!r}")
+    return parts.netloc.lower(), parts.path.rstrip("/")
+
+
+class ReferenceExtractor:
+    """Finds references to ``bucket`` in text; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        custom_domain: str | None = None,
+        cdn_base_urls: Iterable[str] = (),
+        endpoint_url: str | None = None,
+        shortcode_pattern: str | None = Settings.shortcode_pattern,
+        known_keys: KnownKeys | None = None,
+    ) -> None:
+        self.bucket = bucket
+        self.known_keys = known_keys if known_keys is not None else KnownKeys.empty()
+        b = re.escape(bucket)
+        # (regex after "//", form, is_http); order matters: longer bases first.
+        alternatives: list[tuple[str, str, bool]] = []
+        bases = [(custom_domain, "public_url")] if custom_domain else []
+        bases += [(url, "cdn_url") for url in cdn_base_urls]
+        parsed = sorted(((_base_parts(u), form) for u, form in bases),
+                        key=lambda item: -len(item[0][0] + item[0][1]))
+        for (netloc, path), form in parsed:
+            alternatives.append((f"(?i:{re.escape(netloc)}){re.escape(path)}/", form, True))
+        aws = r"\.amazonaws\.com(?:\.cn)?(?::443)?"
+        alternatives.append((f"(?i:{b}\\.s3[a-z0-9.-]{{0,63}}{aws})/", "s3_virtual_host", True))
+        alternatives.append((f"(?i:s3[a-z0-9.-]{{0,63}}{aws})/{b}/", "s3_path_style", True))
+        if endpoint_url:
+            netloc, path = _base_parts(endpoint_url)
+            alternatives.append(
+                (f"(?i:{re.escape(netloc)}){re.escape(path)}/{b}/", "endpoint_url", True))
+            alternatives.append((f"(?i:{b}\\.{re.escape(netloc)})/", "endpoint_url", True))
+        alternatives.append((f"{b}/", "s3_uri", False))
+        self._forms: dict[str, tuple[str, bool]] = {}
+        groups = []
+        for i, (rx, form, is_http) in enumerate(alternatives):
+            self._forms[f"g{i}"] = (form, is_http)
+            groups.append(f"(?P<g{i}>{rx})")
+        self._prefix = re.compile("//(?:" + "|".join(groups) + ")")
+        self._shortcode: re.Pattern[str] | None = None
+        if shortcode_pattern:
+            if shortcode_pattern == Settings.shortcode_pattern:
+                shortcode_pattern = _DEFAULT_SHORTCODE_LINEAR
+            self._shortcode = re.compile(shortcode_pattern)
+            if "id" not in self._shortcode.groupindex:
+                raise ValueError("the shortcode pattern needs a named group 'id', "
+                                 f"e.g. (?P<id>...): {shortcode_pattern!r}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings,
+                      known_keys: KnownKeys | None = None) -> ReferenceExtractor:
+        return cls(
+            settings.bucket,
+            custom_domain=settings.custom_domain,
+            cdn_base_urls=settings.cdn_base_urls,
+            endpoint_url=settings.endpoint_url,
+            shortcode_pattern=settings.shortcode_pattern,
+            known_keys=known_keys,
+        )
+
+    def with_known_keys(self, known_keys: KnownKeys) -> ReferenceExtractor:
+        other = object.__new__(ReferenceExtractor)
+        other.__dict__.update(self.__dict__)
+        other.known_keys = known_keys
+        return other
+
+    # --- the public entry point ---
+
+    def extract(self, text: str, fmt: str = "auto") -> Extraction:
+        """All references in ``text``; never raises on content, whatever it holds."""
+        result = Extraction(text_fallback=self._falls_back(text, fmt))
+        plain = unescape(text)
+        occurrences = self._occurrences(plain)
+        refs = result.refs
+        if occurrences:
+            for form, key in self._resolve(occurrences):
+                refs.add(Ref("key", key, form))
+        if self._shortcode is not None:
+            for m in self._shortcode.finditer(plain):
+                try:
+                    media_id = str(uuid.UUID(m.group("id")))
+                except (ValueError, TypeError):
+                    continue
+                refs.add(Ref("media_id", media_id, "shortcode"))
+        return result
+
+    # --- internals ---
+
+    @staticmethod
+    def _falls_back(text: str, fmt: str) -> bool:
+        if fmt == "json":
+            try:
+                json.loads(text)
+            except (ValueError, RecursionError):
+                return True
+            return False
+        if fmt == "html":
+            return _HTML_TAG.search(text) is None or _BINARY.search(text) is not None
+        return fmt not in FORMATS
+
+    def _occurrences(self, text: str) -> list[_Occurrence]:
+        out: list[_Occurrence] = []
+        for m in self._prefix.finditer(text):
+            group = m.lastgroup
+            assert group is not None
+            form, is_http = self._forms[group]
+            occurrence = self._occurrence(text, m.start(), m.end(), form, is_http)
+            if occurrence is not None:
+                out.append(occurrence)
+        return out
+
+    def _occurrence(self, text: str, slashes: int, start: int, form: str,
+                    is_http: bool) -> _Occurrence | None:
+        url_start, scheme = slashes, ""
+        head = text[max(0, slashes - 6):slashes].lower()
+        for prefix, name in _SCHEMES:
+            if head.endswith(prefix):
+                url_start, scheme = slashes - len(prefix), name
+                break
+        if not is_http and scheme != "s3":
+            return None
+        before = text[url_start - 1] if url_start else ""
+        limit = min(len(text), start + MAX_URL_CHARS)
+        values: list[str] = []
+        canonical_value: str
+        quoting = _QUOTED_END.get(before)
+        stop = quoting[1].search(text, start, limit) if quoting is not None else None
+        if stop is not None and quoting is not None and text[stop.start()] == quoting[0]:
+            whole = text[start:stop.start()]
+            cut = _UNQUOTED_END.search(whole)
+            if cut is None:
+                canonical_value = whole
+                values.append(whole)
+            else:
+                token = whole[:cut.start()]
+                values += (token, whole)
+                canonical_value = (token if _SRCSET_DESCRIPTOR.match(whole, cut.start())
+                                   else whole)
+        else:
+            end = _UNQUOTED_END.search(text, start, limit)
+            canonical_value = text[start:end.start() if end else limit]
+            values.append(canonical_value)
+            for _ in range(_EXTRA_WORDS):
+                if end is None or text[end.start()] != " ":
+                    break
+                end = _UNQUOTED_END.search(text, end.start() + 1, limit)
+                values.append(text[start:end.start() if end else limit])
+        if "," in canonical_value:
+            comma = canonical_value.index(",")
+            values.append(canonical_value[:comma])
+            if _URL_AFTER_COMMA.match(canonical_value, comma):
+                canonical_value = canonical_value[:comma]
+        if is_http:
+            return self._http_readings(form, canonical_value, values)
+        return self._s3_uri_readings(canonical_value, values)
+
+    @staticmethod
+    def _http_readings(form: str, canonical_value: str, values: list[str]) -> _Occurrence:
+        canonical_path = _trim_canonical(_cut_query(canonical_value))
+        canonical = _percent_decode(canonical_path)
+        readings = [canonical]
+        for value in values:
+            for path in _trim_readings(_cut_query(value)):
+                readings.append(_percent_decode(path))
+                readings.append(path)
+        return _finish(form, canonical, readings)
+
+    @staticmethod
+    def _s3_uri_readings(canonical_value: str, values: list[str]) -> _Occurrence:
+        canonical = _trim_canonical(canonical_value)
+        readings = [canonical]
+        for value in values + [_cut_query(v) for v in values]:
+            for path in _trim_readings(value):
+                readings.append(path)
+                readings.append(_percent_decode(path))
+        return _finish("s3_uri", canonical, readings)
+
+    def _resolve(self, occurrences: list[_Occurrence]) -> list[tuple[str, str]]:
+        """(form, key) for each occurrence: the known readings, else the canonical one."""
+        if not len(self.known_keys):
+            return [(o.form, o.canonical) for o in occurrences if o.canonical is not None]
+        hashes = [key_hash(r) for o in occurrences for r in o.readings]
+        known = self.known_keys.contains(hashes)
+        out: list[tuple[str, str]] = []
+        i = 0
+        for o in occurrences:
+            found = [r for r, k in zip(o.readings, known[i:i + len(o.readings)], strict=True)
+                     if k]
+            i += len(o.readings)
+            if found:
+                out += [(o.form, r) for r in found]
+            elif o.canonical is not None:
+                out.append((o.form, o.canonical))
+        return out
+
+
+def _cut_query(value: str) -> str:
+    for mark in ("?", "#"):
+        at = value.find(mark)
+        if at >= 0:
+            value = value[:at]
+    return value
+
+
+def _finish(form: str, canonical: str, readings: list[str]) -> _Occurrence:
+    """Distinct encodable readings, canonical first; NFC/NFD added for non-ASCII keys."""
+    seen: dict[str, None] = {}
+    for r in readings:
+        if r and r not in seen and _storable(r):
+            seen[r] = None
+            if not r.isascii():
+                seen.setdefault(unicodedata.normalize("NFC", r), None)
+                seen.setdefault(unicodedata.normalize("NFD", r), None)
+    usable = bool(canonical) and not canonical.endswith("/") and canonical in seen
+    return _Occurrence(form, canonical if usable else None, tuple(seen))
