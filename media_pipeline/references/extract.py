@@ -61,8 +61,8 @@ import unicodedata
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
-from urllib.parse import unquote, urlsplit
+from typing import Literal, NamedTuple
+from urllib.parse import urlsplit
 
 from media_pipeline.references.document import FORMATS
 from media_pipeline.references.known_keys import KnownKeys, key_hash
@@ -83,13 +83,25 @@ _QUOTED_END = {
     "<": (">", re.compile(r"[<>\"'\n\r\x00]")),  # Markdown autolink <…>
 }
 _EXTRA_WORDS = 3  # unquoted: readings that run over up to 3 more spaces (``s3://b/my file.jpg``)
-_SRCSET_DESCRIPTOR = re.compile(r"\s+[0-9][0-9.]{0,12}[wxh]?\s*(?:,|$)")
+_SRCSET_DESCRIPTOR = re.compile(r"\s+[0-9][0-9.]{0,12}[wxh]?(?![^\s,\"'<>])")
 _URL_AFTER_COMMA = re.compile(r",\s*(?:https?:|s3[an]?:|//)", re.IGNORECASE)
-_JSON_ESCAPE = re.compile(r"(?:\\u[0-9a-fA-F]{4})+|\\[\"\\/bfnrt]")
+_JSON_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}(?:\\u[0-9a-fA-F]{4})*|[\"\\/bfnrt])")
+# Entities that change where a URL is found or where it ends, decoded in the whole text; every
+# other entity (``&amp;`` above all) can only sit inside a URL and is decoded there.
+_STRUCTURAL_ENTITY = re.compile(
+    r"&(?:#(?:[0-9]{1,7}|[xX][0-9a-fA-F]{1,6});?"
+    r"|(?:quot|apos|sol|lt|gt|colon|lpar|rpar|nbsp|Tab|NewLine);)")
 _SIMPLE_ESCAPES = {'\\"': '"', "\\\\": "\\", "\\/": "/", "\\b": "\b", "\\f": "\f",
                    "\\n": "\n", "\\r": "\r", "\\t": "\t"}
+_PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+# After a prefix: the longest run of characters that can neither end a URL nor need more than
+# percent-decoding (3,072: a 1,024-byte key, every byte escaped).
+_PLAIN_TAIL = r"[^\s\"'<>`\\\x00-\x1f\x7f,&?#]{0,3072}"
+_QUOTES = ("'", '"')
+_QUERY_MARKS = ("?", "#")
+_UNQUOTED_CLEAN_ENDS = ("", "\t", "\n", "\r", '"', "'", "<", ">")
+_FAST_PATH_BREAKERS = re.compile(r"[\s,&%]")
 _HTML_TAG = re.compile(r"<[A-Za-z!/?]")
-_BINARY = re.compile(r"[\x00-\x08\x0e-\x1f]")
 _SCHEMES = (("https:", "http"), ("http:", "http"), ("s3a:", "s3"), ("s3n:", "s3"), ("s3:", "s3"))
 
 # The settings' default shortcode pattern, rewritten so no two repeats can trade characters
@@ -101,8 +113,7 @@ _DEFAULT_SHORTCODE_LINEAR = (
 RefKind = Literal["key", "media_id"]
 
 
-@dataclass(frozen=True, slots=True)
-class Ref:
+class Ref(NamedTuple):
     """One reference: to a key in our bucket, or to a media id (shortcodes)."""
 
     kind: RefKind
@@ -116,8 +127,7 @@ class Extraction:
     text_fallback: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class _Occurrence:
+class _Occurrence(NamedTuple):
     form: str
     canonical: str | None
     readings: tuple[str, ...]  # canonical first when there is one
@@ -134,22 +144,43 @@ def _decode_json_escapes(text: str) -> str:
     return _JSON_ESCAPE.sub(one, text)
 
 
+def _decode_structural_entities(text: str) -> str:
+    return _STRUCTURAL_ENTITY.sub(lambda m: html.unescape(m.group()), text)
+
+
+def _decode_entities(value: str, end: re.Pattern[str]) -> str:
+    """Every entity in one URL (nested ``&amp;quot;`` too), cut where a decoded one ends it."""
+    for _ in range(3):
+        decoded = html.unescape(value)
+        if decoded == value:
+            break
+        value = decoded
+    stop = end.search(value)
+    return value[:stop.start()] if stop else value
+
+
 def _percent_decode(path: str) -> str:
     """Once, UTF-8, ``+`` kept; a path whose escapes are not UTF-8 is taken as written."""
     if "%" not in path:
         return path
-    decoded = unquote(path)
-    return path if "\ufffd" in decoded and "\ufffd" not in path else decoded
+    try:
+        return _PERCENT_RUN.sub(_percent_run, path)
+    except UnicodeDecodeError:
+        return path
+
+
+def _percent_run(m: re.Match[str]) -> str:
+    return bytes.fromhex(m.group().replace("%", "")).decode("utf-8")
 
 
 def unescape(text: str) -> str:
-    """Undo JSON string escapes and HTML entities, up to three nested layers."""
+    """Undo JSON string escapes and the HTML entities that shape URLs, up to three layers."""
     for _ in range(3):
         before = text
         if "\\" in text:
             text = _decode_json_escapes(text)
         if "&" in text:
-            text = html.unescape(text)
+            text = _decode_structural_entities(text)
         if text == before:
             break
     return text
@@ -236,7 +267,7 @@ class ReferenceExtractor:
         for i, (rx, form, is_http) in enumerate(alternatives):
             self._forms[f"g{i}"] = (form, is_http)
             groups.append(f"(?P<g{i}>{rx})")
-        self._prefix = re.compile("//(?:" + "|".join(groups) + ")")
+        self._prefix = re.compile("//(?:" + "|".join(groups) + ")" + _PLAIN_TAIL)
         self._shortcode: re.Pattern[str] | None = None
         if shortcode_pattern:
             if shortcode_pattern == Settings.shortcode_pattern:
@@ -295,38 +326,64 @@ class ReferenceExtractor:
                 return True
             return False
         if fmt == "html":
-            return _HTML_TAG.search(text) is None or _BINARY.search(text) is not None
+            return _HTML_TAG.search(text) is None or "\x00" in text or "\ufffd" in text
         return fmt not in FORMATS
 
     def _occurrences(self, text: str) -> list[_Occurrence]:
         out: list[_Occurrence] = []
+        forms = self._forms
         for m in self._prefix.finditer(text):
             group = m.lastgroup
             assert group is not None
-            form, is_http = self._forms[group]
-            occurrence = self._occurrence(text, m.start(), m.end(), form, is_http)
+            form, is_http = forms[group]
+            slashes, start, end = m.start(), m.end(group), m.end()
+            # Fast path, most URLs: the prefix regex already ran over an ASCII path up to a
+            # character that surely ends it; at most percent-escapes to decode, nothing to peel
+            # off or choose between.
+            if end > start:
+                tail = text[start:end]
+                nxt = text[end:end + 1]
+                last = tail[-1]
+                if last not in _TRAILING and last != "/" and tail.isascii():
+                    before, scheme = _url_context(text, slashes)
+                    if ((nxt == before and nxt in _QUOTES
+                         or is_http and nxt in _QUERY_MARKS
+                         or nxt == " " and _SRCSET_DESCRIPTOR.match(text, end)
+                         or before not in _QUOTED_END and nxt in _UNQUOTED_CLEAN_ENDS)
+                            and (is_http or scheme == "s3")):
+                        if "%" not in tail:
+                            out.append(_Occurrence(form, tail, (tail,)))
+                        elif is_http:  # escaped spaces, commas, brackets: no ambiguity
+                            key = _percent_decode(tail)
+                            out.append(_finish(form, key, [key]))
+                        else:
+                            out.append(_finish(form, tail, [tail, _percent_decode(tail)]))
+                        continue
+            occurrence = self._occurrence(text, slashes, start, form, is_http)
             if occurrence is not None:
                 out.append(occurrence)
         return out
 
     def _occurrence(self, text: str, slashes: int, start: int, form: str,
                     is_http: bool) -> _Occurrence | None:
-        url_start, scheme = slashes, ""
-        head = text[max(0, slashes - 6):slashes].lower()
-        for prefix, name in _SCHEMES:
-            if head.endswith(prefix):
-                url_start, scheme = slashes - len(prefix), name
-                break
+        before, scheme = _url_context(text, slashes)
         if not is_http and scheme != "s3":
             return None
-        before = text[url_start - 1] if url_start else ""
         limit = min(len(text), start + MAX_URL_CHARS)
         values: list[str] = []
         canonical_value: str
         quoting = _QUOTED_END.get(before)
         stop = quoting[1].search(text, start, limit) if quoting is not None else None
+        end_re = _UNQUOTED_END
         if stop is not None and quoting is not None and text[stop.start()] == quoting[0]:
+            end_re = quoting[1]
             whole = text[start:stop.start()]
+            if is_http:
+                whole = _cut_query(whole)
+            if (whole and whole[-1] not in _TRAILING and whole[-1] != "/"
+                    and whole.isascii() and len(whole) <= MAX_KEY_BYTES
+                    and not _FAST_PATH_BREAKERS.search(whole)):
+                return _Occurrence(form, whole, (whole,))  # the common case: one reading
             cut = _UNQUOTED_END.search(whole)
             if cut is None:
                 canonical_value = whole
@@ -339,12 +396,24 @@ class ReferenceExtractor:
         else:
             end = _UNQUOTED_END.search(text, start, limit)
             canonical_value = text[start:end.start() if end else limit]
+            token = _cut_query(canonical_value) if is_http else canonical_value
+            if (token and token[-1] not in _TRAILING and token[-1] != "/" and token.isascii()
+                    and len(token) <= MAX_KEY_BYTES and not _FAST_PATH_BREAKERS.search(token)
+                    and (end is None or text[end.start()] != " " or token != canonical_value
+                         or _SRCSET_DESCRIPTOR.match(text, end.start()))):
+                return _Occurrence(form, token, (token,))  # one word, nothing to peel off
             values.append(canonical_value)
             for _ in range(_EXTRA_WORDS):
                 if end is None or text[end.start()] != " ":
                     break
                 end = _UNQUOTED_END.search(text, end.start() + 1, limit)
                 values.append(text[start:end.start() if end else limit])
+        if is_http:  # the query and fragment never name the key
+            canonical_value = _cut_query(canonical_value)
+            values = [_cut_query(v) for v in values]
+        if "&" in canonical_value:
+            canonical_value = _decode_entities(canonical_value, end_re)
+        values = [_decode_entities(v, end_re) if "&" in v else v for v in values]
         if "," in canonical_value:
             comma = canonical_value.index(",")
             values.append(canonical_value[:comma])
@@ -356,13 +425,20 @@ class ReferenceExtractor:
 
     @staticmethod
     def _http_readings(form: str, canonical_value: str, values: list[str]) -> _Occurrence:
-        canonical_path = _trim_canonical(_cut_query(canonical_value))
-        canonical = _percent_decode(canonical_path)
+        decoded: dict[str, str] = {}
+
+        def decode(path: str) -> str:
+            out = decoded.get(path)
+            if out is None:
+                out = decoded[path] = _percent_decode(path)
+            return out
+
+        canonical = decode(_trim_canonical(canonical_value))
         readings = [canonical]
         for value in values:
-            for path in _trim_readings(_cut_query(value)):
-                readings.append(_percent_decode(path))
-                readings.append(path)
+            for path in _trim_readings(value):
+                # The path as written too, only where it does not decode (S3 decodes URLs).
+                readings.append(decode(path))
         return _finish(form, canonical, readings)
 
     @staticmethod
@@ -377,13 +453,19 @@ class ReferenceExtractor:
 
     def _resolve(self, occurrences: list[_Occurrence]) -> list[tuple[str, str]]:
         """(form, key) for each occurrence: the known readings, else the canonical one."""
-        if not len(self.known_keys):
-            return [(o.form, o.canonical) for o in occurrences if o.canonical is not None]
-        hashes = [key_hash(r) for o in occurrences for r in o.readings]
-        known = self.known_keys.contains(hashes)
         out: list[tuple[str, str]] = []
-        i = 0
+        ambiguous: list[_Occurrence] = []
         for o in occurrences:
+            # A single reading is the answer whether the catalog knows it or not.
+            if len(o.readings) > 1 and len(self.known_keys):
+                ambiguous.append(o)
+            elif o.canonical is not None:
+                out.append((o.form, o.canonical))
+        if not ambiguous:
+            return out
+        known = self.known_keys.contains([key_hash(r) for o in ambiguous for r in o.readings])
+        i = 0
+        for o in ambiguous:
             found = [r for r, k in zip(o.readings, known[i:i + len(o.readings)], strict=True)
                      if k]
             i += len(o.readings)
@@ -392,6 +474,19 @@ class ReferenceExtractor:
             elif o.canonical is not None:
                 out.append((o.form, o.canonical))
         return out
+
+
+def _url_context(text: str, slashes: int) -> tuple[str, str]:
+    """The character before the URL whose ``//`` is at ``slashes``, and its scheme
+    (``http`` for http and https, ``s3`` for s3, s3a and s3n, ``""`` for none)."""
+    at, scheme = slashes, ""
+    if slashes and text[slashes - 1] == ":":
+        head = text[max(0, slashes - 6):slashes].lower()
+        for prefix, name in _SCHEMES:
+            if head.endswith(prefix):
+                at, scheme = slashes - len(prefix), name
+                break
+    return (text[at - 1] if at else ""), scheme
 
 
 def _cut_query(value: str) -> str:

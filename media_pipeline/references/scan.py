@@ -19,6 +19,7 @@ every file this call wrote is removed, so the caller keeps the old index for tha
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import shutil
@@ -35,7 +36,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from media_pipeline.records import media_id_for
 from media_pipeline.references.document import Document
 from media_pipeline.references.extract import ReferenceExtractor
 from media_pipeline.references.known_keys import KnownKeys
@@ -87,13 +87,19 @@ def document_rows(extractor: ReferenceExtractor, doc: Document | tuple[str, str,
     for ref in extraction.refs:
         if ref.kind == "key":
             row: tuple[str | None, str | None, str] = (bucket, ref.value, ref.form)
-            media_id = media_id_for(bucket, ref.value)
+            media_id = _media_id(bucket, ref.value)
         else:
             row, media_id = (None, None, ref.form), ref.value
         old = rows.get(media_id)
         if old is None or _rank(row) < _rank(old):
             rows[media_id] = row
     return rows, extraction.text_fallback
+
+
+def _media_id(bucket: str, key: str) -> str:
+    """:func:`media_pipeline.records.media_id_for`, without building a slow ``uuid.UUID``."""
+    h = hashlib.md5(f"{bucket}\x00{key}".encode(), usedforsecurity=False).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _rank(row: tuple[str | None, str | None, str]) -> tuple[bool, str, str]:
