@@ -455,9 +455,10 @@ class ReferenceExtractor:
         """(form, key) for each occurrence: the known readings, else the canonical one."""
         out: list[tuple[str, str]] = []
         ambiguous: list[_Occurrence] = []
+        has_known = len(self.known_keys) > 0
         for o in occurrences:
             # A single reading is the answer whether the catalog knows it or not.
-            if len(o.readings) > 1 and len(self.known_keys):
+            if (len(o.readings) > 1 or o.canonical is None) and o.readings and has_known:
                 ambiguous.append(o)
             elif o.canonical is not None:
                 out.append((o.form, o.canonical))
