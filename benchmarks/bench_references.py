@@ -155,7 +155,7 @@ def read_pages(pages: Path, limit: int | None = None) -> Iterator[Document]:
                 return
 
 
-def main(docs: int = 100_000, keys_n: int = 1_000_000, doc_bytes: int = 10_000,
+def main(docs: int = 100_000, keys_n: int = 1_000_000, doc_bytes: int = 8_500,
          naive_docs: int = 20, workers: int = 2) -> None:
     started = time.perf_counter()
     pages, catalog = prepare(docs, keys_n, doc_bytes)
@@ -216,7 +216,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--keys", type=int, default=1_000_000)
-    parser.add_argument("--doc-bytes", type=int, default=10_000)
+    parser.add_argument("--doc-bytes", type=int, default=8_500)
     parser.add_argument("--naive-docs", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
     a = parser.parse_args()

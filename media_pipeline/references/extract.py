@@ -299,21 +299,27 @@ class ReferenceExtractor:
 
     def extract(self, text: str, fmt: str = "auto") -> Extraction:
         """All references in ``text``; never raises on content, whatever it holds."""
-        result = Extraction(text_fallback=self._falls_back(text, fmt))
+        keys, media_ids, fallback = self.extract_raw(text, fmt)
+        refs = {Ref("key", key, form) for form, key in keys}
+        refs.update(Ref("media_id", media_id, "shortcode") for media_id in media_ids)
+        return Extraction(refs, fallback)
+
+    def extract_raw(self, text: str, fmt: str = "auto",
+                    ) -> tuple[list[tuple[str, str]], list[str], bool]:
+        """What :meth:`extract` finds, as plain lists for the scanning engine's hot loop:
+        ``(form, key)`` pairs, canonical media ids of shortcodes, and the text-fallback flag."""
+        fallback = self._falls_back(text, fmt)
         plain = unescape(text)
         occurrences = self._occurrences(plain)
-        refs = result.refs
-        if occurrences:
-            for form, key in self._resolve(occurrences):
-                refs.add(Ref("key", key, form))
+        keys = self._resolve(occurrences) if occurrences else []
+        media_ids: list[str] = []
         if self._shortcode is not None:
             for m in self._shortcode.finditer(plain):
                 try:
-                    media_id = str(uuid.UUID(m.group("id")))
+                    media_ids.append(str(uuid.UUID(m.group("id"))))
                 except (ValueError, TypeError):
                     continue
-                refs.add(Ref("media_id", media_id, "shortcode"))
-        return result
+        return keys, media_ids, fallback
 
     # --- internals ---
 

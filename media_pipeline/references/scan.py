@@ -81,29 +81,23 @@ def document_rows(extractor: ReferenceExtractor, doc: Document | tuple[str, str,
         text, fmt = doc.text, doc.format
     else:
         text, fmt = doc[2], doc[3]
-    extraction = extractor.extract(text, fmt)
+    keys, media_ids, fallback = extractor.extract_raw(text, fmt)
     rows: dict[str, tuple[str | None, str | None, str]] = {}
     bucket = extractor.bucket
-    for ref in extraction.refs:
-        if ref.kind == "key":
-            row: tuple[str | None, str | None, str] = (bucket, ref.value, ref.form)
-            media_id = _media_id(bucket, ref.value)
-        else:
-            row, media_id = (None, None, ref.form), ref.value
+    for form, key in keys:
+        media_id = _media_id(bucket, key)
         old = rows.get(media_id)
-        if old is None or _rank(row) < _rank(old):
-            rows[media_id] = row
-    return rows, extraction.text_fallback
+        if old is None or form < old[2]:
+            rows[media_id] = (bucket, key, form)
+    for media_id in media_ids:
+        rows.setdefault(media_id, (None, None, "shortcode"))
+    return rows, fallback
 
 
 def _media_id(bucket: str, key: str) -> str:
     """:func:`media_pipeline.records.media_id_for`, without building a slow ``uuid.UUID``."""
     h = hashlib.md5(f"{bucket}\x00{key}".encode(), usedforsecurity=False).hexdigest()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _rank(row: tuple[str | None, str | None, str]) -> tuple[bool, str, str]:
-    return row[1] is None, row[2], row[1] or ""
 
 
 def _scan_chunk(token: str, chunk: _Chunk, part: str) -> _ChunkResult:
@@ -214,27 +208,29 @@ def scan_documents(
 
 
 def _fold(parts: list[Path], fragment: Path, spill_dir: Path) -> int:
-    """One row per (content_type, content_id, media_id) across all parts, sorted; row count."""
+    """One row per (content_type, content_id, media_id) across all parts; the row count."""
     tmp = fragment.with_name(fragment.name + ".tmp")
     if not parts:
         pq.write_table(FRAGMENT_SCHEMA.empty_table(), tmp)
         os.replace(tmp, fragment)
         return 0
     con = duckdb.connect(config={"memory_limit": FOLD_MEMORY_LIMIT,
-                                 "temp_directory": str(spill_dir)})
+                                 "temp_directory": str(spill_dir),
+                                 "preserve_insertion_order": False})
     try:
         files: list[Any] = [str(p) for p in parts]
-        con.execute(
+        # Rows of one media id share bucket and key (the id is their hash) or have none
+        # (shortcodes): max() keeps the key; the form is the first one of a key row.
+        count = con.execute(
             f"""COPY (
-                SELECT DISTINCT ON (content_type, content_id, media_id)
-                       content_type, content_id, bucket, key, media_id, form
+                SELECT content_type, content_id, max(bucket) AS bucket, max(key) AS key,
+                       media_id,
+                       coalesce(min(form) FILTER (WHERE key IS NOT NULL), min(form)) AS form
                 FROM read_parquet($files)
-                ORDER BY content_type, content_id, media_id, key IS NULL, form, key
+                GROUP BY content_type, content_id, media_id
             ) TO '{_sql_path(tmp)}' (FORMAT parquet)""",
             {"files": files},
-        )
-        count = con.execute("SELECT count(*) FROM read_parquet($f)",
-                            {"f": str(tmp)}).fetchone()
+        ).fetchone()
     finally:
         con.close()
     os.replace(tmp, fragment)
