@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import shutil
 import time
 from collections.abc import Iterator
@@ -155,6 +156,12 @@ def read_pages(pages: Path, limit: int | None = None) -> Iterator[Document]:
                 return
 
 
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # the pool's, once it is joined
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+
+
 def main(docs: int = 100_000, keys_n: int = 1_000_000, doc_bytes: int = 8_500,
          naive_docs: int = 20, workers: int = 2) -> None:
     started = time.perf_counter()
@@ -167,6 +174,7 @@ def main(docs: int = 100_000, keys_n: int = 1_000_000, doc_bytes: int = 8_500,
     shutil.rmtree(out, ignore_errors=True)
 
     t0 = time.perf_counter()
+    cpu0 = _cpu_seconds()
     con = duckdb.connect(str(catalog), read_only=True)
     known = KnownKeys.from_duckdb(con, "SELECT key FROM media_files WHERE bucket = ?", [BUCKET])
     con.close()
@@ -174,6 +182,7 @@ def main(docs: int = 100_000, keys_n: int = 1_000_000, doc_bytes: int = 8_500,
     extractor = ReferenceExtractor.from_settings(SETTINGS)
     stats = scan_documents(read_pages(pages), extractor, out, known_keys=known, workers=workers)
     total = time.perf_counter() - t0
+    cpu = _cpu_seconds() - cpu0
     corpus_bytes = stats.bytes
     con = duckdb.connect()
     con.execute(f"ATTACH '{catalog}' AS cat (READ_ONLY)")
@@ -187,6 +196,9 @@ def main(docs: int = 100_000, keys_n: int = 1_000_000, doc_bytes: int = 8_500,
           f"(known keys loaded in {t_keys:.2f} s, {known.nbytes / MB:.0f} MB); "
           f"{stats.refs:,} references, {dangling[0] if dangling else '?':,} dangling, "
           f"{stats.text_fallbacks} text fallbacks")
+    print(f"ours CPU: {cpu:.1f} CPU-seconds (this process and its workers) = "
+          f"{corpus_bytes / MB / (cpu / 2):,.1f} MB/s on 2 cores not shared with anyone else; "
+          f"load average now {os.getloadavg()[0]:.2f}")
 
     sample = list(read_pages(pages, naive_docs))
     keys = [k for (k,) in duckdb.connect(str(catalog), read_only=True)
