@@ -27,8 +27,9 @@ URL stops. For each occurrence the extractor builds a short list of *readings*:
   comma (``srcset`` written without spaces);
 - elsewhere the URL ends at whitespace, a quote, ``<``, ``>`` or a control character;
 - for http(s) URLs the query (``?X-Amz-Signature=…``) and ``#fragment`` are dropped and the path is
-  percent-decoded exactly once with ``+`` kept as a plus (S3 semantics); for ``s3://`` URIs the
-  key as written comes first and the decoded one is a reading;
+  percent-decoded exactly once with ``+`` kept as a plus (S3 semantics), the path as written
+  being a reading too (a key with a literal ``%`` pasted unescaped); for ``s3://`` URIs the key
+  as written comes first and the decoded one is a reading;
 - trailing punctuation ``.,;:!?*_~)]}`` is peeled off one character at a time, each step a
   reading (``…a.jpg).`` gives ``a.jpg).``, ``a.jpg)``, ``a.jpg``);
 - a non-ASCII key also gets its NFC and NFD forms as readings.
@@ -310,8 +311,9 @@ class ReferenceExtractor:
         ``(form, key)`` pairs, canonical media ids of shortcodes, and the text-fallback flag."""
         fallback = self._falls_back(text, fmt)
         plain = unescape(text)
-        occurrences = self._occurrences(plain)
-        keys = self._resolve(occurrences) if occurrences else []
+        keys, occurrences = self._occurrences(plain)
+        if occurrences:
+            keys += self._resolve(occurrences)
         media_ids: list[str] = []
         if self._shortcode is not None:
             for m in self._shortcode.finditer(plain):
@@ -335,7 +337,10 @@ class ReferenceExtractor:
             return _HTML_TAG.search(text) is None or "\x00" in text or "\ufffd" in text
         return fmt not in FORMATS
 
-    def _occurrences(self, text: str) -> list[_Occurrence]:
+    def _occurrences(self, text: str) -> tuple[list[tuple[str, str]], list[_Occurrence]]:
+        """``(form, key)`` of the URLs that can be read one way only, and the occurrences
+        that need resolving against the known keys."""
+        direct: list[tuple[str, str]] = []
         out: list[_Occurrence] = []
         forms = self._forms
         for m in self._prefix.finditer(text):
@@ -351,24 +356,29 @@ class ReferenceExtractor:
                 nxt = text[end:end + 1]
                 last = tail[-1]
                 if last not in _TRAILING and last != "/" and tail.isascii():
-                    before, scheme = _url_context(text, slashes)
+                    if text[slashes - 1:slashes] == ":":
+                        before, scheme = _url_context(text, slashes)
+                    else:
+                        before, scheme = text[slashes - 1:slashes], ""
                     if ((nxt == before and nxt in _QUOTES
                          or is_http and nxt in _QUERY_MARKS
-                         or nxt == " " and _SRCSET_DESCRIPTOR.match(text, end)
-                         or before not in _QUOTED_END and nxt in _UNQUOTED_CLEAN_ENDS)
+                         or before not in _QUOTED_END and (
+                             nxt in _UNQUOTED_CLEAN_ENDS
+                             or nxt == " " and _SRCSET_DESCRIPTOR.match(text, end)))
                             and (is_http or scheme == "s3")):
                         if "%" not in tail:
-                            out.append(_Occurrence(form, tail, (tail,)))
-                        elif is_http:  # escaped spaces, commas, brackets: no ambiguity
+                            if len(tail) <= MAX_KEY_BYTES:
+                                direct.append((form, tail))
+                        elif is_http:  # decoded; as written only if such a key exists
                             key = _percent_decode(tail)
-                            out.append(_finish(form, key, [key]))
+                            out.append(_finish(form, key, [key, tail]))
                         else:
                             out.append(_finish(form, tail, [tail, _percent_decode(tail)]))
                         continue
             occurrence = self._occurrence(text, slashes, start, form, is_http)
             if occurrence is not None:
                 out.append(occurrence)
-        return out
+        return direct, out
 
     def _occurrence(self, text: str, slashes: int, start: int, form: str,
                     is_http: bool) -> _Occurrence | None:
@@ -443,8 +453,8 @@ class ReferenceExtractor:
         readings = [canonical]
         for value in values:
             for path in _trim_readings(value):
-                # The path as written too, only where it does not decode (S3 decodes URLs).
-                readings.append(decode(path))
+                # As written too: a key with a literal "%" pasted into a URL unescaped.
+                readings += (decode(path), path)
         return _finish(form, canonical, readings)
 
     @staticmethod
