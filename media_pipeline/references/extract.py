@@ -341,6 +341,7 @@ class ReferenceExtractor:
         """``(form, key)`` of the URLs that can be read one way only, and the occurrences
         that need resolving against the known keys."""
         direct: list[tuple[str, str]] = []
+        decoded: list[tuple[str, str, str]] = []
         out: list[_Occurrence] = []
         forms = self._forms
         for m in self._prefix.finditer(text):
@@ -371,14 +372,34 @@ class ReferenceExtractor:
                                 direct.append((form, tail))
                         elif is_http:  # decoded; as written only if such a key exists
                             key = _percent_decode(tail)
-                            out.append(_finish(form, key, [key, tail]))
+                            if key.isascii() and len(key) <= MAX_KEY_BYTES and key[-1] != "/":
+                                decoded.append((form, key, tail))
+                            else:
+                                out.append(_finish(form, key, [key, tail]))
                         else:
                             out.append(_finish(form, tail, [tail, _percent_decode(tail)]))
                         continue
             occurrence = self._occurrence(text, slashes, start, form, is_http)
             if occurrence is not None:
                 out.append(occurrence)
+        if decoded:
+            direct += self._resolve_decoded(decoded)
         return direct, out
+
+    def _resolve_decoded(self, found: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+        """(form, decoded key, path as written): the decoded key, unless only the path as
+        written is a known key (a key with a literal ``%`` pasted into a URL unescaped)."""
+        if not len(self.known_keys):
+            return [(form, key) for form, key, _ in found]
+        known = self.known_keys.contains([key_hash(key) for _, key, _ in found])
+        unknown = [i for i, k in enumerate(known) if not k]
+        out = [(form, key) for form, key, _ in found]
+        if unknown:
+            raw_known = self.known_keys.contains([key_hash(found[i][2]) for i in unknown])
+            for i, k in zip(unknown, raw_known, strict=True):
+                if k and _storable(found[i][2]):
+                    out[i] = (found[i][0], found[i][2])
+        return out
 
     def _occurrence(self, text: str, slashes: int, start: int, form: str,
                     is_http: bool) -> _Occurrence | None:
