@@ -379,6 +379,16 @@ class ReferenceExtractor:
                         else:
                             out.append(_finish(form, tail, [tail, _percent_decode(tail)]))
                         continue
+                    if (nxt == " " and before in _QUOTES and is_http
+                            and _SRCSET_DESCRIPTOR.match(text, end)):
+                        # srcset="URL 2x, …": the URL, or the whole value if that is a key
+                        close = text.find(before, end, start + MAX_URL_CHARS)
+                        if close > 0:
+                            whole = _cut_query(text[start:close])
+                            key = _percent_decode(tail)
+                            out.append(_finish(form, key, [key, _percent_decode(whole), whole,
+                                                           tail]))
+                            continue
             occurrence = self._occurrence(text, slashes, start, form, is_http)
             if occurrence is not None:
                 out.append(occurrence)
