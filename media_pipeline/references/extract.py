@@ -1,21 +1,22 @@
 """Find every reference to our media files in a piece of content.
 
 A missed reference means a used file gets deleted, so the extractor is format-agnostic: it
-undoes the escapes content wraps URLs in (JSON ``\\/`` and ``\\u002F``, HTML entities, up to
-three layers deep, e.g. JSON inside an HTML attribute inside JSON), then looks for every known URL
-prefix anywhere in the text, whatever markup surrounds it. ``srcset`` lists, Markdown, CSS
+undoes the escapes content wraps URLs in (JSON ``\\/`` and ``\\u002F``; HTML entities — in the
+whole text those that can shape a URL such as ``&quot;`` and ``&#x2F;``, every other one such as
+``&amp;`` inside each URL found; up to three layers deep, e.g. JSON inside an HTML attribute
+inside JSON), then looks for every known URL prefix anywhere in the text, whatever markup
+surrounds it. ``srcset`` lists, Markdown, CSS
 ``url(...)`` and plain prose need no parser of their own: what differs between them is only where
 a URL *ends*, and that is decided from the character before the URL and the characters after it.
 
 Forms recognised (``Ref.form``): ``public_url`` (``settings.custom_domain``), ``cdn_url``
-(``settings.cdn_base_urls``), ``s3_virtual_host`` (``BUCKET.s3[.-]…amazonaws.com``, incl.
-legacy dash, dualstack, accelerate and website hosts), ``s3_path_style``
-(``s3[.-]….amazonaws.com/BUCKET``),
-``endpoint_url`` (``settings.endpoint_url``, path-style or virtual-host), ``s3_uri``
-(``s3://BUCKET/``, also ``s3a://`` and ``s3n://``), each over http, https or protocol-relative
-``//``; and ``shortcode`` (``settings.shortcode_pattern``, a reference by media id). Hosts match
-case-insensitively and must be followed by ``/``, so look-alikes (``evil-cdn.example.com``,
-``cdn.example.com.evil.net``) and other buckets never match.
+(``settings.cdn_base_urls``), ``s3_virtual_host`` (``BUCKET.s3[.-]…amazonaws.com``, incl. legacy
+dash, dualstack, accelerate and website hosts), ``s3_path_style``
+(``s3[.-]….amazonaws.com/BUCKET``), ``endpoint_url`` (``settings.endpoint_url``, path-style or
+virtual-host), ``s3_uri`` (``s3://BUCKET/``, also ``s3a://`` and ``s3n://``), each over http, https
+or protocol-relative ``//``; and ``shortcode`` (``settings.shortcode_pattern``, a reference by
+media id). Hosts match case-insensitively and must be followed by ``/``, so look-alikes
+(``evil-cdn.example.com``, ``cdn.example.com.evil.net``) and other buckets never match.
 
 Where a URL ends — the ambiguity and how it is resolved
 --------------------------------------------------------
@@ -42,16 +43,17 @@ another URL, with trailing punctuation removed GFM-style (a ``)`` only while unb
 and fragment dropped, percent-decoded. Canonical readings that cannot be S3 keys (empty, ending
 in ``/``, not valid UTF-8, over 1,024 bytes) are dropped, so links to folders make no noise.
 
-Hostile input: every regular expression here is a literal prefix followed by single character
-classes with bounded repeats — no nested quantifiers — and a URL is never looked at beyond
-``MAX_URL_CHARS`` characters, so time is linear in the text. The shortcode pattern comes from
-settings; the default is linear too (an operator who sets their own owns its complexity).
+Hostile input: no regular expression here has nested or overlapping quantifiers that could
+backtrack (repeats are single character classes, bounded, or start with a literal), and a URL is
+never looked at beyond ``MAX_URL_CHARS`` characters, so time is linear in the text. The
+shortcode pattern comes from settings; the default is linear too (an operator who sets their own
+owns its complexity).
 
 Formats: ``html`` and ``json`` are checked for being what they claim (JSON must parse, HTML must
-contain a tag and no binary control characters); when they are not, the text is scanned all the
-same and ``Extraction.text_fallback`` is set so the scan can count it. ``auto``, ``markdown`` and
-``text`` never fall back; an unknown format is scanned as text and counted as a fallback.
-"""
+contain a tag and no NUL or U+FFFD, the marks of binary junk); when they are not, the text is
+scanned all the same and ``Extraction.text_fallback`` is set so the scan can count it. ``auto``,
+``markdown`` and ``text`` never fall back; an unknown format is scanned as text and counted as a
+fallback."""
 
 from __future__ import annotations
 
