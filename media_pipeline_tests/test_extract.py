@@ -278,6 +278,13 @@ def test_raw_space_in_plain_text_resolved_by_known_key() -> None:
     assert keys_of(text, "text") == {("reports/q1", "s3_uri")}
 
 
+@pytest.mark.parametrize("key", ["0 0", "0 0,&", "%00", "a%20b.jpg"])
+def test_keys_the_property_test_found(key: str) -> None:
+    # a key that looks like "URL + srcset descriptor", holds an entity, or a literal "%"
+    text = f'<img src="https://cdn.example.com/{html.escape(key)}" alt="x">'
+    assert keys_of(text, "html", known=[key]) == {(key, "public_url")}
+
+
 def test_comma_in_key_resolved_by_known_key() -> None:
     text = '<img srcset="https://cdn.example.com/a,b.jpg 1x, https://cdn.example.com/c.jpg 2x">'
     assert keys_of(text, "html", known=["a,b.jpg", "c.jpg"]) == {

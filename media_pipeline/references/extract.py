@@ -134,6 +134,7 @@ class _Occurrence(NamedTuple):
     form: str
     canonical: str | None
     readings: tuple[str, ...]  # canonical first when there is one
+    fallbacks: tuple[str, ...] = ()  # looked up only when no reading is known
 
 
 def _decode_json_escapes(text: str) -> str:
@@ -377,9 +378,9 @@ class ReferenceExtractor:
                             if key.isascii() and len(key) <= MAX_KEY_BYTES and key[-1] != "/":
                                 decoded.append((form, key, tail))
                             else:
-                                out.append(_finish(form, key, [key, tail]))
+                                out.append(_finish(form, key, [key], [tail]))
                         else:
-                            out.append(_finish(form, tail, [tail, _percent_decode(tail)]))
+                            out.append(_finish(form, tail, [tail], [_percent_decode(tail)]))
                         continue
                     if (nxt == " " and before in _QUOTES and is_http
                             and _SRCSET_DESCRIPTOR.match(text, end)):
@@ -387,9 +388,11 @@ class ReferenceExtractor:
                         close = text.find(before, end, start + MAX_URL_CHARS)
                         if close > 0:
                             whole = _cut_query(text[start:close])
+                            if "&" in whole:
+                                whole = _decode_entities(whole, _QUOTED_END[before][1])
                             key = _percent_decode(tail)
-                            out.append(_finish(form, key, [key, _percent_decode(whole), whole,
-                                                           tail]))
+                            out.append(_finish(form, key, [key, _percent_decode(whole)],
+                                               [whole, tail]))
                             continue
             occurrence = self._occurrence(text, slashes, start, form, is_http)
             if occurrence is not None:
@@ -484,45 +487,55 @@ class ReferenceExtractor:
 
         canonical = decode(_trim_canonical(canonical_value))
         readings = [canonical]
+        as_written = []  # only if no decoded reading is known: a literal "%" pasted unescaped
         for value in values:
             for path in _trim_readings(value):
-                # As written too: a key with a literal "%" pasted into a URL unescaped.
-                readings += (decode(path), path)
-        return _finish(form, canonical, readings)
+                readings.append(decode(path))
+                as_written.append(path)
+        return _finish(form, canonical, readings, as_written)
 
     @staticmethod
     def _s3_uri_readings(canonical_value: str, values: list[str]) -> _Occurrence:
         canonical = _trim_canonical(canonical_value)
         readings = [canonical]
+        decoded = []  # only if no reading as written is known
         for value in values + [_cut_query(v) for v in values]:
             for path in _trim_readings(value):
                 readings.append(path)
-                readings.append(_percent_decode(path))
-        return _finish("s3_uri", canonical, readings)
+                decoded.append(_percent_decode(path))
+        return _finish("s3_uri", canonical, readings, decoded)
 
     def _resolve(self, occurrences: list[_Occurrence]) -> list[tuple[str, str]]:
-        """(form, key) for each occurrence: the known readings, else the canonical one."""
+        """(form, key) for each occurrence: the known readings, else the known fallbacks, else
+        the canonical reading."""
         out: list[tuple[str, str]] = []
-        ambiguous: list[_Occurrence] = []
+        pending: list[_Occurrence] = []
         has_known = len(self.known_keys) > 0
         for o in occurrences:
             # A single reading is the answer whether the catalog knows it or not.
-            if (len(o.readings) > 1 or o.canonical is None) and o.readings and has_known:
-                ambiguous.append(o)
+            if has_known and (len(o.readings) > 1 or o.canonical is None or o.fallbacks):
+                pending.append(o)
             elif o.canonical is not None:
                 out.append((o.form, o.canonical))
-        if not ambiguous:
-            return out
-        known = self.known_keys.contains([key_hash(r) for o in ambiguous for r in o.readings])
-        i = 0
-        for o in ambiguous:
-            found = [r for r, k in zip(o.readings, known[i:i + len(o.readings)], strict=True)
-                     if k]
-            i += len(o.readings)
-            if found:
-                out += [(o.form, r) for r in found]
-            elif o.canonical is not None:
-                out.append((o.form, o.canonical))
+        for tier in (0, 1):
+            if not pending:
+                break
+            known = self.known_keys.contains(
+                [key_hash(r) for o in pending for r in (o.fallbacks if tier else o.readings)])
+            unresolved: list[_Occurrence] = []
+            i = 0
+            for o in pending:
+                candidates = o.fallbacks if tier else o.readings
+                found = [r for r, k in zip(candidates, known[i:i + len(candidates)], strict=True)
+                         if k]
+                i += len(candidates)
+                if found:
+                    out += [(o.form, r) for r in found]
+                elif not tier and o.fallbacks:
+                    unresolved.append(o)
+                elif o.canonical is not None:
+                    out.append((o.form, o.canonical))
+            pending = unresolved
         return out
 
 
@@ -547,14 +560,21 @@ def _cut_query(value: str) -> str:
     return value
 
 
-def _finish(form: str, canonical: str, readings: list[str]) -> _Occurrence:
-    """Distinct encodable readings, canonical first; NFC/NFD added for non-ASCII keys."""
-    seen: dict[str, None] = {}
+def _finish(form: str, canonical: str, readings: list[str],
+            fallbacks: list[str] | tuple[str, ...] = ()) -> _Occurrence:
+    """Distinct storable readings, canonical first; the NFC/NFD forms of non-ASCII ones and the
+    given ``fallbacks`` are tried only when no reading is a known key (keys as written first)."""
+    primary: dict[str, None] = {}
     for r in readings:
-        if r and r not in seen and _storable(r):
-            seen[r] = None
-            if not r.isascii():
-                seen.setdefault(unicodedata.normalize("NFC", r), None)
-                seen.setdefault(unicodedata.normalize("NFD", r), None)
-    usable = bool(canonical) and not canonical.endswith("/") and canonical in seen
-    return _Occurrence(form, canonical if usable else None, tuple(seen))
+        if r and r not in primary and _storable(r):
+            primary[r] = None
+    extra: dict[str, None] = {}
+    for r in (*primary, *fallbacks):
+        if r and r not in primary and r not in extra and _storable(r):
+            extra[r] = None
+        if r and not r.isascii():
+            for n in (unicodedata.normalize("NFC", r), unicodedata.normalize("NFD", r)):
+                if n not in primary and n not in extra and _storable(n):
+                    extra[n] = None
+    usable = bool(canonical) and not canonical.endswith("/") and canonical in primary
+    return _Occurrence(form, canonical if usable else None, tuple(primary), tuple(extra))
