@@ -28,20 +28,22 @@ URL stops. For each occurrence the extractor builds a short list of *readings*:
   comma (``srcset`` written without spaces);
 - elsewhere the URL ends at whitespace, a quote, ``<``, ``>`` or a control character;
 - for http(s) URLs the query (``?X-Amz-Signature=…``) and ``#fragment`` are dropped and the path is
-  percent-decoded exactly once with ``+`` kept as a plus (S3 semantics), the path as written
-  being a reading too (a key with a literal ``%`` pasted unescaped); for ``s3://`` URIs the key
-  as written comes first and the decoded one is a reading;
+  percent-decoded exactly once with ``+`` kept as a plus (S3 semantics); for ``s3://`` URIs the
+  key is taken as written;
 - trailing punctuation ``.,;:!?*_~)]}`` is peeled off one character at a time, each step a
-  reading (``…a.jpg).`` gives ``a.jpg).``, ``a.jpg)``, ``a.jpg``);
-- a non-ASCII key also gets its NFC and NFD forms as readings.
+  reading (``…a.jpg).`` gives ``a.jpg).``, ``a.jpg)``, ``a.jpg``).
 
 Every reading that names a key the catalog knows (:class:`KnownKeys`) is kept — usually exactly
-one; keeping two when both exist costs at most a delayed purge, missing one loses a file. When no
-reading is known, exactly one *canonical* reading is kept and later reported as dangling: the
-value cut at whitespace when what follows is a ``srcset`` descriptor, at a comma that starts
-another URL, with trailing punctuation removed GFM-style (a ``)`` only while unbalanced), query
-and fragment dropped, percent-decoded. Canonical readings that cannot be S3 keys (empty, ending
-in ``/``, not valid UTF-8, over 1,024 bytes) are dropped, so links to folders make no noise.
+one; keeping two when both exist costs at most a delayed purge, missing one loses a file. Only when
+no reading is known, the *fallbacks* are looked up the same way: the NFC and NFD forms of a
+non-ASCII reading (keys are compared exactly as stored, so the form as written comes first), the
+path as written of an http URL (a key with a literal ``%`` pasted unescaped) and the decoded form
+of an ``s3://`` URI. When no reading or fallback is known, exactly one *canonical* reading is kept
+and later reported as dangling: the value cut at whitespace when what follows is a ``srcset``
+descriptor, at a comma that starts another URL, with trailing punctuation removed GFM-style (a
+``)`` only while unbalanced), query and fragment dropped, percent-decoded. Canonical readings that
+cannot be S3 keys (empty, ending in ``/``, not valid UTF-8, over 1,024 bytes) are dropped, so links
+to folders make no noise.
 
 Hostile input: no regular expression here has nested or overlapping quantifiers that could
 backtrack (repeats are single character classes, bounded, or start with a literal), and a URL is
