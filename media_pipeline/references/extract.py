@@ -26,7 +26,8 @@ URL stops. For each occurrence the extractor builds a short list of *readings*:
 - inside quotes (``"…"`` or ``'…'``) the value runs to the closing quote; the reading cut at the
   first whitespace is added (``srcset`` descriptors, a Markdown title) and so is the one cut at a
   comma (``srcset`` written without spaces);
-- elsewhere the URL ends at whitespace, a quote, ``<``, ``>`` or a control character;
+- elsewhere the URL ends at whitespace, a quote, ``<``, ``>`` or a control character, and the
+  readings that run on over up to three more spaces are added (a raw key with spaces in prose);
 - for http(s) URLs the query (``?X-Amz-Signature=…``) and ``#fragment`` are dropped and the path is
   percent-decoded exactly once with ``+`` kept as a plus (S3 semantics); for ``s3://`` URIs the
   key is taken as written;
@@ -41,9 +42,9 @@ path as written of an http URL (a key with a literal ``%`` pasted unescaped) and
 of an ``s3://`` URI. When no reading or fallback is known, exactly one *canonical* reading is kept
 and later reported as dangling: the value cut at whitespace when what follows is a ``srcset``
 descriptor, at a comma that starts another URL, with trailing punctuation removed GFM-style (a
-``)`` only while unbalanced), query and fragment dropped, percent-decoded. Canonical readings that
-cannot be S3 keys (empty, ending in ``/``, not valid UTF-8, over 1,024 bytes) are dropped, so links
-to folders make no noise.
+``)`` only while unbalanced), query and fragment dropped, percent-decoded (http). Canonical
+readings that cannot be S3 keys (empty, ending in ``/``, not valid UTF-8, over 1,024 bytes) are
+dropped, so links to folders make no noise.
 
 Hostile input: no regular expression here has nested or overlapping quantifiers that could
 backtrack (repeats are single character classes, bounded, or start with a literal), and a URL is
