@@ -14,7 +14,7 @@ from media_pipeline.records import media_id_for
 from media_pipeline.references.document import Document
 from media_pipeline.references.extract import ReferenceExtractor
 from media_pipeline.references.known_keys import KnownKeys
-from media_pipeline.references.scan import _media_id, scan_documents
+from media_pipeline.references.scan import scan_documents
 from media_pipeline.settings import Settings
 
 BUCKET = "media"
@@ -109,6 +109,7 @@ def test_parallel_equals_sequential(extractor: ReferenceExtractor, tmp_path: Pat
     # café.jpg percent-decoded, the other host ignored, shortcodes present
     keys = {r[3] for r in seq_rows}
     assert "café.jpg" in keys and "x.jpg" not in keys
+    assert all(r[4] == media_id_for(BUCKET, r[3]) for r in seq_rows if r[3] is not None)
     assert sum(1 for r in seq_rows if r[5] == "shortcode") == 120
 
 
@@ -171,8 +172,3 @@ def test_known_keys_from_a_duckdb_catalog_resolve_ambiguous_ends(
     stats = scan_documents(docs, extractor, tmp_path / "out", known_keys=known, workers=1)
     assert {r[3] for r in read_fragment(stats.fragments[0])} == {
         "a.jpg,", "reports/q1 summary.pdf", "b.jpg"}
-
-
-def test_fast_media_id_matches_records() -> None:
-    for key in ("a.jpg", "café/ü b+c,(1).png", ""):
-        assert _media_id(BUCKET, key) == media_id_for(BUCKET, key)

@@ -19,7 +19,6 @@ every file this call wrote is removed, so the caller keeps the old index for tha
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import shutil
@@ -71,51 +70,49 @@ class ScanStats:
 
 
 def document_rows(extractor: ReferenceExtractor, doc: Document | tuple[str, str, str, str],
-                  ) -> tuple[dict[str, tuple[str | None, str | None, str]], bool]:
-    """media_id -> (bucket, key, form) for one document, and whether it fell back to text.
+                  ) -> tuple[dict[str, str], list[str], bool]:
+    """key -> form and the shortcode media ids of one document, and whether it fell back.
 
-    A media id reached both by key and by shortcode keeps the key row; otherwise the form that
-    sorts first wins, so every run and worker count gives the same row.
+    A key found in several forms keeps the form that sorts first, so every run and worker count
+    gives the same row. Media ids of keys are left to the fold (DuckDB hashes them in bulk).
     """
     if isinstance(doc, Document):
         text, fmt = doc.text, doc.format
     else:
         text, fmt = doc[2], doc[3]
-    keys, media_ids, fallback = extractor.extract_raw(text, fmt)
-    rows: dict[str, tuple[str | None, str | None, str]] = {}
-    bucket = extractor.bucket
-    for form, key in keys:
-        media_id = _media_id(bucket, key)
-        old = rows.get(media_id)
-        if old is None or form < old[2]:
-            rows[media_id] = (bucket, key, form)
-    for media_id in media_ids:
-        rows.setdefault(media_id, (None, None, "shortcode"))
-    return rows, fallback
-
-
-def _media_id(bucket: str, key: str) -> str:
-    """:func:`media_pipeline.records.media_id_for`, without building a slow ``uuid.UUID``."""
-    h = hashlib.md5(f"{bucket}\x00{key}".encode(), usedforsecurity=False).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    found, media_ids, fallback = extractor.extract_raw(text, fmt)
+    keys: dict[str, str] = {}
+    for form, key in found:
+        old = keys.get(key)
+        if old is None or form < old:
+            keys[key] = form
+    return keys, media_ids, fallback
 
 
 def _scan_chunk(token: str, chunk: _Chunk, part: str) -> _ChunkResult:
     extractor = _EXTRACTORS[token]
+    bucket = extractor.bucket
     columns: list[list[str | None]] = [[] for _ in FRAGMENT_SCHEMA.names]
     ct_col, cid_col, bucket_col, key_col, id_col, form_col = columns
     size = fallbacks = 0
     for doc in chunk:
         size += len(doc[2].encode("utf-8", "surrogatepass"))
-        rows, fell_back = document_rows(extractor, doc)
+        keys, media_ids, fell_back = document_rows(extractor, doc)
         fallbacks += fell_back
-        for media_id, (bucket, key, form) in rows.items():
+        for key, form in keys.items():
             ct_col.append(doc[0])
             cid_col.append(doc[1])
             bucket_col.append(bucket)
             key_col.append(key)
-            id_col.append(media_id)
+            id_col.append(None)  # md5(bucket NUL key) as a UUID, computed by the fold
             form_col.append(form)
+        for media_id in dict.fromkeys(media_ids):
+            ct_col.append(doc[0])
+            cid_col.append(doc[1])
+            bucket_col.append(None)
+            key_col.append(None)
+            id_col.append(media_id)
+            form_col.append("shortcode")
     if ct_col:
         table = pa.Table.from_arrays([pa.array(c, pa.string()) for c in columns],
                                      schema=FRAGMENT_SCHEMA)
@@ -219,14 +216,20 @@ def _fold(parts: list[Path], fragment: Path, spill_dir: Path) -> int:
                                  "preserve_insertion_order": False})
     try:
         files: list[Any] = [str(p) for p in parts]
-        # Rows of one media id share bucket and key (the id is their hash) or have none
-        # (shortcodes): max() keeps the key; the form is the first one of a key row.
+        # The media id of a key row is records.media_id_for's SQL twin. Rows of one media id
+        # share bucket and key (the id is their hash) or have none (shortcodes): max() keeps
+        # the key; the form is the first one of a key row.
         count = con.execute(
             f"""COPY (
+                WITH refs AS (
+                    SELECT content_type, content_id, bucket, key, form,
+                           coalesce(media_id, md5(bucket || chr(0) || key)::UUID::VARCHAR)
+                               AS media_id
+                    FROM read_parquet($files))
                 SELECT content_type, content_id, max(bucket) AS bucket, max(key) AS key,
                        media_id,
                        coalesce(min(form) FILTER (WHERE key IS NOT NULL), min(form)) AS form
-                FROM read_parquet($files)
+                FROM refs
                 GROUP BY content_type, content_id, media_id
             ) TO '{_sql_path(tmp)}' (FORMAT parquet)""",
             {"files": files},
