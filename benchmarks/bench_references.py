@@ -196,9 +196,9 @@ def main(docs: int = 100_000, keys_n: int = 1_000_000, doc_bytes: int = 8_500,
           f"(known keys loaded in {t_keys:.2f} s, {known.nbytes / MB:.0f} MB); "
           f"{stats.refs:,} references, {dangling[0] if dangling else '?':,} dangling, "
           f"{stats.text_fallbacks} text fallbacks")
-    print(f"ours CPU: {cpu:.1f} CPU-seconds (this process and its workers) = "
-          f"{corpus_bytes / MB / (cpu / 2):,.1f} MB/s on 2 cores not shared with anyone else; "
-          f"load average now {os.getloadavg()[0]:.2f}")
+    print(f"ours CPU: {cpu:.1f} CPU-seconds (this process and its workers); estimate for 2 "
+          f"cores of our own (bytes / (CPU-seconds / 2)): {corpus_bytes / MB / (cpu / 2):,.1f} "
+          f"MB/s; load average now {os.getloadavg()[0]:.2f}")
 
     sample = list(read_pages(pages, naive_docs))
     keys = [k for (k,) in duckdb.connect(str(catalog), read_only=True)
