@@ -1,0 +1,583 @@
+"""Find every reference to our media files in a piece of content.
+
+A missed reference means a used file gets deleted, so the extractor is format-agnostic: it
+undoes the escapes content wraps URLs in (JSON ``\\/`` and ``\\u002F``; HTML entities — in the
+whole text those that can shape a URL such as ``&quot;`` and ``&#x2F;``, every other one such as
+``&amp;`` inside each URL found; up to three layers deep, e.g. JSON inside an HTML attribute
+inside JSON), then looks for every known URL prefix anywhere in the text, whatever markup
+surrounds it. ``srcset`` lists, Markdown, CSS
+``url(...)`` and plain prose need no parser of their own: what differs between them is only where
+a URL *ends*, and that is decided from the character before the URL and the characters after it.
+
+Forms recognised (``Ref.form``): ``public_url`` (``settings.custom_domain``), ``cdn_url``
+(``settings.cdn_base_urls``), ``s3_virtual_host`` (``BUCKET.s3[.-]…amazonaws.com``, incl. legacy
+dash, dualstack, accelerate and website hosts), ``s3_path_style``
+(``s3[.-]….amazonaws.com/BUCKET``), ``endpoint_url`` (``settings.endpoint_url``, path-style or
+virtual-host), ``s3_uri`` (``s3://BUCKET/``, also ``s3a://`` and ``s3n://``), each over http, https
+or protocol-relative ``//``; and ``shortcode`` (``settings.shortcode_pattern``, a reference by
+media id). Hosts match case-insensitively and must be followed by ``/``, so look-alikes
+(``evil-cdn.example.com``, ``cdn.example.com.evil.net``) and other buckets never match.
+
+Where a URL ends — the ambiguity and how it is resolved
+--------------------------------------------------------
+Keys may contain spaces, commas, parentheses, ``+`` and ``%``, so no single rule can say where a
+URL stops. For each occurrence the extractor builds a short list of *readings*:
+
+- inside quotes (``"…"`` or ``'…'``) the value runs to the closing quote; the reading cut at the
+  first whitespace is added (``srcset`` descriptors, a Markdown title) and so is the one cut at a
+  comma (``srcset`` written without spaces);
+- elsewhere the URL ends at whitespace, a quote, ``<``, ``>`` or a control character, and the
+  readings that run on over up to three more spaces are added (a raw key with spaces in prose);
+- for http(s) URLs the query (``?X-Amz-Signature=…``) and ``#fragment`` are dropped and the path is
+  percent-decoded exactly once with ``+`` kept as a plus (S3 semantics); for ``s3://`` URIs the
+  key is taken as written;
+- trailing punctuation ``.,;:!?*_~)]}`` is peeled off one character at a time, each step a
+  reading (``…a.jpg).`` gives ``a.jpg).``, ``a.jpg)``, ``a.jpg``).
+
+Every reading that names a key the catalog knows (:class:`KnownKeys`) is kept — usually exactly
+one; keeping two when both exist costs at most a delayed purge, missing one loses a file. Only when
+no reading is known, the *fallbacks* are looked up the same way: the NFC and NFD forms of a
+non-ASCII reading (keys are compared exactly as stored, so the form as written comes first), the
+path as written of an http URL (a key with a literal ``%`` pasted unescaped) and the decoded form
+of an ``s3://`` URI. When no reading or fallback is known, exactly one *canonical* reading is kept
+and later reported as dangling: the value cut at whitespace when what follows is a ``srcset``
+descriptor, at a comma that starts another URL, with trailing punctuation removed GFM-style (a
+``)`` only while unbalanced), query and fragment dropped, percent-decoded (http). Canonical
+readings that cannot be S3 keys (empty, ending in ``/``, not valid UTF-8, over 1,024 bytes) are
+dropped, so links to folders make no noise.
+
+Hostile input: no regular expression here has nested or overlapping quantifiers that could
+backtrack (repeats are single character classes, bounded, or start with a literal), and a URL is
+never looked at beyond ``MAX_URL_CHARS`` characters, so time is linear in the text. The
+shortcode pattern comes from settings; the default is linear too (an operator who sets their own
+owns its complexity).
+
+Formats: ``html`` and ``json`` are checked for being what they claim (JSON must parse, HTML must
+contain a tag and no NUL or U+FFFD, the marks of binary junk); when they are not, the text is
+scanned all the same and ``Extraction.text_fallback`` is set so the scan can count it. ``auto``,
+``markdown`` and ``text`` never fall back; an unknown format is scanned as text and counted as a
+fallback."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import unicodedata
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+from urllib.parse import urlsplit
+
+from media_pipeline.references.document import FORMATS
+from media_pipeline.references.known_keys import KnownKeys, key_hash
+from media_pipeline.settings import Settings
+
+MAX_KEY_BYTES = 1024
+MAX_URL_CHARS = 4096  # an S3 key is ≤ 1,024 bytes: ≤ 3,072 chars percent-encoded, plus the prefix
+_MAX_TRIMS = 8
+_TRAILING = ".,;:!?*_~)]}"
+_ALWAYS_TRIMMED = ".,;:!?*_~"
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
+
+_UNQUOTED_END = re.compile(r"[\s\"'<>`\\\x00-\x1f\x7f]")
+# Opening character -> (its closing character, where a value inside them must stop).
+_QUOTED_END = {
+    '"': ('"', re.compile(r"[\"<>\n\r\x00]")),
+    "'": ("'", re.compile(r"['<>\n\r\x00]")),
+    "<": (">", re.compile(r"[<>\"'\n\r\x00]")),  # Markdown autolink <…>
+}
+_EXTRA_WORDS = 3  # unquoted: readings that run over up to 3 more spaces (``s3://b/my file.jpg``)
+_SRCSET_DESCRIPTOR = re.compile(r"\s+[0-9][0-9.]{0,12}[wxh]?(?![^\s,\"'<>])")
+_URL_AFTER_COMMA = re.compile(r",\s*(?:https?:|s3[an]?:|//)", re.IGNORECASE)
+_JSON_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}(?:\\u[0-9a-fA-F]{4})*|[\"\\/bfnrt])")
+# Entities that change where a URL is found or where it ends, decoded in the whole text; every
+# other entity (``&amp;`` above all) can only sit inside a URL and is decoded there.
+_STRUCTURAL_ENTITY = re.compile(
+    r"&(?:#(?:[0-9]{1,7}|[xX][0-9a-fA-F]{1,6});?"
+    r"|(?:quot|apos|sol|lt|gt|colon|lpar|rpar|nbsp|Tab|NewLine);)")
+_SIMPLE_ESCAPES = {'\\"': '"', "\\\\": "\\", "\\/": "/", "\\b": "\b", "\\f": "\f",
+                   "\\n": "\n", "\\r": "\r", "\\t": "\t"}
+_PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+# After a prefix: the longest run of characters that can neither end a URL nor need more than
+# percent-decoding (3,072: a 1,024-byte key, every byte escaped).
+_PLAIN_TAIL = r"[^\s\"'<>`\\\x00-\x1f\x7f,&?#]{0,3072}"
+_QUOTES = ("'", '"')
+_QUERY_MARKS = ("?", "#")
+_UNQUOTED_CLEAN_ENDS = ("", "\t", "\n", "\r", '"', "'", "<", ">")
+_FAST_PATH_BREAKERS = re.compile(r"[\s,&%]")
+_HTML_TAG = re.compile(r"<[A-Za-z!/?]")
+_SCHEMES = (("https:", "http"), ("http:", "http"), ("s3a:", "s3"), ("s3n:", "s3"), ("s3:", "s3"))
+
+# The settings' default shortcode pattern, rewritten so no two repeats can trade characters
+# (the same language: ``[media id="…"]``, ``[media:…]``, ``[media=…]``, ``[media …]``).
+_DEFAULT_SHORTCODE_LINEAR = (
+    r"\[media(?:\s+id)?[=:\s]\s*+\"?(?P<id>[0-9a-fA-F-]{36})\"?\s*+\]"
+)
+
+RefKind = Literal["key", "media_id"]
+
+
+class Ref(NamedTuple):
+    """One reference: to a key in our bucket, or to a media id (shortcodes)."""
+
+    kind: RefKind
+    value: str
+    form: str
+
+
+@dataclass(slots=True)
+class Extraction:
+    refs: set[Ref] = field(default_factory=set)
+    text_fallback: bool = False
+
+
+class _Occurrence(NamedTuple):
+    form: str
+    canonical: str | None
+    readings: tuple[str, ...]  # canonical first when there is one
+    fallbacks: tuple[str, ...] = ()  # looked up only when no reading is known
+
+
+def _decode_json_escapes(text: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        s = m.group()
+        if s[1] == "u":
+            decoded: str = json.loads(f'"{s}"')  # pairs surrogates like a JSON parser does
+            return decoded
+        return _SIMPLE_ESCAPES[s]
+
+    return _JSON_ESCAPE.sub(one, text)
+
+
+def _decode_structural_entities(text: str) -> str:
+    return _STRUCTURAL_ENTITY.sub(lambda m: html.unescape(m.group()), text)
+
+
+def _decode_entities(value: str, end: re.Pattern[str]) -> str:
+    """Every entity in one URL (nested ``&amp;quot;`` too), cut where a decoded one ends it."""
+    for _ in range(3):
+        decoded = html.unescape(value)
+        if decoded == value:
+            break
+        value = decoded
+    stop = end.search(value)
+    return value[:stop.start()] if stop else value
+
+
+def _percent_decode(path: str) -> str:
+    """Once, UTF-8, ``+`` kept; a path whose escapes are not UTF-8 is taken as written."""
+    if "%" not in path:
+        return path
+    try:
+        return _PERCENT_RUN.sub(_percent_run, path)
+    except UnicodeDecodeError:
+        return path
+
+
+def _percent_run(m: re.Match[str]) -> str:
+    return bytes.fromhex(m.group().replace("%", "")).decode("utf-8")
+
+
+def unescape(text: str) -> str:
+    """Undo JSON string escapes and the HTML entities that shape URLs, up to three layers."""
+    for _ in range(3):
+        before = text
+        if "\\" in text:
+            text = _decode_json_escapes(text)
+        if "&" in text:
+            text = _decode_structural_entities(text)
+        if text == before:
+            break
+    return text
+
+
+def _storable(key: str) -> bool:
+    """Could S3 hold this key: valid UTF-8 (no lone surrogates), at most 1,024 bytes."""
+    if key.isascii():
+        return len(key) <= MAX_KEY_BYTES
+    try:
+        return len(key.encode("utf-8")) <= MAX_KEY_BYTES
+    except UnicodeEncodeError:
+        return False
+
+
+def _trim_canonical(s: str) -> str:
+    """GFM-style: drop trailing punctuation, and a closing bracket only while unbalanced."""
+    while s:
+        c = s[-1]
+        unbalanced = c in _CLOSERS and s.count(c) > s.count(_CLOSERS[c])
+        if c in _ALWAYS_TRIMMED or unbalanced:
+            s = s[:-1]
+        else:
+            break
+    return s
+
+
+def _trim_readings(s: str) -> list[str]:
+    out = [s]
+    for _ in range(_MAX_TRIMS):
+        if not s or s[-1] not in _TRAILING:
+            break
+        s = s[:-1]
+        out.append(s)
+    return out
+
+
+def _base_parts(base: str) -> tuple[str, str]:
+    """``cdn.example.com`` or ``https://cdn.example.com/media/`` -> (netloc, "/media")."""
+    base = base.strip()
+    if "//" not in base:
+        base = "//" + base
+    parts = urlsplit(base)
+    if not parts.netloc:
+        raise ValueError(f"not a base URL: {base!r}")
+    return parts.netloc.lower(), parts.path.rstrip("/")
+
+
+class ReferenceExtractor:
+    """Finds references to ``bucket`` in text; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        custom_domain: str | None = None,
+        cdn_base_urls: Iterable[str] = (),
+        endpoint_url: str | None = None,
+        shortcode_pattern: str | None = Settings.shortcode_pattern,
+        known_keys: KnownKeys | None = None,
+    ) -> None:
+        self.bucket = bucket
+        self.known_keys = known_keys if known_keys is not None else KnownKeys.empty()
+        b = re.escape(bucket)
+        # (regex after "//", form, is_http); order matters: longer bases first.
+        alternatives: list[tuple[str, str, bool]] = []
+        bases = [(custom_domain, "public_url")] if custom_domain else []
+        bases += [(url, "cdn_url") for url in cdn_base_urls]
+        parsed = sorted(((_base_parts(u), form) for u, form in bases),
+                        key=lambda item: -len(item[0][0] + item[0][1]))
+        for (netloc, path), form in parsed:
+            alternatives.append((f"(?i:{re.escape(netloc)}){re.escape(path)}/", form, True))
+        aws = r"\.amazonaws\.com(?:\.cn)?(?::443)?"
+        alternatives.append((f"(?i:{b}\\.s3[a-z0-9.-]{{0,63}}{aws})/", "s3_virtual_host", True))
+        alternatives.append((f"(?i:s3[a-z0-9.-]{{0,63}}{aws})/{b}/", "s3_path_style", True))
+        if endpoint_url:
+            netloc, path = _base_parts(endpoint_url)
+            alternatives.append(
+                (f"(?i:{re.escape(netloc)}){re.escape(path)}/{b}/", "endpoint_url", True))
+            alternatives.append((f"(?i:{b}\\.{re.escape(netloc)})/", "endpoint_url", True))
+        alternatives.append((f"{b}/", "s3_uri", False))
+        self._forms: dict[str, tuple[str, bool]] = {}
+        groups = []
+        for i, (rx, form, is_http) in enumerate(alternatives):
+            self._forms[f"g{i}"] = (form, is_http)
+            groups.append(f"(?P<g{i}>{rx})")
+        self._prefix = re.compile("//(?:" + "|".join(groups) + ")" + _PLAIN_TAIL)
+        self._shortcode: re.Pattern[str] | None = None
+        if shortcode_pattern:
+            if shortcode_pattern == Settings.shortcode_pattern:
+                shortcode_pattern = _DEFAULT_SHORTCODE_LINEAR
+            self._shortcode = re.compile(shortcode_pattern)
+            if "id" not in self._shortcode.groupindex:
+                raise ValueError("the shortcode pattern needs a named group 'id', "
+                                 f"e.g. (?P<id>...): {shortcode_pattern!r}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings,
+                      known_keys: KnownKeys | None = None) -> ReferenceExtractor:
+        return cls(
+            settings.bucket,
+            custom_domain=settings.custom_domain,
+            cdn_base_urls=settings.cdn_base_urls,
+            endpoint_url=settings.endpoint_url,
+            shortcode_pattern=settings.shortcode_pattern,
+            known_keys=known_keys,
+        )
+
+    def with_known_keys(self, known_keys: KnownKeys) -> ReferenceExtractor:
+        other = object.__new__(ReferenceExtractor)
+        other.__dict__.update(self.__dict__)
+        other.known_keys = known_keys
+        return other
+
+    # --- the public entry point ---
+
+    def extract(self, text: str, fmt: str = "auto") -> Extraction:
+        """All references in ``text``; never raises on content, whatever it holds."""
+        keys, media_ids, fallback = self.extract_raw(text, fmt)
+        refs = {Ref("key", key, form) for form, key in keys}
+        refs.update(Ref("media_id", media_id, "shortcode") for media_id in media_ids)
+        return Extraction(refs, fallback)
+
+    def extract_raw(self, text: str, fmt: str = "auto",
+                    ) -> tuple[list[tuple[str, str]], list[str], bool]:
+        """What :meth:`extract` finds, as plain lists for the scanning engine's hot loop:
+        ``(form, key)`` pairs, canonical media ids of shortcodes, and the text-fallback flag."""
+        fallback = self._falls_back(text, fmt)
+        plain = unescape(text)
+        keys, occurrences = self._occurrences(plain)
+        if occurrences:
+            keys += self._resolve(occurrences)
+        media_ids: list[str] = []
+        if self._shortcode is not None:
+            for m in self._shortcode.finditer(plain):
+                try:
+                    media_ids.append(str(uuid.UUID(m.group("id"))))
+                except (ValueError, TypeError):
+                    continue
+        return keys, media_ids, fallback
+
+    # --- internals ---
+
+    @staticmethod
+    def _falls_back(text: str, fmt: str) -> bool:
+        if fmt == "json":
+            try:
+                json.loads(text)
+            except (ValueError, RecursionError):
+                return True
+            return False
+        if fmt == "html":
+            return _HTML_TAG.search(text) is None or "\x00" in text or "\ufffd" in text
+        return fmt not in FORMATS
+
+    def _occurrences(self, text: str) -> tuple[list[tuple[str, str]], list[_Occurrence]]:
+        """``(form, key)`` of the URLs that can be read one way only, and the occurrences
+        that need resolving against the known keys."""
+        direct: list[tuple[str, str]] = []
+        decoded: list[tuple[str, str, str]] = []
+        out: list[_Occurrence] = []
+        forms = self._forms
+        for m in self._prefix.finditer(text):
+            group = m.lastgroup
+            assert group is not None
+            form, is_http = forms[group]
+            slashes, start, end = m.start(), m.end(group), m.end()
+            # Fast path, most URLs: the prefix regex already ran over an ASCII path up to a
+            # character that surely ends it; at most percent-escapes to decode, nothing to peel
+            # off or choose between.
+            if end > start:
+                tail = text[start:end]
+                nxt = text[end:end + 1]
+                last = tail[-1]
+                if last not in _TRAILING and last != "/" and tail.isascii():
+                    if text[slashes - 1:slashes] == ":":
+                        before, scheme = _url_context(text, slashes)
+                    else:
+                        before, scheme = text[slashes - 1:slashes], ""
+                    if ((nxt == before and nxt in _QUOTES
+                         or is_http and nxt in _QUERY_MARKS
+                         or before not in _QUOTED_END and (
+                             nxt in _UNQUOTED_CLEAN_ENDS
+                             or nxt == " " and _SRCSET_DESCRIPTOR.match(text, end)))
+                            and (is_http or scheme == "s3")):
+                        if "%" not in tail:
+                            if len(tail) <= MAX_KEY_BYTES:
+                                direct.append((form, tail))
+                        elif is_http:  # decoded; as written only if such a key exists
+                            key = _percent_decode(tail)
+                            if key.isascii() and len(key) <= MAX_KEY_BYTES and key[-1] != "/":
+                                decoded.append((form, key, tail))
+                            else:
+                                out.append(_finish(form, key, [key], [tail]))
+                        else:
+                            out.append(_finish(form, tail, [tail], [_percent_decode(tail)]))
+                        continue
+                    if (nxt == " " and before in _QUOTES and is_http
+                            and _SRCSET_DESCRIPTOR.match(text, end)):
+                        # srcset="URL 2x, …": the URL, or the whole value if that is a key
+                        close = text.find(before, end, start + MAX_URL_CHARS)
+                        if close > 0:
+                            whole = _cut_query(text[start:close])
+                            if "&" in whole:
+                                whole = _decode_entities(whole, _QUOTED_END[before][1])
+                            key = _percent_decode(tail)
+                            out.append(_finish(form, key, [key, _percent_decode(whole)],
+                                               [whole, tail]))
+                            continue
+            occurrence = self._occurrence(text, slashes, start, form, is_http)
+            if occurrence is not None:
+                out.append(occurrence)
+        if decoded:
+            direct += self._resolve_decoded(decoded)
+        return direct, out
+
+    def _resolve_decoded(self, found: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+        """(form, decoded key, path as written): the decoded key, unless only the path as
+        written is a known key (a key with a literal ``%`` pasted into a URL unescaped)."""
+        if not len(self.known_keys):
+            return [(form, key) for form, key, _ in found]
+        known = self.known_keys.contains([key_hash(key) for _, key, _ in found])
+        unknown = [i for i, k in enumerate(known) if not k]
+        out = [(form, key) for form, key, _ in found]
+        if unknown:
+            raw_known = self.known_keys.contains([key_hash(found[i][2]) for i in unknown])
+            for i, k in zip(unknown, raw_known, strict=True):
+                if k and _storable(found[i][2]):
+                    out[i] = (found[i][0], found[i][2])
+        return out
+
+    def _occurrence(self, text: str, slashes: int, start: int, form: str,
+                    is_http: bool) -> _Occurrence | None:
+        before, scheme = _url_context(text, slashes)
+        if not is_http and scheme != "s3":
+            return None
+        limit = min(len(text), start + MAX_URL_CHARS)
+        values: list[str] = []
+        canonical_value: str
+        quoting = _QUOTED_END.get(before)
+        stop = quoting[1].search(text, start, limit) if quoting is not None else None
+        end_re = _UNQUOTED_END
+        if stop is not None and quoting is not None and text[stop.start()] == quoting[0]:
+            end_re = quoting[1]
+            whole = text[start:stop.start()]
+            if is_http:
+                whole = _cut_query(whole)
+            if (whole and whole[-1] not in _TRAILING and whole[-1] != "/"
+                    and whole.isascii() and len(whole) <= MAX_KEY_BYTES
+                    and not _FAST_PATH_BREAKERS.search(whole)):
+                return _Occurrence(form, whole, (whole,))  # the common case: one reading
+            cut = _UNQUOTED_END.search(whole)
+            if cut is None:
+                canonical_value = whole
+                values.append(whole)
+            else:
+                token = whole[:cut.start()]
+                values += (token, whole)
+                canonical_value = (token if _SRCSET_DESCRIPTOR.match(whole, cut.start())
+                                   else whole)
+        else:
+            end = _UNQUOTED_END.search(text, start, limit)
+            canonical_value = text[start:end.start() if end else limit]
+            token = _cut_query(canonical_value) if is_http else canonical_value
+            if (token and token[-1] not in _TRAILING and token[-1] != "/" and token.isascii()
+                    and len(token) <= MAX_KEY_BYTES and not _FAST_PATH_BREAKERS.search(token)
+                    and (end is None or text[end.start()] != " " or token != canonical_value
+                         or _SRCSET_DESCRIPTOR.match(text, end.start()))):
+                return _Occurrence(form, token, (token,))  # one word, nothing to peel off
+            values.append(canonical_value)
+            for _ in range(_EXTRA_WORDS):
+                if end is None or text[end.start()] != " ":
+                    break
+                end = _UNQUOTED_END.search(text, end.start() + 1, limit)
+                values.append(text[start:end.start() if end else limit])
+        if is_http:  # the query and fragment never name the key
+            canonical_value = _cut_query(canonical_value)
+            values = [_cut_query(v) for v in values]
+        if "&" in canonical_value:
+            canonical_value = _decode_entities(canonical_value, end_re)
+        values = [_decode_entities(v, end_re) if "&" in v else v for v in values]
+        if "," in canonical_value:
+            comma = canonical_value.index(",")
+            values.append(canonical_value[:comma])
+            if _URL_AFTER_COMMA.match(canonical_value, comma):
+                canonical_value = canonical_value[:comma]
+        if is_http:
+            return self._http_readings(form, canonical_value, values)
+        return self._s3_uri_readings(canonical_value, values)
+
+    @staticmethod
+    def _http_readings(form: str, canonical_value: str, values: list[str]) -> _Occurrence:
+        decoded: dict[str, str] = {}
+
+        def decode(path: str) -> str:
+            out = decoded.get(path)
+            if out is None:
+                out = decoded[path] = _percent_decode(path)
+            return out
+
+        canonical = decode(_trim_canonical(canonical_value))
+        readings = [canonical]
+        as_written = []  # only if no decoded reading is known: a literal "%" pasted unescaped
+        for value in values:
+            for path in _trim_readings(value):
+                readings.append(decode(path))
+                as_written.append(path)
+        return _finish(form, canonical, readings, as_written)
+
+    @staticmethod
+    def _s3_uri_readings(canonical_value: str, values: list[str]) -> _Occurrence:
+        canonical = _trim_canonical(canonical_value)
+        readings = [canonical]
+        decoded = []  # only if no reading as written is known
+        for value in values + [_cut_query(v) for v in values]:
+            for path in _trim_readings(value):
+                readings.append(path)
+                decoded.append(_percent_decode(path))
+        return _finish("s3_uri", canonical, readings, decoded)
+
+    def _resolve(self, occurrences: list[_Occurrence]) -> list[tuple[str, str]]:
+        """(form, key) for each occurrence: the known readings, else the known fallbacks, else
+        the canonical reading."""
+        out: list[tuple[str, str]] = []
+        pending: list[_Occurrence] = []
+        has_known = len(self.known_keys) > 0
+        for o in occurrences:
+            # A single reading is the answer whether the catalog knows it or not.
+            if has_known and (len(o.readings) > 1 or o.canonical is None or o.fallbacks):
+                pending.append(o)
+            elif o.canonical is not None:
+                out.append((o.form, o.canonical))
+        for tier in (0, 1):
+            if not pending:
+                break
+            known = self.known_keys.contains(
+                [key_hash(r) for o in pending for r in (o.fallbacks if tier else o.readings)])
+            unresolved: list[_Occurrence] = []
+            i = 0
+            for o in pending:
+                candidates = o.fallbacks if tier else o.readings
+                found = [r for r, k in zip(candidates, known[i:i + len(candidates)], strict=True)
+                         if k]
+                i += len(candidates)
+                if found:
+                    out += [(o.form, r) for r in found]
+                elif not tier and o.fallbacks:
+                    unresolved.append(o)
+                elif o.canonical is not None:
+                    out.append((o.form, o.canonical))
+            pending = unresolved
+        return out
+
+
+def _url_context(text: str, slashes: int) -> tuple[str, str]:
+    """The character before the URL whose ``//`` is at ``slashes``, and its scheme
+    (``http`` for http and https, ``s3`` for s3, s3a and s3n, ``""`` for none)."""
+    at, scheme = slashes, ""
+    if slashes and text[slashes - 1] == ":":
+        head = text[max(0, slashes - 6):slashes].lower()
+        for prefix, name in _SCHEMES:
+            if head.endswith(prefix):
+                at, scheme = slashes - len(prefix), name
+                break
+    return (text[at - 1] if at else ""), scheme
+
+
+def _cut_query(value: str) -> str:
+    for mark in ("?", "#"):
+        at = value.find(mark)
+        if at >= 0:
+            value = value[:at]
+    return value
+
+
+def _finish(form: str, canonical: str, readings: list[str],
+            fallbacks: list[str] | tuple[str, ...] = ()) -> _Occurrence:
+    """Distinct storable readings, canonical first; the NFC/NFD forms of non-ASCII ones and the
+    given ``fallbacks`` are tried only when no reading is a known key (keys as written first)."""
+    primary: dict[str, None] = {}
+    for r in readings:
+        if r and r not in primary and _storable(r):
+            primary[r] = None
+    extra: dict[str, None] = {}
+    for r in (*primary, *fallbacks):
+        if r and r not in primary and r not in extra and _storable(r):
+            extra[r] = None
+        if r and not r.isascii():
+            for n in (unicodedata.normalize("NFC", r), unicodedata.normalize("NFD", r)):
+                if n not in primary and n not in extra and _storable(n):
+                    extra[n] = None
+    usable = bool(canonical) and not canonical.endswith("/") and canonical in primary
+    return _Occurrence(form, canonical if usable else None, tuple(primary), tuple(extra))

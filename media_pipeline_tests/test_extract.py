@@ -1,0 +1,440 @@
+"""Reference extraction: every form a media file can be referenced in, one test case each, the
+look-alikes that must not count, ambiguous URL ends resolved against known keys, hostile input."""
+
+from __future__ import annotations
+
+import html
+import json
+import random
+import unicodedata
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
+
+from media_pipeline.references.extract import Ref, ReferenceExtractor
+from media_pipeline.references.known_keys import KnownKeys, key_hash
+from media_pipeline.settings import Settings
+
+BUCKET = "media"
+UUID = "0e5c3b3a-1111-2222-3333-444455556666"
+
+
+def make_extractor(known: list[str] | None = None, **overrides: Any) -> ReferenceExtractor:
+    values: dict[str, Any] = {
+        "bucket": BUCKET,
+        "custom_domain": "cdn.example.com",
+        "cdn_base_urls": ("https://static.example.org/assets", "http://img.example.net"),
+        "endpoint_url": "http://127.0.0.1:9100",
+    }
+    values.update(overrides)
+    keys = KnownKeys.from_keys(known) if known is not None else None
+    return ReferenceExtractor.from_settings(Settings(**values), keys)
+
+
+def keys_of(text: str, fmt: str = "auto", known: list[str] | None = None,
+            **overrides: Any) -> set[tuple[str, str]]:
+    refs = make_extractor(known, **overrides).extract(text, fmt).refs
+    return {(r.value, r.form) for r in refs}
+
+
+# (case id, text, format, expected (value, form) pairs)
+FORMS = [
+    # public base URL and CDN bases
+    ("public-https", '<img src="https://cdn.example.com/a/b.jpg">', "html",
+     {("a/b.jpg", "public_url")}),
+    ("public-http", "<img src='http://cdn.example.com/a/b.jpg'>", "html",
+     {("a/b.jpg", "public_url")}),
+    ("public-protocol-relative", '<img src="//cdn.example.com/a/b.jpg">', "html",
+     {("a/b.jpg", "public_url")}),
+    ("public-host-case-insensitive", '<img src="HTTPS://CDN.Example.COM/A/b.jpg">', "html",
+     {("A/b.jpg", "public_url")}),
+    ("cdn-with-path-prefix", '<img src="https://static.example.org/assets/x/y.png">', "html",
+     {("x/y.png", "cdn_url")}),
+    ("cdn-second-base-http", "see http://img.example.net/x/y.png for it", "text",
+     {("x/y.png", "cdn_url")}),
+    ("cdn-second-base-https", "see https://img.example.net/x/y.png for it", "text",
+     {("x/y.png", "cdn_url")}),
+    # S3 URLs
+    ("s3-virtual-host", "https://media.s3.amazonaws.com/k/a.jpg", "text",
+     {("k/a.jpg", "s3_virtual_host")}),
+    ("s3-virtual-host-regional", "https://media.s3.eu-west-1.amazonaws.com/k/a.jpg", "text",
+     {("k/a.jpg", "s3_virtual_host")}),
+    ("s3-virtual-host-legacy-dash", "https://media.s3-us-west-2.amazonaws.com/k/a.jpg", "text",
+     {("k/a.jpg", "s3_virtual_host")}),
+    ("s3-virtual-host-dualstack", "https://media.s3.dualstack.us-east-1.amazonaws.com/k/a.jpg",
+     "text", {("k/a.jpg", "s3_virtual_host")}),
+    ("s3-path-style", "https://s3.amazonaws.com/media/k/a.jpg", "text",
+     {("k/a.jpg", "s3_path_style")}),
+    ("s3-path-style-regional", "https://s3.ap-southeast-2.amazonaws.com/media/k/a.jpg", "text",
+     {("k/a.jpg", "s3_path_style")}),
+    ("s3-path-style-legacy-dash", "http://s3-eu-west-1.amazonaws.com/media/k/a.jpg", "text",
+     {("k/a.jpg", "s3_path_style")}),
+    ("endpoint-path-style", "http://127.0.0.1:9100/media/k/a.jpg", "text",
+     {("k/a.jpg", "endpoint_url")}),
+    ("s3-uri", "aws s3 cp s3://media/k/a.jpg .", "text", {("k/a.jpg", "s3_uri")}),
+    ("s3-uri-raw-unicode", "s3://media/k/café.jpg", "text", {("k/café.jpg", "s3_uri")}),
+    # signed URLs, fragments
+    ("signed-query-dropped",
+     "https://media.s3.amazonaws.com/k/a.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+     "&X-Amz-Expires=3600&X-Amz-Signature=abc123", "text", {("k/a.jpg", "s3_virtual_host")}),
+    ("signed-query-html-entities",
+     '<a href="https://media.s3.amazonaws.com/k/a.jpg?X-Amz-Expires=3600&amp;'
+     'X-Amz-Signature=abc">x</a>', "html", {("k/a.jpg", "s3_virtual_host")}),
+    ("fragment-dropped", '<a href="https://cdn.example.com/doc.pdf#page=2">', "html",
+     {("doc.pdf", "public_url")}),
+    # percent-encoding and unicode
+    ("percent-space", '<img src="https://cdn.example.com/my%20photo.jpg">', "html",
+     {("my photo.jpg", "public_url")}),
+    ("percent-plus", '<img src="https://cdn.example.com/a%2Bb.jpg">', "html",
+     {("a+b.jpg", "public_url")}),
+    ("literal-plus-is-plus", '<img src="https://cdn.example.com/a+b.jpg">', "html",
+     {("a+b.jpg", "public_url")}),
+    ("percent-utf8", '<img src="https://cdn.example.com/caf%C3%A9.jpg">', "html",
+     {("café.jpg", "public_url")}),
+    ("percent-twice-encoded-percent", '<img src="https://cdn.example.com/100%2520.jpg">',
+     "html", {("100%20.jpg", "public_url")}),
+    ("raw-unicode", '<img src="https://cdn.example.com/фото/café.jpg">', "html",
+     {("фото/café.jpg", "public_url")}),
+    # HTML
+    ("html-href", '<a href="https://cdn.example.com/doc.pdf">doc</a>', "html",
+     {("doc.pdf", "public_url")}),
+    ("html-srcset-x-with-spaces",
+     '<img srcset="https://cdn.example.com/a.jpg 1x, https://cdn.example.com/b.jpg 2x">',
+     "html", {("a.jpg", "public_url"), ("b.jpg", "public_url")}),
+    ("html-srcset-w-without-spaces",
+     '<img srcset="https://cdn.example.com/a.jpg 480w,https://cdn.example.com/b.jpg 800w">',
+     "html", {("a.jpg", "public_url"), ("b.jpg", "public_url")}),
+    ("html-srcset-without-descriptors",
+     '<img srcset="https://cdn.example.com/a.jpg,https://cdn.example.com/b.jpg">',
+     "html", {("a.jpg", "public_url"), ("b.jpg", "public_url")}),
+    ("html-data-src", '<img data-src="https://cdn.example.com/lazy.jpg">', "html",
+     {("lazy.jpg", "public_url")}),
+    ("html-poster", '<video poster="https://cdn.example.com/p.jpg"></video>', "html",
+     {("p.jpg", "public_url")}),
+    ("html-source-srcset",
+     '<picture><source srcset="https://cdn.example.com/s.webp" type="image/webp"></picture>',
+     "html", {("s.webp", "public_url")}),
+    ("html-inline-style-url",
+     '<div style="background:url(https://cdn.example.com/bg.png) no-repeat"></div>', "html",
+     {("bg.png", "public_url")}),
+    ("html-inline-style-url-entity-quotes",
+     '<div style="background:url(&quot;https://cdn.example.com/bg.png&quot;)"></div>', "html",
+     {("bg.png", "public_url")}),
+    ("css-url-single-quotes", "<style>.a{background:url('https://cdn.example.com/c.png')}"
+     "</style>", "html", {("c.png", "public_url")}),
+    ("css-url-double-quotes", '.a{background:url("https://cdn.example.com/c.png")}', "text",
+     {("c.png", "public_url")}),
+    ("css-url-no-quotes", ".a{background:url(https://cdn.example.com/c.png)}", "text",
+     {("c.png", "public_url")}),
+    ("html-entity-encoded-slashes",
+     '<a href="https:&#x2F;&#x2F;cdn.example.com&#x2F;e&#x2F;f.jpg">', "html",
+     {("e/f.jpg", "public_url")}),
+    ("html-entity-in-key", '<a href="https://cdn.example.com/a&amp;b.jpg">', "html",
+     {("a&b.jpg", "public_url")}),
+    # Markdown
+    ("markdown-image-with-title", '![alt](https://cdn.example.com/m.png "A title")', "markdown",
+     {("m.png", "public_url")}),
+    ("markdown-link", "[the doc](https://cdn.example.com/d.pdf).", "markdown",
+     {("d.pdf", "public_url")}),
+    ("markdown-autolink", "<https://cdn.example.com/auto.pdf>", "markdown",
+     {("auto.pdf", "public_url")}),
+    ("markdown-reference-style", "[logo]: https://cdn.example.com/logo.svg\n", "markdown",
+     {("logo.svg", "public_url")}),
+    ("markdown-link-key-with-parentheses", "[x](https://cdn.example.com/photo_(1).jpg)",
+     "markdown", {("photo_(1).jpg", "public_url")}),
+    # JSON
+    ("json-escaped-slashes", '{"image": "https:\\/\\/cdn.example.com\\/a\\/b.jpg"}', "json",
+     {("a/b.jpg", "public_url")}),
+    ("json-unicode-escapes", '{"image": "https:\\u002F\\u002Fcdn.example.com\\u002Fa.jpg"}',
+     "json", {("a.jpg", "public_url")}),
+    ("json-nested-html",
+     json.dumps({"blocks": [{"body": {"html": '<img src="https://cdn.example.com/n.jpg">'}}]}),
+     "json", {("n.jpg", "public_url")}),
+    ("json-escaped-non-ascii-key", json.dumps({"u": "s3://media/k/café.jpg"}), "json",
+     {("k/café.jpg", "s3_uri")}),
+    ("json-in-html-attribute",
+     '<div data-props="{&quot;src&quot;:&quot;https:\\/\\/cdn.example.com\\/j.jpg&quot;}">',
+     "html", {("j.jpg", "public_url")}),
+]
+
+
+@pytest.mark.parametrize(("text", "fmt", "expected"), [c[1:] for c in FORMS],
+                         ids=[c[0] for c in FORMS])
+def test_each_form_is_found(text: str, fmt: str, expected: set[tuple[str, str]]) -> None:
+    assert keys_of(text, fmt) == expected
+
+
+def test_custom_domain_given_as_url_with_path_prefix() -> None:
+    found = keys_of('<img src="https://www.example.com/media/a/b.jpg"> '
+                    '<a href="https://www.example.com/about">', "html",
+                    custom_domain="https://www.example.com/media")
+    assert found == {("a/b.jpg", "public_url")}
+
+
+def test_endpoint_virtual_host_style() -> None:
+    found = keys_of("http://media.minio.internal:9000/k/a.jpg", "text",
+                    endpoint_url="http://minio.internal:9000")
+    assert found == {("k/a.jpg", "endpoint_url")}
+
+
+@pytest.mark.parametrize("text", [
+    '[media id="0E5C3B3A-1111-2222-3333-444455556666"]',
+    "[media:0e5c3b3a-1111-2222-3333-444455556666]",
+    "[media id=0e5c3b3a-1111-2222-3333-444455556666]",
+    '{"body": "[media id=\\"0e5c3b3a-1111-2222-3333-444455556666\\"]"}',
+    "<p>[media id=&quot;0e5c3b3a-1111-2222-3333-444455556666&quot;]</p>",
+], ids=["quoted-uppercase", "colon", "unquoted", "json-escaped-quotes", "html-entity-quotes"])
+def test_shortcode_gives_a_media_id_reference(text: str) -> None:
+    refs = make_extractor().extract(text).refs
+    assert refs == {Ref("media_id", UUID, "shortcode")}
+
+
+def test_custom_shortcode_pattern() -> None:
+    extractor = make_extractor(shortcode_pattern=r"\{\{\s*image (?P<id>[0-9a-f-]{36})\s*\}\}")
+    refs = extractor.extract(f"{{{{ image {UUID} }}}} [media:{UUID}]").refs
+    assert refs == {Ref("media_id", UUID, "shortcode")}
+
+
+def test_shortcode_pattern_without_id_group_is_refused() -> None:
+    with pytest.raises(ValueError, match="named group 'id'"):
+        make_extractor(shortcode_pattern=r"\[img (\S+)\]")
+
+
+def test_shortcode_with_an_invalid_uuid_is_ignored() -> None:
+    text = ("[media:0e5c3b3a-1111-2222-3333-44445555666g] "
+            "[media:------------------------------------]")
+    assert make_extractor().extract(text).refs == set()
+
+
+@pytest.mark.parametrize("text", [
+    "https://other.s3.amazonaws.com/k/a.jpg",
+    "https://media-backup.s3.amazonaws.com/k/a.jpg",
+    "https://s3.amazonaws.com/other/k/a.jpg",
+    "https://s3.amazonaws.com/media-backup/k/a.jpg",
+    "s3://other/k/a.jpg",
+    "s3://media-backup/k/a.jpg",
+    "https://www.example.com/k/a.jpg",
+    "https://evil-cdn.example.com/k/a.jpg",
+    "https://cdn.example.com.evil.net/k/a.jpg",
+    "https://notcdn.example.com/k/a.jpg",
+    "https://static.example.org/other/k/a.jpg",
+    "https://static.example.org/assetsX/k/a.jpg",
+    "https://media.s3.amazonaws.com.evil.net/k/a.jpg",
+    "https://media.evil.com/k/a.jpg",
+    "http://127.0.0.1:9101/media/k/a.jpg",
+    "http://127.0.0.1:9100/other/k/a.jpg",
+    "https://media/k/a.jpg",
+    "https://cdn.example.com/",
+    "https://cdn.example.com/folder/",
+], ids=lambda t: t.split("//", 1)[1][:40])
+def test_other_buckets_hosts_and_look_alikes_are_ignored(text: str) -> None:
+    assert make_extractor().extract(f'<a href="{text}">x</a> {text} ', "html").refs == set()
+
+
+# --- where a URL ends: trailing punctuation, spaces, resolved against the known keys ---
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("see https://cdn.example.com/a.jpg, and more", "a.jpg"),
+    ("(see https://cdn.example.com/a.jpg).", "a.jpg"),
+    ("is it https://cdn.example.com/a.jpg?", "a.jpg"),
+    ("**https://cdn.example.com/a.jpg**", "a.jpg"),
+    ("[https://cdn.example.com/a.jpg]", "a.jpg"),
+])
+def test_trailing_punctuation_without_catalog(text: str, key: str) -> None:
+    assert keys_of(text, "text") == {(key, "public_url")}
+
+
+def test_trailing_punctuation_that_is_part_of_a_known_key_is_kept() -> None:
+    text = "see https://cdn.example.com/a.jpg, and (https://cdn.example.com/b.jpg)."
+    found = keys_of(text, "text", known=["a.jpg,", "b.jpg)"])
+    assert found == {("a.jpg,", "public_url"), ("b.jpg)", "public_url")}
+
+
+def test_both_readings_known_both_kept() -> None:
+    found = keys_of("see https://cdn.example.com/a.jpg, and", "text", known=["a.jpg", "a.jpg,"])
+    assert found == {("a.jpg", "public_url"), ("a.jpg,", "public_url")}
+
+
+def test_unknown_key_is_kept_as_one_dangling_reading() -> None:
+    found = keys_of("see https://cdn.example.com/gone.jpg).", "text", known=["other.jpg"])
+    assert found == {("gone.jpg", "public_url")}
+
+
+def test_raw_space_in_quoted_attribute() -> None:
+    text = '<img src="https://cdn.example.com/my photo (1).jpg">'
+    assert keys_of(text, "html") == {("my photo (1).jpg", "public_url")}
+    assert keys_of(text, "html", known=["my photo (1).jpg"]) == {("my photo (1).jpg",
+                                                                   "public_url")}
+
+
+def test_raw_space_in_plain_text_resolved_by_known_key() -> None:
+    text = "copy s3://media/reports/q1 summary.pdf to the share"
+    assert keys_of(text, "text", known=["reports/q1 summary.pdf"]) == {
+        ("reports/q1 summary.pdf", "s3_uri")}
+    assert keys_of(text, "text") == {("reports/q1", "s3_uri")}
+
+
+@pytest.mark.parametrize("key", ["0 0", "0 0,&", "%00", "a%20b.jpg"])
+def test_keys_the_property_test_found(key: str) -> None:
+    # a key that looks like "URL + srcset descriptor", holds an entity, or a literal "%"
+    text = f'<img src="https://cdn.example.com/{html.escape(key)}" alt="x">'
+    assert keys_of(text, "html", known=[key]) == {(key, "public_url")}
+
+
+def test_comma_in_key_resolved_by_known_key() -> None:
+    text = '<img srcset="https://cdn.example.com/a,b.jpg 1x, https://cdn.example.com/c.jpg 2x">'
+    assert keys_of(text, "html", known=["a,b.jpg", "c.jpg"]) == {
+        ("a,b.jpg", "public_url"), ("c.jpg", "public_url")}
+
+
+def test_s3_uri_percent_sequence_as_written_or_decoded() -> None:
+    assert keys_of("s3://media/100%25.jpg", "text") == {("100%25.jpg", "s3_uri")}
+    assert keys_of("s3://media/a%20b.jpg", "text", known=["a b.jpg"]) == {("a b.jpg", "s3_uri")}
+
+
+def test_nfc_and_nfd_keys() -> None:
+    nfd = unicodedata.normalize("NFD", "café.jpg")
+    nfc = unicodedata.normalize("NFC", "café.jpg")
+    assert nfd != nfc
+    text = f'<img src="https://cdn.example.com/{nfc}">'
+    assert keys_of(text, "html") == {(nfc, "public_url")}  # as written
+    assert keys_of(text, "html", known=[nfd]) == {(nfd, "public_url")}  # as stored
+
+
+def test_invalid_percent_utf8_is_taken_as_written() -> None:
+    assert keys_of('<img src="https://cdn.example.com/a%FF.jpg">', "html") == {
+        ("a%FF.jpg", "public_url")}
+
+
+def test_key_hash_matches_duckdb() -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    for key in ("a.jpg", "café/ü b+c,(1).png", ""):
+        (expected,) = con.execute("SELECT md5_number_lower(?)", [key]).fetchone() or (None,)
+        assert key_hash(key) == expected
+
+
+# --- formats and fallbacks ---
+
+def test_invalid_json_is_scanned_as_text_and_flagged() -> None:
+    result = make_extractor().extract('{"image": "https:\\/\\/cdn.example.com\\/a.jpg", ', "json")
+    assert result.text_fallback
+    assert {r.value for r in result.refs} == {"a.jpg"}
+
+
+def test_valid_json_and_html_do_not_fall_back() -> None:
+    x = make_extractor()
+    assert not x.extract('{"a": 1}', "json").text_fallback
+    assert not x.extract("<p>hello</p>", "html").text_fallback
+    assert not x.extract("no markup at all", "text").text_fallback
+    assert not x.extract("{broken", "auto").text_fallback
+
+
+def test_html_that_is_not_html_falls_back() -> None:
+    x = make_extractor()
+    no_tags = x.extract("just words https://cdn.example.com/a.jpg", "html")
+    assert no_tags.text_fallback and {r.value for r in no_tags.refs} == {"a.jpg"}
+    binary = x.extract("<p>\x00\x01\x02 https://cdn.example.com/b.jpg</p>", "html")
+    assert binary.text_fallback and {r.value for r in binary.refs} == {"b.jpg"}
+
+
+def test_unknown_format_is_scanned_as_text_and_flagged() -> None:
+    result = make_extractor().extract("https://cdn.example.com/a.jpg", "yaml")
+    assert result.text_fallback and {r.value for r in result.refs} == {"a.jpg"}
+
+
+def test_base_url_that_is_not_a_url_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a base URL"):
+        make_extractor(cdn_base_urls=("https:///nohost",))
+
+
+# --- hostile input: finishes, finds what is there, raises nothing ---
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("text", [
+    "<" * 10_000_000,
+    "a" * 10_000_000,
+    "//" * 2_000_000,
+    "https://cdn.example.com/" + "a" * 5_000_000,
+    "https://cdn.example.com/" + "%" * 2_000_000,
+    "https://cdn.example.com/" + ")" * 2_000_000,
+    "https://cdn.example.com/a" + " b" * 2_000_000,
+    '"https://cdn.example.com/' + "a " * 2_000_000,
+    "&#" * 2_000_000 + "&amp;" * 1_000_000,
+    "\\u" * 2_000_000 + "\\/" * 1_000_000,
+    "[media id" + " " * 5_000_000,
+    "[media" * 1_000_000,
+    "s3://media/" * 500_000,
+], ids=["lt", "long-line", "slashes", "long-url", "percent", "parens", "words", "quoted-words",
+        "entities", "json-escapes", "shortcode-spaces", "shortcode-repeats", "s3-repeats"])
+def test_hostile_input_is_survived(text: str) -> None:
+    x = make_extractor(known=["a.jpg"])
+    for fmt in ("html", "json"):
+        result = x.extract(text, fmt)
+        for ref in result.refs:
+            assert len(ref.value.encode()) <= 1024
+
+
+@pytest.mark.timeout(60)
+def test_deeply_nested_json_falls_back() -> None:
+    text = "[" * 200_000 + '"https://cdn.example.com/deep.jpg"' + "]" * 200_000
+    result = make_extractor().extract(text, "json")
+    assert result.text_fallback
+    assert {r.value for r in result.refs} == {"deep.jpg"}
+
+
+@pytest.mark.timeout(60)
+def test_binary_junk() -> None:
+    rng = random.Random(3)
+    junk = bytes(rng.getrandbits(8) for _ in range(2_000_000))
+    text = junk.decode("latin-1") + " https://cdn.example.com/after-junk.jpg "
+    text += junk.decode("utf-8", "surrogateescape")  # lone surrogates, as a careless reader makes
+    result = make_extractor().extract(text, "html")
+    assert result.text_fallback
+    assert ("after-junk.jpg", "public_url") in {(r.value, r.form) for r in result.refs}
+
+
+def test_lone_surrogate_in_url_gives_no_reference() -> None:
+    text = '<img src="https://cdn.example.com/a\udcff.jpg"> https://cdn.example.com/\\ud800x.jpg'
+    assert make_extractor().extract(text, "html").refs == set()
+
+
+# --- property: a random key embedded in each form is found ---
+
+KEY_CHARS = st.sampled_from(list("abcXYZ019-_.~ +%,()!'=@$;&[]") + ["é", "ü", "文", "😀", "/"])
+KEYS = st.text(KEY_CHARS, min_size=1, max_size=40).filter(
+    lambda k: not k.startswith("/") and not k.endswith("/") and "//" not in k)
+
+
+def _embeddings(key: str) -> list[tuple[str, str]]:
+    enc = quote(key, safe="/")
+    enc_loose = quote(key, safe="/+()!,;=@$'")
+    url = f"https://cdn.example.com/{enc}"
+    return [
+        (f'<img src="{html.escape(url)}">', "html"),
+        (f'<img src="{html.escape("https://cdn.example.com/" + enc_loose)}">', "html"),
+        (f'<img src="{html.escape("https://cdn.example.com/" + key)}" alt="x">', "html"),
+        (f'<img srcset="{html.escape(url)} 1x, https://cdn.example.com/z.jpg 2x">', "html"),
+        (f"see {url} here", "text"),
+        (f"see {url}.", "text"),
+        (f"[link]({url})", "markdown"),
+        (json.dumps({"a": {"b": [f"https://media.s3.eu-west-1.amazonaws.com/{enc}"]}}), "json"),
+        (json.dumps({"u": f"s3://media/{key}"}), "json"),
+        (json.dumps({"u": f"s3://media/{key}"}, ensure_ascii=False), "json"),
+        (f"https://s3.amazonaws.com/media/{enc}?X-Amz-Signature=abc&X-Amz-Expires=60", "text"),
+        (f'<div style="background:url(&quot;{html.escape(url)}&quot;)">', "html"),
+    ]
+
+
+@hyp_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=KEYS)
+def test_random_key_is_found_in_every_form(key: str) -> None:
+    x = make_extractor(known=[key, "z.jpg"])
+    for text, fmt in _embeddings(key):
+        values = {r.value for r in x.extract(text, fmt).refs}
+        assert key in values, (text, values)
