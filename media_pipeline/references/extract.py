@@ -60,24 +60,26 @@ fallback."""
 
 from __future__ import annotations
 
+import codecs
 import html
 import json
 import re
 import unicodedata
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from media_pipeline.references.document import FORMATS
-from media_pipeline.references.known_keys import KnownKeys, key_hash
+from media_pipeline.references.known_keys import KnownKeys
 from media_pipeline.settings import Settings
 
 MAX_KEY_BYTES = 1024
 MAX_URL_CHARS = 4096  # an S3 key is ≤ 1,024 bytes: ≤ 3,072 chars percent-encoded, plus the prefix
 _MAX_TRIMS = 8
 _TRAILING = ".,;:!?*_~)]}"
+_TRAILING_OR_SLASH = _TRAILING + "/"
 _ALWAYS_TRIMMED = ".,;:!?*_~"
 _CLOSERS = {")": "(", "]": "[", "}": "{"}
 
@@ -109,6 +111,11 @@ _UNQUOTED_CLEAN_ENDS = ("", "\t", "\n", "\r", '"', "'", "<", ">")
 _FAST_PATH_BREAKERS = re.compile(r"[\s,&%]")
 _HTML_TAG = re.compile(r"<[A-Za-z!/?]")
 _SCHEMES = (("https:", "http"), ("http:", "http"), ("s3a:", "s3"), ("s3n:", "s3"), ("s3:", "s3"))
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+                             re.IGNORECASE)
+# ``codecs.escape_decode`` (C, stable since Python 2, what pickle uses) decodes ``\xNN``: with
+# every ``%`` of an ASCII path turned into ``\x`` it percent-decodes ~5x faster than a regex.
+_escape_decode = codecs.escape_decode
 
 # The settings' default shortcode pattern, rewritten so no two repeats can trade characters
 # (the same language: ``[media id="…"]``, ``[media:…]``, ``[media=…]``, ``[media …]``).
@@ -117,6 +124,9 @@ _DEFAULT_SHORTCODE_LINEAR = (
 )
 
 RefKind = Literal["key", "media_id"]
+RawExtraction = tuple[list[tuple[str, str]], list[str], bool]
+"""What :meth:`ReferenceExtractor.extract_raw` returns: ``(form, key)`` pairs, shortcode media
+ids, text-fallback flag."""
 
 
 class Ref(NamedTuple):
@@ -136,23 +146,44 @@ class Extraction:
 class _Occurrence(NamedTuple):
     form: str
     canonical: str | None
-    readings: tuple[str, ...]  # canonical first when there is one
-    fallbacks: tuple[str, ...] = ()  # looked up only when no reading is known
+    readings: tuple[str, ...]  # distinct, storable; canonical first when there is one
+    # Looked up only when no reading is known, so expanded (NFC/NFD, storable, not a reading)
+    # only then, by :func:`_expand_fallbacks`.
+    given: tuple[str, ...] = ()
+    decode_given: bool = False  # ``given`` are s3:// paths whose decoded forms are the fallbacks
 
 
-def _decode_json_escapes(text: str) -> str:
-    def one(m: re.Match[str]) -> str:
+class _Unescaper:
+    """One round of JSON unescaping and of structural-entity decoding, noting what could have
+    made new escapes for the next round (see :func:`unescape`)."""
+
+    __slots__ = ("made_unicode", "made_numeric")
+
+    def __init__(self) -> None:
+        self.made_unicode = False  # a ``\\uXXXX`` was decoded: it can spell an entity
+        self.made_numeric = False  # a numeric entity was decoded: it can spell another one
+
+    def json_escape(self, m: re.Match[str]) -> str:
         s = m.group()
         if s[1] == "u":
+            self.made_unicode = True
             decoded: str = json.loads(f'"{s}"')  # pairs surrogates like a JSON parser does
             return decoded
         return _SIMPLE_ESCAPES[s]
 
-    return _JSON_ESCAPE.sub(one, text)
+    def entity(self, m: re.Match[str]) -> str:
+        s = m.group()
+        if s[1] == "#":
+            self.made_numeric = True
+        decoded = _ENTITY_CACHE.get(s)
+        if decoded is None:
+            decoded = html.unescape(s)
+            if len(_ENTITY_CACHE) < 4096:
+                _ENTITY_CACHE[s] = decoded
+        return decoded
 
 
-def _decode_structural_entities(text: str) -> str:
-    return _STRUCTURAL_ENTITY.sub(lambda m: html.unescape(m.group()), text)
+_ENTITY_CACHE: dict[str, str] = {}
 
 
 def _decode_entities(value: str, end: re.Pattern[str]) -> str:
@@ -170,6 +201,12 @@ def _percent_decode(path: str) -> str:
     """Once, UTF-8, ``+`` kept; a path whose escapes are not UTF-8 is taken as written."""
     if "%" not in path:
         return path
+    if "\\" not in path:
+        try:  # the fast way; anything unusual (non-ASCII, "%zz", not UTF-8) falls through
+            decoded: str = _escape_decode(path.replace("%", "\\x").encode("ascii"))[0].decode()
+            return decoded
+        except (ValueError, UnicodeError):
+            pass
     try:
         return _PERCENT_RUN.sub(_percent_run, path)
     except UnicodeDecodeError:
@@ -181,13 +218,21 @@ def _percent_run(m: re.Match[str]) -> str:
 
 
 def unescape(text: str) -> str:
-    """Undo JSON string escapes and the HTML entities that shape URLs, up to three layers."""
+    """Undo JSON string escapes and the HTML entities that shape URLs, up to three layers.
+
+    Each round decodes JSON escapes, then entities, until a round changes nothing. A round's
+    entity pass is skipped when it surely finds nothing: after a pass only a numeric entity
+    (``&#38;quot;``) or a ``\\u`` escape can have spelled a new entity; named ones and simple
+    escapes decode to characters no entity contains."""
+    look_for_entities = True
     for _ in range(3):
         before = text
+        step = _Unescaper()
         if "\\" in text:
-            text = _decode_json_escapes(text)
-        if "&" in text:
-            text = _decode_structural_entities(text)
+            text = _JSON_ESCAPE.sub(step.json_escape, text)
+        if (look_for_entities or step.made_unicode) and "&" in text:
+            text = _STRUCTURAL_ENTITY.sub(step.entity, text)
+        look_for_entities = step.made_numeric
         if text == before:
             break
     return text
@@ -302,7 +347,7 @@ class ReferenceExtractor:
         other.known_keys = known_keys
         return other
 
-    # --- the public entry point ---
+    # --- the public entry points ---
 
     def extract(self, text: str, fmt: str = "auto") -> Extraction:
         """All references in ``text``; never raises on content, whatever it holds."""
@@ -311,23 +356,40 @@ class ReferenceExtractor:
         refs.update(Ref("media_id", media_id, "shortcode") for media_id in media_ids)
         return Extraction(refs, fallback)
 
-    def extract_raw(self, text: str, fmt: str = "auto",
-                    ) -> tuple[list[tuple[str, str]], list[str], bool]:
+    def extract_raw(self, text: str, fmt: str = "auto") -> RawExtraction:
         """What :meth:`extract` finds, as plain lists for the scanning engine's hot loop:
         ``(form, key)`` pairs, canonical media ids of shortcodes, and the text-fallback flag."""
-        fallback = self._falls_back(text, fmt)
-        plain = unescape(text)
-        keys, occurrences = self._occurrences(plain)
-        if occurrences:
-            keys += self._resolve(occurrences)
-        media_ids: list[str] = []
-        if self._shortcode is not None:
-            for m in self._shortcode.finditer(plain):
-                try:
-                    media_ids.append(str(uuid.UUID(m.group("id"))))
-                except (ValueError, TypeError):
-                    continue
-        return keys, media_ids, fallback
+        return self.extract_many(((text, fmt),))[0]
+
+    def extract_many(self, documents: Iterable[tuple[str, str]]) -> list[RawExtraction]:
+        """:meth:`extract_raw` of each ``(text, format)``, the known-key lookups of all of them
+        done together (one sorted bulk lookup per tier instead of several per document)."""
+        results: list[RawExtraction] = []
+        pending: list[tuple[list[tuple[str, str]], _Occurrence]] = []
+        has_known = len(self.known_keys) > 0
+        shortcode = self._shortcode
+        for text, fmt in documents:
+            fallback = self._falls_back(text, fmt)
+            plain = unescape(text)
+            keys: list[tuple[str, str]] = []
+            self._find(plain, keys, pending, has_known)
+            media_ids: list[str] = []
+            if shortcode is not None:
+                for m in shortcode.finditer(plain):
+                    media_id = m.group("id")
+                    if not isinstance(media_id, str):
+                        continue
+                    if _CANONICAL_UUID.fullmatch(media_id):
+                        media_ids.append(media_id.lower())
+                    else:
+                        try:
+                            media_ids.append(str(uuid.UUID(media_id)))
+                        except ValueError:
+                            continue
+            results.append((keys, media_ids, fallback))
+        if pending:
+            self._resolve(pending)
+        return results
 
     # --- internals ---
 
@@ -343,28 +405,30 @@ class ReferenceExtractor:
             return _HTML_TAG.search(text) is None or "\x00" in text or "\ufffd" in text
         return fmt not in FORMATS
 
-    def _occurrences(self, text: str) -> tuple[list[tuple[str, str]], list[_Occurrence]]:
-        """``(form, key)`` of the URLs that can be read one way only, and the occurrences
-        that need resolving against the known keys."""
-        direct: list[tuple[str, str]] = []
-        decoded: list[tuple[str, str, str]] = []
-        out: list[_Occurrence] = []
+    def _find(self, text: str, keys: list[tuple[str, str]],
+              pending: list[tuple[list[tuple[str, str]], _Occurrence]], has_known: bool) -> None:
+        """Append to ``keys`` the ``(form, key)`` of each URL that can be read one way only, and
+        to ``pending`` (with ``keys``, where its answer goes) each occurrence that needs the
+        known keys to choose between readings."""
         forms = self._forms
         for m in self._prefix.finditer(text):
             group = m.lastgroup
             assert group is not None
             form, is_http = forms[group]
-            slashes, start, end = m.start(), m.end(group), m.end()
+            slashes, end = m.span()
+            start = m.end(group)
             # Fast path, most URLs: the prefix regex already ran over an ASCII path up to a
             # character that surely ends it; at most percent-escapes to decode, nothing to peel
             # off or choose between.
-            if end > start:
+            if end > start and text[end - 1] not in _TRAILING_OR_SLASH:
                 tail = text[start:end]
-                nxt = text[end:end + 1]
-                last = tail[-1]
-                if last not in _TRAILING and last != "/" and tail.isascii():
-                    if text[slashes - 1:slashes] == ":":
-                        before, scheme = _url_context(text, slashes)
+                if tail.isascii():
+                    nxt = text[end:end + 1]
+                    if slashes and text[slashes - 1] == ":":
+                        if slashes >= 7 and text.startswith("https", slashes - 6):
+                            before, scheme = text[slashes - 7], "http"
+                        else:
+                            before, scheme = _url_context(text, slashes)
                     else:
                         before, scheme = text[slashes - 1:slashes], ""
                     if ((nxt == before and nxt in _QUOTES
@@ -375,15 +439,21 @@ class ReferenceExtractor:
                             and (is_http or scheme == "s3")):
                         if "%" not in tail:
                             if len(tail) <= MAX_KEY_BYTES:
-                                direct.append((form, tail))
-                        elif is_http:  # decoded; as written only if such a key exists
+                                keys.append((form, tail))
+                            continue
+                        if is_http:
                             key = _percent_decode(tail)
                             if key.isascii() and len(key) <= MAX_KEY_BYTES and key[-1] != "/":
-                                decoded.append((form, key, tail))
-                            else:
-                                out.append(_finish(form, key, [key], [tail]))
+                                if has_known:  # decoded; as written only if such a key exists
+                                    pending.append((keys, _Occurrence(form, key, (key,),
+                                                                      (tail,))))
+                                else:
+                                    keys.append((form, key))
+                                continue
+                            occurrence = _finish(form, key, [key], (tail,))
                         else:
-                            out.append(_finish(form, tail, [tail], [_percent_decode(tail)]))
+                            occurrence = _finish(form, tail, [tail], (tail,), decode_given=True)
+                        _add(occurrence, keys, pending, has_known)
                         continue
                     if (nxt == " " and before in _QUOTES and is_http
                             and _SRCSET_DESCRIPTOR.match(text, end)):
@@ -394,30 +464,12 @@ class ReferenceExtractor:
                             if "&" in whole:
                                 whole = _decode_entities(whole, _QUOTED_END[before][1])
                             key = _percent_decode(tail)
-                            out.append(_finish(form, key, [key, _percent_decode(whole)],
-                                               [whole, tail]))
+                            _add(_finish(form, key, [key, _percent_decode(whole)],
+                                         (whole, tail)), keys, pending, has_known)
                             continue
             occurrence = self._occurrence(text, slashes, start, form, is_http)
             if occurrence is not None:
-                out.append(occurrence)
-        if decoded:
-            direct += self._resolve_decoded(decoded)
-        return direct, out
-
-    def _resolve_decoded(self, found: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
-        """(form, decoded key, path as written): the decoded key, unless only the path as
-        written is a known key (a key with a literal ``%`` pasted into a URL unescaped)."""
-        if not len(self.known_keys):
-            return [(form, key) for form, key, _ in found]
-        known = self.known_keys.contains([key_hash(key) for _, key, _ in found])
-        unknown = [i for i, k in enumerate(known) if not k]
-        out = [(form, key) for form, key, _ in found]
-        if unknown:
-            raw_known = self.known_keys.contains([key_hash(found[i][2]) for i in unknown])
-            for i, k in zip(unknown, raw_known, strict=True):
-                if k and _storable(found[i][2]):
-                    out[i] = (found[i][0], found[i][2])
-        return out
+                _add(occurrence, keys, pending, has_known)
 
     def _occurrence(self, text: str, slashes: int, start: int, form: str,
                     is_http: bool) -> _Occurrence | None:
@@ -435,7 +487,7 @@ class ReferenceExtractor:
             whole = text[start:stop.start()]
             if is_http:
                 whole = _cut_query(whole)
-            if (whole and whole[-1] not in _TRAILING and whole[-1] != "/"
+            if (whole and whole[-1] not in _TRAILING_OR_SLASH
                     and whole.isascii() and len(whole) <= MAX_KEY_BYTES
                     and not _FAST_PATH_BREAKERS.search(whole)):
                 return _Occurrence(form, whole, (whole,))  # the common case: one reading
@@ -452,7 +504,7 @@ class ReferenceExtractor:
             end = _UNQUOTED_END.search(text, start, limit)
             canonical_value = text[start:end.start() if end else limit]
             token = _cut_query(canonical_value) if is_http else canonical_value
-            if (token and token[-1] not in _TRAILING and token[-1] != "/" and token.isascii()
+            if (token and token[-1] not in _TRAILING_OR_SLASH and token.isascii()
                     and len(token) <= MAX_KEY_BYTES and not _FAST_PATH_BREAKERS.search(token)
                     and (end is None or text[end.start()] != " " or token != canonical_value
                          or _SRCSET_DESCRIPTOR.match(text, end.start()))):
@@ -475,71 +527,57 @@ class ReferenceExtractor:
             if _URL_AFTER_COMMA.match(canonical_value, comma):
                 canonical_value = canonical_value[:comma]
         if is_http:
-            return self._http_readings(form, canonical_value, values)
-        return self._s3_uri_readings(canonical_value, values)
+            return _http_readings(form, canonical_value, values)
+        return _s3_uri_readings(canonical_value, values)
 
-    @staticmethod
-    def _http_readings(form: str, canonical_value: str, values: list[str]) -> _Occurrence:
-        decoded: dict[str, str] = {}
-
-        def decode(path: str) -> str:
-            out = decoded.get(path)
-            if out is None:
-                out = decoded[path] = _percent_decode(path)
-            return out
-
-        canonical = decode(_trim_canonical(canonical_value))
-        readings = [canonical]
-        as_written = []  # only if no decoded reading is known: a literal "%" pasted unescaped
-        for value in values:
-            for path in _trim_readings(value):
-                readings.append(decode(path))
-                as_written.append(path)
-        return _finish(form, canonical, readings, as_written)
-
-    @staticmethod
-    def _s3_uri_readings(canonical_value: str, values: list[str]) -> _Occurrence:
-        canonical = _trim_canonical(canonical_value)
-        readings = [canonical]
-        decoded = []  # only if no reading as written is known
-        for value in values + [_cut_query(v) for v in values]:
-            for path in _trim_readings(value):
-                readings.append(path)
-                decoded.append(_percent_decode(path))
-        return _finish("s3_uri", canonical, readings, decoded)
-
-    def _resolve(self, occurrences: list[_Occurrence]) -> list[tuple[str, str]]:
-        """(form, key) for each occurrence: the known readings, else the known fallbacks, else
-        the canonical reading."""
-        out: list[tuple[str, str]] = []
-        pending: list[_Occurrence] = []
-        has_known = len(self.known_keys) > 0
-        for o in occurrences:
-            # A single reading is the answer whether the catalog knows it or not.
-            if has_known and (len(o.readings) > 1 or o.canonical is None or o.fallbacks):
-                pending.append(o)
-            elif o.canonical is not None:
-                out.append((o.form, o.canonical))
-        for tier in (0, 1):
-            if not pending:
+    def _resolve(self, pending: list[tuple[list[tuple[str, str]], _Occurrence]]) -> None:
+        """Append to each occurrence's list its known readings, else its known fallbacks, else
+        its canonical reading; all lookups of a tier in one call."""
+        tier: list[tuple[list[tuple[str, str]], _Occurrence, tuple[str, ...]]] = [
+            (keys, o, o.readings) for keys, o in pending]
+        for level in (0, 1):
+            if not tier:
                 break
-            known = self.known_keys.contains(
-                [key_hash(r) for o in pending for r in (o.fallbacks if tier else o.readings)])
-            unresolved: list[_Occurrence] = []
+            known = self.known_keys.contains_keys(
+                [r for _, _, candidates in tier for r in candidates])
+            unresolved: list[tuple[list[tuple[str, str]], _Occurrence, tuple[str, ...]]] = []
             i = 0
-            for o in pending:
-                candidates = o.fallbacks if tier else o.readings
-                found = [r for r, k in zip(candidates, known[i:i + len(candidates)], strict=True)
-                         if k]
-                i += len(candidates)
+            for keys, o, candidates in tier:
+                n = len(candidates)
+                if n == 1:
+                    if known[i]:
+                        keys.append((o.form, candidates[0]))
+                        i += 1
+                        continue
+                    found = False
+                else:
+                    hits = known[i:i + n]
+                    found = any(hits)
+                    if found:
+                        form = o.form
+                        keys += [(form, r) for r, k in zip(candidates, hits, strict=True) if k]
+                i += n
                 if found:
-                    out += [(o.form, r) for r in found]
-                elif not tier and o.fallbacks:
-                    unresolved.append(o)
-                elif o.canonical is not None:
-                    out.append((o.form, o.canonical))
-            pending = unresolved
-        return out
+                    continue
+                if not level:
+                    fallbacks = _expand_fallbacks(o)
+                    if fallbacks:
+                        unresolved.append((keys, o, fallbacks))
+                        continue
+                if o.canonical is not None:
+                    keys.append((o.form, o.canonical))
+            tier = unresolved
+
+
+def _add(o: _Occurrence, keys: list[tuple[str, str]],
+         pending: list[tuple[list[tuple[str, str]], _Occurrence]], has_known: bool) -> None:
+    """A single reading is the answer whether the catalog knows it or not; otherwise the
+    occurrence waits for the known keys (which cannot help when there are none)."""
+    if has_known and (len(o.readings) > 1 or o.canonical is None or o.given
+                      or not o.readings[0].isascii()):
+        pending.append((keys, o))
+    elif o.canonical is not None:
+        keys.append((o.form, o.canonical))
 
 
 def _url_context(text: str, slashes: int) -> tuple[str, str]:
@@ -563,21 +601,59 @@ def _cut_query(value: str) -> str:
     return value
 
 
-def _finish(form: str, canonical: str, readings: list[str],
-            fallbacks: list[str] | tuple[str, ...] = ()) -> _Occurrence:
+def _http_readings(form: str, canonical_value: str, values: list[str]) -> _Occurrence:
+    decoded: dict[str, str] = {}
+
+    def decode(path: str) -> str:
+        out = decoded.get(path)
+        if out is None:
+            out = decoded[path] = _percent_decode(path)
+        return out
+
+    canonical = decode(_trim_canonical(canonical_value))
+    readings = [canonical]
+    as_written = []  # only if no decoded reading is known: a literal "%" pasted unescaped
+    for value in values:
+        for path in _trim_readings(value):
+            readings.append(decode(path))
+            as_written.append(path)
+    return _finish(form, canonical, readings, tuple(as_written))
+
+
+def _s3_uri_readings(canonical_value: str, values: list[str]) -> _Occurrence:
+    canonical = _trim_canonical(canonical_value)
+    readings = [canonical]
+    for value in values + [_cut_query(v) for v in values]:
+        readings += _trim_readings(value)
+    # only if no reading as written is known: their decoded forms
+    return _finish("s3_uri", canonical, readings, tuple(readings[1:]), decode_given=True)
+
+
+def _finish(form: str, canonical: str, readings: list[str], given: tuple[str, ...] = (),
+            decode_given: bool = False) -> _Occurrence:
     """Distinct storable readings, canonical first; the NFC/NFD forms of non-ASCII ones and the
-    given ``fallbacks`` are tried only when no reading is a known key (keys as written first)."""
+    ``given`` fallbacks are tried only when no reading is a known key (keys as written first)."""
     primary: dict[str, None] = {}
     for r in readings:
         if r and r not in primary and _storable(r):
             primary[r] = None
+    usable = bool(canonical) and not canonical.endswith("/") and canonical in primary
+    return _Occurrence(form, canonical if usable else None, tuple(primary), given, decode_given)
+
+
+def _expand_fallbacks(o: _Occurrence) -> tuple[str, ...]:
+    """The fallbacks of an occurrence none of whose readings is known: its given ones (decoded
+    for an s3:// URI) and the NFC and NFD forms of every non-ASCII candidate, each storable and
+    not already a reading."""
+    primary = o.readings
+    given: Sequence[str] = ([_percent_decode(g) for g in o.given] if o.decode_given
+                            else o.given)
     extra: dict[str, None] = {}
-    for r in (*primary, *fallbacks):
+    for r in (*primary, *given):
         if r and r not in primary and r not in extra and _storable(r):
             extra[r] = None
         if r and not r.isascii():
             for n in (unicodedata.normalize("NFC", r), unicodedata.normalize("NFD", r)):
                 if n not in primary and n not in extra and _storable(n):
                     extra[n] = None
-    usable = bool(canonical) and not canonical.endswith("/") and canonical in primary
-    return _Occurrence(form, canonical if usable else None, tuple(primary), tuple(extra))
+    return tuple(extra)
