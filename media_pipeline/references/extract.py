@@ -467,9 +467,9 @@ class ReferenceExtractor:
                             _add(_finish(form, key, [key, _percent_decode(whole)],
                                          (whole, tail)), keys, pending, has_known)
                             continue
-            occurrence = self._occurrence(text, slashes, start, form, is_http)
-            if occurrence is not None:
-                _add(occurrence, keys, pending, has_known)
+            general = self._occurrence(text, slashes, start, form, is_http)
+            if general is not None:
+                _add(general, keys, pending, has_known)
 
     def _occurrence(self, text: str, slashes: int, start: int, form: str,
                     is_http: bool) -> _Occurrence | None:

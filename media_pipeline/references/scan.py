@@ -168,11 +168,11 @@ def _scan_chunk(token: str, chunk: _Chunk) -> _ChunkResult:
         n = len(rows)
         ct_col += [content_type] * n
         cid_col += [content_id] * n
-        for media_id, (key, form) in rows.items():
-            bucket_col.append(None if key is None else bucket)
-            key_col.append(key)
+        for media_id, (row_key, row_form) in rows.items():
+            bucket_col.append(None if row_key is None else bucket)
+            key_col.append(row_key)
             id_col.append(media_id)
-            form_col.append(form)
+            form_col.append(row_form)
     rows_n = len(ct_col)
     ipc = b""
     if rows_n:
