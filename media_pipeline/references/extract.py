@@ -366,13 +366,13 @@ class ReferenceExtractor:
         done together (one sorted bulk lookup per tier instead of several per document)."""
         results: list[RawExtraction] = []
         pending: list[tuple[list[tuple[str, str]], _Occurrence]] = []
-        has_known = len(self.known_keys) > 0
+        known = self.known_keys if len(self.known_keys) else None
         shortcode = self._shortcode
         for text, fmt in documents:
             fallback = self._falls_back(text, fmt)
             plain = unescape(text)
             keys: list[tuple[str, str]] = []
-            self._find(plain, keys, pending, has_known)
+            self._find(plain, keys, pending, known)
             media_ids: list[str] = []
             if shortcode is not None:
                 for m in shortcode.finditer(plain):
@@ -406,11 +406,14 @@ class ReferenceExtractor:
         return fmt not in FORMATS
 
     def _find(self, text: str, keys: list[tuple[str, str]],
-              pending: list[tuple[list[tuple[str, str]], _Occurrence]], has_known: bool) -> None:
+              pending: list[tuple[list[tuple[str, str]], _Occurrence]],
+              known: KnownKeys | None) -> None:
         """Append to ``keys`` the ``(form, key)`` of each URL that can be read one way only, and
         to ``pending`` (with ``keys``, where its answer goes) each occurrence that needs the
         known keys to choose between readings."""
         forms = self._forms
+        # a path as written, with "%", can be a key only if some known key has a "%"
+        raw_may_be_key = known is not None and known.percent_possible
         for m in self._prefix.finditer(text):
             group = m.lastgroup
             assert group is not None
@@ -444,7 +447,7 @@ class ReferenceExtractor:
                         if is_http:
                             key = _percent_decode(tail)
                             if key.isascii() and len(key) <= MAX_KEY_BYTES and key[-1] != "/":
-                                if has_known:  # decoded; as written only if such a key exists
+                                if raw_may_be_key:  # decoded; as written if only that is known
                                     pending.append((keys, _Occurrence(form, key, (key,),
                                                                       (tail,))))
                                 else:
@@ -453,7 +456,7 @@ class ReferenceExtractor:
                             occurrence = _finish(form, key, [key], (tail,))
                         else:
                             occurrence = _finish(form, tail, [tail], (tail,), decode_given=True)
-                        _add(occurrence, keys, pending, has_known)
+                        _add(occurrence, keys, pending, known)
                         continue
                     if (nxt == " " and before in _QUOTES and is_http
                             and _SRCSET_DESCRIPTOR.match(text, end)):
@@ -465,11 +468,11 @@ class ReferenceExtractor:
                                 whole = _decode_entities(whole, _QUOTED_END[before][1])
                             key = _percent_decode(tail)
                             _add(_finish(form, key, [key, _percent_decode(whole)],
-                                         (whole, tail)), keys, pending, has_known)
+                                         (whole, tail)), keys, pending, known)
                             continue
             general = self._occurrence(text, slashes, start, form, is_http)
             if general is not None:
-                _add(general, keys, pending, has_known)
+                _add(general, keys, pending, known)
 
     def _occurrence(self, text: str, slashes: int, start: int, form: str,
                     is_http: bool) -> _Occurrence | None:
@@ -570,14 +573,35 @@ class ReferenceExtractor:
 
 
 def _add(o: _Occurrence, keys: list[tuple[str, str]],
-         pending: list[tuple[list[tuple[str, str]], _Occurrence]], has_known: bool) -> None:
-    """A single reading is the answer whether the catalog knows it or not; otherwise the
-    occurrence waits for the known keys (which cannot help when there are none)."""
-    if has_known and (len(o.readings) > 1 or o.canonical is None or o.given
-                      or not o.readings[0].isascii()):
+         pending: list[tuple[list[tuple[str, str]], _Occurrence]], known: KnownKeys | None,
+         ) -> None:
+    """The canonical reading is the answer when the known keys cannot change it (there are
+    none, or no other reading or fallback may be one); otherwise the occurrence waits for the
+    lookups."""
+    canonical = o.canonical
+    if known is not None and (canonical is None or _needs_lookup(o, known)):
         pending.append((keys, o))
-    elif o.canonical is not None:
-        keys.append((o.form, o.canonical))
+    elif canonical is not None:
+        keys.append((o.form, canonical))
+
+
+def _needs_lookup(o: _Occurrence, known: KnownKeys) -> bool:
+    """Whether a reading other than the canonical one, or a fallback, may be a known key.
+
+    If not, the answer is the canonical reading whether it is known or not. Non-ASCII
+    candidates always count: their NFC and NFD forms are fallbacks."""
+    canonical = o.canonical
+    readings = o.readings
+    may_hold = known.may_hold
+    for r in readings:
+        if r != canonical and may_hold(r) or not r.isascii():
+            return True
+    if o.given:
+        given = [_percent_decode(g) for g in o.given] if o.decode_given else o.given
+        for g in given:
+            if g and g not in readings and may_hold(g) or not g.isascii():
+                return True
+    return False
 
 
 def _url_context(text: str, slashes: int) -> tuple[str, str]:

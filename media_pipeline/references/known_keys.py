@@ -10,11 +10,20 @@ it can never drop one.
 
 The hash is DuckDB's ``md5_number_lower(key)``, so a catalog builds the array without handing a
 single key to Python (:meth:`KnownKeys.from_duckdb`).
+
+Beside the hashes, a *profile* of three facts about all keys: whether any contains ``%``, which
+of the characters ``.,;:!?*_~)]}`` some key ends with, and whether any has a digit after
+whitespace (as ``a.jpg 2x`` has). Most catalogs have none of them, and then a candidate reading
+such as a URL path as written (``caf%C3%A9.jpg``), one with trailing punctuation (``a.jpg).``)
+or a whole ``srcset`` value (``a.jpg 1x, b.jpg 2x``) surely names no key
+(:meth:`KnownKeys.may_hold`), and the extractor skips looking it up: most references then need no
+lookup at all. DuckDB computes the profile in one more pass (~0.06 s for 1,000,000 keys).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,6 +31,13 @@ import numpy as np
 import numpy.typing as npt
 
 _EMPTY = np.empty(0, dtype=np.uint64)
+PROFILED_ENDINGS = ".,;:!?*_~)]}"
+"""Characters the profile records as key endings (the extractor's trailing punctuation)."""
+# Python's ``\s`` (``str.isspace``) spelled out, so DuckDB's RE2 tests the very same characters.
+_WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+_SPACE_DIGIT = re.compile(r"\s[0-9]")
+_RE2_SPACE_DIGIT = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in _WHITESPACE) + "][0-9]"
+_RE2_ENDING = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in PROFILED_ENDINGS) + "]$"
 
 
 def key_hash(key: str) -> int:
@@ -33,9 +49,16 @@ def key_hash(key: str) -> int:
 class KnownKeys:
     """Sorted 64-bit key hashes; ``contains`` answers for many candidates in one call."""
 
-    __slots__ = ("_hashes",)
+    __slots__ = ("_hashes", "_percent", "_absent_endings", "_space_digit")
 
-    def __init__(self, hashes: npt.NDArray[np.uint64]) -> None:
+    def __init__(self, hashes: npt.NDArray[np.uint64], *, percent: bool = True,
+                 endings: str = PROFILED_ENDINGS, space_digit: bool = True) -> None:
+        """The profile: ``percent``, whether a key may contain ``%``; ``endings``, which
+        characters of :data:`PROFILED_ENDINGS` a key may end with; ``space_digit``, whether a
+        key may have a digit right after whitespace. The defaults claim nothing."""
+        self._percent = percent
+        self._absent_endings = frozenset(PROFILED_ENDINGS) - frozenset(endings)
+        self._space_digit = space_digit
         # Sorted, no repeats. (Not np.unique: on 1,000,000 uint64 it takes ~0.9 s, sort + mask
         # ~10 ms.)
         ordered = np.sort(np.asarray(hashes, dtype=np.uint64))
@@ -53,16 +76,45 @@ class KnownKeys:
     @classmethod
     def from_keys(cls, keys: Iterable[str]) -> KnownKeys:
         """From keys in memory (tests, small buckets)."""
-        return cls(np.fromiter((key_hash(k) for k in keys), dtype=np.uint64))
+        keys = list(keys)
+        endings = {k[-1] for k in keys if k and k[-1] in PROFILED_ENDINGS}
+        return cls(np.fromiter((key_hash(k) for k in keys), dtype=np.uint64, count=len(keys)),
+                   percent=any("%" in k for k in keys), endings="".join(endings),
+                   space_digit=any(_SPACE_DIGIT.search(k) for k in keys))
 
     @classmethod
     def from_duckdb(cls, con: Any, query: str, params: Sequence[Any] = ()) -> KnownKeys:
         """From a query whose first column is the key, e.g.
         ``SELECT key FROM media_files WHERE bucket = ?``. DuckDB hashes; Python gets 8 bytes
         a key and never the keys themselves."""
-        sql = f"SELECT md5_number_lower(k) AS h FROM (SELECT * FROM ({query})) AS q(k)"
-        column = con.execute(sql, list(params)).fetchnumpy()["h"]
-        return cls(np.asarray(column, dtype=np.uint64))
+        keys = f"(SELECT * FROM ({query})) AS q(k)"
+        column = con.execute(f"SELECT md5_number_lower(k) AS h FROM {keys}",
+                             list(params)).fetchnumpy()["h"]
+        profile = con.execute(
+            f"""SELECT coalesce(bool_or(contains(k, '%')), false),
+                       list_distinct(list(regexp_extract(k, '{_RE2_ENDING}'))),
+                       coalesce(bool_or(regexp_matches(k, '{_RE2_SPACE_DIGIT}')), false)
+                FROM {keys}""", list(params)).fetchone()
+        if profile is None:
+            return cls(np.asarray(column, dtype=np.uint64))
+        percent, endings, space_digit = profile
+        return cls(np.asarray(column, dtype=np.uint64), percent=bool(percent),
+                   endings="".join(endings or ()), space_digit=bool(space_digit))
+
+    def may_hold(self, key: str) -> bool:
+        """False when the profile shows no known key can be ``key`` (it has a ``%``, or a digit
+        after whitespace, and no key has, or it ends with a character no key ends with); True
+        means "look it up"."""
+        if "%" in key and not self._percent:
+            return False
+        if key and key[-1] in self._absent_endings:
+            return False
+        return self._space_digit or not _SPACE_DIGIT.search(key)
+
+    @property
+    def percent_possible(self) -> bool:
+        """Whether some known key may contain ``%``."""
+        return self._percent
 
     def __len__(self) -> int:
         return int(self._hashes.size)
