@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from media_pipeline.references.extract import Ref, ReferenceExtractor
+from media_pipeline.references.extract import Ref, ReferenceExtractor, unescape
 from media_pipeline.references.known_keys import KnownKeys, key_hash
 from media_pipeline.settings import Settings
 
@@ -319,6 +319,71 @@ def test_key_hash_matches_duckdb() -> None:
         assert key_hash(key) == expected
 
 
+@pytest.mark.parametrize(("text", "plain"), [
+    ("&#38;quot;", '"'),  # a numeric entity spelling another one
+    ("&#38;#38;quot;", '"'),
+    ("\\u0026quot;", '"'),  # a JSON escape spelling an entity
+    ("\\\\u0026quot;", '"'),  # ... only once the escaped backslash is undone
+    ("&#92;/", "/"),  # an entity spelling a JSON escape
+    ("a\\\\/b", "a/b"),
+    ("&amp;quot;", "&amp;quot;"),  # &amp; is decoded inside URLs only
+    ("&quot;&lt;&#x2F;", '"</'),
+])
+def test_unescape_layers(text: str, plain: str) -> None:
+    assert unescape(text) == plain
+
+
+# --- the known-key profile: what no known key can be is not looked up ---
+
+PROBES = ["a.jpg", "a.jpg,", "a.jpg).", "a%20b.jpg", "100%.jpg", "a.jpg 2x", "b c.png",
+          "a.jpg\u30001", "x)", "caf%C3%A9.jpg", ""]
+
+
+@pytest.mark.parametrize("keys", [
+    [], ["a.jpg"], ["a.jpg,", "b c.png"], ["100%.jpg"], ["x 2x.jpg"], ["a\u30001"], ["x)"],
+    ["a.jpg", "a.jpg).", "a.jpg 2x", "a%20b.jpg"],
+])
+def test_profile_from_duckdb_is_the_one_from_keys(keys: list[str]) -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE media_files (key VARCHAR)")
+    if keys:
+        con.executemany("INSERT INTO media_files VALUES (?)", [[k] for k in keys])
+    from_db = KnownKeys.from_duckdb(con, "SELECT key FROM media_files")
+    from_keys = KnownKeys.from_keys(keys)
+    assert [from_db.may_hold(p) for p in PROBES] == [from_keys.may_hold(p) for p in PROBES]
+    assert all(from_db.may_hold(k) for k in keys)  # a known key is never ruled out
+    assert from_db.contains_keys(PROBES) == [p in keys for p in PROBES]
+
+
+def test_may_hold_rules_out_only_what_no_key_has() -> None:
+    plain = KnownKeys.from_keys(["a.jpg", "b c.png"])
+    assert plain.may_hold("a.jpg") and plain.may_hold("b c.png") and plain.may_hold("new.jpg")
+    assert not plain.may_hold("a%20b.jpg")  # no key has a "%"
+    assert not plain.may_hold("a.jpg,") and not plain.may_hold("a.jpg).")
+    assert not plain.may_hold("a.jpg 480w,https://cdn.example.com/b.jpg")
+    odd = KnownKeys.from_keys(["50%.jpg", "x.jpg,", "y 1x"])
+    assert odd.may_hold("a%20b.jpg") and odd.may_hold("a.jpg,") and odd.may_hold("a.jpg 2x")
+    assert not odd.may_hold("a.jpg).")
+    unprofiled = KnownKeys(KnownKeys.from_keys(["a.jpg"])._hashes)
+    assert all(unprofiled.may_hold(p) for p in PROBES)
+
+
+def test_extract_many_is_extract_raw_of_each() -> None:
+    x = make_extractor(known=["a.jpg,", "k/a.jpg", "my photo (1).jpg"])
+    documents = [(text, fmt) for _, text, fmt, _ in FORMS]
+    documents += [("see https://cdn.example.com/a.jpg, and", "text"),
+                  ('<img src="https://cdn.example.com/my photo (1).jpg">', "html"),
+                  ("[media:0e5c3b3a-1111-2222-3333-444455556666]", "text"), ("{", "json")]
+    many = x.extract_many(documents)
+    assert len(many) == len(documents)
+    for (text, fmt), (keys, media_ids, fallback) in zip(documents, many, strict=True):
+        single = x.extract_raw(text, fmt)
+        assert (set(keys), set(media_ids), fallback) == (set(single[0]), set(single[1]),
+                                                         single[2])
+
+
 # --- formats and fallbacks ---
 
 def test_invalid_json_is_scanned_as_text_and_flagged() -> None:
@@ -438,3 +503,17 @@ def test_random_key_is_found_in_every_form(key: str) -> None:
     for text, fmt in _embeddings(key):
         values = {r.value for r in x.extract(text, fmt).refs}
         assert key in values, (text, values)
+
+
+@hyp_settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=KEYS, dangling=st.booleans())
+def test_skipped_lookups_change_no_reference(key: str, dangling: bool) -> None:
+    # The same hashes with and without the profile: skipping the lookups the profile rules
+    # out must give exactly the references that looking everything up gives.
+    keys = ["z.jpg"] if dangling else [key, "z.jpg"]
+    profiled = make_extractor(keys)
+    unprofiled = profiled.with_known_keys(KnownKeys(profiled.known_keys._hashes))
+    for text, fmt in _embeddings(key) + [(f"see https://cdn.example.com/{key}, and more", "text"),
+                                         (f"s3://media/{key} and https://cdn.example.com/{key}).",
+                                          "text")]:
+        assert profiled.extract(text, fmt) == unprofiled.extract(text, fmt), text
