@@ -113,18 +113,37 @@ def _keys_by_form(found: RawExtraction) -> tuple[dict[str, str], list[str], bool
     return keys, media_ids, fallback
 
 
-class _MediaIds:
-    """``records.media_id_for(bucket, key)`` for many keys of one bucket, without building a
-    ``uuid.UUID`` for each (the same text, ~3x faster)."""
+class _MediaIdDigests:
+    """The MD5 of ``bucket NUL key`` for many keys of one bucket: the 16 bytes behind
+    ``records.media_id_for(bucket, key)``, spelled as UUIDs in bulk by :func:`_uuid_texts`."""
 
     def __init__(self, bucket: str) -> None:
         self._prefix = hashlib.md5(f"{bucket}\x00".encode(), usedforsecurity=False)
 
-    def __call__(self, key: str) -> str:
+    def __call__(self, key: str) -> bytes:
         md5 = self._prefix.copy()
         md5.update(key.encode())
-        h = md5.hexdigest()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        return md5.digest()
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+# Where the 32 hex digits go in the 36 characters of a UUID's text.
+_UUID_DIGITS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
+
+
+def _uuid_texts(digests: bytes) -> pa.Array:
+    """16-byte digests, concatenated -> their canonical UUID texts (``str(uuid.UUID(...))``),
+    as an Arrow string array built with numpy instead of a Python string per row."""
+    raw = np.frombuffer(digests, dtype=np.uint8).reshape(-1, 16)
+    n = raw.shape[0]
+    digits = np.empty((n, 32), dtype=np.uint8)
+    digits[:, 0::2] = _HEX[raw >> 4]
+    digits[:, 1::2] = _HEX[raw & 15]
+    text = np.full((n, 36), ord("-"), dtype=np.uint8)
+    text[:, _UUID_DIGITS] = digits
+    offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n,
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(text.tobytes())])
 
 
 def _content_hash(content_type: str, content_id: str) -> bytes:
@@ -135,12 +154,12 @@ def _content_hash(content_type: str, content_id: str) -> bytes:
 def _scan_chunk(token: str, chunk: _Chunk) -> _ChunkResult:
     extractor = _EXTRACTORS[token]
     bucket = extractor.bucket
-    media_id_of = _MediaIds(bucket)
+    digest_of = _MediaIdDigests(bucket)
     ct_col: list[str] = []
     cid_col: list[str] = []
     bucket_col: list[str | None] = []
     key_col: list[str | None] = []
-    id_col: list[str] = []
+    digests: list[bytes] = []
     form_col: list[str] = []
     hashes: list[bytes] = []
     size = fallbacks = 0
@@ -153,25 +172,26 @@ def _scan_chunk(token: str, chunk: _Chunk) -> _ChunkResult:
         if not keys and not media_ids:
             continue
         # One row per media id: a shortcode naming a key's media id adds nothing.
-        rows: dict[str, tuple[str | None, str]] = {}
+        rows: dict[bytes, tuple[str | None, str]] = {}
         for key, form in keys.items():
-            media_id = media_id_of(key)
-            old = rows.get(media_id)
+            digest = digest_of(key)
+            old = rows.get(digest)
             if old is not None and old[0] is not None:  # an MD5 collision: what a fold keeps
                 key, form = max(key, old[0]), min(form, old[1])
-            rows[media_id] = (key, form)
-        for media_id in media_ids:
-            if media_id not in rows:
-                rows[media_id] = (None, "shortcode")
+            rows[digest] = (key, form)
+        for media_id in media_ids:  # canonical UUID texts
+            digest = bytes.fromhex(media_id.replace("-", ""))
+            if digest not in rows:
+                rows[digest] = (None, "shortcode")
         content_type, content_id = doc[0], doc[1]
         hashes.append(_content_hash(content_type, content_id))
         n = len(rows)
         ct_col += [content_type] * n
         cid_col += [content_id] * n
-        for media_id, (row_key, row_form) in rows.items():
+        digests += rows
+        for row_key, row_form in rows.values():
             bucket_col.append(None if row_key is None else bucket)
             key_col.append(row_key)
-            id_col.append(media_id)
             form_col.append(row_form)
     rows_n = len(ct_col)
     ipc = b""
@@ -181,7 +201,7 @@ def _scan_chunk(token: str, chunk: _Chunk) -> _ChunkResult:
             pa.array(cid_col, pa.string()),
             pa.array(bucket_col, pa.string()),
             pa.array(key_col, pa.string()),
-            pa.array(id_col, pa.string()),
+            _uuid_texts(b"".join(digests)),
             pa.array(form_col, pa.string()),
         ], schema=FRAGMENT_SCHEMA)
         sink = pa.BufferOutputStream()
