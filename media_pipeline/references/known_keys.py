@@ -31,6 +31,10 @@ import numpy as np
 import numpy.typing as npt
 
 _EMPTY = np.empty(0, dtype=np.uint64)
+try:  # CPython's own MD5: the same digest, ~2x faster than OpenSSL's for short keys
+    from _md5 import md5 as fast_md5
+except ImportError:  # pragma: no cover - other Pythons
+    fast_md5 = hashlib.md5
 PROFILED_ENDINGS = ".,;:!?*_~)]}"
 """Characters the profile records as key endings (the extractor's trailing punctuation)."""
 # Python's ``\s`` (``str.isspace``) spelled out, so DuckDB's RE2 tests the very same characters.
@@ -138,10 +142,9 @@ class KnownKeys:
         and looked up in bulk (the scan resolves a whole chunk of documents in one call)."""
         if not keys or not self._hashes.size:
             return [False] * len(keys)
-        md5 = hashlib.md5
-        wanted = np.frombuffer(
-            b"".join([md5(k.encode("utf-8"), usedforsecurity=False).digest()[8:] for k in keys]),
-            dtype="<u8")
+        md5 = fast_md5
+        wanted = np.frombuffer(b"".join([md5(k.encode("utf-8")).digest()[8:] for k in keys]),
+                               dtype="<u8")
         # Looked up in sorted order: neighbouring candidates then touch neighbouring memory,
         # ~3x faster on a million keys than in text order.
         order = np.argsort(wanted)

@@ -44,11 +44,12 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from media_pipeline.references.document import Document
 from media_pipeline.references.extract import RawExtraction, ReferenceExtractor
-from media_pipeline.references.known_keys import KnownKeys
+from media_pipeline.references.known_keys import KnownKeys, fast_md5
 
 FRAGMENT_SCHEMA = pa.schema([
     ("content_type", pa.string()),
@@ -113,19 +114,6 @@ def _keys_by_form(found: RawExtraction) -> tuple[dict[str, str], list[str], bool
     return keys, media_ids, fallback
 
 
-class _MediaIdDigests:
-    """The MD5 of ``bucket NUL key`` for many keys of one bucket: the 16 bytes behind
-    ``records.media_id_for(bucket, key)``, spelled as UUIDs in bulk by :func:`_uuid_texts`."""
-
-    def __init__(self, bucket: str) -> None:
-        self._prefix = hashlib.md5(f"{bucket}\x00".encode(), usedforsecurity=False)
-
-    def __call__(self, key: str) -> bytes:
-        md5 = self._prefix.copy()
-        md5.update(key.encode())
-        return md5.digest()
-
-
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 # Where the 32 hex digits go in the 36 characters of a UUID's text.
 _UUID_DIGITS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
@@ -154,13 +142,12 @@ def _content_hash(content_type: str, content_id: str) -> bytes:
 def _scan_chunk(token: str, chunk: _Chunk) -> _ChunkResult:
     extractor = _EXTRACTORS[token]
     bucket = extractor.bucket
-    digest_of = _MediaIdDigests(bucket)
+    md5 = fast_md5
+    prefix = f"{bucket}\x00".encode()  # media id = MD5 of bucket NUL key (records.media_id_for)
     ct_col: list[str] = []
     cid_col: list[str] = []
-    bucket_col: list[str | None] = []
-    key_col: list[str | None] = []
     digests: list[bytes] = []
-    form_col: list[str] = []
+    values: list[tuple[str | None, str]] = []  # (key, form) of each row
     hashes: list[bytes] = []
     size = fallbacks = 0
     found = extractor.extract_many([(doc[2], doc[3]) for doc in chunk])
@@ -172,13 +159,11 @@ def _scan_chunk(token: str, chunk: _Chunk) -> _ChunkResult:
         if not keys and not media_ids:
             continue
         # One row per media id: a shortcode naming a key's media id adds nothing.
-        rows: dict[bytes, tuple[str | None, str]] = {}
-        for key, form in keys.items():
-            digest = digest_of(key)
-            old = rows.get(digest)
-            if old is not None and old[0] is not None:  # an MD5 collision: what a fold keeps
-                key, form = max(key, old[0]), min(form, old[1])
-            rows[digest] = (key, form)
+        rows: dict[bytes, tuple[str | None, str]] = {
+            md5(prefix + key.encode()).digest(): (key, form)
+            for key, form in keys.items()}
+        if len(rows) < len(keys):  # an MD5 collision: keep what the fold keeps
+            rows = _merge_collisions(prefix, keys)
         for media_id in media_ids:  # canonical UUID texts
             digest = bytes.fromhex(media_id.replace("-", ""))
             if digest not in rows:
@@ -189,26 +174,36 @@ def _scan_chunk(token: str, chunk: _Chunk) -> _ChunkResult:
         ct_col += [content_type] * n
         cid_col += [content_id] * n
         digests += rows
-        for row_key, row_form in rows.values():
-            bucket_col.append(None if row_key is None else bucket)
-            key_col.append(row_key)
-            form_col.append(row_form)
+        values += rows.values()
     rows_n = len(ct_col)
     ipc = b""
     if rows_n:
+        keys_array = pa.array([v[0] for v in values], pa.string())
         batch = pa.record_batch([
             pa.array(ct_col, pa.string()),
             pa.array(cid_col, pa.string()),
-            pa.array(bucket_col, pa.string()),
-            pa.array(key_col, pa.string()),
+            pc.if_else(keys_array.is_valid(), pa.scalar(bucket, pa.string()),
+                       pa.scalar(None, pa.string())),  # the bucket wherever there is a key
+            keys_array,
             _uuid_texts(b"".join(digests)),
-            pa.array(form_col, pa.string()),
+            pa.array([v[1] for v in values], pa.string()),
         ], schema=FRAGMENT_SCHEMA)
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, FRAGMENT_SCHEMA) as writer:
             writer.write_batch(batch)
         ipc = sink.getvalue().to_pybytes()
     return len(chunk), size, fallbacks, rows_n, ipc, b"".join(hashes)
+
+
+def _merge_collisions(prefix: bytes, keys: dict[str, str]) -> dict[bytes, tuple[str | None, str]]:
+    rows: dict[bytes, tuple[str | None, str]] = {}
+    for key, form in keys.items():
+        digest = fast_md5(prefix + key.encode()).digest()
+        old = rows.get(digest)
+        if old is not None and old[0] is not None:
+            key, form = max(key, old[0]), min(form, old[1])
+        rows[digest] = (key, form)
+    return rows
 
 
 def _chunks(documents: Iterable[Document], chunk_bytes: int, chunk_docs: int,
