@@ -431,7 +431,8 @@ class ReferenceExtractor:
             # Fast path, most URLs: the prefix regex already ran over an ASCII path up to a
             # character that surely ends it; at most percent-escapes to decode, nothing to peel
             # off or choose between.
-            if end > start and text[end - 1] not in _TRAILING_OR_SLASH:
+            last = text[end - 1] if end > start else "/"
+            if last != "/":
                 tail = text[start:end]
                 if tail.isascii():
                     nxt = text[end:end + 1]
@@ -442,7 +443,14 @@ class ReferenceExtractor:
                             before, scheme = _url_context(text, slashes)
                     else:
                         before, scheme = text[slashes - 1:slashes], ""
-                    if ((nxt == before and nxt in _QUOTES
+                    if last in _TRAILING:
+                        # "…/a.jpg)." in prose: what the general path reads for an unquoted
+                        # URL that ends where the prefix regex stopped, without the search
+                        if (is_http and nxt in _UNQUOTED_CLEAN_ENDS
+                                and before not in _QUOTED_END):
+                            _add(_http_readings(form, tail, [tail]), keys, pending, known)
+                            continue
+                    elif ((nxt == before and nxt in _QUOTES
                          or is_http and nxt in _QUERY_MARKS
                          or before not in _QUOTED_END and (
                              nxt in _UNQUOTED_CLEAN_ENDS
@@ -466,7 +474,7 @@ class ReferenceExtractor:
                             occurrence = _finish(form, tail, [tail], (tail,), decode_given=True)
                         _add(occurrence, keys, pending, known)
                         continue
-                    if (nxt == " " and before in _QUOTES and is_http
+                    if (last not in _TRAILING and nxt == " " and before in _QUOTES and is_http
                             and _SRCSET_DESCRIPTOR.match(text, end)):
                         # srcset="URL 2x, …": the URL, or the whole value if that is a key
                         close = text.find(before, end, start + MAX_URL_CHARS)
