@@ -156,10 +156,11 @@ def read_pages(pages: Path, limit: int | None = None) -> Iterator[Document]:
                 return
 
 
-def _cpu_seconds() -> float:
+def _cpu_seconds() -> tuple[float, float]:
+    """(this process, its joined children: the pool's workers)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # the pool's, once it is joined
-    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+    return own.ru_utime + own.ru_stime, workers.ru_utime + workers.ru_stime
 
 
 def main(docs: int = 100_000, keys_n: int = 1_000_000, doc_bytes: int = 8_500,
@@ -182,7 +183,9 @@ def main(docs: int = 100_000, keys_n: int = 1_000_000, doc_bytes: int = 8_500,
     extractor = ReferenceExtractor.from_settings(SETTINGS)
     stats = scan_documents(read_pages(pages), extractor, out, known_keys=known, workers=workers)
     total = time.perf_counter() - t0
-    cpu = _cpu_seconds() - cpu0
+    cpu1 = _cpu_seconds()
+    own_cpu, workers_cpu = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    cpu = own_cpu + workers_cpu
     corpus_bytes = stats.bytes
     con = duckdb.connect()
     con.execute(f"ATTACH '{catalog}' AS cat (READ_ONLY)")
@@ -196,9 +199,11 @@ def main(docs: int = 100_000, keys_n: int = 1_000_000, doc_bytes: int = 8_500,
           f"(known keys loaded in {t_keys:.2f} s, {known.nbytes / MB:.0f} MB); "
           f"{stats.refs:,} references, {dangling[0] if dangling else '?':,} dangling, "
           f"{stats.text_fallbacks} text fallbacks")
-    print(f"ours CPU: {cpu:.1f} CPU-seconds (this process and its workers); estimate for 2 "
-          f"cores of our own (bytes / (CPU-seconds / 2)): {corpus_bytes / MB / (cpu / 2):,.1f} "
-          f"MB/s; load average now {os.getloadavg()[0]:.2f}")
+    print(f"ours CPU: {cpu:.1f} CPU-seconds ({own_cpu:.1f} this process: reading pages, "
+          f"known keys, writing the fragment; {workers_cpu:.1f} its {workers} workers: "
+          f"extracting); estimate for 2 cores of our own (bytes / (CPU-seconds / 2)): "
+          f"{corpus_bytes / MB / (cpu / 2):,.1f} MB/s; load average now "
+          f"{os.getloadavg()[0]:.2f}")
 
     sample = list(read_pages(pages, naive_docs))
     keys = [k for (k,) in duckdb.connect(str(catalog), read_only=True)
