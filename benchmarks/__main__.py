@@ -1,6 +1,12 @@
 """`make bench`: every benchmark, one after the other (several minutes; needs ~3 GB of disk)."""
 
-from benchmarks import bench_ai, bench_dedup, bench_fingerprint, bench_inventory
+from benchmarks import (
+    bench_ai,
+    bench_dedup,
+    bench_fingerprint,
+    bench_inventory,
+    bench_reference_index,
+)
 
 
 def main() -> None:
@@ -11,6 +17,8 @@ def main() -> None:
     bench_dedup.main()
     print()
     bench_ai.main()
+    print()
+    bench_reference_index.main()
 
 
 if __name__ == "__main__":
