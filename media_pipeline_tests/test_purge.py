@@ -254,3 +254,38 @@ def test_no_sources_means_api_references_only(s: Settings, s3_client: Any) -> No
     soft_delete(s, [ids["a/y.txt"]], force=True)
     report = purge_run(s, s3_client, enabled_sources=[])
     assert report.purged == 1 and object_keys(s3_client, s) == {"a/y.txt"}
+
+
+def test_a_thread_of_the_same_process_cannot_reference_a_file_mid_batch(
+        s: Settings, s3_client: Any) -> None:
+    import threading
+
+    from media_pipeline.lifecycle import LifecycleError
+
+    ids = catalog_files(s, s3_client, ["a/x.txt"])
+    x = ids["a/x.txt"]
+    soft_delete(s, [x])
+    scan(s, "cms", [], started=SCANNED)
+    outcome: list[Any] = []
+
+    def reference_it() -> None:
+        with Catalog.open(s.catalog_path) as catalog:  # same process: DuckDB lets it in
+            try:
+                outcome.append(add_reference(catalog, s, x, "webpage", "1", ADMIN))
+            except LifecycleError as exc:
+                outcome.append(exc)
+
+    waiter = threading.Thread(target=reference_it)
+
+    def on_step(step: str, info: dict[str, Any]) -> None:
+        if step == "batch_checked":
+            waiter.start()
+            waiter.join(0.5)
+            assert waiter.is_alive(), "add_reference ran between the re-check and the delete"
+
+    report = purge_run(s, s3_client, on_step=on_step)
+    waiter.join()
+    assert report.purged == 1
+    assert len(outcome) == 1 and isinstance(outcome[0], LifecycleError)
+    with Catalog.open(s.catalog_path) as catalog:
+        assert catalog.references_of(x) == {}

@@ -9,6 +9,7 @@ that same transaction, never on a value read earlier.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -35,6 +36,13 @@ PURGE_BLOCKER = f"""CASE
     WHEN m.deleted_at IS NULL OR NOT (m.deleted_at < $cutoff) THEN 'within the retention period'
     WHEN NOT (m.deleted_at < $horizon) THEN 'not every content source scanned since deletion'
     ELSE NULL END"""
+
+
+# DuckDB's file lock keeps other processes out while a purge batch holds the catalog, but
+# connections of one process share the database. Writers that could make a purge candidate
+# referenced or restored take this lock for their transaction, and a purge batch holds it from
+# its re-check to its catalog update, so threads of one process cannot slip in between either.
+PURGE_EXCLUSION = threading.RLock()
 
 
 def utc_now() -> datetime:
@@ -74,10 +82,10 @@ class LifecycleSQL:
             """,
             [media_id],
         )
-        row = cursor.fetchone()
-        if row is None:
+        rows = cursor.fetchall()  # all: a pending result keeps a transaction open
+        if not rows:
             return None
-        return dict(zip([d[0] for d in cursor.description or []], row, strict=True))
+        return dict(zip([d[0] for d in cursor.description or []], rows[0], strict=True))
 
     def soft_delete(
         self, media_id: str, user: str, *, allow_referenced: bool, now: datetime | None = None,
@@ -122,7 +130,7 @@ class LifecycleSQL:
         """Undo a soft delete. Returns ``restored``, ``not_deleted``, ``purged``, ``unknown``,
         or ``purge_in_flight`` (an interrupted purge may have deleted the object already: the
         next purge run settles it first)."""
-        with self.transaction():
+        with PURGE_EXCLUSION, self.transaction():
             state = self.media_state(media_id)
             if state is None:
                 return "unknown"

@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from media_pipeline.catalog.lifecycle_sql import LifecycleSQL, aware, utc_now
+from media_pipeline.catalog.lifecycle_sql import PURGE_EXCLUSION, LifecycleSQL, aware, utc_now
 
 API_SOURCE = "api"
 FRAGMENT_COLUMNS = ("content_type", "content_id", "bucket", "key", "media_id", "form")
@@ -101,10 +101,15 @@ class ReferenceSQL(LifecycleSQL):
         *, now: datetime | None = None,
     ) -> bool:
         """Record that ``content_type``/``content_id`` uses the file; False if the API had
-        already recorded it (its last_seen is refreshed)."""
+        already recorded it (its last_seen is refreshed). A purged file raises ValueError."""
         now = aware(now) or utc_now()
         con = self.con
-        with self.transaction():
+        with PURGE_EXCLUSION, self.transaction():
+            purged = con.execute(
+                "SELECT count(*) FROM media_files WHERE media_id = ?::UUID AND status = 'purged'",
+                [media_id]).fetchone()
+            if purged and purged[0]:
+                raise ValueError(f"media file {media_id} was purged; it cannot be referenced")
             updated = con.execute(
                 "UPDATE media_references SET last_seen = ? WHERE media_id = ? AND origin = 'api' "
                 "AND content_type = ? AND content_id = ?",
@@ -199,7 +204,7 @@ class ReferenceSQL(LifecycleSQL):
         stats = dict(stats or {})
         con = self.con
         files = [str(p) for p in fragments]
-        with self.transaction():
+        with PURGE_EXCLUSION, self.transaction():
             if files:
                 try:
                     con.execute(
@@ -318,15 +323,15 @@ class ReferenceSQL(LifecycleSQL):
         successful one; ``stale`` when it never succeeded or the latest scan failed."""
         out = []
         for source in sources:
-            latest = self.con.execute(
+            latest_rows = self.con.execute(
                 "SELECT started, ok, error FROM source_scans WHERE source = ? "
                 "ORDER BY started DESC, ok ASC LIMIT 1",
                 [source],
-            ).fetchone()
-            last_ok = self.con.execute(
+            ).fetchall()
+            latest = latest_rows[0] if latest_rows else None
+            ok_started = self.con.execute(
                 "SELECT max(started) FROM source_scans WHERE source = ? AND ok", [source]
-            ).fetchone()
-            ok_started = last_ok[0] if last_ok else None
+            ).fetchall()[0][0]
             if latest is None:
                 reason = "never scanned"
             elif not latest[1]:

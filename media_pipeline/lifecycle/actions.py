@@ -77,9 +77,10 @@ def add_reference(
     content_type, content_id = _content(content_type, content_id)
     state = _state(catalog, media_id)
     require_role(catalog, settings, state["namespace"], user, Role.EDITOR, "add a reference")
-    if state["status"] == "purged":
-        raise LifecycleError(f"media file {media_id} was purged; it cannot be referenced")
-    return catalog.add_reference(state["media_id"], content_type, content_id, user, now=now)
+    try:
+        return catalog.add_reference(state["media_id"], content_type, content_id, user, now=now)
+    except ValueError as exc:  # purged, decided inside the catalog's transaction
+        raise LifecycleError(str(exc)) from exc
 
 
 def remove_reference(

@@ -32,7 +32,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from media_pipeline.catalog import Catalog
-from media_pipeline.catalog.lifecycle_sql import aware, utc_now
+from media_pipeline.catalog.lifecycle_sql import PURGE_EXCLUSION, aware, utc_now
 from media_pipeline.settings import Settings
 from media_pipeline.storage.s3 import is_not_found
 
@@ -212,7 +212,7 @@ def _sweep_batch(
     run_id: str | None,
 ) -> None:
     """Re-check, delete in S3 and record one batch, holding the catalog writer throughout."""
-    with Catalog.open(settings.catalog_path) as catalog:
+    with PURGE_EXCLUSION, Catalog.open(settings.catalog_path) as catalog:
         stale = catalog.stale_sources(sources)
         horizon = catalog.scan_horizon(sources)
         if stale or horizon is None:
