@@ -4,6 +4,8 @@ re-checks just before the delete."""
 from __future__ import annotations
 
 import json
+import threading
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +13,8 @@ from typing import Any
 import pytest
 
 from media_pipeline.catalog import Catalog
-from media_pipeline.lifecycle import add_reference, delete, purge, restore
+from media_pipeline.lifecycle import LifecycleError, add_reference, delete, purge, restore
+from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
 from media_pipeline_tests.lifecycle_helpers import (
     ADMIN,
@@ -258,10 +261,6 @@ def test_no_sources_means_api_references_only(s: Settings, s3_client: Any) -> No
 
 def test_a_thread_of_the_same_process_cannot_reference_a_file_mid_batch(
         s: Settings, s3_client: Any) -> None:
-    import threading
-
-    from media_pipeline.lifecycle import LifecycleError
-
     ids = catalog_files(s, s3_client, ["a/x.txt"])
     x = ids["a/x.txt"]
     soft_delete(s, [x])
@@ -289,3 +288,21 @@ def test_a_thread_of_the_same_process_cannot_reference_a_file_mid_batch(
     assert len(outcome) == 1 and isinstance(outcome[0], LifecycleError)
     with Catalog.open(s.catalog_path) as catalog:
         assert catalog.references_of(x) == {}
+
+
+def test_per_key_errors_are_reported_and_those_files_stay_deleted(s: Settings,
+                                                                  s3_client: Any) -> None:
+    locked = replace(s, bucket=f"lock-{uuid.uuid4().hex[:16]}", purge_versions="all")
+    s3_client.create_bucket(Bucket=locked.bucket, ObjectLockEnabledForBucket=True)
+    s3_client.put_object(Bucket=locked.bucket, Key="a/held.txt", Body=b"legal hold",
+                         ObjectLockLegalHoldStatus="ON")
+    ids = catalog_files(locked, s3_client, ["a/free.txt"])
+    held = media_id_for(locked.bucket, "a/held.txt")
+    soft_delete(locked, [held, ids["a/free.txt"]])
+    scan(locked, "cms", [], started=SCANNED)
+    report = purge_run(locked, s3_client)
+    assert report.purged == 1 and not report.ok
+    assert len(report.errors) == 1 and report.errors[0].startswith("a/held.txt: AccessDenied")
+    assert row(locked, held)["status"] == "deleted"
+    assert row(locked, ids["a/free.txt"])["status"] == "purged"
+    assert object_keys(s3_client, locked) == {"a/held.txt"}
