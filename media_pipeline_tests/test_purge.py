@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import duckdb
 import pytest
 
 from media_pipeline.catalog import Catalog
@@ -267,12 +268,16 @@ def test_a_thread_of_the_same_process_cannot_reference_a_file_mid_batch(
     scan(s, "cms", [], started=SCANNED)
     outcome: list[Any] = []
 
+    # A second connection of this process: DuckDB lets it in while the purge holds the file.
+    # (Closed only after the purge: Catalog.open's checkpoint on exit would race the purge's.)
+    con = duckdb.connect(str(s.catalog_path))
+
     def reference_it() -> None:
-        with Catalog.open(s.catalog_path) as catalog:  # same process: DuckDB lets it in
-            try:
-                outcome.append(add_reference(catalog, s, x, "webpage", "1", ADMIN))
-            except LifecycleError as exc:
-                outcome.append(exc)
+        try:
+            outcome.append(add_reference(Catalog(con, s.catalog_path, None), s, x, "webpage",
+                                         "1", ADMIN))
+        except LifecycleError as exc:
+            outcome.append(exc)
 
     waiter = threading.Thread(target=reference_it)
 
@@ -284,6 +289,7 @@ def test_a_thread_of_the_same_process_cannot_reference_a_file_mid_batch(
 
     report = purge_run(s, s3_client, on_step=on_step)
     waiter.join()
+    con.close()
     assert report.purged == 1
     assert len(outcome) == 1 and isinstance(outcome[0], LifecycleError)
     with Catalog.open(s.catalog_path) as catalog:
