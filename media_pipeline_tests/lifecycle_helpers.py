@@ -26,8 +26,10 @@ FRAGMENT_SCHEMA = pa.schema([(name, pa.string()) for name in
                              ("content_type", "content_id", "bucket", "key", "media_id", "form")])
 
 
-def catalog_files(settings: Settings, client: Any, keys: Iterable[str]) -> dict[str, str]:
-    """Upload a small text file per key, inventory and fingerprint them: key -> media id."""
+def catalog_files(settings: Settings, client: Any, keys: Iterable[str], *,
+                  fingerprint: bool = True) -> dict[str, str]:
+    """Upload a small text file per key, inventory and (unless told not to) fingerprint them,
+    which makes them active: key -> media id."""
     ids = {}
     for key in keys:
         client.put_object(Bucket=settings.bucket, Key=key, Body=f"content of {key}\n".encode(),
@@ -35,7 +37,8 @@ def catalog_files(settings: Settings, client: Any, keys: Iterable[str]) -> dict[
         ids[key] = media_id_for(settings.bucket, key)
     take_inventory(settings, client)
     commit_inventory(settings)
-    fingerprint_pending(settings, client)
+    if fingerprint:
+        fingerprint_pending(settings, client)
     return ids
 
 

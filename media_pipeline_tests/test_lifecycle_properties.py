@@ -159,7 +159,7 @@ class World:
                 assert state["is_deleted"] == (f in self.model.deleted_at)
 
 
-@hyp_settings(max_examples=40, deadline=None,
+@hyp_settings(max_examples=50, deadline=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(ops=st.lists(operations, min_size=1, max_size=20))
 def test_random_lifecycles_never_lose_a_referenced_file(

@@ -35,7 +35,8 @@ STEPS = 9
 
 
 def _world(s: Settings, client: Any) -> dict[str, str]:
-    ids = catalog_files(s, client, [*ELIGIBLE, "a/used.txt", "a/live.txt", "a/recent.txt"])
+    ids = catalog_files(s, client, [*ELIGIBLE, "a/used.txt", "a/live.txt", "a/recent.txt"],
+                        fingerprint=False)
     scan(s, "cms", [key_ref(s, "webpage", "1", "a/used.txt")], started=DELETED)
     with Catalog.open(s.catalog_path) as catalog:
         for key in ELIGIBLE:
