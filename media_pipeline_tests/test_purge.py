@@ -312,3 +312,19 @@ def test_per_key_errors_are_reported_and_those_files_stay_deleted(s: Settings,
     assert row(locked, held)["status"] == "deleted"
     assert row(locked, ids["a/free.txt"])["status"] == "purged"
     assert object_keys(s3_client, locked) == {"a/held.txt"}
+
+
+def test_a_key_uploaded_again_after_its_purge_can_be_deleted_again(s: Settings,
+                                                                   s3_client: Any) -> None:
+    ids = catalog_files(s, s3_client, ["a/x.txt"])
+    x = ids["a/x.txt"]
+    soft_delete(s, [x])
+    scan(s, "cms", [], started=SCANNED)
+    assert purge_run(s, s3_client).purged == 1
+    catalog_files(s, s3_client, ["a/x.txt"])  # same key, new upload: inventory + fingerprint
+    assert row(s, x)["status"] == "active"
+    with Catalog.open(s.catalog_path) as catalog:
+        outcome = delete(catalog, s, x, ADMIN, now=LATER)
+        assert outcome.deleted and not outcome.already_deleted
+        restore(catalog, s, x, ADMIN)
+    assert row(s, x)["status"] == "active" and not row(s, x)["is_deleted"]

@@ -49,6 +49,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _is_soft_deleted(state: dict[str, Any]) -> bool:
+    """Deleted (and, if its object vanished since, missing). A row whose key was uploaded again
+    after a delete or purge is back to pending/active: the old is_deleted flag does not count."""
+    return state["status"] == "deleted" or (state["status"] == "missing"
+                                            and bool(state["is_deleted"]))
+
+
 def aware(value: datetime | None) -> Any:
     """Naive datetimes are taken as UTC (the catalog stores TIMESTAMPTZ)."""
     if value is not None and value.tzinfo is None:
@@ -104,7 +111,7 @@ class LifecycleSQL:
             count = max(int(state["reference_count"]), sum(len(v) for v in refs.values()))
             if state["status"] == "purged":
                 return "purged", refs
-            if state["is_deleted"]:
+            if _is_soft_deleted(state):
                 return "already", refs
             if count and not allow_referenced:
                 self.record_audit(user, "delete.refused", media_id,
@@ -136,7 +143,7 @@ class LifecycleSQL:
                 return "unknown"
             if state["status"] == "purged":
                 return "purged"
-            if not state["is_deleted"]:
+            if not _is_soft_deleted(state):
                 return "not_deleted"
             in_flight = self.con.execute(
                 "SELECT count(*) FROM purge_marks WHERE media_id = ?::UUID AND state = 'deleting'",
@@ -179,7 +186,7 @@ class LifecycleSQL:
                     CREATE OR REPLACE TEMP TABLE auto_delete AS
                     SELECT m.media_id, coalesce(m.unreferenced_since, m.first_seen) AS since
                     FROM media_files m
-                    WHERE m.namespace = $ns AND m.status = 'active' AND NOT m.is_deleted
+                    WHERE m.namespace = $ns AND m.status = 'active'
                       AND {UNREFERENCED}
                       AND coalesce(m.unreferenced_since, m.first_seen)
                           <= $now - to_days($days::INTEGER)
