@@ -317,6 +317,9 @@ class ReferenceSQL(LifecycleSQL):
                 [source, aware(started), aware(finished) or utc_now(),
                  (error or "unknown error")[:MAX_ERROR_CHARS], run_id],
             )
+            self.record_audit("system", "references.scan_failed", None,
+                              {"source": source, "error": (error or "")[:MAX_ERROR_CHARS]},
+                              run_id)
 
     def source_scan_status(self, sources: Sequence[str]) -> list[dict[str, Any]]:
         """Per source: its latest scan (ok or not, error) and the start of its latest
