@@ -50,7 +50,7 @@ def _world(s: Settings, client: Any) -> dict[str, str]:
 def _child(s: Settings, kill_at: int) -> subprocess.CompletedProcess[str]:
     fields = {"endpoint_url": s.endpoint_url, "access_key_id": s.access_key_id,
               "secret_access_key": s.secret_access_key, "bucket": s.bucket,
-              "home": str(s.home), "purge_max_share": 1.0}
+              "home": str(s.home), "purge_max_share": 1.0, "purge_versions": s.purge_versions}
     args = {"settings": fields, "kill_at": kill_at, "sources": ["cms"], "now": NOW.isoformat(),
             "batch_size": 2}
     return subprocess.run(
@@ -111,3 +111,21 @@ def test_restore_waits_while_a_killed_purge_may_have_deleted_the_object(
           pytest.raises(LifecycleError, match="purged")):
         restore(catalog, s, first, ADMIN)
     _assert_consistent(s, s3_client, ids)
+
+
+@pytest.mark.parametrize("kill_at", [2, 3, 4])  # checked, deleted in S3, recorded
+def test_a_killed_purge_of_every_version_is_finished_too(settings: Settings, s3_client: Any,
+                                                         kill_at: int) -> None:
+    s = replace(settings, admins=frozenset({ADMIN}), purge_max_share=1.0, purge_versions="all")
+    s3_client.put_bucket_versioning(Bucket=s.bucket,
+                                    VersioningConfiguration={"Status": "Enabled"})
+    for key in ELIGIBLE:  # an older version of each
+        s3_client.put_object(Bucket=s.bucket, Key=key, Body=b"old version")
+    ids = _world(s, s3_client)
+    assert _child(s, kill_at).returncode == -signal.SIGKILL
+    report = purge(s, s3_client, enabled_sources=["cms"], now=NOW, batch_size=2)
+    assert report.ok, report.errors
+    _assert_consistent(s, s3_client, ids)
+    for key in ELIGIBLE:
+        listing = s3_client.list_object_versions(Bucket=s.bucket, Prefix=key)
+        assert listing.get("Versions", []) == [] and listing.get("DeleteMarkers", []) == []
