@@ -328,3 +328,15 @@ def test_a_key_uploaded_again_after_its_purge_can_be_deleted_again(s: Settings,
         assert outcome.deleted and not outcome.already_deleted
         restore(catalog, s, x, ADMIN)
     assert row(s, x)["status"] == "active" and not row(s, x)["is_deleted"]
+
+
+def test_the_cap_is_checked_again_on_what_was_marked(s: Settings, s3_client: Any) -> None:
+    from media_pipeline.catalog.lifecycle_sql import OverCap
+
+    ids = catalog_files(s, s3_client, ["a/x.txt", "a/y.txt"], fingerprint=False)
+    soft_delete(s, list(ids.values()))
+    with Catalog.open(s.catalog_path) as catalog, pytest.raises(OverCap):
+        catalog.start_purge_run("p1", LATER, retention_days=30, versions="marker",
+                                sources=[], cutoff=LATER - timedelta(days=30),
+                                horizon=LATER, batch_size=10, max_files=1)
+    assert purge_tables(s) == (0, 0)

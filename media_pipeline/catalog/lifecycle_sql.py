@@ -45,6 +45,14 @@ PURGE_BLOCKER = f"""CASE
 PURGE_EXCLUSION = threading.RLock()
 
 
+class OverCap(Exception):
+    """More files were marked than the purge's cap allows; the marks were rolled back."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} files marked, over the cap")
+        self.count = count
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -250,10 +258,11 @@ class LifecycleSQL:
     def start_purge_run(
         self, purge_id: str, now: datetime, *, retention_days: int, versions: str,
         sources: Sequence[str], cutoff: datetime, horizon: datetime, batch_size: int,
-        run_id: str | None = None,
+        max_files: int | None = None, run_id: str | None = None,
     ) -> tuple[int, int, int]:
         """Record the run and mark its candidates (before any S3 call), in one transaction.
-        Returns (files, bytes, batches)."""
+        Returns (files, bytes, batches). More than ``max_files`` marked (the cap, checked on
+        what was actually marked): nothing is kept and OverCap is raised."""
         with self.transaction():
             self.con.execute(
                 "INSERT INTO purge_runs (purge_id, started, state, retention_days, versions, "
@@ -277,6 +286,8 @@ class LifecycleSQL:
                 "SELECT count(*), coalesce(sum(file_size), 0), coalesce(max(batch) + 1, 0) "
                 "FROM purge_marks WHERE purge_id = ?", [purge_id]).fetchone()
             assert row is not None
+            if max_files is not None and row[0] > max_files:
+                raise OverCap(int(row[0]))
             self.con.execute("UPDATE purge_runs SET candidates = ? WHERE purge_id = ?",
                              [row[0], purge_id])
         return int(row[0]), int(row[1]), int(row[2])

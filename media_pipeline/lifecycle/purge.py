@@ -21,6 +21,7 @@ Mark, then sweep. It fails closed at every step:
 from __future__ import annotations
 
 import fcntl
+import math
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +33,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from media_pipeline.catalog import Catalog
-from media_pipeline.catalog.lifecycle_sql import PURGE_EXCLUSION, aware, utc_now
+from media_pipeline.catalog.lifecycle_sql import PURGE_EXCLUSION, OverCap, aware, utc_now
 from media_pipeline.settings import Settings
 from media_pipeline.storage.s3 import is_not_found
 
@@ -162,10 +163,19 @@ def purge(
                     run_id=run_id)
                 return report
             assert horizon is not None
+            try:
+                count, total, batches = catalog.start_purge_run(
+                    purge_id, now, retention_days=retention, versions=versions,
+                    sources=sources, cutoff=cutoff, horizon=horizon, batch_size=size,
+                    max_files=_cap(settings, found["non_purged"]), run_id=run_id)
+            except OverCap as exc:  # more became eligible since counted: still over the cap
+                report.candidates = exc.count
+                report.refused_reason = _over_cap(settings, exc.count, found["non_purged"])
+                catalog.record_refused_purge(
+                    purge_id, now, str(report.refused_reason), retention_days=retention,
+                    versions=versions, sources=sources, candidates=exc.count, run_id=run_id)
+                return report
             report.purge_id = purge_id
-            count, total, batches = catalog.start_purge_run(
-                purge_id, now, retention_days=retention, versions=versions, sources=sources,
-                cutoff=cutoff, horizon=horizon, batch_size=size, run_id=run_id)
             report.candidates, report.candidate_bytes = count, total
         step("marked", {"purge_id": purge_id, "candidates": count, "bytes": total,
                         "batches": batches})
@@ -191,6 +201,11 @@ def purge(
         step("finished", {"purge_id": purge_id, "purged": report.purged,
                           "bytes_freed": report.bytes_freed, "state": state})
     return report
+
+
+def _cap(settings: Settings, non_purged: int) -> int:
+    """The most files one run may purge."""
+    return min(settings.purge_max_count, math.floor(settings.purge_max_share * non_purged))
 
 
 def _over_cap(settings: Settings, count: int, non_purged: int) -> str | None:
