@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from media_pipeline.catalog import Catalog
+from media_pipeline.catalog.lifecycle_sql import OverCap
 from media_pipeline.lifecycle import LifecycleError, add_reference, delete, purge, restore
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
@@ -331,8 +332,6 @@ def test_a_key_uploaded_again_after_its_purge_can_be_deleted_again(s: Settings,
 
 
 def test_the_cap_is_checked_again_on_what_was_marked(s: Settings, s3_client: Any) -> None:
-    from media_pipeline.catalog.lifecycle_sql import OverCap
-
     ids = catalog_files(s, s3_client, ["a/x.txt", "a/y.txt"], fingerprint=False)
     soft_delete(s, list(ids.values()))
     with Catalog.open(s.catalog_path) as catalog, pytest.raises(OverCap):

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from media_pipeline.access import SYSTEM_USER, Role, require_role
+from media_pipeline.catalog.lifecycle_sql import aware, utc_now
 from media_pipeline.lifecycle.errors import LifecycleError, UnknownMedia
 from media_pipeline.settings import Settings
 
@@ -159,8 +160,6 @@ def auto_soft_delete(
     """Soft-delete (as ``system``) active files unreferenced for ``settings.auto_delete_days``
     of their namespace; off when that is empty. With ``enabled_sources`` given, nothing is
     deleted while one of them is stale (its references may be missing)."""
-    from media_pipeline.catalog.lifecycle_sql import aware, utc_now
-
     if not settings.auto_delete_days:
         return AutoDeleteReport(deleted={})
     if enabled_sources:
