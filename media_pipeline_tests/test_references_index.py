@@ -218,3 +218,22 @@ def test_bad_fragments_change_nothing(settings: Settings, files: dict[str, str],
             catalog.replace_source_references("api", [], datetime.now(UTC))
         assert catalog.references_of(files["blog/a.txt"]) == {"webpage": ["1"]}
         assert catalog.references_of(files["blog/b.txt"]) == {}
+
+
+def test_reference_totals(admin_settings: Settings, files: dict[str, str]) -> None:
+    s = admin_settings
+    scan(s, "cms", [key_ref(s, "webpage", "1", "blog/a.txt"),
+                    key_ref(s, "webpage", "1", "blog/nowhere.txt")])
+    with Catalog.open(s.catalog_path) as catalog:
+        add_reference(catalog, s, files["blog/b.txt"], "app", "9", ADMIN)
+        assert catalog.reference_totals() == {"references": 3, "api": 1, "scan": 2,
+                                              "referenced_files": 2, "dangling": 1}
+
+
+def test_known_keys_for_the_extractor(settings: Settings, files: dict[str, str]) -> None:
+    pytest.importorskip("media_pipeline.references.known_keys",
+                        reason="KnownKeys comes with the extraction branch")
+    with Catalog.open(settings.catalog_path) as catalog:
+        known = catalog.known_keys(settings.bucket)
+        other = catalog.known_keys("another-bucket")
+    assert "blog/a.txt" in known and "blog/zzz.txt" not in known and len(other) == 0

@@ -361,6 +361,29 @@ class ReferenceSQL(LifecycleSQL):
             return None
         return min(starts)
 
+    def known_keys(self, bucket: str) -> Any:
+        """The bucket's keys the catalog knows, as the extractor's compact ``KnownKeys``
+        (references/known_keys.py): DuckDB hashes them, Python never holds the keys."""
+        from media_pipeline.references.known_keys import KnownKeys
+
+        return KnownKeys.from_duckdb(self.con, "SELECT key FROM media_files WHERE bucket = ?",
+                                     [bucket])
+
+    def reference_totals(self) -> dict[str, int]:
+        """Rows by origin, files referenced, dangling references: the index asset's numbers."""
+        row = self.con.execute(
+            """
+            SELECT count(*), count(*) FILTER (WHERE origin = 'api'),
+                   count(*) FILTER (WHERE origin = 'scan'),
+                   (SELECT count(*) FROM media_files WHERE reference_count > 0),
+                   (SELECT count(*) FROM media_references r ANTI JOIN media_files m
+                    USING (media_id))
+            FROM media_references
+            """
+        ).fetchall()[0]
+        return {"references": int(row[0]), "api": int(row[1]), "scan": int(row[2]),
+                "referenced_files": int(row[3]), "dangling": int(row[4])}
+
     # -- checks ------------------------------------------------------------------------------
 
     def dangling_references(self, limit: int = 100) -> list[dict[str, Any]]:
