@@ -149,7 +149,8 @@ def purge(
                 report.refused_reason = "stale content sources, purging nothing: " + "; ".join(
                     f"{s['source']} ({s['reason']})" for s in stale)
             else:
-                found = catalog.purge_candidates(cutoff, horizon, DRY_RUN_LISTED)
+                found = catalog.purge_candidates(cutoff, horizon,
+                                                 DRY_RUN_LISTED if dry_run else 0)
                 report.candidates, report.candidate_bytes = found["count"], found["bytes"]
                 report.refused_reason = _over_cap(settings, found["count"], found["non_purged"])
                 if dry_run:
