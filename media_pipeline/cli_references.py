@@ -250,3 +250,20 @@ def _print_report(report: PurgeReport) -> None:
     for skipped in report.skipped[:20]:
         console.print(f"skipped {escape(skipped['key'])}: {escape(str(skipped['reason']))}",
                       highlight=False)
+
+
+def _register_on_script_entry() -> None:
+    """``python -m media_pipeline.cli`` runs cli.py as ``__main__``, a second copy of the group
+    beside the imported ``media_pipeline.cli``: give that copy these commands too."""
+    import sys
+
+    script = sys.modules.get("__main__")
+    spec = getattr(script, "__spec__", None)
+    group = getattr(script, "main", None)
+    if (spec is not None and spec.name == "media_pipeline.cli" and isinstance(group, click.Group)
+            and group is not main):
+        for name in ("refs", "delete", "restore", "purge"):
+            group.commands.setdefault(name, main.commands[name])
+
+
+_register_on_script_entry()

@@ -104,3 +104,16 @@ def test_purge_refusal_exits_non_zero(env: dict[str, str], settings: Settings,
     waiting = run(env, "purge", "--days", "30", "--json")
     assert waiting.exit_code == 0 and json.loads(waiting.output)["candidates"] == 0
     assert object_keys(s3_client, settings) == {"blog/a.txt", "blog/b.txt"}
+
+
+def test_the_commands_are_there_on_python_dash_m_too() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent  # this checkout's package, not another one
+    for command in (["purge", "--help"], ["refs", "show", "--help"]):
+        done = subprocess.run([sys.executable, "-m", "media_pipeline.cli", *command],
+                              capture_output=True, text=True, timeout=60, cwd=root, check=False)
+        assert done.returncode == 0, done.stderr
+        assert f"python -m media_pipeline.cli {' '.join(command[:-1])}" in done.stdout
