@@ -319,6 +319,7 @@ def demo(as_json: bool, keep_server: bool, ai: bool, home: Path) -> None:
 
 
 from media_pipeline import cli_application  # noqa: E402,F401
+from media_pipeline import cli_references  # noqa: E402,F401
 
 if __name__ == "__main__":
     main()
