@@ -223,6 +223,11 @@ MIGRATIONS.append(
             state      VARCHAR NOT NULL,
             reason     VARCHAR,
             updated_at TIMESTAMPTZ NOT NULL
+        );
+        """,
+    )
+)
+
 # 4 is appended by the references/lifecycle work; numbers need not be contiguous to apply in order.
 MIGRATIONS.append(
     (
