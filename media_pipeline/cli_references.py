@@ -267,3 +267,51 @@ def _register_on_script_entry() -> None:
 
 
 _register_on_script_entry()
+
+
+# -- scan ----------------------------------------------------------------------------------------
+
+
+@main.command("scan")
+@click.argument("sources", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@friendly_errors
+def scan(sources: tuple[str, ...], as_json: bool) -> None:
+    """Rebuild the reference index from the content sources (all enabled ones, or SOURCES).
+
+    Each source is committed on its own, only when read to the end; a source that fails keeps
+    its previous references, is marked stale (purges refuse) and makes the exit status 1.
+    """
+    from media_pipeline.references.index import scan_sources, select_sources
+
+    settings = Settings.from_env()
+    if settings.content_sources is None:
+        fail("no content sources configured: set MEDIA_PIPELINE_SOURCES to a sources YAML "
+             "file (see docs/content-sources.md)")
+    names = list(sources) or None
+    selected = select_sources(settings, names)
+    if not selected:
+        fail(f"no enabled content source in {settings.content_sources}")
+    with Progress(TextColumn("{task.description}"), TextColumn("{task.fields[docs]} documents"),
+                  TextColumn("{task.fields[mb]:.1f} MB"), console=console,
+                  disable=as_json, transient=True) as progress:
+        tasks = {s.name: progress.add_task(s.name, docs=0, mb=0.0) for s in selected}
+
+        def on_progress(name: str, documents: int, size: int) -> None:
+            progress.update(tasks[name], docs=documents, mb=size / 1e6)
+
+        outcomes = scan_sources(settings, [s.name for s in selected], progress=on_progress)
+    if as_json:
+        click.echo(json.dumps([o.__dict__ for o in outcomes], indent=2))
+    else:
+        table = Table("source", "ok", "documents", "MB", "references", "added", "removed",
+                      "read as text", "error")
+        for o in outcomes:
+            table.add_row(Text(o.source), "[green]yes" if o.ok else "[red]no",
+                          str(o.documents), f"{o.bytes / 1e6:.1f}", str(o.refs), str(o.added),
+                          str(o.removed), str(o.text_fallbacks), Text(o.error or ""))
+        console.print(table)
+    failed = [o.source for o in outcomes if not o.ok]
+    if failed:
+        fail(f"content source {', '.join(failed)} failed: previous references kept, purges "
+             "blocked until it scans cleanly")

@@ -5,6 +5,8 @@ named by the settings: `definitions.py` builds it once for `dagster dev`, `media
 builds it for the settings of its own process.
 """
 
+from typing import Any
+
 import dagster as dg
 
 from media_pipeline.defs.ai import ai_analysis, ai_batch, ai_batch_schedule, ai_service_status
@@ -23,8 +25,8 @@ NIGHTLY_LIFECYCLE = ("auto_soft_delete",)
 
 
 def build_definitions(settings: Settings | None = None,
-                      extra_jobs: list[dg.UnresolvedAssetJobDefinition] | None = None,
-                      resources: dict | None = None) -> dg.Definitions:
+                      extra_jobs: list[Any] | None = None,
+                      resources: dict[str, Any] | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     reference_assets = build_reference_assets(settings)
     references = dg.AssetSelection.groups(GROUP_REFERENCES)
