@@ -5,6 +5,7 @@ named by the settings: `definitions.py` builds it once for `dagster dev`, `media
 builds it for the settings of its own process.
 """
 
+import warnings
 from typing import Any
 
 import dagster as dg
@@ -22,6 +23,10 @@ from media_pipeline.defs.sensors import SENSOR_JOBS, SENSORS
 from media_pipeline.settings import Settings
 
 NIGHTLY_LIFECYCLE = ("auto_soft_delete",)
+
+# Dagster passes its own `owners` to SensorDefinition and warns about it being beta; nothing of
+# ours uses owners.
+warnings.filterwarnings("ignore", message=r"Parameter `owners` of initializer")
 
 
 def build_definitions(settings: Settings | None = None,

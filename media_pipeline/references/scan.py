@@ -2,8 +2,8 @@
 
 Why this shape: a content source can hold millions of documents and gigabytes of text, and the
 catalog must not be held while they are read (one writer at a time). So documents stream through
-in chunks of a few MB to a pool of forked worker processes (extraction is pure Python and
-CPU-bound; fork shares the extractor and the :class:`KnownKeys` array copy-on-write), each chunk
+in chunks of a few MB to a pool of worker processes (extraction is pure Python and CPU-bound;
+each worker receives the extractor and its :class:`KnownKeys` array once), each chunk
 becomes a small Parquet part, and at the end DuckDB folds the parts into one fragment with one
 row per distinct ``(content_type, content_id, media_id)`` — also when a source yields the same
 content id twice. The committer then replaces the source's rows from that fragment in one short
@@ -22,6 +22,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import signal
 import time
 import uuid
 from collections import deque
@@ -55,7 +56,7 @@ Progress = Callable[[int, int], None]
 _Chunk = list[tuple[str, str, str, str]]
 _ChunkResult = tuple[int, int, int]  # documents, bytes, text fallbacks
 
-# Extractors by scan token, set before the pool forks so workers inherit them without pickling.
+# Extractors by scan token: this process's for in-process scans, a worker's from its initializer.
 _EXTRACTORS: dict[str, ReferenceExtractor] = {}
 
 
@@ -87,6 +88,14 @@ def document_rows(extractor: ReferenceExtractor, doc: Document | tuple[str, str,
         if old is None or form < old:
             keys[key] = form
     return keys, media_ids, fallback
+
+
+def _init_worker(token: str, extractor: ReferenceExtractor) -> None:
+    """A pool worker: the extractor arrives pickled once; Ctrl-C and Dagster's interrupt
+    handling belong to the parent, which stops the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _EXTRACTORS[token] = extractor
 
 
 def _scan_chunk(token: str, chunk: _Chunk, part: str) -> _ChunkResult:
@@ -182,7 +191,10 @@ def scan_documents(
             for i, chunk in enumerate(chunks):
                 collect(_scan_chunk(token, chunk, str(parts_dir / f"{i:08d}.parquet")))
         else:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            # forkserver, not fork: the caller may have threads (an S3 server, Dagster's
+            # event threads) holding locks that a forked child would inherit held, and hang.
+            with multiprocessing.get_context("forkserver").Pool(
+                    workers, initializer=_init_worker, initargs=(token, extractor)) as pool:
                 pending: deque[AsyncResult[_ChunkResult]] = deque()
                 for i, chunk in enumerate(chunks):
                     part = str(parts_dir / f"{i:08d}.parquet")
@@ -191,6 +203,8 @@ def scan_documents(
                         collect(pending.popleft().get())
                 while pending:
                     collect(pending.popleft().get())
+                pool.close()
+                pool.join()
         stats.refs = _fold(sorted(parts_dir.glob("*.parquet")), fragment, parts_dir)
         stats.fragments = [fragment]
     except BaseException:
