@@ -251,6 +251,23 @@ def test_an_object_replaced_in_s3_is_not_deleted(s: Settings, s3_client: Any) ->
     assert row(s, ids["a/x.txt"])["status"] == "deleted"
 
 
+def test_new_content_at_a_deleted_key_is_a_new_file_once_catalogued(
+        s: Settings, s3_client: Any) -> None:
+    from media_pipeline.pipeline import commit_inventory, take_inventory
+
+    ids = catalog_files(s, s3_client, ["a/x.txt"])
+    soft_delete(s, [ids["a/x.txt"]])
+    s3_client.put_object(Bucket=s.bucket, Key="a/x.txt", Body=b"someone uploaded it again")
+    take_inventory(s, s3_client)
+    commit_inventory(s)
+    state = row(s, ids["a/x.txt"])
+    # Not deleted any more: an old deleted_at must never make the new content purgeable.
+    assert (state["status"], state["is_deleted"], state["deleted_at"]) == ("pending", False, None)
+    scan(s, "cms", [], started=SCANNED)
+    assert purge_run(s, s3_client).candidates == 0
+    assert object_keys(s3_client, s) == {"a/x.txt"}
+
+
 def test_no_sources_means_api_references_only(s: Settings, s3_client: Any) -> None:
     ids = catalog_files(s, s3_client, ["a/x.txt", "a/y.txt"])
     with Catalog.open(s.catalog_path) as catalog:

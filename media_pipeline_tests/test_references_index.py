@@ -138,8 +138,8 @@ def test_references_to_missing_files_are_reported(settings: Settings, s3_client:
     assert [(g["key"], g["status"]) for g in gone] == [("blog/a.txt", "missing")]
 
 
-def test_consistency_query_finds_drift_and_sync_repairs_it(settings: Settings, s3_client: Any,
-                                                            files: dict[str, str]) -> None:
+def test_a_key_referenced_before_it_existed_is_counted_when_the_inventory_finds_it(
+        settings: Settings, s3_client: Any, files: dict[str, str]) -> None:
     from media_pipeline.pipeline import commit_inventory, take_inventory
 
     # Content referred to a key before the object existed; then the inventory found it.
@@ -148,10 +148,23 @@ def test_consistency_query_finds_drift_and_sync_repairs_it(settings: Settings, s
     take_inventory(settings, s3_client)
     commit_inventory(settings)
     late = media_id_for(settings.bucket, "blog/late.txt")
+    assert row(settings, late)["reference_count"] == 1
     with Catalog.open(settings.catalog_path) as catalog:
+        assert catalog.references_of(late) == {"webpage": ["1"]}
+        assert catalog.reference_count_mismatches() == []
+
+
+def test_consistency_query_finds_drift_and_sync_repairs_it(settings: Settings,
+                                                            files: dict[str, str]) -> None:
+    a = files["blog/a.txt"]
+    scan(settings, "cms", [key_ref(settings, "webpage", "1", "blog/a.txt")])
+    with Catalog.open(settings.catalog_path) as catalog:
+        # Drift as a bug or a hand edit would leave it (test-only SQL).
+        catalog.con.execute("UPDATE media_files SET reference_count = 0, referenced_in = '{}' "
+                            "WHERE media_id = ?", [a])
         drift = catalog.reference_count_mismatches()
         assert [(d["media_id"], d["reference_count"], d["expected_count"]) for d in drift] == [
-            (late, 0, 1)]
+            (a, 0, 1)]
         assert drift[0]["expected_in"] == {"webpage": ["1"]}
         assert catalog.sync_reference_counts() == 1
         assert catalog.reference_count_mismatches() == []
