@@ -5,6 +5,7 @@ from benchmarks import (
     bench_dedup,
     bench_fingerprint,
     bench_inventory,
+    bench_reference_index,
     bench_references,
 )
 
@@ -19,6 +20,8 @@ def main() -> None:
     bench_ai.main()
     print()
     bench_references.main()
+    print()
+    bench_reference_index.main()
 
 
 if __name__ == "__main__":

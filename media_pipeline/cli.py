@@ -318,7 +318,8 @@ def demo(as_json: bool, keep_server: bool, ai: bool, home: Path) -> None:
         click.echo(json.dumps(summary, default=str, indent=2))
 
 
-from media_pipeline import cli_application  # noqa: E402,F401
+# The command groups defined in their own modules register themselves on `main`.
+from media_pipeline import cli_application, cli_references  # noqa: E402,F401
 
 if __name__ == "__main__":
     main()

@@ -151,15 +151,18 @@ def upload(paths: tuple[Path, ...], namespace: str, user: str, visibility: str |
 @click.option("--size", required=True, type=int, help="The exact size in bytes.")
 @click.option("--user", "-u", required=True, help="Who will upload (needs editor).")
 @click.option("--expires", default=3600, show_default=True, help="Seconds.")
+@click.option("--method", type=click.Choice(["post", "put"], case_sensitive=False),
+              default="post", show_default=True,
+              help="post: a browser form (policy pins key, type and size); put: one URL.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @app_errors
 def presign_upload(namespace: str, filename: str, content_type: str, size: int, user: str,
-                   expires: int, as_json: bool) -> None:
-    """A presigned PUT URL for uploading one file directly to S3."""
+                   expires: int, method: str, as_json: bool) -> None:
+    """A presigned upload (form POST, or PUT) straight to S3 for one file."""
     result = _library().presign_upload(namespace, filename, content_type, size, user,
-                                       expires=expires)
-    if as_json:
-        _echo_json(result)
+                                       expires=expires, method=method)
+    if as_json or result["method"] == "POST":
+        _echo_json(result)  # a form needs its fields: JSON is the only useful output
     else:
         click.echo(result["url"])
         # The URL alone on stdout (for scripts); how to use it on stderr.

@@ -173,6 +173,7 @@ def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
     lib.add_reference(uploaded.media_id, "newsletter", "2026-11", "bob")
     lib.add_tag(uploaded.media_id, "team", "bob")
     out["uploaded"] = uploaded.key
+    out["uploaded_bytes"] = uploaded.file_size
 
     say(f"[bold]{step + 1}.[/bold] reference index from the content sources "
         "(pages folder + CMS database) …")
@@ -250,8 +251,11 @@ def _media_id(settings: Settings, key: str) -> str:
 
 
 def _unused_photos(files: list[CorpusFile], content: DemoContent) -> list[str]:
+    """Photos in site/ that no content uses and that no copy or variant was made from (so the
+    duplicate figures stay as they were)."""
+    originals = {f.original for f in files if f.original}
     return [f.key for f in files if f.kind == "photo" and f.key.startswith("site/")
-            and f.key not in content.referenced_keys]
+            and f.key not in content.referenced_keys and f.key not in originals]
 
 
 def _demo_upload_bytes() -> Any:

@@ -495,15 +495,22 @@ class MediaLibrary:
                       self.settings.bucket, key, type(exc).__name__)
 
     def presign_upload(self, namespace: str, filename: str, content_type: str, size: int,
-                       user: str, *, expires: int = 3600) -> dict[str, Any]:
-        """A presigned PUT for a browser to upload one file directly to S3 (editor):
-        ``{"url", "method": "PUT", "headers", "key", "media_id", "expires_in"}``; the client
-        must send exactly ``headers``.
+                       user: str, *, expires: int = 3600,
+                       method: str = "POST") -> dict[str, Any]:
+        """A presigned upload for a browser to send one file directly to S3 (editor).
+
+        ``POST`` (default): ``{"url", "method": "POST", "fields", "key", "media_id",
+        "expires_in"}``, a form upload whose signed policy pins the key (inside the namespace),
+        the Content-Type and a content-length-range of 1..``size``. ``PUT``: ``{"url",
+        "method": "PUT", "headers", ...}``; the client must send exactly ``headers`` (the signed
+        Content-Type and Content-Length).
 
         The type must be allowed and agree with the name's extension, the size within
-        ``MAX_FILE_SIZE``; S3 checks the signed Content-Type and Content-Length. The
-        new-object sensor validates the content once it arrives.
+        ``MAX_FILE_SIZE``. The new-object sensor validates the content once it arrives.
         """
+        method = method.upper()
+        if method not in ("POST", "PUT"):
+            raise ValueError(f"method must be POST or PUT, got {method!r}")
         filename = os.path.basename(str(filename).replace("\\", "/"))
         if not filename:
             raise ValueError("a file name is required")
@@ -522,13 +529,21 @@ class MediaLibrary:
         with self._writing() as catalog, catalog.transaction():
             self._namespace(catalog, namespace)
             self._require(catalog, namespace, user, Role.EDITOR, "upload")
-            key = make_key(namespace, filename, unique=uuid.uuid4().hex[:12])
-            signed = self.storage.presigned_put(key, content_type=mime, expires=expires,
-                                                content_length=size)
+            if method == "POST":
+                post = self.storage.presigned_post(namespace, filename=filename,
+                                                   content_types=[mime], max_size=size,
+                                                   expires=expires)
+                key = post["key"]
+                signed = {"url": post["url"], "method": "POST", "fields": post["fields"],
+                          "expires_at": post["expires_at"]}
+            else:
+                key = make_key(namespace, filename, unique=uuid.uuid4().hex[:12])
+                signed = self.storage.presigned_put(key, content_type=mime, expires=expires,
+                                                    content_length=size)
             media_id = media_id_for(self.settings.bucket, key)
             catalog.record_audit(user, "upload.presigned", media_id,
                                  {"key": key, "content_type": mime, "size": size,
-                                  "expires": expires})
+                                  "expires": expires, "method": method})
         return {**signed, "key": key, "media_id": media_id, "expires_in": expires}
 
     # -- reading ---------------------------------------------------------------------------------

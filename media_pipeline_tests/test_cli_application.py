@@ -122,7 +122,12 @@ def test_url_visibility_and_presign(team: Any, settings: Settings, tmp_path: Pat
     presigned = json.loads(ok(team(
         "presign-upload", "--namespace", "team", "--filename", "new.png", "--content-type",
         "image/png", "--size", "100", "--user", "ed", "--json")).output)
-    assert presigned["method"] == "PUT" and presigned["key"].startswith("team/")
+    assert presigned["method"] == "POST" and presigned["key"].startswith("team/")
+    assert set(presigned["fields"]) >= {"key", "policy", "x-amz-signature", "Content-Type"}
+    put = json.loads(ok(team(
+        "presign-upload", "--namespace", "team", "--filename", "new.png", "--content-type",
+        "image/png", "--size", "100", "--user", "ed", "--method", "put", "--json")).output)
+    assert put["method"] == "PUT" and put["headers"]["Content-Length"] == "100"
     refused = team("presign-upload", "--namespace", "team", "--filename", "x.exe",
                    "--content-type", "application/x-msdownload", "--size", "5", "--user", "ed")
     assert refused.exit_code == 1 and "not allowed" in refused.output

@@ -4,9 +4,11 @@ audit rows and secrets."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
+import json
 import logging
 import uuid
 from dataclasses import replace
@@ -273,7 +275,19 @@ def test_signed_url_expiry_is_bounded(lib: MediaLibrary) -> None:
 
 
 def test_presign_upload_checks_type_and_size(lib: MediaLibrary, settings: Settings) -> None:
-    result = lib.presign_upload("blog", "photo.png", "image/png", 1234, "ed", expires=600)
+    form = lib.presign_upload("blog", "photo.png", "image/png", 1234, "ed", expires=600)
+    assert form["method"] == "POST" and form["key"].startswith("blog/")
+    policy = json.loads(base64.b64decode(form["fields"]["policy"]))
+    conditions = policy["conditions"]
+    assert ["content-length-range", 1, 1234] in conditions
+    assert ["starts-with", "$key", "blog/"] in conditions
+    assert {"Content-Type": "image/png"} in conditions or \
+        ["eq", "$Content-Type", "image/png"] in conditions
+    posted = httpx.post(form["url"], data=form["fields"],
+                        files={"file": ("photo.png", png_bytes(seed=6), "image/png")}, timeout=10)
+    assert posted.status_code in (200, 201, 204), posted.text
+    result = lib.presign_upload("blog", "photo.png", "image/png", 1234, "ed", expires=600,
+                                method="PUT")
     assert result["method"] == "PUT" and result["key"].startswith("blog/")
     assert result["headers"]["Content-Type"] == "image/png"
     assert result["headers"]["Content-Length"] == "1234"

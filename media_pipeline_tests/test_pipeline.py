@@ -60,7 +60,8 @@ def test_full_run_catalogs_validates_and_groups_the_corpus(
     assert meta["media_files"]["bytes"] == sum(len(f.data) for f in corpus)
     assert meta["fingerprints"]["objects"] == len(corpus)
     assert meta["fingerprints"]["bytes_read"] == sum(len(f.data) for f in corpus)
-    assert summary.checks == {"storage_usage": True, "file_accessibility": True}
+    assert summary.checks == {"storage_usage": True, "file_accessibility": True,
+                              "reference_integrity": True, "catalog_consistency": True}
 
     by_key = {k: (s, r) for k, s, r in rows(
         settings, "SELECT key, status, quarantine_reason FROM media_files")}
@@ -208,6 +209,8 @@ def test_run_without_the_embedded_server_says_how_to_start_it(tmp_path: Path) ->
 
 
 def test_definitions_load_with_the_job_schedule_and_checks() -> None:
+    import dagster as dg
+
     from media_pipeline.definitions import defs
 
     job = defs.resolve_job_def("nightly_reconciliation")
@@ -216,7 +219,15 @@ def test_definitions_load_with_the_job_schedule_and_checks() -> None:
     schedule = defs.resolve_schedule_def("nightly_reconciliation_schedule")
     assert schedule.cron_schedule == "0 2 * * *"
     specs = {c.name for c in defs.resolve_asset_graph().asset_check_keys}
-    assert specs == {"storage_usage", "file_accessibility", "ai_service_status"}
+    assert specs == {"storage_usage", "file_accessibility", "ai_service_status",
+                     "reference_integrity", "catalog_consistency"}
+    assert {j.name for j in defs.jobs} >= {
+        "nightly_reconciliation", "purge", "ai_batch", "ingest_new_objects"}
+    purge = defs.resolve_schedule_def("purge_schedule")
+    assert purge.cron_schedule == "0 4 * * *"
+    assert purge.default_status == dg.DefaultScheduleStatus.STOPPED  # deleting is opt-in
+    assert {n.name for n in defs.resolve_job_def("purge").nodes} >= {
+        "content_sources", "reference_index", "purged_files"}
     assert defs.resolve_schedule_def("ai_batch_schedule").cron_schedule == "15 * * * *"
     assert defs.resolve_assets_def("ai_analysis").op.pool is None  # short commits only
     for name in ("media_files", "fingerprints", "duplicate_groups", "near_duplicates"):
@@ -308,8 +319,15 @@ def test_demo_command_end_to_end_leaves_configured_catalogs_alone(tmp_path: Path
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     corpus = generate_corpus()
-    assert summary["objects"] == len(corpus)
-    assert summary["bytes"] == sum(len(f.data) for f in corpus)
+    life = summary["lifecycle"]
+    # The demo uploads one file through the API, refuses to delete a used file, soft-deletes
+    # five unused ones and purges them only after the sources were scanned again.
+    assert life["refused_delete"] and life["soft_deleted"] == 5
+    assert life["purge_candidates_before_rescan"] == 0
+    assert life["purge_dry_run_candidates"] == 5 and life["purged"] == 5
+    assert summary["objects"] == len(corpus) + 1 - 5
+    assert summary["bytes"] == (sum(len(f.data) for f in corpus) + life["uploaded_bytes"]
+                                - life["bytes_freed"])
     assert len(summary["quarantined_files"]) == sum(f.kind == "hostile" for f in corpus)
     assert summary["duplicate_groups"] == sum(f.kind == "duplicate" for f in corpus)
     assert summary["near_duplicate_pairs"] >= sum(f.kind == "near-duplicate" for f in corpus)

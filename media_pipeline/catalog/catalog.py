@@ -415,7 +415,22 @@ class Catalog(ReferenceSQL, ApplicationSQL):
             """,
             {**params, "now": now},
         ).fetchone()
-        return int(row[0]) if row else 0
+        inserted = int(row[0]) if row else 0
+        if inserted:
+            # Content may have referred to these keys before they existed (dangling until
+            # now): their counts come from the index in this same transaction.
+            self.con.execute(
+                """
+                CREATE OR REPLACE TEMP TABLE ref_affected AS
+                SELECT DISTINCT r.media_id FROM media_references r
+                JOIN media_files m ON m.media_id = r.media_id
+                WHERE m.bucket = $bucket AND m.first_seen = $now
+                """,
+                {"bucket": params["bucket"], "now": now},
+            )
+            self._recompute_affected(now)
+            self.con.execute("DROP TABLE ref_affected")
+        return inserted
 
     def _apply_staged_changes(self) -> None:
         """Update the rows in ``inventory_changes``: new content goes back to pending, a
@@ -433,7 +448,12 @@ class Catalog(ReferenceSQL, ApplicationSQL):
                     WHEN m.is_deleted THEN 'deleted'
                     WHEN m.quarantine_reason IS NOT NULL THEN 'quarantined'
                     ELSE 'active' END,
-                purged_at = CASE WHEN c.kind = 'changed' THEN NULL ELSE m.purged_at END
+                purged_at = CASE WHEN c.kind = 'changed' THEN NULL ELSE m.purged_at END,
+                -- New content at the key of a deleted or purged file is a new file: it is
+                -- not deleted (a purge must never take it for the old one).
+                is_deleted = CASE WHEN c.kind = 'changed' THEN false ELSE m.is_deleted END,
+                deleted_at = CASE WHEN c.kind = 'changed' THEN NULL ELSE m.deleted_at END,
+                deleted_by = CASE WHEN c.kind = 'changed' THEN NULL ELSE m.deleted_by END
             FROM inventory_changes c
             WHERE m.media_id = c.media_id
             """

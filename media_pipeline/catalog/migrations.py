@@ -156,6 +156,78 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        4,
+        "reference index, content-source scans, purge marks and runs",
+        """
+        CREATE TABLE media_references (
+            media_id     UUID NOT NULL,      -- media_id_for(bucket, key) for a key reference,
+                                             -- even when the catalog has no such key (dangling)
+            bucket       VARCHAR,            -- NULL for references by media id
+            key          VARCHAR,
+            content_type VARCHAR NOT NULL,   -- e.g. 'webpage'
+            content_id   VARCHAR NOT NULL,   -- e.g. '123'
+            source       VARCHAR NOT NULL,   -- a content source's name, or 'api'
+            origin       VARCHAR NOT NULL,   -- 'scan' | 'api'
+            form         VARCHAR,            -- how the content refers to the file (public_url, ...)
+            created_by   VARCHAR,            -- API references: who added it
+            first_seen   TIMESTAMPTZ NOT NULL,
+            last_seen    TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE source_scans (
+            source         VARCHAR NOT NULL,
+            started        TIMESTAMPTZ NOT NULL,
+            finished       TIMESTAMPTZ,
+            ok             BOOLEAN NOT NULL,
+            documents      BIGINT,
+            refs           BIGINT,
+            bytes          BIGINT,
+            text_fallbacks BIGINT,
+            error          VARCHAR,
+            run_id         VARCHAR
+        );
+        -- when reference_count last dropped to 0 (NULL: referenced now, or never referenced,
+        -- in which case first_seen is the clock for auto soft-delete)
+        ALTER TABLE media_files ADD COLUMN unreferenced_since TIMESTAMPTZ;
+        CREATE TABLE purge_runs (
+            purge_id       VARCHAR NOT NULL PRIMARY KEY,
+            started        TIMESTAMPTZ NOT NULL,   -- the run's clock ("now")
+            finished       TIMESTAMPTZ,
+            state          VARCHAR NOT NULL,       -- 'running' | 'done' | 'refused' | 'failed'
+            retention_days INTEGER NOT NULL,
+            versions       VARCHAR NOT NULL,       -- settings.purge_versions of the run
+            sources        JSON NOT NULL,          -- the enabled content sources it relied on
+            candidates     BIGINT NOT NULL DEFAULT 0,
+            purged         BIGINT NOT NULL DEFAULT 0,
+            bytes_freed    BIGINT NOT NULL DEFAULT 0,
+            refused_reason VARCHAR,
+            errors         JSON,
+            run_id         VARCHAR
+        );
+        -- mark-then-sweep: a row per file a run set out to purge, written before any S3 call.
+        -- state: 'marked' -> 'deleting' (re-checked, S3 delete under way) -> 'purged';
+        -- or 'skipped' (re-check failed), 'error' (S3 refused), 'cancelled' (restored),
+        -- 'abandoned' (a crashed run's mark that never reached S3; re-decided by the next run)
+        CREATE TABLE purge_marks (
+            purge_id   VARCHAR NOT NULL,
+            media_id   UUID NOT NULL,
+            bucket     VARCHAR NOT NULL,
+            key        VARCHAR NOT NULL,
+            version_id VARCHAR,
+            etag       VARCHAR,
+            file_size  BIGINT NOT NULL,
+            deleted_at TIMESTAMPTZ NOT NULL,
+            batch      INTEGER NOT NULL,
+            marked_at  TIMESTAMPTZ NOT NULL,
+            state      VARCHAR NOT NULL,
+            reason     VARCHAR,
+            updated_at TIMESTAMPTZ NOT NULL
+        );
+        """,
+    )
+)
+
 # 4 is appended by the references/lifecycle work; numbers need not be contiguous to apply in order.
 MIGRATIONS.append(
     (

@@ -1,10 +1,432 @@
-"""Catalog SQL for the reference index, content-source scans and the lifecycle (delete, restore,
-purge). Mixed into :class:`media_pipeline.catalog.Catalog`; uses ``self.con``."""
+"""Catalog SQL for the reference index and content-source scans.
+
+Mixed into :class:`media_pipeline.catalog.Catalog` (through :class:`ReferenceSQL`); uses
+``self.con``. Scanned references (one content source's rows, replaced as a whole) and API
+references (``add_reference``) live side by side in ``media_references``. ``media_files``'
+``reference_count`` and ``referenced_in`` are derived from that table in the same transaction
+that changes it, set-based, for only the files whose set of referring contents changed.
+
+``reference_count`` counts distinct (content_type, content_id) pairs: the same page found by a
+scan and added through the API is one reference, as it is one entry in ``referenced_in``.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
 import duckdb
 
+from media_pipeline.catalog.lifecycle_sql import PURGE_EXCLUSION, LifecycleSQL, aware, utc_now
 
-class ReferenceSQL:
+API_SOURCE = "api"
+FRAGMENT_COLUMNS = ("content_type", "content_id", "bucket", "key", "media_id", "form")
+MAX_ERROR_CHARS = 2000
+
+# media_id, count and referenced_in (the seed's {"webpage": ["123"]}, keys and ids sorted) for
+# the files listed in the temp table ref_affected, recomputed from media_references.
+RECOMPUTE_AFFECTED = """
+    SELECT media_id, sum(len(ids))::INTEGER AS n,
+           -- built as text: 3x faster than to_json(map_from_entries(...)) over 1M files
+           '{' || string_agg(to_json(content_type)::VARCHAR || ':' || to_json(ids)::VARCHAR,
+                             ',' ORDER BY content_type) || '}' AS refs
+    FROM (
+        SELECT media_id, content_type, list(content_id ORDER BY content_id) AS ids
+        FROM (SELECT DISTINCT media_id, content_type, content_id FROM media_references
+              WHERE media_id IN (SELECT media_id FROM ref_affected))
+        GROUP BY media_id, content_type
+    )
+    GROUP BY media_id
+"""
+
+# The same over every file: what the consistency check compares with.
+RECOMPUTE_ALL = RECOMPUTE_AFFECTED.replace(
+    "WHERE media_id IN (SELECT media_id FROM ref_affected)", "")
+
+
+class ReferenceSQL(LifecycleSQL):
     con: duckdb.DuckDBPyConnection
+
+    # -- derived columns ---------------------------------------------------------------------
+
+    def _recompute_affected(self, now: datetime) -> int:
+        """Set reference_count/referenced_in/unreferenced_since of the files in ``ref_affected``.
+
+        Call inside the transaction that changed media_references; returns files updated.
+        """
+        row = self.con.execute(
+            f"""
+            UPDATE media_files AS m SET
+                reference_count = c.n,
+                referenced_in = c.refs::JSON,
+                unreferenced_since = CASE WHEN c.n > 0 THEN NULL
+                                          WHEN m.reference_count > 0 THEN $now
+                                          ELSE m.unreferenced_since END
+            FROM (SELECT a.media_id, coalesce(r.n, 0) AS n, coalesce(r.refs, '{{}}') AS refs
+                  FROM (SELECT DISTINCT media_id FROM ref_affected) a
+                  LEFT JOIN ({RECOMPUTE_AFFECTED}) r USING (media_id)) c
+            WHERE m.media_id = c.media_id
+              AND (m.reference_count <> c.n OR m.referenced_in::VARCHAR <> c.refs)
+            """,
+            {"now": now},
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _affect(self, media_ids: Sequence[str]) -> None:
+        self.con.execute("CREATE OR REPLACE TEMP TABLE ref_affected (media_id UUID)")
+        self.con.executemany("INSERT INTO ref_affected VALUES (?)", [[m] for m in media_ids])
+
+    def sync_reference_counts(self, now: datetime | None = None) -> int:
+        """Repair files whose derived columns disagree with media_references (e.g. a row the
+        inventory inserted for a key that content already referred to); returns files fixed."""
+        now = aware(now) or utc_now()
+        with self.transaction():
+            self.con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE ref_affected AS
+                SELECT media_id FROM ({self._mismatch_sql()})
+                """
+            )
+            fixed = self._recompute_affected(now)
+            self.con.execute("DROP TABLE ref_affected")
+        return fixed
+
+    # -- API references ----------------------------------------------------------------------
+
+    def add_reference(
+        self, media_id: str, content_type: str, content_id: str, user: str,
+        *, now: datetime | None = None,
+    ) -> bool:
+        """Record that ``content_type``/``content_id`` uses the file; False if the API had
+        already recorded it (its last_seen is refreshed). A purged file raises ValueError."""
+        now = aware(now) or utc_now()
+        con = self.con
+        with PURGE_EXCLUSION, self.transaction():
+            purged = con.execute(
+                "SELECT count(*) FROM media_files WHERE media_id = ?::UUID AND status = 'purged'",
+                [media_id]).fetchone()
+            if purged and purged[0]:
+                raise ValueError(f"media file {media_id} was purged; it cannot be referenced")
+            updated = con.execute(
+                "UPDATE media_references SET last_seen = ? WHERE media_id = ? AND origin = 'api' "
+                "AND content_type = ? AND content_id = ?",
+                [now, media_id, content_type, content_id],
+            ).fetchone()
+            if updated and updated[0]:
+                return False
+            con.execute(
+                """
+                INSERT INTO media_references
+                SELECT $id::UUID, f.bucket, f.key, $ct, $cid, 'api', 'api', 'api', $user,
+                       $now, $now
+                FROM (SELECT 1) LEFT JOIN media_files f ON f.media_id = $id::UUID
+                """,
+                {"id": media_id, "ct": content_type, "cid": content_id, "user": user,
+                 "now": now},
+            )
+            self._affect([media_id])
+            self._recompute_affected(now)
+            self.record_audit(user, "reference.add", media_id,
+                              {"content_type": content_type, "content_id": content_id})
+        return True
+
+    def remove_reference(
+        self, media_id: str, content_type: str, content_id: str, user: str,
+        *, now: datetime | None = None,
+    ) -> bool:
+        """Remove an API reference; False if the API had none (scanned references belong to
+        their source and go when the content stops using the file)."""
+        now = aware(now) or utc_now()
+        with self.transaction():
+            row = self.con.execute(
+                "DELETE FROM media_references WHERE media_id = ? AND origin = 'api' "
+                "AND content_type = ? AND content_id = ?",
+                [media_id, content_type, content_id],
+            ).fetchone()
+            if not row or not row[0]:
+                return False
+            self._affect([media_id])
+            self._recompute_affected(now)
+            self.record_audit(user, "reference.remove", media_id,
+                              {"content_type": content_type, "content_id": content_id})
+        return True
+
+    def references_of(self, media_id: str) -> dict[str, list[str]]:
+        """The seed's shape ``{"webpage": ["123", "456"]}``: ids sorted, scan and API merged."""
+        rows = self.con.execute(
+            "SELECT DISTINCT content_type, content_id FROM media_references WHERE media_id = ? "
+            "ORDER BY content_type, content_id",
+            [media_id],
+        ).fetchall()
+        out: dict[str, list[str]] = {}
+        for content_type, content_id in rows:
+            out.setdefault(content_type, []).append(content_id)
+        return out
+
+    def reference_rows(self, media_id: str) -> list[dict[str, Any]]:
+        """Every row behind :meth:`references_of`, with where it came from."""
+        cursor = self.con.execute(
+            "SELECT content_type, content_id, source, origin, form, bucket, key, created_by, "
+            "first_seen, last_seen FROM media_references WHERE media_id = ? "
+            "ORDER BY content_type, content_id, source",
+            [media_id],
+        )
+        columns = [d[0] for d in cursor.description or []]
+        return [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
+
+    # -- scans -------------------------------------------------------------------------------
+
+    def replace_source_references(
+        self,
+        source: str,
+        fragments: Sequence[Path],
+        started: datetime,
+        finished: datetime | None = None,
+        stats: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> dict[str, int]:
+        """Replace ``source``'s scanned references with the fragments' rows, in one transaction.
+
+        Call only when the source was read completely. Rows that were there before keep their
+        first_seen; counters change only for files whose referring contents changed. Key
+        references get ``media_id_for(bucket, key)`` whatever the fragment says; a media-id
+        reference that is not a UUID cannot name any file and is dropped (counted as
+        ``invalid``). A fragment row without content_type/content_id is an error: nothing
+        changes.
+        """
+        if source == API_SOURCE:
+            raise ValueError(f"{API_SOURCE!r} is reserved for API references")
+        started = aware(started)
+        finished = aware(finished) or utc_now()
+        stats = dict(stats or {})
+        con = self.con
+        files = [str(p) for p in fragments]
+        with PURGE_EXCLUSION, self.transaction():
+            if files:
+                try:
+                    con.execute(
+                        "CREATE OR REPLACE TEMP TABLE scan_in AS SELECT content_type, "
+                        "content_id, bucket, key, media_id::VARCHAR AS media_id, form "
+                        "FROM read_parquet(?, union_by_name = true)",
+                        [files],
+                    )
+                except duckdb.Error as exc:
+                    raise ValueError(
+                        f"cannot read reference fragments of source {source!r} (need columns "
+                        f"{', '.join(FRAGMENT_COLUMNS)}): {str(exc).splitlines()[0]}") from exc
+            else:
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE scan_in (content_type VARCHAR, "
+                    "content_id VARCHAR, bucket VARCHAR, key VARCHAR, media_id VARCHAR, "
+                    "form VARCHAR)")
+            bad = con.execute(
+                "SELECT count(*) FROM scan_in WHERE coalesce(content_type, '') = '' "
+                "OR coalesce(content_id, '') = ''").fetchone()
+            if bad and bad[0]:
+                raise ValueError(
+                    f"{bad[0]} reference rows of source {source!r} have no content_type or "
+                    "content_id; the index was left as it was")
+            con.execute(
+                """
+                CREATE OR REPLACE TEMP TABLE scan_new AS
+                SELECT media_id, content_type, content_id,
+                       min(bucket) AS bucket, min(key) AS key, min(form) AS form
+                FROM (SELECT CASE WHEN bucket IS NOT NULL AND key IS NOT NULL
+                                  THEN md5(bucket || chr(0) || key)::UUID
+                                  ELSE try_cast(media_id AS UUID) END AS media_id,
+                             content_type, content_id, bucket, key, form
+                      FROM scan_in)
+                WHERE media_id IS NOT NULL
+                GROUP BY media_id, content_type, content_id
+                """
+            )
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE scan_old AS SELECT DISTINCT media_id, "
+                "content_type, content_id FROM media_references "
+                "WHERE source = ? AND origin = 'scan'",
+                [source],
+            )
+            # Only the difference is written: a nightly rescan changes few of a million rows.
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE scan_added AS SELECT media_id, content_type, "
+                "content_id FROM scan_new EXCEPT SELECT * FROM scan_old")
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE scan_removed AS SELECT * FROM scan_old "
+                "EXCEPT SELECT media_id, content_type, content_id FROM scan_new")
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE ref_affected AS SELECT DISTINCT media_id FROM "
+                "(SELECT media_id FROM scan_added UNION ALL SELECT media_id FROM scan_removed)")
+            con.execute(
+                """
+                DELETE FROM media_references AS r
+                WHERE r.source = $source AND r.origin = 'scan' AND EXISTS (
+                    SELECT 1 FROM scan_removed x WHERE x.media_id = r.media_id
+                      AND x.content_type = r.content_type AND x.content_id = r.content_id)
+                """,
+                {"source": source},
+            )
+            con.execute(
+                "UPDATE media_references SET last_seen = ? WHERE source = ? AND origin = 'scan'",
+                [finished, source])
+            con.execute(
+                """
+                INSERT INTO media_references
+                SELECT n.media_id, n.bucket, n.key, n.content_type, n.content_id, $source,
+                       'scan', n.form, NULL, $started, $finished
+                FROM scan_new n SEMI JOIN scan_added a USING (media_id, content_type, content_id)
+                """,
+                {"source": source, "started": started, "finished": finished},
+            )
+            counts = con.execute(
+                """
+                SELECT (SELECT count(*) FROM scan_in), (SELECT count(*) FROM scan_new),
+                       (SELECT count(*) FROM scan_added), (SELECT count(*) FROM scan_removed),
+                       (SELECT count(*) FROM scan_in WHERE NOT (bucket IS NOT NULL
+                        AND key IS NOT NULL) AND try_cast(media_id AS UUID) IS NULL)
+                """
+            ).fetchone()
+            assert counts is not None
+            files_changed = self._recompute_affected(finished)
+            result = {"rows": int(counts[0]), "refs": int(counts[1]), "added": int(counts[2]),
+                      "removed": int(counts[3]), "invalid": int(counts[4]),
+                      "files_changed": files_changed}
+            con.execute(
+                "INSERT INTO source_scans VALUES (?, ?, ?, true, ?, ?, ?, ?, NULL, ?)",
+                [source, started, finished, stats.get("documents"), result["refs"],
+                 stats.get("bytes"), stats.get("text_fallbacks"), run_id],
+            )
+            self.record_audit("system", "references.scan", None,
+                              {"source": source, **result}, run_id)
+            for table in ("scan_in", "scan_new", "scan_old", "scan_added", "scan_removed",
+                          "ref_affected"):
+                con.execute(f"DROP TABLE {table}")
+        return result
+
+    def record_source_failure(
+        self, source: str, started: datetime, error: str, run_id: str | None = None,
+        finished: datetime | None = None,
+    ) -> None:
+        """A scan that did not complete: its old rows stay, and the source is stale (purge
+        refuses) until a scan succeeds."""
+        with self.transaction():
+            self.con.execute(
+                "INSERT INTO source_scans VALUES (?, ?, ?, false, NULL, NULL, NULL, NULL, ?, ?)",
+                [source, aware(started), aware(finished) or utc_now(),
+                 (error or "unknown error")[:MAX_ERROR_CHARS], run_id],
+            )
+            self.record_audit("system", "references.scan_failed", None,
+                              {"source": source, "error": (error or "")[:MAX_ERROR_CHARS]},
+                              run_id)
+
+    def source_scan_status(self, sources: Sequence[str]) -> list[dict[str, Any]]:
+        """Per source: its latest scan (ok or not, error) and the start of its latest
+        successful one; ``stale`` when it never succeeded or the latest scan failed."""
+        out = []
+        for source in sources:
+            latest_rows = self.con.execute(
+                "SELECT started, ok, error FROM source_scans WHERE source = ? "
+                "ORDER BY started DESC, ok ASC LIMIT 1",
+                [source],
+            ).fetchall()
+            latest = latest_rows[0] if latest_rows else None
+            ok_started = self.con.execute(
+                "SELECT max(started) FROM source_scans WHERE source = ? AND ok", [source]
+            ).fetchall()[0][0]
+            if latest is None:
+                reason = "never scanned"
+            elif not latest[1]:
+                reason = f"latest scan failed: {latest[2]}"
+            else:
+                reason = None
+            out.append({"source": source, "last_ok_started": ok_started,
+                        "latest_started": latest[0] if latest else None,
+                        "stale": reason is not None, "reason": reason})
+        return out
+
+    def stale_sources(self, enabled: Sequence[str]) -> list[str]:
+        """Enabled sources never scanned successfully, or whose latest scan failed."""
+        return [s["source"] for s in self.source_scan_status(enabled) if s["stale"]]
+
+    def scan_horizon(self, enabled: Sequence[str]) -> datetime | None:
+        """The earliest of the enabled sources' latest successful scan starts: a file deleted
+        before it has been looked for in every source since. None if some source never
+        succeeded; far in the future when there are no sources (API references only)."""
+        if not enabled:
+            return datetime(9999, 1, 1, tzinfo=UTC)
+        starts = [s["last_ok_started"] for s in self.source_scan_status(enabled)]
+        if any(s is None for s in starts):
+            return None
+        return min(starts)
+
+    def known_keys(self, bucket: str) -> Any:
+        """The bucket's keys the catalog knows, as the extractor's compact ``KnownKeys``
+        (references/known_keys.py): DuckDB hashes them, Python never holds the keys."""
+        from media_pipeline.references.known_keys import KnownKeys
+
+        return KnownKeys.from_duckdb(self.con, "SELECT key FROM media_files WHERE bucket = ?",
+                                     [bucket])
+
+    def reference_totals(self) -> dict[str, int]:
+        """Rows by origin, files referenced, dangling references: the index asset's numbers."""
+        row = self.con.execute(
+            """
+            SELECT count(*), count(*) FILTER (WHERE origin = 'api'),
+                   count(*) FILTER (WHERE origin = 'scan'),
+                   (SELECT count(*) FROM media_files WHERE reference_count > 0),
+                   (SELECT count(*) FROM media_references r ANTI JOIN media_files m
+                    USING (media_id))
+            FROM media_references
+            """
+        ).fetchall()[0]
+        return {"references": int(row[0]), "api": int(row[1]), "scan": int(row[2]),
+                "referenced_files": int(row[3]), "dangling": int(row[4])}
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def dangling_references(self, limit: int = 100) -> list[dict[str, Any]]:
+        """References to a media id the catalog has no file for."""
+        return self._rows(
+            """
+            SELECT r.media_id::VARCHAR AS media_id, r.bucket, r.key, r.content_type,
+                   r.content_id, r.source, r.origin
+            FROM media_references r ANTI JOIN media_files m USING (media_id)
+            ORDER BY r.source, r.content_type, r.content_id LIMIT ?
+            """, [limit])
+
+    def references_to_gone_files(self, limit: int = 100) -> list[dict[str, Any]]:
+        """References to files that are purged or missing from the bucket."""
+        return self._rows(
+            """
+            SELECT r.media_id::VARCHAR AS media_id, m.bucket, m.key, m.status, r.content_type,
+                   r.content_id, r.source, r.origin
+            FROM media_references r JOIN media_files m USING (media_id)
+            WHERE m.status IN ('purged', 'missing')
+            ORDER BY m.key, r.content_type, r.content_id LIMIT ?
+            """, [limit])
+
+    def _mismatch_sql(self) -> str:
+        return f"""
+            SELECT m.media_id, m.reference_count, m.referenced_in::VARCHAR AS referenced_in,
+                   coalesce(r.n, 0) AS expected_count, coalesce(r.refs, '{{}}') AS expected_in
+            FROM media_files m LEFT JOIN ({RECOMPUTE_ALL}) r USING (media_id)
+            WHERE m.reference_count <> coalesce(r.n, 0)
+               OR m.referenced_in::VARCHAR <> coalesce(r.refs, '{{}}')
+        """
+
+    def reference_count_mismatches(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Files whose reference_count/referenced_in disagree with media_references."""
+        rows = self._rows(
+            f"SELECT * REPLACE (media_id::VARCHAR AS media_id) FROM ({self._mismatch_sql()}) "
+            "ORDER BY media_id LIMIT ?", [limit])
+        for row in rows:
+            row["referenced_in"] = json.loads(row["referenced_in"])
+            row["expected_in"] = json.loads(row["expected_in"])
+        return rows
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        cursor = self.con.execute(sql, list(params))
+        columns = [d[0] for d in cursor.description or []]
+        return [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]

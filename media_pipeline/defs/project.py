@@ -5,6 +5,9 @@ named by the settings: `definitions.py` builds it once for `dagster dev`, `media
 builds it for the settings of its own process.
 """
 
+import warnings
+from typing import Any
+
 import dagster as dg
 
 from media_pipeline.defs.ai import ai_analysis, ai_batch, ai_batch_schedule, ai_service_status
@@ -21,10 +24,14 @@ from media_pipeline.settings import Settings
 
 NIGHTLY_LIFECYCLE = ("auto_soft_delete",)
 
+# Dagster passes its own `owners` to SensorDefinition and warns about it being beta; nothing of
+# ours uses owners.
+warnings.filterwarnings("ignore", message=r"Parameter `owners` of initializer")
+
 
 def build_definitions(settings: Settings | None = None,
-                      extra_jobs: list[dg.UnresolvedAssetJobDefinition] | None = None,
-                      resources: dict | None = None) -> dg.Definitions:
+                      extra_jobs: list[Any] | None = None,
+                      resources: dict[str, Any] | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     reference_assets = build_reference_assets(settings)
     references = dg.AssetSelection.groups(GROUP_REFERENCES)

@@ -2,23 +2,22 @@
 
 Why this shape: a content source can hold millions of documents and gigabytes of text, and the
 catalog must not be held while they are read (one writer at a time). So documents stream through
-in chunks of a few MB to a pool of forked worker processes (extraction is pure Python and
-CPU-bound; fork shares the extractor and the :class:`KnownKeys` array copy-on-write). A worker
-extracts a whole chunk at once (its known-key lookups in one bulk call), computes the media id of
-every row (``records.media_id_for``) and keeps one row per ``(content_type, content_id,
-media_id)`` of each document, and hands the rows back as one Arrow IPC buffer; this process
-appends it to the fragment, so the rows are written once and never read back. Only when a source
-yields the same content id in two documents (e.g. a page's body and excerpt) can two rows share
-a key, and only then does DuckDB fold the fragment into one row per ``(content_type,
-content_id, media_id)``. The committer then replaces the source's rows from the fragment in one
-short transaction.
+in chunks of a few MB to a pool of worker processes (extraction is pure Python and CPU-bound;
+each worker receives the extractor and its :class:`KnownKeys` array once). A worker extracts a
+whole chunk at once (its known-key lookups in one bulk call), computes the media id of every row
+(``records.media_id_for``) and keeps one row per ``(content_type, content_id, media_id)`` of
+each document, and hands the rows back as one Arrow IPC buffer; this process appends it to the
+fragment, so the rows are written once and never read back. Only when a source yields the same
+content id in two documents (e.g. a page's body and excerpt) can two rows share a key, and only
+then does DuckDB fold the fragment into one row per ``(content_type, content_id, media_id)``.
+The committer then replaces the source's rows from the fragment in one short transaction.
 
 This process does little per document (it reads the source and ships text): the workers take
 the rest, including counting UTF-8 bytes (free for ASCII text: ``str.isascii`` is O(1)).
 
 Memory is bounded whatever the source size: at most ``2 × workers`` chunks are in flight
 (``chunk_bytes`` characters each, 4 MB by default) plus their rows, plus the known-key array (8
-bytes a key, shared), plus 8 bytes per document that has references (a hash of its content id,
+bytes a key, one copy per worker), plus 8 bytes per document that has references (a hash of its content id,
 to notice repeats), plus DuckDB's fold when one is needed (capped at ``FOLD_MEMORY_LIMIT``,
 spilling to ``out_dir``).
 
@@ -32,6 +31,7 @@ import hashlib
 import multiprocessing
 import os
 import shutil
+import signal
 import time
 import uuid
 from collections import deque
@@ -76,7 +76,7 @@ _Chunk = list[tuple[str, str, str, str]]
 # the documents that have rows
 _ChunkResult = tuple[int, int, int, int, bytes, bytes]
 
-# Extractors by scan token, set before the pool forks so workers inherit them without pickling.
+# Extractors by scan token: this process's for in-process scans, a worker's from its initializer.
 _EXTRACTORS: dict[str, ReferenceExtractor] = {}
 
 
@@ -137,6 +137,14 @@ def _uuid_texts(digests: bytes) -> pa.Array:
 def _content_hash(content_type: str, content_id: str) -> bytes:
     return hashlib.blake2b(f"{content_type}\x00{content_id}".encode("utf-8", "surrogatepass"),
                            digest_size=8).digest()
+
+
+def _init_worker(token: str, extractor: ReferenceExtractor) -> None:
+    """A pool worker: the extractor arrives pickled once; Ctrl-C and Dagster's interrupt
+    handling belong to the parent, which stops the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _EXTRACTORS[token] = extractor
 
 
 def _scan_chunk(token: str, chunk: _Chunk) -> _ChunkResult:
@@ -280,7 +288,10 @@ def scan_documents(
                 for chunk in chunks:
                     collect(_scan_chunk(token, chunk))
             else:
-                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                # forkserver, not fork: the caller may have threads (an S3 server, Dagster's
+                # event threads) holding locks that a forked child would inherit held, and hang.
+                with multiprocessing.get_context("forkserver").Pool(
+                        workers, initializer=_init_worker, initargs=(token, extractor)) as pool:
                     pending: deque[AsyncResult[_ChunkResult]] = deque()
                     for chunk in chunks:
                         pending.append(pool.apply_async(_scan_chunk, (token, chunk)))
@@ -288,6 +299,8 @@ def scan_documents(
                             collect(pending.popleft().get())
                     while pending:
                         collect(pending.popleft().get())
+                    pool.close()
+                    pool.join()
         if _repeats(content_hashes):
             stats.refs = _fold(written, folded, spill_dir)
             os.replace(folded, fragment)

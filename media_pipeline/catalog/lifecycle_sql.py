@@ -1,0 +1,453 @@
+"""Catalog SQL for the lifecycle: soft delete, restore, auto soft-delete and purge's marks.
+
+A base of :class:`media_pipeline.catalog.references.ReferenceSQL` (so it reaches ``Catalog``
+without touching catalog.py). Every change is audited in the transaction that makes it.
+Decisions that protect files (is it referenced? is it still what was marked?) are taken inside
+that same transaction, never on a value read earlier.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+# A file no reference points at, in the table itself (not only the counter).
+UNREFERENCED = (
+    "m.reference_count = 0 AND NOT EXISTS "
+    "(SELECT 1 FROM media_references r WHERE r.media_id = m.media_id)"
+)
+# Status a restored file gets back: what inventory/fingerprinting would say it is.
+RESTORED_STATUS = """CASE WHEN status = 'missing' THEN 'missing'
+                          WHEN fingerprinted_etag IS DISTINCT FROM etag THEN 'pending'
+                          WHEN quarantine_reason IS NOT NULL THEN 'quarantined'
+                          ELSE 'active' END"""
+# Why a purge candidate (m) may not be purged (NULL: it may). $cutoff: deleted before it means
+# past the retention; $horizon: every enabled source has a successful scan started after it.
+PURGE_BLOCKER = f"""CASE
+    WHEN m.media_id IS NULL THEN 'no longer in the catalog'
+    WHEN m.status <> 'deleted' OR NOT m.is_deleted THEN 'no longer deleted (' || m.status || ')'
+    WHEN NOT ({UNREFERENCED}) THEN 'referenced'
+    WHEN m.deleted_at IS NULL OR NOT (m.deleted_at < $cutoff) THEN 'within the retention period'
+    WHEN NOT (m.deleted_at < $horizon) THEN 'not every content source scanned since deletion'
+    ELSE NULL END"""
+
+
+# DuckDB's file lock keeps other processes out while a purge batch holds the catalog, but
+# connections of one process share the database. Writers that could make a purge candidate
+# referenced or restored take this lock for their transaction, and a purge batch holds it from
+# its re-check to its catalog update, so threads of one process cannot slip in between either.
+PURGE_EXCLUSION = threading.RLock()
+
+
+class OverCap(Exception):
+    """More files were marked than the purge's cap allows; the marks were rolled back."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} files marked, over the cap")
+        self.count = count
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _is_soft_deleted(state: dict[str, Any]) -> bool:
+    """Deleted (and, if its object vanished since, missing). A row whose key was uploaded again
+    after a delete or purge is back to pending/active: the old is_deleted flag does not count."""
+    return state["status"] == "deleted" or (state["status"] == "missing"
+                                            and bool(state["is_deleted"]))
+
+
+def aware(value: datetime | None) -> Any:
+    """Naive datetimes are taken as UTC (the catalog stores TIMESTAMPTZ)."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class LifecycleSQL:
+    con: duckdb.DuckDBPyConnection
+
+    if TYPE_CHECKING:  # provided by Catalog
+        def transaction(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
+
+        def record_audit(
+            self, actor: str, action: str, media_id: str | None = None,
+            details: dict[str, Any] | None = None, run_id: str | None = None,
+        ) -> None: ...
+
+        def references_of(self, media_id: str) -> dict[str, list[str]]: ...
+
+    # -- one file ----------------------------------------------------------------------------
+
+    def media_state(self, media_id: str) -> dict[str, Any] | None:
+        """What the lifecycle needs to know about one file, or None if the catalog has none."""
+        cursor = self.con.execute(
+            """
+            SELECT media_id::VARCHAR AS media_id, namespace, bucket, key, status, is_deleted,
+                   deleted_at, deleted_by, purged_at, reference_count, file_size, etag,
+                   version_id, quarantine_reason, unreferenced_since, first_seen
+            FROM media_files WHERE media_id = try_cast(? AS UUID)
+            """,
+            [media_id],
+        )
+        rows = cursor.fetchall()  # all: a pending result keeps a transaction open
+        if not rows:
+            return None
+        return dict(zip([d[0] for d in cursor.description or []], rows[0], strict=True))
+
+    def soft_delete(
+        self, media_id: str, user: str, *, allow_referenced: bool, now: datetime | None = None,
+    ) -> tuple[str, dict[str, list[str]]]:
+        """Soft-delete one file, deciding inside the transaction.
+
+        Returns (outcome, references): outcome is ``deleted``, ``refused`` (referenced and not
+        allowed; nothing changed), ``already`` (already deleted) or ``purged``/``unknown``.
+        """
+        now = aware(now) or utc_now()
+        with self.transaction():
+            state = self.media_state(media_id)
+            if state is None:
+                return "unknown", {}
+            refs = self.references_of(media_id)
+            count = max(int(state["reference_count"]), sum(len(v) for v in refs.values()))
+            if state["status"] == "purged":
+                return "purged", refs
+            if _is_soft_deleted(state):
+                return "already", refs
+            if count and not allow_referenced:
+                self.record_audit(user, "delete.refused", media_id,
+                                  {"reference_count": count, "references": refs})
+                return "refused", refs
+            self.con.execute(
+                """
+                UPDATE media_files SET
+                    status = CASE WHEN status = 'missing' THEN 'missing' ELSE 'deleted' END,
+                    is_deleted = true, deleted_at = ?, deleted_by = ?
+                WHERE media_id = ?::UUID
+                """,
+                [now, user, media_id],
+            )
+            details: dict[str, Any] = {"previous_status": state["status"],
+                                       "forced": bool(count and allow_referenced)}
+            if count:
+                details["references"] = refs
+            self.record_audit(user, "delete.force" if count else "delete", media_id, details)
+        return "deleted", refs
+
+    def restore_media(self, media_id: str, user: str) -> str:
+        """Undo a soft delete. Returns ``restored``, ``not_deleted``, ``purged``, ``unknown``,
+        or ``purge_in_flight`` (an interrupted purge may have deleted the object already: the
+        next purge run settles it first)."""
+        with PURGE_EXCLUSION, self.transaction():
+            state = self.media_state(media_id)
+            if state is None:
+                return "unknown"
+            if state["status"] == "purged":
+                return "purged"
+            if not _is_soft_deleted(state):
+                return "not_deleted"
+            in_flight = self.con.execute(
+                "SELECT count(*) FROM purge_marks WHERE media_id = ?::UUID AND state = 'deleting'",
+                [media_id],
+            ).fetchone()
+            if in_flight and in_flight[0]:
+                return "purge_in_flight"
+            self.con.execute(
+                f"""
+                UPDATE media_files SET status = {RESTORED_STATUS}, is_deleted = false,
+                    deleted_at = NULL, deleted_by = NULL
+                WHERE media_id = ?::UUID
+                """,
+                [media_id],
+            )
+            cancelled = self.con.execute(
+                "UPDATE purge_marks SET state = 'cancelled', reason = 'restored by ' || ?, "
+                "updated_at = ? WHERE media_id = ?::UUID AND state = 'marked'",
+                [user, utc_now(), media_id],
+            ).fetchone()
+            self.record_audit(user, "restore", media_id, {
+                "deleted_at": str(state["deleted_at"]), "deleted_by": state["deleted_by"],
+                "cancelled_purge_marks": int(cancelled[0]) if cancelled else 0,
+            })
+        return "restored"
+
+    # -- auto soft-delete --------------------------------------------------------------------
+
+    def auto_soft_delete(
+        self, days_by_namespace: dict[str, int], now: datetime, actor: str,
+        run_id: str | None = None,
+    ) -> dict[str, int]:
+        """Soft-delete active files unreferenced for a namespace's number of days (since
+        reference_count last dropped to 0, or since first seen if never referenced)."""
+        result: dict[str, int] = {}
+        with self.transaction():
+            for namespace, days in sorted(days_by_namespace.items()):
+                self.con.execute(
+                    f"""
+                    CREATE OR REPLACE TEMP TABLE auto_delete AS
+                    SELECT m.media_id, coalesce(m.unreferenced_since, m.first_seen) AS since
+                    FROM media_files m
+                    WHERE m.namespace = $ns AND m.status = 'active'
+                      AND {UNREFERENCED}
+                      AND coalesce(m.unreferenced_since, m.first_seen)
+                          <= $now - to_days($days::INTEGER)
+                    """,
+                    {"ns": namespace, "now": now, "days": days},
+                )
+                self.con.execute(
+                    """
+                    UPDATE media_files SET status = 'deleted', is_deleted = true,
+                        deleted_at = $now, deleted_by = $actor
+                    WHERE media_id IN (SELECT media_id FROM auto_delete)
+                    """,
+                    {"now": now, "actor": actor},
+                )
+                row = self.con.execute(
+                    """
+                    INSERT INTO audit_log
+                    SELECT $ts, $actor, 'delete.auto', media_id,
+                           json_object('unreferenced_since', since::VARCHAR, 'days', $days,
+                                       'namespace', $ns), $run
+                    FROM auto_delete
+                    """,
+                    {"ts": utc_now(), "actor": actor, "days": days, "ns": namespace,
+                     "run": run_id},
+                ).fetchone()
+                result[namespace] = int(row[0]) if row else 0
+            self.con.execute("DROP TABLE IF EXISTS auto_delete")
+        return result
+
+    # -- purge -------------------------------------------------------------------------------
+
+    def purge_candidates(
+        self, cutoff: datetime, horizon: datetime, limit: int | None = None,
+    ) -> dict[str, Any]:
+        """Files a purge would delete now: count, bytes, non-purged files, and a sample."""
+        where = f"m.status = 'deleted' AND ({PURGE_BLOCKER}) IS NULL"
+        params = {"cutoff": cutoff, "horizon": horizon}
+        row = self.con.execute(
+            f"""
+            SELECT count(*) FILTER (WHERE {where}),
+                   coalesce(sum(file_size) FILTER (WHERE {where}), 0),
+                   count(*) FILTER (WHERE status <> 'purged')
+            FROM media_files m
+            """,
+            params,
+        ).fetchone()
+        assert row is not None
+        sample = self.con.execute(
+            f"""
+            SELECT media_id::VARCHAR, bucket, key, file_size, deleted_at FROM media_files m
+            WHERE {where} ORDER BY bucket, key LIMIT {int(limit if limit is not None else 1000)}
+            """,
+            params,
+        ).fetchall()
+        return {
+            "count": int(row[0]), "bytes": int(row[1]), "non_purged": int(row[2]),
+            "files": [{"media_id": r[0], "bucket": r[1], "key": r[2], "size": int(r[3]),
+                       "deleted_at": r[4]} for r in sample],
+        }
+
+    def start_purge_run(
+        self, purge_id: str, now: datetime, *, retention_days: int, versions: str,
+        sources: Sequence[str], cutoff: datetime, horizon: datetime, batch_size: int,
+        max_files: int | None = None, run_id: str | None = None,
+    ) -> tuple[int, int, int]:
+        """Record the run and mark its candidates (before any S3 call), in one transaction.
+        Returns (files, bytes, batches). More than ``max_files`` marked (the cap, checked on
+        what was actually marked): nothing is kept and OverCap is raised."""
+        with self.transaction():
+            self.con.execute(
+                "INSERT INTO purge_runs (purge_id, started, state, retention_days, versions, "
+                "sources, run_id) VALUES (?, ?, 'running', ?, ?, ?, ?)",
+                [purge_id, now, retention_days, versions, json.dumps(list(sources)), run_id],
+            )
+            self.con.execute(
+                f"""
+                INSERT INTO purge_marks
+                SELECT $pid, m.media_id, m.bucket, m.key, m.version_id, m.etag, m.file_size,
+                       m.deleted_at,
+                       ((row_number() OVER (ORDER BY m.bucket, m.key) - 1) // $batch)::INTEGER,
+                       $now, 'marked', NULL, $now
+                FROM media_files m
+                WHERE m.status = 'deleted' AND ({PURGE_BLOCKER}) IS NULL
+                """,
+                {"pid": purge_id, "now": now, "batch": batch_size, "cutoff": cutoff,
+                 "horizon": horizon},
+            )
+            row = self.con.execute(
+                "SELECT count(*), coalesce(sum(file_size), 0), coalesce(max(batch) + 1, 0) "
+                "FROM purge_marks WHERE purge_id = ?", [purge_id]).fetchone()
+            assert row is not None
+            if max_files is not None and row[0] > max_files:
+                raise OverCap(int(row[0]))
+            self.con.execute("UPDATE purge_runs SET candidates = ? WHERE purge_id = ?",
+                             [row[0], purge_id])
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def record_refused_purge(self, purge_id: str, now: datetime, reason: str, *,
+                             retention_days: int, versions: str, sources: Sequence[str],
+                             candidates: int, run_id: str | None = None) -> None:
+        with self.transaction():
+            self.con.execute(
+                "INSERT INTO purge_runs (purge_id, started, finished, state, retention_days, "
+                "versions, sources, candidates, refused_reason, run_id) "
+                "VALUES (?, ?, ?, 'refused', ?, ?, ?, ?, ?, ?)",
+                [purge_id, now, utc_now(), retention_days, versions, json.dumps(list(sources)),
+                 candidates, reason, run_id],
+            )
+            self.record_audit("system", "purge.refused", None,
+                              {"purge_id": purge_id, "reason": reason}, run_id)
+
+    def recheck_purge_batch(
+        self, purge_id: str, batch: int, cutoff: datetime, horizon: datetime,
+    ) -> list[dict[str, Any]]:
+        """Re-check a batch's marks against the catalog as it is now: those still eligible and
+        unchanged (same deletion, ETag and version) become ``deleting`` and are returned; the
+        others are ``skipped`` with the reason."""
+        now = utc_now()
+        with self.transaction():
+            self.con.execute(
+                f"""
+                UPDATE purge_marks AS p SET state = c.state, reason = c.reason, updated_at = $now
+                FROM (
+                    SELECT p.media_id,
+                           CASE WHEN blocker IS NOT NULL THEN 'skipped' ELSE 'deleting' END
+                               AS state,
+                           blocker AS reason
+                    FROM (SELECT p.media_id, CASE
+                            WHEN m.media_id IS NOT NULL AND m.status = 'deleted'
+                                 AND (m.deleted_at IS DISTINCT FROM p.deleted_at)
+                                THEN 'deleted again since marked'
+                            WHEN m.media_id IS NOT NULL AND m.status = 'deleted'
+                                 AND (m.etag IS DISTINCT FROM p.etag
+                                      OR m.version_id IS DISTINCT FROM p.version_id)
+                                THEN 'object changed since marked'
+                            ELSE {PURGE_BLOCKER} END AS blocker
+                          FROM purge_marks p LEFT JOIN media_files m USING (media_id)
+                          WHERE p.purge_id = $pid AND p.batch = $batch
+                            AND p.state = 'marked') p
+                ) c
+                WHERE p.purge_id = $pid AND p.batch = $batch AND p.media_id = c.media_id
+                  AND p.state = 'marked'
+                """,
+                {"pid": purge_id, "batch": batch, "cutoff": cutoff, "horizon": horizon,
+                 "now": now},
+            )
+            return self.purge_marks_in(purge_id, batch, "deleting")
+
+    def purge_marks_in(self, purge_id: str | None, batch: int | None, state: str
+                       ) -> list[dict[str, Any]]:
+        """Marks of a run (and batch) in a state; purge_id None: of every run."""
+        cursor = self.con.execute(
+            """
+            SELECT purge_id, media_id::VARCHAR AS media_id, bucket, key, version_id, etag,
+                   file_size, batch, reason
+            FROM purge_marks
+            WHERE ($pid IS NULL OR purge_id = $pid) AND ($batch IS NULL OR batch = $batch)
+              AND state = $state
+            ORDER BY bucket, key
+            """,
+            {"pid": purge_id, "batch": batch, "state": state},
+        )
+        columns = [d[0] for d in cursor.description or []]
+        return [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
+
+    def finish_purge_marks(
+        self, outcomes: Sequence[tuple[str, str, str, str | None]], now: datetime,
+        versions: str, run_id: str | None = None,
+    ) -> int:
+        """Apply S3's answers for ``deleting`` marks: (purge_id, media_id, state, reason) with
+        state ``purged``, ``skipped`` or ``error``. Purged files get status 'purged' and an
+        audit row each; the others stay deleted. Returns files purged."""
+        if not outcomes:
+            return 0
+        con = self.con
+        with self.transaction():
+            con.execute("CREATE OR REPLACE TEMP TABLE purge_outcome (purge_id VARCHAR, "
+                        "media_id UUID, state VARCHAR, reason VARCHAR)")
+            con.executemany("INSERT INTO purge_outcome VALUES (?, ?, ?, ?)",
+                            [list(o) for o in outcomes])
+            con.execute(
+                """
+                UPDATE purge_marks AS p SET state = o.state, reason = o.reason, updated_at = $ts
+                FROM purge_outcome o
+                WHERE p.purge_id = o.purge_id AND p.media_id = o.media_id
+                  AND p.state = 'deleting'
+                """,
+                {"ts": utc_now()},
+            )
+            row = con.execute(
+                """
+                UPDATE media_files SET status = 'purged', purged_at = $now
+                WHERE status <> 'purged' AND media_id IN
+                    (SELECT media_id FROM purge_outcome WHERE state = 'purged')
+                """,
+                {"now": now},
+            ).fetchone()
+            con.execute(
+                """
+                INSERT INTO audit_log
+                SELECT $ts, 'system', 'purge', p.media_id,
+                       json_object('bucket', p.bucket, 'key', p.key, 'size', p.file_size,
+                                   'etag', p.etag, 'version_id', p.version_id,
+                                   'versions', $versions, 'purge_id', p.purge_id,
+                                   'note', o.reason),
+                       $run
+                FROM purge_outcome o JOIN purge_marks p USING (purge_id, media_id)
+                WHERE o.state = 'purged'
+                """,
+                {"ts": utc_now(), "versions": versions, "run": run_id},
+            )
+            con.execute("DROP TABLE purge_outcome")
+        return int(row[0]) if row else 0
+
+    def abandon_purge_marks(self, media_ids: Sequence[str] | None, reason: str) -> int:
+        """Leftover marks of a run that died, which the next run decides afresh: those never
+        sent to S3 (all of them when ``media_ids`` is None) and the given ``deleting`` ones
+        whose object is still there."""
+        with self.transaction():
+            params: list[Any] = [reason, utc_now()]
+            if media_ids is None:
+                sql = "state = 'marked'"
+            else:
+                self.con.execute("CREATE OR REPLACE TEMP TABLE purge_keep (media_id UUID)")
+                self.con.executemany("INSERT INTO purge_keep VALUES (?)",
+                                     [[m] for m in media_ids])
+                sql = "state = 'deleting' AND media_id IN (SELECT media_id FROM purge_keep)"
+            row = self.con.execute(
+                f"UPDATE purge_marks SET state = 'abandoned', reason = ?, updated_at = ? "
+                f"WHERE {sql}", params).fetchone()
+            self.con.execute("DROP TABLE IF EXISTS purge_keep")
+            self.con.execute(
+                "UPDATE purge_runs SET state = 'failed', finished = ?, "
+                "errors = '[\"interrupted\"]' WHERE state = 'running'",
+                [utc_now()],
+            )
+        return int(row[0]) if row else 0
+
+    def finish_purge_run(self, purge_id: str, state: str, purged: int, bytes_freed: int,
+                         errors: Sequence[str], refused_reason: str | None = None) -> None:
+        with self.transaction():
+            self.con.execute(
+                "UPDATE purge_runs SET finished = ?, state = ?, purged = ?, bytes_freed = ?, "
+                "errors = ?, refused_reason = ? WHERE purge_id = ?",
+                [utc_now(), state, purged, bytes_freed, json.dumps(list(errors)),
+                 refused_reason, purge_id],
+            )
+
+    def skip_remaining_marks(self, purge_id: str, reason: str) -> int:
+        """A run that stopped early: its marks not yet re-checked will not be purged by it."""
+        with self.transaction():
+            row = self.con.execute(
+                "UPDATE purge_marks SET state = 'skipped', reason = ?, updated_at = ? "
+                "WHERE purge_id = ? AND state = 'marked'",
+                [reason, utc_now(), purge_id]).fetchone()
+        return int(row[0]) if row else 0

@@ -1,0 +1,317 @@
+"""`media-pipeline refs`, `delete`, `restore` and `purge`: registered on the main command.
+
+Writes go through ``pipeline.open_catalog`` (waits for the lock, publishes the analysts'
+snapshot); ``refs show`` reads the published snapshot and never waits for a running pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from media_pipeline.access import PermissionDenied
+from media_pipeline.cli import _one_line, console, fail, friendly_errors, main, require_s3
+from media_pipeline.lifecycle import (
+    LifecycleError,
+    PurgeReport,
+    SourcesUnavailable,
+    UnknownMedia,
+    enabled_source_names,
+)
+from media_pipeline.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def lifecycle_errors(func: F) -> F:
+    """Refusals and unknown ids are expected answers: one line on stderr, exit status 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (PermissionDenied, UnknownMedia, LifecycleError, SourcesUnavailable) as exc:
+            fail(_one_line(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _describe(refs: dict[str, list[str]]) -> str:
+    return "; ".join(f"{content_type} {', '.join(ids)}" for content_type, ids in refs.items())
+
+
+# -- refs ----------------------------------------------------------------------------------------
+
+
+@main.group("refs")
+def refs() -> None:
+    """Where files are used: add, remove and show references."""
+
+
+@refs.command("add")
+@click.argument("media_id")
+@click.argument("content_type")
+@click.argument("content_id")
+@click.option("--user", required=True, help="Who adds it (editor in the file's namespace).")
+@friendly_errors
+@lifecycle_errors
+def refs_add(media_id: str, content_type: str, content_id: str, user: str) -> None:
+    """Record that CONTENT_TYPE CONTENT_ID (e.g. webpage 123) uses the file."""
+    from media_pipeline.lifecycle import add_reference
+    from media_pipeline.pipeline import open_catalog
+
+    settings = Settings.from_env()
+    with open_catalog(settings) as catalog:
+        added = add_reference(catalog, settings, media_id, content_type, content_id, user)
+    console.print(Text(f"{'added' if added else 'already recorded'}: {content_type} "
+                       f"{content_id} uses {media_id}"))
+
+
+@refs.command("remove")
+@click.argument("media_id")
+@click.argument("content_type")
+@click.argument("content_id")
+@click.option("--user", required=True, help="Who removes it (editor in the file's namespace).")
+@friendly_errors
+@lifecycle_errors
+def refs_remove(media_id: str, content_type: str, content_id: str, user: str) -> None:
+    """Remove a reference added through the API (scanned ones follow the content)."""
+    from media_pipeline.lifecycle import remove_reference
+    from media_pipeline.pipeline import open_catalog
+
+    settings = Settings.from_env()
+    with open_catalog(settings) as catalog:
+        removed = remove_reference(catalog, settings, media_id, content_type, content_id, user)
+        left = catalog.references_of(media_id)
+    if not removed:
+        fail(f"no API reference {content_type} {content_id} on {media_id}"
+             + (f" (the file is still referenced: {_describe(left)})" if left else ""))
+    console.print(Text(f"removed: {content_type} {content_id} no longer uses {media_id}"))
+
+
+@refs.command("show")
+@click.argument("media_id")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@friendly_errors
+@lifecycle_errors
+def refs_show(media_id: str, as_json: bool) -> None:
+    """The file's references in the seed's shape {"webpage": ["123"], ...} and their count."""
+    from media_pipeline.catalog import Catalog
+    from media_pipeline.lifecycle import references
+
+    settings = Settings.from_env()
+    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
+        found = references(catalog, media_id)
+    count = sum(len(ids) for ids in found.values())
+    if as_json:
+        click.echo(json.dumps({"media_id": media_id, "reference_count": count,
+                               "referenced_in": found}, indent=2))
+        return
+    console.print(Text(json.dumps(found)))
+    console.print(Text(f"{count} reference{'s' if count != 1 else ''}"))
+
+
+# -- delete / restore ----------------------------------------------------------------------------
+
+
+@main.command("delete")
+@click.argument("media_id")
+@click.option("--user", required=True, help="Who deletes (editor; admin with --force).")
+@click.option("--force", is_flag=True, help="Delete even while referenced (admins only).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@friendly_errors
+@lifecycle_errors
+def delete_command(media_id: str, user: str, force: bool, as_json: bool) -> None:
+    """Soft-delete a file (it stays in S3 until a purge); refused while it is referenced."""
+    from media_pipeline.lifecycle import delete
+    from media_pipeline.pipeline import open_catalog
+
+    settings = Settings.from_env()
+    with open_catalog(settings) as catalog:
+        outcome = delete(catalog, settings, media_id, user, force=force)
+    if as_json:
+        click.echo(json.dumps({"media_id": outcome.media_id, "deleted": outcome.deleted,
+                               "refused": outcome.refused, "forced": outcome.forced,
+                               "already_deleted": outcome.already_deleted,
+                               "reference_count": outcome.reference_count,
+                               "referenced_in": outcome.references}, indent=2))
+    if outcome.refused:
+        fail(f"refused: {media_id} is referenced by {outcome.reference_count} content items "
+             f"({_describe(outcome.references)}); remove the references first, or an admin "
+             "can --force")
+    if not as_json:
+        if outcome.already_deleted:
+            console.print(Text(f"{media_id} was already deleted"))
+        else:
+            extra = (f" (forced; still referenced by {_describe(outcome.references)})"
+                     if outcome.forced else "")
+            console.print(Text(f"deleted {media_id}{extra}; restore is possible until it is "
+                               "purged"))
+
+
+@main.command("restore")
+@click.argument("media_id")
+@click.option("--user", required=True, help="Who restores (editor in the file's namespace).")
+@friendly_errors
+@lifecycle_errors
+def restore_command(media_id: str, user: str) -> None:
+    """Undo a soft delete."""
+    from media_pipeline.lifecycle import restore
+    from media_pipeline.pipeline import open_catalog
+
+    settings = Settings.from_env()
+    with open_catalog(settings) as catalog:
+        restore(catalog, settings, media_id, user)
+    console.print(Text(f"restored {media_id}"))
+
+
+# -- purge ---------------------------------------------------------------------------------------
+
+
+@main.command("purge")
+@click.option("--dry-run", is_flag=True, help="Show what would be purged; change nothing.")
+@click.option("--days", type=click.IntRange(min=0), default=None,
+              help="Retention in days (default: MEDIA_PIPELINE_RETENTION_DAYS).")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=None,
+              help="Files per S3 DeleteObjects (default: MEDIA_PIPELINE_PURGE_BATCH_SIZE).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@friendly_errors
+@lifecycle_errors
+def purge_command(dry_run: bool, days: int | None, batch_size: int | None,
+                  as_json: bool) -> None:
+    """Delete from S3 the files soft-deleted longer than the retention that nothing uses."""
+    from media_pipeline.lifecycle import purge
+    from media_pipeline.storage import make_client
+
+    settings = Settings.from_env()
+    require_s3(settings)
+    sources = enabled_source_names(settings)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        console=console, transient=True, disable=as_json)
+    task: list[Any] = []
+
+    def on_step(step: str, info: dict[str, Any]) -> None:
+        if step == "marked" and info["batches"]:
+            task.append(progress.add_task("purging batches", total=info["batches"]))
+        elif step == "catalog_updated" and task:
+            progress.advance(task[0])
+
+    with progress:
+        report = purge(settings, make_client(settings), enabled_sources=sources,
+                       dry_run=dry_run, retention_days=days, batch_size=batch_size,
+                       on_step=on_step)
+    if as_json:
+        click.echo(json.dumps(_report_dict(report), default=str, indent=2))
+    else:
+        _print_report(report)
+    if report.refused:
+        fail(f"purge refused: {report.refused_reason}")
+    if report.errors:
+        fail(f"{len(report.errors)} files could not be purged: {report.errors[0]}")
+
+
+def _report_dict(report: PurgeReport) -> dict[str, Any]:
+    out = dict(report.__dict__)
+    out["batches"] = [b.__dict__ for b in report.batches]
+    out["refused"] = report.refused
+    return out
+
+
+def _print_report(report: PurgeReport) -> None:
+    if report.dry_run and report.files:
+        table = Table("key", "size", "deleted at", title="would be purged")
+        for f in report.files:
+            table.add_row(Text(f["key"]), str(f["size"]), str(f["deleted_at"]))
+        console.print(table)
+    summary = Table("", "", show_header=False)
+    rows = [("dry run" if report.dry_run else "purge id", "yes" if report.dry_run
+             else str(report.purge_id)),
+            ("content sources checked", ", ".join(report.sources) or "(none configured)"),
+            ("candidates", f"{report.candidates} ({report.candidate_bytes} bytes)")]
+    if not report.dry_run:
+        rows += [("purged", str(report.purged)), ("bytes freed", str(report.bytes_freed)),
+                 ("skipped at re-check", str(len(report.skipped))),
+                 ("errors", str(len(report.errors)))]
+    if report.settled:
+        rows.append(("settled from an interrupted run", str(report.settled)))
+    if report.unsettled:
+        rows.append(("interrupted deletes to settle", str(report.unsettled)))
+    for name, value in rows:
+        summary.add_row(name, Text(value))
+    console.print(summary)
+    for skipped in report.skipped[:20]:
+        console.print(f"skipped {escape(skipped['key'])}: {escape(str(skipped['reason']))}",
+                      highlight=False)
+
+
+def _register_on_script_entry() -> None:
+    """``python -m media_pipeline.cli`` runs cli.py as ``__main__``, a second copy of the group
+    beside the imported ``media_pipeline.cli``: give that copy these commands too."""
+    import sys
+
+    script = sys.modules.get("__main__")
+    spec = getattr(script, "__spec__", None)
+    group = getattr(script, "main", None)
+    if (spec is not None and spec.name == "media_pipeline.cli" and isinstance(group, click.Group)
+            and group is not main):
+        for name in ("refs", "delete", "restore", "purge"):
+            group.commands.setdefault(name, main.commands[name])
+
+
+_register_on_script_entry()
+
+
+# -- scan ----------------------------------------------------------------------------------------
+
+
+@main.command("scan")
+@click.argument("sources", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@friendly_errors
+def scan(sources: tuple[str, ...], as_json: bool) -> None:
+    """Rebuild the reference index from the content sources (all enabled ones, or SOURCES).
+
+    Each source is committed on its own, only when read to the end; a source that fails keeps
+    its previous references, is marked stale (purges refuse) and makes the exit status 1.
+    """
+    from media_pipeline.references.index import scan_sources, select_sources
+
+    settings = Settings.from_env()
+    if settings.content_sources is None:
+        fail("no content sources configured: set MEDIA_PIPELINE_SOURCES to a sources YAML "
+             "file (see docs/content-sources.md)")
+    names = list(sources) or None
+    selected = select_sources(settings, names)
+    if not selected:
+        fail(f"no enabled content source in {settings.content_sources}")
+    with Progress(TextColumn("{task.description}"), TextColumn("{task.fields[docs]} documents"),
+                  TextColumn("{task.fields[mb]:.1f} MB"), console=console,
+                  disable=as_json, transient=True) as progress:
+        tasks = {s.name: progress.add_task(s.name, docs=0, mb=0.0) for s in selected}
+
+        def on_progress(name: str, documents: int, size: int) -> None:
+            progress.update(tasks[name], docs=documents, mb=size / 1e6)
+
+        outcomes = scan_sources(settings, [s.name for s in selected], progress=on_progress)
+    if as_json:
+        click.echo(json.dumps([o.__dict__ for o in outcomes], indent=2))
+    else:
+        table = Table("source", "ok", "documents", "MB", "references", "added", "removed",
+                      "read as text", "error")
+        for o in outcomes:
+            table.add_row(Text(o.source), "[green]yes" if o.ok else "[red]no",
+                          str(o.documents), f"{o.bytes / 1e6:.1f}", str(o.refs), str(o.added),
+                          str(o.removed), str(o.text_fallbacks), Text(o.error or ""))
+        console.print(table)
+    failed = [o.source for o in outcomes if not o.ok]
+    if failed:
+        fail(f"content source {', '.join(failed)} failed: previous references kept, purges "
+             "blocked until it scans cleanly")

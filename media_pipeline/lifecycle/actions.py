@@ -1,0 +1,173 @@
+"""The application-facing lifecycle actions: references, delete, restore, auto soft-delete.
+
+Each checks the user's role in the file's namespace first, then lets the catalog decide and
+change in one transaction (with its audit row). None of them touches S3: a deleted file, even
+a force-deleted one that is still referenced, stays in the bucket and its URLs keep working
+until a purge, which only ever takes unreferenced files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from media_pipeline.access import SYSTEM_USER, Role, require_role
+from media_pipeline.catalog.lifecycle_sql import aware, utc_now
+from media_pipeline.lifecycle.errors import LifecycleError, UnknownMedia
+from media_pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from media_pipeline.catalog import Catalog
+
+MAX_CONTENT_TYPE = 100
+MAX_CONTENT_ID = 500
+
+
+@dataclass(frozen=True)
+class DeleteOutcome:
+    """What :func:`delete` did. True when the file is (now or already) soft-deleted."""
+
+    media_id: str
+    deleted: bool
+    refused: bool = False
+    forced: bool = False
+    already_deleted: bool = False
+    references: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def reference_count(self) -> int:
+        return sum(len(ids) for ids in self.references.values())
+
+    def __bool__(self) -> bool:
+        return self.deleted or self.already_deleted
+
+
+def _state(catalog: Catalog, media_id: str) -> dict[str, Any]:
+    state = catalog.media_state(media_id)
+    if state is None:
+        raise UnknownMedia(media_id)
+    return state
+
+
+def _content(content_type: str, content_id: str) -> tuple[str, str]:
+    content_type = (content_type or "").strip()
+    content_id = (content_id or "").strip()
+    if not content_type or not content_id:
+        raise ValueError("a reference needs a content type and a content id, both non-empty")
+    if len(content_type) > MAX_CONTENT_TYPE or len(content_id) > MAX_CONTENT_ID:
+        raise ValueError(f"content type (max {MAX_CONTENT_TYPE} characters) or content id "
+                         f"(max {MAX_CONTENT_ID}) too long")
+    if any(ord(c) < 32 for c in content_type + content_id):
+        raise ValueError("content type and content id must not contain control characters")
+    return content_type, content_id
+
+
+def references(catalog: Catalog, media_id: str) -> dict[str, list[str]]:
+    """Where the file is used, in the seed's shape ``{"webpage": ["123", "456"]}``."""
+    _state(catalog, media_id)
+    return catalog.references_of(media_id)
+
+
+def add_reference(
+    catalog: Catalog, settings: Settings, media_id: str, content_type: str, content_id: str,
+    user: str, *, now: datetime | None = None,
+) -> bool:
+    """Record that a piece of content uses the file (editor in its namespace). False if the
+    API had recorded it already. A purged file cannot be referenced any more."""
+    content_type, content_id = _content(content_type, content_id)
+    state = _state(catalog, media_id)
+    require_role(catalog, settings, state["namespace"], user, Role.EDITOR, "add a reference")
+    try:
+        return catalog.add_reference(state["media_id"], content_type, content_id, user, now=now)
+    except ValueError as exc:  # purged, decided inside the catalog's transaction
+        raise LifecycleError(str(exc)) from exc
+
+
+def remove_reference(
+    catalog: Catalog, settings: Settings, media_id: str, content_type: str, content_id: str,
+    user: str, *, now: datetime | None = None,
+) -> bool:
+    """Remove an API reference (editor). False if the API had none; references a scan found
+    go when the content no longer uses the file."""
+    content_type, content_id = _content(content_type, content_id)
+    state = _state(catalog, media_id)
+    require_role(catalog, settings, state["namespace"], user, Role.EDITOR,
+                 "remove a reference")
+    return catalog.remove_reference(state["media_id"], content_type, content_id, user, now=now)
+
+
+def delete(
+    catalog: Catalog, settings: Settings, media_id: str, user: str, *, force: bool = False,
+    now: datetime | None = None,
+) -> DeleteOutcome:
+    """Soft-delete a file: refused (nothing changes) while anything references it, unless an
+    admin forces it. Needs editor in the file's namespace; ``force`` needs admin."""
+    state = _state(catalog, media_id)
+    namespace = state["namespace"]
+    if force:
+        require_role(catalog, settings, namespace, user, Role.ADMIN, "force-delete files")
+    else:
+        require_role(catalog, settings, namespace, user, Role.EDITOR, "delete files")
+    outcome, refs = catalog.soft_delete(state["media_id"], user, allow_referenced=force,
+                                        now=now)
+    if outcome == "unknown":
+        raise UnknownMedia(media_id)
+    if outcome == "purged":
+        raise LifecycleError(f"media file {media_id} was purged already")
+    return DeleteOutcome(
+        media_id=state["media_id"],
+        deleted=outcome == "deleted",
+        refused=outcome == "refused",
+        forced=outcome == "deleted" and bool(refs),
+        already_deleted=outcome == "already",
+        references=refs,
+    )
+
+
+def restore(catalog: Catalog, settings: Settings, media_id: str, user: str) -> None:
+    """Undo a soft delete (editor): the file is active again (or quarantined/pending, as it was)
+    and any purge mark for it is cancelled."""
+    state = _state(catalog, media_id)
+    require_role(catalog, settings, state["namespace"], user, Role.EDITOR, "restore files")
+    outcome = catalog.restore_media(state["media_id"], user)
+    if outcome == "unknown":
+        raise UnknownMedia(media_id)
+    if outcome == "purged":
+        raise LifecycleError(f"media file {media_id} was purged; it cannot be restored")
+    if outcome == "not_deleted":
+        raise LifecycleError(f"media file {media_id} is not deleted")
+    if outcome == "purge_in_flight":
+        raise LifecycleError(
+            f"an interrupted purge may already have deleted media file {media_id} from S3; "
+            "run `media-pipeline purge` to settle it, then restore if it is still there")
+
+
+@dataclass(frozen=True)
+class AutoDeleteReport:
+    deleted: dict[str, int]
+    refused_reason: str | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.deleted.values())
+
+
+def auto_soft_delete(
+    catalog: Catalog, settings: Settings, now: datetime | None = None, *,
+    enabled_sources: list[str] | None = None, run_id: str | None = None,
+) -> AutoDeleteReport:
+    """Soft-delete (as ``system``) active files unreferenced for ``settings.auto_delete_days``
+    of their namespace; off when that is empty. With ``enabled_sources`` given, nothing is
+    deleted while one of them is stale (its references may be missing)."""
+    if not settings.auto_delete_days:
+        return AutoDeleteReport(deleted={})
+    if enabled_sources:
+        stale = catalog.stale_sources(enabled_sources)
+        if stale:
+            return AutoDeleteReport(
+                deleted={}, refused_reason=f"stale content sources: {', '.join(stale)}")
+    catalog.sync_reference_counts()
+    deleted = catalog.auto_soft_delete(dict(settings.auto_delete_days),
+                                       aware(now) or utc_now(), SYSTEM_USER, run_id)
+    return AutoDeleteReport(deleted=deleted)

@@ -1,0 +1,119 @@
+"""`media-pipeline refs|delete|restore|purge` through click, against moto and a real catalog."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from media_pipeline.cli import main
+from media_pipeline.settings import Settings
+from media_pipeline_tests.lifecycle_helpers import (
+    ADMIN,
+    EDITOR,
+    add_member,
+    catalog_files,
+    object_keys,
+)
+
+
+@pytest.fixture
+def env(settings: Settings) -> dict[str, str]:
+    return {
+        "MEDIA_PIPELINE_HOME": str(settings.home),
+        "AWS_S3_ENDPOINT_URL": settings.endpoint_url or "",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_STORAGE_BUCKET_NAME": settings.bucket,
+        "MEDIA_PIPELINE_ADMINS": ADMIN,
+        "MEDIA_PIPELINE_RETENTION_DAYS": "0",
+        "MEDIA_PIPELINE_PURGE_MAX_SHARE": "1",
+        "MEDIA_PIPELINE_SOURCES": "",
+    }
+
+
+@pytest.fixture
+def files(settings: Settings, s3_client: Any) -> dict[str, str]:
+    ids = catalog_files(settings, s3_client, ["blog/a.txt", "blog/b.txt"])
+    add_member(settings, "blog", EDITOR, "editor")
+    return ids
+
+
+def run(env: dict[str, str], *args: str) -> Any:
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def test_refs_delete_restore(env: dict[str, str], files: dict[str, str]) -> None:
+    a = files["blog/a.txt"]
+    assert run(env, "refs", "add", a, "webpage", "123", "--user", EDITOR).exit_code == 0
+    assert run(env, "refs", "add", a, "blog_post", "7", "--user", EDITOR).exit_code == 0
+    shown = run(env, "refs", "show", a, "--json")
+    assert shown.exit_code == 0
+    assert json.loads(shown.output) == {"media_id": a, "reference_count": 2, "referenced_in": {
+        "blog_post": ["7"], "webpage": ["123"]}}
+
+    refused = run(env, "delete", a, "--user", EDITOR)
+    assert refused.exit_code == 1
+    assert "refused" in refused.output and "webpage 123" in refused.output
+    not_admin = run(env, "delete", a, "--user", EDITOR, "--force")
+    assert not_admin.exit_code == 1 and "needs admin" in not_admin.output
+
+    assert run(env, "refs", "remove", a, "webpage", "123", "--user", EDITOR).exit_code == 0
+    missing = run(env, "refs", "remove", a, "webpage", "123", "--user", EDITOR)
+    assert missing.exit_code == 1 and "still referenced: blog_post 7" in missing.output
+
+    forced = run(env, "delete", a, "--user", ADMIN, "--force", "--json")
+    assert forced.exit_code == 0 and json.loads(forced.output)["forced"] is True
+    assert run(env, "restore", a, "--user", EDITOR).exit_code == 0
+    again = run(env, "restore", a, "--user", EDITOR)
+    assert again.exit_code == 1 and "is not deleted" in again.output
+
+
+def test_unknown_ids_and_bad_input_are_one_line_errors(env: dict[str, str],
+                                                       files: dict[str, str]) -> None:
+    for args in (["delete", "nope", "--user", ADMIN], ["refs", "show", "nope"],
+                 ["refs", "add", files["blog/a.txt"], "webpage", " ", "--user", ADMIN]):
+        result = run(env, *args)
+        assert result.exit_code == 1
+        assert result.output.startswith("error:") and result.output.count("\n") == 1
+
+
+def test_purge_dry_run_then_purge(env: dict[str, str], settings: Settings, s3_client: Any,
+                                  files: dict[str, str]) -> None:
+    assert run(env, "delete", files["blog/a.txt"], "--user", EDITOR).exit_code == 0
+    dry = run(env, "purge", "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    report = json.loads(dry.output)
+    assert report["dry_run"] and report["candidates"] == 1 and report["purged"] == 0
+    assert [f["key"] for f in report["files"]] == ["blog/a.txt"]
+    assert object_keys(s3_client, settings) == {"blog/a.txt", "blog/b.txt"}
+
+    done = run(env, "purge", "--batch-size", "10")
+    assert done.exit_code == 0, done.output
+    assert "purged" in done.output
+    assert object_keys(s3_client, settings) == {"blog/b.txt"}
+
+
+def test_purge_refusal_exits_non_zero(env: dict[str, str], settings: Settings,
+                                      s3_client: Any, files: dict[str, str]) -> None:
+    run(env, "delete", files["blog/a.txt"], "--user", EDITOR)
+    capped = run({**env, "MEDIA_PIPELINE_PURGE_MAX_COUNT": "0"}, "purge")
+    assert capped.exit_code == 1 and "runaway purge" in capped.output
+    waiting = run(env, "purge", "--days", "30", "--json")
+    assert waiting.exit_code == 0 and json.loads(waiting.output)["candidates"] == 0
+    assert object_keys(s3_client, settings) == {"blog/a.txt", "blog/b.txt"}
+
+
+def test_the_commands_are_there_on_python_dash_m_too() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent  # this checkout's package, not another one
+    for command in (["purge", "--help"], ["refs", "show", "--help"]):
+        done = subprocess.run([sys.executable, "-m", "media_pipeline.cli", *command],
+                              capture_output=True, text=True, timeout=60, cwd=root, check=False)
+        assert done.returncode == 0, done.stderr
+        assert f"python -m media_pipeline.cli {' '.join(command[:-1])}" in done.stdout

@@ -1,0 +1,191 @@
+"""Random sequences of reference, delete, restore, scan, clock and purge operations against the
+real catalog and moto, checked against a plain-Python model of the rules.
+
+Invariants: an object referenced (API or scan) when a purge starts is never deleted from S3; a
+purge deletes exactly the files the rules allow; reference_count/referenced_in always agree with
+media_references; a row is purged exactly when its object is gone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
+
+from media_pipeline.catalog import Catalog
+from media_pipeline.lifecycle import (
+    LifecycleError,
+    add_reference,
+    delete,
+    purge,
+    remove_reference,
+    restore,
+)
+from media_pipeline.pipeline import commit_inventory, take_inventory
+from media_pipeline.records import media_id_for
+from media_pipeline.settings import Settings
+from media_pipeline.storage import ensure_bucket
+from media_pipeline_tests.lifecycle_helpers import ADMIN, key_ref, object_keys, scan
+
+KEYS = [f"p/{i}.txt" for i in range(4)]
+CONTENT = ["1", "2"]
+RETENTION = 30
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+file_index = st.integers(0, len(KEYS) - 1)
+content = st.sampled_from(CONTENT)
+operations = st.one_of(
+    st.tuples(st.just("add"), file_index, content),
+    st.tuples(st.just("remove"), file_index, content),
+    st.tuples(st.just("delete"), file_index),
+    st.tuples(st.just("force"), file_index),
+    st.tuples(st.just("restore"), file_index),
+    st.tuples(st.just("scan"), st.frozensets(st.tuples(file_index, content), max_size=4)),
+    st.tuples(st.just("fail_scan")),
+    st.tuples(st.just("advance"), st.integers(1, 40)),
+    st.tuples(st.just("purge")),
+)
+
+
+@dataclass
+class Model:
+    """The rules, written plainly."""
+
+    clock: datetime = START
+    api: set[tuple[int, str]] = field(default_factory=set)
+    scanned: set[tuple[int, str]] = field(default_factory=set)
+    deleted_at: dict[int, datetime] = field(default_factory=dict)
+    purged: set[int] = field(default_factory=set)
+    last_ok_scan: datetime | None = None
+    scan_failed: bool = False
+    events: int = 0
+
+    def event_time(self) -> datetime:
+        """Scans in the order they happen, even within one day of the clock."""
+        self.events += 1
+        return self.clock + timedelta(microseconds=self.events)
+
+    def referenced(self, f: int) -> bool:
+        return any(i == f for i, _ in self.api | self.scanned)
+
+    def purgeable(self) -> set[int]:
+        if self.scan_failed or self.last_ok_scan is None:
+            return set()
+        cutoff = self.clock - timedelta(days=RETENTION)
+        return {f for f, at in self.deleted_at.items()
+                if f not in self.purged and not self.referenced(f)
+                and at < cutoff and self.last_ok_scan > at}
+
+
+class World:
+    def __init__(self, base: Settings, client: Any, root: Path) -> None:
+        self.s = replace(base, bucket=f"prop-{uuid.uuid4().hex[:16]}",
+                         home=root / uuid.uuid4().hex, admins=frozenset({ADMIN}),
+                         purge_max_share=1.0, retention_days=RETENTION)
+        self.client = client
+        ensure_bucket(client, self.s.bucket)
+        for key in KEYS:
+            client.put_object(Bucket=self.s.bucket, Key=key, Body=key.encode())
+        take_inventory(self.s, client)
+        commit_inventory(self.s)
+        self.ids = [media_id_for(self.s.bucket, key) for key in KEYS]
+        self.model = Model()
+
+    def apply(self, op: tuple[Any, ...], catalog: Catalog) -> None:
+        m, s, name = self.model, self.s, op[0]
+        if name in ("add", "remove"):
+            f, cid = op[1], op[2]
+            if f in m.purged and name == "add":
+                return
+            call = add_reference if name == "add" else remove_reference
+            call(catalog, s, self.ids[f], "webpage", cid, ADMIN, now=m.clock)
+            (m.api.add if name == "add" else m.api.discard)((f, cid))
+        elif name in ("delete", "force"):
+            f = op[1]
+            if f in m.purged:
+                return
+            outcome = delete(catalog, s, self.ids[f], ADMIN, force=name == "force", now=m.clock)
+            assert outcome.refused == (m.referenced(f) and name == "delete"
+                                       and f not in m.deleted_at)
+            if outcome.deleted:
+                m.deleted_at[f] = m.clock
+        elif name == "restore":
+            f = op[1]
+            try:
+                restore(catalog, s, self.ids[f], ADMIN)
+            except LifecycleError:
+                assert f in m.purged or f not in m.deleted_at
+            else:
+                m.deleted_at.pop(f)
+        elif name == "fail_scan":
+            catalog.record_source_failure("cms", m.event_time(), "boom")
+            m.scan_failed = True
+
+    def scan(self, refs: frozenset[tuple[int, str]]) -> None:
+        m = self.model
+        started = m.event_time()
+        scan(self.s, "cms", [key_ref(self.s, "webpage", cid, KEYS[f]) for f, cid in refs],
+             started=started)
+        m.scanned, m.last_ok_scan, m.scan_failed = set(refs), started, False
+
+    def purge(self) -> None:
+        m = self.model
+        before = object_keys(self.client, self.s)
+        referenced = {KEYS[f] for f, _ in m.api | m.scanned if f not in m.purged}
+        expected = m.purgeable()
+        report = purge(self.s, self.client, enabled_sources=["cms"], now=m.clock)
+        after = object_keys(self.client, self.s)
+        assert referenced <= after, "a referenced object was deleted"
+        assert before - after == {KEYS[f] for f in expected}, report
+        if m.scan_failed or m.last_ok_scan is None:
+            assert report.refused
+        m.purged |= expected
+
+    def check(self) -> None:
+        present = object_keys(self.client, self.s)
+        with Catalog.open(self.s.catalog_path) as catalog:
+            assert catalog.reference_count_mismatches() == []
+            for f, media_id in enumerate(self.ids):
+                state = catalog.media_state(media_id)
+                assert state is not None
+                assert (state["status"] == "purged") == (KEYS[f] not in present)
+                assert (state["status"] == "purged") == (f in self.model.purged)
+                assert state["is_deleted"] == (f in self.model.deleted_at)
+
+
+@hyp_settings(max_examples=50, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(ops=st.lists(operations, min_size=1, max_size=20))
+def test_random_lifecycles_never_lose_a_referenced_file(
+        ops: list[tuple[Any, ...]], settings: Settings, s3_client: Any, tmp_path: Path) -> None:
+    world = World(settings, s3_client, tmp_path)
+    ending = [("advance", RETENTION + 1), ("scan", None), ("purge",)]
+    catalog_ops: list[tuple[Any, ...]] = []
+
+    def flush() -> None:
+        if catalog_ops:
+            with Catalog.open(world.s.catalog_path) as catalog:
+                for op in catalog_ops:
+                    world.apply(op, catalog)
+            catalog_ops.clear()
+
+    for op in [*ops, *ending]:
+        if op[0] == "advance":
+            world.model.clock += timedelta(days=op[1])
+        elif op[0] == "scan":
+            flush()
+            world.scan(op[1] if op[1] is not None else frozenset(world.model.scanned))
+        elif op[0] == "purge":
+            flush()
+            world.purge()
+            world.check()
+        else:
+            catalog_ops.append(op)
+    flush()
+    world.check()
