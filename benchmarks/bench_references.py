@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import resource
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,11 +156,65 @@ def read_pages(pages: Path, limit: int | None = None) -> Iterator[Document]:
                 return
 
 
-def _cpu_seconds() -> tuple[float, float]:
-    """(this process, its joined children: the pool's workers)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # the pool's, once it is joined
-    return own.ru_utime + own.ru_stime, workers.ru_utime + workers.ru_stime
+class _TreeCPU:
+    """CPU-seconds of this process and of every process below it, sampled from /proc.
+
+    The scan's workers are children of a forkserver, not of this process, so
+    ``RUSAGE_CHILDREN`` never sees them; a thread reads their /proc stat every 0.1 s and keeps
+    each process's last reading (what a worker spends in its last 0.1 s is missed)."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _TreeCPU:
+        self._sample()
+        self._start = dict(self._last)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self._sample()
+
+    def _sample(self) -> None:
+        parents: dict[int, int] = {}
+        cpu: dict[int, float] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry)] = int(fields[1])
+            cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / self._tick
+        me, tree = os.getpid(), {os.getpid()}
+        grew = True
+        while grew:
+            grew = False
+            for pid, parent in parents.items():
+                if parent in tree and pid not in tree:
+                    tree.add(pid)
+                    grew = True
+        for pid in tree:
+            if pid in cpu:
+                self._last[pid] = cpu[pid]
+        self._me = me
+
+    def seconds(self) -> tuple[float, float]:
+        """(this process, the processes below it) since ``__enter__``."""
+        spent = {pid: t - self._start.get(pid, 0.0) for pid, t in self._last.items()}
+        own = spent.pop(self._me, 0.0)
+        return own, sum(spent.values())
 
 
 def main(docs: int = 100_000, keys_n: int = 1_000_000, doc_bytes: int = 8_500,
@@ -174,17 +228,18 @@ def main(docs: int = 100_000, keys_n: int = 1_000_000, doc_bytes: int = 8_500,
     out = DATA / "out"
     shutil.rmtree(out, ignore_errors=True)
 
-    t0 = time.perf_counter()
-    cpu0 = _cpu_seconds()
-    con = duckdb.connect(str(catalog), read_only=True)
-    known = KnownKeys.from_duckdb(con, "SELECT key FROM media_files WHERE bucket = ?", [BUCKET])
-    con.close()
-    t_keys = time.perf_counter() - t0
-    extractor = ReferenceExtractor.from_settings(SETTINGS)
-    stats = scan_documents(read_pages(pages), extractor, out, known_keys=known, workers=workers)
-    total = time.perf_counter() - t0
-    cpu1 = _cpu_seconds()
-    own_cpu, workers_cpu = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    with _TreeCPU() as tree_cpu:
+        t0 = time.perf_counter()
+        con = duckdb.connect(str(catalog), read_only=True)
+        known = KnownKeys.from_duckdb(con, "SELECT key FROM media_files WHERE bucket = ?",
+                                      [BUCKET])
+        con.close()
+        t_keys = time.perf_counter() - t0
+        extractor = ReferenceExtractor.from_settings(SETTINGS)
+        stats = scan_documents(read_pages(pages), extractor, out, known_keys=known,
+                               workers=workers)
+        total = time.perf_counter() - t0
+    own_cpu, workers_cpu = tree_cpu.seconds()
     cpu = own_cpu + workers_cpu
     corpus_bytes = stats.bytes
     con = duckdb.connect()
@@ -200,8 +255,9 @@ def main(docs: int = 100_000, keys_n: int = 1_000_000, doc_bytes: int = 8_500,
           f"{stats.refs:,} references, {dangling[0] if dangling else '?':,} dangling, "
           f"{stats.text_fallbacks} text fallbacks")
     print(f"ours CPU: {cpu:.1f} CPU-seconds ({own_cpu:.1f} this process: reading pages, "
-          f"known keys, writing the fragment; {workers_cpu:.1f} its {workers} workers: "
-          f"extracting); estimate for 2 cores of our own (bytes / (CPU-seconds / 2)): "
+          f"known keys, writing the fragment; {workers_cpu:.1f} the processes below it: "
+          f"{workers} workers extracting, and their forkserver); estimate for 2 cores of "
+          f"our own (bytes / (CPU-seconds / 2)): "
           f"{corpus_bytes / MB / (cpu / 2):,.1f} MB/s; load average now "
           f"{os.getloadavg()[0]:.2f}")
 
