@@ -147,7 +147,9 @@ def prepare(docs: int, keys_n: int, doc_bytes: int) -> tuple[Path, Path]:
 
 def read_pages(pages: Path, limit: int | None = None) -> Iterator[Document]:
     seen = 0
-    for batch in pq.ParquetFile(pages).iter_batches(batch_size=1000):
+    # One thread: the cores belong to the scan's workers (Arrow's pool would cost ~0.5 CPU-s
+    # more for the same pages).
+    for batch in pq.ParquetFile(pages).iter_batches(batch_size=1000, use_threads=False):
         for content_id, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(),
                                     strict=True):
             yield Document("webpage", content_id, text, "html")
