@@ -6,14 +6,12 @@ Parquet under ``work/``; the catalog is opened only for the short commit that me
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +28,7 @@ from media_pipeline.inventory import (
     read_inventory,
     validate_snapshot,
 )
+from media_pipeline.locks import exclusive
 from media_pipeline.records import FingerprintResult, PendingObject
 from media_pipeline.settings import Settings
 from media_pipeline.storage import RetryCounter, make_client
@@ -59,7 +58,7 @@ def take_inventory(settings: Settings, client: Any, counter: RetryCounter | None
     """
     out = inventory_snapshot_path(settings)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out.parent / ".lock"):
+    with exclusive(out.parent / ".lock"):
         if settings.inventory_location:
             stats = read_inventory(
                 settings.inventory_location, client, out,
@@ -86,7 +85,7 @@ def commit_inventory(settings: Settings, run_id: str | None = None) -> Inventory
         raise FileNotFoundError(
             f"no object snapshot at {snapshot}: materialize inventory_snapshot first"
         )
-    with _exclusive(snapshot.parent / ".lock"):
+    with exclusive(snapshot.parent / ".lock"):
         info = json.loads(info_path.read_text())
         if info.get("bucket") != settings.bucket:
             raise ValueError(
@@ -131,7 +130,7 @@ def fingerprint_pending(
     frag_dir.mkdir(parents=True, exist_ok=True)
     # One fingerprint pass per catalog at a time: a second one waits, then finds nothing pending.
     # The lock dies with its process, so fragments found here belong to a pass that crashed.
-    with _exclusive(frag_dir / ".lock"):
+    with exclusive(frag_dir / ".lock"):
         return _fingerprint_pending(settings, client, frag_dir, limit, on_start, on_result)
 
 
@@ -224,18 +223,6 @@ def _read_pending(path: Path) -> Iterator[PendingObject]:
             )
 
 
-@contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """An advisory lock between processes on this machine; released when the process dies."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_bytes(data)
@@ -323,7 +310,7 @@ def ingest_keys(
         frag_dir.mkdir(parents=True, exist_ok=True)
         # The nightly fingerprint pass takes the same lock: fragments in frag_dir found by the
         # next pass belong to one that crashed, and are merged then.
-        with _exclusive(frag_dir / ".lock"):
+        with exclusive(frag_dir / ".lock"):
             totals, bytes_read = _fingerprint_and_merge(
                 settings, client, applied.pending, frag_dir, counter, None)
     return IngestResult(

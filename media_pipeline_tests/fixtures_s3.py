@@ -69,3 +69,31 @@ def upload(
         size=len(data),
         etag=response["ETag"].strip('"'),
     )
+
+
+def dagster_resources(settings: Settings) -> dict[str, Any]:
+    """The Dagster resources for ``settings`` (the test server's credentials)."""
+    from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
+
+    return {
+        "s3": MediaS3Resource(
+            endpoint_url=settings.endpoint_url, bucket=settings.bucket,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        ),
+        "catalog": CatalogResource(home=str(settings.home)),
+    }
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    """This process's environment without AWS/media-pipeline settings, plus ``settings``'s."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MEDIA_PIPELINE"))}
+    env.update({
+        "AWS_S3_ENDPOINT_URL": settings.endpoint_url or "",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_STORAGE_BUCKET_NAME": settings.bucket,
+        "MEDIA_PIPELINE_HOME": str(settings.home),
+    })
+    return env

@@ -21,19 +21,12 @@ from media_pipeline_tests.app_fixtures import (
     pdf_bytes,
     png_bytes,
 )
+from media_pipeline_tests.fixtures_s3 import env_for
 
 
 @pytest.fixture
 def invoke(settings: Settings, s3_client: Any) -> Any:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MEDIA_PIPELINE"))}
-    env.update({
-        "AWS_S3_ENDPOINT_URL": settings.endpoint_url or "",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_STORAGE_BUCKET_NAME": settings.bucket,
-        "MEDIA_PIPELINE_HOME": str(settings.home),
-        "MEDIA_PIPELINE_ADMINS": "ops",
-    })
+    env = {**env_for(settings), "MEDIA_PIPELINE_ADMINS": "ops"}
     runner = CliRunner()
 
     def run(*args: str) -> Result:

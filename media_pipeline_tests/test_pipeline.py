@@ -16,9 +16,10 @@ from media_pipeline.catalog import Catalog
 from media_pipeline.cli import main as cli
 from media_pipeline.corpus import CorpusFile, generate_corpus
 from media_pipeline.defs.execution import RunSummary, run_assets
-from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
+from media_pipeline.defs.resources import MediaS3Resource
 from media_pipeline.demo import seed_bucket
 from media_pipeline.settings import Settings
+from media_pipeline_tests.fixtures_s3 import dagster_resources, env_for
 
 
 @pytest.fixture(scope="module")
@@ -26,20 +27,11 @@ def corpus() -> list[CorpusFile]:
     return generate_corpus()
 
 
-def resources(settings: Settings) -> dict[str, Any]:
-    return {
-        "s3": MediaS3Resource(
-            endpoint_url=settings.endpoint_url, bucket=settings.bucket,
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        ),
-        "catalog": CatalogResource(home=str(settings.home)),
-    }
-
-
 def run(settings: Settings) -> RunSummary:
     import dagster as dg
 
-    summary = run_assets(instance=dg.DagsterInstance.ephemeral(), resources=resources(settings))
+    summary = run_assets(instance=dg.DagsterInstance.ephemeral(),
+                         resources=dagster_resources(settings))
     assert summary.success, summary.failure
     return summary
 
@@ -128,24 +120,10 @@ def test_an_empty_restarted_server_marks_missing_and_deletes_nothing(
     run(settings)
     for f in files:  # what a restarted in-memory server looks like: the bucket is empty
         s3_client.delete_object(Bucket=settings.bucket, Key=f.key)
-    summary = run_assets(resources=resources(settings))
+    summary = run_assets(resources=dagster_resources(settings))
     assert summary.materialized["media_files"]["missing"] == len(files)
     assert rows(settings, "SELECT status, count(*) FROM media_files GROUP BY ALL") == [
         ("missing", len(files))]
-
-
-def env_for(settings: Settings) -> dict[str, str]:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MEDIA_PIPELINE"))}
-    env.update({
-        "AWS_S3_ENDPOINT_URL": settings.endpoint_url or "",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_STORAGE_BUCKET_NAME": settings.bucket,
-        "MEDIA_PIPELINE_HOME": str(settings.home),
-    })
-    return env
 
 
 def test_analyst_queries_answer_while_a_run_is_writing(
@@ -263,7 +241,7 @@ def test_run_from_an_inventory_report_instead_of_a_listing(
     s3_client.create_bucket(Bucket=settings.bucket + "-inv")
     report = write_inventory_report((s3_client, settings.bucket + "-inv", "inventory"),
                                     settings.bucket, entries, fmt=fmt, all_versions=True)
-    res = resources(settings)
+    res = dagster_resources(settings)
     res["s3"] = MediaS3Resource(
         endpoint_url=settings.endpoint_url, bucket=settings.bucket,
         aws_access_key_id="testing", aws_secret_access_key="testing",
@@ -350,7 +328,7 @@ def test_storage_usage_check_reports_numbers_per_namespace_and_type(
     files = [f for f in corpus if f.kind == "photo"][:16] + [f for f in corpus if f.kind == "pdf"]
     seed_bucket(s3_client, settings.bucket, files)
     run(settings)
-    res = resources(settings)
+    res = dagster_resources(settings)
     result = storage_usage(s3=res["s3"], catalog=res["catalog"])
     assert isinstance(result, dg.AssetCheckResult) and result.passed
     meta = {k: getattr(v, "value", v) for k, v in result.metadata.items()}

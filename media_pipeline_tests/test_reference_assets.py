@@ -20,12 +20,12 @@ from sqlalchemy.pool import NullPool
 from media_pipeline import lifecycle
 from media_pipeline.catalog import Catalog
 from media_pipeline.defs.execution import run_assets
-from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
 from media_pipeline.library import MediaLibrary
 from media_pipeline.records import media_id_for
 from media_pipeline.references.index import scan_sources
 from media_pipeline.settings import Settings
 from media_pipeline_tests.fixtures_db import *  # noqa: F403
+from media_pipeline_tests.fixtures_s3 import dagster_resources
 from media_pipeline_tests.lifecycle_helpers import ADMIN, add_member, catalog_files, object_keys
 
 PUBLIC = "media.example.com"
@@ -77,13 +77,6 @@ def setup(settings: Settings, s3_client: Any, postgres_url: str, tmp_path: Path,
     return settings
 
 
-def _resources(settings: Settings) -> dict[str, Any]:
-    return {"s3": MediaS3Resource(endpoint_url=settings.endpoint_url, bucket=settings.bucket,
-                                  aws_access_key_id="testing",
-                                  aws_secret_access_key="testing"),
-            "catalog": CatalogResource(home=str(settings.home))}
-
-
 def _refs(settings: Settings, key: str) -> dict[str, list[str]]:
     with Catalog.open(settings.catalog_path) as catalog:
         return catalog.references_of(media_id_for(settings.bucket, key))
@@ -91,7 +84,7 @@ def _refs(settings: Settings, key: str) -> dict[str, list[str]]:
 
 def test_reference_assets_index_the_source_and_checks_report_dangling(setup: Settings) -> None:
     run = run_assets(["content_sources", "references_cms", "reference_index"],
-                     instance=dg.DagsterInstance.ephemeral(), resources=_resources(setup))
+                     instance=dg.DagsterInstance.ephemeral(), resources=dagster_resources(setup))
     assert run.success, run.failure
     assert run.materialized["references_cms"]["documents"] == 3
     assert run.materialized["references_cms"]["dagster/row_count"] == 3
@@ -116,7 +109,7 @@ def test_a_source_failing_halfway_keeps_its_references_and_blocks_purge(
         ("3", "boom", 0),
     ])
     run = run_assets(["references_cms"], instance=dg.DagsterInstance.ephemeral(),
-                     resources=_resources(setup))
+                     resources=dagster_resources(setup))
     assert not run.success
     assert "previous references are kept" in (run.failure or "")
     assert _refs(setup, "site/used.jpg") == {"webpage": ["1"]}  # old rows kept

@@ -13,29 +13,18 @@ import pytest
 
 from media_pipeline.catalog import Catalog
 from media_pipeline.defs import sensors
-from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
 from media_pipeline.events import MalformedMessage, make_sqs_client, parse_message
 from media_pipeline.settings import Settings
 from media_pipeline.storage import S3Object
-from media_pipeline_tests.fixtures_s3 import upload
+from media_pipeline_tests.fixtures_s3 import dagster_resources, upload
 from media_pipeline_tests.test_ingest_keys import png
 
 UNUSUAL_KEY = "u/Grüße aus Köln+x 100%.png"
 
 
-def resources(settings: Settings) -> dict[str, Any]:
-    return {
-        "s3": MediaS3Resource(
-            endpoint_url=settings.endpoint_url, bucket=settings.bucket,
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        ),
-        "catalog": CatalogResource(home=str(settings.home)),
-    }
-
-
 def tick(settings: Settings, cursor: str | None = None) -> Any:
     """One sensor evaluation, as the daemon would run it."""
-    with dg.build_sensor_context(cursor=cursor, resources=resources(settings)) as context:
+    with dg.build_sensor_context(cursor=cursor, resources=dagster_resources(settings)) as context:
         return sensors.new_s3_objects.evaluate_tick(context)
 
 
@@ -309,7 +298,7 @@ def test_the_job_ingests_the_keys_of_a_run_request(settings: Settings, s3_client
            "image/svg+xml")
     result = sensors.ingest_new_objects.execute_in_process(
         run_config=sensors.run_config_for(["j/ok.png", "j/evil.svg", "j/absent.png"]),
-        resources=resources(settings),
+        resources=dagster_resources(settings),
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success
@@ -373,7 +362,7 @@ def test_keys_s3_refuses_fail_the_run_and_change_nothing(
     denied = Settings(**{**settings.__dict__, "endpoint_url": forbidding_s3})
     result = sensors.ingest_new_objects.execute_in_process(
         run_config=sensors.run_config_for(["d/one.png", "d/two.png"]),
-        resources=resources(denied),
+        resources=dagster_resources(denied),
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

@@ -20,12 +20,11 @@ Mark, then sweep. It fails closed at every step:
 
 from __future__ import annotations
 
-import fcntl
 import math
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from media_pipeline.catalog import Catalog
 from media_pipeline.catalog.lifecycle_sql import PURGE_EXCLUSION, OverCap, aware, utc_now
+from media_pipeline.locks import exclusive
 from media_pipeline.settings import Settings
 from media_pipeline.storage.s3 import is_not_found
 
@@ -86,18 +86,10 @@ class _S3Failed(Exception):
     """S3 did not answer a delete: whether it happened is unknown, the marks stay in flight."""
 
 
-@contextmanager
-def _purge_lock(settings: Settings) -> Iterator[None]:
+def _purge_lock(settings: Settings) -> AbstractContextManager[None]:
     """One purge per catalog at a time; the lock dies with its process, so marks found in
     flight while holding it belong to a run that crashed."""
-    path = settings.home / "purge.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return exclusive(settings.home / "purge.lock")
 
 
 def purge(
