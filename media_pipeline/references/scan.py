@@ -17,9 +17,9 @@ the rest, including counting UTF-8 bytes (free for ASCII text: ``str.isascii`` i
 
 Memory is bounded whatever the source size: at most ``2 × workers`` chunks are in flight
 (``chunk_bytes`` characters each, 4 MB by default) plus their rows, plus the known-key array (8
-bytes a key, one copy per worker), plus 8 bytes per document that has references (a hash of its content id,
-to notice repeats), plus DuckDB's fold when one is needed (capped at ``FOLD_MEMORY_LIMIT``,
-spilling to ``out_dir``).
+bytes a key, one copy per worker), plus 8 bytes per document that has references (a hash of its
+content id, to notice repeats), plus DuckDB's fold when one is needed (capped at
+``FOLD_MEMORY_LIMIT``, spilling to ``out_dir``).
 
 Failure: if the document iterator (or a worker) raises, the exception propagates unchanged and
 every file this call wrote is removed, so the caller keeps the old index for that source.
