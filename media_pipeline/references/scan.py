@@ -15,11 +15,12 @@ The committer then replaces the source's rows from the fragment in one short tra
 This process does little per document (it reads the source and ships text): the workers take
 the rest, including counting UTF-8 bytes (free for ASCII text: ``str.isascii`` is O(1)).
 
-Memory is bounded whatever the source size: at most ``2 × workers`` chunks are in flight
+Memory stays small whatever the source size: at most ``2 × workers`` chunks are in flight
 (``chunk_bytes`` characters each, 4 MB by default) plus their rows, plus the known-key array (8
-bytes a key, one copy per worker), plus 8 bytes per document that has references (a hash of its
-content id, to notice repeats), plus DuckDB's fold when one is needed (capped at
-``FOLD_MEMORY_LIMIT``, spilling to ``out_dir``).
+bytes a key, one copy per worker), plus DuckDB's fold when one is needed (capped at
+``FOLD_MEMORY_LIMIT``, spilling to ``out_dir``); the one thing that grows with the source is 8
+bytes per document that has references (a hash of its content id, to notice repeats: 80 MB for
+10 million such documents).
 
 Failure: if the document iterator (or a worker) raises, the exception propagates unchanged and
 every file this call wrote is removed, so the caller keeps the old index for that source.
