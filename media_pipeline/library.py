@@ -83,8 +83,26 @@ class ValidationFailed(ValueError):
         self.filename = filename
 
 
-class UnknownMedia(LookupError):
-    """No file (or collection, or namespace) with this id/name in the catalog."""
+class UnknownMedia(lifecycle.UnknownMedia):
+    """No file (or collection, or namespace) with this id/name in the catalog.
+
+    A subclass of the lifecycle's error, so ``except lifecycle.UnknownMedia`` catches both;
+    the library raises only this one.
+    """
+
+    def __init__(self, message: str, media_id: str | None = None) -> None:
+        LookupError.__init__(self, message)
+        self.media_id = media_id or ""
+
+
+@contextlib.contextmanager
+def _library_errors() -> Iterator[None]:
+    try:
+        yield
+    except UnknownMedia:
+        raise
+    except lifecycle.UnknownMedia as exc:
+        raise UnknownMedia(str(exc), exc.media_id) from None
 
 
 class MediaUnavailable(ValueError):
@@ -747,7 +765,7 @@ class MediaLibrary:
     def add_reference(self, media_id: str, content_type: str, content_id: str,
                       user: str) -> bool:
         """Record that content uses the file (editor). False if the API had it already."""
-        with self._writing() as catalog:
+        with _library_errors(), self._writing() as catalog:
             return lifecycle.add_reference(catalog, self.settings, media_id, content_type,
                                            content_id, _check_user(user))
 
@@ -755,33 +773,33 @@ class MediaLibrary:
                          user: str) -> bool:
         """Remove an API reference (editor). References found by scans go when the content
         stops using the file."""
-        with self._writing() as catalog:
+        with _library_errors(), self._writing() as catalog:
             return lifecycle.remove_reference(catalog, self.settings, media_id, content_type,
                                               content_id, _check_user(user))
 
     def get_references(self, media_id: str) -> dict[str, list[str]]:
         """Where the file is used: ``{"webpage": ["123", "456"], "blog_post": ["789"]}``."""
-        with self._reading() as catalog:
+        with _library_errors(), self._reading() as catalog:
             return lifecycle.references(catalog, media_id)
 
     def delete(self, media_id: str, user: str, *, force: bool = False) -> bool:
         """Soft-delete; False (and nothing changes) while the file is referenced. ``force``
         deletes a referenced file anyway and needs admin; the object stays in S3 (its URLs
         keep working) until a purge, which never removes a referenced file."""
-        with self._writing() as catalog:
+        with _library_errors(), self._writing() as catalog:
             return lifecycle.delete(catalog, self.settings, media_id, _check_user(user),
                                     force=force).deleted
 
     def delete_outcome(self, media_id: str, user: str, *,
                        force: bool = False) -> lifecycle.DeleteOutcome:
         """Like :meth:`delete`, with the references that refused it."""
-        with self._writing() as catalog:
+        with _library_errors(), self._writing() as catalog:
             return lifecycle.delete(catalog, self.settings, media_id, _check_user(user),
                                     force=force)
 
     def restore(self, media_id: str, user: str) -> None:
         """Undo a soft delete (editor); cancels a pending purge of the file."""
-        with self._writing() as catalog:
+        with _library_errors(), self._writing() as catalog:
             lifecycle.restore(catalog, self.settings, media_id, _check_user(user))
 
 

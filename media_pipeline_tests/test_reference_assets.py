@@ -131,3 +131,18 @@ def test_a_source_failing_halfway_keeps_its_references_and_blocks_purge(
     assert not report.refused, report.refused_reason
     assert report.purged == 1
     assert object_keys(s3_client, setup) == {"site/used.jpg", "site/also-used.jpg"}
+
+
+def test_library_lifecycle_calls_raise_the_library_errors(setup: Settings, s3_client: Any
+                                                          ) -> None:
+    from media_pipeline.library import UnknownMedia
+
+    lib = MediaLibrary(setup, s3_client)
+    unknown = "00000000-0000-4000-8000-000000000000"
+    for call in (lambda: lib.delete(unknown, ADMIN), lambda: lib.restore(unknown, ADMIN),
+                 lambda: lib.get_references(unknown),
+                 lambda: lib.add_reference(unknown, "webpage", "1", ADMIN)):
+        with pytest.raises(UnknownMedia, match=unknown):
+            call()
+    with pytest.raises(lifecycle.UnknownMedia):  # the lifecycle's error catches it too
+        lib.delete(unknown, ADMIN)
