@@ -251,7 +251,8 @@ def analyze(media_ids: tuple[str, ...], batch: int, redo: bool, as_json: bool) -
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @friendly_errors
 def health_command(sample: int, as_json: bool) -> None:
-    """The asset checks, as a table: storage usage and file accessibility."""
+    """The asset checks, as a table: storage usage, file accessibility, reference integrity
+    and catalog consistency; exit 1 when one fails."""
     from media_pipeline import health
     from media_pipeline.storage import make_client
 
@@ -267,6 +268,18 @@ def health_command(sample: int, as_json: bool) -> None:
          "detail": f"{report.checked} checked, {len(report.missing_keys)} missing"
                    + (": " + ", ".join(report.missing_keys[:10]) if report.missing_keys else "")
                    + (f", {len(report.errors)} errors" if report.errors else "")},
+    ]
+    refs = health.reference_health(settings)
+    gone = refs.dangling + refs.to_gone_files
+    checks += [
+        {"check": "reference_integrity", "passed": not gone,
+         "detail": f"{len(refs.dangling)} dangling, {len(refs.to_gone_files)} to purged or "
+                   "missing files" + (": " + ", ".join(
+                       f"{r.get('key') or r.get('media_id')} in {r.get('content_type')} "
+                       f"{r.get('content_id')}" for r in gone[:5]) if gone else "")},
+        {"check": "catalog_consistency", "passed": not refs.count_mismatches,
+         "detail": f"{len(refs.count_mismatches)} files whose reference_count/referenced_in "
+                   "disagree with the index"},
     ]
     if as_json:
         click.echo(json.dumps({"checks": checks, "storage_usage": usage}, indent=2))

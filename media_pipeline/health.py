@@ -61,3 +61,23 @@ def check_accessibility(settings: Settings, client: Any, sample_size: int = 50
                 report.errors[key] = error
     report.missing_keys.sort()
     return report
+
+
+@dataclass
+class ReferenceHealth:
+    """What the reference checks find, on the published snapshot."""
+
+    dangling: list[dict[str, Any]] = field(default_factory=list)
+    to_gone_files: list[dict[str, Any]] = field(default_factory=list)
+    count_mismatches: list[dict[str, Any]] = field(default_factory=list)
+
+
+def reference_health(settings: Settings, limit: int = 50) -> ReferenceHealth:
+    """reference_integrity (dangling references, references to purged or missing files) and
+    catalog_consistency (counters vs the index), as the asset checks compute them."""
+    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
+        return ReferenceHealth(
+            dangling=catalog.dangling_references(limit=limit),
+            to_gone_files=catalog.references_to_gone_files(limit=limit),
+            count_mismatches=catalog.reference_count_mismatches(limit=limit),
+        )

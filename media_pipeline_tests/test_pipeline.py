@@ -18,6 +18,7 @@ from media_pipeline.corpus import CorpusFile, generate_corpus
 from media_pipeline.defs.execution import RunSummary, run_assets
 from media_pipeline.defs.resources import MediaS3Resource
 from media_pipeline.demo import seed_bucket
+from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
 from media_pipeline_tests.fixtures_s3 import dagster_resources, env_for
 
@@ -270,8 +271,26 @@ def test_health_command_reports_missing_objects_and_exits_non_zero(
     ok = runner.invoke(cli, ["health", "--json"], env=env)
     assert ok.exit_code == 0, ok.output
     report = json.loads(ok.output)
-    assert [c["passed"] for c in report["checks"]] == [True, True]
+    assert {c["check"]: c["passed"] for c in report["checks"]} == {
+        "storage_usage": True, "file_accessibility": True, "reference_integrity": True,
+        "catalog_consistency": True}
     assert sum(r["files"] for r in report["storage_usage"]) == len(files)
+
+    # A page that uses a file the bucket does not have: reference_integrity fails with it.
+    from media_pipeline.pipeline import open_catalog
+
+    with open_catalog(settings) as catalog:
+        catalog.add_reference(media_id_for(settings.bucket, "site/nowhere.jpg"), "webpage",
+                              "42", "test")
+    dangling = runner.invoke(cli, ["health", "--json"], env=env)
+    assert dangling.exit_code == 1
+    checks = {c["check"]: c for c in json.loads(dangling.output)["checks"]}
+    assert not checks["reference_integrity"]["passed"]
+    assert "webpage 42" in checks["reference_integrity"]["detail"]
+    assert checks["catalog_consistency"]["passed"]
+    with open_catalog(settings) as catalog:
+        catalog.remove_reference(media_id_for(settings.bucket, "site/nowhere.jpg"), "webpage",
+                                 "42", "test")
 
     s3_client.delete_object(Bucket=settings.bucket, Key=files[3].key)
     bad = runner.invoke(cli, ["health", "--json"], env=env)
