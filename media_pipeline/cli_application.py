@@ -148,7 +148,8 @@ def upload(paths: tuple[Path, ...], namespace: str, user: str, visibility: str |
 @click.option("--namespace", "-n", required=True)
 @click.option("--filename", required=True)
 @click.option("--content-type", required=True)
-@click.option("--size", required=True, type=int, help="The exact size in bytes.")
+@click.option("--size", required=True, type=int,
+              help="The file's size in bytes (a POST admits up to it, a PUT exactly it).")
 @click.option("--user", "-u", required=True, help="Who will upload (needs editor).")
 @click.option("--expires", default=3600, show_default=True, help="Seconds.")
 @click.option("--method", type=click.Choice(["post", "put"], case_sensitive=False),

@@ -22,6 +22,7 @@ from rich.text import Text
 from media_pipeline.catalog import Catalog
 from media_pipeline.corpus import CorpusFile, generate_corpus
 from media_pipeline.demo_content import DEMO_CDN, DemoContent, write_demo_content
+from media_pipeline.records import media_id_for
 from media_pipeline.settings import EMBEDDED_S3_HOST, EMBEDDED_S3_PORT, Settings
 from media_pipeline.storage import ensure_bucket, make_client
 from media_pipeline.storage.embedded import EmbeddedS3, is_listening, start_embedded_s3
@@ -190,14 +191,14 @@ def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
     used = sorted(content.referenced_keys)
     table = Table("file", "referenced_in", title="Where files are used (examples)")
     for key in used[:5]:
-        refs = lib.get_references(_media_id(settings, key))
+        refs = lib.get_references(media_id_for(settings.bucket, key))
         table.add_row(Text(key), Text(json.dumps(refs)))
     say(table)
 
     say(f"[bold]{step + 2}.[/bold] deletes: a used file is refused, unused ones are "
         "soft-deleted")
     used_site = next(k for k in used if k.startswith("site/"))  # bob edits site/ only
-    used_id = _media_id(settings, used_site)
+    used_id = media_id_for(settings.bucket, used_site)
     outcome = lib.delete_outcome(used_id, "bob")
     say(f"   bob deletes {escape(used_site)}: [red]refused[/red], used in "
         f"{escape(json.dumps(outcome.references))}", highlight=False)
@@ -207,7 +208,7 @@ def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
         say(f"   bob forces it: [red]{escape(str(exc))}[/red]", highlight=False)
     victims = _unused_photos(files, content)[:5]
     for key in victims:
-        lib.delete(_media_id(settings, key), "bob")
+        lib.delete(media_id_for(settings.bucket, key), "bob")
     say(f"   bob soft-deletes {len(victims)} unused photos (still in S3 until purged)")
 
     say(f"[bold]{step + 3}.[/bold] purge (retention {settings.retention_days} days for the "
@@ -242,12 +243,6 @@ def _reference_selection(settings: Settings) -> list[str]:
 
     return ["content_sources", *(source_asset_name(n) for n in enabled_source_names(settings)),
             "reference_index"]
-
-
-def _media_id(settings: Settings, key: str) -> str:
-    from media_pipeline.records import media_id_for
-
-    return media_id_for(settings.bucket, key)
 
 
 def _unused_photos(files: list[CorpusFile], content: DemoContent) -> list[str]:

@@ -914,25 +914,6 @@ class Catalog(ReferenceSQL, ApplicationSQL):
             con.execute("DROP TABLE ai_tags")
         return int(row[0]) if row else 0
 
-    def add_manual_tag(self, media_id: str, tag: str, user: str) -> None:
-        """A person's tag; AI tags never replace or duplicate it (an AI tag of the same name
-        gives way)."""
-        with self.transaction():
-            self.con.execute(
-                "DELETE FROM media_tags WHERE media_id = ? AND source = 'ai' "
-                "AND lower(tag) = lower(?)", [media_id, tag])
-            self.con.execute(
-                "INSERT INTO media_tags VALUES (?, ?, 'manual', NULL, NULL, ?, ?)",
-                [media_id, tag, user, _now()],
-            )
-            self.record_audit(user, "tag.add", media_id, {"tag": tag})
-
-    def tags_of(self, media_id: str) -> list[tuple[str, str, float | None]]:
-        rows = self.con.execute(
-            "SELECT tag, source, confidence FROM media_tags WHERE media_id = ? "
-            "ORDER BY source, tag", [media_id]).fetchall()
-        return [(t, s, c) for t, s, c in rows]
-
     # -- namespaces and roles -------------------------------------------------------------------
 
     def member_role(self, namespace: str, user: str) -> str | None:

@@ -13,8 +13,7 @@ from typing import Any
 
 import dagster as dg
 
-from media_pipeline import lifecycle
-from media_pipeline.catalog import Catalog
+from media_pipeline import health, lifecycle
 from media_pipeline.defs.assets import CATALOG_POOL, fingerprints, media_files
 from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
 from media_pipeline.pipeline import open_catalog
@@ -177,10 +176,8 @@ reference_index_key = dg.AssetKey("reference_index")
 @dg.asset_check(asset=reference_index_key,
                 description="Dangling references and references to purged or missing files.")
 def reference_integrity(s3: MediaS3Resource, catalog: CatalogResource) -> dg.AssetCheckResult:
-    settings = catalog.settings(s3)
-    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as cat:
-        dangling = cat.dangling_references(limit=MAX_SHOWN)
-        gone = cat.references_to_gone_files(limit=MAX_SHOWN)
+    found = health.reference_health(catalog.settings(s3), limit=MAX_SHOWN)
+    dangling, gone = found.dangling, found.to_gone_files
     problems = len(dangling) + len(gone)
     return dg.AssetCheckResult(
         passed=problems == 0,
@@ -199,9 +196,7 @@ def reference_integrity(s3: MediaS3Resource, catalog: CatalogResource) -> dg.Ass
 @dg.asset_check(asset=reference_index_key,
                 description="reference_count and referenced_in agree with the index.")
 def catalog_consistency(s3: MediaS3Resource, catalog: CatalogResource) -> dg.AssetCheckResult:
-    settings = catalog.settings(s3)
-    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as cat:
-        wrong = cat.reference_count_mismatches(limit=MAX_SHOWN)
+    wrong = health.reference_health(catalog.settings(s3), limit=MAX_SHOWN).count_mismatches
     return dg.AssetCheckResult(
         passed=not wrong,
         severity=dg.AssetCheckSeverity.ERROR,
