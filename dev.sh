@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's commands; each sets everything up first (scripts/bootstrap.sh) on a fresh Debian.
-#   ./dev.sh demo        embedded S3 + sample corpus + a full pipeline run + summary
+#   ./dev.sh demo        embedded S3 + sample corpus + a full pipeline run + summary (--no-ai, --json)
 #   ./dev.sh test        ruff, mypy and the whole test suite
 #   ./dev.sh bench       the benchmarks (minutes; not part of the tests)
 #   ./dev.sh s3-server   the embedded S3 server on 127.0.0.1:9100, seeded with the sample corpus
@@ -12,7 +12,7 @@ export MEDIA_PIPELINE_HOME="${MEDIA_PIPELINE_HOME:-$PWD/.media_pipeline}"
 
 case "${1:-}" in
   demo)
-    exec .venv/bin/media-pipeline demo ;;
+    exec .venv/bin/media-pipeline demo "${@:2}" ;;
   test)
     .venv/bin/ruff check media_pipeline media_pipeline_tests benchmarks
     .venv/bin/mypy

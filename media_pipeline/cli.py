@@ -33,18 +33,31 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
-    CatalogError, SettingsError, ClientError, BotoCoreError, FileNotFoundError, ValueError,
+    CatalogError, SettingsError, ClientError, BotoCoreError, OSError, ValueError,
     EmbeddedServerUnavailable,
 )
 
 
 def fail(message: str) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    # One line whatever the terminal's width: a wrapped line reads as several to a script.
+    err_console.print(f"[red]error:[/red] {escape(_flat(message))}", highlight=False,
+                      soft_wrap=True)
     sys.exit(1)
 
 
+# What to do next, for failures whose message names what failed but not the way out.
+NEXT_STEPS: tuple[tuple[type[BaseException], str], ...] = (
+    (SettingsError, "fix that environment variable and run the command again"),
+    (ClientError, "check AWS_STORAGE_BUCKET_NAME, AWS_S3_ENDPOINT_URL and the credentials"),
+    (BotoCoreError, "check AWS_S3_ENDPOINT_URL, the network and the credentials"),
+    (OSError, "check that the path exists and is writable (MEDIA_PIPELINE_HOME, --home)"),
+)
+
+
 def friendly_errors(func: F) -> F:
-    """Turn expected failures into one line on stderr and exit status 1."""
+    """Turn failures into one line on stderr and exit status 1: what failed and what to do
+    next. An unexpected error's traceback goes to a log file the line names
+    (``MEDIA_PIPELINE_DEBUG=1`` raises it instead)."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -53,18 +66,56 @@ def friendly_errors(func: F) -> F:
         except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt, SystemExit):
             raise
         except EXPECTED_ERRORS as exc:
-            fail(_one_line(exc))
+            if os.environ.get("MEDIA_PIPELINE_DEBUG"):
+                raise
+            hint = next((h for kind, h in NEXT_STEPS if isinstance(exc, kind)), None)
+            fail(_one_line(exc) + (f" ({hint})" if hint else ""))
         except Exception as exc:  # last resort: still one line; MEDIA_PIPELINE_DEBUG=1 for more
             if os.environ.get("MEDIA_PIPELINE_DEBUG"):
                 raise
-            fail(f"{type(exc).__name__}: {_one_line(exc)}")
+            log = write_traceback(exc)
+            fail(f"{type(exc).__name__}: {_one_line(exc)} (an unexpected error: the traceback "
+                 f"is in {log}; please report it)" if log else
+                 f"{type(exc).__name__}: {_one_line(exc)} (an unexpected error; "
+                 "MEDIA_PIPELINE_DEBUG=1 shows the traceback)")
 
     return wrapper  # type: ignore[return-value]
 
 
+def write_traceback(exc: BaseException) -> Path | None:
+    """The traceback of ``exc`` in ``$MEDIA_PIPELINE_HOME/logs/`` (or the temp folder); its path,
+    or None when no folder could take it."""
+    import tempfile
+    import traceback
+    from datetime import UTC, datetime
+
+    from media_pipeline.settings import absolute
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    text = "".join(traceback.format_exception(exc))
+    home = os.environ.get("MEDIA_PIPELINE_HOME") or ".media_pipeline"
+    for folder in (absolute(home) / "logs", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"error-{stamp}.log"
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return None
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return _flat(text) if text else type(exc).__name__
+
+
+def _flat(text: str, limit: int = 800) -> str:
+    """``text`` on one line: the lines of a multi-line message (every error of a sources file)
+    joined with "; ", cut at ``limit`` characters."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    joined = "; ".join(lines)
+    return joined if len(joined) <= limit else joined[:limit - 1] + "…"
 
 
 def require_s3(settings: Settings) -> None:
@@ -93,11 +144,11 @@ def s3_server(port: int, seed: bool) -> None:
     """Run the embedded S3-compatible server (in memory: a restart starts empty)."""
     from media_pipeline.demo import seed_bucket
     from media_pipeline.storage import ensure_bucket, make_client
-    from media_pipeline.storage.embedded import start_embedded_s3
+    from media_pipeline.storage.embedded import port_free, start_embedded_s3
 
     url = f"http://{EMBEDDED_S3_HOST}:{port}"
-    if is_listening(url):
-        fail(f"something is already listening on {url}")
+    if not port_free(EMBEDDED_S3_HOST, port):
+        fail(f"something is already listening on {url}: stop it, or choose another --port")
     server = start_embedded_s3(EMBEDDED_S3_HOST, port)
     settings = Settings.from_env(endpoint_url=server.url)
     client = make_client(settings)
@@ -131,7 +182,7 @@ def run_command(select: tuple[str, ...], as_json: bool, verbose: bool) -> None:
 
     settings = Settings.from_env()
     require_s3(settings)
-    summary = run_assets(list(select) or None, log_level="DEBUG" if verbose else "INFO")
+    summary = run_assets(list(select) or None, log_level="DEBUG" if verbose else "CRITICAL")
     if as_json:
         click.echo(json.dumps(summary.__dict__, default=str, indent=2))
     else:
@@ -143,7 +194,8 @@ def run_command(select: tuple[str, ...], as_json: bool, verbose: bool) -> None:
             extra = summary.check_descriptions.get(check, "")
             console.print(f"{mark} check {check} {escape(extra)}", highlight=False)
     if not summary.success:
-        fail(f"run {summary.run_id} failed: {summary.failure}")
+        fail(f"run {summary.run_id} failed at {summary.failure}; Dagster's log with the "
+             f"traceback: {summary.log_file}; fix the cause and run it again (-v shows the log)")
 
 
 # -- query ---------------------------------------------------------------------------------------
@@ -316,9 +368,11 @@ def demo(as_json: bool, keep_server: bool, ai: bool, home: Path) -> None:
     uses the bucket `media` and its own catalog folder.
     """
     from media_pipeline.demo import run_demo
+    from media_pipeline.settings import absolute
 
+    home = absolute(home)  # relative to where the command runs, resolved once
     configured = os.environ.get("MEDIA_PIPELINE_HOME")
-    if configured and Path(configured).resolve() != home.resolve():
+    if configured and absolute(configured) != home:
         err_console.print(f"note: the demo uses its own catalog at {escape(str(home))}, "
                           "not MEDIA_PIPELINE_HOME", highlight=False)
     if any(os.environ.get(v) for v in ("AWS_ACCESS_KEY_ID", "AWS_S3_ENDPOINT_URL", "AWS_PROFILE",

@@ -1,8 +1,11 @@
 """`media-pipeline demo`: the whole object-catalog stretch on this machine, no AWS account.
 
 Starts the embedded S3 server, uploads the generated sample corpus, runs the pipeline through
-Dagster and prints what it found. The server keeps objects in memory, so every demo re-seeds it;
-the catalog under MEDIA_PIPELINE_HOME persists, and a second demo finds nothing new to fingerprint.
+Dagster and prints what it found. The server keeps objects in memory, so every demo puts back
+what earlier demos created in the catalog's bucket — the corpus (byte for byte, so the same ETags)
+less the files a demo purged, and the file it uploaded through the application API — before it
+runs. A second demo therefore finds every object unchanged, reads no object data and every check
+is green; it purges nothing new (the first run's purge already happened).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -25,7 +29,7 @@ from media_pipeline.demo_content import DEMO_CDN, DemoContent, write_demo_conten
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import EMBEDDED_S3_HOST, EMBEDDED_S3_PORT, Settings
 from media_pipeline.storage import ensure_bucket, make_client
-from media_pipeline.storage.embedded import EmbeddedS3, is_listening, start_embedded_s3
+from media_pipeline.storage.embedded import EmbeddedS3, port_free, start_embedded_s3
 
 
 def seed_bucket(client: Any, bucket: str, files: list[CorpusFile] | None = None,
@@ -43,9 +47,12 @@ def seed_bucket(client: Any, bucket: str, files: list[CorpusFile] | None = None,
     return len(files)
 
 
+class DemoError(RuntimeError):
+    """A demo step failed; the message says which and what to do next."""
+
+
 def _start_server() -> EmbeddedS3:
-    default = f"http://{EMBEDDED_S3_HOST}:{EMBEDDED_S3_PORT}"
-    port = 0 if is_listening(default) else EMBEDDED_S3_PORT
+    port = EMBEDDED_S3_PORT if port_free(EMBEDDED_S3_HOST, EMBEDDED_S3_PORT) else 0
     return start_embedded_s3(EMBEDDED_S3_HOST, port)
 
 
@@ -81,15 +88,22 @@ def run_demo(home: Path, console: Console | None = None, keep_server: bool = Fal
         say(f"[bold]1.[/bold] embedded S3 at {server.url}, bucket [bold]{settings.bucket}[/bold]")
 
         files = generate_corpus()
+        purged = _purged_keys(settings)
         started = time.monotonic()
-        count = seed_bucket(client, settings.bucket, files)
-        size = sum(len(f.data) for f in files)
+        count = seed_bucket(client, settings.bucket, [f for f in files if f.key not in purged])
+        restored = _put_back_uploads(settings, client)
+        size = sum(len(f.data) for f in files if f.key not in purged)
         say(f"[bold]2.[/bold] uploaded {count} sample files ({size / 1e6:.1f} MB) in "
-            f"{time.monotonic() - started:.1f}s")
+            f"{time.monotonic() - started:.1f}s"
+            + (f"; put back {restored} file(s) uploaded by an earlier demo" if restored else "")
+            + (f"; {len(purged)} purged by an earlier demo left out" if purged else ""))
 
         say("[bold]3.[/bold] materializing inventory_snapshot → media_files → fingerprints → "
             "duplicate_groups → near_duplicates through Dagster …")
         run = run_assets()
+        stages: dict[str, dict[str, Any]] = {}
+        checks: dict[str, bool] = {}
+        _collect(run, stages, checks)
         for asset, metadata in run.materialized.items():
             shown = ", ".join(f"{k}={v}" for k, v in metadata.items()
                               if isinstance(v, int | float) and not isinstance(v, bool))
@@ -97,15 +111,16 @@ def run_demo(home: Path, console: Console | None = None, keep_server: bool = Fal
         for check, passed in run.checks.items():
             say(f"   {'[green]✓' if passed else '[red]✗'}[/] check {check}")
         if not run.success:
-            raise RuntimeError(f"pipeline run failed: {run.failure}")
+            raise DemoError(_failed("the pipeline run", run))
 
         if ai:
             say("[bold]4.[/bold] AI analysis with the local backend (offline models) …")
             started = time.monotonic()
             ai_run = run_assets(["ai_analysis"])
+            _collect(ai_run, stages, checks)
             meta = ai_run.materialized.get("ai_analysis", {})
             if not ai_run.success:
-                raise RuntimeError(f"AI analysis failed: {ai_run.failure}")
+                raise DemoError(_failed("AI analysis", ai_run, "or run the demo with --no-ai"))
             elif meta.get("skipped"):
                 say(f"   ai_analysis skipped: {escape(str(meta.get('reason')))}")
             else:
@@ -114,7 +129,8 @@ def run_demo(home: Path, console: Console | None = None, keep_server: bool = Fal
                     f"{time.monotonic() - started:.0f}s", highlight=False)
 
         step = 5 if ai else 4
-        lifecycle_summary = _references_and_lifecycle(home, settings, client, files, say, step)
+        lifecycle_summary = _references_and_lifecycle(home, settings, client, files, say, step,
+                                                      stages, checks)
 
         with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
             summary = catalog.summary()
@@ -122,6 +138,8 @@ def run_demo(home: Path, console: Console | None = None, keep_server: bool = Fal
         summary["catalog"] = str(settings.catalog_path.resolve())
         summary["snapshot"] = str(settings.snapshot_path.resolve())
         summary["run_id"] = run.run_id
+        summary["stages"] = stages
+        summary["checks"] = checks
         if console is not None:
             print_summary(console, summary)
         if keep_server:
@@ -136,8 +154,66 @@ def run_demo(home: Path, console: Console | None = None, keep_server: bool = Fal
         server.stop()
 
 
+def _collect(run: Any, stages: dict[str, dict[str, Any]], checks: dict[str, bool]) -> None:
+    """Numbers of every stage a demo run materialized, and the checks' outcomes (last wins)."""
+    for asset, metadata in run.materialized.items():
+        stages[asset] = {k: v for k, v in metadata.items()
+                         if isinstance(v, int | float | str) and not isinstance(v, bool)}
+    checks.update(run.checks)
+
+
+def _failed(what: str, run: Any, extra: str = "") -> str:
+    log = f"; Dagster's log: {run.log_file}" if getattr(run, "log_file", None) else ""
+    hint = f" ({extra})" if extra else ""
+    return (f"{what} failed at {run.failure}{log}; run the demo again once it is fixed{hint}")
+
+
+def _purged_keys(settings: Settings) -> set[str]:
+    """Keys a demo purged from the bucket: putting them back would make them new files."""
+    if not settings.catalog_path.exists():
+        return set()
+    with Catalog.open(settings.catalog_path) as catalog:
+        rows = catalog.con.execute(
+            "SELECT key FROM media_files WHERE bucket = ? AND status = 'purged'",
+            [settings.bucket]).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def _put_back_uploads(settings: Settings, client: Any) -> int:
+    """The demo's application-API upload, put back (same bytes, key and type, so the same ETag)
+    when the catalog has it and the restarted in-memory server does not."""
+    import hashlib
+
+    from media_pipeline.storage.keys import make_key
+    from media_pipeline.storage.s3 import is_not_found
+
+    if not settings.catalog_path.exists():
+        return 0
+    data = _demo_upload_bytes().getvalue()
+    key = make_key(DEMO_NAMESPACE, DEMO_UPLOAD_NAME, unique=hashlib.sha256(data).hexdigest()[:12])
+    with Catalog.open(settings.catalog_path) as catalog:
+        row = catalog.media_row(media_id_for(settings.bucket, key))
+    if row is None or row["status"] == "purged":
+        return 0
+    try:
+        client.head_object(Bucket=settings.bucket, Key=key)
+        return 0
+    except ClientError as exc:
+        if not is_not_found(exc):
+            raise
+    client.put_object(Bucket=settings.bucket, Key=key, Body=data,
+                      ContentType=str(row["content_type"] or "image/png"))
+    return 1
+
+
+DEMO_NAMESPACE = "site"
+DEMO_UPLOAD_NAME = "Team photo.png"
+
+
 def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
-                              files: list[CorpusFile], say: Any, step: int) -> dict[str, Any]:
+                              files: list[CorpusFile], say: Any, step: int,
+                              stages: dict[str, dict[str, Any]], checks: dict[str, bool],
+                              ) -> dict[str, Any]:
     """The application API, the reference index, a refused delete and a purge."""
     from media_pipeline import lifecycle
     from media_pipeline.access import PermissionDenied
@@ -164,7 +240,7 @@ def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
     if not known:
         lib.create_namespace("site", "alice")
         lib.add_member("site", "bob", "editor", "alice")
-    uploaded = lib.upload("site", _demo_upload_bytes(), "Team photo.png", "bob",
+    uploaded = lib.upload(DEMO_NAMESPACE, _demo_upload_bytes(), DEMO_UPLOAD_NAME, "bob",
                           visibility="internal")
     say(f"   {'deduplicated' if uploaded.deduplicated else 'stored'} "
         f"{escape(uploaded.key)} ({uploaded.content_type}, {uploaded.file_size} bytes)",
@@ -179,6 +255,7 @@ def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
     say(f"[bold]{step + 1}.[/bold] reference index from the content sources "
         "(pages folder + CMS database) …")
     run = run_assets(_reference_selection(settings))
+    _collect(run, stages, checks)
     for asset, meta in run.materialized.items():
         if asset.startswith("references_"):
             say(f"   [green]✓[/green] {asset}: {meta.get('documents')} documents, "
@@ -187,7 +264,7 @@ def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
         if check in run.checks:
             say(f"   {'[green]✓' if run.checks[check] else '[red]✗'}[/] check {check}")
     if not run.success:
-        raise RuntimeError(f"reference scan failed: {run.failure}")
+        raise DemoError(_failed("the reference scan", run))
     used = sorted(content.referenced_keys)
     table = Table("file", "referenced_in", title="Where files are used (examples)")
     for key in used[:5]:
@@ -206,10 +283,16 @@ def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
         lib.delete(used_id, "bob", force=True)
     except PermissionDenied as exc:
         say(f"   bob forces it: [red]{escape(str(exc))}[/red]", highlight=False)
-    victims = _unused_photos(files, content)[:5]
+    chosen = _unused_photos(files, content)[:5]
+    with Catalog.open(settings.catalog_path) as catalog:
+        status = {key: (catalog.media_row(media_id_for(settings.bucket, key)) or {}).get("status")
+                  for key in chosen}
+    victims = [key for key in chosen if status[key] not in ("deleted", "purged")]
     for key in victims:
         lib.delete(media_id_for(settings.bucket, key), "bob")
-    say(f"   bob soft-deletes {len(victims)} unused photos (still in S3 until purged)")
+    gone = sum(1 for key in chosen if status[key] == "purged")
+    say(f"   bob soft-deletes {len(victims)} unused photos (still in S3 until purged)"
+        + (f"; {gone} were purged by an earlier demo" if gone else ""))
 
     say(f"[bold]{step + 3}.[/bold] purge (retention {settings.retention_days} days for the "
         "demo) …")
@@ -218,8 +301,9 @@ def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
     say(f"   dry run before a rescan: {early.candidates} candidates — every source must be "
         "scanned after a file's deletion")
     run = run_assets(_reference_selection(settings))
+    _collect(run, stages, checks)
     if not run.success:
-        raise RuntimeError(f"reference scan failed: {run.failure}")
+        raise DemoError(_failed("the reference rescan", run))
     dry = lifecycle.purge(settings, client, enabled_sources=sources, dry_run=True)
     say(f"   dry run after the rescan: {dry.candidates} candidates, "
         f"{dry.candidate_bytes:,} bytes; nothing changed")
@@ -295,8 +379,11 @@ def print_summary(console: Console, s: dict[str, Any]) -> None:
                        Text(", ".join(item["tags"][:6])),
                        Text(text[:60] + ("…" if len(text) > 60 else "")))
         console.print(ai)
-    console.print(f"catalog: {escape(s['catalog'])}", highlight=False)
+    # Paths and commands on lines of their own, never wrapped: they are copied and pasted.
+    console.print(f"catalog: {escape(s['catalog'])}", highlight=False, soft_wrap=True)
     home = escape(str(Path(s["catalog"]).parent))
-    console.print(f"analysts' snapshot: {escape(s['snapshot'])}", highlight=False)
+    console.print(f"analysts' snapshot: {escape(s['snapshot'])}", highlight=False,
+                  soft_wrap=True)
     console.print(f"try: MEDIA_PIPELINE_HOME={home} media-pipeline query "
-                  "\"SELECT status, count(*) FROM media_files GROUP BY ALL\"", highlight=False)
+                  "\"SELECT status, count(*) FROM media_files GROUP BY ALL\"", highlight=False,
+                  soft_wrap=True)

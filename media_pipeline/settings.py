@@ -64,9 +64,27 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
+def absolute(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute against the current working directory, once.
+
+    Every relative path in the settings (``MEDIA_PIPELINE_HOME``, ``MEDIA_PIPELINE_SOURCES``, a
+    local ``MEDIA_PIPELINE_INVENTORY``, the demo's ``--home``) means "relative to where the
+    command was started"; it is resolved when the settings are made and stays absolute after,
+    so nothing resolves it a second time against another folder.
+    """
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
 def _path(env: Mapping[str, str], name: str) -> Path | None:
     raw = env.get(name)
-    return Path(raw) if raw else None
+    return absolute(raw) if raw else None
+
+
+def _location(raw: str | None) -> str | None:
+    """An inventory location: an ``s3://`` URL as given, a local folder made absolute."""
+    if not raw or "://" in raw:
+        return raw or None
+    return str(absolute(raw))
 
 
 def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -151,6 +169,9 @@ class Settings:
     # A purge stops (and deletes nothing more) past either cap.
     purge_max_count: int = 10_000
     purge_max_share: float = 0.05
+    # The share cap applies only when more files than this would go: a small library (1 file
+    # of 15) can be cleaned without changing settings; the count cap always applies.
+    purge_share_floor: int = 20
     # Versioned buckets: "marker" adds a delete marker (recoverable, S3 lifecycle expires the
     # old versions); "all" deletes every version (permanent).
     purge_versions: str = "marker"
@@ -187,11 +208,11 @@ class Settings:
             secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
             session_token=env.get("AWS_SESSION_TOKEN") or None,
             profile_name=env.get("AWS_PROFILE") or None,
-            home=Path(env.get("MEDIA_PIPELINE_HOME") or ".media_pipeline"),
+            home=absolute(env.get("MEDIA_PIPELINE_HOME") or ".media_pipeline"),
             max_file_size=_int(env, "MAX_FILE_SIZE", 100 * 1024 * 1024),
             allowed_file_types=_allowed_types(env),
             max_image_pixels=_int(env, "MEDIA_PIPELINE_MAX_IMAGE_PIXELS", 50_000_000),
-            inventory_location=env.get("MEDIA_PIPELINE_INVENTORY") or None,
+            inventory_location=_location(env.get("MEDIA_PIPELINE_INVENTORY")),
             near_duplicate_distance=_int(env, "MEDIA_PIPELINE_NEAR_DUPLICATE_DISTANCE", 6),
             fingerprint_workers=_int(env, "MEDIA_PIPELINE_FINGERPRINT_WORKERS", 16),
             retention_days=_int(env, "MEDIA_PIPELINE_RETENTION_DAYS", 30),
@@ -209,6 +230,7 @@ class Settings:
             or cls.shortcode_pattern,
             purge_max_count=_int(env, "MEDIA_PIPELINE_PURGE_MAX_COUNT", 10_000),
             purge_max_share=_float(env, "MEDIA_PIPELINE_PURGE_MAX_SHARE", 0.05),
+            purge_share_floor=_int(env, "MEDIA_PIPELINE_PURGE_SHARE_FLOOR", 20),
             purge_versions=(env.get("MEDIA_PIPELINE_PURGE_VERSIONS") or "marker").lower(),
             auto_delete_days=_days_by_namespace(env, "MEDIA_PIPELINE_AUTO_DELETE_DAYS"),
             admins=frozenset(_csv(env, "MEDIA_PIPELINE_ADMINS")),
@@ -219,6 +241,13 @@ class Settings:
         return replace(settings, **overrides) if overrides else settings
 
     def __post_init__(self) -> None:
+        # Paths are absolute from here on, whoever built these settings (see `absolute`).
+        object.__setattr__(self, "home", absolute(self.home))
+        if self.content_sources is not None:
+            object.__setattr__(self, "content_sources", absolute(self.content_sources))
+        object.__setattr__(self, "inventory_location", _location(self.inventory_location))
+        if self.purge_share_floor < 0:
+            raise SettingsError("MEDIA_PIPELINE_PURGE_SHARE_FLOOR must not be negative")
         if self.max_file_size <= 0:
             raise SettingsError("MAX_FILE_SIZE must be positive")
         if not 0 <= self.near_duplicate_distance <= 11:

@@ -135,7 +135,8 @@ def test_a_stale_source_refuses_the_whole_purge(s: Settings, s3_client: Any,
     assert len(audit(s, "purge.refused")) == 1
 
 
-@pytest.mark.parametrize("cap", [{"purge_max_count": 2}, {"purge_max_share": 0.5}])
+@pytest.mark.parametrize("cap", [{"purge_max_count": 2},
+                                 {"purge_max_share": 0.5, "purge_share_floor": 2}])
 def test_over_the_cap_nothing_is_deleted(s: Settings, s3_client: Any,
                                          cap: dict[str, Any]) -> None:
     ids = catalog_files(s, s3_client, [f"a/{i}.txt" for i in range(5)])
@@ -346,6 +347,44 @@ def test_a_key_uploaded_again_after_its_purge_can_be_deleted_again(s: Settings,
         assert outcome.deleted and not outcome.already_deleted
         restore(catalog, s, x, ADMIN)
     assert row(s, x)["status"] == "active" and not row(s, x)["is_deleted"]
+
+
+def test_a_small_library_is_cleaned_with_the_default_caps(settings: Settings,
+                                                          s3_client: Any) -> None:
+    """1 file of 15 is 6.7 %, over the 5 % share cap, but the share cap applies only above
+    MEDIA_PIPELINE_PURGE_SHARE_FLOOR (20) files, so the default settings purge it."""
+    s = replace(settings, admins=frozenset({ADMIN}))
+    assert (s.purge_max_share, s.purge_share_floor) == (0.05, 20)
+    ids = catalog_files(s, s3_client, [f"a/{i}.txt" for i in range(15)])
+    soft_delete(s, [ids["a/0.txt"]])
+    scan(s, "cms", [], started=SCANNED)
+    report = purge_run(s, s3_client)
+    assert report.ok and report.purged == 1
+    assert "a/0.txt" not in object_keys(s3_client, s)
+
+
+def test_above_the_floor_the_share_cap_refuses_and_names_both_settings(
+        settings: Settings, s3_client: Any) -> None:
+    s = replace(settings, admins=frozenset({ADMIN}), purge_share_floor=3)
+    ids = catalog_files(s, s3_client, [f"a/{i}.txt" for i in range(10)])
+    soft_delete(s, [ids[f"a/{i}.txt"] for i in range(4)])  # 4 > floor 3, and 40 % > 5 %
+    scan(s, "cms", [], started=SCANNED)
+    report = purge_run(s, s3_client)
+    assert report.refused and report.purged == 0 and len(object_keys(s3_client, s)) == 10
+    reason = report.refused_reason or ""
+    assert "MEDIA_PIPELINE_PURGE_MAX_SHARE=0.05" in reason
+    assert "MEDIA_PIPELINE_PURGE_SHARE_FLOOR=3" in reason
+    # At the floor the share cap does not apply.
+    assert purge_run(replace(s, purge_share_floor=4), s3_client).purged == 4
+
+
+def test_the_share_floor_setting_is_read_and_checked() -> None:
+    from media_pipeline.settings import SettingsError
+
+    assert Settings.from_env({"MEDIA_PIPELINE_PURGE_SHARE_FLOOR": "0"}).purge_share_floor == 0
+    assert Settings.from_env({}).purge_share_floor == 20
+    with pytest.raises(SettingsError, match="MEDIA_PIPELINE_PURGE_SHARE_FLOOR"):
+        Settings.from_env({"MEDIA_PIPELINE_PURGE_SHARE_FLOOR": "-1"})
 
 
 def test_the_cap_is_checked_again_on_what_was_marked(s: Settings, s3_client: Any) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -27,6 +29,35 @@ class RunSummary:
     checks: dict[str, bool] = field(default_factory=dict)
     check_descriptions: dict[str, str] = field(default_factory=dict)
     failure: str | None = None
+    # Dagster's whole log of the run, tracebacks included (the console shows only our summary).
+    log_file: str | None = None
+
+
+@dg.logger(
+    config_schema={"folder": str, "log_level": dg.Field(str, default_value="DEBUG")},
+    description="Dagster's log of one run, to <folder>/<run id>.log.",
+)
+def run_file_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    folder = Path(init_context.logger_config["folder"])
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"media_pipeline.run.{init_context.run_id}"
+    log = logging.getLogger(name)
+    log.propagate = False
+    log.setLevel(init_context.logger_config["log_level"])
+    for old in list(log.handlers):
+        log.removeHandler(old)
+        old.close()
+    handler = logging.FileHandler(folder / f"{init_context.run_id}.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    return log
+
+
+def _close_run_log(run_id: str) -> None:
+    log = logging.getLogger(f"media_pipeline.run.{run_id}")
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+        handler.close()
 
 
 def instance_for_cli() -> dg.DagsterInstance:
@@ -41,26 +72,34 @@ def run_assets(
     *,
     instance: dg.DagsterInstance | None = None,
     resources: dict[str, Any] | None = None,
-    log_level: str = "WARNING",
+    log_level: str = "CRITICAL",
     run_config: dict[str, Any] | None = None,
 ) -> RunSummary:
     """Materialize the nightly reconciliation's assets (or a selection) with their checks.
 
-    Dagster's console logger is set to ``log_level``: the CLI prints its own summary. The
-    definitions are built for this process's settings (its content sources).
+    Dagster's console logger is set to ``log_level`` (by default it prints nothing: the CLI
+    prints its own summary and one line on failure); its whole log, tracebacks included, goes to
+    ``$MEDIA_PIPELINE_HOME/logs/<run id>.log`` (``RunSummary.log_file``). The definitions are
+    built for this process's settings (its content sources).
     """
+    settings = Settings.from_env()
     extra = ([dg.define_asset_job("cli_run", selection=dg.AssetSelection.assets(*selection))]
              if selection else [])
-    defs = build_definitions(Settings.from_env(), extra_jobs=extra,
+    defs = build_definitions(settings, extra_jobs=extra,
                              resources=resources or resources_from_env())
-    job = defs.resolve_job_def("cli_run" if selection else DEFAULT_JOB)
+    job = defs.resolve_job_def("cli_run" if selection else DEFAULT_JOB).with_logger_defs(
+        {"console": dg.colored_console_logger, "file": run_file_logger})
+    folder = settings.home / "logs"
     result = job.execute_in_process(
         instance=instance or instance_for_cli(),
         raise_on_error=False,
         run_config={**(run_config or {}),
-                    "loggers": {"console": {"config": {"log_level": log_level}}}},
+                    "loggers": {"console": {"config": {"log_level": log_level}},
+                                "file": {"config": {"folder": str(folder)}}}},
     )
-    summary = RunSummary(success=result.success, run_id=result.run_id)
+    _close_run_log(result.run_id)
+    summary = RunSummary(success=result.success, run_id=result.run_id,
+                         log_file=str(folder / f"{result.run_id}.log"))
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
         if mat is None:

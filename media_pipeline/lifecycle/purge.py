@@ -198,7 +198,8 @@ def purge(
 
 def _cap(settings: Settings, non_purged: int) -> int:
     """The most files one run may purge."""
-    return min(settings.purge_max_count, math.floor(settings.purge_max_share * non_purged))
+    share = max(settings.purge_share_floor, math.floor(settings.purge_max_share * non_purged))
+    return min(settings.purge_max_count, share)
 
 
 def _over_cap(settings: Settings, count: int, non_purged: int) -> str | None:
@@ -206,11 +207,13 @@ def _over_cap(settings: Settings, count: int, non_purged: int) -> str | None:
         return (f"runaway purge refused: {count} files would be purged, more than "
                 f"MEDIA_PIPELINE_PURGE_MAX_COUNT={settings.purge_max_count}; nothing was "
                 "deleted (raise the cap if this is intended)")
-    if non_purged and count > settings.purge_max_share * non_purged:
+    if (non_purged and count > settings.purge_share_floor
+            and count > settings.purge_max_share * non_purged):
         return (f"runaway purge refused: {count} of {non_purged} files "
                 f"({count / non_purged:.1%}) would be purged, more than "
-                f"MEDIA_PIPELINE_PURGE_MAX_SHARE={settings.purge_max_share:g}; nothing was "
-                "deleted (raise the cap if this is intended)")
+                f"MEDIA_PIPELINE_PURGE_MAX_SHARE={settings.purge_max_share:g} (which applies "
+                f"above MEDIA_PIPELINE_PURGE_SHARE_FLOOR={settings.purge_share_floor} files); "
+                "nothing was deleted (raise MEDIA_PIPELINE_PURGE_MAX_SHARE if this is intended)")
     return None
 
 

@@ -16,13 +16,24 @@ from typing import Any
 
 
 class EmbeddedServerUnavailable(RuntimeError):
-    """moto is not installed (it comes with the ``embedded`` extra)."""
+    """moto is not installed (it comes with the ``embedded`` extra), or the port is taken."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether ``port`` can be listened on (the way the server will bind it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def is_listening(url: str, timeout: float = 1.0) -> bool:
@@ -61,6 +72,11 @@ def start_embedded_s3(host: str = "127.0.0.1", port: int = 0) -> EmbeddedS3:
             "the embedded S3 server needs moto: pip install 'media-pipeline[embedded]'"
         ) from None
     port = port or free_port(host)
+    # moto's start() waits forever when its thread cannot bind: find out first.
+    if not port_free(host, port):
+        raise EmbeddedServerUnavailable(
+            f"port {port} on {host} is taken by another program: stop it, or choose another "
+            "port (--port)")
     # werkzeug logs every request at INFO; keep the terminal readable.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)

@@ -26,7 +26,7 @@ from media_pipeline.references.sources.base import ContentSource
 from media_pipeline.references.sources.files import CONTENT_TYPE_FROM, DEFAULT_GLOBS, FilesSource
 from media_pipeline.references.sources.http import HttpSource
 from media_pipeline.references.sources.sql import SqlSource
-from media_pipeline.settings import Settings
+from media_pipeline.settings import Settings, absolute
 
 CONFIG_VERSION = 1
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -191,16 +191,29 @@ def _sql(f: _Fields, name: str, enabled: bool, base_dir: Path) -> SqlSource | No
                 f.error(only_table, "is only used with 'table'")
     if isinstance(url, str) and url and not f.unresolved:
         try:
-            sqlalchemy.make_url(url)
+            parsed = sqlalchemy.make_url(url)
         except ArgumentError:
             # Never echo the URL: it may hold a password.
             f.error("url", "is not a database URL like postgresql+psycopg://user:pass@host/db")
+        else:
+            url = _sqlite_relative_to(parsed, base_dir) or url
     f.unknown()
     if f.failed:
         return None
     return SqlSource(name, url, query=query, table=table, schema=schema, id_column=id_column,
                      text_columns=text_columns, where=where, content_type=content_type,
                      format=fmt, batch_size=batch_size, enabled=enabled)
+
+
+def _sqlite_relative_to(url: sqlalchemy.URL, base_dir: Path) -> str | None:
+    """A SQLite URL with a relative file (``sqlite:///cms.db``) made absolute against the
+    sources file's folder, like a ``files`` root; None for anything else."""
+    database = url.database or ""
+    if (url.get_backend_name() != "sqlite" or database in ("", ":memory:")
+            or database.startswith("file:") or Path(database).expanduser().is_absolute()):
+        return None
+    absolute = base_dir / Path(database).expanduser()
+    return url.set(database=str(absolute)).render_as_string(hide_password=False)
 
 
 def _files(f: _Fields, name: str, enabled: bool, base_dir: Path) -> FilesSource | None:
@@ -221,7 +234,7 @@ def _files(f: _Fields, name: str, enabled: bool, base_dir: Path) -> FilesSource 
     if f.failed:
         return None
     path = Path(root).expanduser()
-    return FilesSource(name, path if path.is_absolute() else base_dir / path, globs=globs,
+    return FilesSource(name, path if path.is_absolute() else absolute(base_dir / path), globs=globs,
                        exclude=exclude, content_type=content_type,
                        content_type_from=content_type_from, encoding=encoding,
                        max_file_bytes=max_file_bytes, enabled=enabled)
@@ -312,10 +325,11 @@ def _interpolate(value: Any, env: Mapping[str, str], missing: list[str],
 def load_sources(path: Path, env: Mapping[str, str] | None = None) -> list[ContentSource]:
     """The content sources a YAML file lists, disabled ones included (``enabled`` is False).
 
-    Relative ``root`` folders of ``files`` sources are relative to the file's own folder.
+    Relative paths inside it (a ``files`` source's ``root``, a ``sqlite:///relative.db`` URL)
+    are relative to the file's own folder, and made absolute here, once.
     Raises SourceConfigError naming the file, the source and the field for every problem.
     """
-    path = Path(path)
+    path = absolute(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -330,7 +344,7 @@ def load_sources_text(text: str, origin: str = "<sources>", *, base_dir: Path | 
                       env: Mapping[str, str] | None = None) -> list[ContentSource]:
     """Like :func:`load_sources` for YAML text; ``origin`` names it in error messages."""
     env = os.environ if env is None else env
-    base_dir = base_dir if base_dir is not None else Path.cwd()
+    base_dir = absolute(base_dir if base_dir is not None else Path.cwd())
     try:
         document = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
