@@ -8,7 +8,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/bootstrap.sh
-export MEDIA_PIPELINE_HOME="${MEDIA_PIPELINE_HOME:-$PWD/.media_pipeline}"
 
 case "${1:-}" in
   demo)

@@ -374,11 +374,11 @@ def demo(as_json: bool, keep_server: bool, ai: bool, home: Path) -> None:
     configured = os.environ.get("MEDIA_PIPELINE_HOME")
     if configured and absolute(configured) != home:
         err_console.print(f"note: the demo uses its own catalog at {escape(str(home))}, "
-                          "not MEDIA_PIPELINE_HOME", highlight=False)
+                          "not MEDIA_PIPELINE_HOME", highlight=False, soft_wrap=True)
     if any(os.environ.get(v) for v in ("AWS_ACCESS_KEY_ID", "AWS_S3_ENDPOINT_URL", "AWS_PROFILE",
                                        "AWS_STORAGE_BUCKET_NAME", "MEDIA_PIPELINE_INVENTORY")):
         err_console.print("note: the demo ignores AWS and inventory settings and uses its own "
-                          "embedded S3")
+                          "embedded S3", soft_wrap=True)
     summary = run_demo(home, console=None if as_json else console, keep_server=keep_server,
                        ai=ai)
     if as_json:

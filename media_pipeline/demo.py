@@ -73,6 +73,7 @@ def run_demo(home: Path, console: Console | None = None, keep_server: bool = Fal
 
     say = console.print if console is not None else (lambda *a, **k: None)
     server = _start_server()
+    saved = dict(os.environ)  # the demo's settings are for its own run only
     try:
         # The demo's own S3, bucket and catalog for this process, whatever the shell says.
         for name in FOREIGN_SETTINGS:
@@ -113,8 +114,12 @@ def run_demo(home: Path, console: Console | None = None, keep_server: bool = Fal
         if not run.success:
             raise DemoError(_failed("the pipeline run", run))
 
+        lifecycle_summary = _references_and_lifecycle(home, settings, client, files, say, 4,
+                                                      stages, checks)
+
         if ai:
-            say("[bold]4.[/bold] AI analysis with the local backend (offline models) …")
+            say("[bold]8.[/bold] AI analysis with the local backend (offline models), once per "
+                "content hash …")
             started = time.monotonic()
             ai_run = run_assets(["ai_analysis"])
             _collect(ai_run, stages, checks)
@@ -127,10 +132,6 @@ def run_demo(home: Path, console: Console | None = None, keep_server: bool = Fal
                 say(f"   [green]✓[/green] ai_analysis: analysed={meta.get('analysed')}, "
                     f"files_updated={meta.get('files_updated')}, "
                     f"{time.monotonic() - started:.0f}s", highlight=False)
-
-        step = 5 if ai else 4
-        lifecycle_summary = _references_and_lifecycle(home, settings, client, files, say, step,
-                                                      stages, checks)
 
         with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
             summary = catalog.summary()
@@ -151,6 +152,8 @@ def run_demo(home: Path, console: Console | None = None, keep_server: bool = Fal
                 pass
         return summary
     finally:
+        os.environ.clear()
+        os.environ.update(saved)
         server.stop()
 
 

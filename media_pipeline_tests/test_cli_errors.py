@@ -22,6 +22,16 @@ from media_pipeline_tests.fixtures_s3 import env_for
 MEDIA_ID = "0b7cb4e0-52b0-4d8c-9a3e-5a6f1b2c3d4e"
 
 
+def clean_env(**extra: str) -> dict[str, str | None]:
+    """For CliRunner, which only overlays: our settings and AWS's unset, then ``extra``."""
+    import os
+
+    env: dict[str, str | None] = {k: None for k in os.environ
+                                  if k.startswith(("AWS_", "MEDIA_PIPELINE"))}
+    env.update(extra)
+    return env
+
+
 def one_line_error(result: Result) -> str:
     assert result.exit_code != 0, result.output
     lines = result.stderr.strip().splitlines()
@@ -119,14 +129,11 @@ def test_application_commands(env: dict[str, str], tmp_path: Path) -> None:
 
 def test_commands_that_need_s3_say_how_to_start_it(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # nothing listens here
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MEDIA_PIPELINE"))}
-    env.update({"AWS_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-                "MEDIA_PIPELINE_HOME": str(tmp_path)})
+    env = clean_env(AWS_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+                    MEDIA_PIPELINE_HOME=str(tmp_path))
     for args in (["health"], ["run"], ["analyze", "--batch", "1"]):
         line = one_line_error(CliRunner().invoke(cli, args, env=env))
         assert "media-pipeline s3-server" in line, args
@@ -143,11 +150,8 @@ def test_s3_server_on_a_busy_port(env: dict[str, str]) -> None:
 
 
 def test_a_home_that_cannot_be_made_is_one_line_with_what_to_check(tmp_path: Path) -> None:
-    import os
-
     (tmp_path / "afile").write_text("x")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MEDIA_PIPELINE"))}
-    env["MEDIA_PIPELINE_HOME"] = str(tmp_path / "afile" / "home")
+    env = clean_env(MEDIA_PIPELINE_HOME=str(tmp_path / "afile" / "home"))
     line = one_line_error(CliRunner().invoke(cli, ["delete", MEDIA_ID, "--user", "ops"],
                                              env=env))
     assert "Not a directory" in line and "MEDIA_PIPELINE_HOME" in line
@@ -185,8 +189,9 @@ def test_demo_failure_is_one_line(tmp_path: Path) -> None:
 
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MEDIA_PIPELINE"))}
+    before = dict(os.environ)
     result = CliRunner().invoke(cli, ["demo", "--no-ai", "--home", str(blocker / "home")],
-                                env=env)
+                                env=clean_env())
     line = one_line_error(result)
     assert str(blocker) in line
+    assert dict(os.environ) == before  # the demo's settings do not outlive it

@@ -80,12 +80,13 @@ def test_the_readme_demo_twice_in_a_fresh_folder(tmp_path: Path) -> None:
     assert f"catalog: {home / 'catalog.duckdb'}" in " ".join(out.split())
     assert (home / "content" / "sources.yaml").read_text().count(str(home / "content")) == 2
 
-    second = media_pipeline(["demo", "--json", "--no-ai"], folder)
+    second = media_pipeline(["demo", "--json"], folder)
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stderr == ""
     summary: dict[str, Any] = json.loads(second.stdout)
     assert summary["checks"] and all(summary["checks"].values()), summary["checks"]
     assert summary["stages"]["fingerprints"]["bytes_read"] == 0
+    assert summary["stages"]["ai_analysis"]["analysed"] == 0  # every file has its result
     assert summary["stages"]["media_files"]["unchanged"] == summary["objects"]
     assert {k: summary[k] if k != "quarantined" else len(summary["quarantined_files"])
             for k in one} == one

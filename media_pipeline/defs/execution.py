@@ -12,8 +12,8 @@ from typing import Any
 import dagster as dg
 
 from media_pipeline.defs.project import build_definitions
-from media_pipeline.defs.resources import resources_from_env
-from media_pipeline.settings import Settings
+from media_pipeline.defs.resources import CatalogResource, resources_from_env
+from media_pipeline.settings import Settings, absolute
 
 # What `media-pipeline run` materializes by default: the nightly reconciliation's assets. AI
 # analysis is its own (hourly) job: `--select ai_analysis` or `media-pipeline analyze`; the purge
@@ -83,13 +83,15 @@ def run_assets(
     built for this process's settings (its content sources).
     """
     settings = Settings.from_env()
+    resources = resources or resources_from_env()
     extra = ([dg.define_asset_job("cli_run", selection=dg.AssetSelection.assets(*selection))]
              if selection else [])
-    defs = build_definitions(settings, extra_jobs=extra,
-                             resources=resources or resources_from_env())
+    defs = build_definitions(settings, extra_jobs=extra, resources=resources)
     job = defs.resolve_job_def("cli_run" if selection else DEFAULT_JOB).with_logger_defs(
         {"console": dg.colored_console_logger, "file": run_file_logger})
-    folder = settings.home / "logs"
+    catalog = resources.get("catalog")
+    home = absolute(catalog.home) if isinstance(catalog, CatalogResource) else settings.home
+    folder = home / "logs"
     result = job.execute_in_process(
         instance=instance or instance_for_cli(),
         raise_on_error=False,
