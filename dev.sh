@@ -22,6 +22,8 @@ case "${1:-}" in
     exec .venv/bin/media-pipeline s3-server --seed ;;
   ui)
     mkdir -p .dagster_home && cp dagster.yaml .dagster_home/dagster.yaml
+    # Dagster's code server and run workers find the catalog here whatever folder they run in.
+    export MEDIA_PIPELINE_HOME="${MEDIA_PIPELINE_HOME:-$PWD/.media_pipeline}"
     DAGSTER_HOME="$PWD/.dagster_home" exec .venv/bin/dagster dev -w workspace.yaml ;;
   *)
     sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
