@@ -413,6 +413,15 @@ class S3MediaStorage:
             raise self._error(exc, "checking", key) from exc
         return True
 
+    def has_objects_under(self, namespace: str) -> bool:
+        """True when the bucket holds any object whose key starts with ``namespace/``."""
+        try:
+            response = self._client.list_objects_v2(Bucket=self.bucket, Prefix=f"{namespace}/",
+                                                    MaxKeys=1)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "listing", f"{namespace}/") from exc
+        return int(response.get("KeyCount", 0)) > 0
+
     def delete(self, key: str) -> None:
         """Delete the object (in a versioned bucket: add a delete marker). No error if absent."""
         try:
