@@ -303,8 +303,8 @@ def analyze(media_ids: tuple[str, ...], batch: int, redo: bool, as_json: bool) -
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @friendly_errors
 def health_command(sample: int, as_json: bool) -> None:
-    """The asset checks, as a table: storage usage, file accessibility, reference integrity
-    and catalog consistency; exit 1 when one fails."""
+    """The asset checks, as a table: storage usage, file accessibility, public exposure,
+    reference integrity and catalog consistency; exit 1 when one fails."""
     from media_pipeline import health
     from media_pipeline.storage import make_client
 
@@ -321,6 +321,13 @@ def health_command(sample: int, as_json: bool) -> None:
                    + (": " + ", ".join(report.missing_keys[:10]) if report.missing_keys else "")
                    + (f", {len(report.errors)} errors" if report.errors else "")},
     ]
+    exposure = health.check_public_exposure(settings, make_client(settings))
+    checks.append(
+        {"check": "public_exposure", "passed": exposure.ok,
+         "detail": f"{exposure.checked} checked, {len(exposure.exposed)} public in S3 but not "
+                   "in the catalog" + (": " + ", ".join(exposure.exposed[:10])
+                                       if exposure.exposed else "")
+                   + (f", {len(exposure.errors)} errors" if exposure.errors else "")})
     refs = health.reference_health(settings)
     gone = refs.dangling + refs.to_gone_files
     checks += [

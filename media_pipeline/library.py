@@ -605,6 +605,11 @@ class MediaLibrary:
         """A public URL (public files, for anyone) or a signed one (for those who may see it)."""
         with self._reading() as catalog:
             media = self._media(catalog, media_id)
+            # Who asks is checked first: a file's status and reason are its data too.
+            if media.visibility != "public":
+                if user is None:
+                    raise PermissionDenied(f"{media_id} is not public: sign in to get a URL")
+                self._require_see(catalog, media, user, "get a URL for this file")
             if media.status == "quarantined":
                 raise MediaUnavailable(
                     f"{media_id} is quarantined ({media.quarantine_reason}): it gets no URL")
@@ -614,10 +619,6 @@ class MediaLibrary:
                 raise MediaUnavailable(f"{media_id} is {media.status}: not validated yet")
             if media.visibility == "public" and not download:
                 return str(self.storage.public_url(media.key))
-            if media.visibility != "public":
-                if user is None:
-                    raise PermissionDenied(f"{media_id} is not public: sign in to get a URL")
-                self._require_see(catalog, media, user, "get a URL for this file")
         name = (media.original_filename or media.key.rsplit("/", 1)[-1]) if download else None
         return str(self.storage.generate_signed_url(media.key, expires, download_name=name))
 

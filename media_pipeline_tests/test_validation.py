@@ -27,6 +27,7 @@ from media_pipeline.fingerprint.validate import (
 )
 from media_pipeline.records import FingerprintResult
 from media_pipeline.settings import Settings
+from media_pipeline_tests.app_fixtures import ENTITY_SCRIPT_SVG, SPLIT_JAVASCRIPT_SVG
 from media_pipeline_tests.fixtures_s3 import upload
 
 EXPECTED_REASONS = {
@@ -66,15 +67,6 @@ def fingerprint_bytes(
 
 NOT_XML = AnyStartingWith("SVG does not parse as XML: ")
 DOCTYPE = "SVG has a DOCTYPE (DTDs and entities are refused)"
-# A parameter entity that declares an entity holding a <script> element.
-ENTITY_SCRIPT_SVG = (
-    b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY % a "<!ENTITY s \'&#60;script&#62;'
-    b'alert(document.domain)&#60;/script&#62;\'>"> %a;]>'
-    b'<svg xmlns="http://www.w3.org/2000/svg">&s;</svg>')
-SPLIT_JAVASCRIPT_SVG = (
-    b'<!DOCTYPE svg [<!ENTITY j "java"><!ENTITY s "script">]>'
-    b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'
-    b'<a xlink:href="&j;&s;:alert(1)"><rect width="9" height="9"/></a></svg>')
 
 
 def test_every_rule_has_a_hostile_file() -> None:
