@@ -1019,8 +1019,15 @@ def publish_snapshot(catalog_path: Path, snapshot_path: Path) -> None:
 
 def open_reader(snapshot_path: Path, catalog_path: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection for analysts: the published snapshot, never the live file."""
+    return _connect_with_retry(reader_path(snapshot_path, catalog_path), read_only=True,
+                               timeout=30)
+
+
+def reader_path(snapshot_path: Path, catalog_path: Path) -> Path:
+    """The published snapshot analysts read; a CatalogError says what to run when there is
+    none yet."""
     if snapshot_path.exists():
-        return _connect_with_retry(snapshot_path, read_only=True, timeout=30)
+        return snapshot_path
     if catalog_path.exists():
         raise CatalogError(
             f"no published snapshot at {snapshot_path} yet; it appears after the first commit"
