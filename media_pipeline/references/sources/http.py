@@ -14,10 +14,11 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin
 
 import httpx
 
+from media_pipeline.redaction import http_url_secrets, redact_http_url
 from media_pipeline.references.document import Document
 from media_pipeline.references.sources.base import REDACTED, ContentSource, SourceError
 
@@ -31,10 +32,6 @@ DEFAULT_BACKOFF = 1.0
 MAX_RETRY_AFTER = 60.0
 LINK_HEADER = "link"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-# Query parameters whose values are credentials, redacted wherever a URL is shown.
-SECRET_PARAM_HINTS = ("token", "key", "secret", "password", "passwd", "signature", "sig",
-                      "auth", "credential")
-
 AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "apikey", "digest"})
 
 _MISSING = object()
@@ -70,22 +67,6 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _is_secret_param(name: str) -> bool:
-    lowered = name.lower()
-    return any(hint in lowered for hint in SECRET_PARAM_HINTS)
-
-
-def redact_http_url(url: str) -> str:
-    """The URL with its password and credential-like query values replaced by ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = netloc.replace(f":{parts.password}@", f":{REDACTED}@", 1)
-    query = urlencode([(k, REDACTED if _is_secret_param(k) else v)
-                       for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class HttpSource(ContentSource):
@@ -160,14 +141,11 @@ class HttpSource(ContentSource):
         return f"http {redact_http_url(self.url)}{extra}"
 
     def _secrets(self) -> Iterable[str]:
-        parts = urlsplit(self.url)
         for value in self.headers.values():
             # "Bearer abc": an error may quote the token without its scheme.
             yield value
             yield from (p for p in value.split() if p.lower() not in AUTH_SCHEMES)
-        if parts.password:
-            yield parts.password
-        yield from (v for k, v in parse_qsl(parts.query) if _is_secret_param(k))
+        yield from http_url_secrets(self.url)
 
     # --- paging ---
 
