@@ -614,7 +614,8 @@ def test_http_slow_server_times_out_and_is_retried(api: Api) -> None:
         time.sleep(1.0)
         return ok({"data": {"items": []}})
     api.handler = slow
-    with pytest.raises(SourceError, match="ReadTimeout after 2 attempts"):
+    with pytest.raises(SourceError, match=r"no complete response within 0\.2 s \(timeout is "
+                                          r"for the whole request\) after 2 attempts"):
         list(http_source(f"{api.url}/p", timeout=0.2, retries=1).documents())
 
 

@@ -293,6 +293,7 @@ def _http(f: _Fields, name: str, enabled: bool, base_dir: Path) -> HttpSource | 
     backoff = f.number("backoff", 1.0, 0)
     max_pages = f.positive("max_pages", 100_000)
     max_page_bytes = f.positive("max_page_bytes", 64 * 1024 * 1024)
+    allowed_origins = f.strings("allowed_origins")
     if content_type is None and content_type_field is None:
         f.error(None, "give 'content_type' or 'content_type_field'")
     if next_link is not None and page_param is not None:
@@ -317,7 +318,7 @@ def _http(f: _Fields, name: str, enabled: bool, base_dir: Path) -> HttpSource | 
                       page_size_param=page_size_param, page_size=page_size,
                       first_page=first_page, timeout=timeout, retries=retries,
                       backoff=backoff, max_pages=max_pages, max_page_bytes=max_page_bytes,
-                      enabled=enabled)
+                      allowed_origins=allowed_origins, enabled=enabled)
 
 
 BUILDERS: dict[str, Callable[[_Fields, str, bool, Path], ContentSource | None]] = {

@@ -9,8 +9,11 @@ never ends.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -33,6 +36,80 @@ MAX_RETRY_AFTER = 60.0
 LINK_HEADER = "link"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "apikey", "digest"})
+MAX_REDIRECTS = 5
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Origin = tuple[str, str, int]
+
+
+def origin_of(url: str | httpx.URL) -> Origin:
+    """(scheme, host, port) of a URL, the default port filled in."""
+    parsed = httpx.URL(str(url))
+    scheme = parsed.scheme.lower()
+    return scheme, parsed.host.lower(), parsed.port or DEFAULT_PORTS.get(scheme, 0)
+
+
+def _origin_text(origin: Origin) -> str:
+    scheme, host, port = origin
+    return f"{scheme}://{host}" + ("" if DEFAULT_PORTS.get(scheme) == port else f":{port}")
+
+
+def parse_origin(text: str) -> Origin:
+    """An ``allowed_origins`` entry: ``scheme://host[:port]`` and nothing else."""
+    try:
+        parsed = httpx.URL(text)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in DEFAULT_PORTS or not parsed.host \
+            or parsed.raw_path not in (b"", b"/") or parsed.query or parsed.userinfo:
+        raise ValueError(f"allowed origin {text!r} must be scheme://host[:port], "
+                         "e.g. https://cdn.example.com")
+    return origin_of(parsed)
+
+
+class _Deadline:
+    """Ends a request when ``seconds`` have passed, whatever it is doing (connecting, waiting
+    for headers, reading a body that drips): httpx's timeouts are per read, so a server that
+    sends a byte now and then would keep a scan waiting forever. The request's sockets are
+    captured through httpx's trace hook and shut down when the timer fires."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event != "connection.connect_tcp.complete" or info.get("return_value") is None:
+            return
+        sock = info["return_value"].get_extra_info("socket")
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            _shutdown(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 _MISSING = object()
 
@@ -101,6 +178,7 @@ class HttpSource(ContentSource):
         backoff: float = DEFAULT_BACKOFF,
         max_pages: int = DEFAULT_MAX_PAGES,
         max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+        allowed_origins: Sequence[str] = (),
         enabled: bool = True,
     ) -> None:
         super().__init__(name, enabled=enabled)
@@ -134,6 +212,9 @@ class HttpSource(ContentSource):
         self.backoff = backoff
         self.max_pages = max_pages
         self.max_page_bytes = max_page_bytes
+        # Credentials (the headers) go only to the configured origin and these.
+        self.origin = origin_of(url)
+        self.allowed_origins = frozenset({self.origin, *(parse_origin(o) for o in allowed_origins)})
 
     def describe(self) -> str:
         headers = ", ".join(f"{k}={REDACTED}" for k in self.headers)
@@ -150,8 +231,11 @@ class HttpSource(ContentSource):
     # --- paging ---
 
     def _documents(self) -> Iterator[Document]:
-        with httpx.Client(headers=self.headers, timeout=self.timeout,
-                          follow_redirects=True) as client:
+        # No client-wide headers and no automatic redirects: each request is sent by _follow
+        # only after its origin was checked. No keep-alive, so every request's socket is seen
+        # by its deadline.
+        with httpx.Client(timeout=self.timeout, follow_redirects=False,
+                          limits=httpx.Limits(max_keepalive_connections=0)) as client:
             for number, (url, body) in enumerate(self._pages(client), start=1):
                 items = dotted(body, self.items)
                 if not isinstance(items, list):
@@ -211,21 +295,54 @@ class HttpSource(ContentSource):
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             retry_after: str | None = None
+            deadline = _Deadline(self.timeout)
             try:
-                with client.stream("GET", url) as response:
-                    if response.is_success:
-                        return response, self._read_body(response, where)
-                    if response.status_code not in RETRY_STATUSES or last:
-                        tries = f" after {attempt + 1} attempts" if attempt else ""
-                        raise SourceError(self.name, f"{where}: HTTP {response.status_code} "
-                                                     f"{response.reason_phrase}{tries}")
-                    retry_after = response.headers.get("retry-after")
+                with deadline:
+                    response = self._follow(client, url, deadline, where)
+                    try:
+                        if response.is_success:
+                            return response, self._read_body(response, where)
+                        if response.status_code not in RETRY_STATUSES or last:
+                            tries = f" after {attempt + 1} attempts" if attempt else ""
+                            raise SourceError(self.name, f"{where}: HTTP {response.status_code} "
+                                                         f"{response.reason_phrase}{tries}")
+                        retry_after = response.headers.get("retry-after")
+                    finally:
+                        response.close()
             except httpx.TransportError as exc:
                 if last:
-                    raise SourceError(self.name, f"{where}: {type(exc).__name__} after "
-                                                 f"{attempt + 1} attempts") from None
+                    timed_out = deadline.expired or isinstance(exc, httpx.TimeoutException)
+                    what = (f"no complete response within {self.timeout:g} s (timeout is for "
+                            "the whole request)" if timed_out else type(exc).__name__)
+                    raise SourceError(self.name, f"{where}: {what} after {attempt + 1} "
+                                                 "attempts") from None
             self._sleep(attempt, retry_after)
         raise AssertionError("unreachable")
+
+    def _follow(self, client: httpx.Client, url: str, deadline: _Deadline,
+                where: str) -> httpx.Response:
+        """GET ``url`` with the configured headers, following redirects by hand: every hop's
+        origin is checked before anything is sent to it."""
+        for hop in range(MAX_REDIRECTS + 1):
+            self._check_origin(url, where, "redirect" if hop else "link")
+            request = client.build_request("GET", url, headers=self.headers,
+                                           extensions={"trace": deadline.trace})
+            response = client.send(request, stream=True)
+            if not response.is_redirect:
+                return response
+            response.close()
+            url = str(response.url.join(response.headers.get("location", "")))
+        raise SourceError(self.name, f"{where}: more than {MAX_REDIRECTS} redirects")
+
+    def _check_origin(self, url: str, where: str, what: str) -> None:
+        target = origin_of(url)
+        scheme, host, port = target
+        upgrade = (scheme, port) == ("https", 443) and ("http", host, 80) in self.allowed_origins
+        if target not in self.allowed_origins and not upgrade:
+            raise SourceError(self.name, f"{where}: the {what} goes to another origin "
+                                         f"({_origin_text(target)}); credentials go only to "
+                                         f"{_origin_text(self.origin)}: list it in "
+                                         "allowed_origins to follow it")
 
     def _read_body(self, response: httpx.Response, where: str) -> bytes:
         chunks: list[bytes] = []
