@@ -65,7 +65,12 @@ from media_pipeline.access import (
     require_see,
 )
 from media_pipeline.catalog import Catalog
-from media_pipeline.fingerprint.metadata import allow_pillow_pixels, inspect_content
+from media_pipeline.fingerprint.metadata import (
+    ContentInfo,
+    InspectLimits,
+    allow_pillow_pixels,
+    inspect_content,
+)
 from media_pipeline.fingerprint.sniff import SNIFF_BYTES, needs_content, sniff_mime
 from media_pipeline.fingerprint.validate import check_extension, validate
 from media_pipeline.pipeline import open_catalog
@@ -461,21 +466,20 @@ class MediaLibrary:
         mime = sniff_mime(head, key=filename)
         allow_pillow_pixels(self.settings.max_image_pixels)
         spool.seek(0)
-        content = (inspect_content(spool, mime, max_pixels=self.settings.max_image_pixels)
-                   if size and needs_content(mime) else None)
+        content = (inspect_content(spool, mime,
+                                   limits=InspectLimits.from_settings(self.settings))
+                   if size and needs_content(mime) else None) or ContentInfo()
         reason = validate(
             key=filename, size=size, content_type=mime, settings=self.settings,
-            pixels=content.pixels if content else None,
-            decode_error=content.decode_error if content else None,
-            svg=content.svg if content else None)
+            pixels=content.pixels, decode_error=content.decode_error, svg=content.svg,
+            frames=content.frames, decode_bytes=content.decode_bytes,
+            trailing=content.trailing, pdf_active=content.pdf_active)
         if reason is not None:
             return None, reason
         return _Checked(
             spool=spool, size=size, sha256=hasher.hexdigest(), content_type=mime,
-            width=content.width if content else None, height=content.height if content else None,
-            page_count=content.page_count if content else None,
-            phash=content.phash if content else None,
-            metadata=dict(content.metadata) if content else {}), None
+            width=content.width, height=content.height, page_count=content.page_count,
+            phash=content.phash, metadata=dict(content.metadata)), None
 
     def _refuse(self, namespace: str, filename: str, user: str, reason: str) -> NoReturn:
         with self._writing() as catalog, catalog.transaction():

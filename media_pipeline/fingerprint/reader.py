@@ -31,7 +31,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 
-from media_pipeline.fingerprint.metadata import ContentInfo, allow_pillow_pixels, inspect_content
+from media_pipeline.fingerprint.metadata import (
+    ContentInfo,
+    InspectLimits,
+    allow_pillow_pixels,
+    inspect_content,
+)
 from media_pipeline.fingerprint.sniff import SNIFF_BYTES, needs_content, sniff_mime
 from media_pipeline.fingerprint.validate import validate
 from media_pipeline.records import FINGERPRINT_COLUMNS, FingerprintResult, PendingObject
@@ -172,7 +177,7 @@ def _fingerprint(
         info = ContentInfo()
         if spool is not None:
             spool.seek(0)
-            info = inspect_content(spool, mime, max_pixels=settings.max_image_pixels)
+            info = inspect_content(spool, mime, limits=InspectLimits.from_settings(settings))
 
     result.width, result.height = info.width, info.height
     result.page_count, result.phash = info.page_count, info.phash
@@ -185,6 +190,10 @@ def _fingerprint(
         pixels=info.pixels,
         decode_error=info.decode_error,
         svg=info.svg,
+        frames=info.frames,
+        decode_bytes=info.decode_bytes,
+        trailing=info.trailing,
+        pdf_active=info.pdf_active,
     )
     result.status = "quarantined" if reason else "active"
     result.quarantine_reason = reason

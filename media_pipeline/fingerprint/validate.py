@@ -143,6 +143,33 @@ def check_pixels(pixels: int | None, max_pixels: int) -> str | None:
     return None
 
 
+def check_frames(frames: int | None, max_frames: int) -> str | None:
+    """Animations whose frames would all be decoded by every viewer and thumbnailer."""
+    if frames is not None and frames > max_frames:
+        return f"animation has over {max_frames} frames (limit {max_frames})"
+    return None
+
+
+def check_decode_bytes(decode_bytes: int | None, max_decode_bytes: int) -> str | None:
+    """Decompression bombs by memory: wide pixel modes (16-bit, RGBA) cost more per pixel."""
+    if decode_bytes is not None and decode_bytes > max_decode_bytes:
+        return (f"image needs {_format_bytes(decode_bytes)} to decode "
+                f"(limit {_format_bytes(max_decode_bytes)})")
+    return None
+
+
+def check_trailing(content_type: str | None, trailing: str | None) -> str | None:
+    """Polyglots: an image followed by something a browser, a shell or unzip would act on."""
+    if trailing is None:
+        return None
+    return f"{content_type or 'image'} has trailing data after the image: {trailing}"
+
+
+def check_pdf_active(pdf_active: str | None, allowed: bool) -> str | None:
+    """JavaScript, launch actions and XFA forms, unless MEDIA_PIPELINE_ALLOW_PDF_SCRIPTS."""
+    return None if allowed else pdf_active
+
+
 def check_decodes(content_type: str | None, decode_error: str | None) -> str | None:
     if decode_error is None:
         return None
@@ -265,11 +292,17 @@ def validate(
     pixels: int | None = None,
     decode_error: str | None = None,
     svg: bytes | None = None,
+    frames: int | None = None,
+    decode_bytes: int | None = None,
+    trailing: str | None = None,
+    pdf_active: str | None = None,
 ) -> str | None:
     """The first reason to quarantine the file, or None when it may be served.
 
-    ``pixels`` comes from the image header (never a decode), ``decode_error`` from the attempt to
-    decode an image or parse a PDF, ``svg`` is the SVG's bytes (at most ``SVG_SCAN_LIMIT`` + 1).
+    ``pixels`` comes from the image header (never a decode), ``frames`` and ``trailing`` from
+    the container's structure, ``decode_bytes`` from the header and pixel mode,
+    ``decode_error`` from the attempt to decode an image or parse a PDF, ``pdf_active`` from
+    the PDF's objects, ``svg`` is the SVG's bytes (at most ``SVG_SCAN_LIMIT`` + 1).
     """
     rules = (
         lambda: check_empty(size),
@@ -277,6 +310,10 @@ def validate(
         lambda: check_type(content_type, settings.allowed_mime_types),
         lambda: check_extension(key, content_type),
         lambda: check_pixels(pixels, settings.max_image_pixels),
+        lambda: check_frames(frames, settings.max_frames),
+        lambda: check_decode_bytes(decode_bytes, settings.max_decode_bytes),
+        lambda: check_trailing(content_type, trailing),
+        lambda: check_pdf_active(pdf_active, settings.allow_pdf_scripts),
         lambda: check_decodes(content_type, decode_error),
         lambda: check_svg(svg) if svg is not None else None,
     )
