@@ -18,8 +18,8 @@ members                                            -          -           yes   
 add_member, remove_member                          -          -           -       -       yes
 upload, presign_upload                             -          -           -       yes     yes
 url of a public file                               yes        yes         yes     yes     yes
-url, get, tags of an internal file                 -          -           yes     yes     yes
-url, get, tags of a private file                   -          -           owner   owner   yes
+url, get, tags, get_references of an internal file -          -           yes     yes     yes
+url, get, tags, get_references of a private file   -          -           owner   owner   yes
 set_visibility                                     -          -           -       owner   yes
 add_tag, remove_tag (public/internal file)         -          -           -       yes     yes
 add_tag, remove_tag (private file)                 -          -           -       owner   yes
