@@ -187,13 +187,14 @@ def _put_back_uploads(settings: Settings, client: Any) -> int:
     when the catalog has it and the restarted in-memory server does not."""
     import hashlib
 
-    from media_pipeline.storage.keys import make_key
+    from media_pipeline.library import upload_key
     from media_pipeline.storage.s3 import is_not_found
 
     if not settings.catalog_path.exists():
         return 0
     data = _demo_upload_bytes().getvalue()
-    key = make_key(DEMO_NAMESPACE, DEMO_UPLOAD_NAME, unique=hashlib.sha256(data).hexdigest()[:12])
+    key = upload_key(DEMO_NAMESPACE, DEMO_UPLOAD_NAME, DEMO_UPLOADER,
+                     hashlib.sha256(data).hexdigest())
     with Catalog.open(settings.catalog_path) as catalog:
         row = catalog.media_row(media_id_for(settings.bucket, key))
     if row is None or row["status"] == "purged":
@@ -211,6 +212,7 @@ def _put_back_uploads(settings: Settings, client: Any) -> int:
 
 DEMO_NAMESPACE = "site"
 DEMO_OPERATOR = "ops"
+DEMO_UPLOADER = "bob"
 DEMO_UPLOAD_NAME = "Team photo.png"
 
 
@@ -246,7 +248,7 @@ def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
         lib.create_namespace(DEMO_NAMESPACE, DEMO_OPERATOR)
         lib.add_member(DEMO_NAMESPACE, "alice", "admin", DEMO_OPERATOR)
         lib.add_member(DEMO_NAMESPACE, "bob", "editor", "alice")
-    uploaded = lib.upload(DEMO_NAMESPACE, _demo_upload_bytes(), DEMO_UPLOAD_NAME, "bob",
+    uploaded = lib.upload(DEMO_NAMESPACE, _demo_upload_bytes(), DEMO_UPLOAD_NAME, DEMO_UPLOADER,
                           visibility="internal")
     say(f"   {'deduplicated' if uploaded.deduplicated else 'stored'} "
         f"{escape(uploaded.key)} ({uploaded.content_type}, {uploaded.file_size} bytes)",

@@ -202,6 +202,13 @@ class _Checked:
     metadata: dict[str, Any]
 
 
+def upload_key(namespace: str, filename: str, user: str, sha256: str) -> str:
+    """The key an upload is stored under. The uploader is part of it: the same name and bytes
+    from someone who may not see the first copy land elsewhere and learn nothing about it."""
+    unique = hashlib.sha256(f"{user}\0{sha256}".encode()).hexdigest()[:12]
+    return make_key(namespace, filename, unique=unique)
+
+
 def _check_visibility(visibility: str) -> str:
     if visibility not in VISIBILITIES:
         raise ValueError(f"visibility must be public, internal or private, got {visibility!r}")
@@ -419,10 +426,7 @@ class MediaLibrary:
             if checked is None:
                 self._refuse(namespace, filename, user, reason or "unreadable")
 
-            # The uploader is part of the key: the same name and bytes from someone who may
-            # not see the first copy land elsewhere and learn nothing about it.
-            unique = hashlib.sha256(f"{user}\0{checked.sha256}".encode()).hexdigest()[:12]
-            key = make_key(namespace, filename, unique=unique)
+            key = upload_key(namespace, filename, user, checked.sha256)
             media_id = media_id_for(self.settings.bucket, key)
             with self._reading() as catalog:
                 existing = catalog.active_by_hash(namespace, checked.sha256, user, admin)
