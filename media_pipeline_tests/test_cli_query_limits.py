@@ -77,3 +77,19 @@ def test_a_query_over_the_memory_limit_is_stopped(env: dict[str, str], tmp_path:
     message, peak_kib = done.stdout.strip().splitlines()
     assert "needs more than 512 MiB" in message
     assert int(peak_kib) < 1024 * 1024  # KiB: well under 1 GiB, not the 12 GB of the review
+
+
+@pytest.mark.parametrize(("name", "value"), [("MEDIA_PIPELINE_QUERY_MEMORY", "lots"),
+                                             ("MEDIA_PIPELINE_QUERY_TIMEOUT", "-1"),
+                                             ("MEDIA_PIPELINE_QUERY_THREADS", "0")])
+def test_a_bad_limit_is_one_line_naming_the_setting(env: dict[str, str], name: str,
+                                                    value: str) -> None:
+    line = one_line(CliRunner().invoke(cli, ["query", "SELECT 1"], env={**env, name: value}))
+    assert name in line
+
+
+def test_sizes_are_read_in_any_unit() -> None:
+    from media_pipeline.settings import parse_size
+
+    assert [parse_size(v, "X") for v in ("2GB", "512MiB", "1.5 GiB", "1048576")] == [
+        2 * 1000**3, 512 * 2**20, int(1.5 * 2**30), 2**20]
