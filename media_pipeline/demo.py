@@ -73,6 +73,7 @@ def run_demo(home: Path, console: Console | None = None, keep_server: bool = Fal
 
     say = console.print if console is not None else (lambda *a, **k: None)
     server = _start_server()
+    environment = dict(os.environ)  # the demo's settings are for its run only, put back after
     try:
         # The demo's own S3, bucket and catalog for this process, whatever the shell says.
         for name in FOREIGN_SETTINGS:
@@ -155,6 +156,8 @@ def run_demo(home: Path, console: Console | None = None, keep_server: bool = Fal
         return summary
     finally:
         server.stop()
+        os.environ.clear()
+        os.environ.update(environment)
 
 
 def _collect(run: Any, stages: dict[str, dict[str, Any]], checks: dict[str, bool]) -> None:
