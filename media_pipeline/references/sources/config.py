@@ -217,12 +217,14 @@ def _database_url(template: Any, interpolated: str, env: Mapping[str, str]) -> s
     not a URL by itself (``${DB_URL}``) is parsed after interpolation, and refused when its
     parts are ambiguous.
     """
-    try:
-        if not isinstance(template, str) or "${" not in template:
-            raise ValueError("nothing to interpolate part by part")
-        parsed = sqlalchemy.make_url(template)
-        parsed.port  # noqa: B018 - a ${PORT} template fails here
-    except (ArgumentError, ValueError):
+    parsed: sqlalchemy.URL | None = None
+    if isinstance(template, str) and "${" in template:
+        try:
+            parsed = sqlalchemy.make_url(template)
+            parsed.port  # noqa: B018 - a ${PORT} template fails here
+        except (ArgumentError, ValueError):
+            parsed = None
+    if parsed is None:
         return parse_database_url(interpolated)
 
     def fill(value: str) -> str:

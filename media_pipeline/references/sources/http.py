@@ -9,11 +9,8 @@ never ends.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import socket
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -24,6 +21,13 @@ import httpx
 from media_pipeline.redaction import http_url_secrets, redact_http_url
 from media_pipeline.references.document import Document
 from media_pipeline.references.sources.base import REDACTED, ContentSource, SourceError
+from media_pipeline.references.sources.http_guard import (
+    MAX_REDIRECTS,
+    Deadline,
+    origin_of,
+    origin_text,
+    parse_origin,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,81 +40,6 @@ MAX_RETRY_AFTER = 60.0
 LINK_HEADER = "link"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "apikey", "digest"})
-MAX_REDIRECTS = 5
-DEFAULT_PORTS = {"http": 80, "https": 443}
-
-Origin = tuple[str, str, int]
-
-
-def origin_of(url: str | httpx.URL) -> Origin:
-    """(scheme, host, port) of a URL, the default port filled in."""
-    parsed = httpx.URL(str(url))
-    scheme = parsed.scheme.lower()
-    return scheme, parsed.host.lower(), parsed.port or DEFAULT_PORTS.get(scheme, 0)
-
-
-def _origin_text(origin: Origin) -> str:
-    scheme, host, port = origin
-    return f"{scheme}://{host}" + ("" if DEFAULT_PORTS.get(scheme) == port else f":{port}")
-
-
-def parse_origin(text: str) -> Origin:
-    """An ``allowed_origins`` entry: ``scheme://host[:port]`` and nothing else."""
-    try:
-        parsed = httpx.URL(text)
-    except httpx.InvalidURL:
-        parsed = None
-    if parsed is None or parsed.scheme not in DEFAULT_PORTS or not parsed.host \
-            or parsed.raw_path not in (b"", b"/") or parsed.query or parsed.userinfo:
-        raise ValueError(f"allowed origin {text!r} must be scheme://host[:port], "
-                         "e.g. https://cdn.example.com")
-    return origin_of(parsed)
-
-
-class _Deadline:
-    """Ends a request when ``seconds`` have passed, whatever it is doing (connecting, waiting
-    for headers, reading a body that drips): httpx's timeouts are per read, so a server that
-    sends a byte now and then would keep a scan waiting forever. The request's sockets are
-    captured through httpx's trace hook and shut down when the timer fires."""
-
-    def __init__(self, seconds: float) -> None:
-        self.expired = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-
-    def trace(self, event: str, info: dict[str, Any]) -> None:
-        if event != "connection.connect_tcp.complete" or info.get("return_value") is None:
-            return
-        sock = info["return_value"].get_extra_info("socket")
-        if sock is None:
-            return
-        with self._lock:
-            self._sockets.append(sock)
-            expired = self.expired
-        if expired:
-            _shutdown(sock)
-
-    def _fire(self) -> None:
-        with self._lock:
-            self.expired = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shutdown(sock)
-
-    def __enter__(self) -> _Deadline:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
-
-
-def _shutdown(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-
 _MISSING = object()
 
 
@@ -295,7 +224,7 @@ class HttpSource(ContentSource):
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             retry_after: str | None = None
-            deadline = _Deadline(self.timeout)
+            deadline = Deadline(self.timeout)
             try:
                 with deadline:
                     response = self._follow(client, url, deadline, where)
@@ -319,7 +248,7 @@ class HttpSource(ContentSource):
             self._sleep(attempt, retry_after)
         raise AssertionError("unreachable")
 
-    def _follow(self, client: httpx.Client, url: str, deadline: _Deadline,
+    def _follow(self, client: httpx.Client, url: str, deadline: Deadline,
                 where: str) -> httpx.Response:
         """GET ``url`` with the configured headers, following redirects by hand: every hop's
         origin is checked before anything is sent to it."""
@@ -340,8 +269,8 @@ class HttpSource(ContentSource):
         upgrade = (scheme, port) == ("https", 443) and ("http", host, 80) in self.allowed_origins
         if target not in self.allowed_origins and not upgrade:
             raise SourceError(self.name, f"{where}: the {what} goes to another origin "
-                                         f"({_origin_text(target)}); credentials go only to "
-                                         f"{_origin_text(self.origin)}: list it in "
+                                         f"({origin_text(target)}); credentials go only to "
+                                         f"{origin_text(self.origin)}: list it in "
                                          "allowed_origins to follow it")
 
     def _read_body(self, response: httpx.Response, where: str) -> bytes:
