@@ -58,3 +58,32 @@ def require_role(
         raise PermissionDenied(
             f"{user!r} may not {action} in namespace {namespace!r}: needs {needed}, {have}")
     return role
+
+
+def may_see(catalog: Catalog, settings: Settings, namespace: str, visibility: str,
+            owner: str | None, user: str | None) -> bool:
+    """The visibility rule shared by files and collections: public for everyone, internal for
+    members, private for the owner (still a member) and the namespace's admins."""
+    if visibility == "public" and user is None:
+        return True
+    if not user:
+        return False
+    role = role_of(catalog, settings, namespace, user)
+    if role is None:
+        return visibility == "public"
+    if visibility in ("public", "internal"):
+        return True
+    return role >= Role.ADMIN or (owner is not None and owner == user)
+
+
+def require_see(catalog: Catalog, settings: Settings, media_id: str, namespace: str,
+                visibility: str, owner: str | None, user: str, action: str) -> None:
+    """Raise :class:`PermissionDenied` unless ``user`` may see the file (viewer at least, and
+    the visibility rule); every read of a file's data goes through this."""
+    if not isinstance(user, str) or not user.strip():
+        raise PermissionDenied("a user is required for this action")
+    require_role(catalog, settings, namespace, user, Role.VIEWER, action)
+    if not may_see(catalog, settings, namespace, visibility, owner, user):
+        raise PermissionDenied(
+            f"{user!r} may not {action}: {media_id} is private to its owner and the "
+            f"admins of {namespace!r}")

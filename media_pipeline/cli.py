@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 from rich.text import Text
 
-from media_pipeline.catalog import CatalogError, open_reader
+from media_pipeline.catalog import CatalogError
 from media_pipeline.settings import EMBEDDED_S3_HOST, EMBEDDED_S3_PORT, Settings, SettingsError
 from media_pipeline.storage.embedded import EmbeddedServerUnavailable, is_listening
 
@@ -207,24 +207,15 @@ def run_command(select: tuple[str, ...], as_json: bool, verbose: bool) -> None:
               show_default=True)
 @friendly_errors
 def query(sql: str, fmt: str) -> None:
-    """Read-only SQL on the published catalog snapshot (never blocked by a running pipeline)."""
-    import duckdb
+    """Read-only SQL on the published catalog snapshot (never blocked by a running pipeline),
+    bounded by MEDIA_PIPELINE_QUERY_TIMEOUT, _QUERY_MEMORY and _QUERY_THREADS."""
+    from media_pipeline.analyst_query import QueryFailed, run_query
 
     settings = Settings.from_env()
-    con = open_reader(settings.snapshot_path, settings.catalog_path)
-    # Read-only means no files written and no other database attached (which could lock the
-    # live catalog) either.
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
     try:
-        try:
-            cursor = con.execute(sql)
-        except duckdb.Error as exc:
-            fail(f"query failed: {str(exc).splitlines()[0]}")
-        columns = [d[0] for d in cursor.description or []]
-        rows = cursor.fetchall()
-    finally:
-        con.close()
+        columns, rows = run_query(settings, sql)
+    except QueryFailed as exc:
+        fail(str(exc))
     print_rows(columns, rows, fmt)
 
 
@@ -303,8 +294,8 @@ def analyze(media_ids: tuple[str, ...], batch: int, redo: bool, as_json: bool) -
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @friendly_errors
 def health_command(sample: int, as_json: bool) -> None:
-    """The asset checks, as a table: storage usage, file accessibility, reference integrity
-    and catalog consistency; exit 1 when one fails."""
+    """The asset checks, as a table: storage usage, file accessibility, public exposure,
+    reference integrity and catalog consistency; exit 1 when one fails."""
     from media_pipeline import health
     from media_pipeline.storage import make_client
 
@@ -321,6 +312,13 @@ def health_command(sample: int, as_json: bool) -> None:
                    + (": " + ", ".join(report.missing_keys[:10]) if report.missing_keys else "")
                    + (f", {len(report.errors)} errors" if report.errors else "")},
     ]
+    exposure = health.check_public_exposure(settings, make_client(settings))
+    checks.append(
+        {"check": "public_exposure", "passed": exposure.ok,
+         "detail": f"{exposure.checked} checked, {len(exposure.exposed)} public in S3 but not "
+                   "in the catalog" + (": " + ", ".join(exposure.exposed[:10])
+                                       if exposure.exposed else "")
+                   + (f", {len(exposure.errors)} errors" if exposure.errors else "")})
     refs = health.reference_health(settings)
     gone = refs.dangling + refs.to_gone_files
     checks += [

@@ -84,13 +84,16 @@ def refs_add(media_id: str, content_type: str, content_id: str, user: str) -> No
 @lifecycle_errors
 def refs_remove(media_id: str, content_type: str, content_id: str, user: str) -> None:
     """Remove a reference added through the API (scanned ones follow the content)."""
-    from media_pipeline.lifecycle import remove_reference
+    from media_pipeline.lifecycle import references, remove_reference
     from media_pipeline.pipeline import open_catalog
 
     settings = Settings.from_env()
     with open_catalog(settings) as catalog:
         removed = remove_reference(catalog, settings, media_id, content_type, content_id, user)
-        left = catalog.references_of(media_id)
+        try:  # where else the file is used is shown only to those who may see it
+            left = references(catalog, settings, media_id, user)
+        except PermissionDenied:
+            left = {}
     if not removed:
         fail(f"no API reference {content_type} {content_id} on {media_id}"
              + (f" (the file is still referenced: {_describe(left)})" if left else ""))
@@ -99,17 +102,18 @@ def refs_remove(media_id: str, content_type: str, content_id: str, user: str) ->
 
 @refs.command("show")
 @click.argument("media_id")
+@click.option("--user", required=True, help="Who asks (must be allowed to see the file).")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @friendly_errors
 @lifecycle_errors
-def refs_show(media_id: str, as_json: bool) -> None:
+def refs_show(media_id: str, user: str, as_json: bool) -> None:
     """The file's references in the seed's shape {"webpage": ["123"], ...} and their count."""
     from media_pipeline.catalog import Catalog
     from media_pipeline.lifecycle import references
 
     settings = Settings.from_env()
     with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
-        found = references(catalog, media_id)
+        found = references(catalog, settings, media_id, user)
     count = sum(len(ids) for ids in found.values())
     if as_json:
         click.echo(json.dumps({"media_id": media_id, "reference_count": count,
@@ -144,9 +148,9 @@ def delete_command(media_id: str, user: str, force: bool, as_json: bool) -> None
                                "reference_count": outcome.reference_count,
                                "referenced_in": outcome.references}, indent=2))
     if outcome.refused:
-        fail(f"refused: {media_id} is referenced by {outcome.reference_count} content items "
-             f"({_describe(outcome.references)}); remove the references first, or an admin "
-             "can --force")
+        where = (f" ({_describe(outcome.references)})" if outcome.references else "")
+        fail(f"refused: {media_id} is referenced by {outcome.reference_count} content items"
+             f"{where}; remove the references first, or an admin can --force")
     if not as_json:
         if outcome.already_deleted:
             console.print(Text(f"{media_id} was already deleted"))

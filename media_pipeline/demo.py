@@ -82,6 +82,9 @@ def run_demo(home: Path, console: Console | None = None, keep_server: bool = Fal
             "AWS_S3_ENDPOINT_URL": server.url,
             "AWS_STORAGE_BUCKET_NAME": DEMO_BUCKET,
             "MEDIA_PIPELINE_HOME": str(home),
+            # The operator: the demo's files are already in the bucket when "site" is created,
+            # and only a global admin may create a namespace that holds files.
+            "MEDIA_PIPELINE_ADMINS": DEMO_OPERATOR,
         })
         settings = Settings.from_env()
         client = make_client(settings)
@@ -187,13 +190,14 @@ def _put_back_uploads(settings: Settings, client: Any) -> int:
     when the catalog has it and the restarted in-memory server does not."""
     import hashlib
 
-    from media_pipeline.storage.keys import make_key
+    from media_pipeline.library import upload_key
     from media_pipeline.storage.s3 import is_not_found
 
     if not settings.catalog_path.exists():
         return 0
     data = _demo_upload_bytes().getvalue()
-    key = make_key(DEMO_NAMESPACE, DEMO_UPLOAD_NAME, unique=hashlib.sha256(data).hexdigest()[:12])
+    key = upload_key(DEMO_NAMESPACE, DEMO_UPLOAD_NAME, DEMO_UPLOADER,
+                     hashlib.sha256(data).hexdigest())
     with Catalog.open(settings.catalog_path) as catalog:
         row = catalog.media_row(media_id_for(settings.bucket, key))
     if row is None or row["status"] == "purged":
@@ -210,6 +214,8 @@ def _put_back_uploads(settings: Settings, client: Any) -> int:
 
 
 DEMO_NAMESPACE = "site"
+DEMO_OPERATOR = "ops"
+DEMO_UPLOADER = "bob"
 DEMO_UPLOAD_NAME = "Team photo.png"
 
 
@@ -236,14 +242,16 @@ def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
     lib = MediaLibrary(settings, client)
     out: dict[str, Any] = {}
 
-    say(f"[bold]{step}.[/bold] application API: namespace [bold]site[/bold], alice admin, "
-        "bob editor; bob uploads a file")
+    say(f"[bold]{step}.[/bold] application API: the operator ({DEMO_OPERATOR}) creates "
+        "namespace [bold]site[/bold] (it already holds files), alice admin, bob editor; "
+        "bob uploads a file")
     with Catalog.open(settings.catalog_path) as catalog:
-        known = catalog.namespace_info("site") is not None
+        known = catalog.namespace_info(DEMO_NAMESPACE) is not None
     if not known:
-        lib.create_namespace("site", "alice")
-        lib.add_member("site", "bob", "editor", "alice")
-    uploaded = lib.upload(DEMO_NAMESPACE, _demo_upload_bytes(), DEMO_UPLOAD_NAME, "bob",
+        lib.create_namespace(DEMO_NAMESPACE, DEMO_OPERATOR)
+        lib.add_member(DEMO_NAMESPACE, "alice", "admin", DEMO_OPERATOR)
+        lib.add_member(DEMO_NAMESPACE, "bob", "editor", "alice")
+    uploaded = lib.upload(DEMO_NAMESPACE, _demo_upload_bytes(), DEMO_UPLOAD_NAME, DEMO_UPLOADER,
                           visibility="internal")
     say(f"   {'deduplicated' if uploaded.deduplicated else 'stored'} "
         f"{escape(uploaded.key)} ({uploaded.content_type}, {uploaded.file_size} bytes)",
@@ -271,7 +279,7 @@ def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
     used = sorted(content.referenced_keys)
     table = Table("file", "referenced_in", title="Where files are used (examples)")
     for key in used[:5]:
-        refs = lib.get_references(media_id_for(settings.bucket, key))
+        refs = lib.get_references(media_id_for(settings.bucket, key), DEMO_OPERATOR)
         table.add_row(Text(key), Text(json.dumps(refs)))
     say(table)
 
@@ -280,8 +288,10 @@ def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
     used_site = next(k for k in used if k.startswith("site/"))  # bob edits site/ only
     used_id = media_id_for(settings.bucket, used_site)
     outcome = lib.delete_outcome(used_id, "bob")
-    say(f"   bob deletes {escape(used_site)}: [red]refused[/red], used in "
-        f"{escape(json.dumps(outcome.references))}", highlight=False)
+    where = (f"used in {json.dumps(outcome.references)}" if outcome.references else
+             f"used in {outcome.hidden_references} place(s) bob may not see")
+    say(f"   bob deletes {escape(used_site)}: [red]refused[/red], {escape(where)}",
+        highlight=False)
     try:
         lib.delete(used_id, "bob", force=True)
     except PermissionDenied as exc:

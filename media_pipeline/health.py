@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from media_pipeline.catalog import Catalog
 from media_pipeline.settings import Settings
-from media_pipeline.storage.s3 import is_not_found
+from media_pipeline.storage.s3 import grants_are_public, is_not_found
 
 
 @dataclass
@@ -81,3 +81,43 @@ def reference_health(settings: Settings, limit: int = 50) -> ReferenceHealth:
             to_gone_files=catalog.references_to_gone_files(limit=limit),
             count_mismatches=catalog.reference_count_mismatches(limit=limit),
         )
+
+
+@dataclass
+class ExposureReport:
+    checked: int = 0
+    exposed: list[str] = field(default_factory=list)  # public in S3, not public in the catalog
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.exposed
+
+
+def check_public_exposure(settings: Settings, client: Any, sample_size: int = 200
+                          ) -> ExposureReport:
+    """Read the ACL of every quarantined object and of a sample of non-public ones; objects
+    anyone may read although the catalog says they are not public are reported by key."""
+    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
+        rows = catalog.exposure_candidates(sample_size)
+
+    def acl(row: tuple[str, str, str]) -> tuple[str, bool | None, str | None]:
+        bucket, key, _status = row
+        try:
+            grants = client.get_object_acl(Bucket=bucket, Key=key).get("Grants", [])
+        except ClientError as exc:
+            if is_not_found(exc):
+                return key, None, None
+            return key, None, str(exc.response.get("Error", {}).get("Code") or exc)
+        return key, grants_are_public(grants), None
+
+    report = ExposureReport()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for key, public, error in pool.map(acl, rows):
+            report.checked += 1
+            if public:
+                report.exposed.append(key)
+            elif error is not None:
+                report.errors[key] = error
+    report.exposed.sort()
+    return report

@@ -12,14 +12,14 @@ the same table is in docs/api.md and media_pipeline_tests/test_access.py tests e
 =================================================  =========  ==========  ======  ======  =====
 action                                             anonymous  non-member  viewer  editor  admin
 =================================================  =========  ==========  ======  ======  =====
-create_namespace (creator becomes its admin)       -          yes         yes     yes     yes
+create_namespace (creator becomes its admin) [1]   -          yes         yes     yes     yes
 namespaces (own memberships)                       -          yes         yes     yes     yes
 members                                            -          -           yes     yes     yes
 add_member, remove_member                          -          -           -       -       yes
 upload, presign_upload                             -          -           -       yes     yes
 url of a public file                               yes        yes         yes     yes     yes
-url, get, tags of an internal file                 -          -           yes     yes     yes
-url, get, tags of a private file                   -          -           owner   owner   yes
+url, get, tags, get_references of an internal file -          -           yes     yes     yes
+url, get, tags, get_references of a private file   -          -           owner   owner   yes
 set_visibility                                     -          -           -       owner   yes
 add_tag, remove_tag (public/internal file)         -          -           -       yes     yes
 add_tag, remove_tag (private file)                 -          -           -       owner   yes
@@ -29,6 +29,10 @@ collection (internal), collections                 -          -           yes   
 collection (private)                               -          -           owner   owner   yes
 add_to_collection, remove_from_collection, reorder -          -           -       owner   yes
 =================================================  =========  ==========  ======  ======  =====
+
+[1] Only a global admin (``MEDIA_PIPELINE_ADMINS``) creates a namespace that already holds files
+(in the catalog or the bucket) and ``default`` (where top-level keys land): nobody claims other
+people's files by naming their namespace first.
 
 "see" a file: public and internal files for every member, private files for their owner (while
 still a member) and the namespace's admins. A collection follows the same rule with its own
@@ -52,16 +56,33 @@ from tempfile import SpooledTemporaryFile
 from typing import IO, Any, BinaryIO, NoReturn, cast
 
 from media_pipeline import lifecycle
-from media_pipeline.access import SYSTEM_USER, PermissionDenied, Role, require_role, role_of
+from media_pipeline.access import (
+    SYSTEM_USER,
+    PermissionDenied,
+    Role,
+    may_see,
+    require_role,
+    require_see,
+)
 from media_pipeline.catalog import Catalog
-from media_pipeline.fingerprint.metadata import allow_pillow_pixels, inspect_content
+from media_pipeline.fingerprint.metadata import (
+    ContentInfo,
+    InspectLimits,
+    allow_pillow_pixels,
+    inspect_content,
+)
 from media_pipeline.fingerprint.sniff import SNIFF_BYTES, needs_content, sniff_mime
 from media_pipeline.fingerprint.validate import check_extension, validate
 from media_pipeline.pipeline import open_catalog
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
-from media_pipeline.storage.keys import make_key, safe_filename, validate_namespace
-from media_pipeline.storage.media_storage import AclNotSupported, S3MediaStorage
+from media_pipeline.storage.keys import (
+    DEFAULT_NAMESPACE,
+    make_key,
+    safe_filename,
+    validate_namespace,
+)
+from media_pipeline.storage.media_storage import AclNotSupported, S3MediaStorage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +202,13 @@ class _Checked:
     metadata: dict[str, Any]
 
 
+def upload_key(namespace: str, filename: str, user: str, sha256: str) -> str:
+    """The key an upload is stored under. The uploader is part of it: the same name and bytes
+    from someone who may not see the first copy land elsewhere and learn nothing about it."""
+    unique = hashlib.sha256(f"{user}\0{sha256}".encode()).hexdigest()[:12]
+    return make_key(namespace, filename, unique=unique)
+
+
 def _check_visibility(visibility: str) -> str:
     if visibility not in VISIBILITIES:
         raise ValueError(f"visibility must be public, internal or private, got {visibility!r}")
@@ -266,24 +294,13 @@ class MediaLibrary:
 
     def _may_see(self, catalog: Catalog, namespace: str, visibility: str, owner: str | None,
                  user: str | None) -> bool:
-        """The visibility rule shared by files and collections."""
-        if visibility == "public" and user is None:
-            return True
-        if not user:
-            return False
-        role = role_of(catalog, self.settings, namespace, user)
-        if role is None:
-            return visibility == "public"
-        if visibility in ("public", "internal"):
-            return True
-        return role >= Role.ADMIN or (owner is not None and owner == user)
+        """The visibility rule shared by files and collections (:func:`access.may_see`)."""
+        return may_see(catalog, self.settings, namespace, visibility, owner, user)
 
     def _require_see(self, catalog: Catalog, media: MediaFile, user: str, action: str) -> None:
-        self._require(catalog, media.namespace, user, Role.VIEWER, action)
-        if not self._may_see(catalog, media.namespace, media.visibility, media.owner, user):
-            raise PermissionDenied(
-                f"{user!r} may not {action}: {media.media_id} is private to its owner and the "
-                f"admins of {media.namespace!r}")
+        _check_user(user)
+        require_see(catalog, self.settings, media.media_id, media.namespace, media.visibility,
+                    media.owner, user, action)
 
     def _require_owner_or_admin(self, catalog: Catalog, namespace: str, owner: str | None,
                                 user: str, action: str) -> None:
@@ -303,9 +320,26 @@ class MediaLibrary:
             raise PermissionDenied("the system user does not create namespaces")
         validate_namespace(name)
         _check_visibility(default_visibility)
+        admin = user in self.settings.admins
+        # Objects already under the prefix belong to the global admins until one of them hands
+        # the namespace over; asked before taking the catalog, and failing closed.
+        in_bucket = False
+        if not admin and name != DEFAULT_NAMESPACE:
+            try:
+                in_bucket = self.storage.has_objects_under(name)
+            except StorageError as exc:
+                raise PermissionDenied(
+                    f"cannot tell whether namespace {name!r} already holds files ({exc}): only "
+                    "a global admin (MEDIA_PIPELINE_ADMINS) can create it now") from None
         with self._writing() as catalog, catalog.transaction():
             if catalog.namespace_info(name) is not None:
                 raise ValueError(f"namespace {name!r} already exists")
+            claimed = (name == DEFAULT_NAMESPACE or in_bucket
+                       or catalog.namespace_has_objects(name))
+            if claimed and not admin:
+                raise PermissionDenied(
+                    f"namespace {name!r} already holds files: only a global admin "
+                    "(MEDIA_PIPELINE_ADMINS) can create it and add its members")
             catalog.insert_namespace(name, default_visibility, user)
             catalog.record_audit(user, "namespace.create", None,
                                  {"namespace": name, "default_visibility": default_visibility})
@@ -366,7 +400,9 @@ class MediaLibrary:
 
         Refused content raises :class:`ValidationFailed` and nothing is stored (an
         ``upload.refused`` audit row says who tried what). The same content already active in
-        the namespace is not stored twice: that file is returned (``upload.deduplicated``).
+        the namespace, in a file the uploader may see, is not stored twice: that file is
+        returned (``upload.deduplicated``). A copy the uploader may not see is never returned
+        nor hinted at: the uploader gets their own file.
         """
         if visibility is not None:
             _check_visibility(visibility)
@@ -376,7 +412,7 @@ class MediaLibrary:
         safe_filename(filename)  # a name that cannot become a key fails before any work
         with self._reading() as catalog:
             info = self._namespace(catalog, namespace)
-            self._require(catalog, namespace, user, Role.EDITOR, "upload")
+            admin = self._require(catalog, namespace, user, Role.EDITOR, "upload") >= Role.ADMIN
         chosen = visibility or str(info["default_visibility"])
 
         with contextlib.ExitStack() as stack:
@@ -390,10 +426,10 @@ class MediaLibrary:
             if checked is None:
                 self._refuse(namespace, filename, user, reason or "unreadable")
 
-            key = make_key(namespace, filename, unique=checked.sha256[:12])
+            key = upload_key(namespace, filename, user, checked.sha256)
             media_id = media_id_for(self.settings.bucket, key)
             with self._reading() as catalog:
-                existing = catalog.active_by_hash(namespace, checked.sha256)
+                existing = catalog.active_by_hash(namespace, checked.sha256, user, admin)
                 previous = catalog.media_row(media_id)
             if existing is not None:
                 return self._deduplicated(existing, filename, user)
@@ -408,7 +444,7 @@ class MediaLibrary:
                 cast(BinaryIO, checked.spool), key, content_type=checked.content_type,
                 visibility=chosen, sha256=checked.sha256)
             return self._register(namespace, filename, user, chosen, key, media_id, checked,
-                                  result)
+                                  result, admin)
 
     def _spool_and_check(self, source: BinaryIO, filename: str, size_hint: int | None,
                          stack: contextlib.ExitStack) -> tuple[_Checked | None, str | None]:
@@ -434,21 +470,20 @@ class MediaLibrary:
         mime = sniff_mime(head, key=filename)
         allow_pillow_pixels(self.settings.max_image_pixels)
         spool.seek(0)
-        content = (inspect_content(spool, mime, max_pixels=self.settings.max_image_pixels)
-                   if size and needs_content(mime) else None)
+        content = (inspect_content(spool, mime,
+                                   limits=InspectLimits.from_settings(self.settings))
+                   if size and needs_content(mime) else None) or ContentInfo()
         reason = validate(
             key=filename, size=size, content_type=mime, settings=self.settings,
-            pixels=content.pixels if content else None,
-            decode_error=content.decode_error if content else None,
-            svg=content.svg if content else None)
+            pixels=content.pixels, decode_error=content.decode_error, svg=content.svg,
+            frames=content.frames, decode_bytes=content.decode_bytes,
+            trailing=content.trailing, pdf_active=content.pdf_active)
         if reason is not None:
             return None, reason
         return _Checked(
             spool=spool, size=size, sha256=hasher.hexdigest(), content_type=mime,
-            width=content.width if content else None, height=content.height if content else None,
-            page_count=content.page_count if content else None,
-            phash=content.phash if content else None,
-            metadata=dict(content.metadata) if content else {}), None
+            width=content.width, height=content.height, page_count=content.page_count,
+            phash=content.phash, metadata=dict(content.metadata)), None
 
     def _refuse(self, namespace: str, filename: str, user: str, reason: str) -> NoReturn:
         with self._writing() as catalog, catalog.transaction():
@@ -466,7 +501,7 @@ class MediaLibrary:
         return media
 
     def _register(self, namespace: str, filename: str, user: str, visibility: str, key: str,
-                  media_id: str, checked: _Checked, result: Any) -> MediaFile:
+                  media_id: str, checked: _Checked, result: Any, admin: bool) -> MediaFile:
         """Register the stored object; if that fails, delete the object again (no orphan)."""
         now = datetime.now(UTC)
         etag = str(result.etag).strip('"')
@@ -488,7 +523,7 @@ class MediaLibrary:
             with self._writing() as catalog:
                 with catalog.transaction():
                     # Checked again under the lock: a concurrent upload of the same content.
-                    existing = catalog.active_by_hash(namespace, checked.sha256)
+                    existing = catalog.active_by_hash(namespace, checked.sha256, user, admin)
                     if existing is None:
                         catalog.register_upload(row)
                         catalog.record_audit(user, "upload", media_id, {
@@ -578,6 +613,11 @@ class MediaLibrary:
         """A public URL (public files, for anyone) or a signed one (for those who may see it)."""
         with self._reading() as catalog:
             media = self._media(catalog, media_id)
+            # Who asks is checked first: a file's status and reason are its data too.
+            if media.visibility != "public":
+                if user is None:
+                    raise PermissionDenied(f"{media_id} is not public: sign in to get a URL")
+                self._require_see(catalog, media, user, "get a URL for this file")
             if media.status == "quarantined":
                 raise MediaUnavailable(
                     f"{media_id} is quarantined ({media.quarantine_reason}): it gets no URL")
@@ -587,10 +627,6 @@ class MediaLibrary:
                 raise MediaUnavailable(f"{media_id} is {media.status}: not validated yet")
             if media.visibility == "public" and not download:
                 return str(self.storage.public_url(media.key))
-            if media.visibility != "public":
-                if user is None:
-                    raise PermissionDenied(f"{media_id} is not public: sign in to get a URL")
-                self._require_see(catalog, media, user, "get a URL for this file")
         name = (media.original_filename or media.key.rsplit("/", 1)[-1]) if download else None
         return str(self.storage.generate_signed_url(media.key, expires, download_name=name))
 
@@ -777,10 +813,11 @@ class MediaLibrary:
             return lifecycle.remove_reference(catalog, self.settings, media_id, content_type,
                                               content_id, _check_user(user))
 
-    def get_references(self, media_id: str) -> dict[str, list[str]]:
-        """Where the file is used: ``{"webpage": ["123", "456"], "blog_post": ["789"]}``."""
+    def get_references(self, media_id: str, user: str) -> dict[str, list[str]]:
+        """Where the file is used: ``{"webpage": ["123", "456"], "blog_post": ["789"]}``, for
+        a user who may see the file."""
         with _library_errors(), self._reading() as catalog:
-            return lifecycle.references(catalog, media_id)
+            return lifecycle.references(catalog, self.settings, media_id, _check_user(user))
 
     def delete(self, media_id: str, user: str, *, force: bool = False) -> bool:
         """Soft-delete; False (and nothing changes) while the file is referenced. ``force``

@@ -111,6 +111,8 @@ class FingerprintStats:
     s3_retries: int
     seconds: float
     resumed_fragments: int
+    # Quarantined objects whose public-read ACL was closed.
+    public_closed: int = 0
 
 
 def fingerprint_pending(
@@ -170,6 +172,7 @@ def _fingerprint_pending(
         s3_retries=counter.retries,
         seconds=time.monotonic() - started,
         resumed_fragments=len(leftovers),
+        public_closed=totals["public_closed"],
     )
 
 
@@ -185,7 +188,7 @@ def _fingerprint_and_merge(
     commit; returns (results per status, bytes read). The caller holds ``frag_dir``'s lock."""
     fragments: list[Path] = []
     buffer: list[FingerprintResult] = []
-    totals = {"active": 0, "quarantined": 0, "missing": 0, "error": 0}
+    totals = {"active": 0, "quarantined": 0, "missing": 0, "error": 0, "public_closed": 0}
     bytes_read = 0
 
     def flush() -> None:
@@ -197,6 +200,7 @@ def _fingerprint_and_merge(
 
     for result in fingerprint_objects(client, pending, settings, counter=counter):
         totals[result.status] = totals.get(result.status, 0) + 1
+        totals["public_closed"] += result.metadata.get("public_access") == "closed"
         bytes_read += result.bytes_read
         buffer.append(result)
         if on_result is not None:
@@ -270,6 +274,7 @@ class IngestResult:
     bytes_read: int
     s3_retries: int
     head_errors: dict[str, str]
+    public_closed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -303,7 +308,7 @@ def ingest_keys(
     with open_catalog(settings) as catalog:
         applied: ObjectsApplied = catalog.apply_objects(
             present, settings.bucket, gone_keys=gone, run_id=run_id)
-    totals = {"active": 0, "quarantined": 0, "missing": 0, "error": 0}
+    totals = {"active": 0, "quarantined": 0, "missing": 0, "error": 0, "public_closed": 0}
     bytes_read = 0
     if applied.pending:
         frag_dir = settings.work_dir / "fingerprints"
@@ -328,6 +333,7 @@ def ingest_keys(
         bytes_read=bytes_read,
         s3_retries=counter.retries,
         head_errors=head_errors,
+        public_closed=totals["public_closed"],
     )
 
 

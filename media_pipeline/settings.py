@@ -64,6 +64,41 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+               "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def parse_size(raw: str, name: str) -> int:
+    """A byte count: ``2GB``, ``512MiB``, ``1.5 GiB`` or plain bytes."""
+    text = raw.strip().lower().replace(" ", "")
+    number = text.rstrip("kmgtib")
+    unit = text[len(number):]
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if unit not in _SIZE_UNITS or value <= 0:
+        raise SettingsError(f"{name} must be a size such as 2GB, 512MiB or a number of bytes, "
+                            f"got {raw!r}")
+    return int(value * _SIZE_UNITS[unit])
+
+
+def _size(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    return default if raw is None or raw == "" else parse_size(raw, name)
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
 def absolute(path: str | os.PathLike[str]) -> Path:
     """``path`` made absolute against the current working directory, once.
 
@@ -144,6 +179,12 @@ class Settings:
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_ALLOWED_FILE_TYPES.items()}
     )
     max_image_pixels: int = 50_000_000
+    # Animations with more frames are quarantined (frames are counted, never all decoded).
+    max_frames: int = 1000
+    # The memory one image decode may take (width x height x bytes per pixel of its mode).
+    max_decode_bytes: int = 256 * 1024 * 1024
+    # PDFs with JavaScript, launch actions or XFA forms are quarantined unless this is true.
+    allow_pdf_scripts: bool = False
     # Where the bucket's S3 Inventory reports land: s3://bucket/prefix/ or a local folder.
     inventory_location: str | None = None
     near_duplicate_distance: int = 6
@@ -186,6 +227,10 @@ class Settings:
     # An SQS queue receiving the bucket's S3 event notifications; without one the sensor lists
     # the bucket.
     sqs_queue_url: str | None = None
+    # --- analysts' SQL (`media-pipeline query`) ---
+    query_timeout: float = 60.0
+    query_memory: int = 2 * 1024**3
+    query_threads: int = 2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -212,6 +257,9 @@ class Settings:
             max_file_size=_int(env, "MAX_FILE_SIZE", 100 * 1024 * 1024),
             allowed_file_types=_allowed_types(env),
             max_image_pixels=_int(env, "MEDIA_PIPELINE_MAX_IMAGE_PIXELS", 50_000_000),
+            max_frames=_int(env, "MEDIA_PIPELINE_MAX_FRAMES", 1000),
+            max_decode_bytes=_size(env, "MEDIA_PIPELINE_MAX_DECODE_BYTES", 256 * 1024 * 1024),
+            allow_pdf_scripts=_bool(env, "MEDIA_PIPELINE_ALLOW_PDF_SCRIPTS", False),
             inventory_location=_location(env.get("MEDIA_PIPELINE_INVENTORY")),
             near_duplicate_distance=_int(env, "MEDIA_PIPELINE_NEAR_DUPLICATE_DISTANCE", 6),
             fingerprint_workers=_int(env, "MEDIA_PIPELINE_FINGERPRINT_WORKERS", 16),
@@ -237,6 +285,9 @@ class Settings:
             signed_url_max_expiry=_int(env, "MEDIA_PIPELINE_SIGNED_URL_MAX_EXPIRY", 7 * 24 * 3600),
             multipart_threshold=_int(env, "MEDIA_PIPELINE_MULTIPART_THRESHOLD", 16 * 1024 * 1024),
             sqs_queue_url=env.get("MEDIA_PIPELINE_SQS_QUEUE_URL") or None,
+            query_timeout=_float(env, "MEDIA_PIPELINE_QUERY_TIMEOUT", 60.0),
+            query_memory=_size(env, "MEDIA_PIPELINE_QUERY_MEMORY", 2 * 1024**3),
+            query_threads=_int(env, "MEDIA_PIPELINE_QUERY_THREADS", 2),
         )
         return replace(settings, **overrides) if overrides else settings
 
@@ -262,6 +313,17 @@ class Settings:
             raise SettingsError(
                 "MEDIA_PIPELINE_PURGE_BATCH_SIZE must be between 1 and 1000 "
                 "(S3 DeleteObjects takes at most 1,000 keys)")
+        if self.max_frames < 1:
+            raise SettingsError("MEDIA_PIPELINE_MAX_FRAMES must be at least 1")
+        if self.max_decode_bytes < 1024 * 1024:
+            raise SettingsError("MEDIA_PIPELINE_MAX_DECODE_BYTES must be at least 1MiB")
+        if self.query_timeout <= 0:
+            raise SettingsError("MEDIA_PIPELINE_QUERY_TIMEOUT must be a positive number of "
+                                "seconds")
+        if self.query_memory < 64 * 1024 * 1024:
+            raise SettingsError("MEDIA_PIPELINE_QUERY_MEMORY must be at least 64MiB")
+        if self.query_threads < 1:
+            raise SettingsError("MEDIA_PIPELINE_QUERY_THREADS must be at least 1")
         if self.retention_days < 0:
             raise SettingsError("MEDIA_PIPELINE_RETENTION_DAYS must not be negative")
         if not 1 <= self.signed_url_max_expiry <= 7 * 24 * 3600:

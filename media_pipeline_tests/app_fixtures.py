@@ -44,6 +44,15 @@ def pdf_bytes(pages: int = 2) -> bytes:
 
 SCRIPT_SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
               b'<script>alert(1)</script></svg>')
+# A parameter entity that declares an entity holding a <script> element.
+ENTITY_SCRIPT_SVG = (
+    b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY % a "<!ENTITY s \'&#60;script&#62;'
+    b'alert(document.domain)&#60;/script&#62;\'>"> %a;]>'
+    b'<svg xmlns="http://www.w3.org/2000/svg">&s;</svg>')
+SPLIT_JAVASCRIPT_SVG = (
+    b'<!DOCTYPE svg [<!ENTITY j "java"><!ENTITY s "script">]>'
+    b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'
+    b'<a xlink:href="&j;&s;:alert(1)"><rect width="9" height="9"/></a></svg>')
 CLEAN_SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="20">'
              b'<rect width="10" height="20" fill="red"/></svg>')
 

@@ -114,6 +114,12 @@ ACTIONS: dict[str, tuple[Action, set[str], str | None]] = {
                               VIEWER_UP, None),
     "tags of private file": (lambda w, u, n: w.lib.tags(w.files["private"].media_id, u),
                              ADMIN_UP, None),
+    "get_references of internal file": (
+        lambda w, u, n: w.lib.get_references(w.files["internal"].media_id, u),
+        VIEWER_UP, None),
+    "get_references of private file": (
+        lambda w, u, n: w.lib.get_references(w.files["private"].media_id, u),
+        ADMIN_UP, None),
     "add_tag": (lambda w, u, n: w.lib.add_tag(w.files["internal"].media_id, f"t{n}", u),
                 EDITOR_UP, "tag.add"),
     "add_tag on private file": (

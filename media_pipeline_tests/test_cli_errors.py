@@ -106,7 +106,7 @@ def test_reference_and_lifecycle_commands(env: dict[str, str], settings: Setting
     seed_bucket(s3_client, settings.bucket, generate_corpus()[:3])
     assert run_assets(resources=dagster_resources(settings)).success
     runner = CliRunner()
-    for args in (["refs", "show", MEDIA_ID], ["delete", MEDIA_ID, "--user", "ops"],
+    for args in (["refs", "show", MEDIA_ID, "--user", "ops"], ["delete", MEDIA_ID, "--user", "ops"],
                  ["restore", MEDIA_ID, "--user", "ops"],
                  ["refs", "add", MEDIA_ID, "webpage", "1", "--user", "ops"]):
         assert MEDIA_ID in one_line_error(runner.invoke(cli, args, env=env)), args

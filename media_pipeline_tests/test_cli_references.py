@@ -49,19 +49,29 @@ def test_refs_delete_restore(env: dict[str, str], files: dict[str, str]) -> None
     a = files["blog/a.txt"]
     assert run(env, "refs", "add", a, "webpage", "123", "--user", EDITOR).exit_code == 0
     assert run(env, "refs", "add", a, "blog_post", "7", "--user", EDITOR).exit_code == 0
-    shown = run(env, "refs", "show", a, "--json")
+    shown = run(env, "refs", "show", a, "--user", ADMIN, "--json")
     assert shown.exit_code == 0
     assert json.loads(shown.output) == {"media_id": a, "reference_count": 2, "referenced_in": {
         "blog_post": ["7"], "webpage": ["123"]}}
 
+    # A discovered file is private to the admins: the editor may delete by role, but learns
+    # only how often it is used, not where.
     refused = run(env, "delete", a, "--user", EDITOR)
     assert refused.exit_code == 1
-    assert "refused" in refused.output and "webpage 123" in refused.output
+    assert "refused" in refused.output and "referenced by 2" in refused.output
+    assert "webpage" not in refused.output and "123" not in refused.output
+    hidden = run(env, "refs", "show", a, "--user", EDITOR)
+    assert hidden.exit_code == 1 and "private" in hidden.output and "123" not in hidden.output
+    assert run(env, "refs", "show", a).exit_code == 2  # --user is required
+    refused = run(env, "delete", a, "--user", ADMIN)
+    assert refused.exit_code == 1 and "webpage 123" in refused.output
     not_admin = run(env, "delete", a, "--user", EDITOR, "--force")
     assert not_admin.exit_code == 1 and "needs admin" in not_admin.output
 
     assert run(env, "refs", "remove", a, "webpage", "123", "--user", EDITOR).exit_code == 0
     missing = run(env, "refs", "remove", a, "webpage", "123", "--user", EDITOR)
+    assert missing.exit_code == 1 and "blog_post" not in missing.output
+    missing = run(env, "refs", "remove", a, "webpage", "123", "--user", ADMIN)
     assert missing.exit_code == 1 and "still referenced: blog_post 7" in missing.output
 
     forced = run(env, "delete", a, "--user", ADMIN, "--force", "--json")
@@ -73,7 +83,7 @@ def test_refs_delete_restore(env: dict[str, str], files: dict[str, str]) -> None
 
 def test_unknown_ids_and_bad_input_are_one_line_errors(env: dict[str, str],
                                                        files: dict[str, str]) -> None:
-    for args in (["delete", "nope", "--user", ADMIN], ["refs", "show", "nope"],
+    for args in (["delete", "nope", "--user", ADMIN], ["refs", "show", "nope", "--user", ADMIN],
                  ["refs", "add", files["blog/a.txt"], "webpage", " ", "--user", ADMIN]):
         result = run(env, *args)
         assert result.exit_code == 1

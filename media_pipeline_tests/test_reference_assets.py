@@ -140,7 +140,7 @@ def test_library_lifecycle_calls_raise_the_library_errors(setup: Settings, s3_cl
     lib = MediaLibrary(setup, s3_client)
     unknown = "00000000-0000-4000-8000-000000000000"
     for call in (lambda: lib.delete(unknown, ADMIN), lambda: lib.restore(unknown, ADMIN),
-                 lambda: lib.get_references(unknown),
+                 lambda: lib.get_references(unknown, ADMIN),
                  lambda: lib.add_reference(unknown, "webpage", "1", ADMIN)):
         with pytest.raises(UnknownMedia, match=unknown):
             call()

@@ -45,8 +45,8 @@ def test_scan_and_api_references_side_by_side(admin_settings: Settings,
         assert add_reference(catalog, s, a, "webpage", "123", ADMIN)  # also scanned: one ref
         assert add_reference(catalog, s, a, "newsletter", "9", ADMIN)
         assert not add_reference(catalog, s, a, "newsletter", "9", ADMIN)  # idempotent
-        assert references(catalog, a) == {"blog_post": ["789"], "newsletter": ["9"],
-                                          "webpage": ["123", "456"]}
+        assert references(catalog, s, a, ADMIN) == {"blog_post": ["789"], "newsletter": ["9"],
+                                                    "webpage": ["123", "456"]}
         origins = {(r["content_id"], r["origin"]) for r in catalog.reference_rows(a)}
         assert ("123", "scan") in origins and ("123", "api") in origins
         assert catalog.reference_count_mismatches() == []
@@ -61,7 +61,7 @@ def test_scan_and_api_references_side_by_side(admin_settings: Settings,
     with Catalog.open(s.catalog_path) as catalog:
         assert remove_reference(catalog, s, a, "webpage", "123", ADMIN)
         assert not remove_reference(catalog, s, a, "webpage", "123", ADMIN)
-        assert references(catalog, a)["webpage"] == ["123", "456"]
+        assert references(catalog, s, a, ADMIN)["webpage"] == ["123", "456"]
         assert catalog.reference_count_mismatches() == []
     assert row(s, a)["reference_count"] == 4  # the scan still finds webpage 123
 

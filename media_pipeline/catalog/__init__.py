@@ -9,6 +9,7 @@ from media_pipeline.catalog.catalog import (
     ObjectsApplied,
     open_reader,
     publish_snapshot,
+    reader_path,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "ObjectsApplied",
     "open_reader",
     "publish_snapshot",
+    "reader_path",
 ]

@@ -59,6 +59,12 @@ class ApplicationSQL:
         return dict(zip(("namespace", "default_visibility", "created_by", "created_at"), row,
                         strict=True))
 
+    def namespace_has_objects(self, namespace: str) -> bool:
+        """True when the catalog knows any file under the namespace, in any status."""
+        row = self.con.execute("SELECT 1 FROM media_files WHERE namespace = ? LIMIT 1",
+                               [namespace]).fetchone()
+        return row is not None
+
     def insert_namespace(self, namespace: str, default_visibility: str, creator: str) -> None:
         """The namespace with its creator as its first admin."""
         now = _now()
@@ -119,11 +125,15 @@ class ApplicationSQL:
         row = self.con.execute(f"{_MEDIA_SELECT} WHERE media_id = ?", [media_id]).fetchone()
         return _media_dict(row) if row else None
 
-    def active_by_hash(self, namespace: str, file_hash: str) -> dict[str, Any] | None:
-        """An active file of ``namespace`` with this content (the oldest), for upload dedup."""
+    def active_by_hash(self, namespace: str, file_hash: str, user: str,
+                       admin: bool) -> dict[str, Any] | None:
+        """An active file of ``namespace`` with this content (the oldest) that ``user`` may
+        see (an admin: any; a member: public, internal or their own), for upload dedup."""
         row = self.con.execute(
-            f"{_MEDIA_SELECT} WHERE namespace = ? AND file_hash = ? AND status = 'active' "
-            "ORDER BY first_seen, key LIMIT 1", [namespace, file_hash]).fetchone()
+            f"{_MEDIA_SELECT} WHERE namespace = $ns AND file_hash = $hash AND status = 'active' "
+            "AND ($admin OR visibility IN ('public', 'internal') OR owner = $user) "
+            "ORDER BY first_seen, key LIMIT 1",
+            {"ns": namespace, "hash": file_hash, "user": user, "admin": admin}).fetchone()
         return _media_dict(row) if row else None
 
     def register_upload(self, row: dict[str, Any]) -> None:

@@ -505,7 +505,8 @@ class Catalog(ReferenceSQL, ApplicationSQL):
         object pending, to be retried.
         """
         if not fragments:
-            return {"applied": 0, "active": 0, "quarantined": 0, "missing": 0, "errors": 0}
+            return {"applied": 0, "active": 0, "quarantined": 0, "missing": 0, "errors": 0,
+                    "public_closed": 0}
         now = _now()
         con = self.con
         files = [str(p) for p in fragments]
@@ -526,6 +527,9 @@ class Catalog(ReferenceSQL, ApplicationSQL):
                     phash = f.phash, width = f.width, height = f.height,
                     page_count = f.page_count, metadata = f.metadata::JSON,
                     quarantine_reason = f.quarantine_reason,
+                    -- quarantined files are private from then on (also if released later)
+                    visibility = CASE WHEN f.status = 'quarantined' THEN 'private'
+                                      ELSE m.visibility END,
                     fingerprinted_etag = f.etag, fingerprinted_at = ?,
                     -- new content: the AI findings were about the old one
                     ai_analyzed_at = CASE WHEN m.file_hash IS DISTINCT FROM f.file_hash
@@ -536,6 +540,24 @@ class Catalog(ReferenceSQL, ApplicationSQL):
                 """,
                 [now],
             )
+            con.execute(
+                """
+                INSERT INTO audit_log
+                SELECT ?, 'system', 'quarantine', f.media_id,
+                       json_object('reason', f.quarantine_reason, 'key', m.key,
+                                   'public_access',
+                                   json_extract_string(f.metadata::JSON, '$.public_access')),
+                       NULL
+                FROM fp f JOIN media_files m USING (media_id)
+                WHERE f.status = 'quarantined' AND m.status = 'quarantined'
+                  AND m.fingerprinted_at = ?
+                """,
+                [now, now],
+            )
+            public_closed = con.execute(
+                "SELECT count(*) FROM fp WHERE status = 'quarantined' AND "
+                "json_extract_string(metadata::JSON, '$.public_access') = 'closed'"
+            ).fetchone()
             con.execute(
                 """
                 DELETE FROM media_tags WHERE source = 'ai' AND media_id IN (
@@ -569,6 +591,7 @@ class Catalog(ReferenceSQL, ApplicationSQL):
             "quarantined": int(counts.get("quarantined", 0)),
             "missing": int(counts.get("missing", 0)),
             "errors": int(counts.get("error", 0)),
+            "public_closed": int(public_closed[0]) if public_closed else 0,
         }
 
     # -- duplicates --------------------------------------------------------------------------
@@ -688,6 +711,23 @@ class Catalog(ReferenceSQL, ApplicationSQL):
             """
         ).fetchall()
         return [(str(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    def exposure_candidates(self, size: int, max_quarantined: int = 10_000
+                            ) -> list[tuple[str, str, str]]:
+        """(bucket, key, status) of objects that must not be public: every present quarantined
+        one (up to ``max_quarantined``) and a random sample of the other non-public ones."""
+        size = int(size)  # DuckDB takes only a literal in SAMPLE
+        rows = self.con.execute(
+            f"""
+            (SELECT bucket, key, status FROM media_files
+             WHERE status = 'quarantined' ORDER BY key LIMIT {int(max_quarantined)})
+            UNION ALL
+            (SELECT bucket, key, status FROM media_files
+             WHERE {PRESENT} AND status <> 'quarantined' AND visibility <> 'public'
+             USING SAMPLE reservoir({size} ROWS))
+            """
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def totals(self) -> dict[str, Any]:
         row = self.con.execute(
@@ -979,8 +1019,15 @@ def publish_snapshot(catalog_path: Path, snapshot_path: Path) -> None:
 
 def open_reader(snapshot_path: Path, catalog_path: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection for analysts: the published snapshot, never the live file."""
+    return _connect_with_retry(reader_path(snapshot_path, catalog_path), read_only=True,
+                               timeout=30)
+
+
+def reader_path(snapshot_path: Path, catalog_path: Path) -> Path:
+    """The published snapshot analysts read; a CatalogError says what to run when there is
+    none yet."""
     if snapshot_path.exists():
-        return _connect_with_retry(snapshot_path, read_only=True, timeout=30)
+        return snapshot_path
     if catalog_path.exists():
         raise CatalogError(
             f"no published snapshot at {snapshot_path} yet; it appears after the first commit"

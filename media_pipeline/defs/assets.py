@@ -82,6 +82,7 @@ def fingerprints(
             "bytes_read": stats.bytes_read,
             "active": stats.active,
             "quarantined": stats.quarantined,
+            "public_closed": stats.public_closed,
             "missing": stats.missing,
             "errors": stats.errors,
             "s3_retries": stats.s3_retries,

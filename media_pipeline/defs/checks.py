@@ -52,4 +52,21 @@ def file_accessibility(s3: MediaS3Resource, catalog: CatalogResource) -> dg.Asse
     )
 
 
-OBJECT_CATALOG_CHECKS = [storage_usage, file_accessibility]
+@dg.asset_check(
+    asset=fingerprints,
+    description="Quarantined and non-public objects must not be readable by anyone: an object "
+                "public in S3 but not in the catalog fails it.",
+)
+def public_exposure(s3: MediaS3Resource, catalog: CatalogResource) -> dg.AssetCheckResult:
+    report = health.check_public_exposure(catalog.settings(s3), s3.get_client())
+    shown = report.exposed[:MAX_KEYS_SHOWN]
+    return dg.AssetCheckResult(
+        passed=report.ok,
+        metadata={"checked": report.checked, "exposed": len(report.exposed),
+                  "errors": len(report.errors), "exposed_keys": dg.MetadataValue.json(shown)},
+        description=None if report.ok else
+        f"{len(report.exposed)} public in S3 but not in the catalog: " + ", ".join(shown[:10]),
+    )
+
+
+OBJECT_CATALOG_CHECKS = [storage_usage, file_accessibility, public_exposure]

@@ -81,6 +81,7 @@ def ingest_keys_op(
         "reappeared": result.reappeared, "unchanged": result.unchanged, "gone": result.gone,
         "missing": result.missing, "fingerprinted": result.fingerprinted,
         "active": result.active, "quarantined": result.quarantined,
+        "public_closed": result.public_closed,
         "fingerprint_errors": result.fingerprint_errors, "head_errors": len(result.head_errors),
         "bytes_read": result.bytes_read, "s3_retries": result.s3_retries,
     }

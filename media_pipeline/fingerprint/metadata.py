@@ -11,16 +11,25 @@ import contextlib
 import logging
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from PIL import ExifTags, Image
 from pypdf import PdfReader
 from pypdf.errors import FileNotDecryptedError
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
 
 from media_pipeline.fingerprint.phash import perceptual_hash
 from media_pipeline.fingerprint.sniff import PDF_MIME, RASTER_MIME_TYPES, SVG_MIME
+from media_pipeline.fingerprint.structure import (
+    classify_trailer,
+    gif_frames,
+    jpeg_end,
+    png_end,
+    webp_end,
+)
 from media_pipeline.fingerprint.validate import SVG_SCAN_LIMIT, decode_text
+from media_pipeline.settings import Settings
 
 # pypdf logs recoverable damage ("EOF marker not found") as warnings; what matters reaches us as
 # an exception and becomes a quarantine reason, so keep its chatter out of run logs.
@@ -49,7 +58,33 @@ class ContentInfo:
     pixels: int | None = None  # from the header, for the decompression-bomb rule
     decode_error: str | None = None
     svg: bytes | None = None  # the SVG's bytes (bounded) for the script rule
+    frames: int | None = None  # counted from the container, up to the limit + 1
+    decode_bytes: int | None = None  # memory the pixels need once decoded
+    trailing: str | None = None  # what follows the image, when it is active (text/html...)
+    pdf_active: str | None = None  # JavaScript, launch actions, XFA
     metadata: dict[str, MetadataValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InspectLimits:
+    """How far inspecting one file may go; beyond these, nothing more is decoded."""
+
+    max_pixels: int = 50_000_000
+    max_frames: int = 1000
+    max_decode_bytes: int = 256 * 1024 * 1024
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> InspectLimits:
+        return cls(max_pixels=settings.max_image_pixels, max_frames=settings.max_frames,
+                   max_decode_bytes=settings.max_decode_bytes)
+
+
+def bytes_per_pixel(mode: str) -> int:
+    """What Pillow stores per pixel: one byte for 1/L/P, two for 16-bit, four for the rest
+    (RGB, LA and other multi-band modes are kept as 32-bit pixels)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    return 2 if mode.startswith("I;16") else 4
 
 
 def allow_pillow_pixels(max_pixels: int) -> None:
@@ -100,27 +135,66 @@ def _exif_fields(image: Image.Image) -> dict[str, MetadataValue]:
     return out
 
 
-def inspect_image(fp: IO[bytes], *, max_pixels: int) -> ContentInfo:
-    """Header facts first; the pixels are decoded only when the header is within ``max_pixels``.
+def _structure(fp: IO[bytes], limits: InspectLimits, info: ContentInfo) -> None:
+    """Frames and trailing data from the container itself, before any decoding."""
+    fp.seek(0)
+    magic_bytes = fp.read(12)
+    end: int | None = None
+    if magic_bytes.startswith(b"GIF8"):
+        info.frames, end = gif_frames(fp, limits.max_frames)
+    elif magic_bytes.startswith(b"\x89PNG"):
+        end, apng = png_end(fp)
+        info.frames = max(apng, 1)
+    elif magic_bytes.startswith(b"\xff\xd8"):
+        end = jpeg_end(fp)
+    elif magic_bytes[:4] == b"RIFF" and magic_bytes[8:12] == b"WEBP":
+        end, animated = webp_end(fp)
+        info.frames = max(animated, 1)
+    if info.frames is None or info.frames <= limits.max_frames:
+        info.trailing = classify_trailer(fp, end)
+    fp.seek(0)
+
+
+def inspect_image(fp: IO[bytes], *, max_pixels: int | None = None,
+                  limits: InspectLimits | None = None) -> ContentInfo:
+    """Structure first (frames counted and trailing data classified without decoding), then
+    header facts; the pixels are decoded only within the limits on pixels, frames and the
+    bytes the decode needs.
 
     The pHash is taken from the stored pixels of the first frame (EXIF orientation not applied).
     """
+    limits = limits or InspectLimits()
+    if max_pixels is not None:
+        limits = replace(limits, max_pixels=max_pixels)
     info = ContentInfo()
+    try:
+        _structure(fp, limits, info)
+    except OSError as exc:
+        info.decode_error = _error_text(exc)
+        return info
     try:
         with Image.open(fp) as image:
             info.width, info.height = image.size
             info.pixels = info.width * info.height
             info.metadata.update(format=str(image.format), mode=image.mode)
-            if info.pixels > max_pixels:
+            if info.pixels > limits.max_pixels:
                 return info  # a bomb: never decode it
             try:
-                frames = int(getattr(image, "n_frames", 1))
-                info.metadata.update(frames=frames, animated=frames > 1)
+                if info.frames is None:  # formats without a walker: Pillow counts
+                    info.frames = int(getattr(image, "n_frames", 1))
+                info.metadata.update(frames=min(info.frames, limits.max_frames + 1),
+                                     animated=info.frames > 1)
+                if info.frames > limits.max_frames:
+                    return info  # too many frames: nothing is decoded
                 info.metadata.update(_exif_fields(image))
                 image.draft("L", _DRAFT_SIZE)
-                # JPEGs shrink in draft(); other formats decode at full size (~4 bytes a
-                # pixel), so big ones take turns instead of all workers decoding at once.
-                big = info.pixels * 4 > _BIG_DECODE_BYTES and image.format != "JPEG"
+                width, height = image.size  # after draft: JPEGs decode at a reduced scale
+                info.decode_bytes = width * height * bytes_per_pixel(image.mode)
+                if info.decode_bytes > limits.max_decode_bytes:
+                    return info
+                # JPEGs shrink in draft(); other formats decode at full size, so big ones take
+                # turns instead of all workers decoding at once.
+                big = info.decode_bytes > _BIG_DECODE_BYTES and image.format != "JPEG"
                 with _BIG_DECODES if big else contextlib.nullcontext():
                     image.load()
                     info.phash = perceptual_hash(image)
@@ -129,7 +203,7 @@ def inspect_image(fp: IO[bytes], *, max_pixels: int) -> ContentInfo:
     except Image.DecompressionBombError as exc:
         # Only when Pillow's backstop fires before our header check; its message has the count.
         match = _BOMB_PIXELS.search(str(exc))
-        info.pixels = int(match.group(1)) if match else max_pixels + 1
+        info.pixels = int(match.group(1)) if match else limits.max_pixels + 1
     except Exception as exc:  # UnidentifiedImageError and header parse errors
         info.decode_error = _error_text(exc)
     return info
@@ -150,7 +224,9 @@ def inspect_pdf(fp: IO[bytes]) -> ContentInfo:
         try:
             info.page_count = len(reader.pages)
         except FileNotDecryptedError:
+            info.pdf_active = "encrypted PDF cannot be checked for JavaScript"
             return info
+        info.pdf_active = pdf_active_content(reader)
         try:
             title = _clean_text(reader.metadata.title if reader.metadata else None)
         except Exception:
@@ -187,12 +263,56 @@ def inspect_svg(fp: IO[bytes]) -> ContentInfo:
     return info
 
 
-def inspect_content(fp: IO[bytes], mime: str, *, max_pixels: int) -> ContentInfo:
+def pdf_active_content(reader: PdfReader, max_objects: int = 200_000) -> str | None:
+    """The first active thing in a PDF: a JavaScript or launch action, JavaScript anywhere
+    (``/JS``, the document's ``/JavaScript`` name tree) or an XFA form; None when there is none.
+
+    Every object is visited once, whether reachable from the trailer or only listed in the
+    cross-reference table; names are compared decoded (``/J#61vaScript`` is ``/JavaScript``).
+    """
+    seen: set[tuple[int, int]] = set()
+    stack: list[Any] = [reader.trailer]
+    stack += [IndirectObject(num, gen, reader) for gen, numbers in reader.xref.items()
+              for num in numbers]
+    stack += [IndirectObject(num, 0, reader) for num in reader.xref_objStm]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, IndirectObject):
+            ref = (obj.idnum, obj.generation)
+            if ref in seen:
+                continue
+            seen.add(ref)
+            if len(seen) > max_objects:
+                return f"PDF has over {max_objects} objects to check for JavaScript"
+            try:
+                obj = obj.get_object()
+            except FileNotDecryptedError:
+                raise
+            except Exception:
+                continue  # a broken object: nothing a viewer could run either
+        if isinstance(obj, DictionaryObject):  # stream dictionaries included
+            action = obj.get("/S")
+            if action in ("/JavaScript", "/Launch"):
+                return f"PDF has a {str(action)[1:]} action"
+            if "/JS" in obj:
+                return "PDF has JavaScript"
+            if "/JavaScript" in obj and not isinstance(obj.get("/JavaScript"), NameObject):
+                return "PDF has document JavaScript"
+            if "/XFA" in obj:
+                return "PDF has an XFA form"
+            stack.extend(v for k, v in obj.items() if k not in ("/Parent", "/P"))
+        elif isinstance(obj, ArrayObject):
+            stack.extend(obj)
+    return None
+
+
+def inspect_content(fp: IO[bytes], mime: str, *, max_pixels: int | None = None,
+                    limits: InspectLimits | None = None) -> ContentInfo:
     """Dispatch on the sniffed type; types without metadata give an empty ContentInfo."""
     if mime == SVG_MIME:
         return inspect_svg(fp)
     if mime == PDF_MIME:
         return inspect_pdf(fp)
     if mime in RASTER_MIME_TYPES:
-        return inspect_image(fp, max_pixels=max_pixels)
+        return inspect_image(fp, max_pixels=max_pixels, limits=limits)
     return ContentInfo()

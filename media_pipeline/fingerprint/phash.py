@@ -37,8 +37,10 @@ def _grayscale(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("L")
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        # Wide-range modes: scale to 0..255 instead of letting convert() clip.
-        arr = np.asarray(image, dtype=np.float64)
+        # Wide-range modes: scale to 0..255 instead of letting convert() clip. Shrunk in the
+        # native mode first, so no full-size float copy is made (8 bytes a pixel).
+        arr = np.asarray(image.resize((_SIDE, _SIDE), Image.Resampling.LANCZOS),
+                         dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
         scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
         return Image.fromarray(scaled.astype(np.uint8), mode="L")

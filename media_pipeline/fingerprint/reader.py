@@ -17,6 +17,7 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -30,12 +31,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 
-from media_pipeline.fingerprint.metadata import ContentInfo, allow_pillow_pixels, inspect_content
+from media_pipeline.fingerprint.metadata import (
+    ContentInfo,
+    InspectLimits,
+    allow_pillow_pixels,
+    inspect_content,
+)
 from media_pipeline.fingerprint.sniff import SNIFF_BYTES, needs_content, sniff_mime
 from media_pipeline.fingerprint.validate import validate
 from media_pipeline.records import FINGERPRINT_COLUMNS, FingerprintResult, PendingObject
 from media_pipeline.settings import Settings
-from media_pipeline.storage.s3 import RetryCounter, is_not_found
+from media_pipeline.storage.s3 import RetryCounter, close_public_access, is_not_found
+
+log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1024 * 1024
 BODY_READ_ATTEMPTS = 3
@@ -169,7 +177,7 @@ def _fingerprint(
         info = ContentInfo()
         if spool is not None:
             spool.seek(0)
-            info = inspect_content(spool, mime, max_pixels=settings.max_image_pixels)
+            info = inspect_content(spool, mime, limits=InspectLimits.from_settings(settings))
 
     result.width, result.height = info.width, info.height
     result.page_count, result.phash = info.page_count, info.phash
@@ -182,9 +190,21 @@ def _fingerprint(
         pixels=info.pixels,
         decode_error=info.decode_error,
         svg=info.svg,
+        frames=info.frames,
+        decode_bytes=info.decode_bytes,
+        trailing=info.trailing,
+        pdf_active=info.pdf_active,
     )
     result.status = "quarantined" if reason else "active"
     result.quarantine_reason = reason
+    if reason:
+        # A quarantined file is not served: not by a public ACL someone left on the object
+        # either. Done here, before the result is committed, so a crash errs towards closed.
+        closed = close_public_access(client, obj.bucket, obj.key, response.get("VersionId"))
+        result.metadata["public_access"] = closed
+        if closed not in ("closed", "not public"):
+            log.warning("quarantined s3://%s/%s may still be public: %s", obj.bucket, obj.key,
+                        closed)
 
 
 def fingerprint_objects(

@@ -9,11 +9,15 @@ most basic thing wrong with the file (an empty file is "empty", not "corrupt").
 from __future__ import annotations
 
 import codecs
-import html
+import io
 import mimetypes
 import re
 from collections.abc import Collection
 from pathlib import PurePosixPath
+from typing import Any
+
+from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
+from defusedxml import ElementTree as DET
 
 from media_pipeline.settings import Settings
 
@@ -139,6 +143,33 @@ def check_pixels(pixels: int | None, max_pixels: int) -> str | None:
     return None
 
 
+def check_frames(frames: int | None, max_frames: int) -> str | None:
+    """Animations whose frames would all be decoded by every viewer and thumbnailer."""
+    if frames is not None and frames > max_frames:
+        return f"animation has over {max_frames} frames (limit {max_frames})"
+    return None
+
+
+def check_decode_bytes(decode_bytes: int | None, max_decode_bytes: int) -> str | None:
+    """Decompression bombs by memory: wide pixel modes (16-bit, RGBA) cost more per pixel."""
+    if decode_bytes is not None and decode_bytes > max_decode_bytes:
+        return (f"image needs {_format_bytes(decode_bytes)} to decode "
+                f"(limit {_format_bytes(max_decode_bytes)})")
+    return None
+
+
+def check_trailing(content_type: str | None, trailing: str | None) -> str | None:
+    """Polyglots: an image followed by something a browser, a shell or unzip would act on."""
+    if trailing is None:
+        return None
+    return f"{content_type or 'image'} has trailing data after the image: {trailing}"
+
+
+def check_pdf_active(pdf_active: str | None, allowed: bool) -> str | None:
+    """JavaScript, launch actions and XFA forms, unless MEDIA_PIPELINE_ALLOW_PDF_SCRIPTS."""
+    return None if allowed else pdf_active
+
+
 def check_decodes(content_type: str | None, decode_error: str | None) -> str | None:
     if decode_error is None:
         return None
@@ -146,38 +177,109 @@ def check_decodes(content_type: str | None, decode_error: str | None) -> str | N
     return f"corrupt {what}: {decode_error[:200]}"
 
 
-_SCRIPT = re.compile(r"<\s*(?:[\w.-]+:)?script\b")
-_FOREIGN = re.compile(r"<\s*(?:[\w.-]+:)?foreignobject\b")
-# An attribute named on...= (after whitespace, a quote or a slash, as attributes can follow).
-_HANDLER = re.compile(r"(?:^|[\s\"'/])(on[a-z]+)\s*=")
-# <set attributeName="onclick" to="..."> creates a handler without writing one literally.
-_ANIMATED_HANDLER = re.compile(r"attributename\s*=\s*[\"']?\s*(on[a-z]+)")
+_XHTML_NS = "http://www.w3.org/1999/xhtml"
+_HTML_ELEMENTS = frozenset({"iframe", "embed", "object", "frame", "frameset", "applet"})
+_ACTIVE_ELEMENTS = {"script": "<script>", "foreignobject": "<foreignObject>",
+                    "handler": "<handler>", "listener": "<listener>"}
+_URL_ATTRIBUTES = frozenset({"href", "src", "action", "formaction"})
+_ANIMATIONS = frozenset({"set", "animate", "animatemotion", "animatetransform", "animatecolor"})
+_ANIMATED_VALUES = ("to", "from", "values", "by")
+_ACTIVE_SCHEMES = ("javascript:", "vbscript:", "data:")
 _CONTROL_AND_SPACE = re.compile(r"[\x00-\x20\x7f]+")
+# In CSS: imports, url() to anything but a fragment, script URLs, IE expressions.
+_CSS_URL = re.compile(r"url\(\s*(?!['\"]?#)", re.IGNORECASE)
+_CSS_ACTIVE = re.compile(r"@import|javascript:|expression\(", re.IGNORECASE)
+
+
+def _local(name: str) -> str:
+    """``{namespace}local`` or ``prefix:local`` → ``local``, lower-cased."""
+    return name.rsplit("}", 1)[-1].rsplit(":", 1)[-1].lower()
+
+
+def _url_reason(value: str) -> str | None:
+    """Browsers ignore control characters and whitespace inside a scheme: drop them first."""
+    compact = _CONTROL_AND_SPACE.sub("", value).lower()
+    for scheme in _ACTIVE_SCHEMES:
+        if compact.startswith(scheme):
+            return f"SVG contains {scheme} URL"
+    return None
+
+
+def _css_reason(text: str) -> str | None:
+    if _CSS_ACTIVE.search(text):
+        return "SVG has active content in CSS"
+    if _CSS_URL.search(text):
+        return "SVG references an external resource in CSS"
+    return None
+
+
+def _element_reason(element: Any) -> str | None:
+    tag = str(element.tag)
+    name = _local(tag)
+    if name in _ACTIVE_ELEMENTS:
+        return f"SVG contains {_ACTIVE_ELEMENTS[name]}"
+    if tag.startswith("{" + _XHTML_NS + "}") or name in _HTML_ELEMENTS:
+        return f"SVG contains HTML element <{name}>"
+    attributes = {_local(k): str(v) for k, v in element.attrib.items()}
+    for attr in attributes:
+        if attr.startswith("on"):
+            return f"SVG contains event handler {attr}="
+    if name in _ANIMATIONS:
+        target = _local(attributes.get("attributename", "").strip())
+        if target.startswith("on"):
+            return f"SVG contains event handler {target}="
+        if target in _URL_ATTRIBUTES:
+            for value_name in _ANIMATED_VALUES:
+                for value in attributes.get(value_name, "").split(";"):
+                    if reason := _url_reason(value):
+                        return reason
+    for attr in _URL_ATTRIBUTES & attributes.keys():
+        value = attributes[attr]
+        if reason := _url_reason(value):
+            return reason
+        # A link the user follows is fine; anything the image loads by itself is not.
+        if name != "a" and not value.strip().startswith("#"):
+            return "SVG references an external resource"
+    if "style" in attributes:
+        return _css_reason(attributes["style"])
+    return None
 
 
 def check_svg(data: bytes) -> str | None:
-    """Active content in an SVG: scripts, event handlers, javascript: URLs, foreignObject.
+    """Active content in an SVG, judged on the tree a hardened XML parser (defusedxml) builds.
 
-    Matching is on text with character references decoded (``&#60;script``, ``&#x6A;avascript:``)
-    and case folded; for URLs, whitespace and control characters are removed first because browsers
-    ignore them inside a scheme (``java&#9;script:``). No XML parser is used, so entity expansion
-    and external entities cannot be triggered. It errs towards quarantine: a ``<script`` inside a
-    comment is reported too.
+    A DOCTYPE or entity declaration is refused outright (entities can assemble anything: a
+    ``<script>`` or a ``javascript:`` URL out of harmless pieces), and so is whatever does not
+    parse. Then: script, handler and foreignObject elements, HTML elements, ``on*`` attributes
+    (also set through animations), ``javascript:``/``vbscript:``/``data:`` URLs, resources the
+    image would load from elsewhere (``href``/``src`` other than ``#fragment``, except links),
+    active or external CSS and ``xml-stylesheet`` instructions. Names are compared by local
+    name, in any namespace and case.
     """
     if len(data) > SVG_SCAN_LIMIT:
         return f"SVG over {_format_bytes(SVG_SCAN_LIMIT)} cannot be inspected"
-    text = html.unescape(decode_text(data)).lower()
-    if _SCRIPT.search(text):
-        return "SVG contains <script>"
-    if _FOREIGN.search(text):
-        return "SVG contains <foreignObject>"
-    handler = _HANDLER.search(text) or _ANIMATED_HANDLER.search(text)
-    if handler:
-        return f"SVG contains event handler {handler.group(1)}="
-    compact = _CONTROL_AND_SPACE.sub("", text)
-    for scheme in ("javascript:", "vbscript:"):
-        if scheme in compact:
-            return f"SVG contains {scheme} URL"
+    try:
+        for event, element in DET.iterparse(
+                io.BytesIO(data), events=("start", "end", "pi"), forbid_dtd=True,
+                forbid_entities=True, forbid_external=True):
+            if event == "pi":
+                if str(element.text or "").lower().startswith("xml-stylesheet"):
+                    return "SVG references a stylesheet"
+            elif event == "start":
+                if reason := _element_reason(element):
+                    return reason
+            elif _local(str(element.tag)) == "style" and (
+                    reason := _css_reason("".join(element.itertext()))):
+                return reason
+    except DTDForbidden:
+        return "SVG has a DOCTYPE (DTDs and entities are refused)"
+    except EntitiesForbidden:
+        return "SVG declares entities"
+    except ExternalReferenceForbidden:
+        return "SVG references external entities"
+    except Exception as exc:  # ParseError, bad encodings: whatever does not parse
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"SVG does not parse as XML: {first[:150]}"
     return None
 
 
@@ -190,11 +292,17 @@ def validate(
     pixels: int | None = None,
     decode_error: str | None = None,
     svg: bytes | None = None,
+    frames: int | None = None,
+    decode_bytes: int | None = None,
+    trailing: str | None = None,
+    pdf_active: str | None = None,
 ) -> str | None:
     """The first reason to quarantine the file, or None when it may be served.
 
-    ``pixels`` comes from the image header (never a decode), ``decode_error`` from the attempt to
-    decode an image or parse a PDF, ``svg`` is the SVG's bytes (at most ``SVG_SCAN_LIMIT`` + 1).
+    ``pixels`` comes from the image header (never a decode), ``frames`` and ``trailing`` from
+    the container's structure, ``decode_bytes`` from the header and pixel mode,
+    ``decode_error`` from the attempt to decode an image or parse a PDF, ``pdf_active`` from
+    the PDF's objects, ``svg`` is the SVG's bytes (at most ``SVG_SCAN_LIMIT`` + 1).
     """
     rules = (
         lambda: check_empty(size),
@@ -202,6 +310,10 @@ def validate(
         lambda: check_type(content_type, settings.allowed_mime_types),
         lambda: check_extension(key, content_type),
         lambda: check_pixels(pixels, settings.max_image_pixels),
+        lambda: check_frames(frames, settings.max_frames),
+        lambda: check_decode_bytes(decode_bytes, settings.max_decode_bytes),
+        lambda: check_trailing(content_type, trailing),
+        lambda: check_pdf_active(pdf_active, settings.allow_pdf_scripts),
         lambda: check_decodes(content_type, decode_error),
         lambda: check_svg(svg) if svg is not None else None,
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from media_pipeline.access import SYSTEM_USER, Role, require_role
+from media_pipeline.access import SYSTEM_USER, Role, may_see, require_role, require_see
 from media_pipeline.catalog.lifecycle_sql import aware, utc_now
 from media_pipeline.lifecycle.errors import LifecycleError, UnknownMedia
 from media_pipeline.settings import Settings
@@ -34,10 +34,12 @@ class DeleteOutcome:
     forced: bool = False
     already_deleted: bool = False
     references: dict[str, list[str]] = field(default_factory=dict)
+    # References the actor may not read (the file is not theirs to see): counted, not listed.
+    hidden_references: int = 0
 
     @property
     def reference_count(self) -> int:
-        return sum(len(ids) for ids in self.references.values())
+        return sum(len(ids) for ids in self.references.values()) + self.hidden_references
 
     def __bool__(self) -> bool:
         return self.deleted or self.already_deleted
@@ -63,10 +65,22 @@ def _content(content_type: str, content_id: str) -> tuple[str, str]:
     return content_type, content_id
 
 
-def references(catalog: Catalog, media_id: str) -> dict[str, list[str]]:
-    """Where the file is used, in the seed's shape ``{"webpage": ["123", "456"]}``."""
-    _state(catalog, media_id)
-    return catalog.references_of(media_id)
+def _may_see(catalog: Catalog, settings: Settings, media_id: str, user: str) -> bool:
+    row = catalog.media_row(media_id)
+    return row is not None and may_see(catalog, settings, row["namespace"], row["visibility"],
+                                       row["owner"], user)
+
+
+def references(catalog: Catalog, settings: Settings, media_id: str,
+               user: str) -> dict[str, list[str]]:
+    """Where the file is used, in the seed's shape ``{"webpage": ["123", "456"]}``; only for a
+    user who may see the file."""
+    state = _state(catalog, media_id)
+    row = catalog.media_row(state["media_id"])
+    assert row is not None
+    require_see(catalog, settings, state["media_id"], row["namespace"], row["visibility"],
+                row["owner"], user, "see where this file is used")
+    return catalog.references_of(state["media_id"])
 
 
 def add_reference(
@@ -115,6 +129,10 @@ def delete(
         raise UnknownMedia(media_id)
     if outcome == "purged":
         raise LifecycleError(f"media file {media_id} was purged already")
+    hidden = 0
+    if refs and not _may_see(catalog, settings, state["media_id"], user):
+        # Deleting is role-based, reading where a file is used is not: count only.
+        hidden, refs = sum(len(ids) for ids in refs.values()), {}
     return DeleteOutcome(
         media_id=state["media_id"],
         deleted=outcome == "deleted",
@@ -122,6 +140,7 @@ def delete(
         forced=outcome == "deleted" and bool(refs),
         already_deleted=outcome == "already",
         references=refs,
+        hidden_references=hidden,
     )
 
 

@@ -90,7 +90,8 @@ def scan_source(
         stats = scan_documents(source.documents(), extractor, out_dir, known_keys=known,
                                workers=workers, progress=on_progress)
     except Exception as exc:
-        error = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
+        error = source.redact(str(exc) if isinstance(exc, SourceError)
+                              else f"{type(exc).__name__}: {exc}")
         log.warning("content source %s failed, its old references are kept: %s",
                     source.name, error)
         with open_catalog(settings) as catalog:

@@ -31,7 +31,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from media_pipeline.settings import Settings
 from media_pipeline.storage.keys import UnsafeKey, make_key, safe_filename, validate_key
-from media_pipeline.storage.s3 import is_not_found, make_client
+from media_pipeline.storage.s3 import (
+    ACL_UNSUPPORTED_CODES,
+    grants_are_public,
+    is_not_found,
+    make_client,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +46,7 @@ MIN_PART_SIZE = 5 * 1024 * 1024  # S3's minimum for every part but the last
 PART_SIZE = 8 * 1024 * 1024
 MAX_PARTS = 10_000
 DOWNLOAD_CHUNK = 1024 * 1024
-ACL_UNSUPPORTED_CODES = frozenset(
-    {"AccessControlListNotSupported", "InvalidBucketAclWithObjectOwnership"})
 EXISTS_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
-PUBLIC_GRANTEES = frozenset({
-    "http://acs.amazonaws.com/groups/global/AllUsers",
-    "http://acs.amazonaws.com/groups/global/AuthenticatedUsers",
-})
 CONTENT_TYPE_PATTERN = re.compile(r"[A-Za-z0-9][\w.+-]*/[\w.+-]+(?:\s*;\s*[\w.+-]+=[\w.+\"-]+)*")
 METADATA_KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 SHA256_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
@@ -413,6 +412,15 @@ class S3MediaStorage:
             raise self._error(exc, "checking", key) from exc
         return True
 
+    def has_objects_under(self, namespace: str) -> bool:
+        """True when the bucket holds any object whose key starts with ``namespace/``."""
+        try:
+            response = self._client.list_objects_v2(Bucket=self.bucket, Prefix=f"{namespace}/",
+                                                    MaxKeys=1)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "listing", f"{namespace}/") from exc
+        return int(response.get("KeyCount", 0)) > 0
+
     def delete(self, key: str) -> None:
         """Delete the object (in a versioned bucket: add a delete marker). No error if absent."""
         try:
@@ -640,11 +648,7 @@ class S3MediaStorage:
             grants = self._client.get_object_acl(Bucket=self.bucket, Key=key).get("Grants", [])
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, "reading the ACL of", key) from exc
-        return any(
-            g.get("Grantee", {}).get("URI") in PUBLIC_GRANTEES
-            and g.get("Permission") in {"READ", "FULL_CONTROL"}
-            for g in grants
-        )
+        return grants_are_public(grants)
 
 
 def decode_policy(policy: str) -> dict[str, Any]:

@@ -17,11 +17,61 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from media_pipeline.settings import Settings
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchVersion"})
+PUBLIC_GRANTEES = frozenset({
+    "http://acs.amazonaws.com/groups/global/AllUsers",
+    "http://acs.amazonaws.com/groups/global/AuthenticatedUsers",
+})
+ACL_UNSUPPORTED_CODES = frozenset(
+    {"AccessControlListNotSupported", "InvalidBucketAclWithObjectOwnership"})
+ACLS_DISABLED = "bucket has ACLs disabled: access depends on the bucket policy"
+
+
+def grants_are_public(grants: list[dict[str, Any]]) -> bool:
+    """True when an ACL grants READ (or more) to everyone or to any AWS user."""
+    return any(g.get("Grantee", {}).get("URI") in PUBLIC_GRANTEES
+               and g.get("Permission") in {"READ", "FULL_CONTROL"} for g in grants)
+
+
+def bucket_acls_disabled(client: Any, bucket: str) -> bool | None:
+    """True when the bucket enforces owner (ACLs disabled), False when ACLs work, None when
+    we cannot tell (no permission, or a server without the API)."""
+    try:
+        rules = client.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "OwnershipControlsNotFoundError":
+            return False  # a bucket from before April 2023: ACLs on
+        return None
+    return any(r.get("ObjectOwnership") == "BucketOwnerEnforced" for r in rules)
+
+
+def close_public_access(client: Any, bucket: str, key: str,
+                        version_id: str | None = None) -> str:
+    """Make the object's ACL private if it grants public reads; never raises.
+
+    Returns ``"not public"``, ``"closed"``, ``ACLS_DISABLED`` (the object's ACL cannot be
+    changed there: only the bucket policy decides) or ``"failed: <code>"``. The ownership
+    controls are read first because some S3-compatible servers accept ACL writes on a bucket
+    with ACLs disabled and ignore them.
+    """
+    version = {"VersionId": version_id} if version_id else {}
+    try:
+        grants = client.get_object_acl(Bucket=bucket, Key=key, **version).get("Grants", [])
+        if not grants_are_public(grants):
+            return "not public"
+        if bucket_acls_disabled(client, bucket):
+            return ACLS_DISABLED
+        client.put_object_acl(Bucket=bucket, Key=key, ACL="private", **version)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code") or "ClientError")
+        return ACLS_DISABLED if code in ACL_UNSUPPORTED_CODES else f"failed: {code}"
+    except BotoCoreError as exc:
+        return f"failed: {type(exc).__name__}"
+    return "closed"
 
 
 class ObjectGone(Exception):

@@ -64,6 +64,11 @@ class ContentSource(ABC):
         """Strings that must never appear in an error message (passwords, tokens)."""
         return ()
 
+    def redact(self, text: str) -> str:
+        """``text`` with this source's secrets replaced by ``***``, before it is shown or
+        stored anywhere."""
+        return scrub(text, self._secrets())
+
     def documents(self, progress: Progress | None = None) -> Iterator[Document]:
         """Stream every document, calling ``progress(count)`` now and then and at the end.
 

@@ -21,6 +21,7 @@ import sqlalchemy
 import yaml
 from sqlalchemy.exc import ArgumentError
 
+from media_pipeline.redaction import UnsafeUrl, check_database_url, parse_database_url
 from media_pipeline.references.document import FORMATS
 from media_pipeline.references.sources.base import ContentSource
 from media_pipeline.references.sources.files import CONTENT_TYPE_FROM, DEFAULT_GLOBS, FilesSource
@@ -75,6 +76,9 @@ class _Fields:
     used: set[str] = field(default_factory=set)
     # A disabled source may name unset variables; its values are then not checked as URLs.
     unresolved: bool = False
+    # The mapping as written, before ${ENV} interpolation, and the environment used.
+    template: Mapping[str, Any] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.start = len(self.errors)
@@ -191,12 +195,12 @@ def _sql(f: _Fields, name: str, enabled: bool, base_dir: Path) -> SqlSource | No
                 f.error(only_table, "is only used with 'table'")
     if isinstance(url, str) and url and not f.unresolved:
         try:
-            parsed = sqlalchemy.make_url(url)
-        except ArgumentError:
+            parsed = _database_url(f.template.get("url"), url, f.env)
+        except UnsafeUrl as exc:
             # Never echo the URL: it may hold a password.
-            f.error("url", "is not a database URL like postgresql+psycopg://user:pass@host/db")
+            f.error("url", str(exc))
         else:
-            url = _sqlite_relative_to(parsed, base_dir) or url
+            url = _sqlite_relative_to(parsed, base_dir) or parsed
     f.unknown()
     if f.failed:
         return None
@@ -205,7 +209,39 @@ def _sql(f: _Fields, name: str, enabled: bool, base_dir: Path) -> SqlSource | No
                      format=fmt, batch_size=batch_size, enabled=enabled)
 
 
-def _sqlite_relative_to(url: sqlalchemy.URL, base_dir: Path) -> str | None:
+def _database_url(template: Any, interpolated: str, env: Mapping[str, str]) -> sqlalchemy.URL:
+    """The URL with ``${VAR}`` values put into the parts they stand for.
+
+    The template is parsed first and each part interpolated on its own, so a password with
+    ``@``, ``#``, ``/`` or ``?`` from the environment stays the password. A template that is
+    not a URL by itself (``${DB_URL}``) is parsed after interpolation, and refused when its
+    parts are ambiguous.
+    """
+    parsed: sqlalchemy.URL | None = None
+    if isinstance(template, str) and "${" in template:
+        try:
+            parsed = sqlalchemy.make_url(template)
+            parsed.port  # noqa: B018 - a ${PORT} template fails here
+        except (ArgumentError, ValueError):
+            parsed = None
+    if parsed is None:
+        return parse_database_url(interpolated)
+
+    def fill(value: str) -> str:
+        return str(_interpolate(value, env, [], []))
+
+    def part(value: str | None) -> str | None:
+        return None if value is None else fill(value)
+
+    query: dict[str, str | tuple[str, ...]] = {
+        k: fill(v) if isinstance(v, str) else tuple(fill(x) for x in v)
+        for k, v in parsed.query.items()}
+    return check_database_url(parsed.set(
+        username=part(parsed.username), password=part(parsed.password), host=part(parsed.host),
+        database=part(parsed.database), query=query))
+
+
+def _sqlite_relative_to(url: sqlalchemy.URL, base_dir: Path) -> sqlalchemy.URL | None:
     """A SQLite URL with a relative file (``sqlite:///cms.db``) made absolute against the
     sources file's folder, like a ``files`` root; None for anything else."""
     database = url.database or ""
@@ -213,7 +249,7 @@ def _sqlite_relative_to(url: sqlalchemy.URL, base_dir: Path) -> str | None:
             or database.startswith("file:") or Path(database).expanduser().is_absolute()):
         return None
     absolute = base_dir / Path(database).expanduser()
-    return url.set(database=str(absolute)).render_as_string(hide_password=False)
+    return url.set(database=str(absolute))
 
 
 def _files(f: _Fields, name: str, enabled: bool, base_dir: Path) -> FilesSource | None:
@@ -259,6 +295,7 @@ def _http(f: _Fields, name: str, enabled: bool, base_dir: Path) -> HttpSource | 
     backoff = f.number("backoff", 1.0, 0)
     max_pages = f.positive("max_pages", 100_000)
     max_page_bytes = f.positive("max_page_bytes", 64 * 1024 * 1024)
+    allowed_origins = f.strings("allowed_origins")
     if content_type is None and content_type_field is None:
         f.error(None, "give 'content_type' or 'content_type_field'")
     if next_link is not None and page_param is not None:
@@ -283,7 +320,7 @@ def _http(f: _Fields, name: str, enabled: bool, base_dir: Path) -> HttpSource | 
                       page_size_param=page_size_param, page_size=page_size,
                       first_page=first_page, timeout=timeout, retries=retries,
                       backoff=backoff, max_pages=max_pages, max_page_bytes=max_page_bytes,
-                      enabled=enabled)
+                      allowed_origins=allowed_origins, enabled=enabled)
 
 
 BUILDERS: dict[str, Callable[[_Fields, str, bool, Path], ContentSource | None]] = {
@@ -410,6 +447,7 @@ def _source(raw: Any, index: int, origin: str, base_dir: Path, env: Mapping[str,
         f.error(None, "environment variable(s) not set: " + ", ".join(dict.fromkeys(missing))
                 + " (or set enabled: false)")
     f.raw = interpolated
+    f.template, f.env = raw, env
     f.unresolved = bool(missing)
     try:
         return builder(f, name, enabled, base_dir)

@@ -14,12 +14,20 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin
 
 import httpx
 
+from media_pipeline.redaction import http_url_secrets, redact_http_url
 from media_pipeline.references.document import Document
 from media_pipeline.references.sources.base import REDACTED, ContentSource, SourceError
+from media_pipeline.references.sources.http_guard import (
+    MAX_REDIRECTS,
+    Deadline,
+    origin_of,
+    origin_text,
+    parse_origin,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +39,7 @@ DEFAULT_BACKOFF = 1.0
 MAX_RETRY_AFTER = 60.0
 LINK_HEADER = "link"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-# Query parameters whose values are credentials, redacted wherever a URL is shown.
-SECRET_PARAM_HINTS = ("token", "key", "secret", "password", "passwd", "signature", "sig",
-                      "auth", "credential")
-
 AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "apikey", "digest"})
-
 _MISSING = object()
 
 
@@ -72,22 +75,6 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _is_secret_param(name: str) -> bool:
-    lowered = name.lower()
-    return any(hint in lowered for hint in SECRET_PARAM_HINTS)
-
-
-def redact_http_url(url: str) -> str:
-    """The URL with its password and credential-like query values replaced by ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = netloc.replace(f":{parts.password}@", f":{REDACTED}@", 1)
-    query = urlencode([(k, REDACTED if _is_secret_param(k) else v)
-                       for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
 class HttpSource(ContentSource):
     """Items from a JSON API: ``items`` is the dotted path to the list in each page.
 
@@ -120,6 +107,7 @@ class HttpSource(ContentSource):
         backoff: float = DEFAULT_BACKOFF,
         max_pages: int = DEFAULT_MAX_PAGES,
         max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+        allowed_origins: Sequence[str] = (),
         enabled: bool = True,
     ) -> None:
         super().__init__(name, enabled=enabled)
@@ -153,6 +141,9 @@ class HttpSource(ContentSource):
         self.backoff = backoff
         self.max_pages = max_pages
         self.max_page_bytes = max_page_bytes
+        # Credentials (the headers) go only to the configured origin and these.
+        self.origin = origin_of(url)
+        self.allowed_origins = frozenset({self.origin, *(parse_origin(o) for o in allowed_origins)})
 
     def describe(self) -> str:
         headers = ", ".join(f"{k}={REDACTED}" for k in self.headers)
@@ -160,20 +151,20 @@ class HttpSource(ContentSource):
         return f"http {redact_http_url(self.url)}{extra}"
 
     def _secrets(self) -> Iterable[str]:
-        parts = urlsplit(self.url)
         for value in self.headers.values():
             # "Bearer abc": an error may quote the token without its scheme.
             yield value
             yield from (p for p in value.split() if p.lower() not in AUTH_SCHEMES)
-        if parts.password:
-            yield parts.password
-        yield from (v for k, v in parse_qsl(parts.query) if _is_secret_param(k))
+        yield from http_url_secrets(self.url)
 
     # --- paging ---
 
     def _documents(self) -> Iterator[Document]:
-        with httpx.Client(headers=self.headers, timeout=self.timeout,
-                          follow_redirects=True) as client:
+        # No client-wide headers and no automatic redirects: each request is sent by _follow
+        # only after its origin was checked. No keep-alive, so every request's socket is seen
+        # by its deadline.
+        with httpx.Client(timeout=self.timeout, follow_redirects=False,
+                          limits=httpx.Limits(max_keepalive_connections=0)) as client:
             for number, (url, body) in enumerate(self._pages(client), start=1):
                 items = dotted(body, self.items)
                 if not isinstance(items, list):
@@ -233,21 +224,54 @@ class HttpSource(ContentSource):
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             retry_after: str | None = None
+            deadline = Deadline(self.timeout)
             try:
-                with client.stream("GET", url) as response:
-                    if response.is_success:
-                        return response, self._read_body(response, where)
-                    if response.status_code not in RETRY_STATUSES or last:
-                        tries = f" after {attempt + 1} attempts" if attempt else ""
-                        raise SourceError(self.name, f"{where}: HTTP {response.status_code} "
-                                                     f"{response.reason_phrase}{tries}")
-                    retry_after = response.headers.get("retry-after")
+                with deadline:
+                    response = self._follow(client, url, deadline, where)
+                    try:
+                        if response.is_success:
+                            return response, self._read_body(response, where)
+                        if response.status_code not in RETRY_STATUSES or last:
+                            tries = f" after {attempt + 1} attempts" if attempt else ""
+                            raise SourceError(self.name, f"{where}: HTTP {response.status_code} "
+                                                         f"{response.reason_phrase}{tries}")
+                        retry_after = response.headers.get("retry-after")
+                    finally:
+                        response.close()
             except httpx.TransportError as exc:
                 if last:
-                    raise SourceError(self.name, f"{where}: {type(exc).__name__} after "
-                                                 f"{attempt + 1} attempts") from None
+                    timed_out = deadline.expired or isinstance(exc, httpx.TimeoutException)
+                    what = (f"no complete response within {self.timeout:g} s (timeout is for "
+                            "the whole request)" if timed_out else type(exc).__name__)
+                    raise SourceError(self.name, f"{where}: {what} after {attempt + 1} "
+                                                 "attempts") from None
             self._sleep(attempt, retry_after)
         raise AssertionError("unreachable")
+
+    def _follow(self, client: httpx.Client, url: str, deadline: Deadline,
+                where: str) -> httpx.Response:
+        """GET ``url`` with the configured headers, following redirects by hand: every hop's
+        origin is checked before anything is sent to it."""
+        for hop in range(MAX_REDIRECTS + 1):
+            self._check_origin(url, where, "redirect" if hop else "link")
+            request = client.build_request("GET", url, headers=self.headers,
+                                           extensions={"trace": deadline.trace})
+            response = client.send(request, stream=True)
+            if not response.is_redirect:
+                return response
+            response.close()
+            url = str(response.url.join(response.headers.get("location", "")))
+        raise SourceError(self.name, f"{where}: more than {MAX_REDIRECTS} redirects")
+
+    def _check_origin(self, url: str, where: str, what: str) -> None:
+        target = origin_of(url)
+        scheme, host, port = target
+        upgrade = (scheme, port) == ("https", 443) and ("http", host, 80) in self.allowed_origins
+        if target not in self.allowed_origins and not upgrade:
+            raise SourceError(self.name, f"{where}: the {what} goes to another origin "
+                                         f"({origin_text(target)}); credentials go only to "
+                                         f"{origin_text(self.origin)}: list it in "
+                                         "allowed_origins to follow it")
 
     def _read_body(self, response: httpx.Response, where: str) -> bytes:
         chunks: list[bytes] = []

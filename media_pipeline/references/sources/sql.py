@@ -12,13 +12,18 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, RowMapping
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from media_pipeline.redaction import (
+    UnsafeUrl,
+    database_url_secrets,
+    parse_database_url,
+    redact_database_url,
+)
 from media_pipeline.references.document import Document
 from media_pipeline.references.sources.base import ContentSource, SourceError
 
@@ -29,12 +34,10 @@ DEFAULT_BATCH_SIZE = 1000
 CONNECT_TIMEOUT = 10
 
 
-def redact_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (also when it cannot be parsed)."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
+def redact_url(url: str | URL) -> str:
+    """The URL with its password and secret query values replaced by ``***`` (parsed, see
+    :mod:`media_pipeline.redaction`)."""
+    return redact_database_url(url)
 
 
 def cell_text(value: Any) -> str:
@@ -62,7 +65,7 @@ class SqlSource(ContentSource):
     def __init__(
         self,
         name: str,
-        url: str,
+        url: str | URL,
         *,
         query: str | None = None,
         table: str | None = None,
@@ -82,7 +85,14 @@ class SqlSource(ContentSource):
             raise ValueError("table mode needs id_column, text_columns and content_type")
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        self.url = url
+        # Parsed once; never formatted with str() or repr(), which show ?password=.
+        try:
+            self.url: URL = parse_database_url(url)
+        except UnsafeUrl:
+            if enabled:
+                raise
+            # A disabled source may name variables that are not set: it is never read.
+            self.url = URL.create("unresolved")
         self.query = query
         self.table = table
         self.schema = schema
@@ -99,11 +109,7 @@ class SqlSource(ContentSource):
         return f"sql {redact_url(self.url)} ({what})"
 
     def _secrets(self) -> Iterable[str]:
-        try:
-            password = sa.make_url(self.url).password
-        except ArgumentError:
-            return (self.url,)
-        return (str(password), quote(str(password), safe="")) if password else ()
+        return database_url_secrets(self.url)
 
     def _statement(self) -> sa.Executable:
         if self.query is not None:
@@ -119,10 +125,7 @@ class SqlSource(ContentSource):
         return statement
 
     def _engine(self) -> Engine:
-        try:
-            url = sa.make_url(self.url)
-        except ArgumentError:
-            raise SourceError(self.name, "the url is not a valid SQLAlchemy database URL") from None
+        url = self.url
         if _missing_sqlite_file(url):
             # SQLite would create an empty database and report "no such table" instead.
             raise SourceError(self.name, f"SQLite database {url.database} does not exist")

@@ -1,0 +1,65 @@
+"""Analysts' SQL (`media-pipeline query`), bounded in time and memory.
+
+The query runs in a child process (``catalog/query_child.py``) on the published snapshot,
+read-only, with ``MEDIA_PIPELINE_QUERY_THREADS`` threads, a process memory limit of
+``MEDIA_PIPELINE_QUERY_MEMORY`` (plus a little headroom) and an interrupt after
+``MEDIA_PIPELINE_QUERY_TIMEOUT`` seconds; the parent kills it a few seconds later if the
+interrupt did not stop it. Neither DuckDB's ``memory_limit`` nor its interrupt is a hard bound
+on its own; a separate process is, and this process (a CLI, a web app) keeps its own memory.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from media_pipeline.catalog import reader_path
+from media_pipeline.settings import Settings
+
+CHILD = Path(__file__).with_name("catalog") / "query_child.py"
+KILL_GRACE = 5.0
+
+
+class QueryFailed(RuntimeError):
+    """The query failed or hit a limit; the message is one line, naming the setting."""
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def run_query(settings: Settings, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run ``sql`` on the analysts' snapshot; returns (columns, rows)."""
+    path = reader_path(settings.snapshot_path, settings.catalog_path)
+    cfg = {"path": str(path), "memory": settings.query_memory,
+           "threads": settings.query_threads, "timeout": settings.query_timeout}
+    timed_out = (f"query stopped after {settings.query_timeout:g} s "
+                 "(MEDIA_PIPELINE_QUERY_TIMEOUT)")
+    too_big = (f"query stopped: it needs more than {_size(settings.query_memory)} "
+               "(MEDIA_PIPELINE_QUERY_MEMORY)")
+    try:
+        done = subprocess.run([sys.executable, "-I", str(CHILD)],
+                              input=(json.dumps(cfg) + "\n" + sql).encode(),
+                              capture_output=True, timeout=settings.query_timeout + KILL_GRACE,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise QueryFailed(timed_out) from None
+    if done.returncode in (-signal.SIGKILL, -signal.SIGABRT, -signal.SIGSEGV):
+        raise QueryFailed(too_big)  # an allocation the limit refused, outside DuckDB's checks
+    if done.returncode != 0 or not done.stdout:
+        tail = done.stderr.decode(errors="replace").strip().splitlines()
+        raise QueryFailed(f"query failed: {tail[-1] if tail else f'exit {done.returncode}'}")
+    out = pickle.loads(done.stdout)  # our own child's output
+    error = out.get("error")
+    if error == "timeout":
+        raise QueryFailed(timed_out)
+    if error == "memory":
+        raise QueryFailed(too_big)
+    if error:
+        raise QueryFailed(f"query failed: {out.get('message', '')}")
+    return list(out["columns"]), [tuple(r) for r in out["rows"]]
