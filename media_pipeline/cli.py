@@ -333,6 +333,10 @@ def health_command(sample: int, as_json: bool) -> None:
          "detail": f"{len(refs.count_mismatches)} files whose reference_count/referenced_in "
                    "disagree with the index"},
     ]
+    stale = [s for s in health.source_health(settings) if s["stale"]]
+    checks.append({"check": "content_sources", "passed": not stale,
+                   "detail": "; ".join(f"{s['source']}: {s['reason']}" for s in stale)
+                   or "every source a purge needs has a trusted latest scan"})
     if as_json:
         click.echo(json.dumps({"checks": checks, "storage_usage": usage}, indent=2))
     else:

@@ -81,3 +81,13 @@ def reference_health(settings: Settings, limit: int = 50) -> ReferenceHealth:
             to_gone_files=catalog.references_to_gone_files(limit=limit),
             count_mismatches=catalog.reference_count_mismatches(limit=limit),
         )
+
+
+def source_health(settings: Settings) -> list[dict[str, Any]]:
+    """The scan state of every source a purge needs (configured today, or ever scanned and not
+    retired); a stale one blocks purges and auto soft-delete."""
+    from media_pipeline.lifecycle.sources import enabled_source_names
+
+    configured = enabled_source_names(settings)
+    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
+        return catalog.source_scan_status(catalog.required_sources(configured))

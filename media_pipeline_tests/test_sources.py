@@ -276,7 +276,9 @@ def test_sql_big_table_streams_through_a_server_side_cursor_in_bounded_memory(
             if count % 1000 == 0:
                 peak = max(peak, process.memory_info().rss)
     assert count == BIG_ROWS and len(ids) == BIG_ROWS
-    selects = [e for e in spy.executions if e[0].lstrip().upper().startswith("SELECT")]
+    # one streaming SELECT of the table (the column check reads the database's catalog)
+    selects = [e for e in spy.executions if e[0].lstrip().upper().startswith("SELECT")
+               and "pg_catalog" not in e[0]]
     assert len(selects) == 1
     _, cursor_type, options = selects[0]
     assert f"{cursor_type.__module__}.{cursor_type.__qualname__}" == cursor_class
@@ -525,14 +527,14 @@ def test_http_follows_the_link_header(api: Api) -> None:
     assert documents[0].text == "x"
 
 
-def test_http_page_numbers_stop_on_an_empty_page(api: Api) -> None:
+def test_http_page_numbers_stop_on_an_empty_page_when_told_to(api: Api) -> None:
     def handler(path: str, query: dict[str, list[str]], headers: dict[str, str]) -> Reply:
         page, size = int(query["page"][0]), int(query["per_page"][0])
         start = (page - 1) * size
         return ok({"data": {"items": [item(i) for i in range(start, min(start + size, 7))]}})
     api.handler = handler
     source = http_source(f"{api.url}/pages?lang=en", page_param="page",
-                         page_size_param="per_page", page_size=3)
+                         page_size_param="per_page", page_size=3, end="empty_page")
     assert [d.content_id for d in source.documents()] == [str(i) for i in range(7)]
     assert [parse_qs(urlsplit(r).query)["page"] for r in api.requests] == [
         ["1"], ["2"], ["3"], ["4"]]
@@ -644,7 +646,7 @@ def test_http_content_type_fixed_and_id_path(api: Api) -> None:
         {"results": [{"meta": {"id": 7}, "html": "<img src='/media/x.png'>", "n": 3}]})
     source = HttpSource("api", f"{api.url}/", items="results", id_field="meta.id",
                         text_fields=["html", "n", "missing"], content_type="product",
-                        format="html")
+                        format="html", optional_text_fields=["missing"])
     assert list(source.documents()) == [
         Document("product", "7", "<img src='/media/x.png'>\n3", "html")]
 
@@ -749,6 +751,7 @@ sources:
     text_fields: body
     content_type: webpage
     page_param: page
+    end: empty_page
     page_size_param: size
     page_size: 20
 """

@@ -275,7 +275,7 @@ class LifecycleSQL:
                 SELECT $pid, m.media_id, m.bucket, m.key, m.version_id, m.etag, m.file_size,
                        m.deleted_at,
                        ((row_number() OVER (ORDER BY m.bucket, m.key) - 1) // $batch)::INTEGER,
-                       $now, 'marked', NULL, $now
+                       $now, 'marked', NULL, $now, NULL
                 FROM media_files m
                 WHERE m.status = 'deleted' AND ({PURGE_BLOCKER}) IS NULL
                 """,
