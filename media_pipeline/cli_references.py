@@ -419,11 +419,15 @@ def scan(sources: tuple[str, ...], accept_drop: bool, user: str | None, as_json:
                           str(o.removed), str(o.text_fallbacks),
                           Text(o.error or "; ".join(o.reasons)))
         console.print(table)
+        for o in outcomes:
+            if o.state == "accepted":
+                console.print(Text(f"{o.source}: drop accepted by {user} and applied "
+                                   f"({'; '.join(o.reasons)}); recorded in the audit log"))
     problems = []
     for o in outcomes:
         if not o.ok:
             problems.append(f"content source {o.source} failed: previous references kept, "
-                            "purges blocked until it scans cleanly")
+                            f"purges blocked until it scans cleanly ({o.error})")
         elif o.state == "suspect":
             problems.append(
                 f"content source {o.source} suspect ({'; '.join(o.reasons)}): previous "
