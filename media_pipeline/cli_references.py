@@ -110,13 +110,20 @@ def refs_show(media_id: str, as_json: bool) -> None:
     settings = Settings.from_env()
     with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
         found = references(catalog, media_id)
+        rows = catalog.reference_rows(media_id)
     count = sum(len(ids) for ids in found.values())
     if as_json:
         click.echo(json.dumps({"media_id": media_id, "reference_count": count,
-                               "referenced_in": found}, indent=2))
+                               "referenced_in": found,
+                               "references": [{k: r[k] for k in (
+                                   "content_type", "content_id", "source", "origin", "form",
+                                   "snippet")} for r in rows]}, indent=2))
         return
     console.print(Text(json.dumps(found)))
     console.print(Text(f"{count} reference{'s' if count != 1 else ''}"))
+    for r in rows:  # where each was found; mentions with the text around them
+        where = f"{r['content_type']} {r['content_id']} ({r['source']}): {r['form']}"
+        console.print(Text(where + (f': "{r["snippet"]}"' if r["snippet"] else "")))
 
 
 # -- delete / restore ----------------------------------------------------------------------------

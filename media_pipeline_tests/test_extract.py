@@ -378,7 +378,7 @@ def test_extract_many_is_extract_raw_of_each() -> None:
                   ("[media:0e5c3b3a-1111-2222-3333-444455556666]", "text"), ("{", "json")]
     many = x.extract_many(documents)
     assert len(many) == len(documents)
-    for (text, fmt), (keys, media_ids, fallback) in zip(documents, many, strict=True):
+    for (text, fmt), (keys, media_ids, fallback, _) in zip(documents, many, strict=True):
         single = x.extract_raw(text, fmt)
         assert (set(keys), set(media_ids), fallback) == (set(single[0]), set(single[1]),
                                                          single[2])

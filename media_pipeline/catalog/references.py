@@ -533,6 +533,21 @@ class ReferenceSQL(LifecycleSQL):
         return KnownKeys.from_duckdb(self.con, "SELECT key FROM media_files WHERE bucket = ?",
                                      [bucket])
 
+    def known_media_ids(self, bucket: str) -> Any:
+        """The bucket's media ids as ``KnownKeys`` over ``bucket NUL key`` (whose MD5 is the
+        media id): a UUID found in content is known when its low 8 bytes are there."""
+        from media_pipeline.references.known_keys import KnownKeys
+
+        return KnownKeys.from_duckdb(
+            self.con, "SELECT bucket || chr(0) || key FROM media_files WHERE bucket = ?",
+            [bucket])
+
+    def mention_keys(self, bucket: str) -> list[str]:
+        """Keys a purge could take (soft-deleted, not purged): what mentions look for."""
+        return [k for (k,) in self.con.execute(
+            "SELECT key FROM media_files WHERE bucket = ? AND is_deleted "
+            "AND status <> 'purged' ORDER BY key", [bucket]).fetchall()]
+
     def reference_totals(self) -> dict[str, int]:
         """Rows by origin, files referenced, dangling references: the index asset's numbers."""
         row = self.con.execute(

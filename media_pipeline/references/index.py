@@ -21,6 +21,7 @@ from media_pipeline.access import PermissionDenied
 from media_pipeline.catalog import Catalog
 from media_pipeline.pipeline import open_catalog
 from media_pipeline.references.extract import ReferenceExtractor
+from media_pipeline.references.mentions import MentionMatcher
 from media_pipeline.references.scan import scan_documents
 from media_pipeline.references.sources import ContentSource, SourceError, sources_from_settings
 from media_pipeline.settings import Settings
@@ -91,6 +92,10 @@ def scan_source(
     info = {"kind": source.kind, "description": source.describe()}
     with Catalog.open(settings.catalog_path) as catalog:
         known = catalog.known_keys(settings.bucket)
+        # loaded after ``started``: a file deleted before this scan is looked for by it
+        mentions = MentionMatcher.from_keys(catalog.mention_keys(settings.bucket))
+        known_ids = catalog.known_media_ids(settings.bucket)
+    extractor = extractor.with_evidence(mentions, known_ids)
 
     def on_progress(documents: int, size: int) -> None:
         if progress is not None:
