@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from media_pipeline.references.extract import Ref, ReferenceExtractor, unescape
 from media_pipeline.records import media_id_for
+from media_pipeline.references.extract import Ref, ReferenceExtractor, unescape
 from media_pipeline.references.known_keys import KnownKeys, key_hash
 from media_pipeline.references.mentions import MentionMatcher
 from media_pipeline.settings import Settings
@@ -195,7 +195,8 @@ FORMS = [
      {("js/a.png", "public_url")}),
     ("js-unicode-brace-escapes", '"https:\\u{2F}\\u{2F}cdn.example.com\\u{2F}b.png"', "text",
      {("b.png", "public_url")}),
-    ("explicit-port-443", "https://cdn.example.com:443/p/a.png", "text", {("p/a.png", "public_url")}),
+    ("explicit-port-443", "https://cdn.example.com:443/p/a.png", "text",
+     {("p/a.png", "public_url")}),
     ("explicit-port-80", "http://cdn.example.com:80/p/a.png", "text", {("p/a.png", "public_url")}),
     ("s3-host-port-80", "http://media.s3.amazonaws.com:80/k/a.jpg", "text",
      {("k/a.jpg", "s3_virtual_host")}),
