@@ -273,3 +273,55 @@ def test_a_configured_source_cannot_be_retired(
     assert refused.exit_code == 1 and "configured and enabled" in refused.output
     unknown = run(env, "sources", "retire", "nope", "--user", ADMIN)
     assert unknown.exit_code == 1 and "never scanned" in unknown.output
+
+
+# -- point 4: forms the extractor used to miss, and mentions ------------------------------------
+
+FORMS = {
+    "nextjs": f"/_next/image?url=https%3A%2F%2F{PUBLIC}%2F{{key}}&w=640",
+    "shortcode": '[media align="left" id=\'{id}\']',
+    "css": f".a{{{{background:url(https://{PUBLIC}/{{key}})no-repeat}}}}",
+    "js": "var u = 'https:\\x2F\\x2F" + PUBLIC + "\\x2F{key}';",
+    "port": f"https://{PUBLIC}:443/{{key}}",
+    "dots": f"https://{PUBLIC}/blog/./{{name}}",
+    "bare": "{key}",
+    "media-id": "hero image: {id}",
+}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_each_missed_form_now_refuses_an_editors_delete(
+        env: dict[str, str], settings: Settings, tmp_path: Path, form: str) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "1.txt").write_text(FORMS[form].format(
+        key=USED, name=USED.split("/")[-1], id=media_id(settings, USED)))
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "site", "type": "files", "root": str(site), "content_type": "page"}))
+    assert run(env, "scan").exit_code == 0
+    refused = run(env, "delete", media_id(settings, USED), "--user", EDITOR)
+    assert refused.exit_code == 1 and "page 1.txt" in refused.output, refused.output
+
+
+def test_a_mention_keeps_a_deleted_file_and_the_purge_says_why(
+        env: dict[str, str], settings: Settings, s3_client: Any, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "1.txt").write_text("plain prose")
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "site", "type": "files", "root": str(site), "content_type": "page"}))
+    assert run(env, "scan").exit_code == 0
+    # an editor deletes a file no recognised form refers to...
+    assert run(env, "delete", media_id(settings, USED), "--user", EDITOR).exit_code == 0
+    # ...but a page spells its key in a way no URL rule reads
+    (site / "2.txt").write_text("download: blog%2Fused.png via our proxy")
+    assert run(env, "scan").exit_code == 0
+    purged = run(env, "purge")
+    assert purged.exit_code == 0, purged.output
+    assert f"kept {USED}: mention in page 2.txt (site)" in purged.output
+    assert "blog%2Fused.png" in purged.output
+    assert USED in object_keys(s3_client, settings)
+    shown = run(env, "refs", "show", media_id(settings, USED), "--json")
+    [ref] = json.loads(shown.output)["references"]
+    assert ref["form"] == "mention" and ref["source"] == "site"
+    assert ref["content_id"] == "2.txt" and "blog%2Fused.png" in ref["snippet"]
