@@ -183,6 +183,28 @@ def restore_command(media_id: str, user: str) -> None:
 # -- purge ---------------------------------------------------------------------------------------
 
 
+@main.command("unpurge")
+@click.argument("media_id")
+@click.option("--user", required=True, help="Who brings it back (admin in its namespace).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@friendly_errors
+@lifecycle_errors
+def unpurge_command(media_id: str, user: str, as_json: bool) -> None:
+    """Undo a purge on a versioned bucket: remove the delete marker while the version exists."""
+    from media_pipeline.lifecycle import unpurge
+    from media_pipeline.storage import make_client
+
+    settings = Settings.from_env()
+    require_s3(settings)
+    done = unpurge(settings, make_client(settings), media_id, user)
+    if as_json:
+        click.echo(json.dumps({"media_id": media_id, **done}, indent=2))
+        return
+    console.print(Text(f"unpurged {media_id}: {done['key']} is back (version "
+                       f"{done['version_id']}, {len(done['removed_markers'])} delete marker(s) "
+                       "removed)"))
+
+
 @main.command("purge")
 @click.option("--dry-run", is_flag=True, help="Show what would be purged; change nothing.")
 @click.option("--days", type=click.IntRange(min=0), default=None,
@@ -360,7 +382,7 @@ def _register_on_script_entry() -> None:
     group = getattr(script, "main", None)
     if (spec is not None and spec.name == "media_pipeline.cli" and isinstance(group, click.Group)
             and group is not main):
-        for name in ("refs", "delete", "restore", "purge", "sources"):
+        for name in ("refs", "delete", "restore", "purge", "sources", "unpurge"):
             group.commands.setdefault(name, main.commands[name])
 
 

@@ -237,4 +237,16 @@ def content_sources_trusted(s3: MediaS3Resource, catalog: CatalogResource
     )
 
 
-REFERENCE_CHECKS = [reference_integrity, catalog_consistency, content_sources_trusted]
+@dg.asset_check(asset=dg.AssetKey("purged_files"),
+                description="Whether a purge can be undone (versioned bucket, marker mode).")
+def purge_undo_window(s3: MediaS3Resource, catalog: CatalogResource) -> dg.AssetCheckResult:
+    undo = lifecycle.bucket_versioning(catalog.settings(s3), s3.get_client())
+    return dg.AssetCheckResult(
+        passed=bool(undo["undo"]), severity=dg.AssetCheckSeverity.WARN,
+        metadata={"versioning": str(undo["versioning"]),
+                  "noncurrent_days": undo.get("noncurrent_days") or 0},
+        description=undo["detail"])
+
+
+REFERENCE_CHECKS = [reference_integrity, catalog_consistency, content_sources_trusted,
+                    purge_undo_window]

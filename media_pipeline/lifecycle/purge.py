@@ -268,6 +268,8 @@ def _sweep_batch(
         purged = catalog.finish_purge_marks(
             [(purge_id, o.media_id, o.state, o.reason) for o in outcomes], now,
             settings.purge_versions, run_id)
+        catalog.set_purge_markers(purge_id, [(o.media_id, o.marker) for o in outcomes
+                                             if o.state == "purged" and o.marker])
         size_of = {m["media_id"]: int(m["file_size"]) for m in marks}
         for o in outcomes:
             if o.state == "purged":
@@ -291,6 +293,7 @@ class _Outcome:
     key: str
     state: str  # purged | skipped | error
     reason: str | None = None
+    marker: str | None = None  # the delete marker S3 created (versioned bucket, marker mode)
 
 
 def _etag(value: str | None) -> str:
@@ -372,6 +375,7 @@ def _delete_objects(client: Any, work: Sequence[tuple[dict[str, Any], list[dict[
         for obj in objects:
             by_bucket.setdefault(mark["bucket"], []).append((mark, obj))
     failed: dict[str, str] = {}
+    markers: dict[str, str] = {}
     for bucket, entries in by_bucket.items():
         for start in range(0, len(entries), DELETE_OBJECTS_MAX):
             chunk = entries[start:start + DELETE_OBJECTS_MAX]
@@ -382,8 +386,13 @@ def _delete_objects(client: Any, work: Sequence[tuple[dict[str, Any], list[dict[
             except (ClientError, BotoCoreError) as exc:
                 raise _S3Failed(f"S3 DeleteObjects on {bucket} failed: {exc}") from exc
             done = {(d["Key"], d.get("VersionId")) for d in response.get("Deleted", [])}
+            marker_of = {d["Key"]: d["DeleteMarkerVersionId"]
+                         for d in response.get("Deleted", [])
+                         if d.get("DeleteMarker") and d.get("DeleteMarkerVersionId")}
             errors = {(e["Key"], e.get("VersionId")): e for e in response.get("Errors", [])}
             for mark, obj in chunk:
+                if obj.get("VersionId") is None and obj["Key"] in marker_of:
+                    markers[mark["media_id"]] = marker_of[obj["Key"]]
                 entry = (obj["Key"], obj.get("VersionId"))
                 if entry in done or (entry[0], None) in done and entry[1] is None:
                     continue
@@ -395,7 +404,8 @@ def _delete_objects(client: Any, work: Sequence[tuple[dict[str, Any], list[dict[
                     else "S3 did not confirm the delete")
     return [
         _Outcome(mark["media_id"], mark["key"], "error", failed[mark["media_id"]])
-        if mark["media_id"] in failed else _Outcome(mark["media_id"], mark["key"], "purged")
+        if mark["media_id"] in failed
+        else _Outcome(mark["media_id"], mark["key"], "purged", marker=markers.get(mark["media_id"]))
         for mark, _ in work
     ]
 
