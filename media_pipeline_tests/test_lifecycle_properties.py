@@ -1,10 +1,12 @@
 """Random sequences of reference, delete, restore, scan, clock and purge operations against the
 real catalog and moto, checked against a plain-Python model of the rules.
 
-Scans may succeed with less than before (an emptied folder, a shrunken table): the model applies
-the drift guard's rule (nothing returned, or a drop over 10 %, is suspect and changes nothing
-until accepted), and purges run with or without the source in today's configuration (the
-catalog remembers it).
+Scans read in-memory pages through the real scanner: a page refers to a file by its public URL
+or only mentions its key (percent-encoded), which protects the file only while it is
+soft-deleted when the scan starts. Scans may succeed with less than before (an emptied folder,
+a shrunken table): the model applies the drift guard's rule (nothing returned, or a drop over
+10 %, is suspect and changes nothing until accepted), and purges run with or without the source
+in today's configuration (the catalog remembers it).
 
 Invariants: an object referenced (API or scan) when a purge starts is never deleted from S3; a
 purge deletes exactly the files the rules allow; reference_count/referenced_in always agree with
@@ -14,10 +16,12 @@ media_references; a row is purged exactly when its object is gone.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
@@ -34,11 +38,31 @@ from media_pipeline.lifecycle import (
 )
 from media_pipeline.pipeline import commit_inventory, take_inventory
 from media_pipeline.records import media_id_for
+from media_pipeline.references.document import Document
+from media_pipeline.references.index import scan_source
+from media_pipeline.references.sources import ContentSource
 from media_pipeline.settings import Settings
 from media_pipeline.storage import ensure_bucket
-from media_pipeline_tests.lifecycle_helpers import ADMIN, key_ref, object_keys, scan
+from media_pipeline_tests.lifecycle_helpers import ADMIN, object_keys
 
 KEYS = [f"p/{i}.txt" for i in range(4)]
+PUBLIC = "cdn.example.com"
+
+
+class ListSource(ContentSource):
+    """Pages held in memory: a real source for the real scanner."""
+
+    kind = "list"
+
+    def __init__(self, docs: list[Document]) -> None:
+        super().__init__("cms")
+        self.docs = docs
+
+    def describe(self) -> str:
+        return f"{len(self.docs)} pages in memory"
+
+    def _documents(self) -> Iterator[Document]:
+        yield from self.docs
 CONTENT = ["1", "2"]
 RETENTION = 30
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -51,8 +75,9 @@ operations = st.one_of(
     st.tuples(st.just("delete"), file_index),
     st.tuples(st.just("force"), file_index),
     st.tuples(st.just("restore"), file_index),
-    # (refs, pages without references, accepted by an admin)
-    st.tuples(st.just("scan"), st.frozensets(st.tuples(file_index, content), max_size=4),
+    # ((file, page, only a mention), pages without references, accepted by an admin)
+    st.tuples(st.just("scan"),
+              st.frozensets(st.tuples(file_index, content, st.booleans()), max_size=4),
               st.integers(0, 3), st.booleans()),
     st.tuples(st.just("empty_scan")),
     st.tuples(st.just("fail_scan")),
@@ -106,7 +131,7 @@ class World:
     def __init__(self, base: Settings, client: Any, root: Path) -> None:
         self.s = replace(base, bucket=f"prop-{uuid.uuid4().hex[:16]}",
                          home=root / uuid.uuid4().hex, admins=frozenset({ADMIN}),
-                         purge_max_share=1.0, retention_days=RETENTION)
+                         purge_max_share=1.0, retention_days=RETENTION, custom_domain=PUBLIC)
         self.client = client
         ensure_bucket(client, self.s.bucket)
         for key in KEYS:
@@ -146,23 +171,34 @@ class World:
             catalog.record_source_failure("cms", m.event_time(), "boom")
             m.scan_failed = m.remembered = True
 
-    def scan(self, refs: frozenset[tuple[int, str]], extra_pages: int, accepted: bool) -> None:
-        """A complete read: pages that refer to files, plus pages that refer to none."""
+    def scan(self, refs: frozenset[tuple[int, str, bool]], extra_pages: int,
+             accepted: bool) -> None:
+        """A complete read: pages that refer to files (a URL, or only a mention of the key),
+        plus pages that refer to none."""
         m = self.model
         started = m.event_time()
-        documents = len({cid for _, cid in refs}) + extra_pages
-        result = scan(self.s, "cms",
-                      [key_ref(self.s, "webpage", cid, KEYS[f]) for f, cid in refs],
-                      started=started, documents=documents,
-                      accepted_by=ADMIN if accepted else None)
+        texts: dict[str, list[str]] = {}
+        for f, cid, mention in sorted(refs):
+            texts.setdefault(cid, []).append(
+                f"see {quote(KEYS[f], safe='')}" if mention
+                else f'<img src="https://{PUBLIC}/{KEYS[f]}">')
+        docs = [Document("webpage", cid, " ".join(parts), "html")
+                for cid, parts in texts.items()]
+        docs += [Document("webpage", f"x{i}", "<p>no files</p>", "html")
+                 for i in range(extra_pages)]
+        outcome = scan_source(self.s, ListSource(docs), workers=1, started=started,
+                              accepted_by=ADMIN if accepted else None)
+        proper = {(f, cid) for f, cid, mention in refs if not mention}
+        at_risk = {f for f in m.deleted_at if f not in m.purged}
+        mentioned = {(f, cid) for f, cid, mention in refs if mention and f in at_risk} - proper
         m.remembered = True
-        if m.suspect(documents, len(refs)) and not accepted:
-            assert result["state"] == "suspect"
+        if m.suspect(len(docs), len(proper)) and not accepted:
+            assert outcome.state == "suspect"
             m.scan_failed = True
             return
-        assert result["state"] in ("trusted", "accepted")
-        m.scanned, m.last_ok_scan, m.scan_failed = set(refs), started, False
-        m.baseline = (documents, len(refs))
+        assert outcome.ok and outcome.state in ("trusted", "accepted"), outcome
+        m.scanned, m.last_ok_scan, m.scan_failed = proper | mentioned, started, False
+        m.baseline = (len(docs), len(proper))
 
     def purge(self, configured: bool) -> None:
         m = self.model
@@ -211,7 +247,8 @@ def test_random_lifecycles_never_lose_a_referenced_file(
             world.model.clock += timedelta(days=op[1])
         elif op[0] == "scan":
             flush()
-            world.scan(op[1] if op[1] is not None else frozenset(world.model.scanned),
+            world.scan(op[1] if op[1] is not None else
+                       frozenset((f, cid, False) for f, cid in world.model.scanned),
                        op[2], op[3])
         elif op[0] == "empty_scan":
             flush()

@@ -80,13 +80,14 @@ def scan_source(
     progress: ScanProgress | None = None,
     workers: int = 2,
     accepted_by: str | None = None,
+    started: datetime | None = None,
 ) -> SourceScanOutcome:
     """Scan one source and commit its references, or record its failure. Never raises for a
     failing source: the outcome says what happened. A scan that drops too far from the last
     trusted one is suspect and not applied (see ``replace_source_references``), unless
     ``accepted_by`` (an operator) accepts it."""
     extractor = extractor or ReferenceExtractor.from_settings(settings)
-    started = datetime.now(UTC)
+    started = started or datetime.now(UTC)  # tests may run a clock of their own
     clock = time.perf_counter()
     out_dir = settings.work_dir / "references" / source.name
     info = {"kind": source.kind, "description": source.describe()}
