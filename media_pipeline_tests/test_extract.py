@@ -7,9 +7,10 @@ import html
 import json
 import pickle
 import random
+import re
 import unicodedata
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -649,3 +650,23 @@ def test_mention_engines_agree() -> None:
 ])
 def test_unescape_javascript_escapes(text: str, plain: str) -> None:
     assert unescape(text) == plain
+
+
+SPELLERS = [
+    lambda k: k, lambda k: quote(k, safe="/"), lambda k: quote(k, safe=""),
+    lambda k: quote_plus(k, safe="/"),
+    lambda k: re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), quote(k, safe="")),
+    lambda k: html.escape(k, quote=False), lambda k: json.dumps(k)[1:-1].replace("/", "\\/"),
+    lambda k: unicodedata.normalize("NFD", k),
+]
+
+
+@hyp_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=KEYS, speller=st.sampled_from(range(len(SPELLERS))),
+       engine=st.sampled_from(["hyperscan", "ahocorasick"]))
+def test_any_spelling_of_an_at_risk_key_is_a_mention(key: str, speller: int,
+                                                     engine: str) -> None:
+    x = make_extractor().with_evidence(MentionMatcher([key], engine), None)
+    text = f"<p>before {SPELLERS[speller](key)} after</p>"
+    refs = x.extract(text, "html").refs
+    assert any(r.value == key for r in refs), (text, refs)

@@ -420,7 +420,7 @@ class ReferenceExtractor:
             keys: list[tuple[str, str]] = []
             snippets: dict[str, str] = {}
             self._find(plain, keys, pending, known)
-            if "%2" in plain or "%2" in plain.upper():
+            if "%2F" in plain or "%2f" in plain or "%252" in plain:
                 self._find_encoded_urls(plain, keys, pending, known)
             if known is not None:
                 self._bare_keys(plain, keys, pending)
