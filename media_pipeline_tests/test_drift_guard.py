@@ -152,3 +152,14 @@ def test_remembered_sources_backfill_require_and_reactivate(
         actions = [a for (a,) in catalog.con.execute(
             "SELECT action FROM audit_log WHERE action LIKE 'source.%' ORDER BY ts").fetchall()]
     assert actions == ["source.retire", "source.reactivated"]
+
+
+def test_a_broken_sources_file_makes_the_source_check_red(settings: Settings,
+                                                          tmp_path: Path) -> None:
+    from media_pipeline.health import source_health
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("sources: [")
+    scan(settings, "cms", [], started=T0)  # a catalog to read
+    [status] = source_health(replace(settings, content_sources=broken))
+    assert status["stale"] and "cannot read content sources" in status["reason"]
