@@ -476,7 +476,9 @@ class ReferenceExtractor:
                    pending: list[tuple[list[tuple[str, str]], _Occurrence]]) -> None:
         """A key stored as it is (Django's FileField: ``blog/2024/a.png``): the whole text,
         or each line of a short document (a row's cells), kept only when the key is known."""
-        lines = (plain.splitlines() if len(plain) <= BARE_KEY_DOCUMENT_CHARS else []) + [plain]
+        if len(plain) > BARE_KEY_DOCUMENT_CHARS:
+            return  # a whole document that long is no key, and its lines are not cells
+        lines = [*plain.splitlines(), plain]
         candidates: dict[str, None] = {}
         for line in lines:
             c = line.strip()
@@ -494,10 +496,11 @@ class ReferenceExtractor:
         hits = self._uuids.find(data)
         if not hits:
             return
-        found = known_ids.contains([int.from_bytes(u.bytes[8:], "little") for u, _, _ in hits])
+        found = known_ids.contains([int.from_bytes(bytes.fromhex(h[16:]), "little")
+                                    for h, _, _ in hits])
         already = {m for m, _ in media_ids}
-        for (u, start, end), known in zip(hits, found, strict=True):
-            text = str(u)
+        for (h, start, end), known in zip(hits, found, strict=True):
+            text = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
             if known and text not in already:
                 already.add(text)
                 media_ids.append((text, "media_id"))
@@ -764,7 +767,7 @@ def _cut_at_unbalanced_paren(value: str) -> str:
 
 
 def _has_dot_segment(path: str) -> bool:
-    if "." not in path:
+    if "/." not in path and path[:1] != ".":
         return False
     p = "/" + path
     return "/./" in p or "/../" in p or p.endswith(("/.", "/.."))

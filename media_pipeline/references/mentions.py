@@ -22,7 +22,6 @@ import html
 import html.entities
 import re
 import unicodedata
-import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -144,7 +143,8 @@ class UuidFinder:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._db = None
 
-    def find(self, data: bytes) -> list[tuple[uuid.UUID, int, int]]:
+    def find(self, data: bytes) -> list[tuple[str, int, int]]:
+        """(32 lower-case hex digits, start, end) of each UUID-shaped run."""
         if self._db is None:
             import hyperscan
 
@@ -152,7 +152,7 @@ class UuidFinder:
             db.compile(expressions=list(_UUID_PATTERNS), ids=[0, 1], elements=2,
                        flags=[hyperscan.HS_FLAG_SOM_LEFTMOST] * 2)
             self._db = db
-        hits: list[tuple[uuid.UUID, int, int]] = []
+        hits: list[tuple[str, int, int]] = []
         n = len(data)
 
         def on_match(index: int, start: int, end: int, flags: int, context: Any) -> None:
@@ -160,7 +160,7 @@ class UuidFinder:
                 return
             if index == 0 and (start and data[start - 1] == 45 or end < n and data[end] == 45):
                 return  # part of a longer dashed run
-            hits.append((uuid.UUID(data[start:end].decode("ascii")), start, end))
+            hits.append((data[start:end].replace(b"-", b"").decode("ascii").lower(), start, end))
 
         self._db.scan(data, match_event_handler=on_match)
         return hits
