@@ -249,7 +249,7 @@ def scan_with_mentions(pages: Path, catalog: Path, soft_deleted: int, keys_n: in
         con = duckdb.connect(str(catalog), read_only=True)
         known = KnownKeys.from_duckdb(con, "SELECT key FROM media_files WHERE bucket = ?",
                                       [BUCKET])
-        known_ids = KnownKeys.from_duckdb(
+        known_ids = KnownKeys.hashes_from_duckdb(
             con, "SELECT bucket || chr(0) || key FROM media_files WHERE bucket = ?", [BUCKET])
         mentioned = [k for (k,) in con.execute(_mention_keys_sql(soft_deleted, keys_n))
                      .fetchall()]

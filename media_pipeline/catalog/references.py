@@ -538,7 +538,7 @@ class ReferenceSQL(LifecycleSQL):
         media id): a UUID found in content is known when its low 8 bytes are there."""
         from media_pipeline.references.known_keys import KnownKeys
 
-        return KnownKeys.from_duckdb(
+        return KnownKeys.hashes_from_duckdb(
             self.con, "SELECT bucket || chr(0) || key FROM media_files WHERE bucket = ?",
             [bucket])
 
