@@ -13,6 +13,13 @@ resolve, write the fragment — in MB/s and documents/s; then the naive loop
 ``for doc in docs: for key in keys: if key in doc`` over a sample of pages against all 1,000,000
 keys (``--naive-docs``, default 20), extrapolated linearly to the corpus, with how many of the
 sample's references each approach found.
+
+Mentions (issue 10): a second timed run with the purge's evidence on — every spelling of the keys
+of ``--soft-deleted`` files (default 1,000, every k-th key) matched by Vectorscan, and known media
+ids found anywhere — with the catalog loads, the matcher and the media-id set inside the timing,
+against the 100 MB/s target; beside it ``rg -F -f <those spellings> -c`` over the same pages
+written to text files (Debian package ``ripgrep``), and, with ``--rg-all-keys``, ripgrep given
+every spelling of every key under an 8 GB address-space limit and a 300 s timeout.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +44,7 @@ from media_pipeline.records import media_id_for
 from media_pipeline.references.document import Document
 from media_pipeline.references.extract import ReferenceExtractor
 from media_pipeline.references.known_keys import KnownKeys
+from media_pipeline.references.mentions import MentionMatcher, spellings
 from media_pipeline.references.scan import scan_documents
 from media_pipeline.settings import Settings
 
@@ -219,8 +229,95 @@ class _TreeCPU:
         return own, sum(spent.values())
 
 
+TARGET_MB_S = 100.0
+
+
+def _mention_keys_sql(soft_deleted: int, keys_n: int) -> str:
+    step = max(1, keys_n // max(1, soft_deleted))
+    return (f"SELECT key FROM (SELECT key, row_number() OVER () AS i FROM media_files) "
+            f"WHERE i % {step} = 0 LIMIT {soft_deleted}")
+
+
+def scan_with_mentions(pages: Path, catalog: Path, soft_deleted: int, keys_n: int,
+                       workers: int) -> tuple[float, int, int, float, list[str]]:
+    """(seconds, bytes, references, CPU-seconds, mentioned keys) of a scan with the evidence
+    on; everything the scan does before reading pages is timed too."""
+    out = DATA / "out-mentions"
+    shutil.rmtree(out, ignore_errors=True)
+    with _TreeCPU() as tree_cpu:
+        t0 = time.perf_counter()
+        con = duckdb.connect(str(catalog), read_only=True)
+        known = KnownKeys.from_duckdb(con, "SELECT key FROM media_files WHERE bucket = ?",
+                                      [BUCKET])
+        known_ids = KnownKeys.hashes_from_duckdb(
+            con, "SELECT bucket || chr(0) || key FROM media_files WHERE bucket = ?", [BUCKET])
+        mentioned = [k for (k,) in con.execute(_mention_keys_sql(soft_deleted, keys_n))
+                     .fetchall()]
+        con.close()
+        matcher = MentionMatcher.from_keys(mentioned)
+        extractor = ReferenceExtractor.from_settings(SETTINGS).with_evidence(matcher, known_ids)
+        stats = scan_documents(read_pages(pages), extractor, out, known_keys=known,
+                               workers=workers)
+        total = time.perf_counter() - t0
+    own, below = tree_cpu.seconds()
+    mentions = duckdb.connect().execute(
+        "SELECT count(*) FILTER (WHERE form = 'mention') FROM read_parquet(?)",
+        [str(stats.fragments[0])]).fetchone()
+    shutil.rmtree(out, ignore_errors=True)
+    print(f"  mention rows in the fragment: {mentions[0] if mentions else '?':,}")
+    return total, stats.bytes, stats.refs, own + below, mentioned
+
+
+def pages_as_text(pages: Path) -> Path:
+    """The pages written to files, 1,000 pages per file (once), for ripgrep."""
+    folder = DATA / f"{pages.stem}-txt"
+    if not folder.exists():
+        tmp = folder.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for n, batch in enumerate(pq.ParquetFile(pages).iter_batches(batch_size=1000)):
+            (tmp / f"{n:04d}.html").write_text("\n".join(batch.column(1).to_pylist()))
+        os.replace(tmp, folder)
+    return folder
+
+
+def ripgrep(patterns: list[bytes], folder: Path, label: str, limit_gb: int | None = None,
+            timeout: int | None = None) -> None:
+    rg = shutil.which("rg")
+    if rg is None:
+        print("ripgrep: not installed (apt-get install ripgrep); skipped")
+        return
+    path = DATA / f"rg-{label}.txt"
+    path.write_bytes(b"\n".join(patterns) + b"\n")
+
+    def limit() -> None:
+        if limit_gb:
+            size = limit_gb * 1024 ** 3
+            resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
+    size = sum(f.stat().st_size for f in folder.iterdir())
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run([rg, "-F", "-f", str(path), "-c", "-j2", str(folder)],
+                              capture_output=True, timeout=timeout, preexec_fn=limit)
+    except subprocess.TimeoutExpired:
+        print(f"ripgrep -F -f <{len(patterns):,} {label} spellings>: timed out after {timeout} s")
+        return
+    seconds = time.perf_counter() - t0
+    if done.returncode not in (0, 1):
+        why = (f"killed (out of memory at {limit_gb} GB)" if limit_gb and done.returncode < 0
+               or b"memory" in done.stderr.lower() else done.stderr.decode()[:200])
+        print(f"ripgrep -F -f <{len(patterns):,} {label} spellings>: {why}")
+        return
+    lines = sum(int(line.rsplit(b":", 1)[1]) for line in done.stdout.splitlines() if line)
+    print(f"ripgrep -F -f <{len(patterns):,} {label} spellings> -c -j2: {seconds:.1f} s = "
+          f"{size / MB / seconds:,.1f} MB/s over {size / MB:,.0f} MB of files; "
+          f"{lines:,} matching lines")
+
+
 def main(docs: int = 100_000, keys_n: int = 1_000_000, doc_bytes: int = 8_500,
-         naive_docs: int = 20, workers: int = 2) -> None:
+         naive_docs: int = 20, workers: int = 2, soft_deleted: int = 1_000,
+         rg_all_keys: bool = False, naive: bool = True) -> None:
     started = time.perf_counter()
     pages, catalog = prepare(docs, keys_n, doc_bytes)
     print(f"== references: {docs:,} HTML pages vs a catalog of {keys_n:,} keys "
@@ -263,6 +360,27 @@ def main(docs: int = 100_000, keys_n: int = 1_000_000, doc_bytes: int = 8_500,
           f"{corpus_bytes / MB / (cpu / 2):,.1f} MB/s; load average now "
           f"{os.getloadavg()[0]:.2f}")
 
+    print(f"with mentions ({soft_deleted:,} soft-deleted files' keys, every spelling) and "
+          "known media ids anywhere; catalog loads and matcher inside the timing:")
+    seconds, size, refs, cpu_m, mentioned = scan_with_mentions(pages, catalog, soft_deleted,
+                                                               keys_n, workers)
+    rate = size / MB / seconds
+    print(f"ours with mentions: {size / MB:,.0f} MB in {seconds:.1f} s = {rate:,.1f} MB/s "
+          f"({'meets' if rate >= TARGET_MB_S else 'BELOW'} the {TARGET_MB_S:.0f} MB/s target; "
+          f"today's scan above: {corpus_bytes / MB / total:,.1f} MB/s); {refs:,} references; "
+          f"{cpu_m:.1f} CPU-seconds; load average now {os.getloadavg()[0]:.2f}")
+    folder = pages_as_text(pages)
+    literals = sorted({s for k in mentioned for s in spellings(k)})
+    ripgrep(literals, folder, "mention")
+    if rg_all_keys:
+        all_keys = [k for (k,) in duckdb.connect(str(catalog), read_only=True)
+                    .execute("SELECT key FROM media_files").fetchall()]
+        ripgrep(sorted({s for k in all_keys for s in spellings(k)}), folder, "every-key",
+                limit_gb=8, timeout=300)
+    if not naive:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+
     sample = list(read_pages(pages, naive_docs))
     keys = [k for (k,) in duckdb.connect(str(catalog), read_only=True)
             .execute("SELECT key FROM media_files").fetchall()]
@@ -294,5 +412,11 @@ if __name__ == "__main__":
     parser.add_argument("--doc-bytes", type=int, default=8_500)
     parser.add_argument("--naive-docs", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--soft-deleted", type=int, default=1_000,
+                        help="files whose keys the mention pass looks for")
+    parser.add_argument("--rg-all-keys", action="store_true",
+                        help="also give ripgrep every spelling of every key (8 GB, 300 s caps)")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive loop")
     a = parser.parse_args()
-    main(a.docs, a.keys, a.doc_bytes, a.naive_docs, a.workers)
+    main(a.docs, a.keys, a.doc_bytes, a.naive_docs, a.workers, a.soft_deleted, a.rg_all_keys,
+         not a.no_naive)

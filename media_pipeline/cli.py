@@ -331,14 +331,24 @@ def health_command(sample: int, as_json: bool) -> None:
          "detail": f"{len(refs.count_mismatches)} files whose reference_count/referenced_in "
                    "disagree with the index"},
     ]
+    stale = [s for s in health.source_health(settings) if s["stale"]]
+    checks.append({"check": "content_sources", "passed": not stale,
+                   "detail": "; ".join(f"{s['source']}: {s['reason']}" for s in stale)
+                   or "every source a purge needs has a trusted latest scan"})
+    from media_pipeline.lifecycle import bucket_versioning
+
+    undo = bucket_versioning(settings, make_client(settings))
+    # a warning, not a failure: permanent purges are a choice, but one to know about
+    checks.append({"check": "purge_undo", "passed": True, "warn": not undo["undo"],
+                   "versioning": undo["versioning"], "detail": undo["detail"]})
     if as_json:
         click.echo(json.dumps({"checks": checks, "storage_usage": usage}, indent=2))
     else:
         table = Table("check", "status", "detail")
         for c in checks:
-            table.add_row(Text(str(c["check"])),
-                          "[green]pass[/green]" if c["passed"] else "[red]FAIL[/red]",
-                          Text(str(c["detail"])))
+            status = ("[red]FAIL[/red]" if not c["passed"] else
+                      "[yellow]warn[/yellow]" if c.get("warn") else "[green]pass[/green]")
+            table.add_row(Text(str(c["check"])), status, Text(str(c["detail"])))
         console.print(table)
         print_rows(["namespace", "content_type", "files", "bytes"],
                    [tuple(r.values()) for r in usage], "table")

@@ -113,14 +113,21 @@ def refs_show(media_id: str, user: str, as_json: bool) -> None:
 
     settings = Settings.from_env()
     with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
-        found = references(catalog, settings, media_id, user)
+        found = references(catalog, settings, media_id, user)  # checks who asks
+        rows = catalog.reference_rows(media_id)
     count = sum(len(ids) for ids in found.values())
     if as_json:
         click.echo(json.dumps({"media_id": media_id, "reference_count": count,
-                               "referenced_in": found}, indent=2))
+                               "referenced_in": found,
+                               "references": [{k: r[k] for k in (
+                                   "content_type", "content_id", "source", "origin", "form",
+                                   "snippet")} for r in rows]}, indent=2))
         return
     console.print(Text(json.dumps(found)))
     console.print(Text(f"{count} reference{'s' if count != 1 else ''}"))
+    for r in rows:  # where each was found; mentions with the text around them
+        where = f"{r['content_type']} {r['content_id']} ({r['source']}): {r['form']}"
+        console.print(Text(where + (f': "{r["snippet"]}"' if r["snippet"] else "")))
 
 
 # -- delete / restore ----------------------------------------------------------------------------
@@ -178,6 +185,28 @@ def restore_command(media_id: str, user: str) -> None:
 
 
 # -- purge ---------------------------------------------------------------------------------------
+
+
+@main.command("unpurge")
+@click.argument("media_id")
+@click.option("--user", required=True, help="Who brings it back (admin in its namespace).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@friendly_errors
+@lifecycle_errors
+def unpurge_command(media_id: str, user: str, as_json: bool) -> None:
+    """Undo a purge on a versioned bucket: remove the delete marker while the version exists."""
+    from media_pipeline.lifecycle import unpurge
+    from media_pipeline.storage import make_client
+
+    settings = Settings.from_env()
+    require_s3(settings)
+    done = unpurge(settings, make_client(settings), media_id, user)
+    if as_json:
+        click.echo(json.dumps({"media_id": media_id, **done}, indent=2))
+        return
+    console.print(Text(f"unpurged {media_id}: {done['key']} is back (version "
+                       f"{done['version_id']}, {len(done['removed_markers'])} delete marker(s) "
+                       "removed)"))
 
 
 @main.command("purge")
@@ -238,7 +267,7 @@ def _print_report(report: PurgeReport) -> None:
     summary = Table("", "", show_header=False)
     rows = [("dry run" if report.dry_run else "purge id", "yes" if report.dry_run
              else str(report.purge_id)),
-            ("content sources checked", ", ".join(report.sources) or "(none configured)"),
+            ("content sources checked", _sources_text(report)),
             ("candidates", f"{report.candidates} ({report.candidate_bytes} bytes)")]
     if not report.dry_run:
         rows += [("purged", str(report.purged)), ("bytes freed", str(report.bytes_freed)),
@@ -251,9 +280,100 @@ def _print_report(report: PurgeReport) -> None:
     for name, value in rows:
         summary.add_row(name, Text(value))
     console.print(summary)
+    for kept in report.kept[:20]:
+        where = f"{kept['content_type']} {kept['content_id']} ({kept['source']})"
+        snippet = f': "{kept["snippet"]}"' if kept.get("snippet") else ""
+        console.print(Text(f"kept {kept['key']}: {kept['form']} in {where}{snippet}"))
     for skipped in report.skipped[:20]:
         console.print(f"skipped {escape(skipped['key'])}: {escape(str(skipped['reason']))}",
                       highlight=False)
+
+
+# -- sources -------------------------------------------------------------------------------------
+
+
+@main.group("sources")
+def sources_group() -> None:
+    """The content sources a purge relies on: configured today, or ever scanned."""
+
+
+@sources_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@friendly_errors
+@lifecycle_errors
+def sources_list(as_json: bool) -> None:
+    """Configured and remembered sources, their latest scan and whether purges wait for them."""
+    from media_pipeline.catalog import Catalog
+
+    settings = Settings.from_env()
+    configured = enabled_source_names(settings)
+    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
+        remembered = {r["source"]: r for r in catalog.remembered_sources(include_retired=True)}
+        names = sorted(set(configured) | set(remembered))
+        status = {s["source"]: s for s in catalog.source_scan_status(names)}
+    rows = []
+    for name in names:
+        memory = remembered.get(name, {})
+        rows.append({
+            "source": name, "configured": name in configured,
+            "remembered": name in remembered, "kind": memory.get("kind"),
+            "retired_at": memory.get("retired_at"), "retired_by": memory.get("retired_by"),
+            "required": memory.get("retired_at") is None or name in configured,
+            "state": status[name]["state"], "stale": status[name]["stale"],
+            "reason": status[name]["reason"],
+            "last_trusted_scan": status[name]["last_ok_started"],
+        })
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table("source", "configured", "required by purge", "latest scan",
+                  "last trusted scan", "retired", "stale because")
+    for r in rows:
+        table.add_row(Text(r["source"]), "yes" if r["configured"] else "no",
+                      "yes" if r["required"] else "no", str(r["state"] or "never"),
+                      str(r["last_trusted_scan"] or ""),
+                      Text(f"{r['retired_at']} by {r['retired_by']}" if r["retired_at"] else ""),
+                      Text(r["reason"] or ""))
+    console.print(table)
+
+
+@sources_group.command("retire")
+@click.argument("name")
+@click.option("--user", required=True, help="Who retires it (a global admin).")
+@click.option("--reason", default=None, help="Why (kept in the audit log).")
+@friendly_errors
+@lifecycle_errors
+def sources_retire(name: str, user: str, reason: str | None) -> None:
+    """Forget a source whose content is gone: its scanned references are removed and purges
+    stop waiting for it. Refused while it is configured and enabled."""
+    from media_pipeline.pipeline import open_catalog
+
+    settings = Settings.from_env()
+    if user not in settings.admins:
+        fail(f"{user} may not retire a content source: only admins (MEDIA_PIPELINE_ADMINS) may")
+    if name in enabled_source_names(settings):
+        fail(f"content source {name} is configured and enabled in {settings.content_sources}; "
+             "remove it (or set enabled: false) before retiring it")
+    with open_catalog(settings) as catalog:
+        try:
+            done = catalog.retire_source(name, user, reason)
+        except ValueError as exc:
+            fail(str(exc))
+    console.print(Text(f"retired {name}: {done['references_removed']} scanned references "
+                       "removed; purges no longer wait for it"))
+
+
+def _sources_text(report: PurgeReport) -> str:
+    if not report.sources:
+        return "none: API references only"
+    by_name = {s["source"]: s for s in report.source_status}
+    parts = []
+    for name in report.sources:
+        origin = "configured" if name in report.configured else "remembered"
+        status = by_name.get(name, {})
+        state = status.get("reason") or f"last trusted scan {status.get('last_ok_started')}"
+        parts.append(f"{name} ({origin}): {state}")
+    return "; ".join(parts)
 
 
 def _register_on_script_entry() -> None:
@@ -266,7 +386,7 @@ def _register_on_script_entry() -> None:
     group = getattr(script, "main", None)
     if (spec is not None and spec.name == "media_pipeline.cli" and isinstance(group, click.Group)
             and group is not main):
-        for name in ("refs", "delete", "restore", "purge"):
+        for name in ("refs", "delete", "restore", "purge", "sources", "unpurge"):
             group.commands.setdefault(name, main.commands[name])
 
 
@@ -278,13 +398,20 @@ _register_on_script_entry()
 
 @main.command("scan")
 @click.argument("sources", nargs=-1)
+@click.option("--accept-drop", is_flag=True,
+              help="Apply this scan of SOURCE even though it finds far less than the last "
+                   "trusted one (admins; audited).")
+@click.option("--user", default=None, help="Who accepts the drop (with --accept-drop).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @friendly_errors
-def scan(sources: tuple[str, ...], as_json: bool) -> None:
+def scan(sources: tuple[str, ...], accept_drop: bool, user: str | None, as_json: bool) -> None:
     """Rebuild the reference index from the content sources (all enabled ones, or SOURCES).
 
     Each source is committed on its own, only when read to the end; a source that fails keeps
-    its previous references, is marked stale (purges refuse) and makes the exit status 1.
+    its previous references, is marked stale (purges refuse) and makes the exit status 1. A scan
+    that returns nothing, or drops by more than MEDIA_PIPELINE_SCAN_MAX_DROP (or the source's
+    max_drop) from the last trusted one, is suspect: not applied, the source stale, exit 1,
+    until an admin rescans it with --accept-drop --user.
     """
     from media_pipeline.references.index import scan_sources, select_sources
 
@@ -292,6 +419,13 @@ def scan(sources: tuple[str, ...], as_json: bool) -> None:
     if settings.content_sources is None:
         fail("no content sources configured: set MEDIA_PIPELINE_SOURCES to a sources YAML "
              "file (see docs/content-sources.md)")
+    if accept_drop:
+        if len(sources) != 1 or not user:
+            fail("--accept-drop needs exactly one SOURCE and --user")
+        if user not in settings.admins:
+            fail(f"{user} may not accept a scan drop: only admins (MEDIA_PIPELINE_ADMINS) may")
+    elif user:
+        fail("--user is only used with --accept-drop")
     names = list(sources) or None
     selected = select_sources(settings, names)
     if not selected:
@@ -304,18 +438,33 @@ def scan(sources: tuple[str, ...], as_json: bool) -> None:
         def on_progress(name: str, documents: int, size: int) -> None:
             progress.update(tasks[name], docs=documents, mb=size / 1e6)
 
-        outcomes = scan_sources(settings, [s.name for s in selected], progress=on_progress)
+        outcomes = scan_sources(settings, [s.name for s in selected], progress=on_progress,
+                                accepted_by=user if accept_drop else None)
     if as_json:
-        click.echo(json.dumps([o.__dict__ for o in outcomes], indent=2))
+        click.echo(json.dumps([o.__dict__ for o in outcomes], indent=2, default=str))
     else:
-        table = Table("source", "ok", "documents", "MB", "references", "added", "removed",
-                      "read as text", "error")
+        colour = {"trusted": "green", "accepted": "yellow", "suspect": "red", "failed": "red"}
+        table = Table("source", "state", "documents", "MB", "references", "added", "removed",
+                      "read as text", "error / drift")
         for o in outcomes:
-            table.add_row(Text(o.source), "[green]yes" if o.ok else "[red]no",
+            table.add_row(Text(o.source), f"[{colour.get(o.state, 'red')}]{o.state}",
                           str(o.documents), f"{o.bytes / 1e6:.1f}", str(o.refs), str(o.added),
-                          str(o.removed), str(o.text_fallbacks), Text(o.error or ""))
+                          str(o.removed), str(o.text_fallbacks),
+                          Text(o.error or "; ".join(o.reasons)))
         console.print(table)
-    failed = [o.source for o in outcomes if not o.ok]
-    if failed:
-        fail(f"content source {', '.join(failed)} failed: previous references kept, purges "
-             "blocked until it scans cleanly")
+        for o in outcomes:
+            if o.state == "accepted":
+                console.print(Text(f"{o.source}: drop accepted by {user} and applied "
+                                   f"({'; '.join(o.reasons)}); recorded in the audit log"))
+    problems = []
+    for o in outcomes:
+        if not o.ok:
+            problems.append(f"content source {o.source} failed: previous references kept, "
+                            f"purges blocked until it scans cleanly ({o.error})")
+        elif o.state == "suspect":
+            problems.append(
+                f"content source {o.source} suspect ({'; '.join(o.reasons)}): previous "
+                "references kept, purges blocked; if the drop is real, accept it with "
+                f"media-pipeline scan {o.source} --accept-drop --user ADMIN")
+    if problems:
+        fail(" | ".join(problems))

@@ -216,6 +216,9 @@ class Settings:
     # Versioned buckets: "marker" adds a delete marker (recoverable, S3 lifecycle expires the
     # old versions); "all" deletes every version (permanent).
     purge_versions: str = "marker"
+    # A scan that finds more than this share fewer documents, references or bytes than the
+    # source's last trusted scan (or nothing at all) is suspect: not applied, purges blocked.
+    scan_max_drop: float = 0.10
     # Days unreferenced after which a namespace's files are soft-deleted by `system`; absent = off.
     auto_delete_days: dict[str, int] = field(default_factory=dict)
     # --- application API ---
@@ -280,6 +283,7 @@ class Settings:
             purge_max_share=_float(env, "MEDIA_PIPELINE_PURGE_MAX_SHARE", 0.05),
             purge_share_floor=_int(env, "MEDIA_PIPELINE_PURGE_SHARE_FLOOR", 20),
             purge_versions=(env.get("MEDIA_PIPELINE_PURGE_VERSIONS") or "marker").lower(),
+            scan_max_drop=_float(env, "MEDIA_PIPELINE_SCAN_MAX_DROP", 0.10),
             auto_delete_days=_days_by_namespace(env, "MEDIA_PIPELINE_AUTO_DELETE_DAYS"),
             admins=frozenset(_csv(env, "MEDIA_PIPELINE_ADMINS")),
             signed_url_max_expiry=_int(env, "MEDIA_PIPELINE_SIGNED_URL_MAX_EXPIRY", 7 * 24 * 3600),
@@ -307,6 +311,8 @@ class Settings:
             raise SettingsError("MEDIA_PIPELINE_FINGERPRINT_WORKERS must be at least 1")
         if self.purge_versions not in {"marker", "all"}:
             raise SettingsError("MEDIA_PIPELINE_PURGE_VERSIONS must be 'marker' or 'all'")
+        if not 0 <= self.scan_max_drop < 1:
+            raise SettingsError("MEDIA_PIPELINE_SCAN_MAX_DROP must be in [0, 1)")
         if not 0 < self.purge_max_share <= 1:
             raise SettingsError("MEDIA_PIPELINE_PURGE_MAX_SHARE must be in (0, 1]")
         if self.purge_batch_size < 1 or self.purge_batch_size > 1000:

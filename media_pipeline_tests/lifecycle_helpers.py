@@ -71,15 +71,19 @@ def key_ref(settings: Settings, content_type: str, content_id: str, key: str
 
 
 def scan(settings: Settings, source: str, rows: Sequence[dict[str, str | None]],
-         started: datetime | None = None, tmp: Path | None = None) -> dict[str, int]:
-    """Replace ``source``'s scanned references with ``rows`` (a scan that completed)."""
+         started: datetime | None = None, tmp: Path | None = None, *,
+         accepted_by: str | None = None, documents: int | None = None) -> dict[str, Any]:
+    """Replace ``source``'s scanned references with ``rows`` (a scan that completed; the drift
+    guard may find it suspect unless ``accepted_by`` accepts it)."""
     started = started or datetime.now(UTC)
     folder = tmp or settings.work_dir / "test-fragments"
     fragment = write_fragment(folder / f"{source}-{started.timestamp()}.parquet", rows)
     with Catalog.open(settings.catalog_path) as catalog:
         return catalog.replace_source_references(source, [fragment], started,
                                                  started + timedelta(seconds=1),
-                                                 {"documents": len(rows)})
+                                                 {"documents": len(rows) if documents is None
+                                                  else documents},
+                                                 accepted_by=accepted_by)
 
 
 def row(settings: Settings, media_id: str) -> dict[str, Any]:

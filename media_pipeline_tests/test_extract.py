@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import html
 import json
+import pickle
 import random
+import re
 import unicodedata
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
+from media_pipeline.records import media_id_for
 from media_pipeline.references.extract import Ref, ReferenceExtractor, unescape
 from media_pipeline.references.known_keys import KnownKeys, key_hash
+from media_pipeline.references.mentions import MentionMatcher
 from media_pipeline.settings import Settings
 
 BUCKET = "media"
@@ -159,6 +163,48 @@ FORMS = [
     ("json-in-html-attribute",
      '<div data-props="{&quot;src&quot;:&quot;https:\\/\\/cdn.example.com\\/j.jpg&quot;}">',
      "html", {("j.jpg", "public_url")}),
+    # issue 10, point 4: forms an editor's plain delete must be refused for
+    ("nextjs-image-url",
+     '<img src="/_next/image?url=https%3A%2F%2Fcdn.example.com%2Fblog%2Fa.png&w=640&q=75">',
+     "html", {("blog/a.png", "public_url")}),
+    ("nextjs-double-encoded",
+     "/_next/image?url=https%253A%252F%252Fcdn.example.com%252Fblog%252Fa.png&w=640", "text",
+     {("blog/a.png", "public_url")}),
+    ("nextjs-key-with-space", "/_next/image?url=https%3A%2F%2Fcdn.example.com%2Fmy%2520a.png",
+     "text", {("my a.png", "public_url")}),
+    ("nextjs-srcset-amp",
+     '<img srcset="/_next/image?url=https%3A%2F%2Fcdn.example.com%2Fa.png&amp;w=640 1x, '
+     '/_next/image?url=https%3A%2F%2Fcdn.example.com%2Fb.png&amp;w=1080 2x">', "html",
+     {("a.png", "public_url"), ("b.png", "public_url")}),
+    ("cloudinary-fetch-encoded",
+     "https://res.cloudinary.com/demo/image/fetch/w_300/https%3A%2F%2Fcdn.example.com%2Fc.jpg",
+     "text", {("c.jpg", "public_url")}),
+    ("imgix-encoded-s3", "https://acme.imgix.net/https%3A%2F%2Fmedia.s3.amazonaws.com%2Fk%2Fi.jpg"
+     "?w=100", "text", {("k/i.jpg", "s3_virtual_host")}),
+    ("shortcode-extra-attribute", f'[media id="{UUID}" align="left"]', "text",
+     {(UUID, "shortcode")}),
+    ("shortcode-attribute-order", f'[media align="left" id="{UUID}" size=full]', "text",
+     {(UUID, "shortcode")}),
+    ("shortcode-single-quotes", f"[media id='{UUID}']", "text", {(UUID, "shortcode")}),
+    ("shortcode-entity-quotes", f"[media id=&quot;{UUID}&quot; align=&#39;left&#39;]", "html",
+     {(UUID, "shortcode")}),
+    ("css-url-minified", ".hero{background:url(https://cdn.example.com/a.png)no-repeat}", "text",
+     {("a.png", "public_url")}),
+    ("css-url-balanced-parens", "url(https://cdn.example.com/photo_(1).jpg)no-repeat", "text",
+     {("photo_(1).jpg", "public_url")}),
+    ("js-hex-escapes", 'var u = "https:\\x2F\\x2Fcdn.example.com\\x2Fjs\\x2Fa.png";', "text",
+     {("js/a.png", "public_url")}),
+    ("js-unicode-brace-escapes", '"https:\\u{2F}\\u{2F}cdn.example.com\\u{2F}b.png"', "text",
+     {("b.png", "public_url")}),
+    ("explicit-port-443", "https://cdn.example.com:443/p/a.png", "text",
+     {("p/a.png", "public_url")}),
+    ("explicit-port-80", "http://cdn.example.com:80/p/a.png", "text", {("p/a.png", "public_url")}),
+    ("s3-host-port-80", "http://media.s3.amazonaws.com:80/k/a.jpg", "text",
+     {("k/a.jpg", "s3_virtual_host")}),
+    ("dot-segment", '<img src="https://cdn.example.com/a/./b.png">', "html",
+     {("a/b.png", "public_url")}),
+    ("dot-dot-segment", "https://cdn.example.com/a/x/../b.png is it", "text",
+     {("a/b.png", "public_url")}),
 ]
 
 
@@ -378,7 +424,7 @@ def test_extract_many_is_extract_raw_of_each() -> None:
                   ("[media:0e5c3b3a-1111-2222-3333-444455556666]", "text"), ("{", "json")]
     many = x.extract_many(documents)
     assert len(many) == len(documents)
-    for (text, fmt), (keys, media_ids, fallback) in zip(documents, many, strict=True):
+    for (text, fmt), (keys, media_ids, fallback, _) in zip(documents, many, strict=True):
         single = x.extract_raw(text, fmt)
         assert (set(keys), set(media_ids), fallback) == (set(single[0]), set(single[1]),
                                                          single[2])
@@ -517,3 +563,110 @@ def test_skipped_lookups_change_no_reference(key: str, dangling: bool) -> None:
                                          (f"s3://media/{key} and https://cdn.example.com/{key}).",
                                           "text")]:
         assert profiled.extract(text, fmt) == unprofiled.extract(text, fmt), text
+
+
+# --- issue 10: bare keys, media ids anywhere, mentions ---
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("blog/2024/a.png", {("blog/2024/a.png", "bare_key")}),  # Django's FileField, as stored
+    ("A title\n  /blog/2024/a.png  \nmore text", {("blog/2024/a.png", "bare_key")}),
+    ('"blog/2024/a.png"', {("blog/2024/a.png", "bare_key")}),
+    ("blog/2024/unknown.png", set()),  # only keys the catalog knows: no dangling noise
+], ids=["whole-text", "a-line-of-a-row", "quoted", "unknown"])
+def test_bare_key_in_a_field_is_a_reference(text: str, found: set[tuple[str, str]]) -> None:
+    assert keys_of(text, known=["blog/2024/a.png"]) == found
+
+
+def evidence_extractor(keys: list[str] | None = None,
+                       known: list[str] | None = None) -> ReferenceExtractor:
+    ids = KnownKeys.from_keys([f"{BUCKET}\0{k}" for k in known or []])
+    return make_extractor(known).with_evidence(MentionMatcher.from_keys(keys or []), ids)
+
+
+@pytest.mark.parametrize("spelling", [
+    "{id}", "{upper}", "{undashed}",
+], ids=["dashed", "uppercase", "undashed-32-hex"])
+def test_a_known_media_id_anywhere_is_a_reference(spelling: str) -> None:
+    media_id = media_id_for(BUCKET, "k/a.png")
+    text = "image: " + spelling.format(id=media_id, upper=media_id.upper(),
+                                       undashed=media_id.replace("-", "")) + " end"
+    found = evidence_extractor(known=["k/a.png"]).extract(text)
+    assert found.refs == {Ref("media_id", media_id, "media_id")}
+    assert "image:" in found.snippets[media_id]
+
+
+def test_unknown_or_embedded_uuids_are_ignored() -> None:
+    x = evidence_extractor(known=["k/a.png"])
+    media_id = media_id_for(BUCKET, "k/a.png")
+    assert x.extract(f"{UUID} ab{media_id.replace('-', '')}").refs == set()
+
+
+@pytest.mark.parametrize("spelling", [
+    "see blog/my photo.png here",
+    "blog/my%20photo.png", "blog%2Fmy%20photo.png", "blog%2fmy+photo.png", "blog/my+photo.png",
+    '{"p": "blog\\/my photo.png"}', '"blog\\u002Fmy photo.png"', "'blog\\x2Fmy photo.png'",
+    "xxblog/my photo.pngxx",
+], ids=["raw", "pct20", "slash-encoded", "lower-hex-plus", "plus", "json-slash", "json-u",
+        "js-x", "inside-a-token"])
+def test_a_mention_in_any_spelling_protects_a_file(spelling: str) -> None:
+    found = evidence_extractor(["blog/my photo.png"]).extract(spelling)
+    assert Ref("key", "blog/my photo.png", "mention") in found.refs
+    assert found.snippets["blog/my photo.png"]
+
+
+@pytest.mark.parametrize(("key", "text"), [
+    ("a&b.png", "x a&amp;b.png x"), ("café.png", "<p>caf&eacute;.png</p>"),
+    ("café.png", unicodedata.normalize("NFD", "café.png")),
+])
+def test_mentions_through_entities_and_unicode_forms(key: str, text: str) -> None:
+    assert Ref("key", key, "mention") in evidence_extractor([key]).extract(text, "html").refs
+
+
+def test_a_proper_form_beats_a_mention_and_only_at_risk_keys_are_mentioned() -> None:
+    from media_pipeline.references.scan import document_rows
+
+    x = evidence_extractor(["a.png"])
+    keys, _, _, _ = document_rows(x, ("page", "1", '<img src="https://cdn.example.com/a.png">',
+                                      "html"))
+    assert keys == {"a.png": "public_url"}
+    assert evidence_extractor(["a.png"]).extract("b.png").refs == set()
+
+
+def test_mention_engines_agree() -> None:
+    keys = ["blog/a b.png", "x/y.jpg", "café.png", "100%.png"]
+    texts = [b"blog%2Fa+b.png and x/y.jpg", "caf\u00e9.png 100%25.png".encode(), b"nothing"]
+    for text in texts:
+        hs = MentionMatcher(keys, "hyperscan").find(text)
+        ac = MentionMatcher(keys, "ahocorasick").find(text)
+        assert {k for k, _, _ in hs} == {k for k, _, _ in ac}
+    assert MentionMatcher.from_keys([]) is None
+    again = pickle.loads(pickle.dumps(MentionMatcher.from_keys(keys)))
+    assert {k for k, _, _ in again.find(b"x/y.jpg")} == {"x/y.jpg"}
+
+
+@pytest.mark.parametrize(("text", "plain"), [
+    ("a\\x2Fb", "a/b"), ("a\\u{2F}b", "a/b"), ("a\\u{1F600}b", "a\U0001F600b"),
+    ("a\\u{110000}b", "a\\u{110000}b"),
+])
+def test_unescape_javascript_escapes(text: str, plain: str) -> None:
+    assert unescape(text) == plain
+
+
+SPELLERS = [
+    lambda k: k, lambda k: quote(k, safe="/"), lambda k: quote(k, safe=""),
+    lambda k: quote_plus(k, safe="/"),
+    lambda k: re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), quote(k, safe="")),
+    lambda k: html.escape(k, quote=False), lambda k: json.dumps(k)[1:-1].replace("/", "\\/"),
+    lambda k: unicodedata.normalize("NFD", k),
+]
+
+
+@hyp_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=KEYS, speller=st.sampled_from(range(len(SPELLERS))),
+       engine=st.sampled_from(["hyperscan", "ahocorasick"]))
+def test_any_spelling_of_an_at_risk_key_is_a_mention(key: str, speller: int,
+                                                     engine: str) -> None:
+    x = make_extractor().with_evidence(MentionMatcher([key], engine), None)
+    text = f"<p>before {SPELLERS[speller](key)} after</p>"
+    refs = x.extract(text, "html").refs
+    assert any(r.value == key for r in refs), (text, refs)

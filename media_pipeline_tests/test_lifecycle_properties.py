@@ -1,6 +1,13 @@
 """Random sequences of reference, delete, restore, scan, clock and purge operations against the
 real catalog and moto, checked against a plain-Python model of the rules.
 
+Scans read in-memory pages through the real scanner: a page refers to a file by its public URL
+or only mentions its key (percent-encoded), which protects the file only while it is
+soft-deleted when the scan starts. Scans may succeed with less than before (an emptied folder,
+a shrunken table): the model applies the drift guard's rule (nothing returned, or a drop over
+10 %, is suspect and changes nothing until accepted), and purges run with or without the source
+in today's configuration (the catalog remembers it).
+
 Invariants: an object referenced (API or scan) when a purge starts is never deleted from S3; a
 purge deletes exactly the files the rules allow; reference_count/referenced_in always agree with
 media_references; a row is purged exactly when its object is gone.
@@ -9,10 +16,12 @@ media_references; a row is purged exactly when its object is gone.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
@@ -29,11 +38,31 @@ from media_pipeline.lifecycle import (
 )
 from media_pipeline.pipeline import commit_inventory, take_inventory
 from media_pipeline.records import media_id_for
+from media_pipeline.references.document import Document
+from media_pipeline.references.index import scan_source
+from media_pipeline.references.sources import ContentSource
 from media_pipeline.settings import Settings
 from media_pipeline.storage import ensure_bucket
-from media_pipeline_tests.lifecycle_helpers import ADMIN, key_ref, object_keys, scan
+from media_pipeline_tests.lifecycle_helpers import ADMIN, object_keys
 
 KEYS = [f"p/{i}.txt" for i in range(4)]
+PUBLIC = "cdn.example.com"
+
+
+class ListSource(ContentSource):
+    """Pages held in memory: a real source for the real scanner."""
+
+    kind = "list"
+
+    def __init__(self, docs: list[Document]) -> None:
+        super().__init__("cms")
+        self.docs = docs
+
+    def describe(self) -> str:
+        return f"{len(self.docs)} pages in memory"
+
+    def _documents(self) -> Iterator[Document]:
+        yield from self.docs
 CONTENT = ["1", "2"]
 RETENTION = 30
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -46,11 +75,16 @@ operations = st.one_of(
     st.tuples(st.just("delete"), file_index),
     st.tuples(st.just("force"), file_index),
     st.tuples(st.just("restore"), file_index),
-    st.tuples(st.just("scan"), st.frozensets(st.tuples(file_index, content), max_size=4)),
+    # ((file, page, only a mention), pages without references, accepted by an admin)
+    st.tuples(st.just("scan"),
+              st.frozensets(st.tuples(file_index, content, st.booleans()), max_size=4),
+              st.integers(0, 3), st.booleans()),
+    st.tuples(st.just("empty_scan")),
     st.tuples(st.just("fail_scan")),
     st.tuples(st.just("advance"), st.integers(1, 40)),
-    st.tuples(st.just("purge")),
+    st.tuples(st.just("purge"), st.booleans()),  # with the source configured today, or not
 )
+MAX_DROP = 0.10
 
 
 @dataclass
@@ -63,8 +97,16 @@ class Model:
     deleted_at: dict[int, datetime] = field(default_factory=dict)
     purged: set[int] = field(default_factory=set)
     last_ok_scan: datetime | None = None
-    scan_failed: bool = False
+    scan_failed: bool = False  # the latest scan failed or was suspect
+    remembered: bool = False  # the catalog has seen a scan of the source
+    baseline: tuple[int, int] | None = None  # documents, references of the last trusted scan
     events: int = 0
+
+    def suspect(self, documents: int, refs: int) -> bool:
+        if self.baseline is None:
+            return False
+        return any(b > 0 and (n == 0 or (b - n) / b > MAX_DROP)
+                   for b, n in zip(self.baseline, (documents, refs), strict=True))
 
     def event_time(self) -> datetime:
         """Scans in the order they happen, even within one day of the clock."""
@@ -74,20 +116,22 @@ class Model:
     def referenced(self, f: int) -> bool:
         return any(i == f for i, _ in self.api | self.scanned)
 
-    def purgeable(self) -> set[int]:
-        if self.scan_failed or self.last_ok_scan is None:
+    def purgeable(self, configured: bool) -> set[int]:
+        needs_scan = configured or self.remembered
+        if needs_scan and (self.scan_failed or self.last_ok_scan is None):
             return set()
+        horizon = self.last_ok_scan if needs_scan else None
         cutoff = self.clock - timedelta(days=RETENTION)
         return {f for f, at in self.deleted_at.items()
                 if f not in self.purged and not self.referenced(f)
-                and at < cutoff and self.last_ok_scan > at}
+                and at < cutoff and (horizon is None or horizon > at)}
 
 
 class World:
     def __init__(self, base: Settings, client: Any, root: Path) -> None:
         self.s = replace(base, bucket=f"prop-{uuid.uuid4().hex[:16]}",
                          home=root / uuid.uuid4().hex, admins=frozenset({ADMIN}),
-                         purge_max_share=1.0, retention_days=RETENTION)
+                         purge_max_share=1.0, retention_days=RETENTION, custom_domain=PUBLIC)
         self.client = client
         ensure_bucket(client, self.s.bucket)
         for key in KEYS:
@@ -125,25 +169,48 @@ class World:
                 m.deleted_at.pop(f)
         elif name == "fail_scan":
             catalog.record_source_failure("cms", m.event_time(), "boom")
-            m.scan_failed = True
+            m.scan_failed = m.remembered = True
 
-    def scan(self, refs: frozenset[tuple[int, str]]) -> None:
+    def scan(self, refs: frozenset[tuple[int, str, bool]], extra_pages: int,
+             accepted: bool) -> None:
+        """A complete read: pages that refer to files (a URL, or only a mention of the key),
+        plus pages that refer to none."""
         m = self.model
         started = m.event_time()
-        scan(self.s, "cms", [key_ref(self.s, "webpage", cid, KEYS[f]) for f, cid in refs],
-             started=started)
-        m.scanned, m.last_ok_scan, m.scan_failed = set(refs), started, False
+        texts: dict[str, list[str]] = {}
+        for f, cid, mention in sorted(refs):
+            texts.setdefault(cid, []).append(
+                f"see {quote(KEYS[f], safe='')}" if mention
+                else f'<img src="https://{PUBLIC}/{KEYS[f]}">')
+        docs = [Document("webpage", cid, " ".join(parts), "html")
+                for cid, parts in texts.items()]
+        docs += [Document("webpage", f"x{i}", "<p>no files</p>", "html")
+                 for i in range(extra_pages)]
+        outcome = scan_source(self.s, ListSource(docs), workers=1, started=started,
+                              accepted_by=ADMIN if accepted else None)
+        proper = {(f, cid) for f, cid, mention in refs if not mention}
+        at_risk = {f for f in m.deleted_at if f not in m.purged}
+        mentioned = {(f, cid) for f, cid, mention in refs if mention and f in at_risk} - proper
+        m.remembered = True
+        if m.suspect(len(docs), len(proper)) and not accepted:
+            assert outcome.state == "suspect"
+            m.scan_failed = True
+            return
+        assert outcome.ok and outcome.state in ("trusted", "accepted"), outcome
+        m.scanned, m.last_ok_scan, m.scan_failed = proper | mentioned, started, False
+        m.baseline = (len(docs), len(proper))
 
-    def purge(self) -> None:
+    def purge(self, configured: bool) -> None:
         m = self.model
         before = object_keys(self.client, self.s)
         referenced = {KEYS[f] for f, _ in m.api | m.scanned if f not in m.purged}
-        expected = m.purgeable()
-        report = purge(self.s, self.client, enabled_sources=["cms"], now=m.clock)
+        expected = m.purgeable(configured)
+        report = purge(self.s, self.client, enabled_sources=["cms"] if configured else [],
+                       now=m.clock)
         after = object_keys(self.client, self.s)
         assert referenced <= after, "a referenced object was deleted"
         assert before - after == {KEYS[f] for f in expected}, report
-        if m.scan_failed or m.last_ok_scan is None:
+        if (configured or m.remembered) and (m.scan_failed or m.last_ok_scan is None):
             assert report.refused
         m.purged |= expected
 
@@ -165,7 +232,7 @@ class World:
 def test_random_lifecycles_never_lose_a_referenced_file(
         ops: list[tuple[Any, ...]], settings: Settings, s3_client: Any, tmp_path: Path) -> None:
     world = World(settings, s3_client, tmp_path)
-    ending = [("advance", RETENTION + 1), ("scan", None), ("purge",)]
+    ending = [("advance", RETENTION + 1), ("scan", None, 0, True), ("purge", True)]
     catalog_ops: list[tuple[Any, ...]] = []
 
     def flush() -> None:
@@ -180,10 +247,15 @@ def test_random_lifecycles_never_lose_a_referenced_file(
             world.model.clock += timedelta(days=op[1])
         elif op[0] == "scan":
             flush()
-            world.scan(op[1] if op[1] is not None else frozenset(world.model.scanned))
+            world.scan(op[1] if op[1] is not None else
+                       frozenset((f, cid, False) for f, cid in world.model.scanned),
+                       op[2], op[3])
+        elif op[0] == "empty_scan":
+            flush()
+            world.scan(frozenset(), 0, False)
         elif op[0] == "purge":
             flush()
-            world.purge()
+            world.purge(op[1])
             world.check()
         else:
             catalog_ops.append(op)

@@ -55,7 +55,7 @@ def test_full_run_catalogs_validates_and_groups_the_corpus(
     assert meta["fingerprints"]["bytes_read"] == sum(len(f.data) for f in corpus)
     assert summary.checks == {"storage_usage": True, "file_accessibility": True,
                               "public_exposure": True, "reference_integrity": True,
-                              "catalog_consistency": True}
+                              "catalog_consistency": True, "content_sources_trusted": True}
 
     by_key = {k: (s, r) for k, s, r in rows(
         settings, "SELECT key, status, quarantine_reason FROM media_files")}
@@ -200,7 +200,8 @@ def test_definitions_load_with_the_job_schedule_and_checks() -> None:
     assert schedule.cron_schedule == "0 2 * * *"
     specs = {c.name for c in defs.resolve_asset_graph().asset_check_keys}
     assert specs == {"storage_usage", "file_accessibility", "public_exposure",
-                     "ai_service_status", "reference_integrity", "catalog_consistency"}
+                     "ai_service_status", "reference_integrity", "catalog_consistency",
+                     "content_sources_trusted", "purge_undo_window"}
     assert {j.name for j in defs.jobs} >= {
         "nightly_reconciliation", "purge", "ai_batch", "ingest_new_objects"}
     purge = defs.resolve_schedule_def("purge_schedule")
@@ -274,7 +275,8 @@ def test_health_command_reports_missing_objects_and_exits_non_zero(
     report = json.loads(ok.output)
     assert {c["check"]: c["passed"] for c in report["checks"]} == {
         "storage_usage": True, "file_accessibility": True, "public_exposure": True,
-        "reference_integrity": True, "catalog_consistency": True}
+        "reference_integrity": True, "catalog_consistency": True, "content_sources": True,
+        "purge_undo": True}
     assert sum(r["files"] for r in report["storage_usage"]) == len(files)
 
     # A page that uses a file the bucket does not have: reference_integrity fails with it.

@@ -8,6 +8,7 @@ refuse and delete nothing — even though the content, had it been read, no long
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,8 @@ def test_reference_assets_index_the_source_and_checks_report_dangling(setup: Set
     assert run.materialized["references_cms"]["documents"] == 3
     assert run.materialized["references_cms"]["dagster/row_count"] == 3
     assert run.materialized["reference_index"]["dangling"] == 1
-    assert run.checks == {"reference_integrity": False, "catalog_consistency": True}
+    assert run.checks == {"reference_integrity": False, "catalog_consistency": True,
+                          "content_sources_trusted": True}
     assert _refs(setup, "site/used.jpg") == {"webpage": ["1"]}
     assert _refs(setup, "site/unused.jpg") == {}
 
@@ -124,9 +126,14 @@ def test_a_source_failing_halfway_keeps_its_references_and_blocks_purge(
 
     # Fixed: the source scans cleanly again (after the deletion), and only then may the
     # unused file go; the file the content still uses stays.
+    # One document of three is a drop the drift guard stops until an admin accepts it.
     _pages(postgres_url, [("2", f'<img srcset="https://{PUBLIC}/site/also-used.jpg 2x">', 1)])
     [again] = scan_sources(setup, workers=1)
-    assert again.ok
+    assert again.ok and again.state == "suspect"
+    assert lifecycle.purge(setup, s3_client, enabled_sources=["cms"], now=later).refused
+    [again] = scan_sources(replace(setup, admins=frozenset({ADMIN})), workers=1,
+                           accepted_by=ADMIN)
+    assert again.ok and again.state == "accepted"
     report = lifecycle.purge(setup, s3_client, enabled_sources=["cms"], now=later)
     assert not report.refused, report.refused_reason
     assert report.purged == 1

@@ -127,6 +127,16 @@ def test_sql_table_mode_concatenates_text_columns_and_skips_nulls(db_url: str) -
     ]
 
 
+def test_sql_table_mode_a_renamed_text_column_is_an_error_naming_it(db_url: str) -> None:
+    name = pages_table(db_url)
+    source = SqlSource("cms", db_url, table=name, id_column="id",
+                       text_columns=["Body", "summary"], content_type="webpage")
+    # "Body" matches body (any case); "summary" is not there: never read as empty text
+    with pytest.raises(SourceError, match=f"column 'summary' not in table '{name}' "
+                                          r"\(renamed\?\)"):
+        list(source.documents())
+
+
 def test_sql_query_is_taken_verbatim_colons_and_percent_signs_included(db_url: str) -> None:
     name = pages_table(db_url)
     source = SqlSource("cms", db_url, content_type="page", query=(
@@ -276,7 +286,9 @@ def test_sql_big_table_streams_through_a_server_side_cursor_in_bounded_memory(
             if count % 1000 == 0:
                 peak = max(peak, process.memory_info().rss)
     assert count == BIG_ROWS and len(ids) == BIG_ROWS
-    selects = [e for e in spy.executions if e[0].lstrip().upper().startswith("SELECT")]
+    # one streaming SELECT of the table (the column check reads the database's catalog)
+    selects = [e for e in spy.executions if e[0].lstrip().upper().startswith("SELECT")
+               and "pg_catalog" not in e[0]]
     assert len(selects) == 1
     _, cursor_type, options = selects[0]
     assert f"{cursor_type.__module__}.{cursor_type.__qualname__}" == cursor_class
@@ -525,18 +537,110 @@ def test_http_follows_the_link_header(api: Api) -> None:
     assert documents[0].text == "x"
 
 
-def test_http_page_numbers_stop_on_an_empty_page(api: Api) -> None:
+def test_http_page_numbers_stop_on_an_empty_page_when_told_to(api: Api) -> None:
     def handler(path: str, query: dict[str, list[str]], headers: dict[str, str]) -> Reply:
         page, size = int(query["page"][0]), int(query["per_page"][0])
         start = (page - 1) * size
         return ok({"data": {"items": [item(i) for i in range(start, min(start + size, 7))]}})
     api.handler = handler
     source = http_source(f"{api.url}/pages?lang=en", page_param="page",
-                         page_size_param="per_page", page_size=3)
+                         page_size_param="per_page", page_size=3, end="empty_page")
     assert [d.content_id for d in source.documents()] == [str(i) for i in range(7)]
     assert [parse_qs(urlsplit(r).query)["page"] for r in api.requests] == [
         ["1"], ["2"], ["3"], ["4"]]
     assert all("lang=en" in r for r in api.requests)
+
+
+def numbered_pages(empty: int | None = None, count: int = 3, total_items: int | None = None,
+                   has_more: bool = False) -> Callable[..., Reply]:
+    """Pages 1..count with one item each; page ``empty`` has none; each carries the end signals
+    (``meta.pages``, ``meta.total``, ``meta.more``)."""
+    def handler(path: str, query: dict[str, list[str]], headers: dict[str, str]) -> Reply:
+        n = int(query["page"][0])
+        items = [] if n == empty or n > count else [item(n)]
+        return ok({"data": {"items": items}, "meta": {
+            "pages": count, "total": count if total_items is None else total_items,
+            "more": has_more or n < count}})
+    return handler
+
+
+@pytest.mark.parametrize("signal", [{"total_pages": "meta.pages"}, {"has_more": "meta.more"},
+                                    {"total": "meta.total"}])
+def test_http_page_numbers_read_to_the_api_end_signal(api: Api, signal: dict[str, str]) -> None:
+    api.handler = numbered_pages()
+    source = http_source(f"{api.url}/p", page_param="page", **signal)
+    assert [d.content_id for d in source.documents()] == ["1", "2", "3"]
+    assert len(api.requests) == 3  # no extra request for an empty page
+
+
+@pytest.mark.parametrize("signal", [{"total_pages": "meta.pages"}, {"has_more": "meta.more"},
+                                    {"total": "meta.total"}])
+def test_http_an_empty_page_before_the_end_is_a_failure(api: Api, signal: dict[str, str]) -> None:
+    api.handler = numbered_pages(empty=2)
+    source = http_source(f"{api.url}/p", page_param="page", **signal)
+    with pytest.raises(SourceError, match="page 2 is empty but the API says there is more"):
+        list(source.documents())
+
+
+def test_http_an_empty_page_with_a_next_link_is_a_failure(api: Api) -> None:
+    api.handler = lambda path, query, headers: ok(
+        {"data": {"items": []}, "next": "/p2"} if path == "/p1" else
+        {"data": {"items": [item(2)]}, "next": None})
+    with pytest.raises(SourceError, match="page 1 is empty but links to a next page"):
+        list(http_source(f"{api.url}/p1", next="next").documents())
+
+
+def test_http_a_total_that_does_not_match_is_a_failure(api: Api) -> None:
+    api.handler = numbered_pages(total_items=5, has_more=False)
+    with pytest.raises(SourceError, match="read 3 items, the API says 5"):
+        list(http_source(f"{api.url}/p", page_param="page", has_more="meta.more",
+                         total="meta.total").documents())
+    totals = iter([3, 4, 4])
+
+    def changing(path: str, query: dict[str, list[str]], headers: dict[str, str]) -> Reply:
+        n = int(query["page"][0])
+        return ok({"data": {"items": [item(n)]}, "meta": {"total": next(totals)}})
+    api.handler = changing
+    with pytest.raises(SourceError, match="the total changed from 3 to 4"):
+        list(http_source(f"{api.url}/p", page_param="page", total="meta.total").documents())
+
+
+def test_http_a_page_that_repeats_the_previous_one_is_a_failure(api: Api) -> None:
+    api.handler = lambda path, query, headers: ok(
+        {"data": {"items": [item(1)]}, "meta": {"more": True}})
+    with pytest.raises(SourceError, match="page 2 repeats page 1"):
+        list(http_source(f"{api.url}/p", page_param="page", has_more="meta.more").documents())
+
+
+def test_http_the_page_limit_is_a_failure_not_the_end(api: Api) -> None:
+    api.handler = numbered_pages(count=5)
+    with pytest.raises(SourceError, match="more than max_pages"):
+        list(http_source(f"{api.url}/p", page_param="page", total_pages="meta.pages",
+                         max_pages=2).documents())
+
+
+def test_http_a_missing_text_field_is_an_error_unless_optional(api: Api) -> None:
+    api.handler = lambda path, query, headers: ok({"data": {"items": [
+        {"id": 1, "kind": "blog", "title": "T", "content": "<img src='/media/1.png'>"}]}})
+    with pytest.raises(SourceError, match=r"page 1, item 0 \(id 1\) has no text field 'body' "
+                                          r"\(renamed\?\)"):
+        list(http_source(f"{api.url}/p").documents())
+    [document] = http_source(f"{api.url}/p", optional_text_fields=["body"]).documents()
+    assert document.text == "T"
+    api.handler = lambda path, query, headers: ok({"data": {"items": [
+        {"id": 1, "kind": "blog", "title": "T", "body": None}]}})
+    [document] = http_source(f"{api.url}/p").documents()  # null is empty text, not missing
+    assert document.text == "T"
+
+
+def test_http_end_signal_config_errors() -> None:
+    base = ("sources:\n  - name: api\n    type: http\n    url: https://x\n    items: a\n"
+            "    id_field: id\n    text_fields: [b]\n    content_type: x\n")
+    errors = config_errors(base + "    page_param: p\n")
+    assert any("field 'page_param': needs the API's end signal" in e for e in errors)
+    errors = config_errors(base + "    has_more: more\n    end: sometimes\n")
+    assert any("field 'has_more': needs 'page_param'" in e for e in errors)
+    assert any("field 'end': must be one of empty_page" in e for e in errors)
 
 
 def test_http_retries_503_and_429_then_succeeds(api: Api) -> None:
@@ -645,7 +749,7 @@ def test_http_content_type_fixed_and_id_path(api: Api) -> None:
         {"results": [{"meta": {"id": 7}, "html": "<img src='/media/x.png'>", "n": 3}]})
     source = HttpSource("api", f"{api.url}/", items="results", id_field="meta.id",
                         text_fields=["html", "n", "missing"], content_type="product",
-                        format="html")
+                        format="html", optional_text_fields=["missing"])
     assert list(source.documents()) == [
         Document("product", "7", "<img src='/media/x.png'>\n3", "html")]
 
@@ -750,6 +854,7 @@ sources:
     text_fields: body
     content_type: webpage
     page_param: page
+    end: empty_page
     page_size_param: size
     page_size: 20
 """

@@ -275,7 +275,7 @@ class LifecycleSQL:
                 SELECT $pid, m.media_id, m.bucket, m.key, m.version_id, m.etag, m.file_size,
                        m.deleted_at,
                        ((row_number() OVER (ORDER BY m.bucket, m.key) - 1) // $batch)::INTEGER,
-                       $now, 'marked', NULL, $now
+                       $now, 'marked', NULL, $now, NULL
                 FROM media_files m
                 WHERE m.status = 'deleted' AND ({PURGE_BLOCKER}) IS NULL
                 """,
@@ -359,6 +359,46 @@ class LifecycleSQL:
         )
         columns = [d[0] for d in cursor.description or []]
         return [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
+
+    def set_purge_markers(self, purge_id: str, markers: Sequence[tuple[str, str]]) -> None:
+        """The delete markers a purge created (media id, marker version id): unpurge's undo."""
+        if markers:
+            with self.transaction():
+                self.con.executemany(
+                    "UPDATE purge_marks SET marker_version_id = ? WHERE purge_id = ? "
+                    "AND media_id = ?::UUID", [[m, purge_id, i] for i, m in markers])
+
+    def last_purge(self, media_id: str) -> dict[str, Any] | None:
+        """The purge that took the file: its mark (bucket, key, etag, marker) and the run's
+        ``versions`` setting; None if no purge mark says it was purged."""
+        cursor = self.con.execute(
+            """
+            SELECT p.purge_id, p.bucket, p.key, p.etag, p.version_id, p.marker_version_id,
+                   r.versions
+            FROM purge_marks p JOIN purge_runs r USING (purge_id)
+            WHERE p.media_id = ?::UUID AND p.state = 'purged'
+            ORDER BY p.updated_at DESC LIMIT 1
+            """, [media_id])
+        columns = [d[0] for d in cursor.description or []]
+        found = cursor.fetchall()
+        return dict(zip(columns, found[0], strict=True)) if found else None
+
+    def unpurge_media(self, media_id: str, user: str, version_id: str | None,
+                      details: dict[str, Any]) -> bool:
+        """The object is back in S3: the file is active again (as restore would make it),
+        audited. False if it was not purged (nothing changed)."""
+        with PURGE_EXCLUSION, self.transaction():
+            row = self.con.execute(
+                f"""
+                UPDATE media_files SET status = {RESTORED_STATUS}, purged_at = NULL,
+                    is_deleted = false, deleted_at = NULL, deleted_by = NULL,
+                    version_id = coalesce(?, version_id), missing_since = NULL
+                WHERE media_id = ?::UUID AND status = 'purged'
+                """, [version_id, media_id]).fetchone()
+            if not row or not row[0]:
+                return False
+            self.record_audit(user, "unpurge", media_id, details)
+        return True
 
     def finish_purge_marks(
         self, outcomes: Sequence[tuple[str, str, str, str | None]], now: datetime,

@@ -262,4 +262,41 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        6,
+        "purge evidence: remembered sources, scan drift states, mention snippets, undo markers",
+        """
+        -- every source the catalog has scanned; a purge needs each one until it is retired
+        CREATE TABLE content_sources (
+            source         VARCHAR NOT NULL,
+            kind           VARCHAR,
+            description    VARCHAR,            -- describe(): secrets redacted
+            first_seen     TIMESTAMPTZ NOT NULL,
+            last_seen      TIMESTAMPTZ NOT NULL,
+            retired_at     TIMESTAMPTZ,
+            retired_by     VARCHAR,
+            retired_reason VARCHAR
+        );
+        INSERT INTO content_sources
+            SELECT source, NULL, NULL, min(started), max(started), NULL, NULL, NULL
+            FROM source_scans GROUP BY source;
+        INSERT INTO content_sources
+            SELECT source, NULL, NULL, min(first_seen), max(last_seen), NULL, NULL, NULL
+            FROM media_references
+            WHERE origin = 'scan' AND source NOT IN (SELECT source FROM content_sources)
+            GROUP BY source;
+        ALTER TABLE source_scans ADD COLUMN state VARCHAR;    -- trusted|accepted|suspect|failed
+        ALTER TABLE source_scans ADD COLUMN trusted BOOLEAN;  -- rows applied: counts for purges
+        ALTER TABLE source_scans ADD COLUMN mentions BIGINT;  -- left out of the drift compare
+        ALTER TABLE source_scans ADD COLUMN drift JSON;       -- baseline, new, reasons, max_drop
+        ALTER TABLE source_scans ADD COLUMN accepted_by VARCHAR;
+        UPDATE source_scans SET state = CASE WHEN ok THEN 'trusted' ELSE 'failed' END,
+                                trusted = ok;
+        ALTER TABLE media_references ADD COLUMN snippet VARCHAR;  -- mentions: where found
+        ALTER TABLE purge_marks ADD COLUMN marker_version_id VARCHAR;  -- for unpurge
+        """,
+    )
+)
+
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

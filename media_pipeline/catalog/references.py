@@ -23,6 +23,8 @@ import duckdb
 from media_pipeline.catalog.lifecycle_sql import PURGE_EXCLUSION, LifecycleSQL, aware, utc_now
 
 API_SOURCE = "api"
+DEFAULT_MAX_DROP = 0.10
+DRIFT_MEASURES = ("documents", "refs", "bytes")
 FRAGMENT_COLUMNS = ("content_type", "content_id", "bucket", "key", "media_id", "form")
 MAX_ERROR_CHARS = 2000
 
@@ -121,7 +123,7 @@ class ReferenceSQL(LifecycleSQL):
                 """
                 INSERT INTO media_references
                 SELECT $id::UUID, f.bucket, f.key, $ct, $cid, 'api', 'api', 'api', $user,
-                       $now, $now
+                       $now, $now, NULL
                 FROM (SELECT 1) LEFT JOIN media_files f ON f.media_id = $id::UUID
                 """,
                 {"id": media_id, "ct": content_type, "cid": content_id, "user": user,
@@ -170,7 +172,7 @@ class ReferenceSQL(LifecycleSQL):
         """Every row behind :meth:`references_of`, with where it came from."""
         cursor = self.con.execute(
             "SELECT content_type, content_id, source, origin, form, bucket, key, created_by, "
-            "first_seen, last_seen FROM media_references WHERE media_id = ? "
+            "first_seen, last_seen, snippet FROM media_references WHERE media_id = ? "
             "ORDER BY content_type, content_id, source",
             [media_id],
         )
@@ -187,7 +189,11 @@ class ReferenceSQL(LifecycleSQL):
         finished: datetime | None = None,
         stats: Mapping[str, Any] | None = None,
         run_id: str | None = None,
-    ) -> dict[str, int]:
+        *,
+        max_drop: float = DEFAULT_MAX_DROP,
+        accepted_by: str | None = None,
+        source_info: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Replace ``source``'s scanned references with the fragments' rows, in one transaction.
 
         Call only when the source was read completely. Rows that were there before keep their
@@ -196,6 +202,12 @@ class ReferenceSQL(LifecycleSQL):
         reference that is not a UUID cannot name any file and is dropped (counted as
         ``invalid``). A fragment row without content_type/content_id is an error: nothing
         changes.
+
+        Drift guard: the scan is compared with the source's last trusted one (documents, non-
+        mention references, bytes). Nothing returned, or a drop by more than ``max_drop``, makes
+        it *suspect*: nothing is applied, the old rows stay and the source is stale until a scan
+        is accepted (``accepted_by``, audited with the numbers). A source's first scan is
+        trusted. The result's ``state`` is trusted, accepted or suspect.
         """
         if source == API_SOURCE:
             raise ValueError(f"{API_SOURCE!r} is reserved for API references")
@@ -207,10 +219,15 @@ class ReferenceSQL(LifecycleSQL):
         with PURGE_EXCLUSION, self.transaction():
             if files:
                 try:
+                    # Older fragments have no snippet column.
+                    names = {r[0] for r in con.execute(
+                        "DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)",
+                        [files]).fetchall()}
+                    snippet = "snippet" if "snippet" in names else "NULL::VARCHAR AS snippet"
                     con.execute(
                         "CREATE OR REPLACE TEMP TABLE scan_in AS SELECT content_type, "
-                        "content_id, bucket, key, media_id::VARCHAR AS media_id, form "
-                        "FROM read_parquet(?, union_by_name = true)",
+                        "content_id, bucket, key, media_id::VARCHAR AS media_id, form, "
+                        f"{snippet} FROM read_parquet(?, union_by_name = true)",
                         [files],
                     )
                 except duckdb.Error as exc:
@@ -221,7 +238,7 @@ class ReferenceSQL(LifecycleSQL):
                 con.execute(
                     "CREATE OR REPLACE TEMP TABLE scan_in (content_type VARCHAR, "
                     "content_id VARCHAR, bucket VARCHAR, key VARCHAR, media_id VARCHAR, "
-                    "form VARCHAR)")
+                    "form VARCHAR, snippet VARCHAR)")
             bad = con.execute(
                 "SELECT count(*) FROM scan_in WHERE coalesce(content_type, '') = '' "
                 "OR coalesce(content_id, '') = ''").fetchone()
@@ -233,16 +250,40 @@ class ReferenceSQL(LifecycleSQL):
                 """
                 CREATE OR REPLACE TEMP TABLE scan_new AS
                 SELECT media_id, content_type, content_id,
-                       min(bucket) AS bucket, min(key) AS key, min(form) AS form
+                       min(bucket) AS bucket, min(key) AS key,
+                       -- a mention never hides a recognised form
+                       coalesce(min(form) FILTER (WHERE form <> 'mention'), min(form)) AS form,
+                       coalesce(min(snippet) FILTER (WHERE form <> 'mention'),
+                                min(snippet)) AS snippet
                 FROM (SELECT CASE WHEN bucket IS NOT NULL AND key IS NOT NULL
                                   THEN md5(bucket || chr(0) || key)::UUID
                                   ELSE try_cast(media_id AS UUID) END AS media_id,
-                             content_type, content_id, bucket, key, form
+                             content_type, content_id, bucket, key, form, snippet
                       FROM scan_in)
                 WHERE media_id IS NOT NULL
                 GROUP BY media_id, content_type, content_id
                 """
             )
+            drift = self._scan_drift(source, stats, max_drop)
+            if drift["reasons"] and accepted_by is None:
+                self._remember_source(source, source_info, started)
+                con.execute(
+                    "INSERT INTO source_scans (source, started, finished, ok, documents, refs, "
+                    "bytes, text_fallbacks, error, run_id, state, trusted, mentions, drift) "
+                    "VALUES (?, ?, ?, true, ?, ?, ?, ?, NULL, ?, 'suspect', false, ?, ?)",
+                    [source, started, finished, stats.get("documents"), drift["new"]["refs"],
+                     stats.get("bytes"), stats.get("text_fallbacks"), run_id,
+                     drift["new"]["mentions"], json.dumps(drift)],
+                )
+                self.record_audit("system", "references.scan_suspect", None,
+                                  {"source": source, **drift}, run_id)
+                for table in ("scan_in", "scan_new"):
+                    con.execute(f"DROP TABLE {table}")
+                return {"state": "suspect", "rows": 0, "refs": drift["new"]["refs"],
+                        "added": 0, "removed": 0, "invalid": 0, "files_changed": 0,
+                        "drift": drift}
+            state = "accepted" if drift["reasons"] else "trusted"
+            self._remember_source(source, source_info, started)
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE scan_old AS SELECT DISTINCT media_id, "
                 "content_type, content_id FROM media_references "
@@ -275,7 +316,7 @@ class ReferenceSQL(LifecycleSQL):
                 """
                 INSERT INTO media_references
                 SELECT n.media_id, n.bucket, n.key, n.content_type, n.content_id, $source,
-                       'scan', n.form, NULL, $started, $finished
+                       'scan', n.form, NULL, $started, $finished, n.snippet
                 FROM scan_new n SEMI JOIN scan_added a USING (media_id, content_type, content_id)
                 """,
                 {"source": source, "started": started, "finished": finished},
@@ -290,16 +331,25 @@ class ReferenceSQL(LifecycleSQL):
             ).fetchone()
             assert counts is not None
             files_changed = self._recompute_affected(finished)
-            result = {"rows": int(counts[0]), "refs": int(counts[1]), "added": int(counts[2]),
-                      "removed": int(counts[3]), "invalid": int(counts[4]),
-                      "files_changed": files_changed}
+            result: dict[str, Any] = {
+                "rows": int(counts[0]), "refs": int(counts[1]), "added": int(counts[2]),
+                "removed": int(counts[3]), "invalid": int(counts[4]),
+                "files_changed": files_changed}
             con.execute(
-                "INSERT INTO source_scans VALUES (?, ?, ?, true, ?, ?, ?, ?, NULL, ?)",
+                "INSERT INTO source_scans (source, started, finished, ok, documents, refs, "
+                "bytes, text_fallbacks, error, run_id, state, trusted, mentions, drift, "
+                "accepted_by) VALUES (?, ?, ?, true, ?, ?, ?, ?, NULL, ?, ?, true, ?, ?, ?)",
                 [source, started, finished, stats.get("documents"), result["refs"],
-                 stats.get("bytes"), stats.get("text_fallbacks"), run_id],
+                 stats.get("bytes"), stats.get("text_fallbacks"), run_id, state,
+                 drift["new"]["mentions"], json.dumps(drift), accepted_by],
             )
             self.record_audit("system", "references.scan", None,
-                              {"source": source, **result}, run_id)
+                              {"source": source, "state": state, **result}, run_id)
+            if accepted_by is not None:
+                self.record_audit(accepted_by, "references.scan_drop_accepted", None,
+                                  {"source": source, **drift}, run_id)
+            result["state"] = state
+            result["drift"] = drift
             for table in ("scan_in", "scan_new", "scan_old", "scan_added", "scan_removed",
                           "ref_affected"):
                 con.execute(f"DROP TABLE {table}")
@@ -307,13 +357,15 @@ class ReferenceSQL(LifecycleSQL):
 
     def record_source_failure(
         self, source: str, started: datetime, error: str, run_id: str | None = None,
-        finished: datetime | None = None,
+        finished: datetime | None = None, source_info: Mapping[str, Any] | None = None,
     ) -> None:
         """A scan that did not complete: its old rows stay, and the source is stale (purge
         refuses) until a scan succeeds."""
         with self.transaction():
+            self._remember_source(source, source_info, aware(started))
             self.con.execute(
-                "INSERT INTO source_scans VALUES (?, ?, ?, false, NULL, NULL, NULL, NULL, ?, ?)",
+                "INSERT INTO source_scans (source, started, finished, ok, error, run_id, state, "
+                "trusted) VALUES (?, ?, ?, false, ?, ?, 'failed', false)",
                 [source, aware(started), aware(finished) or utc_now(),
                  (error or "unknown error")[:MAX_ERROR_CHARS], run_id],
             )
@@ -321,39 +373,151 @@ class ReferenceSQL(LifecycleSQL):
                               {"source": source, "error": (error or "")[:MAX_ERROR_CHARS]},
                               run_id)
 
+    def _scan_drift(self, source: str, stats: Mapping[str, Any], max_drop: float
+                    ) -> dict[str, Any]:
+        """Compare the scan in ``scan_new`` with the source's last trusted scan. Mentions are
+        left out: they follow soft deletes and restores, not the content."""
+        row = self.con.execute(
+            "SELECT count(*) FILTER (WHERE form IS DISTINCT FROM 'mention'), "
+            "count(*) FILTER (WHERE form = 'mention') FROM scan_new").fetchone()
+        assert row is not None
+        new = {"documents": stats.get("documents"), "refs": int(row[0]),
+               "bytes": stats.get("bytes"), "mentions": int(row[1])}
+        base = self.con.execute(
+            "SELECT documents, refs - coalesce(mentions, 0), bytes, started FROM source_scans "
+            "WHERE source = ? AND trusted ORDER BY started DESC LIMIT 1", [source]).fetchall()
+        reasons: list[str] = []
+        baseline: dict[str, Any] | None = None
+        if base:
+            baseline = dict(zip((*DRIFT_MEASURES, "started"), base[0], strict=True))
+            baseline["started"] = str(baseline["started"])
+            for measure in DRIFT_MEASURES:
+                b, n = baseline[measure], new[measure]
+                if b is None or n is None or b <= 0:
+                    continue  # unknown, or nothing before: nothing can drop
+                if n == 0:
+                    reasons.append(f"{measure} {b} → 0 (returned nothing)")
+                elif (b - n) / b > max_drop:
+                    reasons.append(f"{measure} {b} → {n} (−{(b - n) / b:.0%})")
+        return {"baseline": baseline, "new": new, "reasons": reasons, "max_drop": max_drop}
+
+    # -- remembered sources ------------------------------------------------------------------
+
+    def _remember_source(self, source: str, info: Mapping[str, Any] | None,
+                         now: datetime) -> None:
+        """Record that the catalog has scanned ``source`` (inside the scan's transaction); a
+        retired source that is scanned again is reactivated, audited."""
+        info = info or {}
+        row = self.con.execute(
+            "SELECT count(*), count(retired_at) FROM content_sources WHERE source = ?",
+            [source]).fetchone()
+        assert row is not None
+        if not row[0]:
+            self.con.execute(
+                "INSERT INTO content_sources VALUES (?, ?, ?, ?, ?, NULL, NULL, NULL)",
+                [source, info.get("kind"), info.get("description"), now, now])
+            return
+        self.con.execute(
+            "UPDATE content_sources SET last_seen = greatest(last_seen, $now), "
+            "kind = coalesce($kind, kind), description = coalesce($desc, description), "
+            "retired_at = NULL, retired_by = NULL, retired_reason = NULL WHERE source = $s",
+            {"now": now, "kind": info.get("kind"), "desc": info.get("description"),
+             "s": source})
+        if row[1]:
+            self.record_audit("system", "source.reactivated", None, {"source": source})
+
+    def remembered_sources(self, include_retired: bool = False) -> list[dict[str, Any]]:
+        """Every source the catalog has scanned (not retired ones unless asked)."""
+        where = "" if include_retired else "WHERE retired_at IS NULL"
+        return self._rows(
+            f"SELECT source, kind, description, first_seen, last_seen, retired_at, retired_by, "
+            f"retired_reason FROM content_sources {where} ORDER BY source", [])
+
+    def required_sources(self, configured: Sequence[str]) -> list[str]:
+        """The sources a purge must have trusted scans from: today's configured ones and every
+        source the catalog has scanned and nobody retired."""
+        remembered = [r["source"] for r in self.remembered_sources()]
+        return sorted(set(configured) | set(remembered))
+
+    def retire_source(self, source: str, user: str, reason: str | None = None,
+                      now: datetime | None = None) -> dict[str, Any]:
+        """Forget a source for good: its scanned references go (counts recomputed) and purges
+        no longer wait for it. Audited with the number of references removed."""
+        now = aware(now) or utc_now()
+        con = self.con
+        with PURGE_EXCLUSION, self.transaction():
+            row = con.execute(
+                "SELECT count(*), count(retired_at) FROM content_sources WHERE source = ?",
+                [source]).fetchone()
+            assert row is not None
+            if not row[0]:
+                raise ValueError(f"the catalog has never scanned a source named {source!r}")
+            if row[1]:
+                raise ValueError(f"content source {source!r} is already retired")
+            last = con.execute(
+                "SELECT max(started) FROM source_scans WHERE source = ? AND trusted",
+                [source]).fetchall()[0][0]
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE ref_affected AS SELECT DISTINCT media_id "
+                "FROM media_references WHERE source = ? AND origin = 'scan'", [source])
+            removed = con.execute(
+                "DELETE FROM media_references WHERE source = ? AND origin = 'scan'",
+                [source]).fetchone()
+            self._recompute_affected(now)
+            con.execute("DROP TABLE ref_affected")
+            con.execute(
+                "UPDATE content_sources SET retired_at = ?, retired_by = ?, retired_reason = ? "
+                "WHERE source = ?", [now, user, reason, source])
+            details = {"source": source, "references_removed": int(removed[0]) if removed else 0,
+                       "last_trusted_scan": str(last) if last else None, "reason": reason}
+            self.record_audit(user, "source.retire", None, details)
+        return details
+
+    # -- staleness ---------------------------------------------------------------------------
+
     def source_scan_status(self, sources: Sequence[str]) -> list[dict[str, Any]]:
-        """Per source: its latest scan (ok or not, error) and the start of its latest
-        successful one; ``stale`` when it never succeeded or the latest scan failed."""
+        """Per source: its latest scan (state, error, drift) and the start of its latest trusted
+        one; ``stale`` when it never had a trusted scan, or the latest scan failed or is
+        suspect (the old references are kept until someone accepts the drop)."""
         out = []
         for source in sources:
             latest_rows = self.con.execute(
-                "SELECT started, ok, error FROM source_scans WHERE source = ? "
+                "SELECT started, ok, error, coalesce(state, CASE WHEN ok THEN 'trusted' "
+                "ELSE 'failed' END), drift FROM source_scans WHERE source = ? "
                 "ORDER BY started DESC, ok ASC LIMIT 1",
                 [source],
             ).fetchall()
             latest = latest_rows[0] if latest_rows else None
             ok_started = self.con.execute(
-                "SELECT max(started) FROM source_scans WHERE source = ? AND ok", [source]
+                "SELECT max(started) FROM source_scans WHERE source = ? AND trusted", [source]
             ).fetchall()[0][0]
             if latest is None:
                 reason = "never scanned"
-            elif not latest[1]:
+            elif latest[3] == "failed":
                 reason = f"latest scan failed: {latest[2]}"
+            elif latest[3] == "suspect":
+                drift = json.loads(latest[4]) if latest[4] else {}
+                reason = (f"latest scan suspect: {'; '.join(drift.get('reasons', []))}; old "
+                          f"references kept; accept with media-pipeline scan {source} "
+                          "--accept-drop --user ADMIN")
+            elif ok_started is None:
+                reason = "no trusted scan"
             else:
                 reason = None
             out.append({"source": source, "last_ok_started": ok_started,
                         "latest_started": latest[0] if latest else None,
+                        "state": latest[3] if latest else None,
                         "stale": reason is not None, "reason": reason})
         return out
 
     def stale_sources(self, enabled: Sequence[str]) -> list[str]:
-        """Enabled sources never scanned successfully, or whose latest scan failed."""
+        """Sources never scanned successfully, or whose latest scan failed or is suspect."""
         return [s["source"] for s in self.source_scan_status(enabled) if s["stale"]]
 
     def scan_horizon(self, enabled: Sequence[str]) -> datetime | None:
-        """The earliest of the enabled sources' latest successful scan starts: a file deleted
-        before it has been looked for in every source since. None if some source never
-        succeeded; far in the future when there are no sources (API references only)."""
+        """The earliest of the sources' latest trusted scan starts: a file deleted before it
+        has been looked for in every source since. None if some source never had one; far in
+        the future when there are no sources (API references only)."""
         if not enabled:
             return datetime(9999, 1, 1, tzinfo=UTC)
         starts = [s["last_ok_started"] for s in self.source_scan_status(enabled)]
@@ -369,6 +533,21 @@ class ReferenceSQL(LifecycleSQL):
         return KnownKeys.from_duckdb(self.con, "SELECT key FROM media_files WHERE bucket = ?",
                                      [bucket])
 
+    def known_media_ids(self, bucket: str) -> Any:
+        """The bucket's media ids as ``KnownKeys`` over ``bucket NUL key`` (whose MD5 is the
+        media id): a UUID found in content is known when its low 8 bytes are there."""
+        from media_pipeline.references.known_keys import KnownKeys
+
+        return KnownKeys.hashes_from_duckdb(
+            self.con, "SELECT bucket || chr(0) || key FROM media_files WHERE bucket = ?",
+            [bucket])
+
+    def mention_keys(self, bucket: str) -> list[str]:
+        """Keys a purge could take (soft-deleted, not purged): what mentions look for."""
+        return [k for (k,) in self.con.execute(
+            "SELECT key FROM media_files WHERE bucket = ? AND is_deleted "
+            "AND status <> 'purged' ORDER BY key", [bucket]).fetchall()]
+
     def reference_totals(self) -> dict[str, int]:
         """Rows by origin, files referenced, dangling references: the index asset's numbers."""
         row = self.con.execute(
@@ -383,6 +562,18 @@ class ReferenceSQL(LifecycleSQL):
         ).fetchall()[0]
         return {"references": int(row[0]), "api": int(row[1]), "scan": int(row[2]),
                 "referenced_files": int(row[3]), "dangling": int(row[4])}
+
+    def kept_referenced(self, cutoff: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        """Soft-deleted files past the retention that a purge keeps because something still
+        refers to them: one row per reference (form, source, content and snippet)."""
+        return self._rows(
+            """
+            SELECT m.media_id::VARCHAR AS media_id, m.key, r.form, r.source, r.content_type,
+                   r.content_id, r.snippet
+            FROM media_files m JOIN media_references r USING (media_id)
+            WHERE m.status = 'deleted' AND m.deleted_at < ?
+            ORDER BY m.key, r.source, r.content_type, r.content_id LIMIT ?
+            """, [cutoff, limit])
 
     # -- checks ------------------------------------------------------------------------------
 

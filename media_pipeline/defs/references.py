@@ -78,6 +78,14 @@ def build_source_asset(source_name: str) -> dg.AssetsDefinition:
                 context.log.info(f"{name}: {documents} documents, {size / 1e6:.0f} MB")
 
         outcome = scan_source(settings, source, run_id=context.run.run_id, progress=progress)
+        if outcome.state == "suspect":
+            raise dg.Failure(
+                description=f"content source {source_name!r} scan is suspect and was not "
+                            f"applied ({'; '.join(outcome.reasons)}); its previous references "
+                            "are kept and purges are blocked until an admin accepts it with "
+                            f"media-pipeline scan {source_name} --accept-drop --user ADMIN",
+                metadata={**_outcome_metadata(outcome),
+                          "drift": dg.MetadataValue.json(outcome.reasons)})
         if not outcome.ok:
             # Old references are kept and the source is stale: purges refuse until it scans.
             raise dg.Failure(
@@ -109,7 +117,8 @@ def build_reference_assets(settings: Settings | None = None) -> list[dg.AssetsDe
         with open_catalog(settings) as cat:
             cat.sync_reference_counts()
             totals = cat.reference_totals()
-            stale = cat.stale_sources(lifecycle.enabled_source_names(settings))
+            stale = cat.stale_sources(
+                cat.required_sources(lifecycle.enabled_source_names(settings)))
         return dg.MaterializeResult(metadata={
             "dagster/row_count": totals["references"],
             "api_references": totals["api"],
@@ -211,4 +220,33 @@ def _jsonable(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
              for k, v in row.items()} for row in rows]
 
 
-REFERENCE_CHECKS = [reference_integrity, catalog_consistency]
+@dg.asset_check(asset=reference_index_key,
+                description="Every source a purge needs (configured or remembered) has a "
+                            "trusted latest scan: not failed, not suspect.")
+def content_sources_trusted(s3: MediaS3Resource, catalog: CatalogResource
+                            ) -> dg.AssetCheckResult:
+    status = health.source_health(catalog.settings(s3))
+    stale = [s for s in status if s["stale"]]
+    return dg.AssetCheckResult(
+        passed=not stale,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"sources": len(status), "stale": len(stale),
+                  "reasons": dg.MetadataValue.json({s["source"]: s["reason"] for s in stale})},
+        description=None if not stale else "; ".join(
+            f"{s['source']}: {s['reason']}" for s in stale),
+    )
+
+
+@dg.asset_check(asset=dg.AssetKey("purged_files"),
+                description="Whether a purge can be undone (versioned bucket, marker mode).")
+def purge_undo_window(s3: MediaS3Resource, catalog: CatalogResource) -> dg.AssetCheckResult:
+    undo = lifecycle.bucket_versioning(catalog.settings(s3), s3.get_client())
+    return dg.AssetCheckResult(
+        passed=bool(undo["undo"]), severity=dg.AssetCheckSeverity.WARN,
+        metadata={"versioning": str(undo["versioning"]),
+                  "noncurrent_days": undo.get("noncurrent_days") or 0},
+        description=undo["detail"])
+
+
+REFERENCE_CHECKS = [reference_integrity, catalog_consistency, content_sources_trusted,
+                    purge_undo_window]

@@ -17,6 +17,7 @@ from media_pipeline.lifecycle.actions import (
 from media_pipeline.lifecycle.errors import LifecycleError, UnknownMedia
 from media_pipeline.lifecycle.purge import PurgeReport, purge
 from media_pipeline.lifecycle.sources import SourcesUnavailable, enabled_source_names
+from media_pipeline.lifecycle.unpurge import bucket_versioning, unpurge
 
 __all__ = [
     "AutoDeleteReport",
@@ -27,10 +28,12 @@ __all__ = [
     "UnknownMedia",
     "add_reference",
     "auto_soft_delete",
+    "bucket_versioning",
     "delete",
     "enabled_source_names",
     "purge",
     "references",
     "remove_reference",
     "restore",
+    "unpurge",
 ]

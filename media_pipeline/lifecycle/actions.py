@@ -177,12 +177,14 @@ def auto_soft_delete(
     enabled_sources: list[str] | None = None, run_id: str | None = None,
 ) -> AutoDeleteReport:
     """Soft-delete (as ``system``) active files unreferenced for ``settings.auto_delete_days``
-    of their namespace; off when that is empty. With ``enabled_sources`` given, nothing is
-    deleted while one of them is stale (its references may be missing)."""
+    of their namespace; off when that is empty. Nothing is deleted while a source (configured
+    in ``enabled_sources``, or ever scanned and not retired) is stale: its references may be
+    missing."""
     if not settings.auto_delete_days:
         return AutoDeleteReport(deleted={})
-    if enabled_sources:
-        stale = catalog.stale_sources(enabled_sources)
+    required = catalog.required_sources(enabled_sources or [])
+    if required:
+        stale = catalog.stale_sources(required)
         if stale:
             return AutoDeleteReport(
                 deleted={}, refused_reason=f"stale content sources: {', '.join(stale)}")

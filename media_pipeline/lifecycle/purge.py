@@ -2,12 +2,14 @@
 
 Mark, then sweep. It fails closed at every step:
 
-* it refuses the whole run while a content source is stale (never scanned, or its latest scan
-  failed), and when the candidates exceed ``purge_max_count`` or ``purge_max_share`` of the
-  catalog's non-purged files (a runaway purge: a human raises the cap);
+* it needs every source the catalog has ever scanned (not retired), whatever today's settings
+  say, and refuses the whole run while one of them is stale (never scanned, its latest scan
+  failed, or was suspect: far fewer documents than the last trusted one), and when the
+  candidates exceed ``purge_max_count`` or ``purge_max_share`` of the catalog's non-purged
+  files (a runaway purge: a human raises the cap);
 * a candidate is soft-deleted longer than the retention (clock from ``deleted_at``), has no
-  reference in ``media_references`` (the table, not only the counter), and every enabled source
-  has a successful scan that *started* after its deletion;
+  reference in ``media_references`` (the table, not only the counter), and every required
+  source has a trusted scan that *started* after its deletion;
 * marks are committed before any S3 call; each batch (≤ 1,000 keys, DeleteObjects' limit) is
   re-checked inside the catalog writer, which it holds until the batch's catalog update, so no
   restore or add_reference can slip in between the check and the delete; the object's ETag in
@@ -41,6 +43,7 @@ StepCallback = Callable[[str, dict[str, Any]], None]
 S3_WORKERS = 16
 DELETE_OBJECTS_MAX = 1000
 DRY_RUN_LISTED = 1000
+KEPT_LISTED = 100
 
 
 @dataclass
@@ -72,6 +75,10 @@ class PurgeReport:
     unsettled: int = 0  # dry run: such deletes waiting for the next real run
     files: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would go
     sources: list[str] = field(default_factory=list)
+    configured: list[str] = field(default_factory=list)  # the ones today's settings list
+    source_status: list[dict[str, Any]] = field(default_factory=list)
+    # soft-deleted past the retention but still referenced: why each one stays
+    kept: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def refused(self) -> bool:
@@ -116,10 +123,10 @@ def purge(
     if not 1 <= size <= DELETE_OBJECTS_MAX:
         raise ValueError(f"the purge batch size must be between 1 and {DELETE_OBJECTS_MAX}")
     step: StepCallback = on_step or (lambda name, info: None)
-    sources = sorted(set(enabled_sources))
+    configured = sorted(set(enabled_sources))
     cutoff = now - timedelta(days=retention)
     versions = settings.purge_versions
-    report = PurgeReport(dry_run=dry_run, sources=sources)
+    report = PurgeReport(dry_run=dry_run, configured=configured)
     purge_id = uuid.uuid4().hex
 
     with _purge_lock(settings):
@@ -134,12 +141,17 @@ def purge(
                     return report
                 catalog.sync_reference_counts(now)
                 step("settled", {"settled": report.settled})
+            # Every source ever scanned counts, not only today's configuration.
+            sources = catalog.required_sources(configured)
+            report.sources = sources
             status = catalog.source_scan_status(sources)
+            report.source_status = status
             stale = [s for s in status if s["stale"]]
             horizon = catalog.scan_horizon(sources)
+            report.kept = catalog.kept_referenced(cutoff, KEPT_LISTED)
             if stale or horizon is None:
                 report.refused_reason = "stale content sources, purging nothing: " + "; ".join(
-                    f"{s['source']} ({s['reason']})" for s in stale)
+                    _stale_text(s, configured, enabled_sources) for s in stale)
             else:
                 found = catalog.purge_candidates(cutoff, horizon,
                                                  DRY_RUN_LISTED if dry_run else 0)
@@ -196,6 +208,16 @@ def purge(
     return report
 
 
+def _stale_text(status: dict[str, Any], configured: Sequence[str],
+                enabled: Sequence[str]) -> str:
+    name = status["source"]
+    if name in configured:
+        return f"{name} ({status['reason']})"
+    return (f"{name} (remembered; not in today's configuration: {status['reason']}; if its "
+            f"content is gone, retire it with media-pipeline sources retire {name} "
+            "--user ADMIN)")
+
+
 def _cap(settings: Settings, non_purged: int) -> int:
     """The most files one run may purge."""
     share = max(settings.purge_share_floor, math.floor(settings.purge_max_share * non_purged))
@@ -224,6 +246,7 @@ def _sweep_batch(
 ) -> None:
     """Re-check, delete in S3 and record one batch, holding the catalog writer throughout."""
     with PURGE_EXCLUSION, Catalog.open(settings.catalog_path) as catalog:
+        sources = catalog.required_sources(sources)
         stale = catalog.stale_sources(sources)
         horizon = catalog.scan_horizon(sources)
         if stale or horizon is None:
@@ -245,6 +268,8 @@ def _sweep_batch(
         purged = catalog.finish_purge_marks(
             [(purge_id, o.media_id, o.state, o.reason) for o in outcomes], now,
             settings.purge_versions, run_id)
+        catalog.set_purge_markers(purge_id, [(o.media_id, o.marker) for o in outcomes
+                                             if o.state == "purged" and o.marker])
         size_of = {m["media_id"]: int(m["file_size"]) for m in marks}
         for o in outcomes:
             if o.state == "purged":
@@ -268,6 +293,7 @@ class _Outcome:
     key: str
     state: str  # purged | skipped | error
     reason: str | None = None
+    marker: str | None = None  # the delete marker S3 created (versioned bucket, marker mode)
 
 
 def _etag(value: str | None) -> str:
@@ -349,6 +375,7 @@ def _delete_objects(client: Any, work: Sequence[tuple[dict[str, Any], list[dict[
         for obj in objects:
             by_bucket.setdefault(mark["bucket"], []).append((mark, obj))
     failed: dict[str, str] = {}
+    markers: dict[str, str] = {}
     for bucket, entries in by_bucket.items():
         for start in range(0, len(entries), DELETE_OBJECTS_MAX):
             chunk = entries[start:start + DELETE_OBJECTS_MAX]
@@ -359,8 +386,13 @@ def _delete_objects(client: Any, work: Sequence[tuple[dict[str, Any], list[dict[
             except (ClientError, BotoCoreError) as exc:
                 raise _S3Failed(f"S3 DeleteObjects on {bucket} failed: {exc}") from exc
             done = {(d["Key"], d.get("VersionId")) for d in response.get("Deleted", [])}
+            marker_of = {d["Key"]: d["DeleteMarkerVersionId"]
+                         for d in response.get("Deleted", [])
+                         if d.get("DeleteMarker") and d.get("DeleteMarkerVersionId")}
             errors = {(e["Key"], e.get("VersionId")): e for e in response.get("Errors", [])}
             for mark, obj in chunk:
+                if obj.get("VersionId") is None and obj["Key"] in marker_of:
+                    markers[mark["media_id"]] = marker_of[obj["Key"]]
                 entry = (obj["Key"], obj.get("VersionId"))
                 if entry in done or (entry[0], None) in done and entry[1] is None:
                     continue
@@ -372,7 +404,8 @@ def _delete_objects(client: Any, work: Sequence[tuple[dict[str, Any], list[dict[
                     else "S3 did not confirm the delete")
     return [
         _Outcome(mark["media_id"], mark["key"], "error", failed[mark["media_id"]])
-        if mark["media_id"] in failed else _Outcome(mark["media_id"], mark["key"], "purged")
+        if mark["media_id"] in failed
+        else _Outcome(mark["media_id"], mark["key"], "purged", marker=markers.get(mark["media_id"]))
         for mark, _ in work
     ]
 

@@ -77,10 +77,11 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from media_pipeline.references.document import FORMATS
 from media_pipeline.references.known_keys import KnownKeys
+from media_pipeline.references.mentions import MentionMatcher, UuidFinder, snippet
 from media_pipeline.settings import Settings
 
 MAX_KEY_BYTES = 1024
@@ -101,7 +102,8 @@ _QUOTED_END = {
 _EXTRA_WORDS = 3  # unquoted: readings that run over up to 3 more spaces (``s3://b/my file.jpg``)
 _SRCSET_DESCRIPTOR = re.compile(r"\s+[0-9][0-9.]{0,12}[wxh]?(?![^\s,\"'<>])")
 _URL_AFTER_COMMA = re.compile(r",\s*(?:https?:|s3[an]?:|//)", re.IGNORECASE)
-_JSON_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}(?:\\u[0-9a-fA-F]{4})*|[\"\\/bfnrt])")
+_JSON_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}(?:\\u[0-9a-fA-F]{4})*|[\"\\/bfnrt]"
+                          r"|x[0-9a-fA-F]{2}|u\{[0-9a-fA-F]{1,6}\})")  # and JavaScript's
 # Entities that change where a URL is found or where it ends, decoded in the whole text; every
 # other entity (``&amp;`` above all) can only sit inside a URL and is decoded there.
 _STRUCTURAL_ENTITY = re.compile(
@@ -131,10 +133,22 @@ _DEFAULT_SHORTCODE_LINEAR = (
     r"\[media(?:\s+id)?[=:\s]\s*+\"?(?P<id>[0-9a-fA-F-]{36})\"?\s*+\]"
 )
 
+# A media shortcode in any spelling: attributes in any order, any quoting (default pattern).
+_MEDIA_TAG = re.compile(r"\[media(?=[\s:=\]])[^\[\]\n]{0,400}\]", re.IGNORECASE)
+_TAG_UUID = re.compile(r"(?<![0-9a-fA-F-])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                       r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![0-9a-fA-F-])")
+# A percent-encoded URL inside another one (Next.js /_next/image?url=, Cloudinary and imgix
+# fetch URLs), perhaps encoded twice; it ends where the outer query goes on.
+_ENCODED_URL = re.compile(r"(?:(?:https?|s3[an]?)%(?:25){0,2}3A)?%(?:25){0,2}2F%(?:25){0,2}2F"
+                          r"[^\s\"'<>&#?]{1,12288}", re.IGNORECASE)
+_URL_STARTS = ("http://", "https://", "//", "s3://", "s3a://", "s3n://")
+BARE_KEY_DOCUMENT_CHARS = 4096  # documents this short: each line may be a key as stored
+
 RefKind = Literal["key", "media_id"]
-RawExtraction = tuple[list[tuple[str, str]], list[str], bool]
-"""What :meth:`ReferenceExtractor.extract_raw` returns: ``(form, key)`` pairs, shortcode media
-ids, text-fallback flag."""
+RawExtraction = tuple[list[tuple[str, str]], list[tuple[str, str]], bool, dict[str, str]]
+"""What :meth:`ReferenceExtractor.extract_raw` returns: ``(form, key)`` pairs, ``(media id,
+form)`` pairs (``shortcode`` or ``media_id``), the text-fallback flag, and a snippet per key or
+media id where one was noted (mentions and bare media ids)."""
 
 
 class Ref(NamedTuple):
@@ -149,6 +163,7 @@ class Ref(NamedTuple):
 class Extraction:
     refs: set[Ref] = field(default_factory=set)
     text_fallback: bool = False
+    snippets: dict[str, str] = field(default_factory=dict)
 
 
 class _Occurrence(NamedTuple):
@@ -173,6 +188,10 @@ class _Unescaper:
 
     def json_escape(self, m: re.Match[str]) -> str:
         s = m.group()
+        if s[1] == "x" or s[2:3] == "{":  # JavaScript: \x2F, \u{2F}
+            self.made_unicode = True
+            point = int(s[2:4] if s[1] == "x" else s[3:-1], 16)
+            return chr(point) if point <= 0x10FFFF else s
         if s[1] == "u":
             self.made_unicode = True
             decoded: str = json.loads(f'"{s}"')  # pairs surrogates like a JSON parser does
@@ -312,14 +331,16 @@ class ReferenceExtractor:
         parsed = sorted(((_base_parts(u), form) for u, form in bases),
                         key=lambda item: -len(item[0][0] + item[0][1]))
         for (netloc, path), form in parsed:
-            alternatives.append((f"(?i:{re.escape(netloc)}){re.escape(path)}/", form, True))
-        aws = r"\.amazonaws\.com(?:\.cn)?(?::443)?"
+            alternatives.append(
+                (f"(?i:{re.escape(netloc)}){_port(netloc)}{re.escape(path)}/", form, True))
+        aws = r"\.amazonaws\.com(?:\.cn)?(?::(?:443|80))?"
         alternatives.append((f"(?i:{b}\\.s3[a-z0-9.-]{{0,63}}{aws})/", "s3_virtual_host", True))
         alternatives.append((f"(?i:s3[a-z0-9.-]{{0,63}}{aws})/{b}/", "s3_path_style", True))
         if endpoint_url:
             netloc, path = _base_parts(endpoint_url)
             alternatives.append(
-                (f"(?i:{re.escape(netloc)}){re.escape(path)}/{b}/", "endpoint_url", True))
+                (f"(?i:{re.escape(netloc)}){_port(netloc)}{re.escape(path)}/{b}/",
+                 "endpoint_url", True))
             alternatives.append((f"(?i:{b}\\.{re.escape(netloc)})/", "endpoint_url", True))
         alternatives.append((f"{b}/", "s3_uri", False))
         self._forms: dict[str, tuple[str, bool]] = {}
@@ -329,9 +350,14 @@ class ReferenceExtractor:
             groups.append(f"(?P<g{i}>{rx})")
         self._prefix = re.compile("//(?:" + "|".join(groups) + ")" + _PLAIN_TAIL)
         self._shortcode: re.Pattern[str] | None = None
+        self._media_tags = False
+        self.mentions: MentionMatcher | None = None
+        self.known_ids: KnownKeys | None = None
+        self._uuids = UuidFinder()
         if shortcode_pattern:
             if shortcode_pattern == Settings.shortcode_pattern:
                 shortcode_pattern = _DEFAULT_SHORTCODE_LINEAR
+                self._media_tags = True  # any attributes, any quoting
             self._shortcode = re.compile(shortcode_pattern)
             if "id" not in self._shortcode.groupindex:
                 raise ValueError("the shortcode pattern needs a named group 'id', "
@@ -355,18 +381,29 @@ class ReferenceExtractor:
         other.known_keys = known_keys
         return other
 
+    def with_evidence(self, mentions: MentionMatcher | None,
+                      known_ids: KnownKeys | None) -> ReferenceExtractor:
+        """A copy that also reports mentions of ``mentions``' keys (form ``mention``) and media
+        ids of ``known_ids`` anywhere in the text (form ``media_id``; ``known_ids`` holds
+        ``bucket NUL key`` hashes, whose low half is the media id's)."""
+        other = object.__new__(ReferenceExtractor)
+        other.__dict__.update(self.__dict__)
+        other.mentions = mentions
+        other.known_ids = known_ids if known_ids is not None and len(known_ids) else None
+        return other
+
     # --- the public entry points ---
 
     def extract(self, text: str, fmt: str = "auto") -> Extraction:
         """All references in ``text``; never raises on content, whatever it holds."""
-        keys, media_ids, fallback = self.extract_raw(text, fmt)
+        keys, media_ids, fallback, snippets = self.extract_raw(text, fmt)
         refs = {Ref("key", key, form) for form, key in keys}
-        refs.update(Ref("media_id", media_id, "shortcode") for media_id in media_ids)
-        return Extraction(refs, fallback)
+        refs.update(Ref("media_id", media_id, form) for media_id, form in media_ids)
+        return Extraction(refs, fallback, snippets)
 
     def extract_raw(self, text: str, fmt: str = "auto") -> RawExtraction:
         """What :meth:`extract` finds, as plain lists for the scanning engine's hot loop:
-        ``(form, key)`` pairs, canonical media ids of shortcodes, and the text-fallback flag."""
+        ``(form, key)`` pairs, ``(media id, form)`` pairs, the text-fallback flag and snippets."""
         return self.extract_many(((text, fmt),))[0]
 
     def extract_many(self, documents: Iterable[tuple[str, str]]) -> list[RawExtraction]:
@@ -376,30 +413,98 @@ class ReferenceExtractor:
         pending: list[tuple[list[tuple[str, str]], _Occurrence]] = []
         known = self.known_keys if len(self.known_keys) else None
         shortcode = self._shortcode
+        mentions, known_ids = self.mentions, self.known_ids
         for text, fmt in documents:
             fallback = self._falls_back(text, fmt)
             plain = unescape(text)
             keys: list[tuple[str, str]] = []
+            snippets: dict[str, str] = {}
             self._find(plain, keys, pending, known)
-            media_ids: list[str] = []
-            if shortcode is not None:
+            if "%2F" in plain or "%2f" in plain or "%252" in plain:
+                self._find_encoded_urls(plain, keys, pending, known)
+            if known is not None:
+                self._bare_keys(plain, keys, pending)
+            media_ids: list[tuple[str, str]] = []
+            if self._media_tags:
+                for tag in _MEDIA_TAG.finditer(plain):
+                    media_ids += [(m.group().lower(), "shortcode")
+                                  for m in _TAG_UUID.finditer(tag.group())]
+            elif shortcode is not None:
                 for m in shortcode.finditer(plain):
                     media_id = m.group("id")
                     if not isinstance(media_id, str):
                         continue
                     if _CANONICAL_UUID.fullmatch(media_id):
-                        media_ids.append(media_id.lower())
+                        media_ids.append((media_id.lower(), "shortcode"))
                     else:
                         try:
-                            media_ids.append(str(uuid.UUID(media_id)))
+                            media_ids.append((str(uuid.UUID(media_id)), "shortcode"))
                         except ValueError:
                             continue
-            results.append((keys, media_ids, fallback))
+            if mentions is not None or known_ids is not None:
+                data = plain.encode("utf-8", "surrogatepass")
+                if mentions is not None:
+                    for key, start, end in mentions.find(data):
+                        keys.append(("mention", key))
+                        snippets.setdefault(key, snippet(data, start, end))
+                if known_ids is not None:
+                    self._known_ids(data, known_ids, media_ids, snippets)
+            results.append((keys, media_ids, fallback, snippets))
         if pending:
             self._resolve(pending)
         return results
 
     # --- internals ---
+
+    def _find_encoded_urls(self, plain: str, keys: list[tuple[str, str]],
+                           pending: list[tuple[list[tuple[str, str]], _Occurrence]],
+                           known: KnownKeys | None) -> None:
+        """URLs percent-encoded inside another URL's query or path (``?url=https%3A%2F%2F…``),
+        decoded until their ``//`` is in the clear (at most three times), then read as URLs."""
+        for m in _ENCODED_URL.finditer(plain):
+            decoded = m.group()
+            for _ in range(3):
+                decoded = unquote(decoded)
+                if decoded.lower().startswith(_URL_STARTS):
+                    break
+            else:
+                continue
+            self._find(decoded, keys, pending, known)
+
+    @staticmethod
+    def _bare_keys(plain: str, keys: list[tuple[str, str]],
+                   pending: list[tuple[list[tuple[str, str]], _Occurrence]]) -> None:
+        """A key stored as it is (Django's FileField: ``blog/2024/a.png``): the whole text,
+        or each line of a short document (a row's cells), kept only when the key is known."""
+        if len(plain) > BARE_KEY_DOCUMENT_CHARS:
+            return  # a whole document that long is no key, and its lines are not cells
+        lines = [*plain.splitlines(), plain]
+        candidates: dict[str, None] = {}
+        for line in lines:
+            c = line.strip()
+            if len(c) >= 2 and c[0] == c[-1] and c[0] in _QUOTES:
+                c = c[1:-1]
+            for value in (c, c.lstrip("/")):
+                if value and "//" not in value and _storable(value):
+                    candidates[value] = None
+        if candidates:
+            pending.append((keys, _Occurrence("bare_key", None, tuple(candidates))))
+
+    def _known_ids(self, data: bytes, known_ids: KnownKeys, media_ids: list[tuple[str, str]],
+                   snippets: dict[str, str]) -> None:
+        """Media ids written anywhere (not only in shortcodes) that name a file we know."""
+        hits = self._uuids.find(data)
+        if not hits:
+            return
+        found = known_ids.contains([int.from_bytes(bytes.fromhex(h[16:]), "little")
+                                    for h, _, _ in hits])
+        already = {m for m, _ in media_ids}
+        for (h, start, end), known in zip(hits, found, strict=True):
+            text = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+            if known and text not in already:
+                already.add(text)
+                media_ids.append((text, "media_id"))
+                snippets.setdefault(text, snippet(data, start, end))
 
     @staticmethod
     def _falls_back(text: str, fmt: str) -> bool:
@@ -434,7 +539,8 @@ class ReferenceExtractor:
             last = text[end - 1] if end > start else "/"
             if last != "/":
                 tail = text[start:end]
-                if tail.isascii():
+                # ")" may close a CSS url( ), "/./" is a dot segment: the general path decides
+                if tail.isascii() and ")" not in tail and not _has_dot_segment(tail):
                     nxt = text[end:end + 1]
                     if slashes and text[slashes - 1] == ":":
                         if slashes >= 7 and text.startswith("https", slashes - 6):
@@ -508,7 +614,7 @@ class ReferenceExtractor:
                 whole = _cut_query(whole)
             if (whole and whole[-1] not in _TRAILING_OR_SLASH
                     and whole.isascii() and len(whole) <= MAX_KEY_BYTES
-                    and not _FAST_PATH_BREAKERS.search(whole)):
+                    and not _FAST_PATH_BREAKERS.search(whole) and not _has_dot_segment(whole)):
                 return _Occurrence(form, whole, (whole,))  # the common case: one reading
             cut = _UNQUOTED_END.search(whole)
             if cut is None:
@@ -522,8 +628,18 @@ class ReferenceExtractor:
         else:
             end = _UNQUOTED_END.search(text, start, limit)
             canonical_value = text[start:end.start() if end else limit]
+            if before == "(" and ")" in canonical_value:
+                # minified CSS: url(https://…/a.png)no-repeat ends at the unbalanced ")"
+                closed = _cut_at_unbalanced_paren(canonical_value)
+                if closed != canonical_value:
+                    if is_http:
+                        closed = _cut_query(closed)
+                        return _http_readings(form, closed,
+                                              [closed, _cut_query(canonical_value)])
+                    return _s3_uri_readings(closed, [closed, canonical_value])
             token = _cut_query(canonical_value) if is_http else canonical_value
             if (token and token[-1] not in _TRAILING_OR_SLASH and token.isascii()
+                    and not _has_dot_segment(token)
                     and len(token) <= MAX_KEY_BYTES and not _FAST_PATH_BREAKERS.search(token)
                     and (end is None or text[end.start()] != " " or token != canonical_value
                          or _SRCSET_DESCRIPTOR.match(text, end.start()))):
@@ -633,6 +749,46 @@ def _url_context(text: str, slashes: int) -> tuple[str, str]:
     return (text[at - 1] if at else ""), scheme
 
 
+def _port(netloc: str) -> str:
+    """An explicit default port, allowed after a host given without one."""
+    return "" if ":" in netloc.rsplit("@", 1)[-1] else "(?::(?:443|80))?"
+
+
+def _cut_at_unbalanced_paren(value: str) -> str:
+    depth = 0
+    for i, c in enumerate(value):
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            if not depth:
+                return value[:i]
+            depth -= 1
+    return value
+
+
+def _has_dot_segment(path: str) -> bool:
+    if "/." not in path and path[:1] != ".":
+        return False
+    p = "/" + path
+    return "/./" in p or "/../" in p or p.endswith(("/.", "/.."))
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 section 5.2.4 on a path relative to the bucket (``a/./b`` -> ``a/b``)."""
+    segments = path.split("/")
+    out: list[str] = []
+    for i, s in enumerate(segments):
+        last = i == len(segments) - 1
+        if s in (".", ".."):
+            if s == ".." and out:
+                out.pop()
+            if last:
+                out.append("")
+            continue
+        out.append(s)
+    return "/".join(out)
+
+
 def _cut_query(value: str) -> str:
     for mark in ("?", "#"):
         at = value.find(mark)
@@ -652,6 +808,9 @@ def _http_readings(form: str, canonical_value: str, values: list[str]) -> _Occur
 
     canonical = decode(_trim_canonical(canonical_value))
     readings = [canonical]
+    if _has_dot_segment(canonical):  # what a browser requests: /a/./b.png is /a/b.png
+        canonical = _remove_dot_segments(canonical)
+        readings.insert(0, canonical)
     as_written = []  # only if no decoded reading is known: a literal "%" pasted unescaped
     for value in values:
         for path in _trim_readings(value):

@@ -13,12 +13,15 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+from media_pipeline.access import PermissionDenied
 from media_pipeline.catalog import Catalog
 from media_pipeline.pipeline import open_catalog
 from media_pipeline.references.extract import ReferenceExtractor
+from media_pipeline.references.mentions import MentionMatcher
 from media_pipeline.references.scan import scan_documents
 from media_pipeline.references.sources import ContentSource, SourceError, sources_from_settings
 from media_pipeline.settings import Settings
@@ -43,6 +46,10 @@ class SourceScanOutcome:
     added: int = 0
     removed: int = 0
     error: str | None = None
+    # trusted | accepted (a drop an operator accepted) | suspect (not applied) | failed
+    state: str = "trusted"
+    reasons: list[str] = field(default_factory=list)
+    baseline: dict[str, Any] | None = None
 
 
 def select_sources(settings: Settings, names: Sequence[str] | None = None
@@ -72,15 +79,24 @@ def scan_source(
     run_id: str | None = None,
     progress: ScanProgress | None = None,
     workers: int = 2,
+    accepted_by: str | None = None,
+    started: datetime | None = None,
 ) -> SourceScanOutcome:
     """Scan one source and commit its references, or record its failure. Never raises for a
-    failing source: the outcome says what happened."""
+    failing source: the outcome says what happened. A scan that drops too far from the last
+    trusted one is suspect and not applied (see ``replace_source_references``), unless
+    ``accepted_by`` (an operator) accepts it."""
     extractor = extractor or ReferenceExtractor.from_settings(settings)
-    started = datetime.now(UTC)
+    started = started or datetime.now(UTC)  # tests may run a clock of their own
     clock = time.perf_counter()
     out_dir = settings.work_dir / "references" / source.name
+    info = {"kind": source.kind, "description": source.describe()}
     with Catalog.open(settings.catalog_path) as catalog:
         known = catalog.known_keys(settings.bucket)
+        # loaded after ``started``: a file deleted before this scan is looked for by it
+        mentions = MentionMatcher.from_keys(catalog.mention_keys(settings.bucket))
+        known_ids = catalog.known_media_ids(settings.bucket)
+    extractor = extractor.with_evidence(mentions, known_ids)
 
     def on_progress(documents: int, size: int) -> None:
         if progress is not None:
@@ -95,8 +111,9 @@ def scan_source(
         log.warning("content source %s failed, its old references are kept: %s",
                     source.name, error)
         with open_catalog(settings) as catalog:
-            catalog.record_source_failure(source.name, started, error, run_id=run_id)
-        return SourceScanOutcome(source.name, ok=False, error=error,
+            catalog.record_source_failure(source.name, started, error, run_id=run_id,
+                                          source_info=info)
+        return SourceScanOutcome(source.name, ok=False, error=error, state="failed",
                                  seconds=time.perf_counter() - clock)
     try:
         with open_catalog(settings) as catalog:
@@ -104,13 +121,21 @@ def scan_source(
                 source.name, stats.fragments, started, stats={
                     "documents": stats.documents, "refs": stats.refs, "bytes": stats.bytes,
                     "text_fallbacks": stats.text_fallbacks,
-                }, run_id=run_id)
+                }, run_id=run_id,
+                max_drop=settings.scan_max_drop if source.max_drop is None else source.max_drop,
+                accepted_by=accepted_by, source_info=info)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
+    drift = changes.get("drift") or {}
+    if changes.get("state") == "suspect":
+        log.warning("content source %s: suspect scan, not applied (%s)", source.name,
+                    "; ".join(drift.get("reasons", [])))
     return SourceScanOutcome(
         source.name, ok=True, documents=stats.documents, bytes=stats.bytes, refs=stats.refs,
         text_fallbacks=stats.text_fallbacks, seconds=time.perf_counter() - clock,
         added=int(changes.get("added", 0)), removed=int(changes.get("removed", 0)),
+        state=str(changes.get("state", "trusted")), reasons=list(drift.get("reasons", [])),
+        baseline=drift.get("baseline"),
     )
 
 
@@ -121,9 +146,14 @@ def scan_sources(
     run_id: str | None = None,
     progress: ScanProgress | None = None,
     workers: int = 2,
+    accepted_by: str | None = None,
 ) -> list[SourceScanOutcome]:
-    """Scan the enabled (or named) sources one after another; each commits on its own."""
+    """Scan the enabled (or named) sources one after another; each commits on its own. Only a
+    global admin (``settings.admins``) may accept a drop."""
+    if accepted_by is not None and accepted_by not in settings.admins:
+        raise PermissionDenied(f"{accepted_by} may not accept a scan drop: only admins "
+                               "(MEDIA_PIPELINE_ADMINS) may")
     extractor = ReferenceExtractor.from_settings(settings)
     return [scan_source(settings, source, extractor=extractor, run_id=run_id,
-                        progress=progress, workers=workers)
+                        progress=progress, workers=workers, accepted_by=accepted_by)
             for source in select_sources(settings, names)]

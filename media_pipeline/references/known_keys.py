@@ -105,6 +105,14 @@ class KnownKeys:
         return cls(np.asarray(column, dtype=np.uint64), percent=bool(percent),
                    endings="".join(endings or ()), space_digit=bool(space_digit))
 
+    @classmethod
+    def hashes_from_duckdb(cls, con: Any, query: str, params: Sequence[Any] = ()) -> KnownKeys:
+        """Only the hashes (no profile): for membership tests of exact values, such as media
+        ids (``bucket NUL key``), which never go through :meth:`may_hold`."""
+        column = con.execute(f"SELECT md5_number_lower(k) AS h FROM (SELECT * FROM ({query})) "
+                             "AS q(k)", list(params)).fetchnumpy()["h"]
+        return cls(np.asarray(column, dtype=np.uint64))
+
     def may_hold(self, key: str) -> bool:
         """False when the profile shows no known key can be ``key`` (it has a ``%``, or a digit
         after whitespace, and no key has, or it ends with a character no key ends with); True

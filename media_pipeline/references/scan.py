@@ -59,6 +59,7 @@ FRAGMENT_SCHEMA = pa.schema([
     ("key", pa.string()),  # NULL for media-id references
     ("media_id", pa.string()),
     ("form", pa.string()),
+    ("snippet", pa.string()),  # mentions and bare media ids: where they were found
 ])
 FOLD_MEMORY_LIMIT = "512MB"
 # Columns with few distinct values are dictionary-encoded; the fragment is read once, by the
@@ -92,11 +93,11 @@ class ScanStats:
 
 
 def document_rows(extractor: ReferenceExtractor, doc: Document | tuple[str, str, str, str],
-                  ) -> tuple[dict[str, str], list[str], bool]:
-    """key -> form and the shortcode media ids of one document, and whether it fell back.
+                  ) -> tuple[dict[str, str], dict[str, str], bool, dict[str, str]]:
+    """key -> form, media id -> form of one document, whether it fell back, and snippets.
 
-    A key found in several forms keeps the form that sorts first, so every run and worker count
-    gives the same row.
+    A key found in several forms keeps the form that sorts first, a mention only when nothing
+    else was found, so every run and worker count gives the same row.
     """
     if isinstance(doc, Document):
         text, fmt = doc.text, doc.format
@@ -105,14 +106,24 @@ def document_rows(extractor: ReferenceExtractor, doc: Document | tuple[str, str,
     return _keys_by_form(extractor.extract_raw(text, fmt))
 
 
-def _keys_by_form(found: RawExtraction) -> tuple[dict[str, str], list[str], bool]:
-    pairs, media_ids, fallback = found
+def _rank(form: str) -> tuple[bool, str]:
+    return form == "mention", form
+
+
+def _keys_by_form(found: RawExtraction
+                  ) -> tuple[dict[str, str], dict[str, str], bool, dict[str, str]]:
+    pairs, media_ids, fallback, snippets = found
     keys: dict[str, str] = {}
     for form, key in pairs:
         old = keys.get(key)
-        if old is None or form < old:
+        if old is None or _rank(form) < _rank(old):
             keys[key] = form
-    return keys, media_ids, fallback
+    ids: dict[str, str] = {}
+    for media_id, form in media_ids:
+        old = ids.get(media_id)
+        if old is None or form > old:  # shortcode before media_id
+            ids[media_id] = form
+    return keys, ids, fallback, snippets
 
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -156,27 +167,27 @@ def _scan_chunk(token: str, chunk: _Chunk) -> _ChunkResult:
     ct_col: list[str] = []
     cid_col: list[str] = []
     digests: list[bytes] = []
-    values: list[tuple[str | None, str]] = []  # (key, form) of each row
+    values: list[tuple[str | None, str, str | None]] = []  # (key, form, snippet) of each row
     hashes: list[bytes] = []
     size = fallbacks = 0
     found = extractor.extract_many([(doc[2], doc[3]) for doc in chunk])
     for doc, extraction in zip(chunk, found, strict=True):
         text = doc[2]
         size += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-        keys, media_ids, fell_back = _keys_by_form(extraction)
+        keys, media_ids, fell_back, snippets = _keys_by_form(extraction)
         fallbacks += fell_back
         if not keys and not media_ids:
             continue
         # One row per media id: a shortcode naming a key's media id adds nothing.
-        rows: dict[bytes, tuple[str | None, str]] = {
-            md5(prefix + key.encode()).digest(): (key, form)
+        rows: dict[bytes, tuple[str | None, str, str | None]] = {
+            md5(prefix + key.encode()).digest(): (key, form, snippets.get(key))
             for key, form in keys.items()}
         if len(rows) < len(keys):  # an MD5 collision: keep what the fold keeps
-            rows = _merge_collisions(prefix, keys)
-        for media_id in media_ids:  # canonical UUID texts
+            rows = _merge_collisions(prefix, keys, snippets)
+        for media_id, form in media_ids.items():  # canonical UUID texts
             digest = bytes.fromhex(media_id.replace("-", ""))
-            if digest not in rows:
-                rows[digest] = (None, "shortcode")
+            if digest not in rows or rows[digest][1] == "mention":
+                rows[digest] = (None, form, snippets.get(media_id))
         content_type, content_id = doc[0], doc[1]
         hashes.append(_content_hash(content_type, content_id))
         n = len(rows)
@@ -196,6 +207,7 @@ def _scan_chunk(token: str, chunk: _Chunk) -> _ChunkResult:
             keys_array,
             _uuid_texts(b"".join(digests)),
             pa.array([v[1] for v in values], pa.string()),
+            pa.array([v[2] for v in values], pa.string()),
         ], schema=FRAGMENT_SCHEMA)
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, FRAGMENT_SCHEMA) as writer:
@@ -204,14 +216,15 @@ def _scan_chunk(token: str, chunk: _Chunk) -> _ChunkResult:
     return len(chunk), size, fallbacks, rows_n, ipc, b"".join(hashes)
 
 
-def _merge_collisions(prefix: bytes, keys: dict[str, str]) -> dict[bytes, tuple[str | None, str]]:
-    rows: dict[bytes, tuple[str | None, str]] = {}
+def _merge_collisions(prefix: bytes, keys: dict[str, str], snippets: dict[str, str],
+                      ) -> dict[bytes, tuple[str | None, str, str | None]]:
+    rows: dict[bytes, tuple[str | None, str, str | None]] = {}
     for key, form in keys.items():
         digest = fast_md5(prefix + key.encode()).digest()
         old = rows.get(digest)
         if old is not None and old[0] is not None:
-            key, form = max(key, old[0]), min(form, old[1])
-        rows[digest] = (key, form)
+            key, form = max(key, old[0]), min(form, old[1], key=_rank)
+        rows[digest] = (key, form, snippets.get(key))
     return rows
 
 
@@ -343,7 +356,11 @@ def _fold(written: Path, folded: Path, spill_dir: Path) -> int:
             f"""COPY (
                 SELECT content_type, content_id, max(bucket) AS bucket, max(key) AS key,
                        media_id,
-                       coalesce(min(form) FILTER (WHERE key IS NOT NULL), min(form)) AS form
+                       coalesce(min(form) FILTER (WHERE key IS NOT NULL AND form <> 'mention'),
+                                min(form) FILTER (WHERE form <> 'mention'),
+                                min(form)) AS form,
+                       coalesce(min(snippet) FILTER (WHERE form <> 'mention'),
+                                min(snippet)) AS snippet
                 FROM read_parquet($file)
                 GROUP BY content_type, content_id, media_id
             ) TO '{_sql_path(folded)}' (FORMAT parquet)""",

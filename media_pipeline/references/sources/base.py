@@ -47,6 +47,8 @@ class ContentSource(ABC):
     """A place where content lives. Subclasses set ``kind`` and implement ``_documents``."""
 
     kind: ClassVar[str]
+    # The drift guard's share for this source (YAML ``max_drop``); None: the setting's.
+    max_drop: float | None = None
 
     def __init__(self, name: str, *, enabled: bool = True) -> None:
         self.name = name

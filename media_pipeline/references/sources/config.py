@@ -296,6 +296,20 @@ def _http(f: _Fields, name: str, enabled: bool, base_dir: Path) -> HttpSource | 
     max_pages = f.positive("max_pages", 100_000)
     max_page_bytes = f.positive("max_page_bytes", 64 * 1024 * 1024)
     allowed_origins = f.strings("allowed_origins")
+    total = f.string("total")
+    total_pages = f.string("total_pages")
+    has_more = f.string("has_more")
+    end = f.choice("end", ("empty_page",))
+    optional_text_fields = f.strings("optional_text_fields")
+    if page_param is None:
+        for field_name, value in (("total_pages", total_pages), ("has_more", has_more),
+                                  ("end", end)):
+            if value is not None:
+                f.error(field_name, "needs 'page_param'")
+    elif not (total or total_pages or has_more or end):
+        f.error("page_param", "needs the API's end signal: 'has_more', 'total_pages' or "
+                              "'total' (paths in each page), or 'end: empty_page' (weak: an "
+                              "API that stops early then looks like the end)")
     if content_type is None and content_type_field is None:
         f.error(None, "give 'content_type' or 'content_type_field'")
     if next_link is not None and page_param is not None:
@@ -320,7 +334,9 @@ def _http(f: _Fields, name: str, enabled: bool, base_dir: Path) -> HttpSource | 
                       page_size_param=page_size_param, page_size=page_size,
                       first_page=first_page, timeout=timeout, retries=retries,
                       backoff=backoff, max_pages=max_pages, max_page_bytes=max_page_bytes,
-                      allowed_origins=allowed_origins, enabled=enabled)
+                      allowed_origins=allowed_origins,
+                      total=total, total_pages=total_pages, has_more=has_more, end=end,
+                      optional_text_fields=optional_text_fields, enabled=enabled)
 
 
 BUILDERS: dict[str, Callable[[_Fields, str, bool, Path], ContentSource | None]] = {
@@ -425,6 +441,10 @@ def _source(raw: Any, index: int, origin: str, base_dir: Path, env: Mapping[str,
     kind = f.string("type", required=True)
     enabled = f.get("enabled", bool, True)
     f.string("description")
+    max_drop = f.get("max_drop", (int, float), None)
+    if max_drop is not None and not 0 <= max_drop < 1:
+        f.error("max_drop", f"must be at least 0 and below 1, got {max_drop}")
+        max_drop = None
     if isinstance(name, str) and name:
         if not NAME_PATTERN.fullmatch(name):
             f.error("name", "may hold letters, digits, '_', '.', '-' and must start with a "
@@ -450,7 +470,10 @@ def _source(raw: Any, index: int, origin: str, base_dir: Path, env: Mapping[str,
     f.template, f.env = raw, env
     f.unresolved = bool(missing)
     try:
-        return builder(f, name, enabled, base_dir)
+        source = builder(f, name, enabled, base_dir)
+        if source is not None and max_drop is not None:
+            source.max_drop = float(max_drop)
+        return source
     except ValueError as exc:
         f.error(None, str(exc))
         return None

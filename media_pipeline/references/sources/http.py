@@ -5,10 +5,17 @@ Transient failures (connection errors, timeouts, 429 and 5xx) are retried with e
 backoff; when retries run out, or a page is not what the configuration says it is, the scan
 fails with SourceError rather than ending early. ``max_pages`` stops a ``next`` link that
 never ends.
+
+A read ends only on the API's own end signal: no next link, ``has_more`` false, the last of
+``total_pages``, or ``total`` items read. An empty page that still promises more, a total that
+does not match what was read, a page that repeats the previous one, or the page limit is a
+failure, never the end. A configured text field missing from an item is an error too (a renamed
+field would otherwise read every document as empty), unless it is in ``optional_text_fields``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -40,6 +47,8 @@ MAX_RETRY_AFTER = 60.0
 LINK_HEADER = "link"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "apikey", "digest"})
+END_EMPTY_PAGE = "empty_page"
+
 _MISSING = object()
 
 
@@ -80,7 +89,9 @@ class HttpSource(ContentSource):
 
     Pagination is one of: ``next`` = a dotted path to the next page's URL in the body, or
     ``"link"`` for the ``Link: <…>; rel="next"`` header; or ``page_param`` (+ ``page_size_param``),
-    counting up from ``first_page`` until a page has no items; or none (a single page).
+    counting up from ``first_page`` until the API's end signal (``has_more``, ``total_pages``
+    or ``total``; ``end: empty_page`` opts in to stopping at the first page without items); or
+    none (a single page).
     """
 
     kind = "http"
@@ -108,6 +119,11 @@ class HttpSource(ContentSource):
         max_pages: int = DEFAULT_MAX_PAGES,
         max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
         allowed_origins: Sequence[str] = (),
+        total: str | None = None,
+        total_pages: str | None = None,
+        has_more: str | None = None,
+        end: str | None = None,
+        optional_text_fields: Sequence[str] = (),
         enabled: bool = True,
     ) -> None:
         super().__init__(name, enabled=enabled)
@@ -119,6 +135,15 @@ class HttpSource(ContentSource):
             raise ValueError("page_size_param needs page_param")
         if not text_fields:
             raise ValueError("text_fields must not be empty")
+        if end not in (None, END_EMPTY_PAGE):
+            raise ValueError(f"end must be {END_EMPTY_PAGE!r}")
+        if page_param is None and (total_pages or has_more or end):
+            raise ValueError("total_pages, has_more and end need page_param")
+        if page_param is not None and not (total or total_pages or has_more or end):
+            raise ValueError(
+                "page_param needs the API's end signal: has_more (a true/false path), "
+                "total_pages or total (paths to counts), or end: empty_page to stop at the "
+                "first empty page (weak: an API that stops early looks like the end)")
         if min(max_pages, max_page_bytes, page_size) < 1 or min(retries, backoff) < 0 \
                 or timeout <= 0:
             raise ValueError("max_pages, max_page_bytes, page_size must be >= 1; retries, "
@@ -144,6 +169,11 @@ class HttpSource(ContentSource):
         # Credentials (the headers) go only to the configured origin and these.
         self.origin = origin_of(url)
         self.allowed_origins = frozenset({self.origin, *(parse_origin(o) for o in allowed_origins)})
+        self.total = total
+        self.total_pages = total_pages
+        self.has_more = has_more
+        self.end = end
+        self.optional_text_fields = frozenset(optional_text_fields)
 
     def describe(self) -> str:
         headers = ", ".join(f"{k}={REDACTED}" for k in self.headers)
@@ -165,22 +195,28 @@ class HttpSource(ContentSource):
         # by its deadline.
         with httpx.Client(timeout=self.timeout, follow_redirects=False,
                           limits=httpx.Limits(max_keepalive_connections=0)) as client:
-            for number, (url, body) in enumerate(self._pages(client), start=1):
-                items = dotted(body, self.items)
-                if not isinstance(items, list):
-                    found = "missing" if items is _MISSING else f"a {type(items).__name__}"
-                    raise SourceError(self.name, f"page {number} ({redact_http_url(url)}): "
-                                                 f"items path {self.items!r} is {found}, "
-                                                 f"not a list")
+            for number, _url, items in self._pages(client):
                 for index, item in enumerate(items):
                     yield self._document(item, number, index)
 
-    def _pages(self, client: httpx.Client) -> Iterator[tuple[str, Any]]:
-        """(url, parsed body) of each page, following the configured pagination."""
+    def _count(self, body: Any, path: str, number: int, what: str) -> int:
+        value = dotted(body, path)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise SourceError(self.name, f"page {number}: {what} path {path!r} is "
+                                         f"{'missing' if value is _MISSING else repr(value)}, "
+                                         "not a count")
+        return value
+
+    def _pages(self, client: httpx.Client) -> Iterator[tuple[int, str, list[Any]]]:
+        """(page number, url, items) of each page, following the configured pagination until
+        the API's own end signal; anything else that stops the read is a SourceError."""
         url: str | None = self._page_url(self.first_page) if self.page_param else self.url
         seen: set[str] = set()
         page_number = self.first_page
-        count = 0
+        count = read = 0
+        total: int | None = None
+        total_pages: int | None = None
+        previous: bytes | None = None
         while url is not None:
             if count >= self.max_pages:
                 raise SourceError(self.name, f"more than max_pages ({self.max_pages}) pages; "
@@ -192,13 +228,44 @@ class HttpSource(ContentSource):
             response, content = self._get(client, url, count + 1)
             body = self._json(response, content, url, count + 1)
             count += 1
-            yield url, body
+            items = dotted(body, self.items)
+            if not isinstance(items, list):
+                found = "missing" if items is _MISSING else f"a {type(items).__name__}"
+                raise SourceError(self.name, f"page {count} ({redact_http_url(url)}): "
+                                             f"items path {self.items!r} is {found}, "
+                                             f"not a list")
+            digest = hashlib.blake2b(content, digest_size=16).digest()
+            if items and digest == previous:
+                raise SourceError(self.name, f"page {count} repeats page {count - 1}: an API "
+                                             "that ignores the page parameter?")
+            previous = digest
+            n = len(items)
+            read += n
+            if self.total:
+                this_total = self._count(body, self.total, count, "total")
+                if total is not None and this_total != total:
+                    raise SourceError(self.name, f"page {count}: the total changed from {total} "
+                                                 f"to {this_total} during the read")
+                total = this_total
+            yield count, url, items
             if self.page_param:
-                if not dotted(body, self.items):
-                    return
+                done = self._page_param_end(body, count, page_number, n, read, total)
+                if n == 0 and not done:
+                    raise SourceError(self.name, f"page {count} is empty but the API says "
+                                                 "there is more: an API that stopped early is "
+                                                 "not the end")
+                if self.total_pages:
+                    pages = self._count(body, self.total_pages, count, "total_pages")
+                    if total_pages is not None and pages != total_pages:
+                        raise SourceError(self.name, f"page {count}: total_pages changed from "
+                                                     f"{total_pages} to {pages}")
+                    total_pages = pages
+                if done:
+                    break
                 page_number += 1
                 url = self._page_url(page_number)
-            elif self.next == LINK_HEADER:
+                continue
+            if self.next == LINK_HEADER:
                 link = response.links.get("next", {}).get("url")
                 url = urljoin(url, link) if link else None
             elif self.next:
@@ -209,6 +276,28 @@ class HttpSource(ContentSource):
                 url = urljoin(url, target) if isinstance(target, str) and target else None
             else:
                 url = None
+            if n == 0 and url is not None:
+                raise SourceError(self.name, f"page {count} is empty but links to a next page: "
+                                             "an API that stopped early is not the end")
+        if total is not None and read != total:
+            raise SourceError(self.name, f"read {read} items, the API says {total}")
+
+    def _page_param_end(self, body: Any, number: int, page: int, n: int, read: int,
+                        total: int | None) -> bool:
+        """Whether this page is the last one, by the configured end signal."""
+        if self.has_more:
+            more = dotted(body, self.has_more)
+            if not isinstance(more, bool):
+                raise SourceError(self.name, f"page {number}: has_more path {self.has_more!r} "
+                                             f"is {'missing' if more is _MISSING else repr(more)}"
+                                             ", not true/false")
+            return not more
+        if self.total_pages:
+            pages = self._count(body, self.total_pages, number, "total_pages")
+            return page >= self.first_page + pages - 1
+        if total is not None:
+            return read >= total
+        return n == 0  # end: empty_page
 
     def _page_url(self, page: int) -> str:
         assert self.page_param is not None
@@ -317,5 +406,13 @@ class HttpSource(ContentSource):
                 content_type = self.content_type
         else:
             content_type = self.content_type
-        text = "\n".join(t for t in (field_text(dotted(item, f)) for f in self.text_fields) if t)
+        values = []
+        for name in self.text_fields:
+            value = dotted(item, name)
+            if value is _MISSING and name not in self.optional_text_fields:
+                raise SourceError(self.name, f"{where} (id {content_id}) has no text field "
+                                             f"{name!r} (renamed?); list it in "
+                                             "optional_text_fields if it may be absent")
+            values.append(field_text(value))
+        text = "\n".join(t for t in values if t)
         return Document(str(content_type), str(content_id), text, self.format)

@@ -139,6 +139,7 @@ class SqlSource(ContentSource):
         try:
             with engine.connect() as connection:
                 _make_read_only(connection)
+                self._check_table_columns(connection)
                 streaming = connection.execution_options(
                     stream_results=True, yield_per=self.batch_size)
                 result = streaming.execute(self._statement())
@@ -160,6 +161,22 @@ class SqlSource(ContentSource):
         if skipped:
             log.warning("content source %r: skipped %d rows without a content_id or "
                         "content_type", self.name, skipped)
+
+    def _check_table_columns(self, connection: Connection) -> None:
+        """Table mode: every configured column exists. A renamed text column must fail the
+        scan, never read as empty text (SQLite even reads an unknown quoted name as a string)."""
+        if self.table is None:
+            return
+        try:
+            found = sa.inspect(connection).get_columns(self.table, schema=self.schema)
+        except sa.exc.NoSuchTableError:
+            raise SourceError(self.name, f"table {self.table!r} does not exist") from None
+        present = {str(c["name"]).lower() for c in found}
+        assert self.id_column is not None
+        missing = [c for c in (self.id_column, *self.text_columns) if c.lower() not in present]
+        if missing:
+            raise SourceError(self.name, f"column {', '.join(map(repr, missing))} not in table "
+                                         f"{self.table!r} (renamed?)")
 
     def _check_columns(self, keys: Iterable[str]) -> None:
         if self.query is None:

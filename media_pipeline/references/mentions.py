@@ -1,0 +1,166 @@
+"""Conservative mentions: any spelling of a key a purge could take, anywhere in a document.
+
+A URL form the extractor does not know must not make a used file look unused. So besides the
+recognised forms, a document protects a file when it contains the file's key spelled raw,
+percent-encoded (``%20`` or ``+`` for spaces, slashes encoded or not), HTML-escaped, or in either
+Unicode normal form; the text is matched after JSON/JavaScript escapes and structural entities
+are undone (``extract.unescape``). Only the keys of soft-deleted, not yet purged files are looked
+for: every scan a purge relies on starts after the deletion, so it looks for the file.
+
+One multi-pattern pass over the bytes: Vectorscan (``hyperscan``) up to
+:data:`HYPERSCAN_MAX_KEYS` keys, Aho-Corasick (``ahocorasick_rs``) above, where Vectorscan's
+compile time and memory grow too fast. Neither compiled matcher pickles, so the matcher ships
+its keys to the scan workers and compiles lazily in each.
+
+Media ids anywhere (:class:`UuidFinder`): a Vectorscan pass for UUID-shaped text, each hit then
+checked against the catalog's media ids.
+"""
+
+from __future__ import annotations
+
+import html
+import html.entities
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+HYPERSCAN_MAX_KEYS = 20_000
+SNIPPET_BYTES = 60
+SNIPPET_CHARS = 200
+_PERCENT_ESCAPE = re.compile(rb"%[0-9A-F]{2}")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_ENTITY_NAMES = {p: n for p, n in html.entities.codepoint2name.items() if p > 127}
+
+
+def spellings(key: str) -> set[bytes]:
+    """Every spelling of ``key`` a document may hold once its escapes are undone."""
+    forms = {key}
+    for k in (key, unicodedata.normalize("NFC", key), unicodedata.normalize("NFD", key)):
+        forms |= {k, quote(k, safe="/"), quote(k, safe=""), quote_plus(k, safe="/"),
+                  quote_plus(k, safe=""), html.escape(k, quote=False),
+                  html.escape(k, quote=True)}
+        named = "".join(f"&{_ENTITY_NAMES[ord(c)]};" if ord(c) in _ENTITY_NAMES else c
+                        for c in k)
+        forms.add(html.escape(named, quote=False).replace("&amp;", "&")
+                  if named != k else named)
+    return {f.encode("utf-8", "surrogatepass") for f in forms if f}
+
+
+def snippet(data: bytes, start: int, end: int) -> str:
+    """A short excerpt around ``data[start:end]``, whitespace collapsed."""
+    text = data[max(0, start - SNIPPET_BYTES):end + SNIPPET_BYTES].decode("utf-8", "replace")
+    return " ".join(text.split())[:SNIPPET_CHARS]
+
+
+class MentionMatcher:
+    """Finds every spelling of the given keys in bytes; ``find`` gives (key, start, end)."""
+
+    def __init__(self, keys: Sequence[str], engine: str = "auto") -> None:
+        self.keys = list(keys)
+        if engine == "auto":
+            engine = "hyperscan" if len(self.keys) <= HYPERSCAN_MAX_KEYS else "ahocorasick"
+        if engine not in ("hyperscan", "ahocorasick"):
+            raise ValueError(f"unknown mention engine {engine!r}")
+        self.engine = engine
+        self._literals: list[bytes] = []
+        self._owner: list[int] = []
+        for i, key in enumerate(self.keys):
+            for s in sorted(spellings(key)):
+                self._literals.append(s)
+                self._owner.append(i)
+                if engine == "ahocorasick" and _PERCENT_ESCAPE.search(s):
+                    # no caseless mode: lower-case escapes (%2f) spelled out too
+                    self._literals.append(_PERCENT_ESCAPE.sub(lambda m: m.group().lower(), s))
+                    self._owner.append(i)
+        self._matcher: Any = None
+
+    @classmethod
+    def from_keys(cls, keys: Iterable[str], engine: str = "auto") -> MentionMatcher | None:
+        """A matcher for ``keys``; None when there are none (nothing to look for)."""
+        keys = sorted(set(keys))
+        return cls(keys, engine) if keys else None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # compiled databases do not pickle: workers compile their own
+        return {"keys": self.keys, "engine": self.engine, "_literals": self._literals,
+                "_owner": self._owner, "_matcher": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def _compiled(self) -> Any:
+        if self._matcher is None:
+            if self.engine == "hyperscan":
+                import hyperscan
+
+                db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+                db.compile(expressions=self._literals, ids=list(range(len(self._literals))),
+                           elements=len(self._literals), literal=True,
+                           flags=[hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH]
+                           * len(self._literals))
+                self._matcher = db
+            else:
+                import ahocorasick_rs
+
+                self._matcher = ahocorasick_rs.BytesAhoCorasick(self._literals)
+        return self._matcher
+
+    def find(self, data: bytes) -> list[tuple[str, int, int]]:
+        """(key, start, end) of the first spelling of each key found in ``data``."""
+        matcher = self._compiled()
+        found: dict[int, tuple[int, int]] = {}
+        if self.engine == "hyperscan":
+            literals, owner = self._literals, self._owner
+
+            def on_match(index: int, start: int, end: int, flags: int, context: Any) -> None:
+                found.setdefault(owner[index], (end - len(literals[index]), end))
+
+            matcher.scan(data, match_event_handler=on_match)
+        else:
+            for index, start, end in matcher.find_matches_as_indexes(data, overlapping=True):
+                found.setdefault(self._owner[index], (start, end))
+        return [(self.keys[i], start, end) for i, (start, end) in found.items()]
+
+
+_UUID_PATTERNS = (rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+                  rb"[0-9a-fA-F]{32}")
+
+
+class UuidFinder:
+    """UUID-shaped text (dashed, or 32 hex digits) not inside a longer hex run, as UUIDs."""
+
+    def __init__(self) -> None:
+        self._db: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_db": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._db = None
+
+    def find(self, data: bytes) -> list[tuple[str, int, int]]:
+        """(32 lower-case hex digits, start, end) of each UUID-shaped run."""
+        if self._db is None:
+            import hyperscan
+
+            db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            db.compile(expressions=list(_UUID_PATTERNS), ids=[0, 1], elements=2,
+                       flags=[hyperscan.HS_FLAG_SOM_LEFTMOST] * 2)
+            self._db = db
+        hits: list[tuple[str, int, int]] = []
+        n = len(data)
+
+        def on_match(index: int, start: int, end: int, flags: int, context: Any) -> None:
+            if start and data[start - 1] in _HEX or end < n and data[end] in _HEX:
+                return
+            if index == 0 and (start and data[start - 1] == 45 or end < n and data[end] == 45):
+                return  # part of a longer dashed run
+            hits.append((data[start:end].replace(b"-", b"").decode("ascii").lower(), start, end))
+
+        self._db.scan(data, match_event_handler=on_match)
+        return hits

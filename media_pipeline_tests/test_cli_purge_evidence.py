@@ -1,0 +1,327 @@
+"""The purge cannot be fooled (issue 10), through the CLI with real sources: a files folder, a
+PostgreSQL table and a real HTTP server on 127.0.0.1. After each attack the used file is still in
+S3 and the purge says why it refused."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from sqlalchemy.pool import NullPool
+
+from media_pipeline.catalog import Catalog
+from media_pipeline.cli import main
+from media_pipeline.settings import Settings
+from media_pipeline_tests.fixtures_db import *  # noqa: F403
+from media_pipeline_tests.lifecycle_helpers import (
+    ADMIN,
+    EDITOR,
+    add_member,
+    catalog_files,
+    object_keys,
+)
+
+PUBLIC = "media.example.com"
+USED, OTHER = "blog/used.png", "blog/other.png"
+
+
+def run(env: dict[str, str], *args: str) -> Any:
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def page(key: str) -> str:
+    return f'<html><body><img src="https://{PUBLIC}/{key}"></body></html>'
+
+
+def write_sources(tmp_path: Path, source: dict[str, Any]) -> Path:
+    path = tmp_path / "sources.yaml"
+    path.write_text(json.dumps({"sources": [source]}))
+    return path
+
+
+@pytest.fixture
+def env(settings: Settings, s3_client: Any) -> dict[str, str]:
+    catalog_files(settings, s3_client, [USED, OTHER])
+    add_member(settings, "blog", EDITOR, "editor")
+    return {
+        "MEDIA_PIPELINE_HOME": str(settings.home),
+        "AWS_S3_ENDPOINT_URL": settings.endpoint_url or "",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_STORAGE_BUCKET_NAME": settings.bucket,
+        "AWS_S3_CUSTOM_DOMAIN": PUBLIC,
+        "MEDIA_PIPELINE_ADMINS": ADMIN,
+        "MEDIA_PIPELINE_RETENTION_DAYS": "0",
+        "MEDIA_PIPELINE_PURGE_MAX_SHARE": "1",
+    }
+
+
+def media_id(settings: Settings, key: str) -> str:
+    from media_pipeline.records import media_id_for
+
+    return media_id_for(settings.bucket, key)
+
+
+def force_delete_used(env: dict[str, str], settings: Settings) -> None:
+    """An admin force-deletes a file the content still uses: only the purge's evidence
+    protects it now."""
+    refused = run(env, "delete", media_id(settings, USED), "--user", EDITOR)
+    assert refused.exit_code == 1 and "referenced" in refused.output
+    assert run(env, "delete", media_id(settings, USED), "--user", ADMIN,
+               "--force").exit_code == 0
+
+
+def refused_purge(env: dict[str, str], settings: Settings, s3_client: Any, why: str) -> str:
+    result = run(env, "purge")
+    assert result.exit_code == 1, result.output
+    assert "purge refused" in result.output and why in result.output, result.output
+    assert USED in object_keys(s3_client, settings)
+    return str(result.output)
+
+
+# -- point 1: a successful scan that finds nothing ---------------------------------------------
+
+
+def test_an_emptied_folder_is_suspect_and_the_used_file_stays(
+        env: dict[str, str], settings: Settings, s3_client: Any, tmp_path: Path) -> None:
+    site = tmp_path / "site" / "webpage"
+    site.mkdir(parents=True)
+    for i in range(3):
+        (site / f"{i}.html").write_text(page(USED))
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "site", "type": "files", "root": str(tmp_path / "site"),
+        "content_type": "page"}))
+    assert run(env, "scan").exit_code == 0
+    force_delete_used(env, settings)
+
+    for file in site.iterdir():  # the export is being redeployed: an empty folder
+        file.unlink()
+    scanned = run(env, "scan")
+    assert scanned.exit_code == 1
+    assert "suspect" in scanned.output and "returned nothing" in scanned.output
+    assert "--accept-drop" in scanned.output
+    refused_purge(env, settings, s3_client, "site (latest scan suspect: documents 3 → 0")
+    assert run(env, "health").exit_code == 1  # content_sources is red
+
+    # Only an admin may accept; accepting rescans and applies what it finds.
+    not_admin = run(env, "scan", "site", "--accept-drop", "--user", EDITOR)
+    assert not_admin.exit_code == 1 and "only admins" in not_admin.output
+    accepted = run(env, "scan", "site", "--accept-drop", "--user", ADMIN)
+    assert accepted.exit_code == 0 and "accepted" in accepted.output
+    with Catalog.open(settings.catalog_path) as catalog:
+        audit = catalog.con.execute(
+            "SELECT actor, details FROM audit_log WHERE action = "
+            "'references.scan_drop_accepted'").fetchall()
+    assert [a[0] for a in audit] == [ADMIN]
+    assert json.loads(audit[0][1])["baseline"]["documents"] == 3
+    done = run(env, "purge")
+    assert done.exit_code == 0, done.output
+    assert USED not in object_keys(s3_client, settings)
+
+
+def test_a_truncated_postgres_table_is_suspect_and_the_used_file_stays(
+        env: dict[str, str], settings: Settings, s3_client: Any, tmp_path: Path,
+        postgres_url: str) -> None:
+    engine = sa.create_engine(postgres_url, poolclass=NullPool)
+    with engine.begin() as con:
+        con.exec_driver_sql("DROP TABLE IF EXISTS pages")
+        con.exec_driver_sql("CREATE TABLE pages (id INTEGER, body TEXT)")
+        con.execute(sa.text("INSERT INTO pages VALUES (:i, :b)"),
+                    [{"i": i, "b": page(USED if i == 0 else OTHER)} for i in range(4)])
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "cms", "type": "sql", "url": postgres_url, "table": "pages",
+        "columns": {"content_id": "id", "text": ["body"]}, "content_type": "webpage"}))
+    assert run(env, "scan").exit_code == 0
+    force_delete_used(env, settings)
+
+    with engine.begin() as con:
+        con.exec_driver_sql("TRUNCATE pages")
+    scanned = run(env, "scan")
+    assert scanned.exit_code == 1 and "returned nothing" in scanned.output
+    refused_purge(env, settings, s3_client, "cms (latest scan suspect")
+
+    # A renamed text column is a failed scan naming the column, never empty text.
+    with engine.begin() as con:
+        con.exec_driver_sql("ALTER TABLE pages RENAME COLUMN body TO content")
+    renamed = run(env, "scan")
+    assert renamed.exit_code == 1 and "'body' not in table 'pages'" in renamed.output
+    refused_purge(env, settings, s3_client, "cms (latest scan failed")
+    engine.dispose()
+
+
+# -- point 2: an API that stops early or renamed its field --------------------------------------
+
+
+class Api:
+    """A JSON API on 127.0.0.1 whose pages a test sets; numbered pages with total_pages."""
+
+    def __init__(self) -> None:
+        self.pages: Callable[[int], dict[str, Any]] = lambda n: {}
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                number = int(parse_qs(urlsplit(self.path).query)["page"][0])
+                body = json.dumps(api.pages(number)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/entries"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+
+
+@pytest.fixture
+def api() -> Iterator[Api]:
+    server = Api()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def test_an_api_with_an_empty_page_midway_fails_and_the_file_on_a_later_page_stays(
+        env: dict[str, str], settings: Settings, s3_client: Any, tmp_path: Path,
+        api: Api) -> None:
+    def pages(empty: int | None, field: str = "body") -> Callable[[int], dict[str, Any]]:
+        def one(n: int) -> dict[str, Any]:
+            key = USED if n == 3 else OTHER  # the used file is only on the last page
+            items = [] if n == empty else [{"id": n, field: page(key)}]
+            return {"data": items, "meta": {"pages": 3}}
+        return one
+
+    api.pages = pages(None)
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "headless", "type": "http", "url": api.url, "items": "data", "id_field": "id",
+        "text_fields": ["body"], "content_type": "entry", "page_param": "page",
+        "total_pages": "meta.pages", "retries": 0}))
+    assert run(env, "scan").exit_code == 0
+    force_delete_used(env, settings)
+
+    api.pages = pages(2)  # page 2 comes back empty while the API says there are 3
+    scanned = run(env, "scan")
+    assert scanned.exit_code == 1 and "page 2 is empty" in scanned.output
+    refused_purge(env, settings, s3_client, "headless (latest scan failed")
+
+    api.pages = pages(None, field="content")  # body renamed to content
+    renamed = run(env, "scan")
+    assert renamed.exit_code == 1 and "has no text field 'body'" in renamed.output
+    refused_purge(env, settings, s3_client, "headless (latest scan failed")
+    shown = run(env, "refs", "show", media_id(settings, USED))
+    assert '"entry": ["3"]' in shown.output  # the old references were kept
+
+
+# -- point 3: the purge does not trust today's settings ------------------------------------------
+
+
+def test_a_purge_without_the_sources_setting_still_needs_the_remembered_source(
+        env: dict[str, str], settings: Settings, s3_client: Any, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "1.html").write_text(page(USED))
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "site", "type": "files", "root": str(site), "content_type": "page"}))
+    assert run(env, "scan").exit_code == 0
+    force_delete_used(env, settings)
+    site.rename(tmp_path / "unmounted")  # the source now fails
+    assert run(env, "scan").exit_code == 1
+
+    env["MEDIA_PIPELINE_SOURCES"] = ""  # a shell without the setting
+    output = refused_purge(env, settings, s3_client, "site (remembered; not in today's")
+    assert "sources retire site" in output
+    listed = run(env, "sources", "list", "--json")
+    assert listed.exit_code == 0
+    [row] = json.loads(listed.output)
+    assert row["source"] == "site" and row["required"] and row["stale"]
+    assert not row["configured"]
+
+    # Retiring is explicit, admin-only and audited; it drops the source's references.
+    assert run(env, "sources", "retire", "site", "--user", EDITOR).exit_code == 1
+    retired = run(env, "sources", "retire", "site", "--user", ADMIN, "--reason", "site gone")
+    assert retired.exit_code == 0 and "1 scanned references removed" in retired.output
+    with Catalog.open(settings.catalog_path) as catalog:
+        [(actor, details)] = catalog.con.execute(
+            "SELECT actor, details FROM audit_log WHERE action = 'source.retire'").fetchall()
+    assert actor == ADMIN and json.loads(details)["references_removed"] == 1
+    assert run(env, "purge").exit_code == 0
+    assert USED not in object_keys(s3_client, settings)
+
+
+def test_a_configured_source_cannot_be_retired(
+        env: dict[str, str], settings: Settings, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "1.html").write_text(page(USED))
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "site", "type": "files", "root": str(site), "content_type": "page"}))
+    assert run(env, "scan").exit_code == 0
+    refused = run(env, "sources", "retire", "site", "--user", ADMIN)
+    assert refused.exit_code == 1 and "configured and enabled" in refused.output
+    unknown = run(env, "sources", "retire", "nope", "--user", ADMIN)
+    assert unknown.exit_code == 1 and "never scanned" in unknown.output
+
+
+# -- point 4: forms the extractor used to miss, and mentions ------------------------------------
+
+FORMS = {
+    "nextjs": f"/_next/image?url=https%3A%2F%2F{PUBLIC}%2F{{key}}&w=640",
+    "shortcode": '[media align="left" id=\'{id}\']',
+    "css": f".a{{{{background:url(https://{PUBLIC}/{{key}})no-repeat}}}}",
+    "js": "var u = 'https:\\x2F\\x2F" + PUBLIC + "\\x2F{key}';",
+    "port": f"https://{PUBLIC}:443/{{key}}",
+    "dots": f"https://{PUBLIC}/blog/./{{name}}",
+    "bare": "{key}",
+    "media-id": "hero image: {id}",
+}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_each_missed_form_now_refuses_an_editors_delete(
+        env: dict[str, str], settings: Settings, tmp_path: Path, form: str) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "1.txt").write_text(FORMS[form].format(
+        key=USED, name=USED.split("/")[-1], id=media_id(settings, USED)))
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "site", "type": "files", "root": str(site), "content_type": "page"}))
+    assert run(env, "scan").exit_code == 0
+    refused = run(env, "delete", media_id(settings, USED), "--user", EDITOR)
+    assert refused.exit_code == 1 and "page 1.txt" in refused.output, refused.output
+
+
+def test_a_mention_keeps_a_deleted_file_and_the_purge_says_why(
+        env: dict[str, str], settings: Settings, s3_client: Any, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "1.txt").write_text("plain prose")
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "site", "type": "files", "root": str(site), "content_type": "page"}))
+    assert run(env, "scan").exit_code == 0
+    # an editor deletes a file no recognised form refers to...
+    assert run(env, "delete", media_id(settings, USED), "--user", EDITOR).exit_code == 0
+    # ...but a page spells its key in a way no URL rule reads
+    (site / "2.txt").write_text("download: blog%2Fused.png via our proxy")
+    assert run(env, "scan").exit_code == 0
+    purged = run(env, "purge")
+    assert purged.exit_code == 0, purged.output
+    assert f"kept {USED}: mention in page 2.txt (site)" in purged.output
+    assert "blog%2Fused.png" in purged.output
+    assert USED in object_keys(s3_client, settings)
+    shown = run(env, "refs", "show", media_id(settings, USED), "--json")
+    [ref] = json.loads(shown.output)["references"]
+    assert ref["form"] == "mention" and ref["source"] == "site"
+    assert ref["content_id"] == "2.txt" and "blog%2Fused.png" in ref["snippet"]

@@ -1,0 +1,165 @@
+"""The scan drift guard and remembered sources, on the real catalog (no CLI): what a suspect scan
+changes (nothing), what it blocks, how the share is configured, and what a purge requires."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from media_pipeline.access import PermissionDenied
+from media_pipeline.catalog import Catalog
+from media_pipeline.lifecycle import auto_soft_delete, delete, purge
+from media_pipeline.references.index import scan_sources
+from media_pipeline.references.sources import load_sources
+from media_pipeline.settings import Settings, SettingsError
+from media_pipeline_tests.lifecycle_helpers import ADMIN, catalog_files, key_ref, row, scan
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def files(settings: Settings, s3_client: Any) -> dict[str, str]:
+    return catalog_files(settings, s3_client, [f"blog/{i}.txt" for i in range(20)])
+
+
+def refs(settings: Settings, n: int, first: int = 0) -> list[dict[str, str | None]]:
+    return [key_ref(settings, "webpage", str(i), f"blog/{i}.txt") for i in range(first, n)]
+
+
+def test_first_scan_is_trusted_even_when_empty_and_growth_is_never_suspect(
+        settings: Settings, files: dict[str, str]) -> None:
+    assert scan(settings, "cms", [], started=T0)["state"] == "trusted"
+    assert scan(settings, "cms", refs(settings, 10), started=T0 + timedelta(1))["state"] \
+        == "trusted"
+
+
+@pytest.mark.parametrize("kept,state", [(9, "suspect"), (10, "trusted")])
+def test_a_drop_over_the_share_is_suspect_and_changes_nothing(
+        settings: Settings, files: dict[str, str], kept: int, state: str) -> None:
+    scan(settings, "cms", refs(settings, 10), started=T0)
+    # 9 of 10 documents is a 10 % drop (not over); 8 of 10 with 9 references is over
+    result = scan(settings, "cms", refs(settings, kept - 1 if kept == 9 else kept),
+                  started=T0 + timedelta(1))
+    assert result["state"] == state
+    if state == "suspect":
+        assert any("documents 10 → 8" in r for r in result["drift"]["reasons"])
+        assert row(settings, files["blog/9.txt"])["reference_count"] == 1  # old rows kept
+        with Catalog.open(settings.catalog_path) as catalog:
+            [status] = catalog.source_scan_status(["cms"])
+            drift = catalog.con.execute(
+                "SELECT details FROM audit_log WHERE action = 'references.scan_suspect'"
+            ).fetchone()
+        assert status["stale"] and "--accept-drop" in status["reason"]
+        assert drift is not None and json.loads(drift[0])["baseline"]["documents"] == 10
+
+
+def test_references_dropping_alone_is_suspect(settings: Settings, files: dict[str, str]) -> None:
+    scan(settings, "cms", refs(settings, 10), started=T0)
+    # the same ten pages, but only two still refer to files
+    result = scan(settings, "cms", refs(settings, 2), started=T0 + timedelta(1), documents=10)
+    assert result["state"] == "suspect"
+    assert result["drift"]["reasons"] == ["refs 10 → 2 (−80%)"]
+
+
+def test_a_suspect_scan_blocks_purge_and_auto_soft_delete_until_accepted(
+        settings: Settings, s3_client: Any, files: dict[str, str]) -> None:
+    s = replace(settings, retention_days=0, purge_max_share=1.0, admins=frozenset({ADMIN}),
+                auto_delete_days={"blog": 1})
+    scan(s, "cms", refs(s, 10), started=T0)
+    with Catalog.open(s.catalog_path) as catalog:
+        assert delete(catalog, s, files["blog/3.txt"], ADMIN, force=True, now=T0).deleted
+    assert scan(s, "cms", [], started=T0 + timedelta(1))["state"] == "suspect"
+    later = T0 + timedelta(days=5)
+    report = purge(s, s3_client, enabled_sources=["cms"], now=later)
+    assert report.refused and "documents 10 → 0 (returned nothing)" in str(report.refused_reason)
+    with Catalog.open(s.catalog_path) as catalog:
+        auto = auto_soft_delete(catalog, s, later + timedelta(days=30), enabled_sources=[])
+    assert auto.refused_reason and "cms" in auto.refused_reason and auto.total == 0
+    assert "blog/3.txt" in {o["Key"] for o in s3_client.list_objects_v2(
+        Bucket=s.bucket)["Contents"]}
+
+    assert scan(s, "cms", refs(s, 3), started=T0 + timedelta(2),
+                accepted_by=ADMIN)["state"] == "accepted"
+    report = purge(s, s3_client, enabled_sources=["cms"], now=later)
+    assert not report.refused and report.purged == 1  # blog/3.txt is no longer referenced
+
+
+def test_mention_rows_are_left_out_of_the_comparison(
+        settings: Settings, files: dict[str, str]) -> None:
+    mentions = [{**r, "form": "mention"} for r in refs(settings, 10, first=2)]
+    scan(settings, "cms", refs(settings, 2) + mentions, started=T0, documents=10)
+    # the soft-deleted files were restored: their mentions go, the proper references stay
+    assert scan(settings, "cms", refs(settings, 2), started=T0 + timedelta(1),
+                documents=10)["state"] == "trusted"
+
+
+def test_max_drop_per_source_and_from_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("sources:\n  - {name: a, type: files, root: ., content_type: p, "
+                    "max_drop: 0.5}\n  - {name: b, type: files, root: ., content_type: p, "
+                    "max_drop: 1.5}\n")
+    with pytest.raises(ValueError, match="'b'.*field 'max_drop': must be at least 0 and below 1"):
+        load_sources(path)
+    path.write_text("sources:\n  - {name: a, type: files, root: ., content_type: p, "
+                    "max_drop: 0.5}\n")
+    assert load_sources(path)[0].max_drop == 0.5
+    assert Settings.from_env({"MEDIA_PIPELINE_SCAN_MAX_DROP": "0.3"}).scan_max_drop == 0.3
+    with pytest.raises(SettingsError, match="MEDIA_PIPELINE_SCAN_MAX_DROP"):
+        Settings.from_env({"MEDIA_PIPELINE_SCAN_MAX_DROP": "1"})
+
+
+def test_scan_sources_honours_the_source_share_and_only_admins_accept(
+        settings: Settings, files: dict[str, str], tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    for i in range(10):
+        (site / f"{i}.html").write_text(f"<p>page {i}</p>")
+    config = tmp_path / "s.yaml"
+    config.write_text(f"sources:\n  - {{name: site, type: files, root: {site}, "
+                      "content_type: page, max_drop: 0.5}\n")
+    s = replace(settings, content_sources=config, scan_max_drop=0.0)
+    assert [o.state for o in scan_sources(s, workers=1)] == ["trusted"]
+    for i in range(4):  # 40 % fewer pages: over the setting, within the source's 50 %
+        (site / f"{i}.html").unlink()
+    assert [o.state for o in scan_sources(s, workers=1)] == ["trusted"]
+    with pytest.raises(PermissionDenied):
+        scan_sources(s, accepted_by="mallory", workers=1)
+
+
+def test_remembered_sources_backfill_require_and_reactivate(
+        settings: Settings, s3_client: Any, files: dict[str, str]) -> None:
+    s = replace(settings, retention_days=0, purge_max_share=1.0, admins=frozenset({ADMIN}))
+    scan(s, "old", refs(s, 1), started=T0)
+    with Catalog.open(s.catalog_path) as catalog:
+        assert delete(catalog, s, files["blog/5.txt"], ADMIN, force=True, now=T0).deleted
+        catalog.record_source_failure("old", T0 + timedelta(1), "connection refused")
+    report = purge(s, s3_client, enabled_sources=[], now=T0 + timedelta(2))
+    assert report.refused and report.sources == ["old"]
+    assert "old (remembered; not in today's configuration" in str(report.refused_reason)
+
+    with Catalog.open(s.catalog_path) as catalog:
+        catalog.retire_source("old", ADMIN, "moved")
+        assert catalog.required_sources([]) == []
+        assert row(s, files["blog/0.txt"])["reference_count"] == 0
+    scan(s, "old", refs(s, 1), started=T0 + timedelta(3))  # scanned again: required again
+    with Catalog.open(s.catalog_path) as catalog:
+        assert catalog.required_sources([]) == ["old"]
+        actions = [a for (a,) in catalog.con.execute(
+            "SELECT action FROM audit_log WHERE action LIKE 'source.%' ORDER BY ts").fetchall()]
+    assert actions == ["source.retire", "source.reactivated"]
+
+
+def test_a_broken_sources_file_makes_the_source_check_red(settings: Settings,
+                                                          tmp_path: Path) -> None:
+    from media_pipeline.health import source_health
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("sources: [")
+    scan(settings, "cms", [], started=T0)  # a catalog to read
+    [status] = source_health(replace(settings, content_sources=broken))
+    assert status["stale"] and "cannot read content sources" in status["reason"]
