@@ -307,6 +307,13 @@ EXTERNAL_CSS = "SVG references an external resource in CSS"
         (b"<style>rect{fill:url(#a)} /* url(x) */</style>", None),
         (b'<style>@im/**/port "x.css";</style>', None),
         (b'<rect><animate attributeName="fill" values="red;url(#g)"/></rect>', None),
+        # An animated href loads from elsewhere unless it is a link's.
+        (b'<image><set attributeName="href" to="https://evil.example/x.png"/></image>',
+         "SVG references an external resource"),
+        (b'<a><set attributeName="href" to="https://example.com/page"/></a>', None),
+        (b'<a><set href="#img" attributeName="href" to="https://evil.example/x.png"/></a>',
+         "SVG references an external resource"),
+        (b'<image><animate attributeName="href" values="#a;#b"/></image>', None),
     ],
 )
 def test_svg_css_is_decoded_before_it_is_checked(body: bytes, reason: str | None) -> None:

@@ -291,7 +291,7 @@ def _css_reason(text: str, *, declarations: bool = True) -> str | None:
     return None
 
 
-def _element_reason(element: Any) -> str | None:
+def _element_reason(element: Any, parent: str | None = None) -> str | None:
     """Every attribute is judged on its own: two attributes with one local name in different
     namespaces (``href`` and ``z:href``) must not hide each other."""
     tag = str(element.tag)
@@ -316,15 +316,18 @@ def _element_reason(element: Any) -> str | None:
         elif reason := _css_reason(value, declarations=False):  # fill, filter, mask...
             return reason
     if name in _ANIMATIONS:
-        return _animation_reason(attributes)
+        return _animation_reason(attributes, parent)
     return None
 
 
-def _animation_reason(attributes: list[tuple[str, str]]) -> str | None:
+def _animation_reason(attributes: list[tuple[str, str]], parent: str | None) -> str | None:
     """``<set attributeName="href" to="javascript:…"/>``: what an animation would write, for
-    every ``attributeName`` and every ``to``/``from``/``values``/``by`` it has."""
+    every ``attributeName`` and every ``to``/``from``/``values``/``by`` it has. It animates
+    its parent, or (with an ``href``) another element: only a link's URL may leave the
+    document."""
     targets = [_local(v.strip()) for k, v in attributes if k == "attributename"]
     values = [v for k, v in attributes if k in _ANIMATED_VALUES]
+    animates_a_link = parent == "a" and not any(k in _URL_ATTRIBUTES for k, _ in attributes)
     for target in targets:
         if target.startswith("on"):
             return f"SVG contains event handler {target}="
@@ -333,6 +336,8 @@ def _animation_reason(attributes: list[tuple[str, str]]) -> str | None:
                 for part in value.split(";"):
                     if reason := _url_reason(part):
                         return reason
+                    if not animates_a_link and part.strip() and not part.strip().startswith("#"):
+                        return "SVG references an external resource"
             elif reason := _css_reason(value, declarations=target == "style"):
                 return reason
     return None
@@ -351,6 +356,7 @@ def check_svg(data: bytes) -> str | None:
     """
     if len(data) > SVG_SCAN_LIMIT:
         return f"SVG over {_format_bytes(SVG_SCAN_LIMIT)} cannot be inspected"
+    names: list[str] = []  # the open elements' local names: an animation's parent
     try:
         for event, element in DET.iterparse(
                 io.BytesIO(data), events=("start", "end", "pi"), forbid_dtd=True,
@@ -359,11 +365,14 @@ def check_svg(data: bytes) -> str | None:
                 if str(element.text or "").lower().startswith("xml-stylesheet"):
                     return "SVG references a stylesheet"
             elif event == "start":
-                if reason := _element_reason(element):
+                if reason := _element_reason(element, names[-1] if names else None):
                     return reason
-            elif _local(str(element.tag)) == "style" and (
-                    reason := _css_reason("".join(element.itertext()))):
-                return reason
+                names.append(_local(str(element.tag)))
+            else:
+                names.pop()
+                if _local(str(element.tag)) == "style" and (
+                        reason := _css_reason("".join(element.itertext()))):
+                    return reason
     except DTDForbidden:
         return "SVG has a DOCTYPE (DTDs and entities are refused)"
     except EntitiesForbidden:
