@@ -114,6 +114,8 @@ HOSTILE = {
         "image/jpeg has trailing data after the image: HTML markup"),
     "mp4-then-html.jpg": (jpeg_bytes(seed=13) + MP4_HEAD[:24] + b"<img src=x onerror=alert(1)>",
                           "image/jpeg has trailing data after the image: HTML markup"),
+    "mpf-then-php.jpg": (jpeg_bytes(seed=16) + jpeg_bytes(seed=17) + b"<?= `id` ?>",
+                         "image/jpeg has trailing data after the image: HTML markup"),
     "gif-stray-byte.gif": (stray_byte_gif(200_000),
                            "animation has over 1000 frames (limit 1000)"),
     "openaction.pdf": (pdf_with("openaction-js"), "PDF has a JavaScript action"),
@@ -122,6 +124,7 @@ HOSTILE = {
 BENIGN = {
     "motion-photo.jpg": jpeg_bytes(seed=5) + MP4_HEAD,
     "padded.jpg": jpeg_bytes(seed=6) + b"\x00" * 512,
+    "mpf.jpg": jpeg_bytes(seed=18) + jpeg_bytes(seed=19) + b"\x00" * 100,
     "long-padding.jpg": jpeg_bytes(seed=14) + b"\x00" * 200_000,
     "long-motion-photo.jpg": jpeg_bytes(seed=15) + MOTION_MP4 + b"\x00" * 1000,
     "two-frames.gif": many_frame_gif(2),

@@ -134,9 +134,10 @@ def png_end(fp: IO[bytes]) -> tuple[int | None, int]:
             return fp.tell(), frames
 
 
-def jpeg_end(fp: IO[bytes]) -> int | None:
-    """Offset after the first image's EOI, walking markers and entropy-coded scans."""
-    fp.seek(0)
+def jpeg_end(fp: IO[bytes], start: int = 0) -> int | None:
+    """Offset after the EOI of the image at ``start``, walking markers and entropy-coded
+    scans."""
+    fp.seek(start)
     if fp.read(2) != b"\xff\xd8":
         return None
     while True:
@@ -267,6 +268,10 @@ def _region_reason(fp: IO[bytes], start: int, size: int) -> tuple[str | None, in
         end = _mp4_end(fp, start, size)
         if end > start:
             return _scan(fp, start, end, _MARKUP), end
+    if head.startswith(b"\xff\xd8"):  # a second JPEG (MPF): the image, then what follows it
+        jpeg = jpeg_end(fp, start)
+        if jpeg is not None and jpeg > start:
+            return _scan(fp, start, jpeg, _MARKUP), jpeg
     media = mime.startswith(("image/", "video/", "audio/"))
     return _scan(fp, start, size, _MARKUP if media else _HTML), size
 
@@ -277,10 +282,10 @@ def classify_trailer(fp: IO[bytes], start: int | None) -> str | None:
     ``start`` None (the end of the image is not known) only a ZIP is looked for.
 
     The whole trailer is read, a chunk at a time: padding, then a motion photo's MP4 (its box
-    structure walked to its end) or a second image, then whatever follows. A ZIP is found by
-    its end record or by a local file header anywhere; HTML by tags that run something
-    (``<script>``, ``<img onerror=>``, ``<meta http-equiv>``, ``<?php``...) in media data,
-    by any HTML tag in a trailer that is not media.
+    structure walked to its end) or a second JPEG (walked to its EOI), then whatever follows.
+    A ZIP is found by its end record or by a local file header anywhere; HTML by tags that
+    run something (``<script>``, ``<img onerror=>``, ``<meta http-equiv>``, ``<?php``...) in
+    media data, by any HTML tag in a trailer that is not media.
     """
     fp.seek(0, 2)
     size = fp.tell()
