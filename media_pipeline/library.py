@@ -628,7 +628,9 @@ class MediaLibrary:
             if media.visibility == "public" and not download:
                 return str(self.storage.public_url(media.key))
         name = (media.original_filename or media.key.rsplit("/", 1)[-1]) if download else None
-        return str(self.storage.generate_signed_url(media.key, expires, download_name=name))
+        # The type the catalog checked, not whatever Content-Type S3 stored with the object.
+        return str(self.storage.generate_signed_url(media.key, expires, download_name=name,
+                                                    content_type=media.content_type))
 
     def set_visibility(self, media_id: str, visibility: str, user: str) -> MediaFile:
         """Change who may see a file: the catalog and the object's ACL together.

@@ -51,7 +51,10 @@ def files(s: Settings, s3_client: Any) -> dict[str, str]:
 def test_delete_is_refused_while_referenced(s: Settings, files: dict[str, str]) -> None:
     a = files["blog/a.txt"]
     with Catalog.open(s.catalog_path) as catalog:
-        add_reference(catalog, s, a, "webpage", "123", EDITOR)
+        # A discovered file is private to the admins: only they may record where it is used.
+        with pytest.raises(PermissionDenied, match="private to its owner and the admins"):
+            add_reference(catalog, s, a, "webpage", "123", EDITOR)
+        add_reference(catalog, s, a, "webpage", "123", ADMIN)
         before = catalog.media_state(a)
         outcome = delete(catalog, s, a, EDITOR)
         assert not outcome and outcome.refused and not outcome.deleted
@@ -68,6 +71,9 @@ def test_delete_is_refused_for_a_scanned_reference_too(s: Settings,
                                                        files: dict[str, str]) -> None:
     scan(s, "cms", [key_ref(s, "webpage", "9", "blog/a.txt")])
     with Catalog.open(s.catalog_path) as catalog:
+        # The API removes only references the API recorded, even for an admin.
+        assert remove_reference(catalog, s, files["blog/a.txt"], "webpage", "9", ADMIN) is False
+        assert catalog.references_of(files["blog/a.txt"]) == {"webpage": ["9"]}
         outcome = delete(catalog, s, files["blog/a.txt"], ADMIN)
     assert outcome.refused and outcome.references == {"webpage": ["9"]}
     assert row(s, files["blog/a.txt"])["status"] == "active"
@@ -103,7 +109,7 @@ def test_force_delete_is_for_admins_only(s: Settings, s3_client: Any,
                                          files: dict[str, str]) -> None:
     a = files["blog/a.txt"]
     with Catalog.open(s.catalog_path) as catalog:
-        add_reference(catalog, s, a, "webpage", "123", EDITOR)
+        add_reference(catalog, s, a, "webpage", "123", ADMIN)
         with pytest.raises(PermissionDenied, match="needs admin"):
             delete(catalog, s, a, EDITOR, force=True)
         assert catalog.media_state(a)["status"] == "active"  # type: ignore[index]
@@ -154,12 +160,12 @@ def test_unknown_media_and_bad_input(s: Settings, files: dict[str, str]) -> None
 def test_reference_actions_are_audited(s: Settings, files: dict[str, str]) -> None:
     a = files["blog/a.txt"]
     with Catalog.open(s.catalog_path) as catalog:
-        add_reference(catalog, s, a, "webpage", "1", EDITOR)
-        remove_reference(catalog, s, a, "webpage", "1", EDITOR)
+        add_reference(catalog, s, a, "webpage", "1", ADMIN)
+        remove_reference(catalog, s, a, "webpage", "1", ADMIN)
     rows = [(r["actor"], r["action"], r["media_id"], json.loads(r["details"]))
             for r in audit(s) if r["action"].startswith("reference.")]
     detail = {"content_type": "webpage", "content_id": "1"}
-    assert rows == [(EDITOR, "reference.add", a, detail), (EDITOR, "reference.remove", a, detail)]
+    assert rows == [(ADMIN, "reference.add", a, detail), (ADMIN, "reference.remove", a, detail)]
 
 
 def test_restore_keeps_quarantine(s: Settings, s3_client: Any) -> None:
@@ -188,9 +194,9 @@ def test_auto_soft_delete(s: Settings, files: dict[str, str]) -> None:
     s30 = replace(s, auto_delete_days={"blog": 30})
     unreferenced_at = first_seen + timedelta(days=20)
     with Catalog.open(s.catalog_path) as catalog:
-        add_reference(catalog, s, b, "webpage", "1", EDITOR)
-        remove_reference(catalog, s, b, "webpage", "1", EDITOR, now=unreferenced_at)
-        add_reference(catalog, s, a, "webpage", "2", EDITOR)
+        add_reference(catalog, s, b, "webpage", "1", ADMIN)
+        remove_reference(catalog, s, b, "webpage", "1", ADMIN, now=unreferenced_at)
+        add_reference(catalog, s, a, "webpage", "2", ADMIN)
         assert catalog.media_state(b)["unreferenced_since"] == unreferenced_at  # type: ignore
         # a is referenced; b unreferenced for 20 days only; c is in a namespace without it.
         assert auto_soft_delete(catalog, s30, first_seen + timedelta(days=40)).total == 0

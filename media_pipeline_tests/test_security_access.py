@@ -116,6 +116,33 @@ def test_references_are_read_only_by_those_who_may_see_the_file(
     assert "secret-launch" not in repr(outcome)
 
 
+def test_references_are_changed_only_by_those_who_may_see_the_file(
+        blog: MediaLibrary, settings: Settings) -> None:
+    """Hostile review of issue 11, finding 5: eve (editor, not the owner) probed where ed's
+    private file is used ("already recorded" vs "added"), stripped its reference and deleted
+    it while webpage 42 still used it."""
+    private = blog.upload("blog", io.BytesIO(png_bytes(seed=6)), "salary.png", "ed",
+                          visibility="private")
+    blog.add_reference(private.media_id, "webpage", "42", "ed")
+    refusals = []
+    for attempt in (lambda: blog.add_reference(private.media_id, "webpage", "42", "eve"),
+                    lambda: blog.add_reference(private.media_id, "webpage", "43", "eve"),
+                    lambda: blog.remove_reference(private.media_id, "webpage", "42", "eve"),
+                    lambda: blog.remove_reference(private.media_id, "webpage", "99", "eve")):
+        with pytest.raises(PermissionDenied) as refused:
+            attempt()
+        refusals.append(str(refused.value).replace("add a", "X").replace("remove a", "X"))
+    # The same refusal whether or not the reference exists: nothing to probe.
+    assert len(set(refusals)) == 1, refusals
+    assert blog.get_references(private.media_id, "ed") == {"webpage": ["42"]}
+    outcome = blog.delete_outcome(private.media_id, "eve")
+    assert outcome.refused and not outcome.deleted
+    assert not blog.get(private.media_id, "ed").is_deleted
+    # Who may see the file still may: the owner and the namespace's admin.
+    assert blog.add_reference(private.media_id, "webpage", "43", "ed") is True
+    assert blog.remove_reference(private.media_id, "webpage", "43", "alice") is True
+
+
 def test_dedup_never_returns_another_owners_private_file(
         blog: MediaLibrary, settings: Settings, s3_client: Any) -> None:
     data = png_bytes(seed=9)

@@ -28,6 +28,7 @@ from pypdf.generic import (
 
 from media_pipeline.catalog import Catalog
 from media_pipeline.fingerprint.reader import fingerprint_object
+from media_pipeline.fingerprint.structure import gif_frames
 from media_pipeline.library import MediaLibrary, MediaUnavailable, ValidationFailed
 from media_pipeline.pipeline import ingest_keys
 from media_pipeline.records import media_id_for
@@ -43,6 +44,14 @@ def many_frame_gif(frames: int) -> bytes:
     frame = (b"!\xf9\x04\x00\x01\x00\x00\x00" + b"," + struct.pack("<HHHHB", 0, 0, 1, 1, 0)
              + b"\x02\x02\x44\x01\x00")
     return head + frame * frames + b";"
+
+
+def stray_byte_gif(frames: int, after: int = 1, stray: bytes = b"\x00") -> bytes:
+    """The hostile review's generator (issue 11, finding 4): a byte that starts no block after
+    frame ``after``; Pillow skips it and decodes every frame."""
+    one = many_frame_gif(1)
+    head, frame = one[:one.index(b"!\xf9")], one[one.index(b"!\xf9"):-1]
+    return head + frame * after + stray + frame * (frames - after) + b";"
 
 
 def zip_bytes() -> bytes:
@@ -72,6 +81,10 @@ def pdf_with(action: str) -> bytes:
 
 
 MP4_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 40
+# A motion photo's MP4 of 6 MiB: ftyp, then an mdat of (seeded) random "video" data.
+_VIDEO = np.random.default_rng(11).integers(0, 256, 6 * 1024 * 1024, dtype=np.uint8).tobytes()
+MOTION_MP4 = (MP4_HEAD[:24] + struct.pack(">I", 8 + len(b"moov")) + b"free" + b"moov"
+              + struct.pack(">I", 8 + len(_VIDEO)) + b"mdat" + _VIDEO)
 HTML = b"<html><body><script>alert(document.domain)</script></body></html>"
 
 HOSTILE = {
@@ -84,12 +97,36 @@ HOSTILE = {
     "png-junk-html.png": (png_bytes(seed=4) + b"\x13\x37junk " * 20 + HTML,
                           "image/png has trailing data after the image: HTML markup"),
     "gif-frames.gif": (many_frame_gif(1001), "animation has over 1000 frames (limit 1000)"),
+    # Hostile review of issue 11, findings 3 and 4.
+    "jpeg-zip-padded.jpg": (jpeg_bytes(seed=7) + b"\x01" * 100 + zip_bytes() + b"\x00" * 70_000,
+                            "image/jpeg has trailing data after the image: application/zip"),
+    "jpeg-img-onerror.jpg": (jpeg_bytes(seed=8) + b"\n<img src=x onerror=alert(1)>\n",
+                             "image/jpeg has trailing data after the image: HTML markup"),
+    "jpeg-details.jpg": (jpeg_bytes(seed=9) + b"\n<details open ontoggle=alert(1)>\n",
+                         "image/jpeg has trailing data after the image: HTML markup"),
+    "jpeg-meta-refresh.jpg": (
+        jpeg_bytes(seed=10) + b"<meta http-equiv=refresh content='0;url=https://x.example'>",
+        "image/jpeg has trailing data after the image: HTML markup"),
+    "jpeg-php-short.jpg": (jpeg_bytes(seed=11) + b"<?= system($_GET['c']); ?>",
+                           "image/jpeg has trailing data after the image: HTML markup"),
+    "jpeg-html-after-4mb.jpg": (
+        jpeg_bytes(seed=12) + b"\x01" * (4 * 1024 * 1024 + 10) + b"<script>alert(1)</script>",
+        "image/jpeg has trailing data after the image: HTML markup"),
+    "mp4-then-html.jpg": (jpeg_bytes(seed=13) + MP4_HEAD[:24] + b"<img src=x onerror=alert(1)>",
+                          "image/jpeg has trailing data after the image: HTML markup"),
+    "mpf-then-php.jpg": (jpeg_bytes(seed=16) + jpeg_bytes(seed=17) + b"<?= `id` ?>",
+                         "image/jpeg has trailing data after the image: HTML markup"),
+    "gif-stray-byte.gif": (stray_byte_gif(200_000),
+                           "animation has over 1000 frames (limit 1000)"),
     "openaction.pdf": (pdf_with("openaction-js"), "PDF has a JavaScript action"),
     "launch.pdf": (pdf_with("launch-link"), "PDF has a Launch action"),
 }
 BENIGN = {
     "motion-photo.jpg": jpeg_bytes(seed=5) + MP4_HEAD,
     "padded.jpg": jpeg_bytes(seed=6) + b"\x00" * 512,
+    "mpf.jpg": jpeg_bytes(seed=18) + jpeg_bytes(seed=19) + b"\x00" * 100,
+    "long-padding.jpg": jpeg_bytes(seed=14) + b"\x00" * 200_000,
+    "long-motion-photo.jpg": jpeg_bytes(seed=15) + MOTION_MP4 + b"\x00" * 1000,
     "two-frames.gif": many_frame_gif(2),
     "clean.pdf": pdf_with("none"),
 }
@@ -125,6 +162,14 @@ def test_hostile_files_are_refused_on_upload_and_quarantined_in_the_pipeline(
     for name in BENIGN:
         found = row(settings, f"site/{name}")
         assert (found["status"], found["quarantine_reason"]) == ("active", None), name
+
+
+def test_gif_frames_are_counted_the_way_pillow_reads_them() -> None:
+    for data in (stray_byte_gif(5), stray_byte_gif(5, after=3, stray=b"x"),
+                 stray_byte_gif(5, after=0, stray=b"\x00" * 70_000)):
+        with Image.open(io.BytesIO(data)) as image:
+            pillow = image.n_frames
+        assert gif_frames(io.BytesIO(data), 1000) == (pillow, len(data)) == (5, len(data))
 
 
 def test_pdf_scripts_may_be_allowed(settings: Settings, s3_client: Any) -> None:

@@ -121,3 +121,85 @@ def test_health_lists_objects_public_in_s3_but_not_in_the_catalog(
     assert not checks["public_exposure"]["passed"]
     assert "site/b.png" in checks["public_exposure"]["detail"]
     assert "site/a.png" not in checks["public_exposure"]["detail"]
+
+
+def _png_with_script() -> bytes:
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("c", "<script>alert(document.domain)</script>")
+    out = io.BytesIO()
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(out, "PNG", pnginfo=info)
+    return out.getvalue()
+
+
+PI_SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+          b"<?x > <img src=x onerror=alert(document.domain)> ?><rect width=\"9\" height=\"9\"/>"
+          b"</svg>")
+
+
+@pytest.mark.parametrize(
+    ("key", "body", "declared", "reason"),
+    [
+        # Hostile review of issue 11, finding 2: objects put into the bucket outside the app
+        # with a Content-Type the public URL would serve them with.
+        ("web/avatar.png", _png_with_script(), "text/html",
+         "declared Content-Type text/html is active content (content is image/png)"),
+        ("web/long.txt", b"notes " * 1600 + b"\n<script>alert(document.domain)</script>\n",
+         "text/html; charset=utf-8",
+         "declared Content-Type text/html is active content (content is text/plain)"),
+        ("web/pi.svg", PI_SVG, "text/html",
+         "declared Content-Type text/html is active content (content is image/svg+xml)"),
+        ("web/x.png", png_bytes(seed=3), "application/xhtml+xml",
+         "declared Content-Type application/xhtml+xml is active content (content is image/png)"),
+        ("web/y.png", png_bytes(seed=4), "text/plain",
+         "declared Content-Type text/plain but content is image/png"),
+        ("web/z.png", png_bytes(seed=8), "video/mp4",
+         "declared Content-Type video/mp4 but content is image/png"),
+        # Agreeing in kind, or undeclared (served as a download): active.
+        ("web/ok.png", png_bytes(seed=5), "image/png", None),
+        ("web/ok2.png", png_bytes(seed=6), "image/jpeg", None),
+        ("web/ok3.png", png_bytes(seed=7), "binary/octet-stream", None),
+        ("web/ok.svg", PI_SVG, "image/svg+xml", None),
+    ],
+)
+def test_a_declared_content_type_that_would_run_is_quarantined(
+        settings: Settings, s3_client: Any, key: str, body: bytes, declared: str,
+        reason: str | None) -> None:
+    s3_client.put_object(Bucket=settings.bucket, Key=key, Body=body, ContentType=declared,
+                         ACL="public-read")
+    ingest_keys(settings, [key], s3_client)
+    row = media(settings, key)
+    assert (row["status"], row["quarantine_reason"]) == (
+        ("quarantined", reason) if reason else ("active", None))
+    assert anonymous_get(settings, key) == (403 if reason else 200)
+
+
+def test_signed_urls_serve_the_checked_type_not_the_stored_one(
+        settings: Settings, s3_client: Any) -> None:
+    lib = MediaLibrary(settings, s3_client)
+    lib.create_namespace("web", "alice")
+    png = lib.upload("web", io.BytesIO(_png_with_script()), "avatar.png", "alice")
+    assert png.content_type == "image/png"
+    notes = b"notes " * 1600 + b"\n<script>alert(1)</script>\n"  # sniffed text/plain
+    text = lib.upload("web", io.BytesIO(notes), "notes.txt", "alice")
+    # Someone with bucket access rewrites the stored Content-Type after the check.
+    for media_file in (png, text):
+        s3_client.copy_object(Bucket=settings.bucket, Key=media_file.key,
+                              CopySource={"Bucket": settings.bucket, "Key": media_file.key},
+                              ContentType="text/html", MetadataDirective="REPLACE")
+    assert s3_client.head_object(Bucket=settings.bucket, Key=png.key)["ContentType"] == (
+        "text/html")
+    for media_file, served in ((png, "image/png"), (text, "text/plain")):
+        answer = httpx.get(lib.url(media_file.media_id, "alice"))
+        assert answer.status_code == 200
+        assert answer.headers["content-type"] == served
+        assert "content-disposition" not in answer.headers  # shown, not downloaded
+    downloaded = httpx.get(lib.url(png.media_id, "alice", download=True))
+    assert downloaded.headers["content-type"] == "image/png"
+    assert downloaded.headers["content-disposition"].startswith("attachment;")
+    # A type browsers would not simply display is served as an attachment.
+    answer = httpx.get(lib.storage.generate_signed_url(text.key, 60,
+                                                       content_type="application/json"))
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["content-disposition"] == "attachment"

@@ -23,6 +23,7 @@ from media_pipeline.fingerprint.validate import (
     SVG_SCAN_LIMIT,
     check_extension,
     check_svg,
+    decode_css,
     validate,
 )
 from media_pipeline.records import FingerprintResult
@@ -238,6 +239,93 @@ def test_extension_rule(key: str, mime: str, reason: str | None) -> None:
 )
 def test_svg_rule(svg: bytes, reason: str | None) -> None:
     assert check_svg(svg) == reason
+
+
+# Hostile review of issue 11, finding 1: attributes with one local name in two namespaces.
+_DUP = (b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+        b'xmlns:z="urn:z" width="100" height="100">')
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'<a href="javascript:alert(1)" xlink:href="#x"><rect/></a>',
+         "SVG contains javascript: URL"),
+        (b'<a href="javascript:alert(1)" z:href="#x"><rect/></a>', "SVG contains javascript: URL"),
+        (b'<a z:href="#x" href="javascript:alert(1)"><rect/></a>', "SVG contains javascript: URL"),
+        (b'<a><set attributeName="href" to="javascript:alert(1)" z:to="#x"/></a>',
+         "SVG contains javascript: URL"),
+        (b'<a><set attributeName="href" z:attributeName="fill" to="javascript:alert(1)"/></a>',
+         "SVG contains javascript: URL"),
+        (b'<a><set z:attributeName="fill" attributeName="href" to="javascript:alert(1)"/></a>',
+         "SVG contains javascript: URL"),
+        (b'<image href="https://evil.example/x.png" z:href="#a" width="9" height="9"/>',
+         "SVG references an external resource"),
+        (b'<rect style="fill:url(https://evil.example/x)" z:style="fill:red"/>',
+         "SVG references an external resource in CSS"),
+        (b'<rect z:style="fill:red" style="fill:url(https://evil.example/x)"/>',
+         "SVG references an external resource in CSS"),
+        (b'<a href="#x" z:href="#y"><rect fill="url(#g)"/></a>', None),
+    ],
+)
+def test_svg_attributes_in_other_namespaces_do_not_hide_each_other(
+        body: bytes, reason: str | None) -> None:
+    assert check_svg(_DUP + body + b"</svg>") == reason
+
+
+_SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+EXTERNAL_CSS = "SVG references an external resource in CSS"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        # Hostile review of issue 11, finding 6: CSS escapes, comments, image-set(), animations
+        # of style and presentation attributes that load from elsewhere.
+        (b'<style>@\\69mport "https://evil.example/x.css";</style>',
+         "SVG has active content in CSS"),
+        (b'<style>@\\000069 mport "https://evil.example/x.css";</style>',
+         "SVG has active content in CSS"),
+        (b"<style>rect{background-image:\\75rl(https://evil.example/b.png)}</style>",
+         EXTERNAL_CSS),
+        (b"<style>rect{fill:u\\r\\l(https://evil.example/b.png)}</style>", EXTERNAL_CSS),
+        (b'<style>svg{background-image:image-set("https://evil.example/b.png" 1x)}</style>',
+         EXTERNAL_CSS),
+        (b'<style>svg{background:-webkit-image-set(url(#a) 1x, "x.png" 2x)}</style>',
+         EXTERNAL_CSS),
+        (b"<style>rect{fill:url(/**/https://evil.example/b.png)}</style>", EXTERNAL_CSS),
+        (b'<rect><set attributeName="style" to="background-image:url(https://evil.example)"/>'
+         b"</rect>", EXTERNAL_CSS),
+        (b'<rect><animate attributeName="fill" values="red;url(https://evil.example/p)"/>'
+         b"</rect>", EXTERNAL_CSS),
+        (b'<rect filter="url(http://evil.example/f.svg#f)"/>', EXTERNAL_CSS),
+        (b'<rect fill="url(https://evil.example/p)"/>', EXTERNAL_CSS),
+        (b'<rect mask="\\75rl(//evil.example/m)"/>', EXTERNAL_CSS),
+        # Fragments of this document stay allowed; so does a comment that splits a keyword,
+        # which CSS reads as two tokens, not as @import.
+        (b'<rect fill="url(#g)" filter="url(\'#f\')" style="fill:url( #g )"/>', None),
+        (b"<style>rect{fill:url(#a)} /* url(x) */</style>", None),
+        (b'<style>@im/**/port "x.css";</style>', None),
+        (b'<rect><animate attributeName="fill" values="red;url(#g)"/></rect>', None),
+        # An animated href loads from elsewhere unless it is a link's.
+        (b'<image><set attributeName="href" to="https://evil.example/x.png"/></image>',
+         "SVG references an external resource"),
+        (b'<a><set attributeName="href" to="https://example.com/page"/></a>', None),
+        (b'<a><set href="#img" attributeName="href" to="https://evil.example/x.png"/></a>',
+         "SVG references an external resource"),
+        (b'<image><animate attributeName="href" values="#a;#b"/></image>', None),
+    ],
+)
+def test_svg_css_is_decoded_before_it_is_checked(body: bytes, reason: str | None) -> None:
+    assert check_svg(_SVG + body + b"</svg>") == reason
+
+
+def test_decode_css_follows_the_css_syntax() -> None:
+    assert decode_css("@\\69mport") == "@import"
+    assert decode_css("\\000075 rl(") == "url("
+    assert decode_css("u\\rl(/* x */#a)") == "url( #a)"
+    assert decode_css("a\\\nb\\") == "ab"
+    assert decode_css("\\0 \\D800") == "\ufffd\ufffd"
 
 
 def test_svg_rule_is_bounded() -> None:

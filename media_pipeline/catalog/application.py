@@ -122,8 +122,10 @@ class ApplicationSQL:
     # -- media files -----------------------------------------------------------------------------
 
     def media_row(self, media_id: str) -> dict[str, Any] | None:
-        row = self.con.execute(f"{_MEDIA_SELECT} WHERE media_id = ?", [media_id]).fetchone()
-        return _media_dict(row) if row else None
+        # All rows, not fetchone(): a pending result keeps a transaction open, and the lifecycle
+        # reads this row before it waits for a purge (whose checkpoint would then fail).
+        rows = self.con.execute(f"{_MEDIA_SELECT} WHERE media_id = ?", [media_id]).fetchall()
+        return _media_dict(rows[0]) if rows else None
 
     def active_by_hash(self, namespace: str, file_hash: str, user: str,
                        admin: bool) -> dict[str, Any] | None:

@@ -958,10 +958,10 @@ class Catalog(ReferenceSQL, ApplicationSQL):
 
     def member_role(self, namespace: str, user: str) -> str | None:
         """The user's role in the namespace ('viewer', 'editor', 'admin'), or None."""
-        row = self.con.execute(
+        rows = self.con.execute(  # all rows: a pending result keeps a transaction open
             "SELECT role FROM namespace_members WHERE namespace = ? AND user_id = ?",
-            [namespace, user]).fetchone()
-        return str(row[0]) if row else None
+            [namespace, user]).fetchall()
+        return str(rows[0][0]) if rows else None
 
     def record_audit(
         self, actor: str, action: str, media_id: str | None = None,

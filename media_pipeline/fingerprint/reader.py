@@ -194,6 +194,7 @@ def _fingerprint(
         decode_bytes=info.decode_bytes,
         trailing=info.trailing,
         pdf_active=info.pdf_active,
+        declared_content_type=result.declared_content_type,
     )
     result.status = "quarantined" if reason else "active"
     result.quarantine_reason = reason

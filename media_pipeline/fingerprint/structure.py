@@ -19,8 +19,8 @@ from typing import IO
 import magic
 
 TRAILER_SNIFF = 64 * 1024
-TRAILER_SCAN = 4 * 1024 * 1024
 _CHUNK = 1024 * 1024
+_GIF_SKIP_CHUNK = 64 * 1024
 
 # What a browser, a shell or an unzip tool would run or open in the bytes after an image.
 _ACTIVE_TYPES = (
@@ -33,9 +33,22 @@ _ACTIVE_TYPES = (
 )
 _ACTIVE_PREFIXES = ("text/x-shellscript", "text/x-script", "application/vnd.openxmlformats",
                     "application/x-zip")
-_MARKUP = re.compile(rb"<\s*(?:script|html|iframe|body|svg|object|embed|\?php|!doctype)\b",
-                     re.IGNORECASE)
+# Markup that runs or loads something, specific enough not to turn up by chance in a video's
+# compressed data: script-like tags, event handlers inside a tag, refresh, script URLs, PHP.
+_RUNS = (rb"<\s*(?:script|html|iframe|body|svg|object|embed|applet|frameset|!doctype|\?php)\b"
+         rb"|<\s*[a-z][a-z0-9-]*\s[^<>]{0,512}?\bon[a-z]{3,}\s*="
+         rb"|http-equiv|javascript:|vbscript:")
+_MARKUP = re.compile(_RUNS, re.IGNORECASE)
+# In a trailer that is not media, any HTML tag (the tags browsers sniff HTML by, and the ones
+# that run or load things), a comment or a PHP short tag is enough.
+_HTML = re.compile(
+    _RUNS + rb"|<\s*(?:a|b|p|br|h1|div|font|table|title|head|style|img|image|details|meta|"
+    rb"link|base|form|input|button|textarea|select|math|video|audio|source|template|"
+    rb"marquee|isindex|xmp|noscript|frame)(?=[\s/>])|<!--|<\?=|<\?\s", re.IGNORECASE)
 _PADDING = frozenset(b"\x00\xff \t\r\n")
+_ZIP_LOCAL = re.compile(rb"PK\x03\x04")
+_ZIP_METHODS = frozenset({0, 1, 6, 8, 9, 12, 14, 93, 95, 96, 97, 98, 99})
+_OVERLAP = 1024
 
 
 def _read_exact(fp: IO[bytes], size: int) -> bytes | None:
@@ -43,8 +56,25 @@ def _read_exact(fp: IO[bytes], size: int) -> bytes | None:
     return data if len(data) == size else None
 
 
+_GIF_BLOCK = re.compile(rb"[!,;]")
+
+
+def _skip_to_gif_block(fp: IO[bytes]) -> bytes:
+    """Skip bytes that start no block, as Pillow does (it reads on to the next ``!``, ``,`` or
+    ``;``), in chunks rather than a byte at a time; the block's byte, or b"" at the end."""
+    while chunk := fp.read(_GIF_SKIP_CHUNK):
+        if found := _GIF_BLOCK.search(chunk):
+            fp.seek(found.start() + 1 - len(chunk), 1)
+            return chunk[found.start():found.start() + 1]
+    return b""
+
+
 def gif_frames(fp: IO[bytes], limit: int) -> tuple[int, int | None]:
-    """(frames counted, stopping above ``limit``; offset after the trailer ``;`` or None)."""
+    """(frames counted, stopping above ``limit``; offset after the trailer ``;`` or None).
+
+    Counted the way Pillow reads the file: a byte between blocks that starts none is skipped,
+    so a stray ``0x00`` cannot end the count early while the decoder goes on to more frames.
+    """
     fp.seek(0)
     header = _read_exact(fp, 13)
     if header is None or header[:3] != b"GIF":
@@ -54,6 +84,8 @@ def gif_frames(fp: IO[bytes], limit: int) -> tuple[int, int | None]:
     frames = 0
     while True:
         block = fp.read(1)
+        if block not in (b";", b"!", b",", b""):
+            block = _skip_to_gif_block(fp)
         if block == b";":
             return frames, fp.tell()
         if block == b"!":
@@ -102,9 +134,10 @@ def png_end(fp: IO[bytes]) -> tuple[int | None, int]:
             return fp.tell(), frames
 
 
-def jpeg_end(fp: IO[bytes]) -> int | None:
-    """Offset after the first image's EOI, walking markers and entropy-coded scans."""
-    fp.seek(0)
+def jpeg_end(fp: IO[bytes], start: int = 0) -> int | None:
+    """Offset after the EOI of the image at ``start``, walking markers and entropy-coded
+    scans."""
+    fp.seek(start)
     if fp.read(2) != b"\xff\xd8":
         return None
     while True:
@@ -165,10 +198,95 @@ def webp_end(fp: IO[bytes]) -> tuple[int | None, int]:
     return end + (end & 1), frames
 
 
+def _zip_header_at(data: bytes, at: int) -> bool:
+    """A ZIP local file header at ``at``: plausible version, method and a printable name (four
+    magic bytes alone occur by chance in compressed video)."""
+    if at + 30 > len(data):
+        return False
+    version, _flags, method = struct.unpack_from("<HHH", data, at + 4)
+    name_length = struct.unpack_from("<H", data, at + 26)[0]
+    name = data[at + 30:at + 30 + name_length]
+    return (version <= 100 and method in _ZIP_METHODS and 0 < name_length <= 1024
+            and len(name) == name_length and all(32 <= b < 127 or b >= 128 for b in name))
+
+
+def _mp4_end(fp: IO[bytes], start: int, size: int) -> int:
+    """Where the ISO-BMFF boxes from ``start`` (``ftyp`` first) end: the first box whose header
+    is not a box (a type that is not four printable characters, a size that does not fit)."""
+    at = start
+    while at + 8 <= size:
+        fp.seek(at)
+        head = fp.read(16)
+        box_size, kind = struct.unpack(">I4s", head[:8])
+        if not all(32 <= b < 127 for b in kind):
+            break
+        if box_size == 1 and len(head) == 16:
+            box_size = struct.unpack(">Q", head[8:16])[0]
+        elif box_size == 0:
+            box_size = size - at  # to the end of the file
+        if box_size < 8 or at + box_size > size:
+            break
+        at += box_size
+    return at
+
+
+def _scan(fp: IO[bytes], start: int, end: int, pattern: re.Pattern[bytes]) -> str | None:
+    """Look for markup or a ZIP in ``[start, end)``, all of it, a chunk at a time."""
+    fp.seek(start)
+    tail = b""
+    at = start
+    while at < end and (chunk := fp.read(min(_CHUNK, end - at))):
+        data = tail + chunk
+        at += len(chunk)
+        for match in _ZIP_LOCAL.finditer(data):
+            if _zip_header_at(data, match.start()):
+                return "application/zip"
+        if pattern.search(data):
+            return "HTML markup"
+        tail = data[-_OVERLAP:]
+    return None
+
+
+def _region_reason(fp: IO[bytes], start: int, size: int) -> tuple[str | None, int]:
+    """What the trailer region at ``start`` is (a reason or None) and where it ends."""
+    fp.seek(start)
+    head = fp.read(TRAILER_SNIFF)
+    if not head.strip(bytes(_PADDING)):
+        # Padding so far: the region is the padding; what follows it (if anything) is next.
+        fp.seek(start)
+        at = start
+        while chunk := fp.read(_CHUNK):
+            stripped = chunk.lstrip(bytes(_PADDING))
+            if stripped:
+                return None, at + len(chunk) - len(stripped)
+            at += len(chunk)
+        return None, size
+    mime = magic.from_buffer(head, mime=True)
+    if mime in _ACTIVE_TYPES or mime.startswith(_ACTIVE_PREFIXES):
+        return mime, size
+    if head[4:8] == b"ftyp":  # a motion photo's MP4: its boxes, then whatever follows them
+        end = _mp4_end(fp, start, size)
+        if end > start:
+            return _scan(fp, start, end, _MARKUP), end
+    if head.startswith(b"\xff\xd8"):  # a second JPEG (MPF): the image, then what follows it
+        jpeg = jpeg_end(fp, start)
+        if jpeg is not None and jpeg > start:
+            return _scan(fp, start, jpeg, _MARKUP), jpeg
+    media = mime.startswith(("image/", "video/", "audio/"))
+    return _scan(fp, start, size, _MARKUP if media else _HTML), size
+
+
 def classify_trailer(fp: IO[bytes], start: int | None) -> str | None:
     """What the bytes after the image at ``start`` are, when another program would act on them
     (``text/html``, ``application/zip``...); None for nothing, padding or benign data. With
-    ``start`` None (the end of the image is not known) only a ZIP is looked for."""
+    ``start`` None (the end of the image is not known) only a ZIP is looked for.
+
+    The whole trailer is read, a chunk at a time: padding, then a motion photo's MP4 (its box
+    structure walked to its end) or a second JPEG (walked to its EOI), then whatever follows.
+    A ZIP is found by its end record or by a local file header anywhere; HTML by tags that
+    run something (``<script>``, ``<img onerror=>``, ``<meta http-equiv>``, ``<?php``...) in
+    media data, by any HTML tag in a trailer that is not media.
+    """
     fp.seek(0, 2)
     size = fp.tell()
     fp.seek(0)
@@ -176,18 +294,12 @@ def classify_trailer(fp: IO[bytes], start: int | None) -> str | None:
         return "application/zip"
     if start is None or start >= size:
         return None
-    fp.seek(start)
-    head = fp.read(TRAILER_SNIFF)
-    if all(b in _PADDING for b in head) and size - start <= TRAILER_SNIFF:
-        return None
-    mime = magic.from_buffer(head, mime=True)
-    if mime in _ACTIVE_TYPES or mime.startswith(_ACTIVE_PREFIXES):
-        return mime
-    fp.seek(start)
-    scanned = 0
-    tail = b""
-    while scanned < TRAILER_SCAN and (chunk := fp.read(_CHUNK)):
-        if _MARKUP.search(tail + chunk):
-            return "HTML markup"
-        tail, scanned = chunk[-16:], scanned + len(chunk)
+    at = start
+    while at < size:
+        reason, end = _region_reason(fp, at, size)
+        if reason is not None:
+            return reason
+        if end <= at:
+            break
+        at = end
     return None

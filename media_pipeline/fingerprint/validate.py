@@ -136,6 +136,42 @@ def check_extension(key: str, content_type: str | None) -> str | None:
     return f"extension .{ext} but content is {content_type}"
 
 
+# Declared types a browser would run as a document or a script, whatever the bytes are.
+_ACTIVE_DECLARED = frozenset({
+    "text/html", "application/xhtml+xml", "text/xml", "application/xml", "text/xsl",
+    "application/xslt+xml", "text/javascript", "application/javascript",
+    "application/x-javascript", "application/ecmascript", "text/ecmascript", "text/jscript",
+    "text/vbscript", "application/x-shockwave-flash", "multipart/x-mixed-replace",
+    "text/cache-manifest", "application/wasm",
+})
+# What S3 says when the uploader said nothing: served as a download, never rendered.
+_UNDECLARED = frozenset({"", "binary/octet-stream", "application/octet-stream"})
+
+
+def _kind(mime: str) -> str:
+    """image, text, audio/video ("media"), application..., for comparing declared and sniffed."""
+    if mime == "image/svg+xml":
+        return "image"
+    if is_textual(mime):
+        return "text"
+    major = mime.split("/", 1)[0]
+    return "media" if major in ("audio", "video") else major
+
+
+def check_declared(declared: str | None, content_type: str | None) -> str | None:
+    """The Content-Type S3 stored is what a public URL serves: it must not be an active type
+    (HTML, XHTML, XML, script...) and must agree in kind with the sniffed content. An SVG
+    declared ``image/svg+xml`` is checked by :func:`check_svg`, so it is not refused here."""
+    mime = (declared or "").split(";")[0].strip().lower()
+    if mime in _UNDECLARED or content_type is None or mime == content_type:
+        return None
+    if mime in _ACTIVE_DECLARED or (mime.endswith("+xml") and mime != "image/svg+xml"):
+        return f"declared Content-Type {mime} is active content (content is {content_type})"
+    if mime == "image/svg+xml" or _kind(mime) != _kind(content_type):
+        return f"declared Content-Type {mime} but content is {content_type}"
+    return None
+
+
 def check_pixels(pixels: int | None, max_pixels: int) -> str | None:
     """Decompression bombs: a small file whose header promises a huge bitmap."""
     if pixels is not None and pixels > max_pixels:
@@ -186,9 +222,16 @@ _ANIMATIONS = frozenset({"set", "animate", "animatemotion", "animatetransform", 
 _ANIMATED_VALUES = ("to", "from", "values", "by")
 _ACTIVE_SCHEMES = ("javascript:", "vbscript:", "data:")
 _CONTROL_AND_SPACE = re.compile(r"[\x00-\x20\x7f]+")
-# In CSS: imports, url() to anything but a fragment, script URLs, IE expressions.
-_CSS_URL = re.compile(r"url\(\s*(?!['\"]?#)", re.IGNORECASE)
-_CSS_ACTIVE = re.compile(r"@import|javascript:|expression\(", re.IGNORECASE)
+# CSS Syntax 3: comments, and escapes (``\69`` is ``i``; a backslash before a newline is dropped,
+# before anything else it stands for that character).
+_CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|\Z)", re.DOTALL)
+_CSS_ESCAPE = re.compile(r"\\(?:([0-9a-fA-F]{1,6})[ \t\n\f]?|\r\n|([\s\S])|\Z)")
+# After decoding: imports, script URLs, IE expressions and bindings run or fetch things.
+_CSS_ACTIVE = re.compile(r"@import|javascript:|vbscript:|expression\s*\(|-moz-binding|behavior\s*:",
+                         re.IGNORECASE)
+# Functions that load what they name: url(), src(), image-set() (also -webkit-), image().
+_CSS_LOADS = re.compile(r"\b(url|src|(?:-webkit-)?image-set|image|cross-fade)\(\s*", re.IGNORECASE)
+_CSS_STRING = re.compile(r"[\"']")
 
 
 def _local(name: str) -> str:
@@ -205,43 +248,98 @@ def _url_reason(value: str) -> str | None:
     return None
 
 
-def _css_reason(text: str) -> str | None:
-    if _CSS_ACTIVE.search(text):
+def _css_unescape(match: re.Match[str]) -> str:
+    hex_digits, char = match.group(1), match.group(2)
+    if hex_digits is not None:
+        code = int(hex_digits, 16)
+        return chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
+    if char is not None:
+        return "" if char in "\n\f" else char
+    return ""  # an escaped CRLF, or a backslash at the very end
+
+
+def decode_css(text: str) -> str:
+    """CSS as the browser reads it: comments removed, escapes replaced by what they stand for.
+
+    Comments go everywhere, strings included: that can only make a check stricter."""
+    return _CSS_ESCAPE.sub(_css_unescape, _CSS_COMMENT.sub(" ", text))
+
+
+def _loads_external(css: str) -> bool:
+    """Whether decoded CSS loads anything but a ``#fragment`` of this document."""
+    for match in _CSS_LOADS.finditer(css):
+        function = match.group(1).lower()
+        rest = css[match.end():]
+        if function not in ("url", "src"):
+            return True  # image-set(), image(), cross-fade(): only ever there to load images
+        target = rest.split(")", 1)[0].strip()
+        if _CSS_STRING.match(target):
+            target = target[1:]
+        if not target.startswith("#"):
+            return True
+    return False
+
+
+def _css_reason(text: str, *, declarations: bool = True) -> str | None:
+    """Active or external CSS in a stylesheet or style attribute (``declarations``), or only
+    external loads in a presentation attribute (``fill="url(#gradient)"`` stays allowed)."""
+    css = decode_css(text)
+    if declarations and _CSS_ACTIVE.search(css):
         return "SVG has active content in CSS"
-    if _CSS_URL.search(text):
+    if _loads_external(css):
         return "SVG references an external resource in CSS"
     return None
 
 
-def _element_reason(element: Any) -> str | None:
+def _element_reason(element: Any, parent: str | None = None) -> str | None:
+    """Every attribute is judged on its own: two attributes with one local name in different
+    namespaces (``href`` and ``z:href``) must not hide each other."""
     tag = str(element.tag)
     name = _local(tag)
     if name in _ACTIVE_ELEMENTS:
         return f"SVG contains {_ACTIVE_ELEMENTS[name]}"
     if tag.startswith("{" + _XHTML_NS + "}") or name in _HTML_ELEMENTS:
         return f"SVG contains HTML element <{name}>"
-    attributes = {_local(k): str(v) for k, v in element.attrib.items()}
-    for attr in attributes:
+    attributes = [(_local(str(k)), str(v)) for k, v in element.attrib.items()]
+    for attr, value in attributes:
         if attr.startswith("on"):
             return f"SVG contains event handler {attr}="
+        if attr in _URL_ATTRIBUTES:
+            if reason := _url_reason(value):
+                return reason
+            # A link the user follows is fine; anything the image loads by itself is not.
+            if name != "a" and not value.strip().startswith("#"):
+                return "SVG references an external resource"
+        elif attr == "style":
+            if reason := _css_reason(value):
+                return reason
+        elif reason := _css_reason(value, declarations=False):  # fill, filter, mask...
+            return reason
     if name in _ANIMATIONS:
-        target = _local(attributes.get("attributename", "").strip())
+        return _animation_reason(attributes, parent)
+    return None
+
+
+def _animation_reason(attributes: list[tuple[str, str]], parent: str | None) -> str | None:
+    """``<set attributeName="href" to="javascript:…"/>``: what an animation would write, for
+    every ``attributeName`` and every ``to``/``from``/``values``/``by`` it has. It animates
+    its parent, or (with an ``href``) another element: only a link's URL may leave the
+    document."""
+    targets = [_local(v.strip()) for k, v in attributes if k == "attributename"]
+    values = [v for k, v in attributes if k in _ANIMATED_VALUES]
+    animates_a_link = parent == "a" and not any(k in _URL_ATTRIBUTES for k, _ in attributes)
+    for target in targets:
         if target.startswith("on"):
             return f"SVG contains event handler {target}="
-        if target in _URL_ATTRIBUTES:
-            for value_name in _ANIMATED_VALUES:
-                for value in attributes.get(value_name, "").split(";"):
-                    if reason := _url_reason(value):
+        for value in values:
+            if target in _URL_ATTRIBUTES:
+                for part in value.split(";"):
+                    if reason := _url_reason(part):
                         return reason
-    for attr in _URL_ATTRIBUTES & attributes.keys():
-        value = attributes[attr]
-        if reason := _url_reason(value):
-            return reason
-        # A link the user follows is fine; anything the image loads by itself is not.
-        if name != "a" and not value.strip().startswith("#"):
-            return "SVG references an external resource"
-    if "style" in attributes:
-        return _css_reason(attributes["style"])
+                    if not animates_a_link and part.strip() and not part.strip().startswith("#"):
+                        return "SVG references an external resource"
+            elif reason := _css_reason(value, declarations=target == "style"):
+                return reason
     return None
 
 
@@ -258,6 +356,7 @@ def check_svg(data: bytes) -> str | None:
     """
     if len(data) > SVG_SCAN_LIMIT:
         return f"SVG over {_format_bytes(SVG_SCAN_LIMIT)} cannot be inspected"
+    names: list[str] = []  # the open elements' local names: an animation's parent
     try:
         for event, element in DET.iterparse(
                 io.BytesIO(data), events=("start", "end", "pi"), forbid_dtd=True,
@@ -266,11 +365,14 @@ def check_svg(data: bytes) -> str | None:
                 if str(element.text or "").lower().startswith("xml-stylesheet"):
                     return "SVG references a stylesheet"
             elif event == "start":
-                if reason := _element_reason(element):
+                if reason := _element_reason(element, names[-1] if names else None):
                     return reason
-            elif _local(str(element.tag)) == "style" and (
-                    reason := _css_reason("".join(element.itertext()))):
-                return reason
+                names.append(_local(str(element.tag)))
+            else:
+                names.pop()
+                if _local(str(element.tag)) == "style" and (
+                        reason := _css_reason("".join(element.itertext()))):
+                    return reason
     except DTDForbidden:
         return "SVG has a DOCTYPE (DTDs and entities are refused)"
     except EntitiesForbidden:
@@ -296,19 +398,22 @@ def validate(
     decode_bytes: int | None = None,
     trailing: str | None = None,
     pdf_active: str | None = None,
+    declared_content_type: str | None = None,
 ) -> str | None:
     """The first reason to quarantine the file, or None when it may be served.
 
     ``pixels`` comes from the image header (never a decode), ``frames`` and ``trailing`` from
     the container's structure, ``decode_bytes`` from the header and pixel mode,
     ``decode_error`` from the attempt to decode an image or parse a PDF, ``pdf_active`` from
-    the PDF's objects, ``svg`` is the SVG's bytes (at most ``SVG_SCAN_LIMIT`` + 1).
+    the PDF's objects, ``svg`` is the SVG's bytes (at most ``SVG_SCAN_LIMIT`` + 1),
+    ``declared_content_type`` the Content-Type S3 stored with the object (and serves).
     """
     rules = (
         lambda: check_empty(size),
         lambda: check_size(size, settings.max_file_size),
         lambda: check_type(content_type, settings.allowed_mime_types),
         lambda: check_extension(key, content_type),
+        lambda: check_declared(declared_content_type, content_type),
         lambda: check_pixels(pixels, settings.max_image_pixels),
         lambda: check_frames(frames, settings.max_frames),
         lambda: check_decode_bytes(decode_bytes, settings.max_decode_bytes),

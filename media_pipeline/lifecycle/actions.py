@@ -71,15 +71,21 @@ def _may_see(catalog: Catalog, settings: Settings, media_id: str, user: str) -> 
                                        row["owner"], user)
 
 
+def _require_see(catalog: Catalog, settings: Settings, state: dict[str, Any], user: str,
+                 action: str) -> None:
+    row = catalog.media_row(state["media_id"])
+    if row is None:
+        raise UnknownMedia(state["media_id"])
+    require_see(catalog, settings, state["media_id"], row["namespace"], row["visibility"],
+                row["owner"], user, action)
+
+
 def references(catalog: Catalog, settings: Settings, media_id: str,
                user: str) -> dict[str, list[str]]:
     """Where the file is used, in the seed's shape ``{"webpage": ["123", "456"]}``; only for a
     user who may see the file."""
     state = _state(catalog, media_id)
-    row = catalog.media_row(state["media_id"])
-    assert row is not None
-    require_see(catalog, settings, state["media_id"], row["namespace"], row["visibility"],
-                row["owner"], user, "see where this file is used")
+    _require_see(catalog, settings, state, user, "see where this file is used")
     return catalog.references_of(state["media_id"])
 
 
@@ -87,11 +93,14 @@ def add_reference(
     catalog: Catalog, settings: Settings, media_id: str, content_type: str, content_id: str,
     user: str, *, now: datetime | None = None,
 ) -> bool:
-    """Record that a piece of content uses the file (editor in its namespace). False if the
-    API had recorded it already. A purged file cannot be referenced any more."""
+    """Record that a piece of content uses the file (editor in its namespace who may see the
+    file). False if the API had recorded it already. A purged file cannot be referenced any
+    more. Both checks come before the catalog is asked, so a refusal is the same whether or
+    not the reference exists: it tells nothing about where a hidden file is used."""
     content_type, content_id = _content(content_type, content_id)
     state = _state(catalog, media_id)
     require_role(catalog, settings, state["namespace"], user, Role.EDITOR, "add a reference")
+    _require_see(catalog, settings, state, user, "add a reference")
     try:
         return catalog.add_reference(state["media_id"], content_type, content_id, user, now=now)
     except ValueError as exc:  # purged, decided inside the catalog's transaction
@@ -102,12 +111,14 @@ def remove_reference(
     catalog: Catalog, settings: Settings, media_id: str, content_type: str, content_id: str,
     user: str, *, now: datetime | None = None,
 ) -> bool:
-    """Remove an API reference (editor). False if the API had none; references a scan found
+    """Remove an API reference (editor who may see the file, checked before the catalog is
+    asked). False if the API had none; references a scan found are never removed here: they
     go when the content no longer uses the file."""
     content_type, content_id = _content(content_type, content_id)
     state = _state(catalog, media_id)
     require_role(catalog, settings, state["namespace"], user, Role.EDITOR,
                  "remove a reference")
+    _require_see(catalog, settings, state, user, "remove a reference")
     return catalog.remove_reference(state["media_id"], content_type, content_id, user, now=now)
 
 

@@ -132,6 +132,9 @@ def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+INLINE_PREFIXES = ("image/", "audio/", "video/")
+
+
 def _check_content_type(content_type: str) -> str:
     if not isinstance(content_type, str) or not CONTENT_TYPE_PATTERN.fullmatch(content_type):
         raise ValueError(f"content type {content_type!r} is not a valid MIME type like 'image/png'")
@@ -165,6 +168,12 @@ def _ascii(text: str) -> str:
     """Accents dropped (é -> e), anything else outside a small safe set replaced by '_'."""
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     return re.sub(r"[^A-Za-z0-9._ ()\[\]+,'-]", "_", folded)
+
+
+def _displayed_inline(content_type: str) -> bool:
+    """Types a browser shows as media (or plain text), never runs as a document."""
+    mime = content_type.split(";")[0].strip().lower()
+    return mime.startswith(INLINE_PREFIXES) or mime in ("application/pdf", "text/plain")
 
 
 def content_disposition(download_name: str) -> str:
@@ -458,11 +467,15 @@ class S3MediaStorage:
         *,
         download_name: str | None = None,
         method: str = "get_object",
+        content_type: str | None = None,
     ) -> str:
         """A SigV4 presigned GET (or HEAD) URL valid for ``expires`` seconds.
 
         ``download_name`` makes browsers save the file under that name
-        (``response-content-disposition: attachment; filename*=UTF-8''…``).
+        (``response-content-disposition: attachment; filename*=UTF-8''…``). ``content_type``
+        (the sniffed type the catalog checked) is what S3 answers with, whatever Content-Type
+        the object was stored with; a type browsers would not simply display (anything but
+        images, audio, video, PDF and plain text) is served as an attachment.
         Raises :class:`ExpiryTooLong` above ``settings.signed_url_max_expiry``.
         """
         self._check_expiry(expires)
@@ -471,8 +484,12 @@ class S3MediaStorage:
                 f"method must be one of {', '.join(sorted(SIGNED_METHODS))}; "
                 "uploads use presigned_put() or presigned_post()")
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if content_type is not None:
+            params["ResponseContentType"] = _check_content_type(content_type)
         if download_name is not None:
             params["ResponseContentDisposition"] = content_disposition(download_name)
+        elif content_type is not None and not _displayed_inline(content_type):
+            params["ResponseContentDisposition"] = "attachment"
         return self._presign(method, params, expires)
 
     def public_url(self, key: str) -> str:
