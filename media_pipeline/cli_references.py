@@ -410,8 +410,8 @@ def scan(sources: tuple[str, ...], accept_drop: bool, user: str | None, as_json:
     Each source is committed on its own, only when read to the end; a source that fails keeps
     its previous references, is marked stale (purges refuse) and makes the exit status 1. A scan
     that returns nothing, or drops by more than MEDIA_PIPELINE_SCAN_MAX_DROP (or the source's
-    max_drop) from the last trusted one, is suspect: not applied, the source stale, exit 1,
-    until an admin rescans it with --accept-drop --user.
+    max_drop) from its baseline (the highest of recent trusted scans), is suspect: not applied,
+    the source stale, exit 1, until an admin rescans it with --accept-drop --user.
     """
     from media_pipeline.references.index import scan_sources, select_sources
 
