@@ -48,6 +48,57 @@ def spellings(key: str) -> set[bytes]:
     return {f.encode("utf-8", "surrogatepass") for f in forms if f}
 
 
+# Spellings a browser or renderer resolves but neither the extractor nor ``spellings`` knows:
+# the mention pass also reads normalised copies of the text (:func:`mention_views`).
+_CSS_ESCAPE = re.compile(r"\\(?:([0-9a-fA-F]{1,6})[ \t\n]?|([^\n0-9a-fA-F]))")
+_SLASHES = re.compile(r"[\\/]+")
+_CONTROL = str.maketrans("", "", "\t\r\n")
+_PERCENT_DOT = re.compile(r"%2e", re.IGNORECASE)
+_DOT = re.compile(r"/\.(?=/)")
+_DOT_DOT = re.compile(r"/[^/\s\"'<>()]+/\.\.(?=/)")
+_ODD_BACKSLASH = re.compile(r"\\[^\"\\/nrtu]")  # not one of JSON's everyday escapes
+
+
+def _css_char(m: re.Match[str]) -> str:
+    if m.group(2) is not None:
+        return m.group(2)  # CSS \: or Markdown \_ : the character itself
+    point = int(m.group(1), 16)
+    return chr(point) if 0 < point <= 0x10FFFF and not 0xD800 <= point <= 0xDFFF else "\ufffd"
+
+
+def _normalise(text: str) -> str:
+    """Character references decoded, ASCII tab/CR/LF removed (URL parsers strip them), ``%2e``
+    decoded and dot segments resolved."""
+    if "&" in text:
+        text = html.unescape(text)
+    text = text.translate(_CONTROL)
+    if "%" in text and _PERCENT_DOT.search(text):
+        text = _PERCENT_DOT.sub(".", text)
+    if "/." in text:
+        for _ in range(8):  # /a/b/../../c: one level per round
+            resolved = _DOT_DOT.sub("", _DOT.sub("", text))
+            if resolved == text:
+                break
+            text = resolved
+    return text
+
+
+def mention_views(text: str, plain: str) -> list[str]:
+    """Copies of a document to match mentions in besides ``plain`` (its unescaped text): only
+    those that differ, and only when the text holds what they undo. From ``plain``: see
+    :func:`_normalise`. From the raw ``text`` when it has backslashes JSON would not write:
+    backslashes as slashes (``http://host\\media\\a.png``), and CSS escapes decoded
+    (``\\63 ``, ``\\:``; also Markdown's ``\\_``, ``\\(``). A false mention is a cheap keep."""
+    views: list[str] = []
+    if "\t" in plain or "\n" in plain or "\r" in plain or "&" in plain or "/." in plain \
+            or "%2e" in plain or "%2E" in plain:
+        views.append(_normalise(plain))
+    if "\\" in text and _ODD_BACKSLASH.search(text):
+        views.append(_normalise(_SLASHES.sub("/", text)))
+        views.append(_normalise(_CSS_ESCAPE.sub(_css_char, text)))
+    return [v for i, v in enumerate(views) if v != plain and v not in views[:i]]
+
+
 def snippet(data: bytes, start: int, end: int) -> str:
     """A short excerpt around ``data[start:end]``, whitespace collapsed."""
     text = data[max(0, start - SNIPPET_BYTES):end + SNIPPET_BYTES].decode("utf-8", "replace")
