@@ -454,7 +454,7 @@ class ReferenceExtractor:
                         keys.append(("mention", key))
                         snippets.setdefault(key, snippet(data, start, end))
                     seen = {key for key, _, _ in found}
-                    for view in mention_views(text, plain):
+                    for view in mention_views(text, plain, data):
                         encoded = view.encode("utf-8", "surrogatepass")
                         for key, start, end in mentions.find(encoded):
                             if key not in seen:
