@@ -272,6 +272,7 @@ def _print_report(report: PurgeReport) -> None:
     if not report.dry_run:
         rows += [("purged", str(report.purged)), ("bytes freed", str(report.bytes_freed)),
                  ("skipped at re-check", str(len(report.skipped))),
+                 ("cancelled at re-check (restored)", str(len(report.cancelled))),
                  ("errors", str(len(report.errors)))]
     if report.settled:
         rows.append(("settled from an interrupted run", str(report.settled)))
@@ -287,6 +288,9 @@ def _print_report(report: PurgeReport) -> None:
     for skipped in report.skipped[:20]:
         console.print(f"skipped {escape(skipped['key'])}: {escape(str(skipped['reason']))}",
                       highlight=False)
+    for cancelled in report.cancelled[:20]:
+        console.print(f"cancelled {escape(cancelled['key'])}: "
+                      f"{escape(str(cancelled['reason']))}", highlight=False)
 
 
 # -- sources -------------------------------------------------------------------------------------

@@ -235,6 +235,9 @@ def test_referenced_or_restored_after_marking_is_skipped(s: Settings, s3_client:
     assert report.candidates == 3 and report.purged == 1
     assert object_keys(s3_client, s) == {"a/x.txt", "a/y.txt"}
     assert {r["key"]: r["reason"] for r in report.skipped} == {"a/x.txt": "referenced"}
+    # the concurrent restore is reported, not lost between the counters
+    assert {r["key"]: r["reason"] for r in report.cancelled} == {"a/y.txt": f"restored by {ADMIN}"}
+    assert report.batches[0].cancelled == 1 and report.batches[0].marked == 3
     assert (row(s, x)["status"], row(s, y)["status"]) == ("deleted", "active")
 
 
