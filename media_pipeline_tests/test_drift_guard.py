@@ -224,3 +224,22 @@ def test_a_broken_sources_file_makes_the_source_check_red(settings: Settings,
     scan(settings, "cms", [], started=T0, documents=1)  # a catalog to read
     [status] = source_health(replace(settings, content_sources=broken))
     assert status["stale"] and "cannot read content sources" in status["reason"]
+
+
+def test_a_source_named_api_is_refused_when_the_file_is_loaded(
+        settings: Settings, files: dict[str, str], tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "1.html").write_text("<p>x</p>")
+    config = tmp_path / "s.yaml"
+    config.write_text(f"sources:\n  - {{name: api, type: files, root: {site}, "
+                      "content_type: page}\n")
+    with pytest.raises(ValueError, match="field 'name': 'api' is reserved"):
+        load_sources(config)
+    with pytest.raises(ValueError, match="reserved"):
+        scan_sources(replace(settings, content_sources=config), workers=1)
+    with Catalog.open(settings.catalog_path) as catalog:  # never remembered
+        assert "api" not in {s["source"] for s in catalog.remembered_sources(True)}
+        with pytest.raises(ValueError, match="reserved"):
+            catalog.record_source_failure("api", T0, "boom")
+        assert "api" not in {s["source"] for s in catalog.remembered_sources(True)}

@@ -371,6 +371,8 @@ class ReferenceSQL(LifecycleSQL):
     ) -> None:
         """A scan that did not complete: its old rows stay, and the source is stale (purge
         refuses) until a scan succeeds."""
+        if source == API_SOURCE:
+            raise ValueError(f"{API_SOURCE!r} is reserved for API references")
         with self.transaction():
             self._remember_source(source, source_info, aware(started))
             self.con.execute(

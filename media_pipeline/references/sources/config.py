@@ -21,6 +21,7 @@ import sqlalchemy
 import yaml
 from sqlalchemy.exc import ArgumentError
 
+from media_pipeline.catalog.references import API_SOURCE
 from media_pipeline.redaction import UnsafeUrl, check_database_url, parse_database_url
 from media_pipeline.references.document import FORMATS
 from media_pipeline.references.sources.base import ContentSource
@@ -456,6 +457,8 @@ def _source(raw: Any, index: int, origin: str, base_dir: Path, env: Mapping[str,
         if not NAME_PATTERN.fullmatch(name):
             f.error("name", "may hold letters, digits, '_', '.', '-' and must start with a "
                             "letter or digit")
+        if name == API_SOURCE:
+            f.error("name", f"{API_SOURCE!r} is reserved for references added through the API")
         if name in names:
             f.error("name", f"duplicate name: source #{names[name]} is also called {name!r}")
         names.setdefault(name, index)
