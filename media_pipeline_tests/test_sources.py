@@ -1012,14 +1012,14 @@ def test_config_reports_every_problem_at_once_and_never_echoes_secrets() -> None
 
 def test_config_disabled_source_may_take_its_whole_url_from_an_unset_variable() -> None:
     text = ("sources:\n  - name: db\n    type: sql\n    enabled: false\n    url: '${CMS_URL}'\n"
-            "    query: SELECT 1\n  - name: api\n    type: http\n    enabled: false\n"
+            "    query: SELECT 1\n  - name: cms-api\n    type: http\n    enabled: false\n"
             "    url: '${API_URL}'\n    items: a\n    id_field: id\n    text_fields: [b]\n"
             "    content_type: x\n")
     sources = load_sources_text(text, "s.yaml", env={})
-    assert [(s.name, s.enabled) for s in sources] == [("db", False), ("api", False)]
+    assert [(s.name, s.enabled) for s in sources] == [("db", False), ("cms-api", False)]
     errors = config_errors(text.replace("enabled: false", "enabled: true"))
     assert any("'db' (#1): environment variable(s) not set: CMS_URL" in e for e in errors)
-    assert any("'api' (#2): environment variable(s) not set: API_URL" in e for e in errors)
+    assert any("'cms-api' (#2): environment variable(s) not set: API_URL" in e for e in errors)
 
 
 def test_config_missing_file_is_a_clear_error(tmp_path: Path) -> None:
