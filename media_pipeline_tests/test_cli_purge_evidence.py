@@ -365,3 +365,54 @@ def test_odd_spellings_keep_soft_deleted_files_from_the_purge(
     assert set(ODD) <= left, sorted(set(ODD) - left)
     for key in ODD:
         assert f"kept {key}:" in purged.output
+
+
+# -- review of issue 10: the drift guard's loopholes ---------------------------------------------
+
+
+def test_a_loose_environment_share_cannot_apply_a_big_drop(
+        env: dict[str, str], settings: Settings, s3_client: Any, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    for i in range(10):
+        (site / f"{i}.html").write_text({0: page(USED), 9: page(OTHER)}.get(i, "<p>-</p>"))
+    sources = {"name": "site", "type": "files", "root": str(site), "content_type": "page"}
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, sources))
+    assert run(env, "scan").exit_code == 0
+    force_delete_used(env, settings)
+    for i in range(9):  # 10 → 1 pages, the one using the file among those gone
+        (site / f"{i}.html").unlink()
+    assert run(env, "scan").exit_code == 1  # suspect
+    loose = run({**env, "MEDIA_PIPELINE_SCAN_MAX_DROP": "0.99"}, "scan")
+    assert loose.exit_code != 0 and "only tighten" in loose.output, loose.output
+    refused_purge(env, settings, s3_client, "site (latest scan suspect")
+    # loosening is a reviewed per-source max_drop, and what it lets through is on record
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {**sources, "max_drop": 0.95}))
+    applied = run(env, "scan")
+    assert applied.exit_code == 0, applied.output
+    with Catalog.open(settings.catalog_path) as catalog:
+        [(details,)] = catalog.con.execute("SELECT details FROM audit_log "
+                                           "WHERE action = 'references.scan_drop_allowed'"
+                                           ).fetchall()
+    allowed = json.loads(details)
+    assert allowed["max_drop"] == 0.95 and allowed["max_drop_origin"] == "sources file"
+    assert "documents 10 → 1 (−90%)" in allowed["over_default"]
+
+
+def test_a_renamed_source_on_an_empty_folder_does_not_let_the_purge_through(
+        env: dict[str, str], settings: Settings, s3_client: Any, tmp_path: Path) -> None:
+    site, empty = tmp_path / "site", tmp_path / "empty"
+    site.mkdir()
+    empty.mkdir()
+    (site / "1.html").write_text(page(USED))
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "d2", "type": "files", "root": str(site), "content_type": "page"}))
+    assert run(env, "scan").exit_code == 0
+    # renamed per the docs, but the new root is a typo'd (empty) folder
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "d2-pages", "type": "files", "root": str(empty), "content_type": "page"}))
+    first = run(env, "scan", "d2-pages")
+    assert first.exit_code == 1 and "first scan returned nothing" in first.output, first.output
+    assert run(env, "sources", "retire", "d2", "--user", ADMIN).exit_code == 0
+    assert run(env, "delete", media_id(settings, USED), "--user", ADMIN).exit_code == 0
+    refused_purge(env, settings, s3_client, "d2-pages (latest scan suspect")
