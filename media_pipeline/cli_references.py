@@ -272,6 +272,7 @@ def _print_report(report: PurgeReport) -> None:
     if not report.dry_run:
         rows += [("purged", str(report.purged)), ("bytes freed", str(report.bytes_freed)),
                  ("skipped at re-check", str(len(report.skipped))),
+                 ("cancelled at re-check (restored)", str(len(report.cancelled))),
                  ("errors", str(len(report.errors)))]
     if report.settled:
         rows.append(("settled from an interrupted run", str(report.settled)))
@@ -287,6 +288,9 @@ def _print_report(report: PurgeReport) -> None:
     for skipped in report.skipped[:20]:
         console.print(f"skipped {escape(skipped['key'])}: {escape(str(skipped['reason']))}",
                       highlight=False)
+    for cancelled in report.cancelled[:20]:
+        console.print(f"cancelled {escape(cancelled['key'])}: "
+                      f"{escape(str(cancelled['reason']))}", highlight=False)
 
 
 # -- sources -------------------------------------------------------------------------------------
@@ -410,8 +414,8 @@ def scan(sources: tuple[str, ...], accept_drop: bool, user: str | None, as_json:
     Each source is committed on its own, only when read to the end; a source that fails keeps
     its previous references, is marked stale (purges refuse) and makes the exit status 1. A scan
     that returns nothing, or drops by more than MEDIA_PIPELINE_SCAN_MAX_DROP (or the source's
-    max_drop) from the last trusted one, is suspect: not applied, the source stale, exit 1,
-    until an admin rescans it with --accept-drop --user.
+    max_drop) from its baseline (the highest of recent trusted scans), is suspect: not applied,
+    the source stale, exit 1, until an admin rescans it with --accept-drop --user.
     """
     from media_pipeline.references.index import scan_sources, select_sources
 

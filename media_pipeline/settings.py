@@ -217,7 +217,8 @@ class Settings:
     # old versions); "all" deletes every version (permanent).
     purge_versions: str = "marker"
     # A scan that finds more than this share fewer documents, references or bytes than the
-    # source's last trusted scan (or nothing at all) is suspect: not applied, purges blocked.
+    # source's baseline (or nothing at all) is suspect: not applied, purges blocked. Only
+    # tightens (at most the default 0.10); a source's max_drop in the sources file loosens.
     scan_max_drop: float = 0.10
     # Days unreferenced after which a namespace's files are soft-deleted by `system`; absent = off.
     auto_delete_days: dict[str, int] = field(default_factory=dict)
@@ -311,8 +312,12 @@ class Settings:
             raise SettingsError("MEDIA_PIPELINE_FINGERPRINT_WORKERS must be at least 1")
         if self.purge_versions not in {"marker", "all"}:
             raise SettingsError("MEDIA_PIPELINE_PURGE_VERSIONS must be 'marker' or 'all'")
-        if not 0 <= self.scan_max_drop < 1:
-            raise SettingsError("MEDIA_PIPELINE_SCAN_MAX_DROP must be in [0, 1)")
+        if not 0 <= self.scan_max_drop <= 0.10:
+            # The environment may only tighten; a looser share is a reviewed per-source
+            # max_drop in the sources file.
+            raise SettingsError("MEDIA_PIPELINE_SCAN_MAX_DROP must be in [0, 0.10] (it can "
+                                "only tighten; loosen one source with max_drop in the "
+                                "sources file)")
         if not 0 < self.purge_max_share <= 1:
             raise SettingsError("MEDIA_PIPELINE_PURGE_MAX_SHARE must be in (0, 1]")
         if self.purge_batch_size < 1 or self.purge_batch_size > 1000:

@@ -329,3 +329,94 @@ def test_a_mention_keeps_a_deleted_file_and_the_purge_says_why(
     [ref] = json.loads(shown.output)["references"]
     assert ref["form"] == "mention" and ref["source"] == "site"
     assert ref["content_id"] == "2.txt" and "blog%2Fused.png" in ref["snippet"]
+
+
+# Spellings a browser or Markdown/CSS renderer resolves to the file (the reviewer's cases).
+ODD = {
+    "blog/nl.png": '<img src="https://{h}/blog/\nnl.png">',
+    "blog/tab.png": '<img src="https://{h}/blog/\ttab.png">',
+    "blog/enttab.png": '<img src="https://{h}/blog/ent&#9;tab.png">',
+    "blog/entnl.png": '<img src="https://{h}/blog/ent&NewLine;nl.png">',
+    "blog/bs.png": '<img src="https://{h}\\blog\\bs.png">',
+    "blog/pdot.png": '<img src="https://{h}/blog/%2e/pdot.png">',
+    "blog/pdot2.png": '<img src="https://{h}/blog/sub/%2E%2E/pdot2.png">',
+    "blog/css.png": '<div style="background:url(https\\:\\/\\/{h}\\/blog\\/css\\.png)"></div>',
+    "blog/cssesc.png": "<style>.x{{background:url(https://{h}/blog/\\63 ssesc.png)}}</style>",
+    "blog/b(2).png": "<style>.a{{background:url(https://{h}/blog/b\\(2\\).png)}}</style>",
+    "blog/c(3).png": "![x](https://{h}/blog/c\\(3\\).png)",
+    "blog/md_x.png": "![a](https://{h}/blog/md\\_x.png)",
+}
+
+
+def test_odd_spellings_keep_soft_deleted_files_from_the_purge(
+        env: dict[str, str], settings: Settings, s3_client: Any, tmp_path: Path) -> None:
+    catalog_files(settings, s3_client, list(ODD))
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "0.txt").write_text("plain prose")
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "site", "type": "files", "root": str(site), "content_type": "page"}))
+    assert run(env, "scan").exit_code == 0
+    for i, text in enumerate(ODD.values()):
+        (site / f"{i + 1}.{'md' if text.startswith('!') else 'html'}").write_text(
+            text.format(h=PUBLIC))
+    for key in ODD:  # no recognised form: an editor's plain delete goes through
+        assert run(env, "delete", media_id(settings, key), "--user", ADMIN).exit_code == 0
+    assert run(env, "scan").exit_code == 0
+    purged = run(env, "purge")
+    assert purged.exit_code == 0, purged.output
+    left = object_keys(s3_client, settings)
+    assert set(ODD) <= left, sorted(set(ODD) - left)
+    for key in ODD:
+        assert f"kept {key}:" in purged.output
+
+
+# -- review of issue 10: the drift guard's loopholes ---------------------------------------------
+
+
+def test_a_loose_environment_share_cannot_apply_a_big_drop(
+        env: dict[str, str], settings: Settings, s3_client: Any, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    for i in range(10):
+        (site / f"{i}.html").write_text({0: page(USED), 9: page(OTHER)}.get(i, "<p>-</p>"))
+    sources = {"name": "site", "type": "files", "root": str(site), "content_type": "page"}
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, sources))
+    assert run(env, "scan").exit_code == 0
+    force_delete_used(env, settings)
+    for i in range(9):  # 10 → 1 pages, the one using the file among those gone
+        (site / f"{i}.html").unlink()
+    assert run(env, "scan").exit_code == 1  # suspect
+    loose = run({**env, "MEDIA_PIPELINE_SCAN_MAX_DROP": "0.99"}, "scan")
+    assert loose.exit_code != 0 and "only tighten" in loose.output, loose.output
+    refused_purge(env, settings, s3_client, "site (latest scan suspect")
+    # loosening is a reviewed per-source max_drop, and what it lets through is on record
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {**sources, "max_drop": 0.95}))
+    applied = run(env, "scan")
+    assert applied.exit_code == 0, applied.output
+    with Catalog.open(settings.catalog_path) as catalog:
+        [(details,)] = catalog.con.execute("SELECT details FROM audit_log "
+                                           "WHERE action = 'references.scan_drop_allowed'"
+                                           ).fetchall()
+    allowed = json.loads(details)
+    assert allowed["max_drop"] == 0.95 and allowed["max_drop_origin"] == "sources file"
+    assert "documents 10 → 1 (−90%)" in allowed["over_default"]
+
+
+def test_a_renamed_source_on_an_empty_folder_does_not_let_the_purge_through(
+        env: dict[str, str], settings: Settings, s3_client: Any, tmp_path: Path) -> None:
+    site, empty = tmp_path / "site", tmp_path / "empty"
+    site.mkdir()
+    empty.mkdir()
+    (site / "1.html").write_text(page(USED))
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "d2", "type": "files", "root": str(site), "content_type": "page"}))
+    assert run(env, "scan").exit_code == 0
+    # renamed per the docs, but the new root is a typo'd (empty) folder
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "d2-pages", "type": "files", "root": str(empty), "content_type": "page"}))
+    first = run(env, "scan", "d2-pages")
+    assert first.exit_code == 1 and "first scan returned nothing" in first.output, first.output
+    assert run(env, "sources", "retire", "d2", "--user", ADMIN).exit_code == 0
+    assert run(env, "delete", media_id(settings, USED), "--user", ADMIN).exit_code == 0
+    refused_purge(env, settings, s3_client, "d2-pages (latest scan suspect")

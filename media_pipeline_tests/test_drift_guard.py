@@ -17,7 +17,14 @@ from media_pipeline.lifecycle import auto_soft_delete, delete, purge
 from media_pipeline.references.index import scan_sources
 from media_pipeline.references.sources import load_sources
 from media_pipeline.settings import Settings, SettingsError
-from media_pipeline_tests.lifecycle_helpers import ADMIN, catalog_files, key_ref, row, scan
+from media_pipeline_tests.lifecycle_helpers import (
+    ADMIN,
+    audit,
+    catalog_files,
+    key_ref,
+    row,
+    scan,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -31,11 +38,53 @@ def refs(settings: Settings, n: int, first: int = 0) -> list[dict[str, str | Non
     return [key_ref(settings, "webpage", str(i), f"blog/{i}.txt") for i in range(first, n)]
 
 
-def test_first_scan_is_trusted_even_when_empty_and_growth_is_never_suspect(
-        settings: Settings, files: dict[str, str]) -> None:
-    assert scan(settings, "cms", [], started=T0)["state"] == "trusted"
+def test_growth_is_never_suspect(settings: Settings, files: dict[str, str]) -> None:
+    assert scan(settings, "cms", refs(settings, 2), started=T0)["state"] == "trusted"
     assert scan(settings, "cms", refs(settings, 10), started=T0 + timedelta(1))["state"] \
         == "trusted"
+
+
+def test_a_first_scan_of_an_empty_root_is_suspect_until_accepted(
+        settings: Settings, files: dict[str, str], tmp_path: Path) -> None:
+    # a source renamed onto an empty folder (typo, unmounted volume) must not count as trusted
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    config = tmp_path / "s.yaml"
+    config.write_text(f"sources:\n  - {{name: site2, type: files, root: {empty}, "
+                      "content_type: page}\n")
+    s = replace(settings, content_sources=config, admins=frozenset({ADMIN}))
+    [outcome] = scan_sources(s, workers=1)
+    assert outcome.state == "suspect"
+    assert outcome.reasons == ["first scan returned nothing (0 documents)"]
+    with Catalog.open(s.catalog_path) as catalog:
+        [status] = catalog.source_scan_status(["site2"])
+    assert status["stale"]
+    [outcome] = scan_sources(s, accepted_by=ADMIN, workers=1)
+    assert outcome.state == "accepted"
+    # an accepted empty baseline does not switch the guard off: once it grew, a drop counts
+    later = datetime.now(UTC) + timedelta(hours=1)  # after the accepted scan
+    assert scan(s, "site2", refs(s, 10), started=later)["state"] == "trusted"
+    assert scan(s, "site2", [], started=later + timedelta(1))["state"] == "suspect"
+
+
+def test_small_drops_add_up_against_the_baseline(
+        settings: Settings, files: dict[str, str]) -> None:
+    scan(settings, "cms", refs(settings, 20), started=T0)
+    # 20 → 19 → 18: within 10 % of the 20 the baseline remembers
+    for day, n in ((1, 19), (2, 18)):
+        assert scan(settings, "cms", refs(settings, n), started=T0 + timedelta(day))["state"] \
+            == "trusted"
+    result = scan(settings, "cms", refs(settings, 17), started=T0 + timedelta(3))
+    assert result["state"] == "suspect"
+    assert "documents 20 → 17 (−15%)" in result["drift"]["reasons"]
+    # an accepted drop starts a new baseline
+    assert scan(settings, "cms", refs(settings, 17), started=T0 + timedelta(4),
+                accepted_by=ADMIN)["state"] == "accepted"
+    assert scan(settings, "cms", refs(settings, 16), started=T0 + timedelta(5))["state"] \
+        == "trusted"
+    # and a baseline older than 90 days is forgotten (the last trusted scan stands in)
+    late = T0 + timedelta(days=200)
+    assert scan(settings, "cms", refs(settings, 15), started=late)["state"] == "trusted"
 
 
 @pytest.mark.parametrize("kept,state", [(9, "suspect"), (10, "trusted")])
@@ -108,9 +157,11 @@ def test_max_drop_per_source_and_from_the_environment(tmp_path: Path) -> None:
     path.write_text("sources:\n  - {name: a, type: files, root: ., content_type: p, "
                     "max_drop: 0.5}\n")
     assert load_sources(path)[0].max_drop == 0.5
-    assert Settings.from_env({"MEDIA_PIPELINE_SCAN_MAX_DROP": "0.3"}).scan_max_drop == 0.3
-    with pytest.raises(SettingsError, match="MEDIA_PIPELINE_SCAN_MAX_DROP"):
-        Settings.from_env({"MEDIA_PIPELINE_SCAN_MAX_DROP": "1"})
+    # the environment can only tighten: loosening is a reviewed per-source max_drop
+    assert Settings.from_env({"MEDIA_PIPELINE_SCAN_MAX_DROP": "0.05"}).scan_max_drop == 0.05
+    for loose in ("0.3", "0.99", "1"):
+        with pytest.raises(SettingsError, match="MEDIA_PIPELINE_SCAN_MAX_DROP.*only tighten"):
+            Settings.from_env({"MEDIA_PIPELINE_SCAN_MAX_DROP": loose})
 
 
 def test_scan_sources_honours_the_source_share_and_only_admins_accept(
@@ -127,6 +178,16 @@ def test_scan_sources_honours_the_source_share_and_only_admins_accept(
     for i in range(4):  # 40 % fewer pages: over the setting, within the source's 50 %
         (site / f"{i}.html").unlink()
     assert [o.state for o in scan_sources(s, workers=1)] == ["trusted"]
+    # applied under the looser share: the threshold, its origin and the drop are on record
+    [allowed] = audit(s, "references.scan_drop_allowed")
+    details = allowed["details"] if isinstance(allowed["details"], dict) \
+        else json.loads(allowed["details"])
+    assert details["max_drop"] == 0.5 and details["max_drop_origin"] == "sources file"
+    assert "documents 10 → 6 (−40%)" in details["over_default"]
+    with Catalog.open(s.catalog_path) as catalog:
+        last = catalog.con.execute("SELECT drift FROM source_scans WHERE source = 'site' "
+                                   "ORDER BY started DESC LIMIT 1").fetchone()
+    assert last is not None and json.loads(last[0])["max_drop_origin"] == "sources file"
     with pytest.raises(PermissionDenied):
         scan_sources(s, accepted_by="mallory", workers=1)
 
@@ -160,6 +221,25 @@ def test_a_broken_sources_file_makes_the_source_check_red(settings: Settings,
 
     broken = tmp_path / "broken.yaml"
     broken.write_text("sources: [")
-    scan(settings, "cms", [], started=T0)  # a catalog to read
+    scan(settings, "cms", [], started=T0, documents=1)  # a catalog to read
     [status] = source_health(replace(settings, content_sources=broken))
     assert status["stale"] and "cannot read content sources" in status["reason"]
+
+
+def test_a_source_named_api_is_refused_when_the_file_is_loaded(
+        settings: Settings, files: dict[str, str], tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "1.html").write_text("<p>x</p>")
+    config = tmp_path / "s.yaml"
+    config.write_text(f"sources:\n  - {{name: api, type: files, root: {site}, "
+                      "content_type: page}\n")
+    with pytest.raises(ValueError, match="field 'name': 'api' is reserved"):
+        load_sources(config)
+    with pytest.raises(ValueError, match="reserved"):
+        scan_sources(replace(settings, content_sources=config), workers=1)
+    with Catalog.open(settings.catalog_path) as catalog:  # never remembered
+        assert "api" not in {s["source"] for s in catalog.remembered_sources(True)}
+        with pytest.raises(ValueError, match="reserved"):
+            catalog.record_source_failure("api", T0, "boom")
+        assert "api" not in {s["source"] for s in catalog.remembered_sources(True)}

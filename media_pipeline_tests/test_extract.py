@@ -622,6 +622,41 @@ def test_mentions_through_entities_and_unicode_forms(key: str, text: str) -> Non
     assert Ref("key", key, "mention") in evidence_extractor([key]).extract(text, "html").refs
 
 
+H = "http://127.0.0.1:9312/media"
+
+
+@pytest.mark.parametrize(("key", "text", "fmt"), [
+    ("blog/nl.png", f'<img src="{H}/blog/\nnl.png">', "html"),
+    ("blog/tab.png", f'<img src="{H}/blog/\ttab.png">', "html"),
+    ("blog/cr.png", f'<img src="{H}/blog/c\r\nr.png">', "html"),
+    ("blog/enttab.png", f'<img src="{H}/blog/ent&#9;tab.png">', "html"),
+    ("blog/entnl.png", f'<img src="{H}/blog/ent&NewLine;nl.png">', "html"),
+    ("blog/bs.png", '<img src="http://127.0.0.1:9312\\media\\blog\\bs.png">', "html"),
+    ("blog/pdot.png", f'<img src="{H}/blog/%2e/pdot.png">', "html"),
+    ("blog/pdot2.png", f'<img src="{H}/blog/sub/%2E%2E/pdot2.png">', "html"),
+    ("blog/css.png", '<div style="background:url(http\\:\\/\\/127.0.0.1\\:9312\\/media'
+                     '\\/blog\\/css\\.png)"></div>', "html"),
+    ("blog/cssesc.png", f"<style>.x{{background:url({H}/blog/\\63 ssesc.png)}}</style>", "html"),
+    ("blog/b(2).png", f"<style>.a{{background:url({H}/blog/b\\(2\\).png)}}</style>", "html"),
+    ("blog/c(3).png", f"![x]({H}/blog/c\\(3\\).png)", "markdown"),
+    ("blog/md_x.png", f"![a]({H}/blog/md\\_x.png)", "markdown"),
+], ids=["newline", "tab", "crlf", "entity-tab", "entity-newline", "backslashes", "pct-dot",
+        "pct-dot-dot", "css-escapes", "css-hex", "css-paren", "md-paren", "md-underscore"])
+def test_spellings_a_browser_resolves_are_mentions(key: str, text: str, fmt: str) -> None:
+    found = evidence_extractor([key]).extract(text, fmt)
+    assert {r.value for r in found.refs if r.kind == "key"} >= {key}
+    assert found.snippets[key]
+
+
+def test_normalised_views_only_when_the_text_needs_them() -> None:
+    from media_pipeline.references.mentions import mention_views
+
+    plain = '<img src="/media/a.png"> {"u": "x"}'
+    assert mention_views(plain, plain) == []
+    json_text = '{"u": "http:\\/\\/h\\/a.png", "t": "a \\"b\\""}'  # JSON's own escapes
+    assert mention_views(json_text, unescape(json_text)) == []
+
+
 def test_a_proper_form_beats_a_mention_and_only_at_risk_keys_are_mentioned() -> None:
     from media_pipeline.references.scan import document_rows
 

@@ -214,7 +214,7 @@ def test_auto_soft_delete_waits_for_stale_sources(s: Settings, files: dict[str, 
     with Catalog.open(s.catalog_path) as catalog:
         report = auto_soft_delete(catalog, s1, later, enabled_sources=["cms"])
     assert report.total == 0 and report.refused_reason == "stale content sources: cms"
-    scan(s, "cms", [])
+    scan(s, "cms", [], documents=1)
     with Catalog.open(s.catalog_path) as catalog:
         assert auto_soft_delete(catalog, s1, later, enabled_sources=["cms"]).deleted == {
             "blog": 2}

@@ -99,14 +99,22 @@ class Model:
     last_ok_scan: datetime | None = None
     scan_failed: bool = False  # the latest scan failed or was suspect
     remembered: bool = False  # the catalog has seen a scan of the source
-    baseline: tuple[int, int] | None = None  # documents, references of the last trusted scan
+    # trusted scans: started, documents, references, accepted (a drop an admin accepted)
+    trusted: list[tuple[datetime, int, int, bool]] = field(default_factory=list)
     events: int = 0
 
-    def suspect(self, documents: int, refs: int) -> bool:
-        if self.baseline is None:
-            return False
+    def suspect(self, started: datetime, documents: int, refs: int) -> bool:
+        if not self.trusted:
+            return documents == 0  # a first scan that returns nothing
+        # the baseline: the highest of the trusted scans of the last 90 days, none before the
+        # last accepted drop; none in 90 days: the last trusted scan
+        since = max([started - timedelta(days=90)]
+                    + [t for t, _, _, accepted in self.trusted if accepted])
+        window = [(d, r) for t, d, r, _ in self.trusted if t >= since] \
+            or [self.trusted[-1][1:3]]
+        baseline = (max(d for d, _ in window), max(r for _, r in window))
         return any(b > 0 and (n == 0 or (b - n) / b > MAX_DROP)
-                   for b, n in zip(self.baseline, (documents, refs), strict=True))
+                   for b, n in zip(baseline, (documents, refs), strict=True))
 
     def event_time(self) -> datetime:
         """Scans in the order they happen, even within one day of the clock."""
@@ -192,13 +200,14 @@ class World:
         at_risk = {f for f in m.deleted_at if f not in m.purged}
         mentioned = {(f, cid) for f, cid, mention in refs if mention and f in at_risk} - proper
         m.remembered = True
-        if m.suspect(len(docs), len(proper)) and not accepted:
+        suspect = m.suspect(started, len(docs), len(proper))
+        if suspect and not accepted:
             assert outcome.state == "suspect"
             m.scan_failed = True
             return
         assert outcome.ok and outcome.state in ("trusted", "accepted"), outcome
         m.scanned, m.last_ok_scan, m.scan_failed = proper | mentioned, started, False
-        m.baseline = (len(docs), len(proper))
+        m.trusted.append((started, len(docs), len(proper), suspect))
 
     def purge(self, configured: bool) -> None:
         m = self.model

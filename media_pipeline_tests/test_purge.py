@@ -93,7 +93,7 @@ def test_retention_boundary(s: Settings, s3_client: Any) -> None:
     now = DELETED + timedelta(days=30)
     soft_delete(s, [ids["a/at.txt"]], when=DELETED)  # exactly 30 days: not longer than
     soft_delete(s, [ids["a/before.txt"]], when=DELETED - timedelta(seconds=1))
-    scan(s, "cms", [], started=now)
+    scan(s, "cms", [], started=now, documents=1)
     report = purge_run(s, s3_client, now=now)
     assert report.purged == 1
     assert object_keys(s3_client, s) == {"a/at.txt"}
@@ -105,13 +105,13 @@ def test_retention_boundary(s: Settings, s3_client: Any) -> None:
 def test_a_source_scanned_before_the_deletion_is_not_enough(s: Settings,
                                                             s3_client: Any) -> None:
     ids = catalog_files(s, s3_client, ["a/x.txt"])
-    scan(s, "cms", [], started=DELETED - timedelta(seconds=1))
-    scan(s, "docs", [], started=SCANNED)
+    scan(s, "cms", [], started=DELETED - timedelta(seconds=1), documents=1)
+    scan(s, "docs", [], started=SCANNED, documents=1)
     soft_delete(s, [ids["a/x.txt"]])
     report = purge_run(s, s3_client, enabled_sources=["cms", "docs"])
     assert report.ok and report.candidates == 0
     assert object_keys(s3_client, s) == {"a/x.txt"}
-    scan(s, "cms", [], started=SCANNED)
+    scan(s, "cms", [], started=SCANNED, documents=1)
     assert purge_run(s, s3_client, enabled_sources=["cms", "docs"]).purged == 1
 
 
@@ -120,9 +120,9 @@ def test_a_stale_source_refuses_the_whole_purge(s: Settings, s3_client: Any,
                                                 failure: str) -> None:
     ids = catalog_files(s, s3_client, ["a/x.txt", "a/y.txt"])
     soft_delete(s, list(ids.values()))
-    scan(s, "cms", [], started=SCANNED)
+    scan(s, "cms", [], started=SCANNED, documents=1)
     if failure == "failed":
-        scan(s, "docs", [], started=SCANNED)
+        scan(s, "docs", [], started=SCANNED, documents=1)
         with Catalog.open(s.catalog_path) as catalog:
             catalog.record_source_failure("docs", SCANNED + timedelta(hours=1), "timeout")
     report = purge_run(s, s3_client, enabled_sources=["cms", "docs"])
@@ -141,7 +141,7 @@ def test_over_the_cap_nothing_is_deleted(s: Settings, s3_client: Any,
                                          cap: dict[str, Any]) -> None:
     ids = catalog_files(s, s3_client, [f"a/{i}.txt" for i in range(5)])
     soft_delete(s, list(ids.values())[:3])  # 3 of 5 files: over 2 files and over 50 %
-    scan(s, "cms", [], started=SCANNED)
+    scan(s, "cms", [], started=SCANNED, documents=1)
     report = purge_run(replace(s, **cap), s3_client)
     assert report.refused and "runaway purge" in (report.refused_reason or "")
     assert report.candidates == 3 and report.purged == 0
@@ -152,7 +152,7 @@ def test_over_the_cap_nothing_is_deleted(s: Settings, s3_client: Any,
 def test_dry_run_changes_nothing(s: Settings, s3_client: Any) -> None:
     ids = catalog_files(s, s3_client, ["a/x.txt", "a/y.txt"])
     soft_delete(s, [ids["a/x.txt"]])
-    scan(s, "cms", [], started=SCANNED)
+    scan(s, "cms", [], started=SCANNED, documents=1)
     audit_before = len(audit(s))
     report = purge_run(s, s3_client, dry_run=True)
     assert report.dry_run and report.candidates == 1 and report.purged == 0
@@ -169,7 +169,7 @@ def test_dry_run_changes_nothing(s: Settings, s3_client: Any) -> None:
 def test_batches_are_at_most_the_batch_size(s: Settings, s3_client: Any) -> None:
     ids = catalog_files(s, s3_client, [f"a/{i}.txt" for i in range(7)])
     soft_delete(s, list(ids.values()))
-    scan(s, "cms", [], started=SCANNED)
+    scan(s, "cms", [], started=SCANNED, documents=1)
     sizes: list[int] = []
 
     def count_keys(params: dict[str, Any], **_: Any) -> None:
@@ -194,7 +194,7 @@ def test_versioned_bucket(s: Settings, s3_client: Any, mode: str) -> None:
     s3_client.put_object(Bucket=s.bucket, Key="a/x.txt", Body=b"first version")
     ids = catalog_files(s, s3_client, ["a/x.txt", "a/y.txt"])  # x gets a second version
     soft_delete(s, [ids["a/x.txt"]])
-    scan(s, "cms", [], started=SCANNED)
+    scan(s, "cms", [], started=SCANNED, documents=1)
     report = purge_run(replace(s, purge_versions=mode), s3_client)
     assert report.purged == 1
     assert object_keys(s3_client, s) == {"a/y.txt"}
@@ -212,7 +212,7 @@ def test_versioned_bucket(s: Settings, s3_client: Any, mode: str) -> None:
 def test_an_object_already_gone_counts_as_purged(s: Settings, s3_client: Any) -> None:
     ids = catalog_files(s, s3_client, ["a/x.txt"])
     soft_delete(s, [ids["a/x.txt"]])
-    scan(s, "cms", [], started=SCANNED)
+    scan(s, "cms", [], started=SCANNED, documents=1)
     s3_client.delete_object(Bucket=s.bucket, Key="a/x.txt")
     report = purge_run(s, s3_client)
     assert report.ok and report.purged == 1
@@ -223,7 +223,7 @@ def test_referenced_or_restored_after_marking_is_skipped(s: Settings, s3_client:
     ids = catalog_files(s, s3_client, ["a/x.txt", "a/y.txt", "a/z.txt"])
     x, y = ids["a/x.txt"], ids["a/y.txt"]
     soft_delete(s, list(ids.values()))
-    scan(s, "cms", [], started=SCANNED)
+    scan(s, "cms", [], started=SCANNED, documents=1)
 
     def meanwhile(step: str, info: dict[str, Any]) -> None:
         if step == "marked":  # between the mark and the batch, another writer acts
@@ -235,13 +235,16 @@ def test_referenced_or_restored_after_marking_is_skipped(s: Settings, s3_client:
     assert report.candidates == 3 and report.purged == 1
     assert object_keys(s3_client, s) == {"a/x.txt", "a/y.txt"}
     assert {r["key"]: r["reason"] for r in report.skipped} == {"a/x.txt": "referenced"}
+    # the concurrent restore is reported, not lost between the counters
+    assert {r["key"]: r["reason"] for r in report.cancelled} == {"a/y.txt": f"restored by {ADMIN}"}
+    assert report.batches[0].cancelled == 1 and report.batches[0].marked == 3
     assert (row(s, x)["status"], row(s, y)["status"]) == ("deleted", "active")
 
 
 def test_an_object_replaced_in_s3_is_not_deleted(s: Settings, s3_client: Any) -> None:
     ids = catalog_files(s, s3_client, ["a/x.txt"])
     soft_delete(s, [ids["a/x.txt"]])
-    scan(s, "cms", [], started=SCANNED)
+    scan(s, "cms", [], started=SCANNED, documents=1)
     s3_client.put_object(Bucket=s.bucket, Key="a/x.txt", Body=b"new content, same key")
     report = purge_run(s, s3_client)
     assert report.purged == 0
@@ -264,7 +267,7 @@ def test_new_content_at_a_deleted_key_is_a_new_file_once_catalogued(
     state = row(s, ids["a/x.txt"])
     # Not deleted any more: an old deleted_at must never make the new content purgeable.
     assert (state["status"], state["is_deleted"], state["deleted_at"]) == ("pending", False, None)
-    scan(s, "cms", [], started=SCANNED)
+    scan(s, "cms", [], started=SCANNED, documents=1)
     assert purge_run(s, s3_client).candidates == 0
     assert object_keys(s3_client, s) == {"a/x.txt"}
 
@@ -284,7 +287,7 @@ def test_a_thread_of_the_same_process_cannot_reference_a_file_mid_batch(
     ids = catalog_files(s, s3_client, ["a/x.txt"])
     x = ids["a/x.txt"]
     soft_delete(s, [x])
-    scan(s, "cms", [], started=SCANNED)
+    scan(s, "cms", [], started=SCANNED, documents=1)
     outcome: list[Any] = []
 
     # A second connection of this process: DuckDB lets it in while the purge holds the file.
@@ -324,7 +327,7 @@ def test_per_key_errors_are_reported_and_those_files_stay_deleted(s: Settings,
     ids = catalog_files(locked, s3_client, ["a/free.txt"])
     held = media_id_for(locked.bucket, "a/held.txt")
     soft_delete(locked, [held, ids["a/free.txt"]])
-    scan(locked, "cms", [], started=SCANNED)
+    scan(locked, "cms", [], started=SCANNED, documents=1)
     report = purge_run(locked, s3_client)
     assert report.purged == 1 and not report.ok
     assert len(report.errors) == 1 and report.errors[0].startswith("a/held.txt: AccessDenied")
@@ -338,7 +341,7 @@ def test_a_key_uploaded_again_after_its_purge_can_be_deleted_again(s: Settings,
     ids = catalog_files(s, s3_client, ["a/x.txt"])
     x = ids["a/x.txt"]
     soft_delete(s, [x])
-    scan(s, "cms", [], started=SCANNED)
+    scan(s, "cms", [], started=SCANNED, documents=1)
     assert purge_run(s, s3_client).purged == 1
     catalog_files(s, s3_client, ["a/x.txt"])  # same key, new upload: inventory + fingerprint
     assert row(s, x)["status"] == "active"
@@ -357,7 +360,7 @@ def test_a_small_library_is_cleaned_with_the_default_caps(settings: Settings,
     assert (s.purge_max_share, s.purge_share_floor) == (0.05, 20)
     ids = catalog_files(s, s3_client, [f"a/{i}.txt" for i in range(15)])
     soft_delete(s, [ids["a/0.txt"]])
-    scan(s, "cms", [], started=SCANNED)
+    scan(s, "cms", [], started=SCANNED, documents=1)
     report = purge_run(s, s3_client)
     assert report.ok and report.purged == 1
     assert "a/0.txt" not in object_keys(s3_client, s)
@@ -368,7 +371,7 @@ def test_above_the_floor_the_share_cap_refuses_and_names_both_settings(
     s = replace(settings, admins=frozenset({ADMIN}), purge_share_floor=3)
     ids = catalog_files(s, s3_client, [f"a/{i}.txt" for i in range(10)])
     soft_delete(s, [ids[f"a/{i}.txt"] for i in range(4)])  # 4 > floor 3, and 40 % > 5 %
-    scan(s, "cms", [], started=SCANNED)
+    scan(s, "cms", [], started=SCANNED, documents=1)
     report = purge_run(s, s3_client)
     assert report.refused and report.purged == 0 and len(object_keys(s3_client, s)) == 10
     reason = report.refused_reason or ""

@@ -179,7 +179,7 @@ def test_failed_scan_keeps_old_rows_and_marks_the_source_stale(
     with Catalog.open(settings.catalog_path) as catalog:
         assert catalog.stale_sources(["cms", "docs"]) == ["cms", "docs"]  # never scanned
     scan(settings, "cms", [key_ref(settings, "webpage", "1", "blog/a.txt")])
-    scan(settings, "docs", [])
+    scan(settings, "docs", [], documents=1)
     with Catalog.open(settings.catalog_path) as catalog:
         assert catalog.stale_sources(["cms", "docs"]) == []
         catalog.record_source_failure("cms", datetime.now(UTC), "connection refused")

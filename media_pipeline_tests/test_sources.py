@@ -375,15 +375,40 @@ def test_files_undecodable_bytes_are_replaced_and_a_bom_dropped(tmp_path: Path) 
 def test_files_symlinks_leading_outside_the_root_are_not_followed(tmp_path: Path) -> None:
     root, outside = tmp_path / "root", tmp_path / "outside"
     write(outside / "secret.html", "outside the root")
-    write(outside / "dir" / "more.html", "outside too")
     write(root / "inside.html", "inside")
     (root / "escape.html").symlink_to(outside / "secret.html")
-    (root / "escape_dir").symlink_to(outside / "dir", target_is_directory=True)
     (root / "alias.html").symlink_to(root / "inside.html")
     (root / "dangling.html").symlink_to(root / "gone.html")
     documents = {d.content_id: d.text for d in FilesSource(
         "site", root, content_type="webpage").documents()}
     assert documents == {"alias.html": "inside", "inside.html": "inside"}
+
+
+def test_files_symlinked_folders_inside_are_followed_outside_fail_the_scan(
+        tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    write(outside / "dir" / "more.html", "outside too")
+    write(root / "real" / "page.html", "in a real folder")
+    write(root / "sub" / "x.html", "x")
+    (root / "pages").symlink_to(root / "real", target_is_directory=True)  # inside: followed
+    (root / "sub" / "loop").symlink_to(root, target_is_directory=True)    # a loop: walked once
+    documents = {d.content_id: d.text for d in FilesSource(
+        "site", root, content_type="webpage").documents()}
+    # each real folder once; a folder reached by a link is still scanned
+    assert set(documents.values()) == {"in a real folder", "x"}
+    assert "pages/page.html" in documents
+
+    (root / "escape_dir").symlink_to(outside / "dir", target_is_directory=True)
+    with pytest.raises(SourceError, match="escape_dir is a symlinked folder leading outside"):
+        list(FilesSource("site", root, content_type="webpage").documents())
+    documents = {d.content_id: d.text for d in FilesSource(
+        "site", root, content_type="webpage", follow_links="outside").documents()}
+    assert documents["escape_dir/more.html"] == "outside too"
+    config = tmp_path / "s.yaml"
+    config.write_text(f"sources:\n  - {{name: s, type: files, root: {root}, "
+                      "content_type: p, follow_links: outside}\n")
+    [source] = load_sources(config)
+    assert isinstance(source, FilesSource) and source.follow_links == "outside"
 
 
 def test_files_named_pipes_are_skipped_not_read(tmp_path: Path) -> None:
@@ -987,14 +1012,14 @@ def test_config_reports_every_problem_at_once_and_never_echoes_secrets() -> None
 
 def test_config_disabled_source_may_take_its_whole_url_from_an_unset_variable() -> None:
     text = ("sources:\n  - name: db\n    type: sql\n    enabled: false\n    url: '${CMS_URL}'\n"
-            "    query: SELECT 1\n  - name: api\n    type: http\n    enabled: false\n"
+            "    query: SELECT 1\n  - name: cms-api\n    type: http\n    enabled: false\n"
             "    url: '${API_URL}'\n    items: a\n    id_field: id\n    text_fields: [b]\n"
             "    content_type: x\n")
     sources = load_sources_text(text, "s.yaml", env={})
-    assert [(s.name, s.enabled) for s in sources] == [("db", False), ("api", False)]
+    assert [(s.name, s.enabled) for s in sources] == [("db", False), ("cms-api", False)]
     errors = config_errors(text.replace("enabled: false", "enabled: true"))
     assert any("'db' (#1): environment variable(s) not set: CMS_URL" in e for e in errors)
-    assert any("'api' (#2): environment variable(s) not set: API_URL" in e for e in errors)
+    assert any("'cms-api' (#2): environment variable(s) not set: API_URL" in e for e in errors)
 
 
 def test_config_missing_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -86,6 +86,20 @@ def test_unpurge_refuses_after_a_new_upload_at_the_key(
     assert body == b"another file"
 
 
+def test_unpurge_names_a_newer_upload_even_when_it_was_deleted_again(
+        env: dict[str, str], settings: Settings, s3_client: Any) -> None:
+    media_id = purged(env, settings, s3_client, versioned=True)
+    s3_client.put_object(Bucket=settings.bucket, Key=KEY, Body=b"another file")
+    s3_client.delete_object(Bucket=settings.bucket, Key=KEY)  # a marker above it again
+    before = s3_client.list_object_versions(Bucket=settings.bucket, Prefix=KEY)
+    refused = run(env, "unpurge", media_id, "--user", ADMIN)
+    assert refused.exit_code == 1
+    assert "a newer object was uploaded at blog/gone.txt since the purge" in refused.output
+    after = s3_client.list_object_versions(Bucket=settings.bucket, Prefix=KEY)
+    assert len(after["DeleteMarkers"]) == len(before["DeleteMarkers"]) == 2  # nothing changed
+    assert row(settings, media_id)["status"] == "purged"
+
+
 def test_unpurge_refuses_when_the_purge_was_permanent(
         env: dict[str, str], settings: Settings, s3_client: Any) -> None:
     media_id = purged(env, settings, s3_client, versioned=False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ from media_pipeline.catalog.lifecycle_sql import PURGE_EXCLUSION, LifecycleSQL, 
 API_SOURCE = "api"
 DEFAULT_MAX_DROP = 0.10
 DRIFT_MEASURES = ("documents", "refs", "bytes")
+# The drift baseline looks back this many days (and no further than the last accepted drop).
+BASELINE_DAYS = 90
 FRAGMENT_COLUMNS = ("content_type", "content_id", "bucket", "key", "media_id", "form")
 MAX_ERROR_CHARS = 2000
 
@@ -191,6 +193,7 @@ class ReferenceSQL(LifecycleSQL):
         run_id: str | None = None,
         *,
         max_drop: float = DEFAULT_MAX_DROP,
+        max_drop_origin: str = "default",
         accepted_by: str | None = None,
         source_info: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
@@ -203,11 +206,14 @@ class ReferenceSQL(LifecycleSQL):
         ``invalid``). A fragment row without content_type/content_id is an error: nothing
         changes.
 
-        Drift guard: the scan is compared with the source's last trusted one (documents, non-
-        mention references, bytes). Nothing returned, or a drop by more than ``max_drop``, makes
-        it *suspect*: nothing is applied, the old rows stay and the source is stale until a scan
-        is accepted (``accepted_by``, audited with the numbers). A source's first scan is
-        trusted. The result's ``state`` is trusted, accepted or suspect.
+        Drift guard: the scan is compared with the source's baseline (``_scan_drift``:
+        documents, non-mention references, bytes). Nothing returned, or a drop by more than
+        ``max_drop`` (from ``max_drop_origin``, both recorded), makes it *suspect*: nothing is
+        applied, the old rows stay and the source is stale until a scan is accepted
+        (``accepted_by``, audited with the numbers). A source's first scan is trusted unless it
+        returned nothing. A drop over DEFAULT_MAX_DROP applied under a looser share is audited
+        (``references.scan_drop_allowed``). The result's ``state`` is trusted, accepted or
+        suspect.
         """
         if source == API_SOURCE:
             raise ValueError(f"{API_SOURCE!r} is reserved for API references")
@@ -264,7 +270,7 @@ class ReferenceSQL(LifecycleSQL):
                 GROUP BY media_id, content_type, content_id
                 """
             )
-            drift = self._scan_drift(source, stats, max_drop)
+            drift = self._scan_drift(source, stats, max_drop, max_drop_origin, started)
             if drift["reasons"] and accepted_by is None:
                 self._remember_source(source, source_info, started)
                 con.execute(
@@ -348,6 +354,10 @@ class ReferenceSQL(LifecycleSQL):
             if accepted_by is not None:
                 self.record_audit(accepted_by, "references.scan_drop_accepted", None,
                                   {"source": source, **drift}, run_id)
+            elif drift["over_default"]:
+                # applied under a looser share than the default: on the record
+                self.record_audit("system", "references.scan_drop_allowed", None,
+                                  {"source": source, **drift}, run_id)
             result["state"] = state
             result["drift"] = drift
             for table in ("scan_in", "scan_new", "scan_old", "scan_added", "scan_removed",
@@ -361,6 +371,8 @@ class ReferenceSQL(LifecycleSQL):
     ) -> None:
         """A scan that did not complete: its old rows stay, and the source is stale (purge
         refuses) until a scan succeeds."""
+        if source == API_SOURCE:
+            raise ValueError(f"{API_SOURCE!r} is reserved for API references")
         with self.transaction():
             self._remember_source(source, source_info, aware(started))
             self.con.execute(
@@ -373,33 +385,53 @@ class ReferenceSQL(LifecycleSQL):
                               {"source": source, "error": (error or "")[:MAX_ERROR_CHARS]},
                               run_id)
 
-    def _scan_drift(self, source: str, stats: Mapping[str, Any], max_drop: float
-                    ) -> dict[str, Any]:
-        """Compare the scan in ``scan_new`` with the source's last trusted scan. Mentions are
-        left out: they follow soft deletes and restores, not the content."""
+    def _scan_drift(self, source: str, stats: Mapping[str, Any], max_drop: float,
+                    origin: str, started: datetime) -> dict[str, Any]:
+        """Compare the scan in ``scan_new`` with the source's baseline: per measure, the maximum
+        over its trusted scans since the later of its last accepted drop and BASELINE_DAYS
+        before ``started`` (none there: its last trusted scan). A ratchet: many small drops
+        add up. Mentions are left out: they follow soft deletes and restores, not the content.
+        A first scan that returns nothing is suspect too."""
         row = self.con.execute(
             "SELECT count(*) FILTER (WHERE form IS DISTINCT FROM 'mention'), "
             "count(*) FILTER (WHERE form = 'mention') FROM scan_new").fetchone()
         assert row is not None
         new = {"documents": stats.get("documents"), "refs": int(row[0]),
                "bytes": stats.get("bytes"), "mentions": int(row[1])}
+        since = started - timedelta(days=BASELINE_DAYS)
         base = self.con.execute(
-            "SELECT documents, refs - coalesce(mentions, 0), bytes, started FROM source_scans "
-            "WHERE source = ? AND trusted ORDER BY started DESC LIMIT 1", [source]).fetchall()
+            "SELECT max(documents), max(refs - coalesce(mentions, 0)), max(bytes), "
+            "min(started), max(started), count(*) FROM source_scans "
+            "WHERE source = $s AND trusted AND started >= $since AND started >= coalesce("
+            "(SELECT max(started) FROM source_scans WHERE source = $s AND state = 'accepted'), "
+            "$since)", {"s": source, "since": since}).fetchone()
+        if not base or not base[5]:
+            base = self.con.execute(
+                "SELECT documents, refs - coalesce(mentions, 0), bytes, started, started, 1 "
+                "FROM source_scans WHERE source = ? AND trusted ORDER BY started DESC LIMIT 1",
+                [source]).fetchone()
         reasons: list[str] = []
+        over_default: list[str] = []
         baseline: dict[str, Any] | None = None
         if base:
-            baseline = dict(zip((*DRIFT_MEASURES, "started"), base[0], strict=True))
-            baseline["started"] = str(baseline["started"])
+            baseline = dict(zip((*DRIFT_MEASURES, "since", "last", "scans"), base, strict=True))
+            baseline["since"], baseline["last"] = str(baseline["since"]), str(baseline["last"])
             for measure in DRIFT_MEASURES:
                 b, n = baseline[measure], new[measure]
                 if b is None or n is None or b <= 0:
                     continue  # unknown, or nothing before: nothing can drop
+                share = (b - n) / b
                 if n == 0:
                     reasons.append(f"{measure} {b} → 0 (returned nothing)")
-                elif (b - n) / b > max_drop:
-                    reasons.append(f"{measure} {b} → {n} (−{(b - n) / b:.0%})")
-        return {"baseline": baseline, "new": new, "reasons": reasons, "max_drop": max_drop}
+                elif share > max_drop:
+                    reasons.append(f"{measure} {b} → {n} (−{share:.0%})")
+                if share > DEFAULT_MAX_DROP:
+                    over_default.append(f"{measure} {b} → {n} (−{share:.0%})")
+        elif new["documents"] == 0 or (new["documents"] is None and new["refs"] == 0):
+            # an empty new root (typo, unmounted volume, renamed source) is not a baseline
+            reasons.append("first scan returned nothing (0 documents)")
+        return {"baseline": baseline, "new": new, "reasons": reasons, "max_drop": max_drop,
+                "max_drop_origin": origin, "over_default": over_default}
 
     # -- remembered sources ------------------------------------------------------------------
 

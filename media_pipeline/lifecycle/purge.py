@@ -53,6 +53,7 @@ class BatchInfo:
     deleting: int = 0
     purged: int = 0
     skipped: int = 0
+    cancelled: int = 0  # restored between the mark and the batch
     errors: int = 0
     bytes_freed: int = 0
 
@@ -70,6 +71,8 @@ class PurgeReport:
     refused_reason: str | None = None
     errors: list[str] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    # marks cancelled before their batch (a concurrent restore): media_id, key, reason
+    cancelled: list[dict[str, Any]] = field(default_factory=list)
     batches: list[BatchInfo] = field(default_factory=list)
     settled: int = 0  # deletes of an interrupted run found done in S3 and recorded
     unsettled: int = 0  # dry run: such deletes waiting for the next real run
@@ -256,11 +259,14 @@ def _sweep_batch(
             return
         marks = catalog.recheck_purge_batch(purge_id, batch, cutoff, horizon)
         skipped = catalog.purge_marks_in(purge_id, batch, "skipped")
-        info = BatchInfo(batch=batch, marked=len(marks) + len(skipped), deleting=len(marks),
-                         skipped=len(skipped))
+        cancelled = catalog.purge_marks_in(purge_id, batch, "cancelled")
+        info = BatchInfo(batch=batch, marked=len(marks) + len(skipped) + len(cancelled),
+                         deleting=len(marks), skipped=len(skipped), cancelled=len(cancelled))
         report.batches.append(info)
         report.skipped += [{"media_id": m["media_id"], "key": m["key"], "reason": m["reason"]}
                            for m in skipped]
+        report.cancelled += [{"media_id": m["media_id"], "key": m["key"],
+                              "reason": m["reason"]} for m in cancelled]
         step("batch_checked", {"batch": batch, "deleting": len(marks),
                                "skipped": len(skipped)})
         outcomes = _delete_in_s3(client, marks, settings.purge_versions)

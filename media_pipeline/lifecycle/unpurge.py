@@ -43,19 +43,20 @@ def unpurge(settings: Settings, client: Any, media_id: str, user: str) -> dict[s
             if status not in ("Enabled", "Suspended"):
                 raise LifecycleError(f"bucket {bucket} is not versioned: the purge of {key} "
                                      "was permanent")
-            found = _versions(client, bucket, key)
-            markers = []
-            for entry in found:  # newest first
-                if not entry["marker"]:
-                    break
-                markers.append(entry["version_id"])
-            hidden = next((e for e in found if not e["marker"]), None)
-            if found and not found[0]["marker"]:
-                raise LifecycleError(f"an object was uploaded at {key} since the purge; "
-                                     "nothing was changed")
-            if hidden is None or hidden["etag"] != _etag(mark["etag"]):
+            found = _versions(client, bucket, key)  # newest first
+            # the version the purge hid: by its version id, else (unrecorded) by its ETag
+            at = next((i for i, e in enumerate(found) if not e["marker"] and (
+                e["version_id"] == mark["version_id"] if mark["version_id"]
+                else e["etag"] == _etag(mark["etag"]))), None)
+            newer = [e for e in found[:len(found) if at is None else at] if not e["marker"]]
+            if newer:  # even if deleted again since: restoring would hide or mix it up
+                raise LifecycleError(f"a newer object was uploaded at {key} since the purge "
+                                     f"(version {newer[0]['version_id']}); nothing was changed")
+            if at is None or found[at]["etag"] != _etag(mark["etag"]):
                 raise LifecycleError(f"the version of {key} the purge hid no longer exists "
                                      "(expired by a lifecycle rule?); nothing was changed")
+            hidden = found[at]
+            markers = [e["version_id"] for e in found[:at]]  # all delete markers
             for version in markers:
                 client.delete_object(Bucket=bucket, Key=key, VersionId=version)
             head = client.head_object(Bucket=bucket, Key=key)

@@ -81,7 +81,12 @@ from urllib.parse import unquote, urlsplit
 
 from media_pipeline.references.document import FORMATS
 from media_pipeline.references.known_keys import KnownKeys
-from media_pipeline.references.mentions import MentionMatcher, UuidFinder, snippet
+from media_pipeline.references.mentions import (
+    MentionMatcher,
+    UuidFinder,
+    mention_views,
+    snippet,
+)
 from media_pipeline.settings import Settings
 
 MAX_KEY_BYTES = 1024
@@ -444,9 +449,18 @@ class ReferenceExtractor:
             if mentions is not None or known_ids is not None:
                 data = plain.encode("utf-8", "surrogatepass")
                 if mentions is not None:
-                    for key, start, end in mentions.find(data):
+                    found = mentions.find(data)
+                    for key, start, end in found:
                         keys.append(("mention", key))
                         snippets.setdefault(key, snippet(data, start, end))
+                    seen = {key for key, _, _ in found}
+                    for view in mention_views(text, plain, data):
+                        encoded = view.encode("utf-8", "surrogatepass")
+                        for key, start, end in mentions.find(encoded):
+                            if key not in seen:
+                                seen.add(key)
+                                keys.append(("mention", key))
+                                snippets.setdefault(key, snippet(encoded, start, end))
                 if known_ids is not None:
                     self._known_ids(data, known_ids, media_ids, snippets)
             results.append((keys, media_ids, fallback, snippets))

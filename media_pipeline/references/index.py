@@ -19,6 +19,7 @@ from typing import Any
 
 from media_pipeline.access import PermissionDenied
 from media_pipeline.catalog import Catalog
+from media_pipeline.catalog.references import DEFAULT_MAX_DROP
 from media_pipeline.pipeline import open_catalog
 from media_pipeline.references.extract import ReferenceExtractor
 from media_pipeline.references.mentions import MentionMatcher
@@ -123,6 +124,8 @@ def scan_source(
                     "text_fallbacks": stats.text_fallbacks,
                 }, run_id=run_id,
                 max_drop=settings.scan_max_drop if source.max_drop is None else source.max_drop,
+                max_drop_origin=("sources file" if source.max_drop is not None else "environment"
+                                 if settings.scan_max_drop != DEFAULT_MAX_DROP else "default"),
                 accepted_by=accepted_by, source_info=info)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)

@@ -48,6 +48,93 @@ def spellings(key: str) -> set[bytes]:
     return {f.encode("utf-8", "surrogatepass") for f in forms if f}
 
 
+# Spellings a browser or renderer resolves but neither the extractor nor ``spellings`` knows:
+# the mention pass also reads normalised copies of the text (:func:`mention_views`).
+_CSS_ESCAPE = re.compile(r"\\(?:([0-9a-fA-F]{1,6})[ \t\n]?|([^\n0-9a-fA-F]))")
+_SLASHES = re.compile(r"[\\/]+")
+_CONTROL = str.maketrans("", "", "\t\r\n")
+# A tab/CR/LF right after a URL-ish run holding a slash: inside a URL, as a browser strips it
+# (prose line breaks mostly follow words without a slash, so most documents are left alone).
+_CONTROL_IN_URL = re.compile(r"(/[^\s\"'<>()]*)[\t\r\n]+")
+_PERCENT_DOT = re.compile(r"%2e", re.IGNORECASE)
+_DOT = re.compile(r"/\.(?=/)")
+_DOT_DOT = re.compile(r"/[^/\s\"'<>()]+/\.\.(?=/)")
+_ODD_BACKSLASH = re.compile(r"\\[^\"\\/nrtu]")  # not one of JSON's everyday escapes
+
+
+# One Vectorscan pass says which plain-text copy is needed (most documents need none).
+_DOT_TRIGGER, _CONTROL_TRIGGER = 0, 1
+_TRIGGER_PATTERNS = (rb"%2e|/\.\.?/", rb"/[^\s\"'<>()]*[\t\r\n]")
+_trigger_db: Any = None
+
+
+def _triggers(data: bytes) -> set[int]:
+    global _trigger_db
+    if _trigger_db is None:  # compiled in each process: it does not pickle
+        import hyperscan
+
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        db.compile(expressions=list(_TRIGGER_PATTERNS), ids=[0, 1], elements=2,
+                   flags=[hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH] * 2)
+        _trigger_db = db
+    found: set[int] = set()
+
+    def on_match(index: int, start: int, end: int, flags: int, context: Any) -> None:
+        found.add(index)
+
+    _trigger_db.scan(data, match_event_handler=on_match)
+    return found
+
+
+def _css_char(m: re.Match[str]) -> str:
+    if m.group(2) is not None:
+        return m.group(2)  # CSS \: or Markdown \_ : the character itself
+    point = int(m.group(1), 16)
+    return chr(point) if 0 < point <= 0x10FFFF and not 0xD800 <= point <= 0xDFFF else "\ufffd"
+
+
+def _dots(text: str) -> str:
+    """``%2e`` decoded, then dot segments resolved (``/a/../b`` → ``/b``)."""
+    if "%2e" in text or "%2E" in text:
+        text = _PERCENT_DOT.sub(".", text)
+    if "/./" in text or "/../" in text:
+        for _ in range(8):  # /a/b/../../c: one level per round
+            resolved = _DOT_DOT.sub("", _DOT.sub("", text))
+            if resolved == text:
+                break
+            text = resolved
+    return text
+
+
+def mention_views(text: str, plain: str, data: bytes | None = None) -> list[str]:
+    """Copies of a document to match mentions in besides ``plain`` (its unescaped text, where
+    ``&#9;`` and ``&NewLine;`` are already decoded): only those that differ, made only when the
+    text holds what they undo. From ``plain``: tab/CR/LF inside URLs removed, ``%2e`` decoded
+    and dot segments resolved. From the raw ``text``, when it has backslashes JSON would not
+    write: backslashes read as slashes (``http://host\\media\\a.png``), and CSS escapes decoded
+    (``\\63 ``, ``\\:``; Markdown's ``\\_``, ``\\(`` too), each with entities decoded and tab/
+    CR/LF removed. ``data``: ``plain`` as UTF-8, if at hand. A false mention is a cheap keep."""
+    views: list[str] = []
+    view = plain
+    found = _triggers(plain.encode("utf-8", "surrogatepass") if data is None else data)
+    if _CONTROL_TRIGGER in found:
+        for _ in range(4):  # one control run per URL and round
+            stripped = _CONTROL_IN_URL.sub(r"\1", view)
+            if stripped == view:
+                break
+            view = stripped
+    if _DOT_TRIGGER in found:
+        view = _dots(view)
+    if view != plain:
+        views.append(view)
+    if "\\" in text and _ODD_BACKSLASH.search(text):
+        for raw in (_SLASHES.sub("/", text), _CSS_ESCAPE.sub(_css_char, text)):
+            raw = _dots(html.unescape(raw).translate(_CONTROL))
+            if raw != plain and raw not in views:
+                views.append(raw)
+    return views
+
+
 def snippet(data: bytes, start: int, end: int) -> str:
     """A short excerpt around ``data[start:end]``, whitespace collapsed."""
     text = data[max(0, start - SNIPPET_BYTES):end + SNIPPET_BYTES].decode("utf-8", "replace")

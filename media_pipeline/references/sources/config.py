@@ -21,10 +21,16 @@ import sqlalchemy
 import yaml
 from sqlalchemy.exc import ArgumentError
 
+from media_pipeline.catalog.references import API_SOURCE
 from media_pipeline.redaction import UnsafeUrl, check_database_url, parse_database_url
 from media_pipeline.references.document import FORMATS
 from media_pipeline.references.sources.base import ContentSource
-from media_pipeline.references.sources.files import CONTENT_TYPE_FROM, DEFAULT_GLOBS, FilesSource
+from media_pipeline.references.sources.files import (
+    CONTENT_TYPE_FROM,
+    DEFAULT_GLOBS,
+    FOLLOW_LINKS,
+    FilesSource,
+)
 from media_pipeline.references.sources.http import HttpSource
 from media_pipeline.references.sources.sql import SqlSource
 from media_pipeline.settings import Settings, absolute
@@ -260,6 +266,7 @@ def _files(f: _Fields, name: str, enabled: bool, base_dir: Path) -> FilesSource 
     content_type_from = f.choice("content_type_from", CONTENT_TYPE_FROM)
     encoding = f.string("encoding", default="utf-8")
     max_file_bytes = f.positive("max_file_bytes", 64 * 1024 * 1024)
+    follow_links = f.choice("follow_links", FOLLOW_LINKS) or "inside"
     if content_type is None and f.raw.get("content_type_from") is None:
         f.error(None, "give 'content_type' or 'content_type_from'")
     try:
@@ -273,7 +280,8 @@ def _files(f: _Fields, name: str, enabled: bool, base_dir: Path) -> FilesSource 
     return FilesSource(name, path if path.is_absolute() else absolute(base_dir / path), globs=globs,
                        exclude=exclude, content_type=content_type,
                        content_type_from=content_type_from, encoding=encoding,
-                       max_file_bytes=max_file_bytes, enabled=enabled)
+                       max_file_bytes=max_file_bytes, follow_links=follow_links,
+                       enabled=enabled)
 
 
 def _http(f: _Fields, name: str, enabled: bool, base_dir: Path) -> HttpSource | None:
@@ -449,6 +457,8 @@ def _source(raw: Any, index: int, origin: str, base_dir: Path, env: Mapping[str,
         if not NAME_PATTERN.fullmatch(name):
             f.error("name", "may hold letters, digits, '_', '.', '-' and must start with a "
                             "letter or digit")
+        if name == API_SOURCE:
+            f.error("name", f"{API_SOURCE!r} is reserved for references added through the API")
         if name in names:
             f.error("name", f"duplicate name: source #{names[name]} is also called {name!r}")
         names.setdefault(name, index)

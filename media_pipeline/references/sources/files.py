@@ -1,8 +1,9 @@
 """A folder of files as a content source: an exported site, a docs tree, JSON dumps.
 
 The content id is the file's path relative to the root (POSIX separators), so the same file has
-the same id on every machine. Symlinks that lead outside the root are not followed: a source
-scans its own folder, never whatever a link points to.
+the same id on every machine. A symlinked file that leads outside the root is not read. A
+symlinked folder inside the root is followed (each folder once: no loops); one that leads outside
+fails the scan unless ``follow_links="outside"`` (skipping it would drop its pages silently).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ FORMAT_BY_EXTENSION = {
     ".txt": "text",
 }
 CONTENT_TYPE_FROM = ("parent_dir",)
+# Symlinked folders followed: "inside" the root only (one leading outside fails the scan), or
+# "outside" too.
+FOLLOW_LINKS = ("inside", "outside")
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -87,6 +91,7 @@ class FilesSource(ContentSource):
         content_type_from: str | None = None,
         encoding: str = "utf-8",
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        follow_links: str = "inside",
         enabled: bool = True,
     ) -> None:
         super().__init__(name, enabled=enabled)
@@ -96,6 +101,9 @@ class FilesSource(ContentSource):
             raise ValueError(f"content_type_from must be one of {', '.join(CONTENT_TYPE_FROM)}")
         if not globs:
             raise ValueError("globs must not be empty")
+        if follow_links not in FOLLOW_LINKS:
+            raise ValueError(f"follow_links must be one of {', '.join(FOLLOW_LINKS)}")
+        self.follow_links = follow_links
         self.root = Path(root)
         self.globs = tuple(globs)
         self.patterns = tuple(glob_regex(g) for g in globs)
@@ -120,20 +128,45 @@ class FilesSource(ContentSource):
                 yield document
 
     def _matching_paths(self, root: Path) -> Iterator[str]:
-        def fail(error: OSError) -> None:
-            # os.walk skips unreadable or vanished folders unless told otherwise; a skipped
-            # folder would be an incomplete scan that looks complete.
-            raise SourceError(self.name, f"cannot list {error.filename}: {error.strerror}")
+        # Each real folder once, by device and inode: a link loop is not walked forever.
+        seen: set[tuple[int, int]] = set()
+        yield from self._walk(root, root, Path(), seen)
 
-        for folder, dirs, files in os.walk(root, onerror=fail, followlinks=False):
-            base = Path(folder).relative_to(root)
-            # Excluded folders are not even listed (node_modules, .git can be large).
-            dirs[:] = sorted(d for d in dirs if not self._is_excluded((base / d).as_posix()))
-            for filename in sorted(files):
-                relative = (base / filename).as_posix()
+    def _walk(self, root: Path, folder: Path, base: Path, seen: set[tuple[int, int]]
+              ) -> Iterator[str]:
+        try:
+            status = folder.stat()
+            if (status.st_dev, status.st_ino) in seen:
+                return
+            seen.add((status.st_dev, status.st_ino))
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as error:
+            # A skipped folder would be an incomplete scan that looks complete.
+            raise SourceError(self.name, f"cannot list {error.filename or folder}: "
+                                         f"{error.strerror}") from None
+        dirs: list[os.DirEntry[str]] = []
+        for entry in entries:
+            relative = (base / entry.name).as_posix()
+            try:
+                is_dir = entry.is_dir()  # follows a symlink
+            except OSError:
+                is_dir = False
+            if not is_dir:
                 if any(p.fullmatch(relative) for p in self.patterns) \
                         and not self._is_excluded(relative):
                     yield relative
+            elif not self._is_excluded(relative):  # excluded folders are not even listed
+                dirs.append(entry)
+        for entry in dirs:
+            path = Path(entry.path)
+            if entry.is_symlink():
+                target = path.resolve()
+                if not target.is_relative_to(root) and self.follow_links != "outside":
+                    raise SourceError(self.name, f"{(base / entry.name).as_posix()} is a "
+                                      f"symlinked folder leading outside the root ({target}); "
+                                      "set follow_links: outside to scan it, or exclude it")
+            yield from self._walk(root, path, base / entry.name, seen)
 
     def _is_excluded(self, relative: str) -> bool:
         return any(p.fullmatch(relative) for p in self.excluded)
@@ -145,7 +178,8 @@ class FilesSource(ContentSource):
         try:
             if path.is_symlink():
                 target = path.resolve()
-                if not target.is_relative_to(root) or not target.exists():
+                if not target.exists() or not (target.is_relative_to(root)
+                                               or self.follow_links == "outside"):
                     log.warning("content source %r: not following %s, it leads outside the "
                                 "root or nowhere", self.name, relative)
                     return None
