@@ -26,6 +26,23 @@ FRAGMENT_SCHEMA = pa.schema([(name, pa.string()) for name in
                              ("content_type", "content_id", "bucket", "key", "media_id", "form")])
 
 
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a CLI test on ``settings``: its catalog and bucket, ADMIN as the global
+    admin, purges possible at once (no retention, no share cap), no sources unless in ``extra``."""
+    return {
+        "MEDIA_PIPELINE_HOME": str(settings.home),
+        "AWS_S3_ENDPOINT_URL": settings.endpoint_url or "",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_STORAGE_BUCKET_NAME": settings.bucket,
+        "MEDIA_PIPELINE_ADMINS": ADMIN,
+        "MEDIA_PIPELINE_RETENTION_DAYS": "0",
+        "MEDIA_PIPELINE_PURGE_MAX_SHARE": "1",
+        "MEDIA_PIPELINE_SOURCES": "",
+        **extra,
+    }
+
+
 def catalog_files(settings: Settings, client: Any, keys: Iterable[str], *,
                   fingerprint: bool = True) -> dict[str, str]:
     """Upload a small text file per key, inventory and (unless told not to) fingerprint them,

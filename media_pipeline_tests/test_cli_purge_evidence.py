@@ -26,6 +26,7 @@ from media_pipeline_tests.lifecycle_helpers import (
     EDITOR,
     add_member,
     catalog_files,
+    cli_env,
     object_keys,
 )
 
@@ -51,17 +52,9 @@ def write_sources(tmp_path: Path, source: dict[str, Any]) -> Path:
 def env(settings: Settings, s3_client: Any) -> dict[str, str]:
     catalog_files(settings, s3_client, [USED, OTHER])
     add_member(settings, "blog", EDITOR, "editor")
-    return {
-        "MEDIA_PIPELINE_HOME": str(settings.home),
-        "AWS_S3_ENDPOINT_URL": settings.endpoint_url or "",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_STORAGE_BUCKET_NAME": settings.bucket,
-        "AWS_S3_CUSTOM_DOMAIN": PUBLIC,
-        "MEDIA_PIPELINE_ADMINS": ADMIN,
-        "MEDIA_PIPELINE_RETENTION_DAYS": "0",
-        "MEDIA_PIPELINE_PURGE_MAX_SHARE": "1",
-    }
+    env = cli_env(settings, AWS_S3_CUSTOM_DOMAIN=PUBLIC)
+    del env["MEDIA_PIPELINE_SOURCES"]  # each test names its own
+    return env
 
 
 def media_id(settings: Settings, key: str) -> str:

@@ -15,23 +15,14 @@ from media_pipeline_tests.lifecycle_helpers import (
     EDITOR,
     add_member,
     catalog_files,
+    cli_env,
     object_keys,
 )
 
 
 @pytest.fixture
 def env(settings: Settings) -> dict[str, str]:
-    return {
-        "MEDIA_PIPELINE_HOME": str(settings.home),
-        "AWS_S3_ENDPOINT_URL": settings.endpoint_url or "",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_STORAGE_BUCKET_NAME": settings.bucket,
-        "MEDIA_PIPELINE_ADMINS": ADMIN,
-        "MEDIA_PIPELINE_RETENTION_DAYS": "0",
-        "MEDIA_PIPELINE_PURGE_MAX_SHARE": "1",
-        "MEDIA_PIPELINE_SOURCES": "",
-    }
+    return cli_env(settings)
 
 
 @pytest.fixture
