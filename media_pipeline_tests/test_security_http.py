@@ -80,7 +80,7 @@ def test_a_redirect_to_another_origin_is_refused(servers: tuple[Recorder, Record
 
 
 def test_allowed_origins_are_checked_in_the_sources_file() -> None:
-    text = ("sources:\n  - {name: api, type: http, url: 'https://cms.example.com/items', "
+    text = ("sources:\n  - {name: cms-api, type: http, url: 'https://cms.example.com/items', "
             "items: data, id_field: id, text_fields: [body], content_type: webpage, "
             "next: next, allowed_origins: ['https://cdn.example.com/path']}\n")
     with pytest.raises(SourceConfigError, match="must be scheme://host"):
