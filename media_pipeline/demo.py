@@ -179,10 +179,7 @@ def _purged_keys(settings: Settings) -> set[str]:
     if not settings.catalog_path.exists():
         return set()
     with Catalog.open(settings.catalog_path) as catalog:
-        rows = catalog.con.execute(
-            "SELECT key FROM media_files WHERE bucket = ? AND status = 'purged'",
-            [settings.bucket]).fetchall()
-    return {str(r[0]) for r in rows}
+        return catalog.purged_keys(settings.bucket)
 
 
 def _put_back_uploads(settings: Settings, client: Any) -> int:

@@ -121,6 +121,12 @@ class ApplicationSQL:
 
     # -- media files -----------------------------------------------------------------------------
 
+    def purged_keys(self, bucket: str) -> set[str]:
+        """Keys of ``bucket`` whose files were purged."""
+        rows = self.con.execute("SELECT key FROM media_files WHERE bucket = ? AND "
+                                "status = 'purged'", [bucket]).fetchall()
+        return {str(r[0]) for r in rows}
+
     def media_row(self, media_id: str) -> dict[str, Any] | None:
         # All rows, not fetchone(): a pending result keeps a transaction open, and the lifecycle
         # reads this row before it waits for a purge (whose checkpoint would then fail).

@@ -242,24 +242,18 @@ class HttpSource(ContentSource):
             n = len(items)
             read += n
             if self.total:
-                this_total = self._count(body, self.total, count, "total")
-                if total is not None and this_total != total:
-                    raise SourceError(self.name, f"page {count}: the total changed from {total} "
-                                                 f"to {this_total} during the read")
-                total = this_total
+                total = self._steady_count(body, self.total, count, "total", total)
+            if self.total_pages:
+                total_pages = self._steady_count(body, self.total_pages, count, "total_pages",
+                                                 total_pages)
             yield count, url, items
             if self.page_param:
-                done = self._page_param_end(body, count, page_number, n, read, total)
+                done = self._page_param_end(body, count, page_number, n, read, total,
+                                            total_pages)
                 if n == 0 and not done:
                     raise SourceError(self.name, f"page {count} is empty but the API says "
                                                  "there is more: an API that stopped early is "
                                                  "not the end")
-                if self.total_pages:
-                    pages = self._count(body, self.total_pages, count, "total_pages")
-                    if total_pages is not None and pages != total_pages:
-                        raise SourceError(self.name, f"page {count}: total_pages changed from "
-                                                     f"{total_pages} to {pages}")
-                    total_pages = pages
                 if done:
                     break
                 page_number += 1
@@ -282,8 +276,17 @@ class HttpSource(ContentSource):
         if total is not None and read != total:
             raise SourceError(self.name, f"read {read} items, the API says {total}")
 
+    def _steady_count(self, body: Any, path: str, number: int, what: str,
+                      previous: int | None) -> int:
+        """The count at ``path``, which must stay what earlier pages said."""
+        value = self._count(body, path, number, what)
+        if previous is not None and value != previous:
+            raise SourceError(self.name, f"page {number}: the {what} changed from {previous} to "
+                                         f"{value} during the read")
+        return value
+
     def _page_param_end(self, body: Any, number: int, page: int, n: int, read: int,
-                        total: int | None) -> bool:
+                        total: int | None, total_pages: int | None) -> bool:
         """Whether this page is the last one, by the configured end signal."""
         if self.has_more:
             more = dotted(body, self.has_more)
@@ -292,9 +295,8 @@ class HttpSource(ContentSource):
                                              f"is {'missing' if more is _MISSING else repr(more)}"
                                              ", not true/false")
             return not more
-        if self.total_pages:
-            pages = self._count(body, self.total_pages, number, "total_pages")
-            return page >= self.first_page + pages - 1
+        if total_pages is not None:
+            return page >= self.first_page + total_pages - 1
         if total is not None:
             return read >= total
         return n == 0  # end: empty_page
