@@ -10,6 +10,11 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
+from media_pipeline.errors import (
+    InvalidInput,
+    PermissionDenied,  # noqa: F401
+)
+
 if TYPE_CHECKING:
     from media_pipeline.catalog import Catalog
     from media_pipeline.settings import Settings
@@ -27,15 +32,11 @@ class Role(IntEnum):
         try:
             return cls[name.strip().upper()]
         except KeyError:
-            raise ValueError(
+            raise InvalidInput(
                 f"unknown role {name!r}: use viewer, editor or admin") from None
 
     def __str__(self) -> str:
         return self.name.lower()
-
-
-class PermissionDenied(PermissionError):
-    """The user lacks the role an action needs; nothing was changed."""
 
 
 def role_of(catalog: Catalog, settings: Settings, namespace: str, user: str) -> Role | None:

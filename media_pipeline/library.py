@@ -65,6 +65,13 @@ from media_pipeline.access import (
     require_see,
 )
 from media_pipeline.catalog import Catalog
+from media_pipeline.errors import (  # noqa: F401
+    Conflict,
+    InvalidInput,
+    MediaUnavailable,
+    UnknownMedia,
+    ValidationFailed,
+)
 from media_pipeline.fingerprint.metadata import (
     ContentInfo,
     InspectLimits,
@@ -93,41 +100,6 @@ MAX_TAG_LENGTH = 100
 MAX_NAME_LENGTH = 200
 # Statuses whose object is there and validated: the only ones that get URLs.
 SERVABLE = frozenset({"active", "deleted"})
-
-
-class ValidationFailed(ValueError):
-    """The upload was refused for its content (the reason says why); nothing was stored."""
-
-    def __init__(self, reason: str, filename: str) -> None:
-        super().__init__(f"{filename}: {reason}")
-        self.reason = reason
-        self.filename = filename
-
-
-class UnknownMedia(lifecycle.UnknownMedia):
-    """No file (or collection, or namespace) with this id/name in the catalog.
-
-    A subclass of the lifecycle's error, so ``except lifecycle.UnknownMedia`` catches both;
-    the library raises only this one.
-    """
-
-    def __init__(self, message: str, media_id: str | None = None) -> None:
-        LookupError.__init__(self, message)
-        self.media_id = media_id or ""
-
-
-@contextlib.contextmanager
-def _library_errors() -> Iterator[None]:
-    try:
-        yield
-    except UnknownMedia:
-        raise
-    except lifecycle.UnknownMedia as exc:
-        raise UnknownMedia(str(exc), exc.media_id) from None
-
-
-class MediaUnavailable(ValueError):
-    """The file exists in the catalog but cannot be served (quarantined, purged, missing...)."""
 
 
 @dataclass(frozen=True)
@@ -211,7 +183,7 @@ def upload_key(namespace: str, filename: str, user: str, sha256: str) -> str:
 
 def _check_visibility(visibility: str) -> str:
     if visibility not in VISIBILITIES:
-        raise ValueError(f"visibility must be public, internal or private, got {visibility!r}")
+        raise InvalidInput(f"visibility must be public, internal or private, got {visibility!r}")
     return visibility
 
 
@@ -225,11 +197,11 @@ def _clean_name(value: str, what: str, limit: int) -> str:
     """A tag or collection name: trimmed, inner whitespace collapsed, no control characters."""
     name = " ".join(str(value).split())
     if not name:
-        raise ValueError(f"{what} must not be empty")
+        raise InvalidInput(f"{what} must not be empty")
     if len(name) > limit:
-        raise ValueError(f"{what} is longer than {limit} characters")
+        raise InvalidInput(f"{what} is longer than {limit} characters")
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise ValueError(f"{what} must not contain control characters")
+        raise InvalidInput(f"{what} must not contain control characters")
     return name
 
 
@@ -333,7 +305,7 @@ class MediaLibrary:
                     "a global admin (MEDIA_PIPELINE_ADMINS) can create it now") from None
         with self._writing() as catalog, catalog.transaction():
             if catalog.namespace_info(name) is not None:
-                raise ValueError(f"namespace {name!r} already exists")
+                raise Conflict(f"namespace {name!r} already exists")
             claimed = (name == DEFAULT_NAMESPACE or in_bucket
                        or catalog.namespace_has_objects(name))
             if claimed and not admin:
@@ -352,13 +324,13 @@ class MediaLibrary:
         new_role = role if isinstance(role, Role) else Role.parse(role)
         member = str(user_id or "").strip()
         if not member:
-            raise ValueError("the member's user id must not be empty")
+            raise InvalidInput("the member's user id must not be empty")
         with self._writing() as catalog, catalog.transaction():
             self._namespace(catalog, namespace)
             self._require(catalog, namespace, user, Role.ADMIN, "add members")
             before = catalog.upsert_member(namespace, member, str(new_role), user)
             if before == "admin" and new_role < Role.ADMIN and catalog.admin_count(namespace) == 0:
-                raise ValueError(f"{member!r} is the last admin of {namespace!r}: add another "
+                raise Conflict(f"{member!r} is the last admin of {namespace!r}: add another "
                                  "admin first")
             catalog.record_audit(user, "member.add", None, {
                 "namespace": namespace, "user_id": member, "role": str(new_role),
@@ -373,7 +345,7 @@ class MediaLibrary:
             if before is None:
                 raise UnknownMedia(f"{user_id!r} is not a member of {namespace!r}")
             if before == "admin" and catalog.admin_count(namespace) == 0:
-                raise ValueError(f"{user_id!r} is the last admin of {namespace!r}: add another "
+                raise Conflict(f"{user_id!r} is the last admin of {namespace!r}: add another "
                                  "admin first")
             catalog.record_audit(user, "member.remove", None,
                                  {"namespace": namespace, "user_id": user_id, "role": before})
@@ -408,7 +380,7 @@ class MediaLibrary:
             _check_visibility(visibility)
         filename = os.path.basename(str(filename).replace("\\", "/"))
         if not filename:
-            raise ValueError("a file name is required")
+            raise InvalidInput("a file name is required")
         safe_filename(filename)  # a name that cannot become a key fails before any work
         with self._reading() as catalog:
             info = self._namespace(catalog, namespace)
@@ -436,7 +408,7 @@ class MediaLibrary:
             if previous is not None and previous["status"] not in ("missing", "purged"):
                 # Same name and content as a file that is still here (deleted or quarantined):
                 # writing the key again would change that file's object under it.
-                raise ValueError(
+                raise Conflict(
                     f"{filename}: the same file is already at {key} (status "
                     f"{previous['status']}); restore it instead of uploading it again")
             checked.spool.seek(0)
@@ -563,21 +535,21 @@ class MediaLibrary:
         """
         method = method.upper()
         if method not in ("POST", "PUT"):
-            raise ValueError(f"method must be POST or PUT, got {method!r}")
+            raise InvalidInput(f"method must be POST or PUT, got {method!r}")
         filename = os.path.basename(str(filename).replace("\\", "/"))
         if not filename:
-            raise ValueError("a file name is required")
+            raise InvalidInput("a file name is required")
         safe_filename(filename)
         mime = content_type.split(";")[0].strip().lower()
         if mime not in self.settings.allowed_mime_types:
-            raise ValueError(f"type {mime} not allowed")
+            raise InvalidInput(f"type {mime} not allowed")
         mismatch = check_extension(filename, mime)
         if mismatch:
-            raise ValueError(mismatch)
+            raise InvalidInput(mismatch)
         if not isinstance(size, int) or size <= 0:
-            raise ValueError("size must be a positive number of bytes")
+            raise InvalidInput("size must be a positive number of bytes")
         if size > self.settings.max_file_size:
-            raise ValueError(f"size {_format_size(size)} over the "
+            raise InvalidInput(f"size {_format_size(size)} over the "
                              f"{_format_size(self.settings.max_file_size)} limit")
         with self._writing() as catalog, catalog.transaction():
             self._namespace(catalog, namespace)
@@ -707,7 +679,7 @@ class MediaLibrary:
             self._namespace(catalog, namespace)
             self._require(catalog, namespace, user, Role.EDITOR, "create collections")
             if catalog.collection_named(namespace, title) is not None:
-                raise ValueError(f"namespace {namespace!r} already has a collection {title!r}")
+                raise Conflict(f"namespace {namespace!r} already has a collection {title!r}")
             collection_id = catalog.insert_collection(namespace, title, visibility, user)
             catalog.record_audit(user, "collection.create", None, {
                 "collection_id": collection_id, "namespace": namespace, "name": title,
@@ -725,14 +697,14 @@ class MediaLibrary:
                                          "change this collection")
             media = self._media(catalog, media_id)
             if media.namespace != coll["namespace"]:
-                raise ValueError(f"{media_id} is in namespace {media.namespace!r}, the "
+                raise InvalidInput(f"{media_id} is in namespace {media.namespace!r}, the "
                                  f"collection in {coll['namespace']!r}")
             self._require_see(catalog, media, user, "add this file to a collection")
             if media.status in ("purged", "missing"):
                 raise MediaUnavailable(f"{media_id} is {media.status}")
             ids = catalog.collection_item_ids(coll["collection_id"])
             if media.media_id in ids:
-                raise ValueError(f"{media_id} is already in the collection")
+                raise Conflict(f"{media_id} is already in the collection")
             at = len(ids) if position is None else max(0, min(int(position), len(ids)))
             ids.insert(at, media.media_id)
             catalog.write_collection_order(coll["collection_id"], ids,
@@ -763,7 +735,7 @@ class MediaLibrary:
             current = catalog.collection_item_ids(coll["collection_id"])
             wanted = [str(m) for m in media_ids]
             if sorted(wanted) != sorted(current):
-                raise ValueError("reorder must list every item of the collection exactly once "
+                raise InvalidInput("reorder must list every item of the collection exactly once "
                                  f"({len(current)} items, {len(wanted)} given)")
             catalog.write_collection_order(coll["collection_id"], wanted)
             catalog.record_audit(user, "collection.reorder", None,
@@ -803,7 +775,7 @@ class MediaLibrary:
     def add_reference(self, media_id: str, content_type: str, content_id: str,
                       user: str) -> bool:
         """Record that content uses the file (editor). False if the API had it already."""
-        with _library_errors(), self._writing() as catalog:
+        with self._writing() as catalog:
             return lifecycle.add_reference(catalog, self.settings, media_id, content_type,
                                            content_id, _check_user(user))
 
@@ -811,34 +783,34 @@ class MediaLibrary:
                          user: str) -> bool:
         """Remove an API reference (editor). References found by scans go when the content
         stops using the file."""
-        with _library_errors(), self._writing() as catalog:
+        with self._writing() as catalog:
             return lifecycle.remove_reference(catalog, self.settings, media_id, content_type,
                                               content_id, _check_user(user))
 
     def get_references(self, media_id: str, user: str) -> dict[str, list[str]]:
         """Where the file is used: ``{"webpage": ["123", "456"], "blog_post": ["789"]}``, for
         a user who may see the file."""
-        with _library_errors(), self._reading() as catalog:
+        with self._reading() as catalog:
             return lifecycle.references(catalog, self.settings, media_id, _check_user(user))
 
     def delete(self, media_id: str, user: str, *, force: bool = False) -> bool:
         """Soft-delete; False (and nothing changes) while the file is referenced. ``force``
         deletes a referenced file anyway and needs admin; the object stays in S3 (its URLs
         keep working) until a purge, which never removes a referenced file."""
-        with _library_errors(), self._writing() as catalog:
+        with self._writing() as catalog:
             return lifecycle.delete(catalog, self.settings, media_id, _check_user(user),
                                     force=force).deleted
 
     def delete_outcome(self, media_id: str, user: str, *,
                        force: bool = False) -> lifecycle.DeleteOutcome:
         """Like :meth:`delete`, with the references that refused it."""
-        with _library_errors(), self._writing() as catalog:
+        with self._writing() as catalog:
             return lifecycle.delete(catalog, self.settings, media_id, _check_user(user),
                                     force=force)
 
     def restore(self, media_id: str, user: str) -> None:
         """Undo a soft delete (editor); cancels a pending purge of the file."""
-        with _library_errors(), self._writing() as catalog:
+        with self._writing() as catalog:
             lifecycle.restore(catalog, self.settings, media_id, _check_user(user))
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from media_pipeline.errors import SettingsError  # noqa: F401
+
 EMBEDDED_S3_HOST = "127.0.0.1"
 EMBEDDED_S3_PORT = 9100
 DEFAULT_BUCKET = "media"
@@ -38,10 +40,6 @@ AWS_CREDENTIAL_VARIABLES = (
 )
 SECRET_FIELDS = frozenset({"access_key_id", "secret_access_key", "session_token",
                            "ai_service_api_key"})
-
-
-class SettingsError(ValueError):
-    """A setting has a value we cannot use; the message names the variable."""
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -27,17 +27,10 @@ import duckdb
 from media_pipeline.catalog.application import ApplicationSQL
 from media_pipeline.catalog.migrations import LATEST_VERSION, MIGRATIONS
 from media_pipeline.catalog.references import ReferenceSQL
+from media_pipeline.errors import CatalogError, CatalogLockTimeout  # noqa: F401
 from media_pipeline.records import PendingObject
 
 LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
-
-
-class CatalogError(RuntimeError):
-    """The catalog cannot do what was asked; the message says why."""
-
-
-class CatalogLockTimeout(CatalogError):
-    """Another process held the catalog for longer than we were willing to wait."""
 
 
 def _is_lock_error(exc: BaseException) -> bool:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from media_pipeline.errors import Refused
+
 # A file no reference points at, in the table itself (not only the counter).
 UNREFERENCED = (
     "m.reference_count = 0 AND NOT EXISTS "
@@ -45,7 +47,7 @@ PURGE_BLOCKER = f"""CASE
 PURGE_EXCLUSION = threading.RLock()
 
 
-class OverCap(Exception):
+class OverCap(Refused):
     """More files were marked than the purge's cap allows; the marks were rolled back."""
 
     def __init__(self, count: int) -> None:

@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from media_pipeline.access import Role, require_role
 from media_pipeline.catalog import Catalog
-from media_pipeline.lifecycle.errors import LifecycleError, UnknownMedia
+from media_pipeline.errors import LifecycleError, UnknownMedia
 from media_pipeline.lifecycle.purge import _etag, _purge_lock
 from media_pipeline.settings import Settings
 
@@ -26,7 +26,7 @@ def unpurge(settings: Settings, client: Any, media_id: str, user: str) -> dict[s
         with Catalog.open(settings.catalog_path) as catalog:
             state = catalog.media_state(media_id)
             if state is None:
-                raise UnknownMedia(media_id)
+                raise UnknownMedia.of(media_id)
             require_role(catalog, settings, state["namespace"], user, Role.ADMIN,
                          "unpurge files")
             if state["status"] != "purged":
