@@ -69,6 +69,7 @@ from media_pipeline.errors import (  # noqa: F401
     Conflict,
     InvalidInput,
     MediaUnavailable,
+    Refused,
     UnknownMedia,
     ValidationFailed,
 )
@@ -139,6 +140,20 @@ class MediaFile:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class References:
+    """Where a file is used: ``referenced_in`` in the seed's shape ``{"webpage": ["123"]}``, and
+    one row per reference (content, source, how it was found, the text around a mention)."""
+
+    media_id: str
+    referenced_in: dict[str, list[str]]
+    rows: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def reference_count(self) -> int:
+        return sum(len(ids) for ids in self.referenced_in.values())
 
 
 @dataclass(frozen=True)
@@ -812,6 +827,39 @@ class MediaLibrary:
         """Undo a soft delete (editor); cancels a pending purge of the file."""
         with self._writing() as catalog:
             lifecycle.restore(catalog, self.settings, media_id, _check_user(user))
+
+    def reference_details(self, media_id: str, user: str) -> References:
+        """Where the file is used and how each reference was found, for a user who may see the
+        file. Read from the analysts' published snapshot: never waits for a running pipeline."""
+        _check_user(user)
+        with Catalog.open_snapshot(self.settings.snapshot_path,
+                                   self.settings.catalog_path) as catalog:
+            found = lifecycle.references(catalog, self.settings, media_id, user)
+            rows = catalog.reference_rows(media_id)
+        return References(media_id=media_id, referenced_in=found, rows=tuple(rows))
+
+    def unpurge(self, media_id: str, user: str) -> dict[str, Any]:
+        """Bring a purged file back while a versioned bucket still holds it (admin of its
+        namespace); returns the key, the version restored and the delete markers removed."""
+        return lifecycle.unpurge(self.settings, self.storage.client, media_id, _check_user(user))
+
+    def retire_source(self, name: str, user: str, reason: str | None = None) -> dict[str, Any]:
+        """Forget a content source whose content is gone (a global admin): its scanned
+        references go and purges stop waiting for it. Refused while it is configured and
+        enabled."""
+        _check_user(user)
+        if user not in self.settings.admins:
+            raise PermissionDenied(f"{user} may not retire a content source: only admins "
+                                   "(MEDIA_PIPELINE_ADMINS) may")
+        if name in lifecycle.enabled_source_names(self.settings):
+            raise Conflict(f"content source {name} is configured and enabled in "
+                           f"{self.settings.content_sources}; remove it (or set enabled: "
+                           "false) before retiring it")
+        with self._writing() as catalog:
+            try:
+                return catalog.retire_source(name, user, reason)
+            except ValueError as exc:  # never scanned, or retired already
+                raise Refused(str(exc)) from None
 
 
 def row_fields(row: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from media_pipeline.access import PermissionDenied
-from media_pipeline.cli.output import console, fail, friendly_errors, require_s3
+from media_pipeline.cli.output import console, fail, friendly_errors, library, require_s3
 from media_pipeline.lifecycle import PurgeReport, enabled_source_names
 from media_pipeline.settings import Settings
 
@@ -41,12 +41,7 @@ def refs() -> None:
 @friendly_errors
 def refs_add(media_id: str, content_type: str, content_id: str, user: str) -> None:
     """Record that CONTENT_TYPE CONTENT_ID (e.g. webpage 123) uses the file."""
-    from media_pipeline.lifecycle import add_reference
-    from media_pipeline.pipeline import open_catalog
-
-    settings = Settings.from_env()
-    with open_catalog(settings) as catalog:
-        added = add_reference(catalog, settings, media_id, content_type, content_id, user)
+    added = library().add_reference(media_id, content_type, content_id, user)
     console.print(Text(f"{'added' if added else 'already recorded'}: {content_type} "
                        f"{content_id} uses {media_id}"))
 
@@ -59,16 +54,12 @@ def refs_add(media_id: str, content_type: str, content_id: str, user: str) -> No
 @friendly_errors
 def refs_remove(media_id: str, content_type: str, content_id: str, user: str) -> None:
     """Remove a reference added through the API (scanned ones follow the content)."""
-    from media_pipeline.lifecycle import references, remove_reference
-    from media_pipeline.pipeline import open_catalog
-
-    settings = Settings.from_env()
-    with open_catalog(settings) as catalog:
-        removed = remove_reference(catalog, settings, media_id, content_type, content_id, user)
-        try:  # where else the file is used is shown only to those who may see it
-            left = references(catalog, settings, media_id, user)
-        except PermissionDenied:
-            left = {}
+    lib = library()
+    removed = lib.remove_reference(media_id, content_type, content_id, user)
+    try:  # where else the file is used is shown only to those who may see it
+        left = lib.get_references(media_id, user)
+    except PermissionDenied:
+        left = {}
     if not removed:
         fail(f"no API reference {content_type} {content_id} on {media_id}"
              + (f" (the file is still referenced: {_describe(left)})" if left else ""))
@@ -82,14 +73,8 @@ def refs_remove(media_id: str, content_type: str, content_id: str, user: str) ->
 @friendly_errors
 def refs_show(media_id: str, user: str, as_json: bool) -> None:
     """The file's references in the seed's shape {"webpage": ["123"], ...} and their count."""
-    from media_pipeline.catalog import Catalog
-    from media_pipeline.lifecycle import references
-
-    settings = Settings.from_env()
-    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
-        found = references(catalog, settings, media_id, user)  # checks who asks
-        rows = catalog.reference_rows(media_id)
-    count = sum(len(ids) for ids in found.values())
+    details = library().reference_details(media_id, user)  # checks who asks
+    found, rows, count = details.referenced_in, details.rows, details.reference_count
     if as_json:
         click.echo(json.dumps({"media_id": media_id, "reference_count": count,
                                "referenced_in": found,
@@ -115,12 +100,7 @@ def refs_show(media_id: str, user: str, as_json: bool) -> None:
 @friendly_errors
 def delete_command(media_id: str, user: str, force: bool, as_json: bool) -> None:
     """Soft-delete a file (it stays in S3 until a purge); refused while it is referenced."""
-    from media_pipeline.lifecycle import delete
-    from media_pipeline.pipeline import open_catalog
-
-    settings = Settings.from_env()
-    with open_catalog(settings) as catalog:
-        outcome = delete(catalog, settings, media_id, user, force=force)
+    outcome = library().delete_outcome(media_id, user, force=force)
     if as_json:
         click.echo(json.dumps({"media_id": outcome.media_id, "deleted": outcome.deleted,
                                "refused": outcome.refused, "forced": outcome.forced,
@@ -147,12 +127,7 @@ def delete_command(media_id: str, user: str, force: bool, as_json: bool) -> None
 @friendly_errors
 def restore_command(media_id: str, user: str) -> None:
     """Undo a soft delete."""
-    from media_pipeline.lifecycle import restore
-    from media_pipeline.pipeline import open_catalog
-
-    settings = Settings.from_env()
-    with open_catalog(settings) as catalog:
-        restore(catalog, settings, media_id, user)
+    library().restore(media_id, user)
     console.print(Text(f"restored {media_id}"))
 
 
@@ -166,12 +141,7 @@ def restore_command(media_id: str, user: str) -> None:
 @friendly_errors
 def unpurge_command(media_id: str, user: str, as_json: bool) -> None:
     """Undo a purge on a versioned bucket: remove the delete marker while the version exists."""
-    from media_pipeline.lifecycle import unpurge
-    from media_pipeline.storage import make_client
-
-    settings = Settings.from_env()
-    require_s3(settings)
-    done = unpurge(settings, make_client(settings), media_id, user)
+    done = library(needs_s3=True).unpurge(media_id, user)
     if as_json:
         click.echo(json.dumps({"media_id": media_id, **done}, indent=2))
         return

@@ -9,7 +9,7 @@ from rich.progress import Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from media_pipeline.cli.output import console, fail, friendly_errors
+from media_pipeline.cli.output import console, fail, friendly_errors, library
 from media_pipeline.lifecycle import enabled_source_names
 from media_pipeline.settings import Settings
 
@@ -145,19 +145,7 @@ def sources_list(as_json: bool) -> None:
 def sources_retire(name: str, user: str, reason: str | None) -> None:
     """Forget a source whose content is gone: its scanned references are removed and purges
     stop waiting for it. Refused while it is configured and enabled."""
-    from media_pipeline.pipeline import open_catalog
-
-    settings = Settings.from_env()
-    if user not in settings.admins:
-        fail(f"{user} may not retire a content source: only admins (MEDIA_PIPELINE_ADMINS) may")
-    if name in enabled_source_names(settings):
-        fail(f"content source {name} is configured and enabled in {settings.content_sources}; "
-             "remove it (or set enabled: false) before retiring it")
-    with open_catalog(settings) as catalog:
-        try:
-            done = catalog.retire_source(name, user, reason)
-        except ValueError as exc:
-            fail(str(exc))
+    done = library().retire_source(name, user, reason)
     console.print(Text(f"retired {name}: {done['references_removed']} scanned references "
                        "removed; purges no longer wait for it"))
 
