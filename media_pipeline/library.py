@@ -81,6 +81,7 @@ from media_pipeline.fingerprint.metadata import (
 )
 from media_pipeline.fingerprint.sniff import SNIFF_BYTES, needs_content, sniff_mime
 from media_pipeline.fingerprint.validate import check_extension, validate
+from media_pipeline.kinds import MediaStatus, Visibility
 from media_pipeline.pipeline import open_catalog
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
@@ -94,13 +95,13 @@ from media_pipeline.storage.media_storage import AclNotSupported, S3MediaStorage
 
 log = logging.getLogger(__name__)
 
-VISIBILITIES = ("public", "internal", "private")
+VISIBILITIES = tuple(Visibility)
 CHUNK_SIZE = 1024 * 1024
 SPOOL_MEMORY = 16 * 1024 * 1024
 MAX_TAG_LENGTH = 100
 MAX_NAME_LENGTH = 200
 # Statuses whose object is there and validated: the only ones that get URLs.
-SERVABLE = frozenset({"active", "deleted"})
+SERVABLE = MediaStatus.servable()
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,8 @@ class References:
 
 @dataclass(frozen=True)
 class CollectionItem:
+    """One file in a collection, at its 0-based position, with who added it."""
+
     position: int
     media: MediaFile
     added_by: str
@@ -165,6 +168,9 @@ class CollectionItem:
 
 @dataclass(frozen=True)
 class Collection:
+    """A named, ordered set of files in one namespace, with its own visibility and owner;
+    ``items`` holds only the files the asking user may see."""
+
     collection_id: str
     namespace: str
     name: str
@@ -300,7 +306,7 @@ class MediaLibrary:
     # -- namespaces and members ------------------------------------------------------------------
 
     def create_namespace(self, name: str, user: str, *,
-                         default_visibility: str = "private") -> dict[str, Any]:
+                         default_visibility: str = Visibility.PRIVATE.value) -> dict[str, Any]:
         """A new namespace; ``user`` becomes its first admin."""
         _check_user(user)
         if user == SYSTEM_USER:
@@ -420,7 +426,7 @@ class MediaLibrary:
                 previous = catalog.media_row(media_id)
             if existing is not None:
                 return self._deduplicated(existing, filename, user)
-            if previous is not None and previous["status"] not in ("missing", "purged"):
+            if previous is not None and previous["status"] not in MediaStatus.gone():
                 # Same name and content as a file that is still here (deleted or quarantined):
                 # writing the key again would change that file's object under it.
                 raise Conflict(
@@ -502,7 +508,8 @@ class MediaLibrary:
             "declared_content_type": checked.content_type, "file_hash": checked.sha256,
             "hash_source": "computed", "phash": checked.phash, "width": checked.width,
             "height": checked.height, "page_count": checked.page_count,
-            "metadata": checked.metadata, "status": "active", "visibility": visibility,
+            "metadata": checked.metadata, "status": MediaStatus.ACTIVE.value,
+            "visibility": visibility,
             "owner": user, "fingerprinted_etag": etag, "fingerprinted_at": now,
             "first_seen": now, "last_seen": now, "uploaded_at": now,
         }
@@ -601,18 +608,18 @@ class MediaLibrary:
         with self._reading() as catalog:
             media = self._media(catalog, media_id)
             # Who asks is checked first: a file's status and reason are its data too.
-            if media.visibility != "public":
+            if media.visibility != Visibility.PUBLIC:
                 if user is None:
                     raise PermissionDenied(f"{media_id} is not public: sign in to get a URL")
                 self._require_see(catalog, media, user, "get a URL for this file")
-            if media.status == "quarantined":
+            if media.status == MediaStatus.QUARANTINED:
                 raise MediaUnavailable(
                     f"{media_id} is quarantined ({media.quarantine_reason}): it gets no URL")
-            if media.status in ("purged", "missing"):
+            if media.status in MediaStatus.gone():
                 raise MediaUnavailable(f"{media_id} is {media.status}: there is no object to serve")
             if media.status not in SERVABLE:
                 raise MediaUnavailable(f"{media_id} is {media.status}: not validated yet")
-            if media.visibility == "public" and not download:
+            if media.visibility == Visibility.PUBLIC and not download:
                 return str(self.storage.public_url(media.key))
         name = (media.original_filename or media.key.rsplit("/", 1)[-1]) if download else None
         # The type the catalog checked, not whatever Content-Type S3 stored with the object.
@@ -631,16 +638,16 @@ class MediaLibrary:
             media = self._media(catalog, media_id)
             self._require_owner_or_admin(catalog, media.namespace, media.owner, user,
                                          "change this file's visibility")
-            if media.status not in SERVABLE and visibility == "public":
+            if media.status not in SERVABLE and visibility == Visibility.PUBLIC:
                 raise MediaUnavailable(f"{media_id} is {media.status}: it cannot be made public")
             catalog.update_visibility(media.media_id, visibility)
             catalog.record_audit(user, "visibility.set", media.media_id,
                                  {"from": media.visibility, "to": visibility})
-            if media.status not in ("purged", "missing"):
+            if media.status not in MediaStatus.gone():
                 try:
                     self.storage.set_visibility(media.key, visibility)
                 except AclNotSupported as exc:
-                    if visibility == "public":
+                    if visibility == Visibility.PUBLIC:
                         raise MediaUnavailable(
                             f"cannot make {media_id} public: the bucket does not support object "
                             f"ACLs ({exc})") from None
@@ -687,7 +694,7 @@ class MediaLibrary:
     # -- collections -----------------------------------------------------------------------------
 
     def create_collection(self, namespace: str, name: str, user: str,
-                          visibility: str = "private") -> Collection:
+                          visibility: str = Visibility.PRIVATE.value) -> Collection:
         title = _clean_name(name, "collection name", MAX_NAME_LENGTH)
         _check_visibility(visibility)
         with self._writing() as catalog, catalog.transaction():
@@ -715,7 +722,7 @@ class MediaLibrary:
                 raise InvalidInput(f"{media_id} is in namespace {media.namespace!r}, the "
                                  f"collection in {coll['namespace']!r}")
             self._require_see(catalog, media, user, "add this file to a collection")
-            if media.status in ("purged", "missing"):
+            if media.status in MediaStatus.gone():
                 raise MediaUnavailable(f"{media_id} is {media.status}")
             ids = catalog.collection_item_ids(coll["collection_id"])
             if media.media_id in ids:
@@ -761,7 +768,7 @@ class MediaLibrary:
         """The collection with the items ``user`` may see, in order."""
         with self._reading() as catalog:
             coll = self._collection(catalog, collection_id)
-            if user is not None and coll["visibility"] != "public":
+            if user is not None and coll["visibility"] != Visibility.PUBLIC:
                 self._require(catalog, coll["namespace"], user, Role.VIEWER,
                               "see this collection")
             if not self._may_see(catalog, coll["namespace"], coll["visibility"], coll["owner"],
@@ -774,7 +781,7 @@ class MediaLibrary:
                 for i in catalog.collection_media(coll["collection_id"])
                 if self._may_see(catalog, coll["namespace"], i["media"]["visibility"],
                                  i["media"]["owner"], user)
-                and i["media"]["status"] not in ("purged", "missing", "quarantined"))
+                and i["media"]["status"] not in MediaStatus.gone() | {MediaStatus.QUARANTINED})
         return Collection(**row_fields(coll), items=items)
 
     def collections(self, namespace: str, user: str) -> list[dict[str, Any]]:

@@ -23,8 +23,9 @@ from media_pipeline.cli.output import (
     say,
 )
 from media_pipeline.errors import InvalidInput, Refused, StorageError, ValidationFailed
+from media_pipeline.kinds import Visibility
 
-VISIBILITY = click.Choice(["public", "internal", "private"])
+VISIBILITY = click.Choice([v.value for v in Visibility])
 
 
 def _media_json(media: Any) -> dict[str, Any]:
@@ -219,7 +220,8 @@ def _print_collection(coll: Any, as_json: bool) -> None:
 @click.argument("namespace")
 @click.argument("name")
 @click.option("--user", "-u", required=True)
-@click.option("--visibility", type=VISIBILITY, default="private", show_default=True)
+@click.option("--visibility", type=VISIBILITY,
+              default=Visibility.PRIVATE.value, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
 def collections_create(namespace: str, name: str, user: str, visibility: str,
@@ -299,7 +301,8 @@ def namespaces() -> None:
 @namespaces.command("create")
 @click.argument("name")
 @click.option("--user", "-u", required=True, help="Becomes the namespace's admin.")
-@click.option("--default-visibility", type=VISIBILITY, default="private", show_default=True)
+@click.option("--default-visibility", type=VISIBILITY,
+              default=Visibility.PRIVATE.value, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
 def namespaces_create(name: str, user: str, default_visibility: str, as_json: bool) -> None:

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from media_pipeline.cli.output import console, fail, friendly_errors, library
+from media_pipeline.kinds import ScanState
 from media_pipeline.lifecycle import enabled_source_names
 from media_pipeline.settings import Settings
 
@@ -63,7 +64,8 @@ def scan(sources: tuple[str, ...], accept_drop: bool, user: str | None, as_json:
     if as_json:
         click.echo(json.dumps([o.__dict__ for o in outcomes], indent=2, default=str))
     else:
-        colour = {"trusted": "green", "accepted": "yellow", "suspect": "red", "failed": "red"}
+        colour: dict[str, str] = {ScanState.TRUSTED: "green", ScanState.ACCEPTED: "yellow",
+                                  ScanState.SUSPECT: "red", ScanState.FAILED: "red"}
         table = Table("source", "state", "documents", "MB", "references", "added", "removed",
                       "read as text", "error / drift")
         for o in outcomes:
@@ -73,7 +75,7 @@ def scan(sources: tuple[str, ...], accept_drop: bool, user: str | None, as_json:
                           Text(o.error or "; ".join(o.reasons)))
         console.print(table)
         for o in outcomes:
-            if o.state == "accepted":
+            if o.state == ScanState.ACCEPTED:
                 console.print(Text(f"{o.source}: drop accepted by {user} and applied "
                                    f"({'; '.join(o.reasons)}); recorded in the audit log"))
     problems = []
@@ -81,7 +83,7 @@ def scan(sources: tuple[str, ...], accept_drop: bool, user: str | None, as_json:
         if not o.ok:
             problems.append(f"content source {o.source} failed: previous references kept, "
                             f"purges blocked until it scans cleanly ({o.error})")
-        elif o.state == "suspect":
+        elif o.state == ScanState.SUSPECT:
             problems.append(
                 f"content source {o.source} suspect ({'; '.join(o.reasons)}): previous "
                 "references kept, purges blocked; if the drop is real, accept it with "
