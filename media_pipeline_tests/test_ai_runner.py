@@ -27,6 +27,7 @@ from media_pipeline.pipeline import (  # noqa: E402
 )
 from media_pipeline.records import media_id_for  # noqa: E402
 from media_pipeline.settings import Settings  # noqa: E402
+from media_pipeline_tests.fixtures_s3 import dagster_resources  # noqa: E402
 
 ANSWER = {"title": "A cat on a sofa", "description": "x", "text": "HELLO",
           "tags": [{"name": "cat", "confidence": 0.92}, {"name": "blurry", "confidence": 0.3}]}
@@ -220,16 +221,11 @@ def test_the_ai_asset_defers_when_the_service_is_down_and_its_check_says_so(
     import dagster as dg
 
     from media_pipeline.defs.execution import run_assets
-    from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
 
     catalogued(settings, s3_client, photos[:2])
     monkeypatch.setenv("AI_SERVICE_URL", chat.url)
     monkeypatch.setenv("AI_SERVICE_API_KEY", "sk-test")
-    resources = {
-        "s3": MediaS3Resource(endpoint_url=settings.endpoint_url, bucket=settings.bucket,
-                              aws_access_key_id="testing", aws_secret_access_key="testing"),
-        "catalog": CatalogResource(home=str(settings.home)),
-    }
+    resources = dagster_resources(settings)
     chat.down = True
     down = run_assets(["ai_analysis"], instance=dg.DagsterInstance.ephemeral(),
                       resources=resources)

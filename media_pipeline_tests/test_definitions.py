@@ -117,6 +117,21 @@ def test_the_definitions_match_the_snapshot(tmp_path: Path) -> None:
     assert current(tmp_path) == json.loads(SNAPSHOT.read_text())
 
 
+def test_importing_the_definitions_reads_no_environment() -> None:
+    """Settings that cannot even be read do not stop `dagster dev` from importing the module:
+    they are read when the definitions are built, and by the resource when a run uses it."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "MEDIA_PIPELINE_S3": "not-a-mode",
+           "MEDIA_PIPELINE_SOURCES": "/nonexistent/sources.yaml"}
+    code = "import media_pipeline.definitions as d; print(callable(d.defs))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=Path(__file__).parent.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
+
+
 if __name__ == "__main__":
     import tempfile
 

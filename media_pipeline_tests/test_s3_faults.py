@@ -17,10 +17,10 @@ import pytest
 from media_pipeline.catalog import Catalog
 from media_pipeline.corpus import generate_corpus
 from media_pipeline.defs.execution import run_assets
-from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
 from media_pipeline.demo import seed_bucket
 from media_pipeline.inventory import write_inventory_report
 from media_pipeline.settings import Settings
+from media_pipeline_tests.fixtures_s3 import dagster_resources
 
 SLOW_DOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
@@ -108,12 +108,7 @@ def throttled(s3_endpoint: str) -> Iterator[ThrottlingProxy]:
 
 
 def resources(settings: Settings, endpoint: str, inventory: str | None = None) -> dict[str, Any]:
-    return {
-        "s3": MediaS3Resource(endpoint_url=endpoint, bucket=settings.bucket,
-                              aws_access_key_id="testing", aws_secret_access_key="testing",
-                              inventory_location=inventory),
-        "catalog": CatalogResource(home=str(settings.home)),
-    }
+    return dagster_resources(settings, endpoint_url=endpoint, inventory_location=inventory)
 
 
 def test_throttled_requests_are_retried_and_counted(

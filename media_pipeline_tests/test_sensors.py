@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from media_pipeline.catalog import Catalog
-from media_pipeline.defs import sensors
+from media_pipeline.defs.ingest import sensors
 from media_pipeline.events import MalformedMessage, make_sqs_client, parse_message
 from media_pipeline.settings import Settings
 from media_pipeline.storage import S3Object
@@ -313,8 +313,9 @@ def test_the_job_ingests_the_keys_of_a_run_request(settings: Settings, s3_client
 
 
 def test_definitions_carry_the_sensor_and_its_job() -> None:
-    from media_pipeline.definitions import defs
+    from media_pipeline.definitions import defs as load_defs
 
+    defs = load_defs()
     sensor = defs.resolve_sensor_def("new_s3_objects")
     assert sensor.job_name == "ingest_new_objects"
     assert sensor.minimum_interval_seconds == sensors.MINIMUM_INTERVAL_SECONDS

@@ -1,9 +1,9 @@
-"""Reference-index and lifecycle assets, the purge job and their checks.
+"""Reference-index assets and their checks.
 
 One asset per content source (``references_<name>``, built from the sources file when the
-definitions load), so the UI shows each source's last scan and its failures on their own; they
-feed ``reference_index``, then the lifecycle assets (``auto_soft_delete``, ``purged_files``).
-A sources file that cannot be read gives no per-source assets and a red ``content_sources``.
+definitions are built), so the UI shows each source's last scan and its failures on their own;
+they feed ``reference_index``, then the lifecycle assets (``defs/lifecycle``). A sources file
+that cannot be read gives no per-source assets and a red ``content_sources``.
 """
 
 import logging
@@ -14,23 +14,17 @@ from typing import Any
 import dagster as dg
 
 from media_pipeline import health, lifecycle
-from media_pipeline.defs.assets import CATALOG_POOL, fingerprints, media_files
-from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
+from media_pipeline.defs.fingerprints import fingerprints
+from media_pipeline.defs.inventory import media_files
+from media_pipeline.defs.resources import CATALOG_POOL, MediaPipelineResource
 from media_pipeline.pipeline import open_catalog
 from media_pipeline.references.index import SourceScanOutcome, scan_source, select_sources
 from media_pipeline.references.sources import sources_from_settings
 from media_pipeline.settings import Settings
 
 GROUP_REFERENCES = "references"
-GROUP_LIFECYCLE = "lifecycle"
 MAX_SHOWN = 50
 log = logging.getLogger(__name__)
-
-
-class PurgeConfig(dg.Config):
-    """``dry_run``: report what would be purged and change nothing."""
-
-    dry_run: bool = False
 
 
 def source_asset_name(source: str) -> str:
@@ -39,9 +33,9 @@ def source_asset_name(source: str) -> str:
 
 
 @dg.asset(group_name=GROUP_REFERENCES, compute_kind="yaml")
-def content_sources(s3: MediaS3Resource, catalog: CatalogResource) -> dg.MaterializeResult:
+def content_sources(media: MediaPipelineResource) -> dg.MaterializeResult:
     """The content sources configured in MEDIA_PIPELINE_SOURCES (fails on a broken file)."""
-    settings = catalog.settings(s3)
+    settings = media.settings()
     sources = sources_from_settings(settings)
     return dg.MaterializeResult(metadata={
         "sources": len(sources),
@@ -68,9 +62,9 @@ def build_source_asset(source_name: str) -> dg.AssetsDefinition:
     @dg.asset(name=source_asset_name(source_name), group_name=GROUP_REFERENCES,
               deps=[content_sources, media_files], compute_kind="python",
               description=f"References found in the content source {source_name!r}.")
-    def _scan(context: dg.AssetExecutionContext, s3: MediaS3Resource,
-              catalog: CatalogResource) -> dg.MaterializeResult:
-        settings = catalog.settings(s3)
+    def _scan(context: dg.AssetExecutionContext, media: MediaPipelineResource
+              ) -> dg.MaterializeResult:
+        settings = media.settings()
         [source] = select_sources(settings, [source_name])
 
         def progress(name: str, documents: int, size: int) -> None:
@@ -105,15 +99,14 @@ def _configured_source_names(settings: Settings) -> list[str]:
         return []
 
 
-def build_reference_assets(settings: Settings | None = None) -> list[dg.AssetsDefinition]:
-    settings = settings or Settings.from_env()
+def build_reference_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     source_assets = [build_source_asset(n) for n in _configured_source_names(settings)]
 
     @dg.asset(group_name=GROUP_REFERENCES, deps=[*source_assets, fingerprints],
               pool=CATALOG_POOL, compute_kind="duckdb")
-    def reference_index(s3: MediaS3Resource, catalog: CatalogResource) -> dg.MaterializeResult:
+    def reference_index(media: MediaPipelineResource) -> dg.MaterializeResult:
         """Scanned and API references side by side; reference counts re-derived from them."""
-        settings = catalog.settings(s3)
+        settings = media.settings()
         with open_catalog(settings) as cat:
             cat.sync_reference_counts()
             totals = cat.reference_totals()
@@ -129,54 +122,7 @@ def build_reference_assets(settings: Settings | None = None) -> list[dg.AssetsDe
             "stale": dg.MetadataValue.json(stale),
         })
 
-    @dg.asset(group_name=GROUP_LIFECYCLE, deps=[reference_index], pool=CATALOG_POOL,
-              compute_kind="duckdb")
-    def auto_soft_delete(context: dg.AssetExecutionContext, s3: MediaS3Resource,
-                         catalog: CatalogResource) -> dg.MaterializeResult:
-        """Soft-deletes files unreferenced for MEDIA_PIPELINE_AUTO_DELETE_DAYS (per namespace;
-        off by default), as ``system``."""
-        settings = catalog.settings(s3)
-        with open_catalog(settings) as cat:
-            report = lifecycle.auto_soft_delete(
-                cat, settings, enabled_sources=lifecycle.enabled_source_names(settings),
-                run_id=context.run.run_id)
-        if report.refused_reason:
-            context.log.warning(report.refused_reason)
-        return dg.MaterializeResult(metadata={
-            "soft_deleted": report.total,
-            "namespaces_enabled": len(settings.auto_delete_days),
-            **{f"soft_deleted/{ns}": n for ns, n in sorted(report.deleted.items())},
-        })
-
-    @dg.asset(group_name=GROUP_LIFECYCLE, deps=[auto_soft_delete], pool=CATALOG_POOL,
-              compute_kind="s3")
-    def purged_files(context: dg.AssetExecutionContext, s3: MediaS3Resource,
-                     catalog: CatalogResource, config: PurgeConfig) -> dg.MaterializeResult:
-        """Mark-then-sweep purge of files soft-deleted past the retention that nothing uses."""
-        settings = catalog.settings(s3)
-
-        def on_step(step: str, info: dict[str, Any]) -> None:
-            context.log.debug(f"purge {step}: {info}")
-
-        report = lifecycle.purge(
-            settings, s3.get_client(),
-            enabled_sources=lifecycle.enabled_source_names(settings),
-            dry_run=config.dry_run, on_step=on_step, run_id=context.run.run_id)
-        if report.refused_reason:
-            context.log.warning(f"purge refused: {report.refused_reason}")
-        if report.errors:
-            raise dg.Failure(description=f"{len(report.errors)} purge errors; those files "
-                             f"stay soft-deleted: {report.errors[:5]}")
-        return dg.MaterializeResult(metadata={
-            "dry_run": config.dry_run,
-            "candidates": report.candidates,
-            "purged": report.purged,
-            "bytes_freed": report.bytes_freed,
-            "refused": report.refused_reason or "",
-            "settled_from_interrupted_run": report.settled,
-        })
-
-    return [content_sources, *source_assets, reference_index, auto_soft_delete, purged_files]
+    return [content_sources, *source_assets, reference_index]
 
 
 reference_index_key = dg.AssetKey("reference_index")
@@ -184,8 +130,8 @@ reference_index_key = dg.AssetKey("reference_index")
 
 @dg.asset_check(asset=reference_index_key,
                 description="Dangling references and references to purged or missing files.")
-def reference_integrity(s3: MediaS3Resource, catalog: CatalogResource) -> dg.AssetCheckResult:
-    found = health.reference_health(catalog.settings(s3), limit=MAX_SHOWN)
+def reference_integrity(media: MediaPipelineResource) -> dg.AssetCheckResult:
+    found = health.reference_health(media.settings(), limit=MAX_SHOWN)
     dangling, gone = found.dangling, found.to_gone_files
     problems = len(dangling) + len(gone)
     return dg.AssetCheckResult(
@@ -204,8 +150,8 @@ def reference_integrity(s3: MediaS3Resource, catalog: CatalogResource) -> dg.Ass
 
 @dg.asset_check(asset=reference_index_key,
                 description="reference_count and referenced_in agree with the index.")
-def catalog_consistency(s3: MediaS3Resource, catalog: CatalogResource) -> dg.AssetCheckResult:
-    wrong = health.reference_health(catalog.settings(s3), limit=MAX_SHOWN).count_mismatches
+def catalog_consistency(media: MediaPipelineResource) -> dg.AssetCheckResult:
+    wrong = health.reference_health(media.settings(), limit=MAX_SHOWN).count_mismatches
     return dg.AssetCheckResult(
         passed=not wrong,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -223,9 +169,9 @@ def _jsonable(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 @dg.asset_check(asset=reference_index_key,
                 description="Every source a purge needs (configured or remembered) has a "
                             "trusted latest scan: not failed, not suspect.")
-def content_sources_trusted(s3: MediaS3Resource, catalog: CatalogResource
+def content_sources_trusted(media: MediaPipelineResource
                             ) -> dg.AssetCheckResult:
-    status = health.source_health(catalog.settings(s3))
+    status = health.source_health(media.settings())
     stale = [s for s in status if s["stale"]]
     return dg.AssetCheckResult(
         passed=not stale,
@@ -237,16 +183,4 @@ def content_sources_trusted(s3: MediaS3Resource, catalog: CatalogResource
     )
 
 
-@dg.asset_check(asset=dg.AssetKey("purged_files"),
-                description="Whether a purge can be undone (versioned bucket, marker mode).")
-def purge_undo_window(s3: MediaS3Resource, catalog: CatalogResource) -> dg.AssetCheckResult:
-    undo = lifecycle.bucket_versioning(catalog.settings(s3), s3.get_client())
-    return dg.AssetCheckResult(
-        passed=bool(undo["undo"]), severity=dg.AssetCheckSeverity.WARN,
-        metadata={"versioning": str(undo["versioning"]),
-                  "noncurrent_days": undo.get("noncurrent_days") or 0},
-        description=undo["detail"])
-
-
-REFERENCE_CHECKS = [reference_integrity, catalog_consistency, content_sources_trusted,
-                    purge_undo_window]
+REFERENCE_CHECKS = [reference_integrity, catalog_consistency, content_sources_trusted]

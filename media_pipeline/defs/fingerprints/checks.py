@@ -1,18 +1,18 @@
-"""Asset checks for the object catalog, shown red/green in the UI."""
+"""Asset checks on the fingerprinted objects, shown red/green in the UI."""
 
 
 import dagster as dg
 
 from media_pipeline import health
-from media_pipeline.defs.assets import fingerprints, media_files
-from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
+from media_pipeline.defs.fingerprints.assets import fingerprints
+from media_pipeline.defs.resources import MediaPipelineResource
 
 MAX_KEYS_SHOWN = 50
 
 
 @dg.asset_check(asset=fingerprints, description="Bytes and files per namespace and type.")
-def storage_usage(s3: MediaS3Resource, catalog: CatalogResource) -> dg.AssetCheckResult:
-    rows = health.storage_usage(catalog.settings(s3))
+def storage_usage(media: MediaPipelineResource) -> dg.AssetCheckResult:
+    rows = health.storage_usage(media.settings())
     metadata: dict[str, dg.MetadataValue | int] = {
         "files": sum(r["files"] for r in rows),
         "bytes": sum(r["bytes"] for r in rows),
@@ -31,34 +31,12 @@ def storage_usage(s3: MediaS3Resource, catalog: CatalogResource) -> dg.AssetChec
 
 
 @dg.asset_check(
-    asset=media_files,
-    description="HEAD a sample of catalogued objects; objects gone from the bucket fail it.",
-)
-def file_accessibility(s3: MediaS3Resource, catalog: CatalogResource) -> dg.AssetCheckResult:
-    report = health.check_accessibility(catalog.settings(s3), s3.get_client())
-    shown = report.missing_keys[:MAX_KEYS_SHOWN]
-    return dg.AssetCheckResult(
-        passed=report.ok,
-        metadata={
-            "checked": report.checked,
-            "missing": len(report.missing_keys),
-            "errors": len(report.errors),
-            "missing_keys": dg.MetadataValue.json(shown),
-        },
-        description=(
-            None if report.ok else
-            f"{len(report.missing_keys)} missing: " + ", ".join(shown[:10])
-        ),
-    )
-
-
-@dg.asset_check(
     asset=fingerprints,
     description="Quarantined and non-public objects must not be readable by anyone: an object "
                 "public in S3 but not in the catalog fails it.",
 )
-def public_exposure(s3: MediaS3Resource, catalog: CatalogResource) -> dg.AssetCheckResult:
-    report = health.check_public_exposure(catalog.settings(s3), s3.get_client())
+def public_exposure(media: MediaPipelineResource) -> dg.AssetCheckResult:
+    report = health.check_public_exposure(media.settings(), media.s3_client())
     shown = report.exposed[:MAX_KEYS_SHOWN]
     return dg.AssetCheckResult(
         passed=report.ok,
@@ -67,6 +45,3 @@ def public_exposure(s3: MediaS3Resource, catalog: CatalogResource) -> dg.AssetCh
         description=None if report.ok else
         f"{len(report.exposed)} public in S3 but not in the catalog: " + ", ".join(shown[:10]),
     )
-
-
-OBJECT_CATALOG_CHECKS = [storage_usage, file_accessibility, public_exposure]
