@@ -12,7 +12,16 @@ from typing import Any
 
 import dagster as dg
 
-from media_pipeline.defs import ai, dedup, fingerprints, ingest, inventory, lifecycle, references
+from media_pipeline.defs import (
+    ai,
+    dedup,
+    fingerprints,
+    health,
+    ingest,
+    inventory,
+    lifecycle,
+    references,
+)
 from media_pipeline.defs.resources import default_resources
 from media_pipeline.settings import Settings
 
@@ -43,6 +52,7 @@ def build_definitions(settings: Settings | None = None,
         references.build_defs(settings),
         lifecycle.defs,
         ai.defs,
+        health.defs,
         ingest.build_defs(settings),
         dg.Definitions(
             jobs=[nightly_reconciliation, *(extra_jobs or [])],

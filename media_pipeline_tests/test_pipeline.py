@@ -337,7 +337,9 @@ def test_storage_usage_check_reports_numbers_per_namespace_and_type(
 ) -> None:
     import dagster as dg
 
-    from media_pipeline.defs.fingerprints.checks import storage_usage
+    from media_pipeline.defs.health import asset_check
+
+    storage_usage = asset_check("storage_usage")
 
     files = [f for f in corpus if f.kind == "photo"][:16] + [f for f in corpus if f.kind == "pdf"]
     seed_bucket(s3_client, settings.bucket, files)

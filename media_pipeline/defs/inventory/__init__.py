@@ -1,12 +1,11 @@
-"""Inventory: the bucket's objects into the catalog."""
+"""Inventory: the bucket's objects into the catalog (its checks: ``defs/health``)."""
 
 import dagster as dg
 
 from media_pipeline.defs.inventory.assets import GROUP, inventory_snapshot, media_files
-from media_pipeline.defs.inventory.checks import file_accessibility
 
 ASSETS = [inventory_snapshot, media_files]
 
-defs = dg.Definitions(assets=ASSETS, asset_checks=[file_accessibility])
+defs = dg.Definitions(assets=ASSETS)
 
 __all__ = ["ASSETS", "GROUP", "defs", "inventory_snapshot", "media_files"]

@@ -6,7 +6,6 @@ from media_pipeline.defs.lifecycle.assets import (
     GROUP_LIFECYCLE,
     PurgeConfig,
     auto_soft_delete,
-    purge_undo_window,
     purged_files,
 )
 from media_pipeline.defs.references import GROUP_REFERENCES
@@ -30,7 +29,6 @@ purge_schedule = dg.ScheduleDefinition(
 
 defs = dg.Definitions(
     assets=[auto_soft_delete, purged_files],
-    asset_checks=[purge_undo_window],
     jobs=[purge],
     schedules=[purge_schedule],
 )

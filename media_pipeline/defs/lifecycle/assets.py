@@ -1,5 +1,4 @@
-"""Lifecycle assets: ``auto_soft_delete`` and ``purged_files`` (after the reference index), and
-the check that says whether a purge can be undone."""
+"""Lifecycle assets: ``auto_soft_delete`` and ``purged_files``, after the reference index."""
 
 from typing import Any
 
@@ -66,14 +65,3 @@ def purged_files(context: dg.AssetExecutionContext, media: MediaPipelineResource
         "refused": report.refused_reason or "",
         "settled_from_interrupted_run": report.settled,
     })
-
-
-@dg.asset_check(asset=purged_files,
-                description="Whether a purge can be undone (versioned bucket, marker mode).")
-def purge_undo_window(media: MediaPipelineResource) -> dg.AssetCheckResult:
-    undo = lifecycle.bucket_versioning(media.settings(), media.s3_client())
-    return dg.AssetCheckResult(
-        passed=bool(undo["undo"]), severity=dg.AssetCheckSeverity.WARN,
-        metadata={"versioning": str(undo["versioning"]),
-                  "noncurrent_days": undo.get("noncurrent_days") or 0},
-        description=undo["detail"])

@@ -1,11 +1,10 @@
-"""References: the content sources, one scan asset per source, the reference index and its
-checks. Built from the settings, because the per-source assets come from the sources file."""
+"""References: the content sources, one scan asset per source, the reference index. Built
+from the settings, because the per-source assets come from the sources file."""
 
 import dagster as dg
 
 from media_pipeline.defs.references.assets import (
     GROUP_REFERENCES,
-    REFERENCE_CHECKS,
     build_reference_assets,
     build_source_asset,
     content_sources,
@@ -15,8 +14,8 @@ from media_pipeline.settings import Settings
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    """The reference assets for the content sources ``settings`` names, and their checks."""
-    return dg.Definitions(assets=build_reference_assets(settings), asset_checks=REFERENCE_CHECKS)
+    """The reference assets for the content sources ``settings`` names."""
+    return dg.Definitions(assets=build_reference_assets(settings))
 
 
 __all__ = ["GROUP_REFERENCES", "build_defs", "build_source_asset", "content_sources",

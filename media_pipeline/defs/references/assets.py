@@ -1,4 +1,4 @@
-"""Reference-index assets and their checks.
+"""Reference-index assets (their checks: ``defs/health``).
 
 One asset per content source (``references_<name>``, built from the sources file when the
 definitions are built), so the UI shows each source's last scan and its failures on their own;
@@ -8,12 +8,11 @@ that cannot be read gives no per-source assets and a red ``content_sources``.
 
 import logging
 import re
-from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
 
-from media_pipeline import health, lifecycle
+from media_pipeline import lifecycle
 from media_pipeline.defs.fingerprints import fingerprints
 from media_pipeline.defs.inventory import media_files
 from media_pipeline.defs.resources import CATALOG_POOL, MediaPipelineResource
@@ -23,7 +22,6 @@ from media_pipeline.references.sources import sources_from_settings
 from media_pipeline.settings import Settings
 
 GROUP_REFERENCES = "references"
-MAX_SHOWN = 50
 log = logging.getLogger(__name__)
 
 
@@ -123,64 +121,3 @@ def build_reference_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         })
 
     return [content_sources, *source_assets, reference_index]
-
-
-reference_index_key = dg.AssetKey("reference_index")
-
-
-@dg.asset_check(asset=reference_index_key,
-                description="Dangling references and references to purged or missing files.")
-def reference_integrity(media: MediaPipelineResource) -> dg.AssetCheckResult:
-    found = health.reference_health(media.settings(), limit=MAX_SHOWN)
-    dangling, gone = found.dangling, found.to_gone_files
-    problems = len(dangling) + len(gone)
-    return dg.AssetCheckResult(
-        passed=problems == 0,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "dangling": len(dangling),
-            "to_purged_or_missing": len(gone),
-            "examples": dg.MetadataValue.json(_jsonable([*dangling, *gone][:MAX_SHOWN])),
-        },
-        description=None if problems == 0 else (
-            f"{len(dangling)} dangling references, {len(gone)} to purged or missing files"
-            + (f" (first {MAX_SHOWN} of each listed)" if problems >= MAX_SHOWN else "")),
-    )
-
-
-@dg.asset_check(asset=reference_index_key,
-                description="reference_count and referenced_in agree with the index.")
-def catalog_consistency(media: MediaPipelineResource) -> dg.AssetCheckResult:
-    wrong = health.reference_health(media.settings(), limit=MAX_SHOWN).count_mismatches
-    return dg.AssetCheckResult(
-        passed=not wrong,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"mismatches": len(wrong),
-                  "examples": dg.MetadataValue.json(_jsonable(wrong))},
-        description=None if not wrong else f"{len(wrong)} files disagree with the index",
-    )
-
-
-def _jsonable(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v if isinstance(v, int | float | bool | None) else str(v)
-             for k, v in row.items()} for row in rows]
-
-
-@dg.asset_check(asset=reference_index_key,
-                description="Every source a purge needs (configured or remembered) has a "
-                            "trusted latest scan: not failed, not suspect.")
-def content_sources_trusted(media: MediaPipelineResource
-                            ) -> dg.AssetCheckResult:
-    status = health.source_health(media.settings())
-    stale = [s for s in status if s["stale"]]
-    return dg.AssetCheckResult(
-        passed=not stale,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"sources": len(status), "stale": len(stale),
-                  "reasons": dg.MetadataValue.json({s["source"]: s["reason"] for s in stale})},
-        description=None if not stale else "; ".join(
-            f"{s['source']}: {s['reason']}" for s in stale),
-    )
-
-
-REFERENCE_CHECKS = [reference_integrity, catalog_consistency, content_sources_trusted]
