@@ -64,7 +64,7 @@ from media_pipeline.access import (
     require_role,
     require_see,
 )
-from media_pipeline.catalog import Catalog
+from media_pipeline.catalog import Catalog, open_catalog
 from media_pipeline.fingerprint.metadata import (
     ContentInfo,
     InspectLimits,
@@ -73,7 +73,6 @@ from media_pipeline.fingerprint.metadata import (
 )
 from media_pipeline.fingerprint.sniff import SNIFF_BYTES, needs_content, sniff_mime
 from media_pipeline.fingerprint.validate import check_extension, validate
-from media_pipeline.pipeline import open_catalog
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
 from media_pipeline.storage.keys import (

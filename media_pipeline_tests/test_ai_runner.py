@@ -16,17 +16,16 @@ pytest.importorskip("httpx")
 from media_pipeline.ai.http_backend import CircuitBreaker, HttpAIBackend  # noqa: E402
 from media_pipeline.ai.runner import analyze_batch  # noqa: E402
 from media_pipeline.ai.service import MediaAIService, RemoteBackend  # noqa: E402
-from media_pipeline.catalog import Catalog  # noqa: E402
+from media_pipeline.catalog import Catalog, open_catalog  # noqa: E402
 from media_pipeline.corpus import generate_corpus  # noqa: E402
 from media_pipeline.demo import seed_bucket  # noqa: E402
-from media_pipeline.pipeline import (  # noqa: E402
-    commit_inventory,
-    fingerprint_pending,
-    open_catalog,
-    take_inventory,
-)
 from media_pipeline.records import media_id_for  # noqa: E402
 from media_pipeline.settings import Settings  # noqa: E402
+from media_pipeline.stages import (  # noqa: E402
+    commit_inventory,
+    fingerprint_pending,
+    take_inventory,
+)
 from media_pipeline_tests.fixtures_s3 import dagster_resources  # noqa: E402
 
 ANSWER = {"title": "A cat on a sofa", "description": "x", "text": "HELLO",

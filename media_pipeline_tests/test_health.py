@@ -10,11 +10,11 @@ import dagster as dg
 from click.testing import CliRunner
 
 from media_pipeline import health
+from media_pipeline.catalog import open_catalog
 from media_pipeline.cli import main as cli
 from media_pipeline.corpus import generate_corpus
 from media_pipeline.defs.execution import run_assets
 from media_pipeline.demo import seed_bucket
-from media_pipeline.pipeline import open_catalog
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
 from media_pipeline.storage import make_client

@@ -275,7 +275,7 @@ def test_health_command_reports_missing_objects_and_exits_non_zero(
     assert sum(r["files"] for r in report["storage_usage"]) == len(files)
 
     # A page that uses a file the bucket does not have: reference_integrity fails with it.
-    from media_pipeline.pipeline import open_catalog
+    from media_pipeline.catalog import open_catalog
 
     with open_catalog(settings) as catalog:
         catalog.add_reference(media_id_for(settings.bucket, "site/nowhere.jpg"), "webpage",

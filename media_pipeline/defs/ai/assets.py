@@ -5,9 +5,9 @@ import dagster as dg
 from media_pipeline.ai.runner import analyze_batch
 from media_pipeline.ai.service import MediaAIService
 from media_pipeline.ai.thresholds import Thresholds
+from media_pipeline.catalog import open_catalog
 from media_pipeline.defs.fingerprints import fingerprints
 from media_pipeline.defs.resources import MediaPipelineResource
-from media_pipeline.pipeline import open_catalog
 
 
 class AIAnalysisConfig(dg.Config):

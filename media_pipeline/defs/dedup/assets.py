@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from media_pipeline import pipeline
+from media_pipeline import stages
 from media_pipeline.defs.fingerprints import fingerprints
 from media_pipeline.defs.inventory import GROUP
 from media_pipeline.defs.resources import CATALOG_POOL, MediaPipelineResource
@@ -11,7 +11,7 @@ from media_pipeline.defs.resources import CATALOG_POOL, MediaPipelineResource
 @dg.asset(group_name=GROUP, deps=[fingerprints], pool=CATALOG_POOL, compute_kind="duckdb")
 def duplicate_groups(media: MediaPipelineResource) -> dg.MaterializeResult:
     """Exact duplicates by (size, sha256), with a canonical member and the bytes wasted."""
-    stats = pipeline.rebuild_duplicates(media.settings())
+    stats = stages.rebuild_duplicates(media.settings())
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": stats.groups,
@@ -25,7 +25,7 @@ def duplicate_groups(media: MediaPipelineResource) -> dg.MaterializeResult:
 def near_duplicates(media: MediaPipelineResource) -> dg.MaterializeResult:
     """Image pairs within the configured perceptual-hash distance. Reported, never acted on."""
     settings = media.settings()
-    pairs = pipeline.rebuild_near_duplicates(settings)
+    pairs = stages.rebuild_near_duplicates(settings)
     return dg.MaterializeResult(
         metadata={"dagster/row_count": pairs, "max_distance": settings.near_duplicate_distance}
     )

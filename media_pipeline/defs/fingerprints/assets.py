@@ -3,7 +3,7 @@ changed objects."""
 
 import dagster as dg
 
-from media_pipeline import pipeline
+from media_pipeline import stages
 from media_pipeline.defs.inventory import GROUP, media_files
 from media_pipeline.defs.resources import CATALOG_POOL, MediaPipelineResource
 
@@ -26,7 +26,7 @@ def fingerprints(
         if done % 1000 == 0:
             context.log.info(f"fingerprinted {done} objects")
 
-    stats = pipeline.fingerprint_pending(
+    stats = stages.fingerprint_pending(
         settings, media.s3_client(), on_start=on_start, on_result=on_result
     )
     return dg.MaterializeResult(

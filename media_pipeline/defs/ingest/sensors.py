@@ -39,7 +39,7 @@ from typing import Any
 
 import dagster as dg
 
-from media_pipeline import pipeline
+from media_pipeline import stages
 from media_pipeline.defs.resources import CATALOG_POOL, MediaPipelineResource
 from media_pipeline.events import delete_messages, make_sqs_client, poll_sqs
 from media_pipeline.settings import Settings, SettingsError
@@ -72,7 +72,7 @@ def ingest_keys_op(
     validate the new or changed ones. Fails, after applying everything else, if S3 would not
     describe or read some keys, so the run shows red and can be re-executed."""
     settings = media.settings()
-    result = pipeline.ingest_keys(
+    result = stages.ingest_keys(
         settings, config.keys, client=media.s3_client(), run_id=context.run.run_id)
     metadata: dict[str, Any] = {
         "keys": result.keys, "new": result.new, "changed": result.changed,

@@ -7,7 +7,7 @@ plots it over time.
 
 import dagster as dg
 
-from media_pipeline import pipeline
+from media_pipeline import stages
 from media_pipeline.defs.resources import CATALOG_POOL, MediaPipelineResource
 from media_pipeline.storage import RetryCounter
 
@@ -21,7 +21,7 @@ def inventory_snapshot(
     """The bucket's current objects, from the newest S3 Inventory report or a live listing."""
     settings = media.settings()
     counter = RetryCounter()
-    stats = pipeline.take_inventory(settings, media.s3_client(), counter)
+    stats = stages.take_inventory(settings, media.s3_client(), counter)
     context.log.info(f"{stats.rows} objects, {stats.bytes} bytes from {stats.source}")
     return dg.MaterializeResult(
         metadata={
@@ -40,7 +40,7 @@ def media_files(
     context: dg.AssetExecutionContext, media: MediaPipelineResource
 ) -> dg.MaterializeResult:
     """One row per object; the diff against the last inventory (gone objects become missing)."""
-    diff = pipeline.commit_inventory(media.settings(), run_id=context.run.run_id)
+    diff = stages.commit_inventory(media.settings(), run_id=context.run.run_id)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": diff.rows,

@@ -5,8 +5,8 @@ from typing import Any
 import dagster as dg
 
 from media_pipeline import lifecycle
+from media_pipeline.catalog import open_catalog
 from media_pipeline.defs.resources import CATALOG_POOL, MediaPipelineResource
-from media_pipeline.pipeline import open_catalog
 
 GROUP_LIFECYCLE = "lifecycle"
 reference_index_key = dg.AssetKey("reference_index")

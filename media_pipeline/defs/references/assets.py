@@ -13,10 +13,10 @@ from typing import Any
 import dagster as dg
 
 from media_pipeline import lifecycle
+from media_pipeline.catalog import open_catalog
 from media_pipeline.defs.fingerprints import fingerprints
 from media_pipeline.defs.inventory import media_files
 from media_pipeline.defs.resources import CATALOG_POOL, MediaPipelineResource
-from media_pipeline.pipeline import open_catalog
 from media_pipeline.references.index import SourceScanOutcome, scan_source, select_sources
 from media_pipeline.references.sources import sources_from_settings
 from media_pipeline.settings import Settings
