@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 1024 * 1024
 BODY_READ_ATTEMPTS = 3
 SPOOL_MEMORY = 16 * 1024 * 1024
+# What inspecting the content found that the catalog stores: the ContentInfo fields that
+# FingerprintResult also has (width, height, page_count, phash, metadata...).
+CONTENT_COLUMNS = tuple(name for name in ContentInfo.__dataclass_fields__
+                        if name in FingerprintResult.__dataclass_fields__)
 
 
 def full_object_sha256(response: dict[str, Any]) -> str | None:
@@ -179,9 +183,9 @@ def _fingerprint(
             spool.seek(0)
             info = inspect_content(spool, mime, limits=InspectLimits.from_settings(settings))
 
-    result.width, result.height = info.width, info.height
-    result.page_count, result.phash = info.page_count, info.phash
-    result.metadata = dict(info.metadata)
+    for name in CONTENT_COLUMNS:
+        value = getattr(info, name)
+        setattr(result, name, dict(value) if isinstance(value, dict) else value)
     reason = validate(
         key=obj.key,
         size=size,
@@ -260,6 +264,10 @@ def fingerprint_objects(
 def _arrow_type(annotation: str) -> pa.DataType:
     if annotation.startswith("int"):
         return pa.int64()
+    if annotation.startswith("float"):
+        return pa.float64()
+    if annotation.startswith("bool"):
+        return pa.bool_()
     if annotation.startswith(("str", "dict")):
         return pa.string()
     raise TypeError(f"no Parquet type for a FingerprintResult field annotated {annotation!r}")
