@@ -8,7 +8,7 @@ from pathlib import Path
 
 from media_pipeline.catalog import Catalog
 from media_pipeline.catalog.application import MEDIA_COLUMNS
-from media_pipeline.fingerprint.reader import CONTENT_COLUMNS
+from media_pipeline.fingerprint.reader import CONTENT_COLUMNS, VALIDATION_FACTS
 from media_pipeline.library import MediaFile
 from media_pipeline.records import STORED_FINGERPRINT_COLUMNS, FingerprintResult
 
@@ -35,3 +35,8 @@ def test_every_stored_fingerprint_field_is_a_media_files_column(tmp_path: Path) 
 def test_media_file_has_exactly_the_columns_the_catalog_hands_out() -> None:
     # Kept by hand in two places until MediaFile moves out of library.py (see ARCHITECTURE.md).
     assert tuple(f.name for f in fields(MediaFile) if f.name != "deduplicated") == MEDIA_COLUMNS
+
+
+def test_the_reader_gives_validation_every_fact_it_takes() -> None:
+    assert set(VALIDATION_FACTS) == {"pixels", "decode_error", "svg", "frames", "decode_bytes",
+                                     "trailing", "pdf_active"}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -52,6 +53,10 @@ SPOOL_MEMORY = 16 * 1024 * 1024
 # FingerprintResult also has (width, height, page_count, phash, metadata...).
 CONTENT_COLUMNS = tuple(name for name in ContentInfo.__dataclass_fields__
                         if name in FingerprintResult.__dataclass_fields__)
+# What the validation rules are given from the content inspection: the ContentInfo fields that
+# validate() takes (a rule on a new fact adds it to both, nothing here).
+VALIDATION_FACTS = tuple(name for name in ContentInfo.__dataclass_fields__
+                         if name in inspect.signature(validate).parameters)
 
 
 def full_object_sha256(response: dict[str, Any]) -> str | None:
@@ -191,14 +196,8 @@ def _fingerprint(
         size=size,
         content_type=mime,
         settings=settings,
-        pixels=info.pixels,
-        decode_error=info.decode_error,
-        svg=info.svg,
-        frames=info.frames,
-        decode_bytes=info.decode_bytes,
-        trailing=info.trailing,
-        pdf_active=info.pdf_active,
         declared_content_type=result.declared_content_type,
+        **{name: getattr(info, name) for name in VALIDATION_FACTS},
     )
     result.status = "quarantined" if reason else "active"
     result.quarantine_reason = reason
