@@ -12,16 +12,15 @@ from pathlib import Path
 
 from media_pipeline.ai.runner import ANALYSABLE_TYPES, analyze_batch
 from media_pipeline.ai.service import MediaAIService
-from media_pipeline.catalog import Catalog
+from media_pipeline.catalog import Catalog, open_catalog
 from media_pipeline.corpus import generate_corpus
 from media_pipeline.demo import seed_bucket
-from media_pipeline.pipeline import (
+from media_pipeline.settings import Settings
+from media_pipeline.stages import (
     commit_inventory,
     fingerprint_pending,
-    open_catalog,
     take_inventory,
 )
-from media_pipeline.settings import Settings
 from media_pipeline.storage import ensure_bucket, make_client
 
 DATA = Path(__file__).parent / ".data" / "ai"

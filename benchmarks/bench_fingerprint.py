@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from media_pipeline import pipeline
+from media_pipeline import stages
 from media_pipeline.records import PendingObject, media_id_for
 from media_pipeline.settings import Settings
 from media_pipeline.storage import ensure_bucket, make_client
@@ -153,12 +153,12 @@ def main(small_count: int = 2000, small_size: int = 100_000, big_size: int = 1_0
               f"status {status} (over MAX_FILE_SIZE)")
         client.delete_object(Bucket="bench", Key=big_key)
 
-        pipeline.take_inventory(settings, client)
-        pipeline.commit_inventory(settings)
-        first = pipeline.fingerprint_pending(settings, client)
-        pipeline.take_inventory(settings, client)
-        pipeline.commit_inventory(settings)
-        second = pipeline.fingerprint_pending(settings, client)
+        stages.take_inventory(settings, client)
+        stages.commit_inventory(settings)
+        first = stages.fingerprint_pending(settings, client)
+        stages.take_inventory(settings, client)
+        stages.commit_inventory(settings)
+        second = stages.fingerprint_pending(settings, client)
         print(f"pipeline run 1: {first.objects:,} objects, {first.bytes_read / MB:.1f} MB read; "
               f"rerun with nothing changed: {second.objects} objects, {second.bytes_read} bytes "
               f"read")

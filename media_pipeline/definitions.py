@@ -1,7 +1,75 @@
-"""The one Definitions object, loaded by `dagster dev` (workspace.yaml / pyproject.toml)."""
+"""Everything Dagster sees: the definitions of each domain under ``defs/``, merged here, with
+the nightly reconciliation job and schedule (which span the domains) and the resources.
 
-from __future__ import annotations
+``defs`` is loaded lazily by `dagster dev` (workspace.yaml / pyproject.toml): nothing reads the
+environment when this module is imported. The definitions are built by a function because the
+per-source reference assets come from the content-sources file the settings name; `media-
+pipeline run` builds them for the settings of its own process.
+"""
 
-from media_pipeline.defs.project import build_definitions
+import warnings
+from typing import Any
 
-defs = build_definitions()
+import dagster as dg
+
+from media_pipeline.defs import (
+    ai,
+    dedup,
+    fingerprints,
+    health,
+    ingest,
+    inventory,
+    lifecycle,
+    references,
+)
+from media_pipeline.defs.resources import default_resources
+from media_pipeline.settings import Settings
+
+NIGHTLY_LIFECYCLE = ("auto_soft_delete",)
+
+# Dagster passes its own `owners` to SensorDefinition and warns about it being beta; nothing of
+# ours uses owners.
+warnings.filterwarnings("ignore", message=r"Parameter `owners` of initializer")
+
+
+def build_definitions(settings: Settings | None = None,
+                      extra_jobs: list[Any] | None = None,
+                      resources: dict[str, Any] | None = None) -> dg.Definitions:
+    """The merged definitions for ``settings`` (default: this process's environment, now)."""
+    settings = settings or Settings.from_env()
+    nightly_reconciliation = dg.define_asset_job(
+        "nightly_reconciliation",
+        selection=(dg.AssetSelection.groups(inventory.GROUP)
+                   | dg.AssetSelection.groups(references.GROUP_REFERENCES)
+                   | dg.AssetSelection.assets(*NIGHTLY_LIFECYCLE)),
+        description="Inventory the bucket, catalog it, fingerprint what changed, find "
+                    "duplicates, rebuild the reference index, auto soft-delete (when enabled).",
+    )
+    return dg.Definitions.merge(
+        inventory.defs,
+        fingerprints.defs,
+        dedup.defs,
+        references.build_defs(settings),
+        lifecycle.defs,
+        ai.defs,
+        health.defs,
+        ingest.build_defs(settings),
+        dg.Definitions(
+            jobs=[nightly_reconciliation, *(extra_jobs or [])],
+            schedules=[dg.ScheduleDefinition(
+                name="nightly_reconciliation_schedule",
+                job=nightly_reconciliation,
+                cron_schedule="0 2 * * *",
+                execution_timezone="UTC",
+                # On as soon as a daemon runs: it catalogs; it deletes nothing from S3.
+                default_status=dg.DefaultScheduleStatus.RUNNING,
+            )],
+            resources=resources if resources is not None else default_resources(),
+        ),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What `dagster dev` loads."""
+    return build_definitions()

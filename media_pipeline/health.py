@@ -1,11 +1,19 @@
-"""Health of the catalog against the bucket: what the asset checks and `media-pipeline health`
-report. Reads the published snapshot, so it never waits for a writer."""
+"""Health of the catalog against the bucket: the one list of checks (``CHECKS``) that the
+Dagster asset checks and `media-pipeline health` both report. Reads the published snapshot, so it
+never waits for a writer.
+
+A check is a name, the asset it checks, a description and a function over the settings and an S3
+client that returns a :class:`CheckOutcome`: passed or not, the line `health` prints, the text
+the asset check shows on failure, and metadata (numbers the Dagster UI plots). Adding a check is
+adding one :class:`Check` to ``CHECKS``; ``defs/health`` and :func:`run_checks` pick it up.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -135,3 +143,195 @@ def source_health(settings: Settings) -> list[dict[str, Any]]:
                  "state": None, "last_ok_started": None, "latest_started": None}]
     with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
         return catalog.source_scan_status(catalog.required_sources(configured))
+
+
+# -- the checks -----------------------------------------------------------------------------
+
+MAX_SHOWN = 50
+# Objects file_accessibility HEADs (`health --sample` changes it).
+DEFAULT_SAMPLE = 50
+
+
+class Markdown(str):
+    """A metadata value to show as Markdown (the Dagster UI renders it)."""
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What one check found.
+
+    ``detail`` is the line `media-pipeline health` prints; ``description`` what the asset check
+    shows (None: nothing to say); ``metadata`` plain values (lists and dicts become JSON,
+    :class:`Markdown` is rendered); ``extra`` more fields `health --json` prints.
+    """
+
+    passed: bool
+    detail: str
+    description: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One health check. ``name`` is the asset check's name; ``label`` the name `health` prints
+    (the same check; two names because both are public). A ``warn`` check that fails is a
+    warning: `health` prints it as passed with ``warn``, the asset check is yellow."""
+
+    name: str
+    label: str
+    asset: str
+    description: str
+    run: Callable[[Settings, Any, int], CheckOutcome]
+    severity: Literal["error", "warn"] = "error"
+    needs_s3: bool = True
+
+
+def _storage_usage(settings: Settings, _client: Any, _sample: int) -> CheckOutcome:
+    rows = storage_usage(settings)
+    files, size = sum(r["files"] for r in rows), sum(r["bytes"] for r in rows)
+    metadata: dict[str, Any] = {"files": files, "bytes": size}
+    metadata["by_namespace_and_type"] = Markdown(
+        "| namespace | type | files | bytes |\n|---|---|---|---|\n" + "\n".join(
+            f"| {r['namespace']} | {r['content_type']} | {r['files']} | {r['bytes']} |"
+            for r in rows))
+    # Numbers per namespace and per type, so the UI plots each over time.
+    for name, key in (("namespace", "namespace"), ("type", "content_type")):
+        for value in sorted({r[key] for r in rows}):
+            group = [r for r in rows if r[key] == value]
+            metadata[f"bytes/{name}/{value}"] = sum(r["bytes"] for r in group)
+            metadata[f"files/{name}/{value}"] = sum(r["files"] for r in group)
+    return CheckOutcome(passed=True, detail=f"{files} files, {size} bytes", metadata=metadata)
+
+
+def _file_accessibility(settings: Settings, client: Any, sample: int) -> CheckOutcome:
+    report = check_accessibility(settings, client, sample)
+    missing = report.missing_keys
+    shown = missing[:MAX_SHOWN]
+    return CheckOutcome(
+        passed=report.ok,
+        detail=f"{report.checked} checked, {len(missing)} missing"
+        + (": " + ", ".join(missing[:10]) if missing else "")
+        + (f", {len(report.errors)} errors" if report.errors else ""),
+        description=None if report.ok else f"{len(missing)} missing: " + ", ".join(shown[:10]),
+        metadata={"checked": report.checked, "missing": len(missing),
+                  "errors": len(report.errors), "missing_keys": shown},
+    )
+
+
+def _public_exposure(settings: Settings, client: Any, _sample: int) -> CheckOutcome:
+    report = check_public_exposure(settings, client)
+    exposed = report.exposed
+    shown = exposed[:MAX_SHOWN]
+    return CheckOutcome(
+        passed=report.ok,
+        detail=f"{report.checked} checked, {len(exposed)} public in S3 but not in the catalog"
+        + (": " + ", ".join(exposed[:10]) if exposed else "")
+        + (f", {len(report.errors)} errors" if report.errors else ""),
+        description=None if report.ok else
+        f"{len(exposed)} public in S3 but not in the catalog: " + ", ".join(shown[:10]),
+        metadata={"checked": report.checked, "exposed": len(exposed),
+                  "errors": len(report.errors), "exposed_keys": shown},
+    )
+
+
+def _jsonable(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v if isinstance(v, int | float | bool | None) else str(v)
+             for k, v in row.items()} for row in rows]
+
+
+def _reference_integrity(settings: Settings, _client: Any, _sample: int) -> CheckOutcome:
+    found = reference_health(settings, limit=MAX_SHOWN)
+    dangling, gone = found.dangling, found.to_gone_files
+    problems = [*dangling, *gone]
+    return CheckOutcome(
+        passed=not problems,
+        detail=f"{len(dangling)} dangling, {len(gone)} to purged or missing files"
+        + (": " + ", ".join(
+            f"{r.get('key') or r.get('media_id')} in {r.get('content_type')} "
+            f"{r.get('content_id')}" for r in problems[:5]) if problems else ""),
+        description=None if not problems else (
+            f"{len(dangling)} dangling references, {len(gone)} to purged or missing files"
+            + (f" (first {MAX_SHOWN} of each listed)" if len(problems) >= MAX_SHOWN else "")),
+        metadata={"dangling": len(dangling), "to_purged_or_missing": len(gone),
+                  "examples": _jsonable(problems[:MAX_SHOWN])},
+    )
+
+
+def _catalog_consistency(settings: Settings, _client: Any, _sample: int) -> CheckOutcome:
+    wrong = reference_health(settings, limit=MAX_SHOWN).count_mismatches
+    return CheckOutcome(
+        passed=not wrong,
+        detail=f"{len(wrong)} files whose reference_count/referenced_in disagree with the index",
+        description=None if not wrong else f"{len(wrong)} files disagree with the index",
+        metadata={"mismatches": len(wrong), "examples": _jsonable(wrong)},
+    )
+
+
+def _content_sources(settings: Settings, _client: Any, _sample: int) -> CheckOutcome:
+    status = source_health(settings)
+    stale = [s for s in status if s["stale"]]
+    reasons = "; ".join(f"{s['source']}: {s['reason']}" for s in stale)
+    return CheckOutcome(
+        passed=not stale,
+        detail=reasons or "every source a purge needs has a trusted latest scan",
+        description=reasons or None,
+        metadata={"sources": len(status), "stale": len(stale),
+                  "reasons": {s["source"]: s["reason"] for s in stale}},
+    )
+
+
+def _purge_undo(settings: Settings, client: Any, _sample: int) -> CheckOutcome:
+    from media_pipeline.lifecycle import bucket_versioning
+
+    undo = bucket_versioning(settings, client)
+    return CheckOutcome(
+        passed=bool(undo["undo"]),
+        detail=undo["detail"],
+        description=undo["detail"],
+        metadata={"versioning": str(undo["versioning"]),
+                  "noncurrent_days": undo.get("noncurrent_days") or 0},
+        extra={"versioning": undo["versioning"]},
+    )
+
+
+CHECKS: tuple[Check, ...] = (
+    Check("storage_usage", "storage_usage", "fingerprints",
+          "Bytes and files per namespace and type.", _storage_usage, needs_s3=False),
+    Check("file_accessibility", "file_accessibility", "media_files",
+          "HEAD a sample of catalogued objects; objects gone from the bucket fail it.",
+          _file_accessibility),
+    Check("public_exposure", "public_exposure", "fingerprints",
+          "Quarantined and non-public objects must not be readable by anyone: an object "
+          "public in S3 but not in the catalog fails it.", _public_exposure),
+    Check("reference_integrity", "reference_integrity", "reference_index",
+          "Dangling references and references to purged or missing files.",
+          _reference_integrity, needs_s3=False),
+    Check("catalog_consistency", "catalog_consistency", "reference_index",
+          "reference_count and referenced_in agree with the index.", _catalog_consistency,
+          needs_s3=False),
+    Check("content_sources_trusted", "content_sources", "reference_index",
+          "Every source a purge needs (configured or remembered) has a trusted latest scan: "
+          "not failed, not suspect.", _content_sources, needs_s3=False),
+    # A warning, not a failure: permanent purges are a choice, but one to know about.
+    Check("purge_undo_window", "purge_undo", "purged_files",
+          "Whether a purge can be undone (versioned bucket, marker mode).", _purge_undo,
+          severity="warn"),
+)
+
+
+def health_row(check: Check, outcome: CheckOutcome) -> dict[str, Any]:
+    """One row of `media-pipeline health` (``--json`` prints these)."""
+    row: dict[str, Any] = {"check": check.label}
+    if check.severity == "warn":
+        row.update(passed=True, warn=not outcome.passed)
+    else:
+        row["passed"] = outcome.passed
+    return {**row, **outcome.extra, "detail": outcome.detail}
+
+
+def run_checks(settings: Settings, client: Any, sample: int = DEFAULT_SAMPLE
+               ) -> list[dict[str, Any]]:
+    """Every check in ``CHECKS``, as the rows `media-pipeline health` prints; ``sample`` is how
+    many objects file_accessibility HEADs."""
+    return [health_row(check, check.run(settings, client, sample)) for check in CHECKS]

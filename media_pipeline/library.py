@@ -64,7 +64,7 @@ from media_pipeline.access import (
     require_role,
     require_see,
 )
-from media_pipeline.catalog import Catalog
+from media_pipeline.catalog import Catalog, open_catalog
 from media_pipeline.errors import (  # noqa: F401
     Conflict,
     InvalidInput,
@@ -82,7 +82,6 @@ from media_pipeline.fingerprint.metadata import (
 from media_pipeline.fingerprint.sniff import SNIFF_BYTES, needs_content, sniff_mime
 from media_pipeline.fingerprint.validate import check_extension, validate
 from media_pipeline.kinds import MediaStatus, Visibility
-from media_pipeline.pipeline import open_catalog
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
 from media_pipeline.storage.keys import (

@@ -103,52 +103,30 @@ class NoAclProxy:
     private gets S3's 400 AccessControlListNotSupported. moto does not enforce that setting."""
 
     def __init__(self, upstream: str) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
         import httpx
+
+        from media_pipeline_tests.http_server import Request, Response, TestServer
 
         client = httpx.Client(base_url=upstream, timeout=30)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # quiet
-                pass
+        def forward(request: Request) -> Response:
+            canned = request.headers.get("x-amz-acl")
+            grants_all = b"AllUsers" in request.body and "?acl" in request.path
+            if (canned is not None and canned != "private") or grants_all:
+                return Response(400, ACL_REFUSAL, {"Content-Type": "application/xml"})
+            headers = {k: v for k, v in request.headers.items()
+                       if k.lower() not in ("host", "content-length", "connection")}
+            response = client.request(request.method, request.path, content=request.body,
+                                      headers=headers)
+            return Response(response.status_code, response.content, [
+                (k, v) for k, v in response.headers.items()
+                if k.lower() not in ("content-length", "transfer-encoding", "connection",
+                                     "content-encoding")])
 
-            def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                canned = self.headers.get("x-amz-acl")
-                grants_all = b"AllUsers" in body and "?acl" in self.path
-                if (canned is not None and canned != "private") or grants_all:
-                    self.send_response(400)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(ACL_REFUSAL)))
-                    self.end_headers()
-                    self.wfile.write(ACL_REFUSAL)
-                    return
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("host", "content-length", "connection")}
-                response = client.request(self.command, self.path, content=body,
-                                          headers=headers)
-                self.send_response(response.status_code)
-                for k, v in response.headers.items():
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection",
-                                         "content-encoding"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(response.content)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(response.content)
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = TestServer(forward)
+        self.url = self.server.url
         self._client = client
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
         self._client.close()

@@ -71,16 +71,20 @@ def upload(
     )
 
 
-def dagster_resources(settings: Settings) -> dict[str, Any]:
+def dagster_resources(settings: Settings, endpoint_url: str | None = None,
+                      inventory_location: str | None = None) -> dict[str, Any]:
     """The Dagster resources for ``settings`` (the test server's credentials)."""
-    from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
+    from media_pipeline.defs.resources import MediaPipelineResource, MediaS3Resource
 
     return {
-        "s3": MediaS3Resource(
-            endpoint_url=settings.endpoint_url, bucket=settings.bucket,
-            aws_access_key_id="testing", aws_secret_access_key="testing",
+        "media": MediaPipelineResource(
+            s3=MediaS3Resource(
+                endpoint_url=endpoint_url or settings.endpoint_url, bucket=settings.bucket,
+                aws_access_key_id="testing", aws_secret_access_key="testing",
+                inventory_location=inventory_location,
+            ),
+            home=str(settings.home),
         ),
-        "catalog": CatalogResource(home=str(settings.home)),
     }
 
 

@@ -15,9 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from media_pipeline.catalog import Catalog
-from media_pipeline.pipeline import commit_inventory, fingerprint_pending, take_inventory
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
+from media_pipeline.stages import (
+    commit_inventory,
+    fingerprint_pending,
+    take_inventory,
+)
 
 EDITOR = "erin"
 VIEWER = "vic"

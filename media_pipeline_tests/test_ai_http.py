@@ -14,7 +14,6 @@ import traceback
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from media_pipeline.ai.http_backend import (
     CircuitBreaker,
     HttpAIBackend,
 )
+from media_pipeline_tests.http_server import Request, Response, TestServer
 
 API_KEY = "sk-test-Zq8v3SECRETkey71"
 MODEL = "test-vision-model"
@@ -74,68 +74,37 @@ class ChatServer:
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
         self.release = threading.Event()
-        server = self
+        self.http = TestServer(self._handle)
+        self.port = self.http.port
+        self.url = f"{self.http.url}/v1"
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body: Any = json.loads(raw) if raw else None
-                except ValueError:
-                    body = raw
-                with server.lock:
-                    server.seen.append(
-                        Seen(self.command, self.path, dict(self.headers.items()), body)
-                    )
-                    reply = server.script.popleft() if server.script else server.default
-                if reply.delay:
-                    server.release.wait(reply.delay)
-                payload = reply.body
-                if reply.echo_auth:
-                    payload = {"error": {"message": "bad key "
-                                         + str(self.headers.get("Authorization"))}}
-                if isinstance(payload, dict | list):
-                    data = json.dumps(payload).encode()
-                    ctype = "application/json"
-                elif isinstance(payload, str):
-                    data, ctype = payload.encode(), "text/plain"
-                else:
-                    data, ctype = payload or b"", "application/octet-stream"
-                try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", ctype)
-                    self.send_header("Content-Length", str(len(data)))
-                    for k, v in reply.headers.items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass  # the client gave up (timeout test)
-
-            do_GET = _handle
-            do_POST = _handle
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+    def _handle(self, request: Request) -> Response:
+        try:
+            body: Any = json.loads(request.body) if request.body else None
+        except ValueError:
+            body = request.body
+        with self.lock:
+            self.seen.append(
+                Seen(request.method, request.path, dict(request.headers.items()), body)
+            )
+            reply = self.script.popleft() if self.script else self.default
+        if reply.delay:
+            self.release.wait(reply.delay)
+        payload = reply.body
+        if reply.echo_auth:
+            payload = {"error": {"message": "bad key "
+                                 + str(request.headers.get("Authorization"))}}
+        if isinstance(payload, dict | list | str):
+            return Response(reply.status, payload, reply.headers)
+        return Response(reply.status, payload or b"",
+                        {"Content-Type": "application/octet-stream", **reply.headers})
 
     def posts(self) -> list[Seen]:
         return [s for s in self.seen if s.method == "POST"]
 
     def close(self) -> None:
         self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+        self.http.close()
 
 
 @pytest.fixture

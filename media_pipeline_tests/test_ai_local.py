@@ -17,15 +17,14 @@ from PIL import Image  # noqa: E402
 
 from media_pipeline.ai.runner import analyze_batch  # noqa: E402
 from media_pipeline.ai.service import MediaAIService  # noqa: E402
-from media_pipeline.catalog import Catalog  # noqa: E402
+from media_pipeline.catalog import Catalog, open_catalog  # noqa: E402
 from media_pipeline.corpus import BANNER_TEXTS, banner, pdf_document  # noqa: E402
-from media_pipeline.pipeline import (  # noqa: E402
+from media_pipeline.settings import Settings  # noqa: E402
+from media_pipeline.stages import (  # noqa: E402
     commit_inventory,
     fingerprint_pending,
-    open_catalog,
     take_inventory,
 )
-from media_pipeline.settings import Settings  # noqa: E402
 
 
 def jpeg(array: Any) -> bytes:

@@ -4,9 +4,7 @@ protocol: duplicates analysed once, thresholds, manual tags kept, deferral, cach
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -16,17 +14,18 @@ pytest.importorskip("httpx")
 from media_pipeline.ai.http_backend import CircuitBreaker, HttpAIBackend  # noqa: E402
 from media_pipeline.ai.runner import analyze_batch  # noqa: E402
 from media_pipeline.ai.service import MediaAIService, RemoteBackend  # noqa: E402
-from media_pipeline.catalog import Catalog  # noqa: E402
+from media_pipeline.catalog import Catalog, open_catalog  # noqa: E402
 from media_pipeline.corpus import generate_corpus  # noqa: E402
 from media_pipeline.demo import seed_bucket  # noqa: E402
-from media_pipeline.pipeline import (  # noqa: E402
-    commit_inventory,
-    fingerprint_pending,
-    open_catalog,
-    take_inventory,
-)
 from media_pipeline.records import media_id_for  # noqa: E402
 from media_pipeline.settings import Settings  # noqa: E402
+from media_pipeline.stages import (  # noqa: E402
+    commit_inventory,
+    fingerprint_pending,
+    take_inventory,
+)
+from media_pipeline_tests.fixtures_s3 import dagster_resources  # noqa: E402
+from media_pipeline_tests.http_server import Request, Response, TestServer  # noqa: E402
 
 ANSWER = {"title": "A cat on a sofa", "description": "x", "text": "HELLO",
           "tags": [{"name": "cat", "confidence": 0.92}, {"name": "blurry", "confidence": 0.3}]}
@@ -36,50 +35,26 @@ class ChatServer:
     def __init__(self) -> None:
         self.requests = 0
         self.down = False
-        server = self
+        self.http = TestServer(self._handle)
+        self.url = f"{self.http.url}/v1"
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:  # noqa: N802
-                if server.down:
-                    self._send(503, {"error": {"message": "down"}})
-                else:
-                    self._send(200, {"data": [{"id": "test-model"}]})
-
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                if server.down:
-                    self._send(503, {"error": {"message": "overloaded"}})
-                    return
-                server.requests += 1
-                self._send(200, {"choices": [{"message": {"role": "assistant",
-                                                          "content": json.dumps(ANSWER)}}]})
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http.server_address[1]}/v1"
+    def _handle(self, request: Request) -> Response:
+        if request.method == "GET":
+            if self.down:
+                return Response(503, {"error": {"message": "down"}})
+            return Response(200, {"data": [{"id": "test-model"}]})
+        if self.down:
+            return Response(503, {"error": {"message": "overloaded"}})
+        self.requests += 1
+        return Response(200, {"choices": [{"message": {"role": "assistant",
+                                                       "content": json.dumps(ANSWER)}}]})
 
 
 @pytest.fixture
 def chat() -> Iterator[ChatServer]:
     server = ChatServer()
     yield server
-    server.http.shutdown()
-    server.http.server_close()
+    server.http.close()
 
 
 def service_for(settings: Settings, chat: ChatServer, model: str = "test-model"
@@ -220,16 +195,11 @@ def test_the_ai_asset_defers_when_the_service_is_down_and_its_check_says_so(
     import dagster as dg
 
     from media_pipeline.defs.execution import run_assets
-    from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
 
     catalogued(settings, s3_client, photos[:2])
     monkeypatch.setenv("AI_SERVICE_URL", chat.url)
     monkeypatch.setenv("AI_SERVICE_API_KEY", "sk-test")
-    resources = {
-        "s3": MediaS3Resource(endpoint_url=settings.endpoint_url, bucket=settings.bucket,
-                              aws_access_key_id="testing", aws_secret_access_key="testing"),
-        "catalog": CatalogResource(home=str(settings.home)),
-    }
+    resources = dagster_resources(settings)
     chat.down = True
     down = run_assets(["ai_analysis"], instance=dg.DagsterInstance.ephemeral(),
                       resources=resources)

@@ -5,12 +5,9 @@ S3 and the purge says why it refused."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -21,6 +18,7 @@ from media_pipeline.catalog import Catalog
 from media_pipeline.cli import main
 from media_pipeline.settings import Settings
 from media_pipeline_tests.fixtures_db import *  # noqa: F403
+from media_pipeline_tests.http_server import Response, TestServer
 from media_pipeline_tests.lifecycle_helpers import (
     ADMIN,
     EDITOR,
@@ -158,33 +156,16 @@ class Api:
 
     def __init__(self) -> None:
         self.pages: Callable[[int], dict[str, Any]] = lambda n: {}
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                number = int(parse_qs(urlsplit(self.path).query)["page"][0])
-                body = json.dumps(api.pages(number)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/entries"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        self.server = TestServer(
+            lambda request: Response(200, self.pages(int(request.query["page"][0]))))
+        self.url = f"{self.server.url}/entries"
 
 
 @pytest.fixture
 def api() -> Iterator[Api]:
     server = Api()
     yield server
-    server.server.shutdown()
-    server.server.server_close()
+    server.server.close()
 
 
 def test_an_api_with_an_empty_page_midway_fails_and_the_file_on_a_later_page_stays(

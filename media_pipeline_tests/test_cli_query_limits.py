@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from media_pipeline.cli import main as cli
-from media_pipeline.pipeline import ingest_keys
 from media_pipeline.settings import Settings
+from media_pipeline.stages import ingest_keys
 from media_pipeline_tests.app_fixtures import png_bytes
 from media_pipeline_tests.fixtures_s3 import env_for
 

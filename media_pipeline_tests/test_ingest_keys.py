@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from media_pipeline import pipeline
+from media_pipeline import stages
 from media_pipeline.catalog import Catalog
 from media_pipeline.corpus import encode, hostile_file, photo
 from media_pipeline.records import media_id_for
@@ -40,9 +40,9 @@ def inventory_runs(settings: Settings) -> list[tuple[Any, ...]]:
 
 def nightly(settings: Settings, client: Any) -> None:
     """What the nightly reconciliation does: list, commit, fingerprint."""
-    pipeline.take_inventory(settings, client)
-    pipeline.commit_inventory(settings)
-    pipeline.fingerprint_pending(settings, client)
+    stages.take_inventory(settings, client)
+    stages.commit_inventory(settings)
+    stages.fingerprint_pending(settings, client)
 
 
 def test_new_keys_are_cataloged_and_fingerprinted_and_nothing_else_is_touched(
@@ -59,7 +59,7 @@ def test_new_keys_are_cataloged_and_fingerprinted_and_nothing_else_is_touched(
     pdf_as_jpg = hostile_file("pdf-as-jpg")
     upload(s3_client, settings, pdf_as_jpg.key, pdf_as_jpg.data, pdf_as_jpg.content_type)
 
-    result = pipeline.ingest_keys(
+    result = stages.ingest_keys(
         settings, ["blog/new photo.png", pdf_as_jpg.key], client=s3_client, run_id="run-1")
 
     assert (result.keys, result.new, result.changed, result.missing) == (2, 2, 0, 0)
@@ -90,13 +90,13 @@ def test_a_second_ingest_of_the_same_keys_changes_nothing(
     svg = hostile_file("svg-script")
     upload(s3_client, settings, svg.key, svg.data, svg.content_type)
     keys = ["x/one.png", svg.key, "x/never-existed.png"]
-    first = pipeline.ingest_keys(settings, keys, client=s3_client)
+    first = stages.ingest_keys(settings, keys, client=s3_client)
     assert (first.new, first.fingerprinted, first.quarantined, first.gone) == (2, 2, 1, 1)
     state, runs = files(settings), inventory_runs(settings)
     assert state[svg.key]["quarantine_reason"] == "SVG contains <script>"
     assert "x/never-existed.png" not in state  # a 404 the catalog never knew is ignored
 
-    second = pipeline.ingest_keys(settings, list(reversed(keys)) + keys, client=s3_client)
+    second = stages.ingest_keys(settings, list(reversed(keys)) + keys, client=s3_client)
 
     assert (second.keys, second.new, second.changed, second.unchanged) == (3, 0, 0, 2)
     assert (second.fingerprinted, second.missing, second.gone) == (0, 0, 1)
@@ -109,16 +109,16 @@ def test_a_key_that_answers_404_becomes_missing_and_comes_back_when_uploaded_aga
 ) -> None:
     data = png(5)
     upload(s3_client, settings, "g/gone.png", data, "image/png")
-    pipeline.ingest_keys(settings, ["g/gone.png"], client=s3_client)
+    stages.ingest_keys(settings, ["g/gone.png"], client=s3_client)
     s3_client.delete_object(Bucket=settings.bucket, Key="g/gone.png")
 
-    result = pipeline.ingest_keys(settings, ["g/gone.png"], client=s3_client)
+    result = stages.ingest_keys(settings, ["g/gone.png"], client=s3_client)
     assert (result.gone, result.missing, result.fingerprinted) == (1, 1, 0)
     row = files(settings)["g/gone.png"]
     assert row["status"] == "missing" and row["missing_since"] is not None
 
     upload(s3_client, settings, "g/gone.png", data, "image/png")  # the same bytes again
-    back = pipeline.ingest_keys(settings, ["g/gone.png"], client=s3_client)
+    back = stages.ingest_keys(settings, ["g/gone.png"], client=s3_client)
     assert (back.reappeared, back.fingerprinted) == (1, 0)  # same ETag: the old fingerprint holds
     row = files(settings)["g/gone.png"]
     assert row["status"] == "active" and row["missing_since"] is None
@@ -129,12 +129,12 @@ def test_an_overwritten_object_is_fingerprinted_again(
 ) -> None:
     upload(s3_client, settings, "c/pic.png", png(6), "image/png")
     upload(s3_client, settings, "c/other.png", png(9), "image/png")
-    pipeline.ingest_keys(settings, ["c/pic.png", "c/other.png"], client=s3_client)
+    stages.ingest_keys(settings, ["c/pic.png", "c/other.png"], client=s3_client)
     other = files(settings)["c/other.png"]
     replacement = png(7)
     upload(s3_client, settings, "c/pic.png", replacement, "image/png")
 
-    result = pipeline.ingest_keys(settings, ["c/pic.png"], client=s3_client)
+    result = stages.ingest_keys(settings, ["c/pic.png"], client=s3_client)
 
     assert (result.new, result.changed, result.fingerprinted, result.active) == (0, 1, 1, 1)
     after = files(settings)
@@ -149,7 +149,7 @@ def test_keys_with_spaces_unicode_and_plus_are_real_keys(
     keys = ["u/Grüße aus Köln.png", "u/a+b=c.png", "u/100% 😀.png"]
     for i, key in enumerate(keys):
         upload(s3_client, settings, key, png(10 + i), "image/png")
-    result = pipeline.ingest_keys(settings, keys, client=s3_client)
+    result = stages.ingest_keys(settings, keys, client=s3_client)
     assert (result.new, result.active) == (3, 3)
     assert set(files(settings)) == set(keys)
 
@@ -159,7 +159,7 @@ def test_bad_keys_are_refused_before_anything_is_done(
     settings: Settings, s3_client: Any, keys: Any
 ) -> None:
     with pytest.raises((ValueError, TypeError), match="keys"):
-        pipeline.ingest_keys(settings, keys, client=s3_client)
+        stages.ingest_keys(settings, keys, client=s3_client)
     assert not settings.catalog_path.exists()
 
 
@@ -167,14 +167,14 @@ def test_a_wrong_bucket_is_an_error_not_a_catalog_full_of_missing_objects(
     settings: Settings, s3_client: Any
 ) -> None:
     upload(s3_client, settings, "w/file.png", png(8), "image/png")
-    pipeline.ingest_keys(settings, ["w/file.png"], client=s3_client)
+    stages.ingest_keys(settings, ["w/file.png"], client=s3_client)
     wrong = Settings(**{**settings.__dict__, "bucket": settings.bucket + "-nope"})
     with pytest.raises(RuntimeError, match="cannot be read"):
-        pipeline.ingest_keys(wrong, ["w/file.png"], client=s3_client)
+        stages.ingest_keys(wrong, ["w/file.png"], client=s3_client)
     assert files(settings)["w/file.png"]["status"] == "active"
 
 
 def test_an_empty_list_does_nothing(settings: Settings, s3_client: Any) -> None:
-    result = pipeline.ingest_keys(settings, [], client=s3_client)
+    result = stages.ingest_keys(settings, [], client=s3_client)
     assert (result.keys, result.new, result.fingerprinted) == (0, 0, 0)
     assert files(settings) == {}

@@ -26,8 +26,12 @@ from media_pipeline.library import (
     UnknownMedia,
     ValidationFailed,
 )
-from media_pipeline.pipeline import commit_inventory, fingerprint_pending, take_inventory
 from media_pipeline.settings import Settings
+from media_pipeline.stages import (
+    commit_inventory,
+    fingerprint_pending,
+    take_inventory,
+)
 from media_pipeline_tests.app_fixtures import (
     CLEAN_SVG,
     SCRIPT_SVG,

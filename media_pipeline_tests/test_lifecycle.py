@@ -169,8 +169,12 @@ def test_reference_actions_are_audited(s: Settings, files: dict[str, str]) -> No
 
 
 def test_restore_keeps_quarantine(s: Settings, s3_client: Any) -> None:
-    from media_pipeline.pipeline import commit_inventory, fingerprint_pending, take_inventory
     from media_pipeline.records import media_id_for
+    from media_pipeline.stages import (
+        commit_inventory,
+        fingerprint_pending,
+        take_inventory,
+    )
 
     s3_client.put_object(Bucket=s.bucket, Key="blog/x.svg", ContentType="image/svg+xml",
                          Body=b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)'

@@ -36,12 +36,12 @@ from media_pipeline.lifecycle import (
     remove_reference,
     restore,
 )
-from media_pipeline.pipeline import commit_inventory, take_inventory
 from media_pipeline.records import media_id_for
 from media_pipeline.references.document import Document
 from media_pipeline.references.index import scan_source
 from media_pipeline.references.sources import ContentSource
 from media_pipeline.settings import Settings
+from media_pipeline.stages import commit_inventory, take_inventory
 from media_pipeline.storage import ensure_bucket
 from media_pipeline_tests.lifecycle_helpers import ADMIN, object_keys
 

@@ -16,7 +16,6 @@ from media_pipeline.catalog import Catalog
 from media_pipeline.cli import main as cli
 from media_pipeline.corpus import CorpusFile, generate_corpus
 from media_pipeline.defs.execution import RunSummary, run_assets
-from media_pipeline.defs.resources import MediaS3Resource
 from media_pipeline.demo import seed_bucket
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
@@ -191,8 +190,9 @@ def test_run_without_the_embedded_server_says_how_to_start_it(tmp_path: Path) ->
 def test_definitions_load_with_the_job_schedule_and_checks() -> None:
     import dagster as dg
 
-    from media_pipeline.definitions import defs
+    from media_pipeline.definitions import defs as load_defs
 
+    defs = load_defs()
     job = defs.resolve_job_def("nightly_reconciliation")
     assert {n.name for n in job.nodes} >= {
         "inventory_snapshot", "media_files", "fingerprints", "duplicate_groups", "near_duplicates"}
@@ -244,12 +244,7 @@ def test_run_from_an_inventory_report_instead_of_a_listing(
     s3_client.create_bucket(Bucket=settings.bucket + "-inv")
     report = write_inventory_report((s3_client, settings.bucket + "-inv", "inventory"),
                                     settings.bucket, entries, fmt=fmt, all_versions=True)
-    res = dagster_resources(settings)
-    res["s3"] = MediaS3Resource(
-        endpoint_url=settings.endpoint_url, bucket=settings.bucket,
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-        inventory_location=report.location,
-    )
+    res = dagster_resources(settings, inventory_location=report.location)
     import dagster as dg
 
     summary = run_assets(instance=dg.DagsterInstance.ephemeral(), resources=res)
@@ -280,7 +275,7 @@ def test_health_command_reports_missing_objects_and_exits_non_zero(
     assert sum(r["files"] for r in report["storage_usage"]) == len(files)
 
     # A page that uses a file the bucket does not have: reference_integrity fails with it.
-    from media_pipeline.pipeline import open_catalog
+    from media_pipeline.catalog import open_catalog
 
     with open_catalog(settings) as catalog:
         catalog.add_reference(media_id_for(settings.bucket, "site/nowhere.jpg"), "webpage",
@@ -342,13 +337,15 @@ def test_storage_usage_check_reports_numbers_per_namespace_and_type(
 ) -> None:
     import dagster as dg
 
-    from media_pipeline.defs.checks import storage_usage
+    from media_pipeline.defs.health import asset_check
+
+    storage_usage = asset_check("storage_usage")
 
     files = [f for f in corpus if f.kind == "photo"][:16] + [f for f in corpus if f.kind == "pdf"]
     seed_bucket(s3_client, settings.bucket, files)
     run(settings)
     res = dagster_resources(settings)
-    result = storage_usage(s3=res["s3"], catalog=res["catalog"])
+    result = storage_usage(media=res["media"])
     assert isinstance(result, dg.AssetCheckResult) and result.passed
     meta = {k: getattr(v, "value", v) for k, v in result.metadata.items()}
     for namespace in {f.key.split("/", 1)[0] for f in files}:

@@ -257,7 +257,7 @@ def test_an_object_replaced_in_s3_is_not_deleted(s: Settings, s3_client: Any) ->
 
 def test_new_content_at_a_deleted_key_is_a_new_file_once_catalogued(
         s: Settings, s3_client: Any) -> None:
-    from media_pipeline.pipeline import commit_inventory, take_inventory
+    from media_pipeline.stages import commit_inventory, take_inventory
 
     ids = catalog_files(s, s3_client, ["a/x.txt"])
     soft_delete(s, [ids["a/x.txt"]])

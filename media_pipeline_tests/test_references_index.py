@@ -130,7 +130,7 @@ def test_a_key_reference_gets_the_media_id_of_its_key(settings: Settings,
 
 def test_references_to_missing_files_are_reported(settings: Settings, s3_client: Any,
                                                   files: dict[str, str]) -> None:
-    from media_pipeline.pipeline import commit_inventory, take_inventory
+    from media_pipeline.stages import commit_inventory, take_inventory
 
     scan(settings, "cms", [key_ref(settings, "webpage", "1", "blog/a.txt")])
     s3_client.delete_object(Bucket=settings.bucket, Key="blog/a.txt")
@@ -143,7 +143,7 @@ def test_references_to_missing_files_are_reported(settings: Settings, s3_client:
 
 def test_a_key_referenced_before_it_existed_is_counted_when_the_inventory_finds_it(
         settings: Settings, s3_client: Any, files: dict[str, str]) -> None:
-    from media_pipeline.pipeline import commit_inventory, take_inventory
+    from media_pipeline.stages import commit_inventory, take_inventory
 
     # Content referred to a key before the object existed; then the inventory found it.
     scan(settings, "cms", [key_ref(settings, "webpage", "1", "blog/late.txt")])

@@ -4,10 +4,8 @@ the run without touching the catalog."""
 from __future__ import annotations
 
 import http.client
-import socket
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,10 +15,11 @@ import pytest
 from media_pipeline.catalog import Catalog
 from media_pipeline.corpus import generate_corpus
 from media_pipeline.defs.execution import run_assets
-from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
 from media_pipeline.demo import seed_bucket
 from media_pipeline.inventory import write_inventory_report
 from media_pipeline.settings import Settings
+from media_pipeline_tests.fixtures_s3 import dagster_resources
+from media_pipeline_tests.http_server import Request, Response, TestServer
 
 SLOW_DOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
@@ -39,66 +38,42 @@ class ThrottlingProxy:
         self.throttled = 0
         self.cut_once: set[str] = set()  # request paths whose next GET body breaks off
         self.lock = threading.Lock()
-        proxy = self
+        self.server: TestServer | None = None
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                with proxy.lock:
-                    proxy.requests += 1
-                    throttle = proxy.requests % proxy.every == 0
-                    proxy.throttled += throttle
-                    cut = self.command == "GET" and self.path in proxy.cut_once
-                    proxy.cut_once.discard(self.path)
-                if throttle:
-                    self.send_response(503)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
-                    self.end_headers()
-                    self.wfile.write(SLOW_DOWN)
-                    return
-                conn = http.client.HTTPConnection(
-                    proxy.upstream.hostname, proxy.upstream.port, timeout=30)
-                conn.request(self.command, self.path, body=body, headers=dict(self.headers))
-                resp = conn.getresponse()
-                data = resp.read()
-                self.send_response(resp.status)
-                for name, value in resp.getheaders():
-                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if cut:  # the body breaks off halfway: the connection drops
-                    self.wfile.write(data[: len(data) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    conn.close()
-                    return
-                self.wfile.write(data)
-                conn.close()
-
-            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def _handle(self, request: Request) -> Response:
+        with self.lock:
+            self.requests += 1
+            throttle = self.requests % self.every == 0
+            self.throttled += throttle
+            cut = request.method == "GET" and request.path in self.cut_once
+            self.cut_once.discard(request.path)
+        if throttle:
+            return Response(503, SLOW_DOWN, {"Content-Type": "application/xml"})
+        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port,
+                                          timeout=30)
+        try:
+            conn.request(request.method, request.path, body=request.body or None,
+                         headers=dict(request.headers))
+            resp = conn.getresponse()
+            data = resp.read()
+            # A cut body breaks off halfway: the connection drops.
+            return Response(resp.status, data, resp.getheaders(),
+                            cut_at=len(data) // 2 if cut else None)
+        finally:
+            conn.close()
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        assert self.server is not None
+        return self.server.url
 
     def __enter__(self) -> ThrottlingProxy:
-        self.thread.start()
+        self.server = TestServer(self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        assert self.server is not None
+        self.server.close()
 
 
 @pytest.fixture
@@ -108,12 +83,7 @@ def throttled(s3_endpoint: str) -> Iterator[ThrottlingProxy]:
 
 
 def resources(settings: Settings, endpoint: str, inventory: str | None = None) -> dict[str, Any]:
-    return {
-        "s3": MediaS3Resource(endpoint_url=endpoint, bucket=settings.bucket,
-                              aws_access_key_id="testing", aws_secret_access_key="testing",
-                              inventory_location=inventory),
-        "catalog": CatalogResource(home=str(settings.home)),
-    }
+    return dagster_resources(settings, endpoint_url=endpoint, inventory_location=inventory)
 
 
 def test_throttled_requests_are_retried_and_counted(

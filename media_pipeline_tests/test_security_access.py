@@ -17,9 +17,13 @@ from media_pipeline.access import PermissionDenied
 from media_pipeline.catalog import Catalog
 from media_pipeline.cli import main as cli
 from media_pipeline.library import MediaLibrary
-from media_pipeline.pipeline import commit_inventory, fingerprint_pending, take_inventory
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
+from media_pipeline.stages import (
+    commit_inventory,
+    fingerprint_pending,
+    take_inventory,
+)
 from media_pipeline.storage.s3 import grants_are_public
 from media_pipeline_tests.app_fixtures import audit_rows, bucket_keys, png_bytes
 from media_pipeline_tests.fixtures_s3 import env_for

@@ -30,9 +30,9 @@ from media_pipeline.catalog import Catalog
 from media_pipeline.fingerprint.reader import fingerprint_object
 from media_pipeline.fingerprint.structure import gif_frames
 from media_pipeline.library import MediaLibrary, MediaUnavailable, ValidationFailed
-from media_pipeline.pipeline import ingest_keys
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
+from media_pipeline.stages import ingest_keys
 from media_pipeline_tests.app_fixtures import bucket_keys, jpeg_bytes, png_bytes
 from media_pipeline_tests.fixtures_s3 import upload
 

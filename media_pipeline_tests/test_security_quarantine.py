@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from media_pipeline.catalog import Catalog
 from media_pipeline.cli import main as cli
 from media_pipeline.library import MediaLibrary, ValidationFailed
-from media_pipeline.pipeline import ingest_keys
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
+from media_pipeline.stages import ingest_keys
 from media_pipeline.storage.s3 import ACLS_DISABLED, grants_are_public
 from media_pipeline_tests.app_fixtures import (
     ENTITY_SCRIPT_SVG,

@@ -4,6 +4,7 @@ ingest_new_objects job, against the moto server (S3 and SQS over HTTP) and a rea
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,11 +13,12 @@ import dagster as dg
 import pytest
 
 from media_pipeline.catalog import Catalog
-from media_pipeline.defs import sensors
+from media_pipeline.defs.ingest import sensors
 from media_pipeline.events import MalformedMessage, make_sqs_client, parse_message
 from media_pipeline.settings import Settings
 from media_pipeline.storage import S3Object
 from media_pipeline_tests.fixtures_s3 import dagster_resources, upload
+from media_pipeline_tests.http_server import Response, serve
 from media_pipeline_tests.test_ingest_keys import png
 
 UNUSUAL_KEY = "u/Grüße aus Köln+x 100%.png"
@@ -313,8 +315,9 @@ def test_the_job_ingests_the_keys_of_a_run_request(settings: Settings, s3_client
 
 
 def test_definitions_carry_the_sensor_and_its_job() -> None:
-    from media_pipeline.definitions import defs
+    from media_pipeline.definitions import defs as load_defs
 
+    defs = load_defs()
     sensor = defs.resolve_sensor_def("new_s3_objects")
     assert sensor.job_name == "ingest_new_objects"
     assert sensor.minimum_interval_seconds == sensors.MINIMUM_INTERVAL_SECONDS
@@ -333,27 +336,11 @@ def test_the_sensor_starts_running_only_when_a_queue_is_configured(
 
 
 @pytest.fixture
-def forbidding_s3() -> Any:
+def forbidding_s3() -> Iterator[str]:
     """A real HTTP server on 127.0.0.1 that answers every S3 request 403, like a bucket whose
     policy denies us."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Forbid(BaseHTTPRequestHandler):
-        def do_HEAD(self) -> None:
-            self.send_response(403)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Forbid)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve(lambda request: Response(403)) as server:
+        yield server.url
 
 
 def test_keys_s3_refuses_fail_the_run_and_change_nothing(

@@ -11,11 +11,9 @@ import os
 import pickle
 import shutil
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -41,6 +39,7 @@ from media_pipeline.references.sources import (
 )
 from media_pipeline.settings import Settings
 from media_pipeline_tests.fixtures_db import *  # noqa: F403
+from media_pipeline_tests.http_server import Request, Response, TestServer
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "pw-Sup3r-s3cret-9x"
@@ -477,34 +476,21 @@ class Api:
     def __init__(self) -> None:
         self.handler: Callable[[str, dict[str, list[str]], dict[str, str]], Reply] = \
             lambda path, query, headers: (404, {}, b"")
-        self.requests: list[str] = []
-        api = self
+        self.server = TestServer(self._answer)
+        self.url = self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                api.requests.append(self.path)
-                parts = urlsplit(self.path)
-                status, headers, body = api.handler(parts.path, parse_qs(parts.query),
-                                                    dict(self.headers))
-                self.send_response(status)
-                for key, value in {"Content-Type": "application/json", **headers}.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+    def _answer(self, request: Request) -> Response:
+        parts = urlsplit(request.path)
+        status, headers, body = self.handler(parts.path, parse_qs(parts.query),
+                                             dict(request.headers))
+        return Response(status, body, {"Content-Type": "application/json", **headers})
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
+    @property
+    def requests(self) -> list[str]:
+        return [r.path for r in self.server.requests]
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture

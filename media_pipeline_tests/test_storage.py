@@ -5,12 +5,10 @@ from __future__ import annotations
 import hashlib
 import io
 import random
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -34,6 +32,7 @@ from media_pipeline.storage import (
     make_client,
 )
 from media_pipeline.storage.media_storage import content_disposition, decode_policy
+from media_pipeline_tests.http_server import Request, Response, serve
 
 MiB = 1024 * 1024
 SECRET = "sEcReT/k3y+Only-For-This-Test-9f8e7d6c"
@@ -598,43 +597,27 @@ DENIED = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</C
           b"<Message>Access Denied</Message><RequestId>R2</RequestId></Error>")
 
 
-class AclDisabledS3(BaseHTTPRequestHandler):
+class AclDisabledS3:
     """Answers like S3 on a bucket with Object Ownership 'bucket owner enforced': any request
     that sets an ACL gets 400 AccessControlListNotSupported; nothing is stored."""
 
     requests: list[tuple[str, str, Message]] = []
 
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        self.requests.append((self.command, self.path, self.headers))
-        sets_acl = "acl" in parse_qs(urlsplit(self.path).query, keep_blank_values=True) or (
-            "x-amz-acl" in self.headers)
+    @classmethod
+    def answer(cls, request: Request) -> Response:
+        cls.requests.append((request.method, request.path, request.headers))
+        sets_acl = "acl" in request.query or "x-amz-acl" in request.headers
         # Anything else (e.g. reading the ownership controls) is denied, as for a user
         # without s3:GetBucketOwnershipControls: the ACL request itself must be refused.
-        status, body = (400, ACL_ERROR) if self.command == "PUT" and sets_acl else (403, DENIED)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_PUT = do_GET = do_HEAD = do_POST = _answer
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        return
+        status, body = (400, ACL_ERROR) if request.method == "PUT" and sets_acl else (403, DENIED)
+        return Response(status, body, {"Content-Type": "application/xml"})
 
 
 @pytest.fixture
 def acl_disabled_endpoint() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), AclDisabledS3)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     AclDisabledS3.requests = []
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serve(AclDisabledS3.answer) as server:
+        yield server.url
 
 
 def test_acl_disabled_bucket_raises_acl_not_supported(acl_disabled_endpoint: str,

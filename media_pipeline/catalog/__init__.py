@@ -11,6 +11,7 @@ from media_pipeline.catalog.catalog import (
     publish_snapshot,
     reader_path,
 )
+from media_pipeline.catalog.opening import open_catalog
 
 __all__ = [
     "Catalog",
@@ -19,6 +20,7 @@ __all__ = [
     "DuplicateStats",
     "InventoryDiff",
     "ObjectsApplied",
+    "open_catalog",
     "open_reader",
     "publish_snapshot",
     "reader_path",

@@ -29,7 +29,7 @@ from media_pipeline.catalog.migrations import LATEST_VERSION, MIGRATIONS
 from media_pipeline.catalog.references import ReferenceSQL
 from media_pipeline.errors import CatalogError, CatalogLockTimeout  # noqa: F401
 from media_pipeline.kinds import MediaStatus, sql_in
-from media_pipeline.records import PendingObject
+from media_pipeline.records import STORED_FINGERPRINT_COLUMNS, FingerprintResult, PendingObject
 
 LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
 
@@ -86,6 +86,10 @@ _OBJECT_COLUMNS = (
     ("last_modified", "TIMESTAMPTZ NOT NULL"),
     ("storage_class", "VARCHAR"),
 )
+# The committer copies each stored fingerprint column (records.py); dicts are JSON columns.
+_FINGERPRINT_SET = ", ".join(
+    f"{c} = f.{c}::JSON" if str(FingerprintResult.__dataclass_fields__[c].type).startswith("dict")
+    else f"{c} = f.{c}" for c in STORED_FINGERPRINT_COLUMNS)
 # Rows whose object exists in the bucket (as far as the last inventory knows).
 PRESENT = f"status NOT IN {sql_in(MediaStatus.MISSING, MediaStatus.PURGED)}"
 # Near-duplicate search probes up to distance // 4 flipped bits per band: 137 probes at 8-11.
@@ -514,13 +518,7 @@ class Catalog(ReferenceSQL, ApplicationSQL):
             con.execute(
                 """
                 UPDATE media_files AS m SET
-                    status = f.status,
-                    file_hash = f.file_hash, hash_source = f.hash_source,
-                    content_type = f.content_type,
-                    declared_content_type = f.declared_content_type,
-                    phash = f.phash, width = f.width, height = f.height,
-                    page_count = f.page_count, metadata = f.metadata::JSON,
-                    quarantine_reason = f.quarantine_reason,
+                    """ + _FINGERPRINT_SET + """,
                     -- quarantined files are private from then on (also if released later)
                     visibility = CASE WHEN f.status = 'quarantined' THEN 'private'
                                       ELSE m.visibility END,

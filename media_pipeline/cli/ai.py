@@ -26,7 +26,7 @@ def analyze(media_ids: tuple[str, ...], batch: int, redo: bool, as_json: bool) -
     from media_pipeline.ai.runner import analyze_batch
     from media_pipeline.ai.service import MediaAIService, summarize
     from media_pipeline.ai.thresholds import Thresholds
-    from media_pipeline.pipeline import open_catalog
+    from media_pipeline.catalog import open_catalog
     from media_pipeline.storage import make_client
 
     settings = Settings.from_env()

@@ -48,46 +48,10 @@ def health_command(sample: int, as_json: bool) -> None:
 
     settings = Settings.from_env()
     require_s3(settings)
+    client = make_client(settings)
+    # One list of checks (health.CHECKS), the same the Dagster asset checks are built from.
+    checks = health.run_checks(settings, client, sample)
     usage = health.storage_usage(settings)
-    report = health.check_accessibility(settings, make_client(settings), sample)
-    checks = [
-        {"check": "storage_usage", "passed": True,
-         "detail": f"{sum(r['files'] for r in usage)} files, "
-                   f"{sum(r['bytes'] for r in usage)} bytes"},
-        {"check": "file_accessibility", "passed": report.ok,
-         "detail": f"{report.checked} checked, {len(report.missing_keys)} missing"
-                   + (": " + ", ".join(report.missing_keys[:10]) if report.missing_keys else "")
-                   + (f", {len(report.errors)} errors" if report.errors else "")},
-    ]
-    exposure = health.check_public_exposure(settings, make_client(settings))
-    checks.append(
-        {"check": "public_exposure", "passed": exposure.ok,
-         "detail": f"{exposure.checked} checked, {len(exposure.exposed)} public in S3 but not "
-                   "in the catalog" + (": " + ", ".join(exposure.exposed[:10])
-                                       if exposure.exposed else "")
-                   + (f", {len(exposure.errors)} errors" if exposure.errors else "")})
-    refs = health.reference_health(settings)
-    gone = refs.dangling + refs.to_gone_files
-    checks += [
-        {"check": "reference_integrity", "passed": not gone,
-         "detail": f"{len(refs.dangling)} dangling, {len(refs.to_gone_files)} to purged or "
-                   "missing files" + (": " + ", ".join(
-                       f"{r.get('key') or r.get('media_id')} in {r.get('content_type')} "
-                       f"{r.get('content_id')}" for r in gone[:5]) if gone else "")},
-        {"check": "catalog_consistency", "passed": not refs.count_mismatches,
-         "detail": f"{len(refs.count_mismatches)} files whose reference_count/referenced_in "
-                   "disagree with the index"},
-    ]
-    stale = [s for s in health.source_health(settings) if s["stale"]]
-    checks.append({"check": "content_sources", "passed": not stale,
-                   "detail": "; ".join(f"{s['source']}: {s['reason']}" for s in stale)
-                   or "every source a purge needs has a trusted latest scan"})
-    from media_pipeline.lifecycle import bucket_versioning
-
-    undo = bucket_versioning(settings, make_client(settings))
-    # a warning, not a failure: permanent purges are a choice, but one to know about
-    checks.append({"check": "purge_undo", "passed": True, "warn": not undo["undo"],
-                   "versioning": undo["versioning"], "detail": undo["detail"]})
     if as_json:
         click.echo(json.dumps({"checks": checks, "storage_usage": usage}, indent=2))
     else:

@@ -11,8 +11,8 @@ from typing import Any
 
 import dagster as dg
 
-from media_pipeline.defs.project import build_definitions
-from media_pipeline.defs.resources import CatalogResource, resources_from_env
+from media_pipeline.definitions import build_definitions
+from media_pipeline.defs.resources import RESOURCE_KEY, MediaPipelineResource, default_resources
 from media_pipeline.settings import Settings, absolute
 
 # What `media-pipeline run` materializes by default: the nightly reconciliation's assets. AI
@@ -83,14 +83,15 @@ def run_assets(
     built for this process's settings (its content sources).
     """
     settings = Settings.from_env()
-    resources = resources or resources_from_env()
+    resources = resources or default_resources()
     extra = ([dg.define_asset_job("cli_run", selection=dg.AssetSelection.assets(*selection))]
              if selection else [])
     defs = build_definitions(settings, extra_jobs=extra, resources=resources)
     job = defs.resolve_job_def("cli_run" if selection else DEFAULT_JOB).with_logger_defs(
         {"console": dg.colored_console_logger, "file": run_file_logger})
-    catalog = resources.get("catalog")
-    home = absolute(catalog.home) if isinstance(catalog, CatalogResource) else settings.home
+    media = resources.get(RESOURCE_KEY)
+    home = (absolute(media.home) if isinstance(media, MediaPipelineResource) and media.home
+            else settings.home)
     folder = home / "logs"
     result = job.execute_in_process(
         instance=instance or instance_for_cli(),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -48,6 +49,14 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 1024 * 1024
 BODY_READ_ATTEMPTS = 3
 SPOOL_MEMORY = 16 * 1024 * 1024
+# What inspecting the content found that the catalog stores: the ContentInfo fields that
+# FingerprintResult also has (width, height, page_count, phash, metadata...).
+CONTENT_COLUMNS = tuple(name for name in ContentInfo.__dataclass_fields__
+                        if name in FingerprintResult.__dataclass_fields__)
+# What the validation rules are given from the content inspection: the ContentInfo fields that
+# validate() takes (a rule on a new fact adds it to both, nothing here).
+VALIDATION_FACTS = tuple(name for name in ContentInfo.__dataclass_fields__
+                         if name in inspect.signature(validate).parameters)
 
 
 def full_object_sha256(response: dict[str, Any]) -> str | None:
@@ -179,22 +188,16 @@ def _fingerprint(
             spool.seek(0)
             info = inspect_content(spool, mime, limits=InspectLimits.from_settings(settings))
 
-    result.width, result.height = info.width, info.height
-    result.page_count, result.phash = info.page_count, info.phash
-    result.metadata = dict(info.metadata)
+    for name in CONTENT_COLUMNS:
+        value = getattr(info, name)
+        setattr(result, name, dict(value) if isinstance(value, dict) else value)
     reason = validate(
         key=obj.key,
         size=size,
         content_type=mime,
         settings=settings,
-        pixels=info.pixels,
-        decode_error=info.decode_error,
-        svg=info.svg,
-        frames=info.frames,
-        decode_bytes=info.decode_bytes,
-        trailing=info.trailing,
-        pdf_active=info.pdf_active,
         declared_content_type=result.declared_content_type,
+        **{name: getattr(info, name) for name in VALIDATION_FACTS},
     )
     result.status = "quarantined" if reason else "active"
     result.quarantine_reason = reason
@@ -260,6 +263,10 @@ def fingerprint_objects(
 def _arrow_type(annotation: str) -> pa.DataType:
     if annotation.startswith("int"):
         return pa.int64()
+    if annotation.startswith("float"):
+        return pa.float64()
+    if annotation.startswith("bool"):
+        return pa.bool_()
     if annotation.startswith(("str", "dict")):
         return pa.string()
     raise TypeError(f"no Parquet type for a FingerprintResult field annotated {annotation!r}")

@@ -18,10 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from media_pipeline.access import PermissionDenied
-from media_pipeline.catalog import Catalog
+from media_pipeline.catalog import Catalog, open_catalog
 from media_pipeline.catalog.references import DEFAULT_MAX_DROP
 from media_pipeline.errors import InvalidInput
-from media_pipeline.pipeline import open_catalog
 from media_pipeline.references.extract import ReferenceExtractor
 from media_pipeline.references.mentions import MentionMatcher
 from media_pipeline.references.scan import scan_documents

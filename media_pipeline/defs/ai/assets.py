@@ -5,9 +5,9 @@ import dagster as dg
 from media_pipeline.ai.runner import analyze_batch
 from media_pipeline.ai.service import MediaAIService
 from media_pipeline.ai.thresholds import Thresholds
-from media_pipeline.defs.assets import fingerprints
-from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
-from media_pipeline.pipeline import open_catalog
+from media_pipeline.catalog import open_catalog
+from media_pipeline.defs.fingerprints import fingerprints
+from media_pipeline.defs.resources import MediaPipelineResource
 
 
 class AIAnalysisConfig(dg.Config):
@@ -16,8 +16,8 @@ class AIAnalysisConfig(dg.Config):
     mode: str = "missing"  # "missing": only files without a current result; "all": redo
 
 
-def make_service(s3: MediaS3Resource, catalog: CatalogResource) -> MediaAIService:
-    settings = catalog.settings(s3)
+def make_service(media: MediaPipelineResource) -> MediaAIService:
+    settings = media.settings()
     return MediaAIService(settings, thresholds=Thresholds.from_settings(
         settings.ai_confidence_threshold, settings.ai_detector_thresholds))
 
@@ -28,20 +28,19 @@ def make_service(s3: MediaS3Resource, catalog: CatalogResource) -> MediaAIServic
 def ai_analysis(
     context: dg.AssetExecutionContext,
     config: AIAnalysisConfig,
-    s3: MediaS3Resource,
-    catalog: CatalogResource,
+    media: MediaPipelineResource,
 ) -> dg.MaterializeResult:
     """Tags, titles, OCR text, labels, faces and moderation scores, per content hash, in batches.
     Skipped (with the reason) when no AI engine is installed; deferred when the service is down."""
-    settings = catalog.settings(s3)
-    service = make_service(s3, catalog)
+    settings = media.settings()
+    service = make_service(media)
     status = service.backend.status()
     if not status.get("ok"):
         context.log.warning(f"AI analysis skipped: {status}")
         return dg.MaterializeResult(metadata={
             "skipped": True, "reason": dg.MetadataValue.json(status), "analysed": 0})
     stats = analyze_batch(
-        settings, s3.get_client(), service, lambda: open_catalog(settings),
+        settings, media.s3_client(), service, lambda: open_catalog(settings),
         batch_size=config.batch_size, max_files=config.max_files, mode=config.mode,
         on_result=lambda key, _result: context.log.debug(f"analysed {key}"),
     )
@@ -62,8 +61,8 @@ def ai_analysis(
 
 @dg.asset_check(asset=ai_analysis, description="The AI backend answers (engines load, or the "
                 "remote service responds).")
-def ai_service_status(s3: MediaS3Resource, catalog: CatalogResource) -> dg.AssetCheckResult:
-    status = make_service(s3, catalog).backend.status()
+def ai_service_status(media: MediaPipelineResource) -> dg.AssetCheckResult:
+    status = make_service(media).backend.status()
     return dg.AssetCheckResult(
         passed=bool(status.get("ok")),
         severity=dg.AssetCheckSeverity.WARN,

@@ -39,9 +39,8 @@ from typing import Any
 
 import dagster as dg
 
-from media_pipeline import pipeline
-from media_pipeline.defs.assets import CATALOG_POOL
-from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
+from media_pipeline import stages
+from media_pipeline.defs.resources import CATALOG_POOL, MediaPipelineResource
 from media_pipeline.events import delete_messages, make_sqs_client, poll_sqs
 from media_pipeline.settings import Settings, SettingsError
 from media_pipeline.storage import S3Object, list_objects
@@ -67,15 +66,14 @@ class IngestConfig(dg.Config):
 def ingest_keys_op(
     context: dg.OpExecutionContext,
     config: IngestConfig,
-    s3: MediaS3Resource,
-    catalog: CatalogResource,
+    media: MediaPipelineResource,
 ) -> Iterator[dg.Output[None]]:
     """HEAD the keys, catalog what exists (what is gone becomes missing), fingerprint and
     validate the new or changed ones. Fails, after applying everything else, if S3 would not
     describe or read some keys, so the run shows red and can be re-executed."""
-    settings = catalog.settings(s3)
-    result = pipeline.ingest_keys(
-        settings, config.keys, client=s3.get_client(), run_id=context.run.run_id)
+    settings = media.settings()
+    result = stages.ingest_keys(
+        settings, config.keys, client=media.s3_client(), run_id=context.run.run_id)
     metadata: dict[str, Any] = {
         "keys": result.keys, "new": result.new, "changed": result.changed,
         "reappeared": result.reappeared, "unchanged": result.unchanged, "gone": result.gone,
@@ -242,29 +240,47 @@ def _from_listing(context: dg.SensorEvaluationContext, settings: Settings, clien
 # -- the sensor -----------------------------------------------------------------------------
 
 
-def _sqs_configured() -> bool:
+def _sqs_configured(settings: Settings | None = None) -> bool:
+    """Whether ``settings`` (by default this process's environment, read now) name a queue."""
     try:
-        return Settings.from_env().sqs_queue_url is not None
+        return (settings or Settings.from_env()).sqs_queue_url is not None
     except SettingsError:
         return False
 
 
-@dg.sensor(
-    job=ingest_new_objects,
-    minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
-    default_status=(dg.DefaultSensorStatus.RUNNING if _sqs_configured()
-                    else dg.DefaultSensorStatus.STOPPED),
-    description="New S3 objects → ingest_new_objects: from SQS event notifications when "
-                "MEDIA_PIPELINE_SQS_QUEUE_URL is set, else by listing the bucket with a cursor.",
-)
-def new_s3_objects(
-    context: dg.SensorEvaluationContext, s3: MediaS3Resource, catalog: CatalogResource
-) -> Any:
-    settings = catalog.settings(s3)
+def _evaluate(context: dg.SensorEvaluationContext, media: MediaPipelineResource) -> Any:
+    settings = media.settings()
     if settings.sqs_queue_url:
         return _from_sqs(context, settings)
-    return _from_listing(context, settings, s3.get_client())
+    return _from_listing(context, settings, media.s3_client())
 
 
-SENSORS = [new_s3_objects]
-SENSOR_JOBS = [ingest_new_objects]
+def new_s3_objects_sensor(default_status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
+    """The sensor, starting in ``default_status`` (the definitions pass RUNNING when a queue is
+    configured, see the module docstring)."""
+
+    @dg.sensor(
+        name="new_s3_objects",
+        job=ingest_new_objects,
+        minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
+        default_status=default_status,
+        description="New S3 objects → ingest_new_objects: from SQS event notifications when "
+                    "MEDIA_PIPELINE_SQS_QUEUE_URL is set, else by listing the bucket with a "
+                    "cursor.",
+    )
+    def new_s3_objects(context: dg.SensorEvaluationContext, media: MediaPipelineResource
+                       ) -> Any:
+        return _evaluate(context, media)
+
+    return new_s3_objects
+
+
+# For direct use (tests, one-off evaluations); the definitions build theirs from the settings.
+new_s3_objects = new_s3_objects_sensor(dg.DefaultSensorStatus.STOPPED)
+
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    """The sensor (RUNNING when ``settings`` name a queue) and the job it triggers."""
+    status = (dg.DefaultSensorStatus.RUNNING if _sqs_configured(settings)
+              else dg.DefaultSensorStatus.STOPPED)
+    return dg.Definitions(sensors=[new_s3_objects_sensor(status)], jobs=[ingest_new_objects])
