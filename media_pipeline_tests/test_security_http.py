@@ -15,7 +15,7 @@ import pytest
 from media_pipeline.references.sources import SourceError
 from media_pipeline.references.sources.config import SourceConfigError, load_sources_text
 from media_pipeline.references.sources.http import HttpSource
-from media_pipeline_tests.test_sources import Api, Reply, http_source, item, ok
+from media_pipeline_tests.references.test_sources import Api, Reply, http_source, item, ok
 
 TOKEN = "tok-Secret-42"
 CREDENTIALS = {"Authorization": f"Bearer {TOKEN}", "X-Api-Key": "key-Secret-43"}

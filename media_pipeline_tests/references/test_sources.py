@@ -41,7 +41,7 @@ from media_pipeline.settings import Settings
 from media_pipeline_tests.fixtures_db import *  # noqa: F403
 from media_pipeline_tests.http_server import Request, Response, TestServer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "pw-Sup3r-s3cret-9x"
 BIG_ROWS = 50_000
 

@@ -3,7 +3,7 @@ schedules and sensors, compared exactly with ``definitions_snapshot.json``.
 
 The snapshot was written from the definitions before they were split by domain; a change to
 the definitions is a change to this file, on purpose. Regenerate it with
-``python -m media_pipeline_tests.test_definitions``.
+``python -m media_pipeline_tests.defs.test_definitions``.
 """
 
 from __future__ import annotations
@@ -101,11 +101,11 @@ def _describe_in_child(env: dict[str, str]) -> dict[str, Any]:
 
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith(("AWS_", "MEDIA_PIPELINE", "DAGSTER_HOME"))}
-    code = ("import json, sys; from media_pipeline_tests.test_definitions import describe, "
+    code = ("import json, sys; from media_pipeline_tests.defs.test_definitions import describe, "
             "_build; from media_pipeline.settings import Settings; "
             "json.dump(describe(_build(Settings.from_env())), sys.stdout)")
     out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, check=True,
-                         capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+                         capture_output=True, text=True, cwd=Path(__file__).parents[2])
     return dict(json.loads(out.stdout))
 
 
@@ -127,7 +127,7 @@ def test_importing_the_definitions_reads_no_environment() -> None:
            "MEDIA_PIPELINE_SOURCES": "/nonexistent/sources.yaml"}
     code = "import media_pipeline.definitions as d; print(callable(d.defs))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         cwd=Path(__file__).parent.parent)
+                         cwd=Path(__file__).parents[2])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
 

@@ -19,7 +19,7 @@ from media_pipeline.settings import Settings
 from media_pipeline.storage import S3Object
 from media_pipeline_tests.fixtures_s3 import dagster_resources, upload
 from media_pipeline_tests.http_server import Response, serve
-from media_pipeline_tests.test_ingest_keys import png
+from media_pipeline_tests.stages.test_ingest_keys import png
 
 UNUSUAL_KEY = "u/Grüße aus Köln+x 100%.png"
 
