@@ -392,8 +392,9 @@ class ReferenceExtractor:
     def with_evidence(self, mentions: MentionMatcher | None,
                       known_ids: KnownKeys | None) -> ReferenceExtractor:
         """A copy that also reports mentions of ``mentions``' keys (form ``mention``) and media
-        ids of ``known_ids`` anywhere in the text (form ``media_id``; ``known_ids`` holds
-        ``bucket NUL key`` hashes, whose low half is the media id's)."""
+        ids of ``known_ids`` anywhere in the text (form ``media_id``; ``known_ids`` holds the
+        media ids' low 8 bytes, :meth:`KnownKeys.media_ids_from_duckdb`: for a media id that is
+        the ``key_hash`` of ``bucket NUL key``)."""
         other = object.__new__(ReferenceExtractor)
         other.__dict__.update(self.__dict__)
         other.mentions = mentions
