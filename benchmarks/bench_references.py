@@ -19,7 +19,21 @@ of ``--soft-deleted`` files (default 1,000, every k-th key) matched by Vectorsca
 ids found anywhere — with the catalog loads, the matcher and the media-id set inside the timing,
 against the 100 MB/s target; beside it ``rg -F -f <those spellings> -c`` over the same pages
 written to text files (Debian package ``ripgrep``), and, with ``--rg-all-keys``, ripgrep given
-every spelling of every key under an 8 GB address-space limit and a 300 s timeout.
+every spelling of every key under an 8 GB address-space limit and a 300 s timeout. Each run also
+prints its CPU-seconds (this process and the workers below it) and what they would give on two
+cores of our own, since the machine the figures come from is shared.
+
+Last measured (``--no-naive``; 2 cores shared with other jobs, load average 4.5-5.8 during the
+run; 2026-12-06, after the issue-10 speed work): today's scan 31.7 MB/s end to end, 22.8
+CPU-seconds (93.0 MB/s on 2 free cores); with mentions 26.6 MB/s, 28.9 CPU-seconds (73.2 MB/s on
+2 free cores; catalog loads and matcher 1.7 s); ripgrep over 4,816 mention spellings 309.9 MB/s.
+The same run before that work (load 5.2-6.2): 33.4 MB/s, 24.8 CPU-seconds (85.2); with mentions
+21.1 MB/s, 30.4 CPU-seconds (69.7); ripgrep 294.8 MB/s. The 100 MB/s target with mentions is not
+met: it needs about 21 CPU-seconds for the 1,059 MB, and most of the rest is the extractor's
+per-URL Python (the prefix regex and its readings, ~45% of a worker), unescaping (~8%), the
+evidence pass (UTF-8 copy, one Vectorscan pass for UUIDs and triggers, the mention matcher: ~5 ms
+a MB) and this process's reading of the Parquet pages and shipping them to the workers (~6
+CPU-seconds).
 """
 
 from __future__ import annotations
