@@ -23,17 +23,18 @@ every spelling of every key under an 8 GB address-space limit and a 300 s timeou
 prints its CPU-seconds (this process and the workers below it) and what they would give on two
 cores of our own, since the machine the figures come from is shared.
 
-Last measured (``--no-naive``; 2 cores shared with other jobs, load average 4.5-5.8 during the
-run; 2026-12-06, after the issue-10 speed work): today's scan 31.7 MB/s end to end, 22.8
-CPU-seconds (93.0 MB/s on 2 free cores); with mentions 26.6 MB/s, 28.9 CPU-seconds (73.2 MB/s on
-2 free cores; catalog loads and matcher 1.7 s); ripgrep over 4,816 mention spellings 309.9 MB/s.
-The same run before that work (load 5.2-6.2): 33.4 MB/s, 24.8 CPU-seconds (85.2); with mentions
-21.1 MB/s, 30.4 CPU-seconds (69.7); ripgrep 294.8 MB/s. The 100 MB/s target with mentions is not
-met: it needs about 21 CPU-seconds for the 1,059 MB, and most of the rest is the extractor's
-per-URL Python (the prefix regex and its readings, ~45% of a worker), unescaping (~8%), the
-evidence pass (UTF-8 copy, one Vectorscan pass for UUIDs and triggers, the mention matcher: ~5 ms
-a MB) and this process's reading of the Parquet pages and shipping them to the workers (~6
-CPU-seconds).
+Last measured (``--no-naive``, 2026-12-06, on 2 cores shared with other jobs: CPU-seconds swing by
+~20% between runs at the same load, so before and after were run back to back). Before the
+issue-10 speed work (load 4.2-5.2): today's scan 29.4 MB/s end to end, 26.3 CPU-seconds (80.6 MB/s
+on 2 free cores); with mentions 22.7 MB/s, 36.4 CPU-seconds (58.2); ripgrep over the 4,816 mention
+spellings 346.2 MB/s. After it, right after (load 5.1-5.8): 36.9 MB/s, 22.6 CPU-seconds (93.7);
+with mentions 29.6 MB/s, 28.4 CPU-seconds (74.6); ripgrep 303.6 MB/s. The best run after it (load
+3.6-3.8): 84.3 MB/s; with mentions 58.4 MB/s (catalog loads and matcher 0.6 s); ripgrep 858.7
+MB/s. The 100 MB/s target with mentions is not met: it needs about 21 CPU-seconds for the 1,059
+MB. Most of the rest is the extractor's per-URL Python (the prefix regex and its readings, ~45% of
+a worker), unescaping (~8%), the evidence pass (a UTF-8 copy, one Vectorscan pass for UUIDs and
+triggers, the mention matcher: ~3-5 ms a MB) and this process's reading of the Parquet pages and
+shipping them to the workers (~6 CPU-seconds).
 """
 
 from __future__ import annotations
