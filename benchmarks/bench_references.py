@@ -1,10 +1,10 @@
 """Reference extraction at scale, beside the substring loop a user would write.
 
 Data (generated once, cached in ``benchmarks/.data/references/``): a catalog of 1,000,000 keys (a
-DuckDB file with a ``media_files``-like ``(bucket, key)`` table; keys with spaces, ``+``, commas,
-parentheses and unicode among them) and 100,000 HTML pages totalling ~1 GB in a Parquet file:
-markup, prose and 5-30 references each in mixed forms (public URL, CDN base, S3 virtual-host and
-path-style, ``s3://``, signed URLs with ``&amp;`` queries, ``srcset``, CSS ``url()``, JSON with
+DuckDB file with a ``media_files``-like ``(bucket, key, media_id)`` table; keys with spaces, ``+``,
+commas, parentheses and unicode among them) and 100,000 HTML pages totalling ~1 GB in a Parquet
+file: markup, prose and 5-30 references each in mixed forms (public URL, CDN base, S3 virtual-host
+and path-style, ``s3://``, signed URLs with ``&amp;`` queries, ``srcset``, CSS ``url()``, JSON with
 escaped slashes in a data attribute, shortcodes); ~90% of the references are to known keys, the
 rest dangling.
 
@@ -19,7 +19,22 @@ of ``--soft-deleted`` files (default 1,000, every k-th key) matched by Vectorsca
 ids found anywhere — with the catalog loads, the matcher and the media-id set inside the timing,
 against the 100 MB/s target; beside it ``rg -F -f <those spellings> -c`` over the same pages
 written to text files (Debian package ``ripgrep``), and, with ``--rg-all-keys``, ripgrep given
-every spelling of every key under an 8 GB address-space limit and a 300 s timeout.
+every spelling of every key under an 8 GB address-space limit and a 300 s timeout. Each run also
+prints its CPU-seconds (this process and the workers below it) and what they would give on two
+cores of our own, since the machine the figures come from is shared.
+
+Last measured (``--no-naive``, 2026-12-06, on 2 cores shared with other jobs: CPU-seconds swing by
+~20% between runs at the same load, so before and after were run back to back). Before the
+issue-10 speed work (load 4.2-5.2): today's scan 29.4 MB/s end to end, 26.3 CPU-seconds (80.6 MB/s
+on 2 free cores); with mentions 22.7 MB/s, 36.4 CPU-seconds (58.2); ripgrep over the 4,816 mention
+spellings 346.2 MB/s. After it, right after (load 5.1-5.8): 36.9 MB/s, 22.6 CPU-seconds (93.7);
+with mentions 29.6 MB/s, 28.4 CPU-seconds (74.6); ripgrep 303.6 MB/s. The best run after it (load
+3.6-3.8): 84.3 MB/s; with mentions 58.4 MB/s (catalog loads and matcher 0.6 s); ripgrep 858.7
+MB/s. The 100 MB/s target with mentions is not met: it needs about 21 CPU-seconds for the 1,059
+MB. Most of the rest is the extractor's per-URL Python (the prefix regex and its readings, ~45% of
+a worker), unescaping (~8%), the evidence pass (a UTF-8 copy, one Vectorscan pass for UUIDs and
+triggers, the mention matcher: ~3-5 ms a MB) and this process's reading of the Parquet pages and
+shipping them to the workers (~6 CPU-seconds).
 """
 
 from __future__ import annotations
@@ -130,6 +145,8 @@ def prepare(docs: int, keys_n: int, doc_bytes: int) -> tuple[Path, Path]:
     pages = DATA / f"pages-{docs}-{doc_bytes}.parquet"
     catalog = DATA / f"catalog-{keys_n}.duckdb"
     keys: list[str] | None = None
+    if catalog.exists() and not _has_media_ids(catalog):  # made by an older version
+        catalog.unlink()
     if not catalog.exists():
         keys = make_keys(keys_n)
         tmp = catalog.with_suffix(".tmp")
@@ -137,7 +154,8 @@ def prepare(docs: int, keys_n: int, doc_bytes: int) -> tuple[Path, Path]:
         con = duckdb.connect(str(tmp))
         rows = pa.table({"bucket": [BUCKET] * keys_n, "key": keys})
         con.register("rows", rows)
-        con.execute("CREATE TABLE media_files AS SELECT bucket, key FROM rows")
+        con.execute("CREATE TABLE media_files AS SELECT bucket, key, "
+                    "md5(bucket || chr(0) || key)::UUID AS media_id FROM rows")
         con.close()
         os.replace(tmp, catalog)
     if not pages.exists():
@@ -153,6 +171,11 @@ def prepare(docs: int, keys_n: int, doc_bytes: int) -> tuple[Path, Path]:
                 writer.write_table(pa.table({"content_id": ids, "text": texts}, schema=schema))
         os.replace(tmp, pages)
     return pages, catalog
+
+
+def _has_media_ids(catalog: Path) -> bool:
+    with duckdb.connect(str(catalog), read_only=True) as con:
+        return "media_id" in {r[0] for r in con.execute("DESCRIBE media_files").fetchall()}
 
 
 def read_pages(pages: Path, limit: int | None = None) -> Iterator[Document]:
@@ -173,13 +196,16 @@ class _TreeCPU:
 
     The scan's workers are children of a forkserver, not of this process, so
     ``RUSAGE_CHILDREN`` never sees them; a thread reads their /proc stat every 0.1 s and keeps
-    each process's last reading (what a worker spends in its last 0.1 s is missed)."""
+    each process's last reading (what a worker spends in its last 0.1 s is missed). It looks for
+    new processes in all of /proc once a second only (a walk costs ~1.6 ms, a core's 1.6% at
+    every tick), so a process that lives less than a second can be missed."""
 
     def __init__(self) -> None:
         self._last: dict[int, float] = {}
         self._stop = threading.Event()
         self._tick = os.sysconf("SC_CLK_TCK")
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._tree: set[int] = set()
 
     def __enter__(self) -> _TreeCPU:
         self._sample()
@@ -193,13 +219,16 @@ class _TreeCPU:
         self._sample()
 
     def _run(self) -> None:
+        ticks = 0
         while not self._stop.wait(0.1):
-            self._sample()
+            ticks += 1
+            self._sample(walk=ticks % 10 == 0)
 
-    def _sample(self) -> None:
+    def _sample(self, walk: bool = True) -> None:
         parents: dict[int, int] = {}
         cpu: dict[int, float] = {}
-        for entry in os.listdir("/proc"):
+        entries = os.listdir("/proc") if walk else [str(pid) for pid in self._tree]
+        for entry in entries:
             if not entry.isdigit():
                 continue
             try:
@@ -220,6 +249,8 @@ class _TreeCPU:
         for pid in tree:
             if pid in cpu:
                 self._last[pid] = cpu[pid]
+        if walk:
+            self._tree = tree
         self._me = me
 
     def seconds(self) -> tuple[float, float]:
@@ -249,13 +280,14 @@ def scan_with_mentions(pages: Path, catalog: Path, soft_deleted: int, keys_n: in
         con = duckdb.connect(str(catalog), read_only=True)
         known = KnownKeys.from_duckdb(con, "SELECT key FROM media_files WHERE bucket = ?",
                                       [BUCKET])
-        known_ids = KnownKeys.hashes_from_duckdb(
-            con, "SELECT bucket || chr(0) || key FROM media_files WHERE bucket = ?", [BUCKET])
+        known_ids = KnownKeys.media_ids_from_duckdb(
+            con, "SELECT media_id FROM media_files WHERE bucket = ?", [BUCKET])
         mentioned = [k for (k,) in con.execute(_mention_keys_sql(soft_deleted, keys_n))
                      .fetchall()]
         con.close()
         matcher = MentionMatcher.from_keys(mentioned)
         extractor = ReferenceExtractor.from_settings(SETTINGS).with_evidence(matcher, known_ids)
+        loaded = time.perf_counter() - t0
         stats = scan_documents(read_pages(pages), extractor, out, known_keys=known,
                                workers=workers)
         total = time.perf_counter() - t0
@@ -264,7 +296,9 @@ def scan_with_mentions(pages: Path, catalog: Path, soft_deleted: int, keys_n: in
         "SELECT count(*) FILTER (WHERE form = 'mention') FROM read_parquet(?)",
         [str(stats.fragments[0])]).fetchone()
     shutil.rmtree(out, ignore_errors=True)
-    print(f"  mention rows in the fragment: {mentions[0] if mentions else '?':,}")
+    print(f"  mention rows in the fragment: {mentions[0] if mentions else '?':,}; catalog "
+          f"loads and matcher: {loaded:.2f} s; {own:.1f} CPU-seconds this process, "
+          f"{below:.1f} the processes below it")
     return total, stats.bytes, stats.refs, own + below, mentioned
 
 
@@ -368,7 +402,8 @@ def main(docs: int = 100_000, keys_n: int = 1_000_000, doc_bytes: int = 8_500,
     print(f"ours with mentions: {size / MB:,.0f} MB in {seconds:.1f} s = {rate:,.1f} MB/s "
           f"({'meets' if rate >= TARGET_MB_S else 'BELOW'} the {TARGET_MB_S:.0f} MB/s target; "
           f"today's scan above: {corpus_bytes / MB / total:,.1f} MB/s); {refs:,} references; "
-          f"{cpu_m:.1f} CPU-seconds; load average now {os.getloadavg()[0]:.2f}")
+          f"{cpu_m:.1f} CPU-seconds, estimate for 2 cores of our own: "
+          f"{size / MB / (cpu_m / 2):,.1f} MB/s; load average now {os.getloadavg()[0]:.2f}")
     folder = pages_as_text(pages)
     literals = sorted({s for k in mentioned for s in spellings(k)})
     ripgrep(literals, folder, "mention")

@@ -566,13 +566,12 @@ class ReferenceSQL(LifecycleSQL):
                                      [bucket])
 
     def known_media_ids(self, bucket: str) -> Any:
-        """The bucket's media ids as ``KnownKeys`` over ``bucket NUL key`` (whose MD5 is the
-        media id): a UUID found in content is known when its low 8 bytes are there."""
+        """The bucket's media ids as ``KnownKeys`` (their low 8 bytes, read from the stored
+        ids): a UUID found in content is known when its low 8 bytes are there."""
         from media_pipeline.references.known_keys import KnownKeys
 
-        return KnownKeys.hashes_from_duckdb(
-            self.con, "SELECT bucket || chr(0) || key FROM media_files WHERE bucket = ?",
-            [bucket])
+        return KnownKeys.media_ids_from_duckdb(
+            self.con, "SELECT media_id FROM media_files WHERE bucket = ?", [bucket])
 
     def mention_keys(self, bucket: str) -> list[str]:
         """Keys a purge could take (soft-deleted, not purged): what mentions look for."""

@@ -82,9 +82,10 @@ from urllib.parse import unquote, urlsplit
 from media_pipeline.references.document import FORMATS
 from media_pipeline.references.known_keys import KnownKeys
 from media_pipeline.references.mentions import (
+    ENCODED_URL_TRIGGER,
     MentionMatcher,
-    UuidFinder,
     mention_views,
+    scan_text,
     snippet,
 )
 from media_pipeline.settings import Settings
@@ -147,6 +148,9 @@ _TAG_UUID = re.compile(r"(?<![0-9a-fA-F-])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA
 _ENCODED_URL = re.compile(r"(?:(?:https?|s3[an]?)%(?:25){0,2}3A)?%(?:25){0,2}2F%(?:25){0,2}2F"
                           r"[^\s\"'<>&#?]{1,12288}", re.IGNORECASE)
 _URL_STARTS = ("http://", "https://", "//", "s3://", "s3a://", "s3n://")
+# What a text must hold for _ENCODED_URL to match ("%2F", "%2f" or "%252"): one regex search
+# instead of three substring searches.
+_ENCODED_URL_HINT = re.compile(r"%(?:2[fF]|252)")
 BARE_KEY_DOCUMENT_CHARS = 4096  # documents this short: each line may be a key as stored
 
 RefKind = Literal["key", "media_id"]
@@ -358,7 +362,6 @@ class ReferenceExtractor:
         self._media_tags = False
         self.mentions: MentionMatcher | None = None
         self.known_ids: KnownKeys | None = None
-        self._uuids = UuidFinder()
         if shortcode_pattern:
             if shortcode_pattern == Settings.shortcode_pattern:
                 shortcode_pattern = _DEFAULT_SHORTCODE_LINEAR
@@ -389,8 +392,9 @@ class ReferenceExtractor:
     def with_evidence(self, mentions: MentionMatcher | None,
                       known_ids: KnownKeys | None) -> ReferenceExtractor:
         """A copy that also reports mentions of ``mentions``' keys (form ``mention``) and media
-        ids of ``known_ids`` anywhere in the text (form ``media_id``; ``known_ids`` holds
-        ``bucket NUL key`` hashes, whose low half is the media id's)."""
+        ids of ``known_ids`` anywhere in the text (form ``media_id``; ``known_ids`` holds the
+        media ids' low 8 bytes, :meth:`KnownKeys.media_ids_from_duckdb`: for a media id that is
+        the ``key_hash`` of ``bucket NUL key``)."""
         other = object.__new__(ReferenceExtractor)
         other.__dict__.update(self.__dict__)
         other.mentions = mentions
@@ -416,16 +420,28 @@ class ReferenceExtractor:
         done together (one sorted bulk lookup per tier instead of several per document)."""
         results: list[RawExtraction] = []
         pending: list[tuple[list[tuple[str, str]], _Occurrence]] = []
+        # media ids found anywhere, looked up together at the end: (the document's media ids,
+        # its snippets, its text as UTF-8, the UUID-shaped runs in it)
+        ids_pending: list[tuple[list[tuple[str, str]], dict[str, str], bytes,
+                                list[tuple[str, int, int]]]] = []
         known = self.known_keys if len(self.known_keys) else None
         shortcode = self._shortcode
         mentions, known_ids = self.mentions, self.known_ids
+        evidence = mentions is not None or known_ids is not None
         for text, fmt in documents:
             fallback = self._falls_back(text, fmt)
             plain = unescape(text)
             keys: list[tuple[str, str]] = []
             snippets: dict[str, str] = {}
             self._find(plain, keys, pending, known)
-            if "%2F" in plain or "%2f" in plain or "%252" in plain:
+            if evidence:
+                # one Vectorscan pass: UUID-shaped runs and what the text holds
+                data = plain.encode("utf-8", "surrogatepass")
+                uuid_hits, triggers = scan_text(data)
+                encoded = ENCODED_URL_TRIGGER in triggers
+            else:
+                encoded = _ENCODED_URL_HINT.search(plain) is not None
+            if encoded:
                 self._find_encoded_urls(plain, keys, pending, known)
             if known is not None:
                 self._bare_keys(plain, keys, pending)
@@ -446,26 +462,28 @@ class ReferenceExtractor:
                             media_ids.append((str(uuid.UUID(media_id)), "shortcode"))
                         except ValueError:
                             continue
-            if mentions is not None or known_ids is not None:
-                data = plain.encode("utf-8", "surrogatepass")
+            if evidence:
                 if mentions is not None:
                     found = mentions.find(data)
                     for key, start, end in found:
                         keys.append(("mention", key))
                         snippets.setdefault(key, snippet(data, start, end))
                     seen = {key for key, _, _ in found}
-                    for view in mention_views(text, plain, data):
-                        encoded = view.encode("utf-8", "surrogatepass")
-                        for key, start, end in mentions.find(encoded):
+                    for view in mention_views(text, plain, data, triggers):
+                        encoded_view = view.encode("utf-8", "surrogatepass")
+                        for key, start, end in mentions.find(encoded_view):
                             if key not in seen:
                                 seen.add(key)
                                 keys.append(("mention", key))
-                                snippets.setdefault(key, snippet(encoded, start, end))
-                if known_ids is not None:
-                    self._known_ids(data, known_ids, media_ids, snippets)
+                                snippets.setdefault(key, snippet(encoded_view, start, end))
+                if known_ids is not None and uuid_hits:
+                    ids_pending.append((media_ids, snippets, data, uuid_hits))
             results.append((keys, media_ids, fallback, snippets))
         if pending:
             self._resolve(pending)
+        if ids_pending:
+            assert known_ids is not None
+            self._known_ids(ids_pending, known_ids)
         return results
 
     # --- internals ---
@@ -504,21 +522,24 @@ class ReferenceExtractor:
         if candidates:
             pending.append((keys, _Occurrence("bare_key", None, tuple(candidates))))
 
-    def _known_ids(self, data: bytes, known_ids: KnownKeys, media_ids: list[tuple[str, str]],
-                   snippets: dict[str, str]) -> None:
-        """Media ids written anywhere (not only in shortcodes) that name a file we know."""
-        hits = self._uuids.find(data)
-        if not hits:
-            return
-        found = known_ids.contains([int.from_bytes(bytes.fromhex(h[16:]), "little")
-                                    for h, _, _ in hits])
-        already = {m for m, _ in media_ids}
-        for (h, start, end), known in zip(hits, found, strict=True):
-            text = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-            if known and text not in already:
-                already.add(text)
-                media_ids.append((text, "media_id"))
-                snippets.setdefault(text, snippet(data, start, end))
+    @staticmethod
+    def _known_ids(found: list[tuple[list[tuple[str, str]], dict[str, str], bytes,
+                                     list[tuple[str, int, int]]]],
+                   known_ids: KnownKeys) -> None:
+        """Media ids written anywhere (not only in shortcodes) that name a file we know, for
+        each document's UUID-shaped runs; all looked up in one call."""
+        known = known_ids.contains([int.from_bytes(bytes.fromhex(h[16:]), "little")
+                                    for _, _, _, hits in found for h, _, _ in hits])
+        i = 0
+        for media_ids, snippets, data, hits in found:
+            already = {m for m, _ in media_ids}
+            for (h, start, end), is_known in zip(hits, known[i:i + len(hits)], strict=True):
+                text = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+                if is_known and text not in already:
+                    already.add(text)
+                    media_ids.append((text, "media_id"))
+                    snippets.setdefault(text, snippet(data, start, end))
+            i += len(hits)
 
     @staticmethod
     def _falls_back(text: str, fmt: str) -> bool:

@@ -106,12 +106,17 @@ class KnownKeys:
                    endings="".join(endings or ()), space_digit=bool(space_digit))
 
     @classmethod
-    def hashes_from_duckdb(cls, con: Any, query: str, params: Sequence[Any] = ()) -> KnownKeys:
-        """Only the hashes (no profile): for membership tests of exact values, such as media
-        ids (``bucket NUL key``), which never go through :meth:`may_hold`."""
-        column = con.execute(f"SELECT md5_number_lower(k) AS h FROM (SELECT * FROM ({query})) "
-                             "AS q(k)", list(params)).fetchnumpy()["h"]
-        return cls(np.asarray(column, dtype=np.uint64))
+    def media_ids_from_duckdb(cls, con: Any, query: str, params: Sequence[Any] = ()
+                              ) -> KnownKeys:
+        """Media ids (a query whose first column is a UUID, e.g. ``SELECT media_id FROM
+        media_files WHERE bucket = ?``) for membership tests of media ids found in text: the
+        low 8 bytes of each, little-endian, which for a media id ``md5(bucket NUL key)`` is
+        :func:`key_hash` of ``bucket NUL key``. Read from the stored ids: no hashing at all."""
+        column = con.execute(
+            "SELECT (m::UHUGEINT & 18446744073709551615::UHUGEINT)::UBIGINT AS h "
+            f"FROM (SELECT * FROM ({query})) AS q(m)", list(params)).fetchnumpy()["h"]
+        # DuckDB gives bytes 8..15 as a big-endian number
+        return cls(np.asarray(column, dtype=np.uint64).byteswap())
 
     def may_hold(self, key: str) -> bool:
         """False when the profile shows no known key can be ``key`` (it has a ``%``, or a digit

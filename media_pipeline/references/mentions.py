@@ -12,7 +12,7 @@ One multi-pattern pass over the bytes: Vectorscan (``hyperscan``) up to
 compile time and memory grow too fast. Neither compiled matcher pickles, so the matcher ships
 its keys to the scan workers and compiles lazily in each.
 
-Media ids anywhere (:class:`UuidFinder`): a Vectorscan pass for UUID-shaped text, each hit then
+Media ids anywhere (:func:`scan_text`): a Vectorscan pass for UUID-shaped text, each hit then
 checked against the catalog's media ids.
 """
 
@@ -62,28 +62,58 @@ _DOT_DOT = re.compile(r"/[^/\s\"'<>()]+/\.\.(?=/)")
 _ODD_BACKSLASH = re.compile(r"\\[^\"\\/nrtu]")  # not one of JSON's everyday escapes
 
 
-# One Vectorscan pass says which plain-text copy is needed (most documents need none).
-_DOT_TRIGGER, _CONTROL_TRIGGER = 0, 1
-_TRIGGER_PATTERNS = (rb"%2e|/\.\.?/", rb"/[^\s\"'<>()]*[\t\r\n]")
-_trigger_db: Any = None
+# One Vectorscan pass over each document's plain text (:func:`scan_text`) finds UUID-shaped runs
+# (media ids anywhere) and notes what the text holds: which plain-text copy the mention pass
+# needs (most documents need none) and whether an encoded URL may hide in it.
+_UUID_DASHED, _UUID_PLAIN, _DOT_TRIGGER, _CONTROL_TRIGGER, ENCODED_URL_TRIGGER = range(5)
+_SCAN_PATTERNS = (
+    rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+    rb"[0-9a-fA-F]{32}",
+    rb"%2e|/\.\.?/",
+    rb"/[^\s\"'<>()]*[\t\r\n]",
+    rb"%2f|%252",  # what extract's encoded-URL pass needs, any case: "%2F", "%2f", "%252"
+)
+# Both UUID patterns have a fixed width, so a match's start is its end less that width (no
+# start-of-match tracking, which slows Vectorscan down).
+_UUID_WIDTH = (36, 32)
+_scan_db: Any = None
 
 
-def _triggers(data: bytes) -> set[int]:
-    global _trigger_db
-    if _trigger_db is None:  # compiled in each process: it does not pickle
+def _compiled_scan() -> Any:
+    global _scan_db
+    if _scan_db is None:  # compiled in each process: it does not pickle
         import hyperscan
 
+        trigger = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
         db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        db.compile(expressions=list(_TRIGGER_PATTERNS), ids=[0, 1], elements=2,
-                   flags=[hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH] * 2)
-        _trigger_db = db
+        db.compile(expressions=list(_SCAN_PATTERNS), ids=list(range(len(_SCAN_PATTERNS))),
+                   elements=len(_SCAN_PATTERNS), flags=[0, 0, trigger, trigger, trigger])
+        _scan_db = db
+    return _scan_db
+
+
+def scan_text(data: bytes) -> tuple[list[tuple[str, int, int]], set[int]]:
+    """One pass over ``data`` (a document's plain text as UTF-8): (32 lower-case hex digits,
+    start, end) of each UUID-shaped run (dashed, or 32 hex digits) not inside a longer hex run,
+    and the triggers found (``ENCODED_URL_TRIGGER`` and those :func:`mention_views` uses)."""
+    hits: list[tuple[str, int, int]] = []
     found: set[int] = set()
+    n = len(data)
 
     def on_match(index: int, start: int, end: int, flags: int, context: Any) -> None:
-        found.add(index)
+        if index > _UUID_PLAIN:
+            found.add(index)
+            return
+        start = end - _UUID_WIDTH[index]
+        if start and data[start - 1] in _HEX or end < n and data[end] in _HEX:
+            return
+        if index == _UUID_DASHED and (start and data[start - 1] == 45
+                                      or end < n and data[end] == 45):
+            return  # part of a longer dashed run
+        hits.append((data[start:end].replace(b"-", b"").decode("ascii").lower(), start, end))
 
-    _trigger_db.scan(data, match_event_handler=on_match)
-    return found
+    _compiled_scan().scan(data, match_event_handler=on_match)
+    return hits, found
 
 
 def _css_char(m: re.Match[str]) -> str:
@@ -106,17 +136,21 @@ def _dots(text: str) -> str:
     return text
 
 
-def mention_views(text: str, plain: str, data: bytes | None = None) -> list[str]:
+def mention_views(text: str, plain: str, data: bytes | None = None,
+                  triggers: set[int] | None = None) -> list[str]:
     """Copies of a document to match mentions in besides ``plain`` (its unescaped text, where
     ``&#9;`` and ``&NewLine;`` are already decoded): only those that differ, made only when the
     text holds what they undo. From ``plain``: tab/CR/LF inside URLs removed, ``%2e`` decoded
     and dot segments resolved. From the raw ``text``, when it has backslashes JSON would not
     write: backslashes read as slashes (``http://host\\media\\a.png``), and CSS escapes decoded
     (``\\63 ``, ``\\:``; Markdown's ``\\_``, ``\\(`` too), each with entities decoded and tab/
-    CR/LF removed. ``data``: ``plain`` as UTF-8, if at hand. A false mention is a cheap keep."""
+    CR/LF removed. ``data``: ``plain`` as UTF-8, and ``triggers``: what :func:`scan_text` found
+    in it, if at hand. A false mention is a cheap keep."""
     views: list[str] = []
     view = plain
-    found = _triggers(plain.encode("utf-8", "surrogatepass") if data is None else data)
+    found = triggers
+    if found is None:
+        found = scan_text(plain.encode("utf-8", "surrogatepass") if data is None else data)[1]
     if _CONTROL_TRIGGER in found:
         for _ in range(4):  # one control run per URL and round
             stripped = _CONTROL_IN_URL.sub(r"\1", view)
@@ -212,42 +246,3 @@ class MentionMatcher:
             for index, start, end in matcher.find_matches_as_indexes(data, overlapping=True):
                 found.setdefault(self._owner[index], (start, end))
         return [(self.keys[i], start, end) for i, (start, end) in found.items()]
-
-
-_UUID_PATTERNS = (rb"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
-                  rb"[0-9a-fA-F]{32}")
-
-
-class UuidFinder:
-    """UUID-shaped text (dashed, or 32 hex digits) not inside a longer hex run, as UUIDs."""
-
-    def __init__(self) -> None:
-        self._db: Any = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"_db": None}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self._db = None
-
-    def find(self, data: bytes) -> list[tuple[str, int, int]]:
-        """(32 lower-case hex digits, start, end) of each UUID-shaped run."""
-        if self._db is None:
-            import hyperscan
-
-            db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            db.compile(expressions=list(_UUID_PATTERNS), ids=[0, 1], elements=2,
-                       flags=[hyperscan.HS_FLAG_SOM_LEFTMOST] * 2)
-            self._db = db
-        hits: list[tuple[str, int, int]] = []
-        n = len(data)
-
-        def on_match(index: int, start: int, end: int, flags: int, context: Any) -> None:
-            if start and data[start - 1] in _HEX or end < n and data[end] in _HEX:
-                return
-            if index == 0 and (start and data[start - 1] == 45 or end < n and data[end] == 45):
-                return  # part of a longer dashed run
-            hits.append((data[start:end].replace(b"-", b"").decode("ascii").lower(), start, end))
-
-        self._db.scan(data, match_event_handler=on_match)
-        return hits

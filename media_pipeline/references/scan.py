@@ -304,7 +304,7 @@ def scan_documents(
             else:
                 # forkserver, not fork: the caller may have threads (an S3 server, Dagster's
                 # event threads) holding locks that a forked child would inherit held, and hang.
-                with multiprocessing.get_context("forkserver").Pool(
+                with _pool_context().Pool(
                         workers, initializer=_init_worker, initargs=(token, extractor)) as pool:
                     pending: deque[AsyncResult[_ChunkResult]] = deque()
                     for chunk in chunks:
@@ -331,6 +331,18 @@ def scan_documents(
         shutil.rmtree(spill_dir, ignore_errors=True)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _pool_context() -> Any:
+    """The forkserver context, with this module preloaded in the server: each worker is forked
+    with numpy, pyarrow and the extractor already imported instead of importing them itself
+    (~0.3 CPU-seconds and up to a second before its first chunk, every scan). Python's own
+    ``__main__`` preload never takes effect (the server is not given the main module's path),
+    so it is kept but not relied on. Only matters before the server starts; once it runs, it
+    keeps what it has."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", __name__])
+    return context
 
 
 def _repeats(content_hashes: list[bytes]) -> bool:

@@ -148,6 +148,34 @@ def test_a_truncated_postgres_table_is_suspect_and_the_used_file_stays(
     engine.dispose()
 
 
+def test_a_sqlite_row_that_lost_its_content_id_fails_the_scan_and_the_used_file_stays(
+        env: dict[str, str], settings: Settings, s3_client: Any, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cms.db'}"
+    engine = sa.create_engine(url, poolclass=NullPool)
+    with engine.begin() as con:
+        con.exec_driver_sql("CREATE TABLE pages (n INTEGER PRIMARY KEY, slug TEXT, body TEXT)")
+        con.execute(sa.text("INSERT INTO pages VALUES (:n, :s, :b)"),
+                    [{"n": 1, "s": "about", "b": page(OTHER)},
+                     {"n": 2, "s": "home", "b": page(USED)}])
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "cms", "type": "sql", "url": url,
+        "query": "SELECT slug AS content_id, body AS text FROM pages ORDER BY n",
+        "content_type": "webpage"}))
+    assert run(env, "scan").exit_code == 0
+    force_delete_used(env, settings)
+
+    for blank in ("NULL", "''"):  # a migration blanked the page's slug: never skipped
+        with engine.begin() as con:
+            con.exec_driver_sql(f"UPDATE pages SET slug = {blank} WHERE n = 2")
+        scanned = run(env, "scan")
+        assert scanned.exit_code == 1
+        assert "'cms': row 2 has no content id" in scanned.output, scanned.output
+        refused_purge(env, settings, s3_client, "cms (latest scan failed")
+    shown = run(env, "refs", "show", media_id(settings, USED), "--user", ADMIN)
+    assert '"webpage": ["home"]' in shown.output  # the old references were kept
+    engine.dispose()
+
+
 # -- point 2: an API that stops early or renamed its field --------------------------------------
 
 

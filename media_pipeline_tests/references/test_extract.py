@@ -12,6 +12,7 @@ import unicodedata
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+import duckdb
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
@@ -593,6 +594,26 @@ def test_a_known_media_id_anywhere_is_a_reference(spelling: str) -> None:
     found = evidence_extractor(known=["k/a.png"]).extract(text)
     assert found.refs == {Ref("media_id", media_id, "media_id")}
     assert "image:" in found.snippets[media_id]
+
+
+def test_media_ids_read_from_the_catalog_are_found_anywhere() -> None:
+    # The stored media_id column, no hashing: the same set as bucket NUL key's hashes.
+    keys = ["k/a.png", "café/b c.jpg", "x"]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE media_files (bucket VARCHAR, key VARCHAR, media_id UUID)")
+    con.executemany("INSERT INTO media_files VALUES (?, ?, ?)",
+                    [[b, k, media_id_for(b, k)] for b in (BUCKET, "other") for k in keys])
+    ids = KnownKeys.media_ids_from_duckdb(
+        con, "SELECT media_id FROM media_files WHERE bucket = ?", [BUCKET])
+    assert len(ids) == 3
+    assert ids.contains([key_hash(f"{BUCKET}\0{k}") for k in [*keys, "y"]]) == [
+        True, True, True, False]
+    x = make_extractor().with_evidence(None, ids)
+    for key in keys:
+        media_id = media_id_for(BUCKET, key)
+        for spelling in (media_id, media_id.upper(), media_id.replace("-", "")):
+            assert x.extract(f"id={spelling};").refs == {Ref("media_id", media_id, "media_id")}
+    assert x.extract(media_id_for("other", "x")).refs == set()
 
 
 def test_unknown_or_embedded_uuids_are_ignored() -> None:

@@ -94,13 +94,41 @@ def test_sql_query_mode_maps_columns_and_keeps_unicode_and_nulls(db_url: str) ->
     name = pages_table(db_url)
     source = SqlSource("cms", db_url, query=(
         f"SELECT kind AS content_type, id AS content_id, body AS text, fmt AS format "
-        f"FROM {name} ORDER BY id"))
+        f"FROM {name} WHERE id < 4 ORDER BY id"))
     assert list(source.documents()) == [
         Document("webpage", "1", '<img src="/media/a.png">', "html"),
         Document("blog", "2", "", "auto"),
         Document("webpage", "3", "", "markdown"),
-        # Row 4 has no content_type and no default: skipped, it cannot be named in an index.
     ]
+
+
+def test_sql_row_without_a_content_type_fails_the_source(db_url: str) -> None:
+    name = pages_table(db_url)
+    # Row 4 has no content_type and the source sets no default: it cannot be named in an
+    # index, and skipping it would drop its references silently.
+    source = SqlSource("cms", db_url, query=(
+        f"SELECT kind AS content_type, id AS content_id, body AS text FROM {name} ORDER BY id"))
+    with pytest.raises(SourceError, match=r"content source 'cms': row 4 \(content id '4'\) "
+                                          "has no content_type"):
+        list(source.documents())
+
+
+@pytest.mark.parametrize("blank", ["NULL", "''"])
+def test_sql_row_without_a_content_id_fails_the_source(db_url: str, blank: str) -> None:
+    name = table_name()
+    run([f"CREATE TABLE {name} (n INTEGER PRIMARY KEY, slug VARCHAR(20), body TEXT)",
+         f"INSERT INTO {name} VALUES (1, 'home', 'https://cdn.example.com/a.png')",
+         f"INSERT INTO {name} VALUES (2, {blank}, 'https://cdn.example.com/b.png')"], db_url)
+    query = SqlSource("cms", db_url, content_type="page", query=(
+        f"SELECT slug AS content_id, body AS text FROM {name} ORDER BY n"))
+    with pytest.raises(SourceError, match=r"content source 'cms': row 2 has no content id "
+                                          r"\(column 'content_id' is NULL or empty\)"):
+        list(query.documents())
+    table = SqlSource("pages", db_url, table=name, id_column="slug", text_columns=["body"],
+                      content_type="page")
+    with pytest.raises(SourceError, match=r"content source 'pages': row \d has no content id "
+                                          r"\(column 'slug' is NULL or empty\)"):
+        list(table.documents())
 
 
 def test_sql_query_mode_uses_configured_content_type_when_the_query_has_none(
@@ -683,6 +711,7 @@ def test_http_failing_halfway_raises_after_the_earlier_pages(api: Api) -> None:
     (b'{"data": {"items": {"id": 1}}}', "is a dict, not a list"),
     (b'{"data": {"items": [42]}}', "item 0 is a int, not an object"),
     (b'{"data": {"items": [{"title": "no id"}]}}', "no usable id field 'id'"),
+    (b'{"data": {"items": [{"id": "", "title": "empty id"}]}}', "no usable id field 'id'"),
 ])
 def test_http_malformed_page_is_a_source_error(api: Api, body: bytes, problem: str) -> None:
     def handler(path: str, query: dict[str, list[str]], headers: dict[str, str]) -> Reply:

@@ -397,7 +397,8 @@ class HttpSource(ContentSource):
         if not isinstance(item, Mapping):
             raise SourceError(self.name, f"{where} is a {type(item).__name__}, not an object")
         content_id = dotted(item, self.id_field)
-        if content_id is _MISSING or content_id is None or isinstance(content_id, dict | list):
+        if (content_id is _MISSING or content_id is None or isinstance(content_id, dict | list)
+                or str(content_id) == ""):
             raise SourceError(self.name, f"{where} has no usable id field {self.id_field!r}")
         if self.content_type_field is not None:
             content_type = dotted(item, self.content_type_field)

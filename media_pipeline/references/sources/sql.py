@@ -8,7 +8,6 @@ the database supports it: scanning content must never be able to change it.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,6 @@ from media_pipeline.redaction import (
 )
 from media_pipeline.references.document import Document
 from media_pipeline.references.sources.base import ContentSource, SourceError
-
-log = logging.getLogger(__name__)
 
 QUERY_COLUMNS = ("content_type", "content_id", "text")
 DEFAULT_BATCH_SIZE = 1000
@@ -151,16 +148,8 @@ class SqlSource(ContentSource):
             engine.dispose()
 
     def _rows_to_documents(self, rows: Iterable[RowMapping]) -> Iterator[Document]:
-        skipped = 0
-        for row in rows:
-            document = self._document(row)
-            if document is None:
-                skipped += 1
-                continue
-            yield document
-        if skipped:
-            log.warning("content source %r: skipped %d rows without a content_id or "
-                        "content_type", self.name, skipped)
+        for number, row in enumerate(rows, 1):
+            yield self._document(row, number)
 
     def _check_table_columns(self, connection: Connection) -> None:
         """Table mode: every configured column exists. A renamed text column must fail the
@@ -188,22 +177,33 @@ class SqlSource(ContentSource):
             raise SourceError(self.name, f"the query must return columns {', '.join(required)}; "
                                          f"missing {', '.join(missing)}")
 
-    def _document(self, row: RowMapping) -> Document | None:
+    def _document(self, row: RowMapping, number: int) -> Document:
+        """The row as a document. A row without a content id (NULL or empty) or without a
+        content type (NULL or empty in the query and none configured) is an error for the whole
+        source: skipping it would drop its references silently, and a file only it uses could
+        be purged."""
         if self.query is None:
             assert self.id_column is not None
-            content_id = row[self.id_column]
+            id_name = self.id_column
+            content_id = row[id_name]
             text = "\n".join(cell_text(row[c]) for c in self.text_columns if row[c] is not None)
             content_type: Any = self.content_type
             format = self.format
         else:
+            id_name = "content_id"
             lowered = {k.lower(): v for k, v in row.items()}
             content_id = lowered["content_id"]
             text = cell_text(lowered["text"])
             content_type = lowered.get("content_type") or self.content_type
             format = lowered.get("format") or self.format
-        if content_id is None or content_type is None:
-            return None
-        return Document(str(content_type), cell_text(content_id), text, str(format))
+        content_id = "" if content_id is None else cell_text(content_id)
+        if not content_id:
+            raise SourceError(self.name, f"row {number} has no content id (column {id_name!r} "
+                                         "is NULL or empty); every row must name its content")
+        if content_type is None or str(content_type) == "":
+            raise SourceError(self.name, f"row {number} (content id {content_id[:100]!r}) has no "
+                                         "content_type and the source configures none")
+        return Document(str(content_type), content_id, text, str(format))
 
 
 def _missing_sqlite_file(url: URL) -> bool:
