@@ -862,10 +862,7 @@ class MediaLibrary:
                            f"{self.settings.content_sources}; remove it (or set enabled: "
                            "false) before retiring it")
         with self._writing() as catalog:
-            try:
-                return catalog.retire_source(name, user, reason)
-            except ValueError as exc:  # never scanned, or retired already
-                raise Refused(str(exc)) from None
+            return catalog.retire_source(name, user, reason)  # Refused: never scanned, retired
 
 
 def row_fields(row: dict[str, Any]) -> dict[str, Any]:
