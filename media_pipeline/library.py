@@ -53,7 +53,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
-from typing import IO, Any, BinaryIO, NoReturn, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
 
 from media_pipeline import lifecycle
 from media_pipeline.access import (
@@ -91,6 +91,9 @@ from media_pipeline.storage.keys import (
     validate_namespace,
 )
 from media_pipeline.storage.media_storage import AclNotSupported, S3MediaStorage, StorageError
+
+if TYPE_CHECKING:
+    from media_pipeline.references.index import ScanProgress, SourceScanOutcome
 
 log = logging.getLogger(__name__)
 
@@ -801,6 +804,21 @@ class MediaLibrary:
         """Bring a purged file back while a versioned bucket still holds it (admin of its
         namespace); returns the key, the version restored and the delete markers removed."""
         return lifecycle.unpurge(self.settings, self.storage.client, media_id, _check_user(user))
+
+    def accept_scan_drop(self, source: str, user: str, *,
+                         progress: ScanProgress | None = None) -> SourceScanOutcome:
+        """Rescan ``source`` and apply it even though it finds far less than its baseline (a
+        global admin): the drop the guard held back is real. Audited
+        (``references.scan_drop_accepted``) with the numbers; the outcome's ``state`` is
+        ``accepted``, or ``trusted`` when the rescan is back to normal."""
+        from media_pipeline.references.index import scan_sources
+
+        _check_user(user)
+        if user not in self.settings.admins:
+            raise PermissionDenied(f"{user} may not accept a scan drop: only admins "
+                                   "(MEDIA_PIPELINE_ADMINS) may")
+        [outcome] = scan_sources(self.settings, [source], progress=progress, accepted_by=user)
+        return outcome
 
     def retire_source(self, name: str, user: str, reason: str | None = None) -> dict[str, Any]:
         """Forget a content source whose content is gone (a global admin): its scanned
