@@ -425,7 +425,7 @@ class MediaLibrary:
         content = (inspect_content(spool, mime,
                                    limits=InspectLimits.from_settings(self.settings))
                    if size and needs_content(mime) else None) or ContentInfo()
-        # The same facts the pipeline's reader gives validate (ContentInfo.VALIDATION_FACTS).
+        # The same facts the pipeline's reader gives validate (VALIDATION_FACTS).
         reason = validate(key=filename, size=size, content_type=mime, settings=self.settings,
                           **content.validation_facts())
         if reason is not None:
