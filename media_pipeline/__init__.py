@@ -63,17 +63,17 @@ if TYPE_CHECKING:
     from media_pipeline.library import (
         Collection,
         CollectionItem,
-        MediaFile,
         MediaLibrary,
         References,
     )
     from media_pipeline.lifecycle import DeleteOutcome, PurgeReport
+    from media_pipeline.records import MediaFile
     from media_pipeline.settings import Settings
 
 # Loaded on first use (PEP 562): name -> the module that defines it.
 _LAZY = {
     "MediaLibrary": "media_pipeline.library",
-    "MediaFile": "media_pipeline.library",
+    "MediaFile": "media_pipeline.records",
     "Collection": "media_pipeline.library",
     "CollectionItem": "media_pipeline.library",
     "References": "media_pipeline.library",

@@ -49,11 +49,11 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
-from typing import IO, Any, BinaryIO, NoReturn, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
 
 from media_pipeline import lifecycle
 from media_pipeline.access import (
@@ -82,7 +82,7 @@ from media_pipeline.fingerprint.metadata import (
 from media_pipeline.fingerprint.sniff import SNIFF_BYTES, needs_content, sniff_mime
 from media_pipeline.fingerprint.validate import check_extension, validate
 from media_pipeline.kinds import MediaStatus, Visibility
-from media_pipeline.records import media_id_for
+from media_pipeline.records import MediaFile, media_id_for
 from media_pipeline.settings import Settings
 from media_pipeline.storage.keys import (
     DEFAULT_NAMESPACE,
@@ -91,6 +91,9 @@ from media_pipeline.storage.keys import (
     validate_namespace,
 )
 from media_pipeline.storage.media_storage import AclNotSupported, S3MediaStorage, StorageError
+
+if TYPE_CHECKING:
+    from media_pipeline.references.index import ScanProgress, SourceScanOutcome
 
 log = logging.getLogger(__name__)
 
@@ -101,45 +104,6 @@ MAX_TAG_LENGTH = 100
 MAX_NAME_LENGTH = 200
 # Statuses whose object is there and validated: the only ones that get URLs.
 SERVABLE = MediaStatus.servable()
-
-
-@dataclass(frozen=True)
-class MediaFile:
-    """One file as the catalog knows it."""
-
-    media_id: str
-    namespace: str
-    bucket: str
-    key: str
-    original_filename: str | None
-    content_type: str | None
-    file_size: int
-    file_hash: str | None
-    status: str
-    visibility: str
-    owner: str | None
-    version_id: str | None = None
-    etag: str | None = None
-    width: int | None = None
-    height: int | None = None
-    page_count: int | None = None
-    phash: int | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    quarantine_reason: str | None = None
-    is_deleted: bool = False
-    reference_count: int = 0
-    first_seen: datetime | None = None
-    uploaded_at: datetime | None = None
-    # Set by upload when it returned this existing file instead of storing the same content again.
-    deduplicated: bool = False
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> MediaFile:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in row.items() if k in names})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -187,11 +151,7 @@ class _Checked:
     size: int
     sha256: str
     content_type: str
-    width: int | None
-    height: int | None
-    page_count: int | None
-    phash: int | None
-    metadata: dict[str, Any]
+    content: ContentInfo  # its CONTENT_COLUMNS go into the catalog row, as the reader's do
 
 
 def upload_key(namespace: str, filename: str, user: str, sha256: str) -> str:
@@ -465,17 +425,13 @@ class MediaLibrary:
         content = (inspect_content(spool, mime,
                                    limits=InspectLimits.from_settings(self.settings))
                    if size and needs_content(mime) else None) or ContentInfo()
-        reason = validate(
-            key=filename, size=size, content_type=mime, settings=self.settings,
-            pixels=content.pixels, decode_error=content.decode_error, svg=content.svg,
-            frames=content.frames, decode_bytes=content.decode_bytes,
-            trailing=content.trailing, pdf_active=content.pdf_active)
+        # The same facts the pipeline's reader gives validate (VALIDATION_FACTS).
+        reason = validate(key=filename, size=size, content_type=mime, settings=self.settings,
+                          **content.validation_facts())
         if reason is not None:
             return None, reason
-        return _Checked(
-            spool=spool, size=size, sha256=hasher.hexdigest(), content_type=mime,
-            width=content.width, height=content.height, page_count=content.page_count,
-            phash=content.phash, metadata=dict(content.metadata)), None
+        return _Checked(spool=spool, size=size, sha256=hasher.hexdigest(), content_type=mime,
+                        content=content), None
 
     def _refuse(self, namespace: str, filename: str, user: str, reason: str) -> NoReturn:
         with self._writing() as catalog, catalog.transaction():
@@ -505,12 +461,12 @@ class MediaLibrary:
             "last_modified": now, "storage_class": "STANDARD",
             "original_filename": filename, "content_type": checked.content_type,
             "declared_content_type": checked.content_type, "file_hash": checked.sha256,
-            "hash_source": "computed", "phash": checked.phash, "width": checked.width,
-            "height": checked.height, "page_count": checked.page_count,
-            "metadata": checked.metadata, "status": MediaStatus.ACTIVE.value,
+            "hash_source": "computed", "status": MediaStatus.ACTIVE.value,
             "visibility": visibility,
             "owner": user, "fingerprinted_etag": etag, "fingerprinted_at": now,
             "first_seen": now, "last_seen": now, "uploaded_at": now,
+            # What inspecting the content found, the columns the reader stores too.
+            **checked.content.columns(),
         }
         try:
             with self._writing() as catalog:
@@ -849,6 +805,21 @@ class MediaLibrary:
         namespace); returns the key, the version restored and the delete markers removed."""
         return lifecycle.unpurge(self.settings, self.storage.client, media_id, _check_user(user))
 
+    def accept_scan_drop(self, source: str, user: str, *,
+                         progress: ScanProgress | None = None) -> SourceScanOutcome:
+        """Rescan ``source`` and apply it even though it finds far less than its baseline (a
+        global admin): the drop the guard held back is real. Audited
+        (``references.scan_drop_accepted``) with the numbers; the outcome's ``state`` is
+        ``accepted``, or ``trusted`` when the rescan is back to normal."""
+        from media_pipeline.references.index import scan_sources
+
+        _check_user(user)
+        if user not in self.settings.admins:
+            raise PermissionDenied(f"{user} may not accept a scan drop: only admins "
+                                   "(MEDIA_PIPELINE_ADMINS) may")
+        [outcome] = scan_sources(self.settings, [source], progress=progress, accepted_by=user)
+        return outcome
+
     def retire_source(self, name: str, user: str, reason: str | None = None) -> dict[str, Any]:
         """Forget a content source whose content is gone (a global admin): its scanned
         references go and purges stop waiting for it. Refused while it is configured and
@@ -862,10 +833,7 @@ class MediaLibrary:
                            f"{self.settings.content_sources}; remove it (or set enabled: "
                            "false) before retiring it")
         with self._writing() as catalog:
-            try:
-                return catalog.retire_source(name, user, reason)
-            except ValueError as exc:  # never scanned, or retired already
-                raise Refused(str(exc)) from None
+            return catalog.retire_source(name, user, reason)  # Refused: never scanned, retired
 
 
 def row_fields(row: dict[str, Any]) -> dict[str, Any]:

@@ -586,3 +586,26 @@ def test_the_same_file_still_here_but_deleted_is_not_uploaded_over(
         lib.upload("blog", io.BytesIO(data), "kept.png", "ed")
     head = s3_client.head_object(Bucket=settings.bucket, Key=media.key)
     assert head["ETag"].strip('"') == media.etag
+
+
+def test_only_an_admin_accepts_a_scan_drop_and_it_is_audited(
+        settings: Settings, s3_client: Any, tmp_path: Path) -> None:
+    from media_pipeline.references.index import scan_sources
+    from media_pipeline_tests.lifecycle_helpers import ADMIN, audit
+
+    empty = tmp_path / "empty"  # a source whose content vanished: its first scan is suspect
+    empty.mkdir()
+    config = tmp_path / "sources.yaml"
+    config.write_text(f"sources:\n  - {{name: site, type: files, root: {empty}, "
+                      "content_type: page}\n")
+    s = replace(settings, content_sources=config, admins=frozenset({ADMIN}))
+    assert [o.state for o in scan_sources(s, workers=1)] == ["suspect"]
+    lib = MediaLibrary(s, client=s3_client)
+
+    with pytest.raises(PermissionDenied, match="only admins"):
+        lib.accept_scan_drop("site", "ed")
+    assert audit(s, "references.scan_drop_accepted") == []
+
+    outcome = lib.accept_scan_drop("site", ADMIN)
+    assert outcome.source == "site" and outcome.state == "accepted"
+    assert [a["actor"] for a in audit(s, "references.scan_drop_accepted")] == [ADMIN]

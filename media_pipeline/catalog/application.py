@@ -17,14 +17,10 @@ from typing import Any
 import duckdb
 
 from media_pipeline.kinds import MediaStatus, Visibility, sql_in
+from media_pipeline.records import MEDIA_FILE_COLUMNS
 
-# The columns MediaLibrary hands out as a MediaFile, in this order.
-MEDIA_COLUMNS = (
-    "media_id", "namespace", "bucket", "key", "original_filename", "content_type", "file_size",
-    "file_hash", "status", "visibility", "owner", "version_id", "etag", "width", "height",
-    "page_count", "phash", "metadata", "quarantine_reason", "is_deleted", "reference_count",
-    "first_seen", "uploaded_at",
-)
+# The columns MediaLibrary hands out as a MediaFile, in this order: its fields.
+MEDIA_COLUMNS = MEDIA_FILE_COLUMNS
 
 COLLECTION_COLUMNS = (
     "collection_id", "namespace", "name", "visibility", "owner", "created_at", "updated_at",

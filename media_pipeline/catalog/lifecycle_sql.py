@@ -13,11 +13,11 @@ import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 
-from media_pipeline.errors import Refused
+from media_pipeline.errors import LifecycleError, Refused, UnknownMedia
 from media_pipeline.kinds import MediaStatus
 
 # A file no reference points at, in the table itself (not only the counter).
@@ -108,21 +108,22 @@ class LifecycleSQL:
 
     def soft_delete(
         self, media_id: str, user: str, *, allow_referenced: bool, now: datetime | None = None,
-    ) -> tuple[str, dict[str, list[str]]]:
+    ) -> tuple[Literal["deleted", "refused", "already"], dict[str, list[str]]]:
         """Soft-delete one file, deciding inside the transaction.
 
         Returns (outcome, references): outcome is ``deleted``, ``refused`` (referenced and not
-        allowed; nothing changed), ``already`` (already deleted) or ``purged``/``unknown``.
+        allowed; nothing changed) or ``already`` (already deleted). Raises
+        :class:`UnknownMedia`, or :class:`LifecycleError` for a purged file.
         """
         now = aware(now) or utc_now()
         with self.transaction():
             state = self.media_state(media_id)
             if state is None:
-                return "unknown", {}
+                raise UnknownMedia.of(media_id)
             refs = self.references_of(media_id)
             count = max(int(state["reference_count"]), sum(len(v) for v in refs.values()))
             if state["status"] == "purged":
-                return "purged", refs
+                raise LifecycleError(f"media file {media_id} was purged already")
             if _is_soft_deleted(state):
                 return "already", refs
             if count and not allow_referenced:
@@ -145,24 +146,27 @@ class LifecycleSQL:
             self.record_audit(user, "delete.force" if count else "delete", media_id, details)
         return "deleted", refs
 
-    def restore_media(self, media_id: str, user: str) -> str:
-        """Undo a soft delete. Returns ``restored``, ``not_deleted``, ``purged``, ``unknown``,
-        or ``purge_in_flight`` (an interrupted purge may have deleted the object already: the
-        next purge run settles it first)."""
+    def restore_media(self, media_id: str, user: str) -> None:
+        """Undo a soft delete. Raises :class:`UnknownMedia`, or :class:`LifecycleError` when
+        the file is not deleted, was purged, or an interrupted purge may have deleted its
+        object already (the next purge run settles it first)."""
         with PURGE_EXCLUSION, self.transaction():
             state = self.media_state(media_id)
             if state is None:
-                return "unknown"
+                raise UnknownMedia.of(media_id)
             if state["status"] == "purged":
-                return "purged"
+                raise LifecycleError(f"media file {media_id} was purged; it cannot be restored")
             if not _is_soft_deleted(state):
-                return "not_deleted"
+                raise LifecycleError(f"media file {media_id} is not deleted")
             in_flight = self.con.execute(
                 "SELECT count(*) FROM purge_marks WHERE media_id = ?::UUID AND state = 'deleting'",
                 [media_id],
             ).fetchone()
             if in_flight and in_flight[0]:
-                return "purge_in_flight"
+                raise LifecycleError(
+                    f"an interrupted purge may already have deleted media file {media_id} "
+                    "from S3; run `media-pipeline purge` to settle it, then restore if it is "
+                    "still there")
             self.con.execute(
                 f"""
                 UPDATE media_files SET status = {RESTORED_STATUS}, is_deleted = false,
@@ -180,7 +184,6 @@ class LifecycleSQL:
                 "deleted_at": str(state["deleted_at"]), "deleted_by": state["deleted_by"],
                 "cancelled_purge_marks": int(cancelled[0]) if cancelled else 0,
             })
-        return "restored"
 
     # -- auto soft-delete --------------------------------------------------------------------
 
@@ -388,9 +391,9 @@ class LifecycleSQL:
         return dict(zip(columns, found[0], strict=True)) if found else None
 
     def unpurge_media(self, media_id: str, user: str, version_id: str | None,
-                      details: dict[str, Any]) -> bool:
+                      details: dict[str, Any]) -> None:
         """The object is back in S3: the file is active again (as restore would make it),
-        audited. False if it was not purged (nothing changed)."""
+        audited. Raises :class:`LifecycleError` if it is not purged (nothing changed)."""
         with PURGE_EXCLUSION, self.transaction():
             row = self.con.execute(
                 f"""
@@ -400,9 +403,8 @@ class LifecycleSQL:
                 WHERE media_id = ?::UUID AND status = 'purged'
                 """, [version_id, media_id]).fetchone()
             if not row or not row[0]:
-                return False
+                raise LifecycleError(f"media file {media_id} is not purged any more")
             self.record_audit(user, "unpurge", media_id, details)
-        return True
 
     def finish_purge_marks(
         self, outcomes: Sequence[tuple[str, str, str, str | None]], now: datetime,

@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 
 from media_pipeline.catalog.lifecycle_sql import PURGE_EXCLUSION, LifecycleSQL, aware, utc_now
+from media_pipeline.errors import LifecycleError, Refused
 
 API_SOURCE = "api"
 DEFAULT_MAX_DROP = 0.10
@@ -105,7 +106,8 @@ class ReferenceSQL(LifecycleSQL):
         *, now: datetime | None = None,
     ) -> bool:
         """Record that ``content_type``/``content_id`` uses the file; False if the API had
-        already recorded it (its last_seen is refreshed). A purged file raises ValueError."""
+        already recorded it (its last_seen is refreshed). A purged file raises
+        :class:`LifecycleError`."""
         now = aware(now) or utc_now()
         con = self.con
         with PURGE_EXCLUSION, self.transaction():
@@ -113,7 +115,7 @@ class ReferenceSQL(LifecycleSQL):
                 "SELECT count(*) FROM media_files WHERE media_id = ?::UUID AND status = 'purged'",
                 [media_id]).fetchone()
             if purged and purged[0]:
-                raise ValueError(f"media file {media_id} was purged; it cannot be referenced")
+                raise LifecycleError(f"media file {media_id} was purged; it cannot be referenced")
             updated = con.execute(
                 "UPDATE media_references SET last_seen = ? WHERE media_id = ? AND origin = 'api' "
                 "AND content_type = ? AND content_id = ?",
@@ -474,7 +476,8 @@ class ReferenceSQL(LifecycleSQL):
     def retire_source(self, source: str, user: str, reason: str | None = None,
                       now: datetime | None = None) -> dict[str, Any]:
         """Forget a source for good: its scanned references go (counts recomputed) and purges
-        no longer wait for it. Audited with the number of references removed."""
+        no longer wait for it. Audited with the number of references removed. Raises
+        :class:`Refused` for a source never scanned or already retired."""
         now = aware(now) or utc_now()
         con = self.con
         with PURGE_EXCLUSION, self.transaction():
@@ -483,9 +486,9 @@ class ReferenceSQL(LifecycleSQL):
                 [source]).fetchone()
             assert row is not None
             if not row[0]:
-                raise ValueError(f"the catalog has never scanned a source named {source!r}")
+                raise Refused(f"the catalog has never scanned a source named {source!r}")
             if row[1]:
-                raise ValueError(f"content source {source!r} is already retired")
+                raise Refused(f"content source {source!r} is already retired")
             last = con.execute(
                 "SELECT max(started) FROM source_scans WHERE source = ? AND trusted",
                 [source]).fetchall()[0][0]

@@ -43,24 +43,27 @@ def scan(sources: tuple[str, ...], accept_drop: bool, user: str | None, as_json:
     if accept_drop:
         if len(sources) != 1 or not user:
             fail("--accept-drop needs exactly one SOURCE and --user")
-        if user not in settings.admins:
-            fail(f"{user} may not accept a scan drop: only admins (MEDIA_PIPELINE_ADMINS) may")
     elif user:
         fail("--user is only used with --accept-drop")
-    names = list(sources) or None
-    selected = select_sources(settings, names)
-    if not selected:
-        fail(f"no enabled content source in {settings.content_sources}")
+    if accept_drop:  # the library checks the admin first, then the source's name
+        names = list(sources)
+    else:
+        selected = select_sources(settings, list(sources) or None)
+        if not selected:
+            fail(f"no enabled content source in {settings.content_sources}")
+        names = [s.name for s in selected]
     with Progress(TextColumn("{task.description}"), TextColumn("{task.fields[docs]} documents"),
                   TextColumn("{task.fields[mb]:.1f} MB"), console=console,
                   disable=as_json, transient=True) as progress:
-        tasks = {s.name: progress.add_task(s.name, docs=0, mb=0.0) for s in selected}
+        tasks = {name: progress.add_task(name, docs=0, mb=0.0) for name in names}
 
         def on_progress(name: str, documents: int, size: int) -> None:
             progress.update(tasks[name], docs=documents, mb=size / 1e6)
 
-        outcomes = scan_sources(settings, [s.name for s in selected], progress=on_progress,
-                                accepted_by=user if accept_drop else None)
+        if accept_drop and user:  # a user's action: through the library (admin, audit)
+            outcomes = [library().accept_scan_drop(names[0], user, progress=on_progress)]
+        else:  # an operator's job, as in the nightly run: no user
+            outcomes = scan_sources(settings, names, progress=on_progress)
     if as_json:
         click.echo(json.dumps([o.__dict__ for o in outcomes], indent=2, default=str))
     else:

@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass, field, replace
+from inspect import signature
 from typing import IO, Any
 
 from PIL import ExifTags, Image
@@ -28,7 +29,8 @@ from media_pipeline.fingerprint.structure import (
     png_end,
     webp_end,
 )
-from media_pipeline.fingerprint.validate import SVG_SCAN_LIMIT, decode_text
+from media_pipeline.fingerprint.validate import SVG_SCAN_LIMIT, decode_text, validate
+from media_pipeline.records import FingerprintResult
 from media_pipeline.settings import Settings
 
 # pypdf logs recoverable damage ("EOF marker not found") as warnings; what matters reaches us as
@@ -63,6 +65,27 @@ class ContentInfo:
     trailing: str | None = None  # what follows the image, when it is active (text/html...)
     pdf_active: str | None = None  # JavaScript, launch actions, XFA
     metadata: dict[str, MetadataValue] = field(default_factory=dict)
+
+    def columns(self) -> dict[str, Any]:
+        """The facts the catalog stores (``CONTENT_COLUMNS``), by column name."""
+        return {name: (dict(value) if isinstance(value := getattr(self, name), dict) else value)
+                for name in CONTENT_COLUMNS}
+
+    def validation_facts(self) -> dict[str, Any]:
+        """The facts the validation rules take (``VALIDATION_FACTS``), as ``validate``'s
+        keyword arguments."""
+        return {name: getattr(self, name) for name in VALIDATION_FACTS}
+
+
+# What inspecting the content found that the catalog stores: the ContentInfo fields that
+# FingerprintResult also has (width, height, page_count, phash, metadata...). The reader and
+# the upload both copy these; a new fact column is a field here and there, nothing else.
+CONTENT_COLUMNS = tuple(name for name in ContentInfo.__dataclass_fields__
+                        if name in FingerprintResult.__dataclass_fields__)
+# What the validation rules are given from the content inspection: the ContentInfo fields that
+# validate() takes (a rule on a new fact adds it to both, nothing here).
+VALIDATION_FACTS = tuple(name for name in ContentInfo.__dataclass_fields__
+                         if name in signature(validate).parameters)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import inspect
 import json
 import logging
 import os
@@ -49,14 +48,6 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 1024 * 1024
 BODY_READ_ATTEMPTS = 3
 SPOOL_MEMORY = 16 * 1024 * 1024
-# What inspecting the content found that the catalog stores: the ContentInfo fields that
-# FingerprintResult also has (width, height, page_count, phash, metadata...).
-CONTENT_COLUMNS = tuple(name for name in ContentInfo.__dataclass_fields__
-                        if name in FingerprintResult.__dataclass_fields__)
-# What the validation rules are given from the content inspection: the ContentInfo fields that
-# validate() takes (a rule on a new fact adds it to both, nothing here).
-VALIDATION_FACTS = tuple(name for name in ContentInfo.__dataclass_fields__
-                         if name in inspect.signature(validate).parameters)
 
 
 def full_object_sha256(response: dict[str, Any]) -> str | None:
@@ -188,16 +179,15 @@ def _fingerprint(
             spool.seek(0)
             info = inspect_content(spool, mime, limits=InspectLimits.from_settings(settings))
 
-    for name in CONTENT_COLUMNS:
-        value = getattr(info, name)
-        setattr(result, name, dict(value) if isinstance(value, dict) else value)
+    for name, value in info.columns().items():
+        setattr(result, name, value)
     reason = validate(
         key=obj.key,
         size=size,
         content_type=mime,
         settings=settings,
         declared_content_type=result.declared_content_type,
-        **{name: getattr(info, name) for name in VALIDATION_FACTS},
+        **info.validation_facts(),
     )
     result.status = "quarantined" if reason else "active"
     result.quarantine_reason = reason

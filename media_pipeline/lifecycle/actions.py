@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from media_pipeline.access import SYSTEM_USER, Role, may_see, require_role, require_see
 from media_pipeline.catalog.lifecycle_sql import aware, utc_now
-from media_pipeline.errors import InvalidInput, LifecycleError, UnknownMedia
+from media_pipeline.errors import InvalidInput, UnknownMedia
 from media_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -101,10 +101,8 @@ def add_reference(
     state = _state(catalog, media_id)
     require_role(catalog, settings, state["namespace"], user, Role.EDITOR, "add a reference")
     _require_see(catalog, settings, state, user, "add a reference")
-    try:
-        return catalog.add_reference(state["media_id"], content_type, content_id, user, now=now)
-    except ValueError as exc:  # purged, decided inside the catalog's transaction
-        raise LifecycleError(str(exc)) from exc
+    # A purged file raises LifecycleError, decided inside the catalog's transaction.
+    return catalog.add_reference(state["media_id"], content_type, content_id, user, now=now)
 
 
 def remove_reference(
@@ -134,12 +132,9 @@ def delete(
         require_role(catalog, settings, namespace, user, Role.ADMIN, "force-delete files")
     else:
         require_role(catalog, settings, namespace, user, Role.EDITOR, "delete files")
+    # Unknown or purged: the catalog raises, deciding inside its transaction.
     outcome, refs = catalog.soft_delete(state["media_id"], user, allow_referenced=force,
                                         now=now)
-    if outcome == "unknown":
-        raise UnknownMedia.of(media_id)
-    if outcome == "purged":
-        raise LifecycleError(f"media file {media_id} was purged already")
     hidden = 0
     if refs and not _may_see(catalog, settings, state["media_id"], user):
         # Deleting is role-based, reading where a file is used is not: count only.
@@ -160,17 +155,8 @@ def restore(catalog: Catalog, settings: Settings, media_id: str, user: str) -> N
     and any purge mark for it is cancelled."""
     state = _state(catalog, media_id)
     require_role(catalog, settings, state["namespace"], user, Role.EDITOR, "restore files")
-    outcome = catalog.restore_media(state["media_id"], user)
-    if outcome == "unknown":
-        raise UnknownMedia.of(media_id)
-    if outcome == "purged":
-        raise LifecycleError(f"media file {media_id} was purged; it cannot be restored")
-    if outcome == "not_deleted":
-        raise LifecycleError(f"media file {media_id} is not deleted")
-    if outcome == "purge_in_flight":
-        raise LifecycleError(
-            f"an interrupted purge may already have deleted media file {media_id} from S3; "
-            "run `media-pipeline purge` to settle it, then restore if it is still there")
+    # Not deleted, purged, or a purge in flight: the catalog raises LifecycleError.
+    catalog.restore_media(state["media_id"], user)
 
 
 @dataclass(frozen=True)

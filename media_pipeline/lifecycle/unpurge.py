@@ -69,9 +69,7 @@ def unpurge(settings: Settings, client: Any, media_id: str, user: str) -> dict[s
                    "removed_markers": markers, "purge_id": mark["purge_id"]}
         with Catalog.open(settings.catalog_path,
                           snapshot_path=settings.snapshot_path) as catalog:
-            if not catalog.unpurge_media(str(state["media_id"]), user, hidden["version_id"],
-                                         details):
-                raise LifecycleError(f"media file {media_id} is not purged any more")
+            catalog.unpurge_media(str(state["media_id"]), user, hidden["version_id"], details)
     return details
 
 
