@@ -1,0 +1,332 @@
+"""Near-duplicates people recognise: ours beside imagededup's and imagehash's hash methods, on
+the evaluation set (real photos from scikit-image with everyday edits), in the same run; then the
+search time over 200,000 pictures (synthetic hashes and embeddings).
+
+Protocol: the set is split by photo (even/odd); every method's threshold is chosen on the
+calibration half (the loosest whose precision over all labelled pairs there is >= 0.98) and the
+figures are for the held-out half. Peers are also shown at their own default threshold.
+Precision, recall and F1 per edit type: a false pair counts against each edit in it; false pairs
+between regions of one photo (and originals of different photos) count under "negatives".
+
+    python -m benchmarks.bench_near_duplicates            # everything
+    python -m benchmarks.bench_near_duplicates --quick    # without imagehash's crop-resistant hash
+
+imagededup is installed without its dependencies (``pip install --no-deps
+imagededup==0.3.3.post2``: its CNN pulls a torchvision that does not load beside the CPU torch);
+its hash methods need none of them, so the CNN and plotting modules are stubbed before import.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import sys
+import time
+import types
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from media_pipeline.dedup import detect, evalset
+from media_pipeline.dedup.features import Embedder, decode, hash_features
+from media_pipeline.fingerprint.metadata import InspectLimits, inspect_image
+
+TARGET_PRECISION = 0.98
+DATA = Path(__file__).parent / ".data" / "near"
+
+
+def load() -> str:
+    return f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} on {os.cpu_count()} cores"
+
+
+# -- methods: each gives a similarity matrix (higher = more alike) ------------------------------
+
+def _imagededup() -> dict[str, Callable[[np.ndarray], str]]:
+    for name, attrs in (("imagededup.utils.plotter", ["plot_duplicates"]),
+                        ("imagededup.utils.models", ["CustomModel"]),
+                        ("imagededup.methods.cnn", ["CNN"])):
+        if name not in sys.modules:
+            module = types.ModuleType(name)
+            for attr in attrs:
+                setattr(module, attr, None)
+            sys.modules[name] = module
+    from imagededup.methods import AHash, DHash, PHash, WHash
+
+    return {f"imagededup.{cls.__name__}": cls(verbose=False).encode_image.__call__
+            for cls in (PHash, DHash, WHash, AHash)}
+
+
+def hamming_matrix(hashes: list[int]) -> np.ndarray:
+    h = np.array(hashes, dtype=np.uint64)
+    return np.bitwise_count(h[:, None] ^ h[None, :]).astype(np.float64)
+
+
+def peer_matrices(rgb: list[Image.Image], small: list[Image.Image] | None
+                  ) -> dict[str, tuple[np.ndarray, float]]:
+    """Distance matrices (lower = more alike) and each peer's default threshold; the
+    crop-resistant hash (slow: ~0.5 s an image) on the 512-pixel copies when ``small`` is given.
+    """
+    import imagehash
+
+    out: dict[str, tuple[np.ndarray, float]] = {}
+    try:
+        for name, encode in _imagededup().items():
+            hashes = [int(encode(image_array=np.asarray(im)), 16) for im in rgb]
+            out[name] = (hamming_matrix(hashes), 10.0)  # imagededup's default threshold
+    except ImportError as exc:
+        print(f"imagededup not installed ({exc}): pip install --no-deps imagededup==0.3.3.post2")
+    for name, fn in (("imagehash.phash", imagehash.phash), ("imagehash.dhash", imagehash.dhash),
+                     ("imagehash.whash", imagehash.whash),
+                     ("imagehash.average_hash", imagehash.average_hash)):
+        hashes = [int(str(fn(im)), 16) for im in rgb]
+        out[name] = (hamming_matrix(hashes), 10.0)  # the value its README compares with
+    if small is not None:
+        multi = [imagehash.crop_resistant_hash(im) for im in small]
+        n = len(multi)
+        matrix = np.zeros((n, n))
+        for i in range(n):
+            for j in range(i + 1, n):
+                matrix[i, j] = matrix[j, i] = multi[i] - multi[j]
+        out["imagehash.crop_resistant"] = (matrix, 0.0)
+    return out
+
+
+# -- scoring ----------------------------------------------------------------------------------
+
+def labels(images: list[evalset.EvalImage]) -> np.ndarray:
+    n = len(images)
+    out = np.full((n, n), -1, np.int8)
+    for i in range(n):
+        for j in range(i + 1, n):
+            truth = evalset.label(images[i], images[j])
+            if truth is not None:
+                out[i, j] = int(truth)
+    return out
+
+
+def calibrate(distance: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    """The largest threshold (pairs with distance <= it are reported) whose precision over the
+    labelled pairs inside ``mask`` is >= TARGET_PRECISION."""
+    iu = np.triu_indices(len(distance), 1)
+    keep = mask[iu] & (truth[iu] >= 0)
+    d, y = distance[iu][keep], truth[iu][keep] == 1
+    order = np.argsort(d, kind="stable")
+    d, y = d[order], y[order]
+    tp = np.cumsum(y)
+    precision = tp / np.arange(1, len(y) + 1)
+    best = -np.inf
+    # a threshold must take every pair at that distance: check at the last index of each value
+    last = np.r_[d[1:] != d[:-1], True]
+    ok = (precision >= TARGET_PRECISION) & last
+    if ok.any():
+        best = float(d[np.flatnonzero(ok)[-1]])
+    return best
+
+
+def calibrate_ours(hash_hit: np.ndarray, cosine: np.ndarray, agreement: np.ndarray,
+                   truth: np.ndarray, mask: np.ndarray) -> tuple[float, float, tuple[float, float]]:
+    """The (cosine, layout) thresholds with the highest recall at precision >= TARGET_PRECISION
+    over the labelled pairs inside ``mask`` (ties: the more precise)."""
+    iu = np.triu_indices(len(cosine), 1)
+    keep = mask[iu] & (truth[iu] >= 0)
+    h, c, a, y = hash_hit[iu][keep], cosine[iu][keep], agreement[iu][keep], truth[iu][keep] == 1
+    best: tuple[float, float, float, float] | None = None  # recall, precision, t_cos, t_lay
+    for t_cos in np.round(np.arange(0.50, 0.95, 0.01), 2):
+        for t_lay in np.round(np.arange(-0.20, 0.90, 0.02), 2):
+            pred = h | ((c >= t_cos) & (a >= t_lay))
+            tp = int((pred & y).sum())
+            precision = tp / max(int(pred.sum()), 1)
+            recall = tp / max(int(y.sum()), 1)
+            if precision >= TARGET_PRECISION and (best is None or (recall, precision) > best[:2]):
+                best = (recall, precision, float(t_cos), float(t_lay))
+    if best is None:
+        return 1.0, 1.0, (1.0, 0.0)
+    return best[2], best[3], (best[1], best[0])
+
+
+def pairs_at(distance: np.ndarray, threshold: float, members: np.ndarray) -> set[tuple[int, int]]:
+    sub = distance[np.ix_(members, members)]
+    i, j = np.nonzero(np.triu(sub <= threshold, 1))
+    return {(int(members[a]), int(members[b])) for a, b in zip(i, j, strict=True)}
+
+
+def scores_for(images: list[evalset.EvalImage], members: np.ndarray,
+               found: set[tuple[int, int]]) -> dict[str, evalset.Scores]:
+    index = {int(m): k for k, m in enumerate(members)}
+    subset = [images[int(m)] for m in members]
+    local = {(index[i], index[j]) for i, j in found if i in index and j in index}
+    return evalset.evaluate(subset, local)
+
+
+def print_table(name: str, threshold: str, scores: dict[str, evalset.Scores]) -> None:
+    a = scores["all"]
+    print(f"\n{name}  ({threshold})  all: P={a.precision:.3f} R={a.recall:.3f} F1={a.f1:.3f}"
+          f"  tp={a.tp} fp={a.fp} fn={a.fn}")
+    print("  " + " ".join(f"{k:>11}" for k in (*evalset.EDIT_TYPES, "negatives")))
+    for metric in ("precision", "recall", "f1"):
+        cells = []
+        for k in (*evalset.EDIT_TYPES, "negatives"):
+            s = scores[k]
+            if k == "negatives":
+                cells.append(f"{'fp=' + str(s.fp):>11}" if metric == "precision" else " " * 11)
+            else:
+                cells.append(f"{getattr(s, metric):>11.2f}")
+        print(f"  {' '.join(cells)}  {metric}")
+
+
+# -- the quality run ----------------------------------------------------------------------------
+
+def quality(crop_resistant: bool) -> None:
+    started = time.perf_counter()
+    images = evalset.generate()
+    originals = sum(x.role == "original" for x in images)
+    edits = sum(x.role == "edit" for x in images)
+    regions = sum(x.role == "region" for x in images)
+    truth = labels(images)
+    positives, negatives = int((truth == 1).sum()), int((truth == 0).sum())
+    print(f"== near-duplicates: {len(images)} images ({originals} photos, {edits} edits, "
+          f"{regions} regions); {positives} positive and {negatives:,} negative labelled pairs; "
+          f"generated in {time.perf_counter() - started:.1f} s; {load()}")
+    limits = InspectLimits()
+    full = [Image.open(io.BytesIO(x.data)).convert("RGB") for x in images]
+    phash = np.array([inspect_image(io.BytesIO(x.data), limits=limits).phash for x in images],
+                     dtype=np.uint64)
+    working = [decode(x.data, limits) for x in images]
+    t = time.perf_counter()
+    hashes = [hash_features(im) for im in working]
+    hash_s = time.perf_counter() - t
+    embedder = Embedder()
+    embedder.load()
+    t = time.perf_counter()
+    vectors = embedder.embed(working)
+    embed_s = time.perf_counter() - t
+    print(f"features: hashes {hash_s / len(images) * 1000:.1f} ms/image, embeddings "
+          f"{embed_s / len(images) * 1000:.1f} ms/image (one thread, {load()})")
+
+    photo = np.array([evalset.PHOTOS.index(x.origin.partition("#")[0]) for x in images])
+    calib_members = np.flatnonzero(photo % 2 == 0)
+    test_members = np.flatnonzero(photo % 2 == 1)
+    calib_mask = np.zeros((len(images), len(images)), bool)
+    calib_mask[np.ix_(calib_members, calib_members)] = True
+    print(f"calibration half: {len(calib_members)} images; held-out half: {len(test_members)}")
+
+    # ours: the hash rule at the pHash setting, then embeddings confirmed by the layout
+    trimmed = np.array([h.trimmed for h in hashes], dtype=np.uint64)
+    mirrored = np.array([h.mirrored for h in hashes], dtype=np.uint64)
+    layouts = np.stack([h.layout for h in hashes])
+    hash_hit = np.zeros((len(images), len(images)), bool)
+    for i, j in detect.hash_pairs(phash, trimmed, mirrored, 6):
+        hash_hit[i, j] = hash_hit[j, i] = True
+    cosine = vectors @ vectors.T
+    side = int(np.sqrt(layouts.shape[1]))
+    flipped = layouts.reshape(-1, side, side)[:, :, ::-1].reshape(len(layouts), -1)
+    agreement = np.maximum(layouts @ layouts.T, layouts @ flipped.T)
+    t_cos, t_lay, cal = calibrate_ours(hash_hit, cosine, agreement, truth, calib_mask)
+    print(f"\ncalibrated on the calibration half: cosine >= {t_cos:.2f} and layout >= "
+          f"{t_lay:.2f} (P={cal[0]:.3f} R={cal[1]:.3f} there); shipped: detect.MIN_COSINE = "
+          f"{detect.MIN_COSINE}, detect.MIN_LAYOUT = {detect.MIN_LAYOUT}")
+    rows: list[tuple[str, evalset.Scores]] = []
+    shipped = hash_hit | ((cosine >= detect.MIN_COSINE) & (agreement >= detect.MIN_LAYOUT))
+    embedding_only = (cosine >= detect.MIN_COSINE) & (agreement >= detect.MIN_LAYOUT)
+    for name, hit, note in (
+        ("ours: hashes only (no ai-vision extra)", hash_hit, "pHash/trimmed/mirror <= 6 bits"),
+        ("ours: embedding+layout only", embedding_only,
+         f"cosine >= {detect.MIN_COSINE}, layout >= {detect.MIN_LAYOUT}"),
+        ("ours: hashes + embeddings (as shipped)", shipped,
+         f"hashes <= 6 bits, or cosine >= {detect.MIN_COSINE} and layout >= "
+         f"{detect.MIN_LAYOUT}"),
+    ):
+        s = scores_for(images, test_members, pairs_at(np.where(hit, 0.0, 1.0), 0.5,
+                                                      test_members))
+        print_table(name, note, s)
+        rows.append((name, s["all"]))
+
+    t = time.perf_counter()
+    peers = peer_matrices(full, working if crop_resistant else None)
+    print(f"\n(peers hashed in {time.perf_counter() - t:.1f} s)")
+    for name, (distance, default) in peers.items():
+        threshold = calibrate(distance, truth, calib_mask)
+        s = scores_for(images, test_members, pairs_at(distance, threshold, test_members))
+        print_table(name, f"calibrated: distance <= {threshold:g}", s)
+        rows.append((f"{name} calibrated <= {threshold:g}", s["all"]))
+        s = scores_for(images, test_members, pairs_at(distance, default, test_members))
+        rows.append((f"{name} default <= {default:g}", s["all"]))
+    print(f"\nsummary on the held-out half ({load()}):")
+    for name, s in rows:
+        print(f"  {name:<52} P={s.precision:.3f} R={s.recall:.3f} F1={s.f1:.3f}")
+
+
+# -- search time over 200,000 ---------------------------------------------------------------------
+
+def search(count: int = 200_000, subset: int = 20_000) -> None:
+    from media_pipeline.catalog import Catalog
+    from media_pipeline.dedup.stage import synthetic_catalog
+
+    print(f"\n== search over {count:,} pictures ({load()})")
+    rng = np.random.default_rng(5)
+    vectors = _synthetic_embeddings(count, rng)
+    t = time.perf_counter()
+    i, j, _ = detect.embedding_pairs(vectors)
+    embed_s = time.perf_counter() - t
+    print(f"embeddings ({vectors.shape[1]} floats each), inverted file: {embed_s:.2f} s, "
+          f"{len(i):,} pairs at cosine >= {detect.MIN_COSINE}")
+    small = vectors[:subset]
+    t = time.perf_counter()
+    e_i, e_j, _ = detect._exact(small, np.arange(subset), detect.MIN_COSINE)
+    exact_s = time.perf_counter() - t
+    expected = set(zip(e_i.tolist(), e_j.tolist(), strict=True))
+    t = time.perf_counter()
+    old, detect.EXACT_MAX = detect.EXACT_MAX, 0
+    try:
+        f_i, f_j, _ = detect.embedding_pairs(small)
+    finally:
+        detect.EXACT_MAX = old
+    ivf_s = time.perf_counter() - t
+    got = set(zip(f_i.tolist(), f_j.tolist(), strict=True))
+    recall = len(got & expected) / len(expected) if expected else 1.0
+    print(f"recall of the inverted file on {subset:,}: {recall:.4f} ({len(got & expected):,} of "
+          f"{len(expected):,}); inverted file {ivf_s:.2f} s vs exact (all pairs) {exact_s:.2f} s")
+
+    home = DATA / "search-home"
+    shutil.rmtree(home, ignore_errors=True)
+    synthetic_catalog(home / "catalog.duckdb", count, rng)
+    with Catalog.open(home / "catalog.duckdb") as catalog:
+        t = time.perf_counter()
+        pairs = catalog.hash_near_duplicate_pairs(6)
+        hash_s = time.perf_counter() - t
+        t = time.perf_counter()
+        plain = catalog.rebuild_near_duplicates(6)
+        plain_s = time.perf_counter() - t
+    print(f"hash methods (pHash, trimmed, mirror) in the catalog: {hash_s:.2f} s, "
+          f"{len(pairs):,} pairs; plain pHash only (the old path): {plain_s:.2f} s, {plain:,}")
+    print(f"total search over {count:,}: {hash_s + embed_s:.2f} s ({load()})")
+
+
+def _synthetic_embeddings(count: int, rng: np.random.Generator) -> np.ndarray:
+    """Clustered non-negative vectors like pooled CNN features, a tenth of them near copies
+    (noise added until the cosine with their source is about 0.8-0.97)."""
+    dim = 1280
+    topics = np.abs(rng.normal(size=(2000, dim))).astype(np.float32)
+    vectors = topics[rng.integers(0, 2000, size=count)] + 1.6 * np.abs(
+        rng.normal(size=(count, dim))).astype(np.float32)
+    copies = count // 10
+    source = rng.integers(0, count - copies, size=copies)
+    vectors[count - copies:] = vectors[source] + rng.uniform(0.3, 0.9, size=(copies, 1)).astype(
+        np.float32) * np.abs(rng.normal(size=(copies, dim))).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if "--search-only" not in args:
+        quality(crop_resistant="--quick" not in args)
+    if "--quality-only" not in args:
+        search()
+
+
+if __name__ == "__main__":
+    main()
