@@ -3,8 +3,8 @@ the evaluation set (real photos from scikit-image with everyday edits), in the s
 search time over 200,000 pictures (synthetic hashes and embeddings).
 
 Protocol: the set is split by photo (even/odd); every method's threshold is chosen on the
-calibration half (the loosest whose precision over all labelled pairs there is >= 0.98) and the
-figures are for the held-out half. Peers are also shown at their own default threshold.
+calibration half (the one with the highest recall whose precision over all labelled pairs there
+is >= 0.99, a margin over the 0.98 target) and the figures are for the held-out half. Peers are also shown at their own default threshold.
 Precision, recall and F1 per edit type: a false pair counts against each edit in it; false pairs
 between regions of one photo (and originals of different photos) count under "negatives".
 
@@ -34,12 +34,16 @@ from media_pipeline.dedup import detect, evalset
 from media_pipeline.dedup.features import Embedder, decode, hash_features
 from media_pipeline.fingerprint.metadata import InspectLimits, inspect_image
 
-TARGET_PRECISION = 0.98
+TARGET_PRECISION = 0.98  # the issue's target, on the held-out half
+# Every method's thresholds are chosen for this precision on the calibration half: a margin, so
+# that the held-out half keeps the target.
+CALIBRATION_PRECISION = 0.99
 DATA = Path(__file__).parent / ".data" / "near"
 
 
 def load() -> str:
-    return f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} on {os.cpu_count()} cores"
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} on {os.cpu_count()} cores"
 
 
 # -- methods: each gives a similarity matrix (higher = more alike) ------------------------------
@@ -109,7 +113,7 @@ def labels(images: list[evalset.EvalImage]) -> np.ndarray:
 
 def calibrate(distance: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
     """The largest threshold (pairs with distance <= it are reported) whose precision over the
-    labelled pairs inside ``mask`` is >= TARGET_PRECISION."""
+    labelled pairs inside ``mask`` is >= CALIBRATION_PRECISION."""
     iu = np.triu_indices(len(distance), 1)
     keep = mask[iu] & (truth[iu] >= 0)
     d, y = distance[iu][keep], truth[iu][keep] == 1
@@ -120,7 +124,7 @@ def calibrate(distance: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> floa
     best = -np.inf
     # a threshold must take every pair at that distance: check at the last index of each value
     last = np.r_[d[1:] != d[:-1], True]
-    ok = (precision >= TARGET_PRECISION) & last
+    ok = (precision >= CALIBRATION_PRECISION) & last
     if ok.any():
         best = float(d[np.flatnonzero(ok)[-1]])
     return best
@@ -128,7 +132,8 @@ def calibrate(distance: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> floa
 
 def calibrate_ours(hash_hit: np.ndarray, cosine: np.ndarray, agreement: np.ndarray,
                    truth: np.ndarray, mask: np.ndarray) -> tuple[float, float, tuple[float, float]]:
-    """The (cosine, layout) thresholds with the highest recall at precision >= TARGET_PRECISION
+    """The (cosine, layout) thresholds with the highest recall at precision >=
+    CALIBRATION_PRECISION
     over the labelled pairs inside ``mask`` (ties: the more precise)."""
     iu = np.triu_indices(len(cosine), 1)
     keep = mask[iu] & (truth[iu] >= 0)
@@ -140,7 +145,7 @@ def calibrate_ours(hash_hit: np.ndarray, cosine: np.ndarray, agreement: np.ndarr
             tp = int((pred & y).sum())
             precision = tp / max(int(pred.sum()), 1)
             recall = tp / max(int(y.sum()), 1)
-            if precision >= TARGET_PRECISION and (best is None or (recall, precision) > best[:2]):
+            if precision >= CALIBRATION_PRECISION and (best is None or (recall, precision) > best[:2]):
                 best = (recall, precision, float(t_cos), float(t_lay))
     if best is None:
         return 1.0, 1.0, (1.0, 0.0)
@@ -257,6 +262,13 @@ def quality(crop_resistant: bool) -> None:
     print(f"\nsummary on the held-out half ({load()}):")
     for name, s in rows:
         print(f"  {name:<52} P={s.precision:.3f} R={s.recall:.3f} F1={s.f1:.3f}")
+    ours = rows[2][1]
+    best_peer = max((s.recall for name, s in rows[3:] if s.precision >= TARGET_PRECISION),
+                    default=0.0)
+    met = ours.precision >= TARGET_PRECISION and ours.recall >= 0.95 and ours.recall > best_peer
+    print(f"target (held-out: recall >= 0.95 at precision >= {TARGET_PRECISION}, above every "
+          f"peer at that precision, best peer recall {best_peer:.3f}): "
+          f"{'met' if met else 'NOT met'}")
 
 
 # -- search time over 200,000 ---------------------------------------------------------------------

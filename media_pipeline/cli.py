@@ -394,7 +394,7 @@ def demo(as_json: bool, keep_server: bool, ai: bool, home: Path) -> None:
 
 
 # The command groups defined in their own modules register themselves on `main`.
-from media_pipeline import cli_application, cli_references  # noqa: E402,F401
+from media_pipeline import cli_application, cli_references, cli_report  # noqa: E402,F401
 
 if __name__ == "__main__":
     main()

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 
 from media_pipeline.catalog import Catalog, DuplicateStats, InventoryDiff, ObjectsApplied
+from media_pipeline.dedup.stage import NearDuplicateStats
 from media_pipeline.fingerprint import fingerprint_objects, write_fragment
 from media_pipeline.inventory import (
     SnapshotStats,
@@ -238,9 +239,11 @@ def rebuild_duplicates(settings: Settings) -> DuplicateStats:
         return catalog.rebuild_duplicate_groups()
 
 
-def rebuild_near_duplicates(settings: Settings) -> int:
-    with open_catalog(settings) as catalog:
-        return catalog.rebuild_near_duplicates(settings.near_duplicate_distance)
+def rebuild_near_duplicates(settings: Settings, client: Any = None) -> NearDuplicateStats:
+    """Near-duplicate pairs by every method available (see media_pipeline.dedup)."""
+    from media_pipeline.dedup.stage import rebuild_near_duplicates as rebuild
+
+    return rebuild(settings, client or make_client(settings), open_catalog)
 
 
 # -- ingesting named keys (the new-object sensor's job) ----------------------------------------

@@ -59,7 +59,8 @@ class DedupSQL:
 
     def store_image_features(self, rows: Sequence[dict[str, Any]]) -> None:
         """Replace the features of each row's ``file_hash`` (keys: file_hash, revision,
-        trimmed_phash, mirrored_phash, layout and embedding (lists of floats or None), embedder, error)."""
+        trimmed_phash, mirrored_phash, layout and embedding (float lists or None), embedder,
+        error)."""
         if not rows:
             return
         now = _now()
@@ -69,7 +70,8 @@ class DedupSQL:
             con.executemany(
                 "INSERT INTO image_features VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [[r["file_hash"], r["revision"], r.get("trimmed_phash"), r.get("mirrored_phash"),
-                  r.get("layout"), r.get("embedding"), r.get("embedder"), r.get("error"), now] for r in rows],
+                  r.get("layout"), r.get("embedding"), r.get("embedder"), r.get("error"), now]
+                 for r in rows],
             )
 
     def thumbnails_missing(self, file_hashes: Sequence[str]) -> list[dict[str, Any]]:
@@ -114,7 +116,7 @@ class DedupSQL:
 
     def image_embeddings(self, embedder: str) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Content hashes of present images, their embeddings by ``embedder`` and layouts."""
-        table = self.con.execute(
+        result = self.con.execute(
             f"""
             SELECT f.file_hash, f.embedding, f.layout FROM image_features f
             WHERE f.embedder = $embedder AND f.embedding IS NOT NULL AND f.layout IS NOT NULL
@@ -124,7 +126,9 @@ class DedupSQL:
             ORDER BY f.file_hash
             """,
             {"embedder": embedder},
-        ).fetch_arrow_table()
+        )
+        table = result.to_arrow_table()
+        assert table is not None
         hashes = table.column("file_hash").to_pylist()
         if not hashes:
             return [], np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)

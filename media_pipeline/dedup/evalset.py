@@ -48,10 +48,7 @@ class EvalImage:
 def _photo(name: str) -> Image.Image:
     from skimage import data  # dev dependency
 
-    if name == "motorcycle":
-        array = data.stereo_motorcycle()[0]
-    else:
-        array = getattr(data, name)()
+    array = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
     if array.dtype != np.uint8:
         array = (array * 255).astype(np.uint8) if array.dtype == bool else array.astype(np.uint8)
     image = Image.fromarray(array)
@@ -126,10 +123,7 @@ def _letterbox(image: Image.Image, ratio: float, colour: tuple[int, int, int]) -
     """Pad to ``ratio`` (width / height) with bars of ``colour``, as video frames and social
     media tiles do."""
     w, h = image.size
-    if w / h < ratio:
-        size = (round(h * ratio), h)
-    else:
-        size = (w, round(w / ratio))
+    size = (round(h * ratio), h) if w / h < ratio else (w, round(w / ratio))
     canvas = Image.new("RGB", size, colour)
     canvas.paste(image.convert("RGB"), ((size[0] - w) // 2, (size[1] - h) // 2))
     return canvas

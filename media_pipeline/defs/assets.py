@@ -8,6 +8,7 @@ so the UI plots it over time.
 import dagster as dg
 
 from media_pipeline import pipeline
+from media_pipeline.defs.dedup_preview import duplicate_groups_preview, near_duplicates_preview
 from media_pipeline.defs.resources import CatalogResource, MediaS3Resource
 from media_pipeline.storage import RetryCounter
 
@@ -95,23 +96,37 @@ def fingerprints(
 @dg.asset(group_name=GROUP, deps=[fingerprints], pool=CATALOG_POOL, compute_kind="duckdb")
 def duplicate_groups(s3: MediaS3Resource, catalog: CatalogResource) -> dg.MaterializeResult:
     """Exact duplicates by (size, sha256), with a canonical member and the bytes wasted."""
-    stats = pipeline.rebuild_duplicates(catalog.settings(s3))
+    settings = catalog.settings(s3)
+    stats = pipeline.rebuild_duplicates(settings)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": stats.groups,
             "duplicate_files": stats.duplicate_files,
             "wasted_bytes": stats.wasted_bytes,
+            "top_groups": duplicate_groups_preview(settings),
         }
     )
 
 
 @dg.asset(group_name=GROUP, deps=[duplicate_groups], pool=CATALOG_POOL, compute_kind="duckdb")
-def near_duplicates(s3: MediaS3Resource, catalog: CatalogResource) -> dg.MaterializeResult:
-    """Image pairs within the configured perceptual-hash distance. Reported, never acted on."""
+def near_duplicates(context: dg.AssetExecutionContext, s3: MediaS3Resource,
+                    catalog: CatalogResource) -> dg.MaterializeResult:
+    """Image pairs that look alike (pHash, trimmed and mirror hashes, embeddings), each with the
+    method that found it. Reported, never acted on."""
     settings = catalog.settings(s3)
-    pairs = pipeline.rebuild_near_duplicates(settings)
+    stats = pipeline.rebuild_near_duplicates(settings, s3.get_client())
+    for reason in stats.skipped:
+        context.log.warning(f"skipped {reason}")
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": pairs, "max_distance": settings.near_duplicate_distance}
+        metadata={
+            "dagster/row_count": stats.pairs,
+            **{f"pairs_{method.replace('-', '_')}": n for method, n in stats.by_method.items()},
+            "max_distance": settings.near_duplicate_distance,
+            "features_computed": stats.features_computed,
+            "feature_errors": stats.feature_errors,
+            "skipped": "; ".join(stats.skipped) or "nothing",
+            "top_pairs": near_duplicates_preview(settings),
+        }
     )
 
 
