@@ -116,7 +116,8 @@ class DedupSQL:
 
     def image_embeddings(self, embedder: str) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Content hashes of present images, their embeddings by ``embedder`` and layouts."""
-        result = self.con.execute(
+        # A cursor: a relation's Arrow output, without an unfinished result on self.con.
+        result = self.con.cursor().sql(
             f"""
             SELECT f.file_hash, f.embedding, f.layout FROM image_features f
             WHERE f.embedder = $embedder AND f.embedding IS NOT NULL AND f.layout IS NOT NULL
@@ -125,7 +126,7 @@ class DedupSQL:
                                     AND m.status <> 'pending')
             ORDER BY f.file_hash
             """,
-            {"embedder": embedder},
+            params={"embedder": embedder},
         )
         table = result.to_arrow_table()
         assert table is not None

@@ -98,18 +98,18 @@ def _try(fn: Callable[..., Image.Image], *args: Any) -> Image.Image | Undecodabl
 
 
 def rebuild_near_duplicates(settings: Settings, client: Any,
-                            open_catalog: Callable[[Settings], Any],
-                            *, use_embeddings: bool = True) -> NearDuplicateStats:
+                            open_catalog: Callable[[Settings], Any]) -> NearDuplicateStats:
     """Compute missing features, then rebuild ``near_duplicates`` with every method available."""
     started = time.monotonic()
     stats = NearDuplicateStats()
     embedder: Embedder | None = None
-    if use_embeddings:
+    if settings.near_duplicate_embeddings:
         embedder, reason = embedder_or_reason()
         if embedder is None:
             stats.skipped.append(f"embedding (crops, rotations, watermarks): {reason}")
     else:
-        stats.skipped.append("embedding: turned off")
+        stats.skipped.append("embedding (crops, rotations, watermarks): turned off by "
+                             "MEDIA_PIPELINE_NEAR_DUPLICATE_EMBEDDINGS")
     stats.embedder = embedder.name if embedder else None
     with open_catalog(settings) as catalog:
         todo = catalog.images_needing_features(FEATURES_REVISION, stats.embedder)
