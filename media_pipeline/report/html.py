@@ -62,7 +62,15 @@ def gather(catalog: Any) -> dict[str, Any]:
         for m in g["members"]:
             m["file_size"] = g["file_size"]
         g["keeper"] = suggested_keeper(g["members"])
-    pairs = catalog.top_near_duplicates(MAX_PAIRS)
+    # Pairs are between files; copies of one content would repeat a card: one per content pair.
+    by_content: dict[frozenset[str], dict[str, Any]] = {}
+    for pair in catalog.top_near_duplicates(MAX_PAIRS * 4):
+        content = frozenset((pair["a"]["file_hash"], pair["b"]["file_hash"]))
+        if content in by_content:
+            by_content[content]["more"] += 1
+        elif len(by_content) < MAX_PAIRS:
+            by_content[content] = {**pair, "more": 0}
+    pairs = list(by_content.values())
     return {
         "counts": catalog.duplicate_counts(),
         "groups": groups,
@@ -215,15 +223,16 @@ text-align: left; vertical-align: top; }
 </div>
 
 <h2 id="near">Near-duplicates</h2>
-{% if counts.near_pairs > pairs|length %}<p>The {{ pairs|length }} closest pairs of
-{{ counts.near_pairs }}.</p>{% endif %}
+<p>{{ pairs|length }} picture pairs shown (closest first), {{ counts.near_pairs }} file pairs
+in the catalog.</p>
 <div class="cards">
 {% for p in pairs %}
   <div class="card near">
     <div><span class="method">{{ p.method }}</span>
       {% if p.method == 'embedding' %}cosine distance {{ '%.3f'|format(p.method_distance) }}
       {% else %}{{ p.method_distance|int }} bits apart{% endif %}
-      (pHash {{ p.distance }} bits)</div>
+      (pHash {{ p.distance }} bits){% if p.more %} · and {{ p.more }} more pair(s) between
+      exact copies of these two{% endif %}</div>
     <div class="pair">
     {% for s in (p.a, p.b) %}
       <div class="side">
