@@ -314,7 +314,8 @@ class DedupSQL:
                 sides.append({"media_id": media_id, "namespace": namespace, "key": key,
                               "file_hash": file_hash, "file_size": int(size),
                               "referenced_in": _json(used)})
-            out.append({"method": r[0] or "phash", "method_distance": float(r[1] or r[2]),
+            method_distance = float(r[1] if r[1] is not None else r[2])
+            out.append({"method": r[0] or "phash", "method_distance": method_distance,
                         "distance": int(r[2]), "a": sides[0], "b": sides[1]})
         return out
 

@@ -209,7 +209,7 @@ text-align: left; vertical-align: top; }
       wasted</b></div>
     <ul>
     {% for m in g.members %}
-      <li><span class="key">{{ m.namespace }} / {{ m.key }}</span>
+      <li><span class="key">{{ m.key }}</span>
         {% if loop.index0 == g.keeper %}<span class="keeper">keep</span>{% endif %}
         <div class="uses">{{ m.reference_count }} reference(s){% for u in m.referenced_in|uses %}
           · {{ u }}{% endfor %}{% if m.exif_fields %} · {{ m.exif_fields }} EXIF fields{% endif %}
@@ -239,7 +239,7 @@ in the catalog.</p>
         {% if s.file_hash in thumb %}
         <img class="thumb" alt="thumbnail" src="{{ thumb[s.file_hash] }}">
         {% else %}<div class="none">no preview</div>{% endif %}
-        <div class="key">{{ s.namespace }} / {{ s.key }}</div>
+        <div class="key">{{ s.key }}</div>
         <div class="uses">{{ s.file_size|size }}{% for u in s.referenced_in|uses %} · {{ u }}
           {% else %} · not referenced{% endfor %}</div>
       </div>
@@ -257,7 +257,7 @@ in the catalog.</p>
   <tr><th>preview</th><th>file</th><th>type</th><th>size</th><th>reason</th></tr>
   {% for q in quarantined %}
   <tr class="quarantined"><td><div class="none">quarantined: no preview</div></td>
-    <td class="key">{{ q.namespace }} / {{ q.key }}</td><td>{{ q.content_type or '' }}</td>
+    <td class="key">{{ q.key }}</td><td>{{ q.content_type or '' }}</td>
     <td>{{ q.file_size|size }}</td><td>{{ q.reason or '' }}</td></tr>
   {% endfor %}
 </table>
