@@ -191,11 +191,16 @@ class DedupSQL:
                 FROM keys, range(4) t(b)
             ),
             probes AS (SELECT media_id, kind, band, xor(v, m) AS v FROM bands, flip_masks),
+            stored AS (SELECT * FROM bands WHERE kind IN ('p', 't')),
             candidates AS (
-                SELECT DISTINCT least(p.media_id, q.media_id) AS a,
-                                greatest(p.media_id, q.media_id) AS b
-                FROM probes p JOIN bands q ON p.band = q.band AND p.v = q.v
-                WHERE p.media_id <> q.media_id AND q.kind IN ('p', 't')
+                -- p/t against p/t is symmetric: one direction is enough
+                SELECT p.media_id AS a, q.media_id AS b
+                FROM probes p JOIN stored q ON p.band = q.band AND p.v = q.v
+                WHERE p.kind <> 'm' AND p.media_id < q.media_id
+                UNION
+                SELECT least(p.media_id, q.media_id), greatest(p.media_id, q.media_id)
+                FROM probes p JOIN stored q ON p.band = q.band AND p.v = q.v
+                WHERE p.kind = 'm' AND p.media_id <> q.media_id
             ),
             measured AS (
                 SELECT c.a, c.b, x.file_hash AS fa, y.file_hash AS fb,

@@ -38,7 +38,7 @@ _BLOCK = 2048
 _PROBES = 2  # centroids each picture is filed under
 _LISTS_PER_ROOT = 8  # lists = 8 * sqrt(n): ~sqrt(n) / 4 pictures compared with each other
 _PCA_DIM = 128
-_KMEANS_SAMPLE = 20_000
+_KMEANS_SAMPLE = 10_000
 _KMEANS_ROUNDS = 8
 
 
@@ -125,7 +125,11 @@ def _inverted_file(vectors: np.ndarray, min_cosine: float
     nearest = np.empty((n, _PROBES), np.int64)
     for start in range(0, n, 16_384):
         distance = _sq_distances(reduced[start:start + 16_384], centroids)
-        nearest[start:start + 16_384] = np.argpartition(distance, _PROBES, axis=1)[:, :_PROBES]
+        rows = np.arange(len(distance))
+        for probe in range(_PROBES):  # argmin per probe: far cheaper than argpartition
+            best = np.argmin(distance, axis=1)
+            nearest[start:start + 16_384, probe] = best
+            distance[rows, best] = np.inf
     order = np.argsort(nearest.ravel(), kind="stable")
     owners = order // _PROBES
     bounds = np.searchsorted(nearest.ravel()[order], np.arange(lists + 1))
@@ -145,8 +149,9 @@ def _inverted_file(vectors: np.ndarray, min_cosine: float
 
 
 def _sq_distances(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    return ((points ** 2).sum(axis=1)[:, None] - 2 * points @ centroids.T
-            + (centroids ** 2).sum(axis=1)[None, :])
+    """Squared distances less each point's own squared norm (the same for every centroid, so
+    nearest centroids do not change)."""
+    return (centroids ** 2).sum(axis=1)[None, :] - 2 * points @ centroids.T
 
 
 def _kmeans(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
