@@ -172,3 +172,11 @@ def test_embedding_search_inverted_file_agrees_with_exact() -> None:
     got = set(zip(inverted[0].tolist(), inverted[1].tolist(), strict=True))
     assert want and got <= want
     assert len(got & want) / len(want) >= 0.95
+
+
+def test_pictures_matching_everything_are_left_out() -> None:
+    """Sixty near-identical blank frames would be 1,770 pairs that say nothing."""
+    i = np.array([a for a in range(60) for b in range(a + 1, 60)] + [60])
+    j = np.array([b for a in range(60) for b in range(a + 1, 60)] + [61])
+    dropped = detect.crowded(i, j, 62)
+    assert dropped[:-1].all() and not dropped[-1]

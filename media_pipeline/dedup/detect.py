@@ -34,11 +34,12 @@ METHODS = ("phash", "phash-trimmed", "phash-mirror", "embedding")
 MIN_COSINE = 0.70
 MIN_LAYOUT = 0.28
 EXACT_MAX = 25_000
+CROWDED = 50  # like the catalog's DEGENERATE_PHASH_FILES
 _BLOCK = 2048
 _PROBES = 2  # centroids each picture is filed under
 _LISTS_PER_ROOT = 8  # lists = 8 * sqrt(n): ~sqrt(n) / 4 pictures compared with each other
 _PCA_DIM = 128
-_KMEANS_SAMPLE = 10_000
+_KMEANS_SAMPLE = 20_000
 _KMEANS_ROUNDS = 8
 
 
@@ -79,6 +80,14 @@ def embedding_pairs(vectors: np.ndarray, min_cosine: float = MIN_COSINE
     if len(vectors) <= EXACT_MAX:
         return _exact(vectors, np.arange(len(vectors)), min_cosine)
     return _inverted_file(vectors, min_cosine)
+
+
+def crowded(i: np.ndarray, j: np.ndarray, count: int, limit: int = CROWDED) -> np.ndarray:
+    """For each pair: does either picture match more than ``limit`` others? Such pictures are
+    degenerate (blank frames, flat colours, one template used thousands of times): pairing
+    them all would be quadratic and says nothing, as for a pHash shared by many files."""
+    matches = np.bincount(np.concatenate([i, j]), minlength=count)
+    return (matches[i] > limit) | (matches[j] > limit)
 
 
 def layouts_agree(layouts: np.ndarray, i: np.ndarray, j: np.ndarray,

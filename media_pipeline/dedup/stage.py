@@ -129,6 +129,8 @@ def rebuild_near_duplicates(settings: Settings, client: Any,
                 i, j, cosine = detect.embedding_pairs(vectors)
                 keep = detect.layouts_agree(layouts, i, j)
                 i, j, cosine = i[keep], j[keep], cosine[keep]
+                keep = ~detect.crowded(i, j, len(hashes))
+                i, j, cosine = i[keep], j[keep], cosine[keep]
                 pairs = pa.table({"hash_a": pa.array([hashes[x] for x in i], pa.string()),
                                   "hash_b": pa.array([hashes[x] for x in j], pa.string()),
                                   "cosine": pa.array(cosine.astype("float64"))})
