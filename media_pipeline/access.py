@@ -10,6 +10,12 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
+from media_pipeline.errors import (
+    InvalidInput,
+    PermissionDenied,  # noqa: F401
+)
+from media_pipeline.kinds import Visibility
+
 if TYPE_CHECKING:
     from media_pipeline.catalog import Catalog
     from media_pipeline.settings import Settings
@@ -18,6 +24,8 @@ SYSTEM_USER = "system"
 
 
 class Role(IntEnum):
+    """A member's role in a namespace; each allows everything the roles below it allow."""
+
     VIEWER = 1
     EDITOR = 2
     ADMIN = 3
@@ -27,15 +35,11 @@ class Role(IntEnum):
         try:
             return cls[name.strip().upper()]
         except KeyError:
-            raise ValueError(
+            raise InvalidInput(
                 f"unknown role {name!r}: use viewer, editor or admin") from None
 
     def __str__(self) -> str:
         return self.name.lower()
-
-
-class PermissionDenied(PermissionError):
-    """The user lacks the role an action needs; nothing was changed."""
 
 
 def role_of(catalog: Catalog, settings: Settings, namespace: str, user: str) -> Role | None:
@@ -64,14 +68,14 @@ def may_see(catalog: Catalog, settings: Settings, namespace: str, visibility: st
             owner: str | None, user: str | None) -> bool:
     """The visibility rule shared by files and collections: public for everyone, internal for
     members, private for the owner (still a member) and the namespace's admins."""
-    if visibility == "public" and user is None:
+    if visibility == Visibility.PUBLIC and user is None:
         return True
     if not user:
         return False
     role = role_of(catalog, settings, namespace, user)
     if role is None:
-        return visibility == "public"
-    if visibility in ("public", "internal"):
+        return visibility == Visibility.PUBLIC
+    if visibility in (Visibility.PUBLIC, Visibility.INTERNAL):
         return True
     return role >= Role.ADMIN or (owner is not None and owner == user)
 

@@ -19,14 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from media_pipeline.catalog import reader_path
+from media_pipeline.errors import QueryFailed  # noqa: F401
 from media_pipeline.settings import Settings
 
 CHILD = Path(__file__).with_name("catalog") / "query_child.py"
 KILL_GRACE = 5.0
-
-
-class QueryFailed(RuntimeError):
-    """The query failed or hit a limit; the message is one line, naming the setting."""
 
 
 def _size(n: int) -> str:

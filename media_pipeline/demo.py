@@ -26,6 +26,7 @@ from rich.text import Text
 from media_pipeline.catalog import Catalog
 from media_pipeline.corpus import CorpusFile, generate_corpus
 from media_pipeline.demo_content import DEMO_CDN, DemoContent, write_demo_content
+from media_pipeline.errors import DemoError  # noqa: F401
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import EMBEDDED_S3_HOST, EMBEDDED_S3_PORT, Settings
 from media_pipeline.storage import ensure_bucket, make_client
@@ -45,10 +46,6 @@ def seed_bucket(client: Any, bucket: str, files: list[CorpusFile] | None = None,
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(put, files))
     return len(files)
-
-
-class DemoError(RuntimeError):
-    """A demo step failed; the message says which and what to do next."""
 
 
 def _start_server() -> EmbeddedS3:

@@ -22,6 +22,7 @@ from urllib.parse import unquote_plus, urlsplit
 import boto3
 from botocore.config import Config
 
+from media_pipeline.errors import MalformedMessage  # noqa: F401
 from media_pipeline.settings import Settings
 
 # Events after which a key may have appeared, changed, vanished or changed storage class.
@@ -43,10 +44,6 @@ class Log(Protocol):
     """What we need of a logger (``logging.Logger`` or Dagster's ``context.log``)."""
 
     def warning(self, msg: str, *args: Any, **kwargs: Any) -> Any: ...
-
-
-class MalformedMessage(ValueError):
-    """An SQS message that is not an S3 event notification we can read; says why."""
 
 
 def parse_message(body: str, bucket: str | None = None) -> list[str]:

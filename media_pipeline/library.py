@@ -65,6 +65,14 @@ from media_pipeline.access import (
     require_see,
 )
 from media_pipeline.catalog import Catalog
+from media_pipeline.errors import (  # noqa: F401
+    Conflict,
+    InvalidInput,
+    MediaUnavailable,
+    Refused,
+    UnknownMedia,
+    ValidationFailed,
+)
 from media_pipeline.fingerprint.metadata import (
     ContentInfo,
     InspectLimits,
@@ -73,6 +81,7 @@ from media_pipeline.fingerprint.metadata import (
 )
 from media_pipeline.fingerprint.sniff import SNIFF_BYTES, needs_content, sniff_mime
 from media_pipeline.fingerprint.validate import check_extension, validate
+from media_pipeline.kinds import MediaStatus, Visibility
 from media_pipeline.pipeline import open_catalog
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
@@ -86,48 +95,13 @@ from media_pipeline.storage.media_storage import AclNotSupported, S3MediaStorage
 
 log = logging.getLogger(__name__)
 
-VISIBILITIES = ("public", "internal", "private")
+VISIBILITIES = tuple(Visibility)
 CHUNK_SIZE = 1024 * 1024
 SPOOL_MEMORY = 16 * 1024 * 1024
 MAX_TAG_LENGTH = 100
 MAX_NAME_LENGTH = 200
 # Statuses whose object is there and validated: the only ones that get URLs.
-SERVABLE = frozenset({"active", "deleted"})
-
-
-class ValidationFailed(ValueError):
-    """The upload was refused for its content (the reason says why); nothing was stored."""
-
-    def __init__(self, reason: str, filename: str) -> None:
-        super().__init__(f"{filename}: {reason}")
-        self.reason = reason
-        self.filename = filename
-
-
-class UnknownMedia(lifecycle.UnknownMedia):
-    """No file (or collection, or namespace) with this id/name in the catalog.
-
-    A subclass of the lifecycle's error, so ``except lifecycle.UnknownMedia`` catches both;
-    the library raises only this one.
-    """
-
-    def __init__(self, message: str, media_id: str | None = None) -> None:
-        LookupError.__init__(self, message)
-        self.media_id = media_id or ""
-
-
-@contextlib.contextmanager
-def _library_errors() -> Iterator[None]:
-    try:
-        yield
-    except UnknownMedia:
-        raise
-    except lifecycle.UnknownMedia as exc:
-        raise UnknownMedia(str(exc), exc.media_id) from None
-
-
-class MediaUnavailable(ValueError):
-    """The file exists in the catalog but cannot be served (quarantined, purged, missing...)."""
+SERVABLE = MediaStatus.servable()
 
 
 @dataclass(frozen=True)
@@ -170,7 +144,23 @@ class MediaFile:
 
 
 @dataclass(frozen=True)
+class References:
+    """Where a file is used: ``referenced_in`` in the seed's shape ``{"webpage": ["123"]}``, and
+    one row per reference (content, source, how it was found, the text around a mention)."""
+
+    media_id: str
+    referenced_in: dict[str, list[str]]
+    rows: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def reference_count(self) -> int:
+        return sum(len(ids) for ids in self.referenced_in.values())
+
+
+@dataclass(frozen=True)
 class CollectionItem:
+    """One file in a collection, at its 0-based position, with who added it."""
+
     position: int
     media: MediaFile
     added_by: str
@@ -178,6 +168,9 @@ class CollectionItem:
 
 @dataclass(frozen=True)
 class Collection:
+    """A named, ordered set of files in one namespace, with its own visibility and owner;
+    ``items`` holds only the files the asking user may see."""
+
     collection_id: str
     namespace: str
     name: str
@@ -211,7 +204,7 @@ def upload_key(namespace: str, filename: str, user: str, sha256: str) -> str:
 
 def _check_visibility(visibility: str) -> str:
     if visibility not in VISIBILITIES:
-        raise ValueError(f"visibility must be public, internal or private, got {visibility!r}")
+        raise InvalidInput(f"visibility must be public, internal or private, got {visibility!r}")
     return visibility
 
 
@@ -225,11 +218,11 @@ def _clean_name(value: str, what: str, limit: int) -> str:
     """A tag or collection name: trimmed, inner whitespace collapsed, no control characters."""
     name = " ".join(str(value).split())
     if not name:
-        raise ValueError(f"{what} must not be empty")
+        raise InvalidInput(f"{what} must not be empty")
     if len(name) > limit:
-        raise ValueError(f"{what} is longer than {limit} characters")
+        raise InvalidInput(f"{what} is longer than {limit} characters")
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise ValueError(f"{what} must not contain control characters")
+        raise InvalidInput(f"{what} must not contain control characters")
     return name
 
 
@@ -313,7 +306,7 @@ class MediaLibrary:
     # -- namespaces and members ------------------------------------------------------------------
 
     def create_namespace(self, name: str, user: str, *,
-                         default_visibility: str = "private") -> dict[str, Any]:
+                         default_visibility: str = Visibility.PRIVATE.value) -> dict[str, Any]:
         """A new namespace; ``user`` becomes its first admin."""
         _check_user(user)
         if user == SYSTEM_USER:
@@ -333,7 +326,7 @@ class MediaLibrary:
                     "a global admin (MEDIA_PIPELINE_ADMINS) can create it now") from None
         with self._writing() as catalog, catalog.transaction():
             if catalog.namespace_info(name) is not None:
-                raise ValueError(f"namespace {name!r} already exists")
+                raise Conflict(f"namespace {name!r} already exists")
             claimed = (name == DEFAULT_NAMESPACE or in_bucket
                        or catalog.namespace_has_objects(name))
             if claimed and not admin:
@@ -352,13 +345,13 @@ class MediaLibrary:
         new_role = role if isinstance(role, Role) else Role.parse(role)
         member = str(user_id or "").strip()
         if not member:
-            raise ValueError("the member's user id must not be empty")
+            raise InvalidInput("the member's user id must not be empty")
         with self._writing() as catalog, catalog.transaction():
             self._namespace(catalog, namespace)
             self._require(catalog, namespace, user, Role.ADMIN, "add members")
             before = catalog.upsert_member(namespace, member, str(new_role), user)
             if before == "admin" and new_role < Role.ADMIN and catalog.admin_count(namespace) == 0:
-                raise ValueError(f"{member!r} is the last admin of {namespace!r}: add another "
+                raise Conflict(f"{member!r} is the last admin of {namespace!r}: add another "
                                  "admin first")
             catalog.record_audit(user, "member.add", None, {
                 "namespace": namespace, "user_id": member, "role": str(new_role),
@@ -373,7 +366,7 @@ class MediaLibrary:
             if before is None:
                 raise UnknownMedia(f"{user_id!r} is not a member of {namespace!r}")
             if before == "admin" and catalog.admin_count(namespace) == 0:
-                raise ValueError(f"{user_id!r} is the last admin of {namespace!r}: add another "
+                raise Conflict(f"{user_id!r} is the last admin of {namespace!r}: add another "
                                  "admin first")
             catalog.record_audit(user, "member.remove", None,
                                  {"namespace": namespace, "user_id": user_id, "role": before})
@@ -408,7 +401,7 @@ class MediaLibrary:
             _check_visibility(visibility)
         filename = os.path.basename(str(filename).replace("\\", "/"))
         if not filename:
-            raise ValueError("a file name is required")
+            raise InvalidInput("a file name is required")
         safe_filename(filename)  # a name that cannot become a key fails before any work
         with self._reading() as catalog:
             info = self._namespace(catalog, namespace)
@@ -433,10 +426,10 @@ class MediaLibrary:
                 previous = catalog.media_row(media_id)
             if existing is not None:
                 return self._deduplicated(existing, filename, user)
-            if previous is not None and previous["status"] not in ("missing", "purged"):
+            if previous is not None and previous["status"] not in MediaStatus.gone():
                 # Same name and content as a file that is still here (deleted or quarantined):
                 # writing the key again would change that file's object under it.
-                raise ValueError(
+                raise Conflict(
                     f"{filename}: the same file is already at {key} (status "
                     f"{previous['status']}); restore it instead of uploading it again")
             checked.spool.seek(0)
@@ -515,7 +508,8 @@ class MediaLibrary:
             "declared_content_type": checked.content_type, "file_hash": checked.sha256,
             "hash_source": "computed", "phash": checked.phash, "width": checked.width,
             "height": checked.height, "page_count": checked.page_count,
-            "metadata": checked.metadata, "status": "active", "visibility": visibility,
+            "metadata": checked.metadata, "status": MediaStatus.ACTIVE.value,
+            "visibility": visibility,
             "owner": user, "fingerprinted_etag": etag, "fingerprinted_at": now,
             "first_seen": now, "last_seen": now, "uploaded_at": now,
         }
@@ -563,21 +557,21 @@ class MediaLibrary:
         """
         method = method.upper()
         if method not in ("POST", "PUT"):
-            raise ValueError(f"method must be POST or PUT, got {method!r}")
+            raise InvalidInput(f"method must be POST or PUT, got {method!r}")
         filename = os.path.basename(str(filename).replace("\\", "/"))
         if not filename:
-            raise ValueError("a file name is required")
+            raise InvalidInput("a file name is required")
         safe_filename(filename)
         mime = content_type.split(";")[0].strip().lower()
         if mime not in self.settings.allowed_mime_types:
-            raise ValueError(f"type {mime} not allowed")
+            raise InvalidInput(f"type {mime} not allowed")
         mismatch = check_extension(filename, mime)
         if mismatch:
-            raise ValueError(mismatch)
+            raise InvalidInput(mismatch)
         if not isinstance(size, int) or size <= 0:
-            raise ValueError("size must be a positive number of bytes")
+            raise InvalidInput("size must be a positive number of bytes")
         if size > self.settings.max_file_size:
-            raise ValueError(f"size {_format_size(size)} over the "
+            raise InvalidInput(f"size {_format_size(size)} over the "
                              f"{_format_size(self.settings.max_file_size)} limit")
         with self._writing() as catalog, catalog.transaction():
             self._namespace(catalog, namespace)
@@ -614,18 +608,18 @@ class MediaLibrary:
         with self._reading() as catalog:
             media = self._media(catalog, media_id)
             # Who asks is checked first: a file's status and reason are its data too.
-            if media.visibility != "public":
+            if media.visibility != Visibility.PUBLIC:
                 if user is None:
                     raise PermissionDenied(f"{media_id} is not public: sign in to get a URL")
                 self._require_see(catalog, media, user, "get a URL for this file")
-            if media.status == "quarantined":
+            if media.status == MediaStatus.QUARANTINED:
                 raise MediaUnavailable(
                     f"{media_id} is quarantined ({media.quarantine_reason}): it gets no URL")
-            if media.status in ("purged", "missing"):
+            if media.status in MediaStatus.gone():
                 raise MediaUnavailable(f"{media_id} is {media.status}: there is no object to serve")
             if media.status not in SERVABLE:
                 raise MediaUnavailable(f"{media_id} is {media.status}: not validated yet")
-            if media.visibility == "public" and not download:
+            if media.visibility == Visibility.PUBLIC and not download:
                 return str(self.storage.public_url(media.key))
         name = (media.original_filename or media.key.rsplit("/", 1)[-1]) if download else None
         # The type the catalog checked, not whatever Content-Type S3 stored with the object.
@@ -644,16 +638,16 @@ class MediaLibrary:
             media = self._media(catalog, media_id)
             self._require_owner_or_admin(catalog, media.namespace, media.owner, user,
                                          "change this file's visibility")
-            if media.status not in SERVABLE and visibility == "public":
+            if media.status not in SERVABLE and visibility == Visibility.PUBLIC:
                 raise MediaUnavailable(f"{media_id} is {media.status}: it cannot be made public")
             catalog.update_visibility(media.media_id, visibility)
             catalog.record_audit(user, "visibility.set", media.media_id,
                                  {"from": media.visibility, "to": visibility})
-            if media.status not in ("purged", "missing"):
+            if media.status not in MediaStatus.gone():
                 try:
                     self.storage.set_visibility(media.key, visibility)
                 except AclNotSupported as exc:
-                    if visibility == "public":
+                    if visibility == Visibility.PUBLIC:
                         raise MediaUnavailable(
                             f"cannot make {media_id} public: the bucket does not support object "
                             f"ACLs ({exc})") from None
@@ -700,14 +694,14 @@ class MediaLibrary:
     # -- collections -----------------------------------------------------------------------------
 
     def create_collection(self, namespace: str, name: str, user: str,
-                          visibility: str = "private") -> Collection:
+                          visibility: str = Visibility.PRIVATE.value) -> Collection:
         title = _clean_name(name, "collection name", MAX_NAME_LENGTH)
         _check_visibility(visibility)
         with self._writing() as catalog, catalog.transaction():
             self._namespace(catalog, namespace)
             self._require(catalog, namespace, user, Role.EDITOR, "create collections")
             if catalog.collection_named(namespace, title) is not None:
-                raise ValueError(f"namespace {namespace!r} already has a collection {title!r}")
+                raise Conflict(f"namespace {namespace!r} already has a collection {title!r}")
             collection_id = catalog.insert_collection(namespace, title, visibility, user)
             catalog.record_audit(user, "collection.create", None, {
                 "collection_id": collection_id, "namespace": namespace, "name": title,
@@ -725,14 +719,14 @@ class MediaLibrary:
                                          "change this collection")
             media = self._media(catalog, media_id)
             if media.namespace != coll["namespace"]:
-                raise ValueError(f"{media_id} is in namespace {media.namespace!r}, the "
+                raise InvalidInput(f"{media_id} is in namespace {media.namespace!r}, the "
                                  f"collection in {coll['namespace']!r}")
             self._require_see(catalog, media, user, "add this file to a collection")
-            if media.status in ("purged", "missing"):
+            if media.status in MediaStatus.gone():
                 raise MediaUnavailable(f"{media_id} is {media.status}")
             ids = catalog.collection_item_ids(coll["collection_id"])
             if media.media_id in ids:
-                raise ValueError(f"{media_id} is already in the collection")
+                raise Conflict(f"{media_id} is already in the collection")
             at = len(ids) if position is None else max(0, min(int(position), len(ids)))
             ids.insert(at, media.media_id)
             catalog.write_collection_order(coll["collection_id"], ids,
@@ -763,7 +757,7 @@ class MediaLibrary:
             current = catalog.collection_item_ids(coll["collection_id"])
             wanted = [str(m) for m in media_ids]
             if sorted(wanted) != sorted(current):
-                raise ValueError("reorder must list every item of the collection exactly once "
+                raise InvalidInput("reorder must list every item of the collection exactly once "
                                  f"({len(current)} items, {len(wanted)} given)")
             catalog.write_collection_order(coll["collection_id"], wanted)
             catalog.record_audit(user, "collection.reorder", None,
@@ -774,7 +768,7 @@ class MediaLibrary:
         """The collection with the items ``user`` may see, in order."""
         with self._reading() as catalog:
             coll = self._collection(catalog, collection_id)
-            if user is not None and coll["visibility"] != "public":
+            if user is not None and coll["visibility"] != Visibility.PUBLIC:
                 self._require(catalog, coll["namespace"], user, Role.VIEWER,
                               "see this collection")
             if not self._may_see(catalog, coll["namespace"], coll["visibility"], coll["owner"],
@@ -787,7 +781,7 @@ class MediaLibrary:
                 for i in catalog.collection_media(coll["collection_id"])
                 if self._may_see(catalog, coll["namespace"], i["media"]["visibility"],
                                  i["media"]["owner"], user)
-                and i["media"]["status"] not in ("purged", "missing", "quarantined"))
+                and i["media"]["status"] not in MediaStatus.gone() | {MediaStatus.QUARANTINED})
         return Collection(**row_fields(coll), items=items)
 
     def collections(self, namespace: str, user: str) -> list[dict[str, Any]]:
@@ -803,7 +797,7 @@ class MediaLibrary:
     def add_reference(self, media_id: str, content_type: str, content_id: str,
                       user: str) -> bool:
         """Record that content uses the file (editor). False if the API had it already."""
-        with _library_errors(), self._writing() as catalog:
+        with self._writing() as catalog:
             return lifecycle.add_reference(catalog, self.settings, media_id, content_type,
                                            content_id, _check_user(user))
 
@@ -811,35 +805,68 @@ class MediaLibrary:
                          user: str) -> bool:
         """Remove an API reference (editor). References found by scans go when the content
         stops using the file."""
-        with _library_errors(), self._writing() as catalog:
+        with self._writing() as catalog:
             return lifecycle.remove_reference(catalog, self.settings, media_id, content_type,
                                               content_id, _check_user(user))
 
     def get_references(self, media_id: str, user: str) -> dict[str, list[str]]:
         """Where the file is used: ``{"webpage": ["123", "456"], "blog_post": ["789"]}``, for
         a user who may see the file."""
-        with _library_errors(), self._reading() as catalog:
+        with self._reading() as catalog:
             return lifecycle.references(catalog, self.settings, media_id, _check_user(user))
 
     def delete(self, media_id: str, user: str, *, force: bool = False) -> bool:
         """Soft-delete; False (and nothing changes) while the file is referenced. ``force``
         deletes a referenced file anyway and needs admin; the object stays in S3 (its URLs
         keep working) until a purge, which never removes a referenced file."""
-        with _library_errors(), self._writing() as catalog:
+        with self._writing() as catalog:
             return lifecycle.delete(catalog, self.settings, media_id, _check_user(user),
                                     force=force).deleted
 
     def delete_outcome(self, media_id: str, user: str, *,
                        force: bool = False) -> lifecycle.DeleteOutcome:
         """Like :meth:`delete`, with the references that refused it."""
-        with _library_errors(), self._writing() as catalog:
+        with self._writing() as catalog:
             return lifecycle.delete(catalog, self.settings, media_id, _check_user(user),
                                     force=force)
 
     def restore(self, media_id: str, user: str) -> None:
         """Undo a soft delete (editor); cancels a pending purge of the file."""
-        with _library_errors(), self._writing() as catalog:
+        with self._writing() as catalog:
             lifecycle.restore(catalog, self.settings, media_id, _check_user(user))
+
+    def reference_details(self, media_id: str, user: str) -> References:
+        """Where the file is used and how each reference was found, for a user who may see the
+        file. Read from the analysts' published snapshot: never waits for a running pipeline."""
+        _check_user(user)
+        with Catalog.open_snapshot(self.settings.snapshot_path,
+                                   self.settings.catalog_path) as catalog:
+            found = lifecycle.references(catalog, self.settings, media_id, user)
+            rows = catalog.reference_rows(media_id)
+        return References(media_id=media_id, referenced_in=found, rows=tuple(rows))
+
+    def unpurge(self, media_id: str, user: str) -> dict[str, Any]:
+        """Bring a purged file back while a versioned bucket still holds it (admin of its
+        namespace); returns the key, the version restored and the delete markers removed."""
+        return lifecycle.unpurge(self.settings, self.storage.client, media_id, _check_user(user))
+
+    def retire_source(self, name: str, user: str, reason: str | None = None) -> dict[str, Any]:
+        """Forget a content source whose content is gone (a global admin): its scanned
+        references go and purges stop waiting for it. Refused while it is configured and
+        enabled."""
+        _check_user(user)
+        if user not in self.settings.admins:
+            raise PermissionDenied(f"{user} may not retire a content source: only admins "
+                                   "(MEDIA_PIPELINE_ADMINS) may")
+        if name in lifecycle.enabled_source_names(self.settings):
+            raise Conflict(f"content source {name} is configured and enabled in "
+                           f"{self.settings.content_sources}; remove it (or set enabled: "
+                           "false) before retiring it")
+        with self._writing() as catalog:
+            try:
+                return catalog.retire_source(name, user, reason)
+            except ValueError as exc:  # never scanned, or retired already
+                raise Refused(str(exc)) from None
 
 
 def row_fields(row: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlu
 import sqlalchemy as sa
 from sqlalchemy.exc import ArgumentError
 
+from media_pipeline.errors import UnsafeUrl  # noqa: F401
+
 REDACTED = "***"
 
 # Query parameters (and libpq keywords) whose values are credentials.
@@ -27,10 +29,6 @@ SECRET_KEYS = frozenset({
 _SECRET_HINTS = ("pass", "secret", "token", "pwd", "credential", "key", "auth", "sig")
 _HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+")  # a name, IPv4, or IPv6 (unbracketed)
 ENCODE_HINT = "percent-encode @ as %40, # as %23, / as %2F, ? as %3F, : as %3A and % as %25"
-
-
-class UnsafeUrl(ValueError):
-    """A URL that cannot be split into its parts unambiguously; the message never quotes it."""
 
 
 def is_secret_key(name: str) -> bool:

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from media_pipeline.errors import SettingsError  # noqa: F401
+from media_pipeline.kinds import PurgeVersions
+
 EMBEDDED_S3_HOST = "127.0.0.1"
 EMBEDDED_S3_PORT = 9100
 DEFAULT_BUCKET = "media"
@@ -38,10 +41,6 @@ AWS_CREDENTIAL_VARIABLES = (
 )
 SECRET_FIELDS = frozenset({"access_key_id", "secret_access_key", "session_token",
                            "ai_service_api_key"})
-
-
-class SettingsError(ValueError):
-    """A setting has a value we cannot use; the message names the variable."""
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -313,7 +312,7 @@ class Settings:
             raise SettingsError("MEDIA_PIPELINE_NEAR_DUPLICATE_DISTANCE must be between 0 and 11")
         if self.fingerprint_workers < 1:
             raise SettingsError("MEDIA_PIPELINE_FINGERPRINT_WORKERS must be at least 1")
-        if self.purge_versions not in {"marker", "all"}:
+        if self.purge_versions not in set(PurgeVersions):
             raise SettingsError("MEDIA_PIPELINE_PURGE_VERSIONS must be 'marker' or 'all'")
         if not 0 <= self.scan_max_drop <= 0.10:
             # The environment may only tighten; a looser share is a reviewed per-source

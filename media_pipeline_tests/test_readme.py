@@ -87,6 +87,24 @@ def test_the_readme_shows_every_command_family() -> None:
     assert {(name,) for name in cli.commands} <= shown, "commands the README never shows"
 
 
+def all_commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command of the group, subcommands included (``refs add``), as word paths."""
+    found = []
+    for name, command in group.commands.items():
+        found.append((*path, name))
+        if isinstance(command, click.Group):
+            found += all_commands(command, (*path, name))
+    return found
+
+
+def test_the_readme_shows_every_command_and_subcommand() -> None:
+    """Like sqlite-utils' docs test: a command added without a README line fails here."""
+    shown = {tuple(path[:n]) for path, _ in cli_invocations() for n in range(1, len(path) + 1)}
+    commands = all_commands(cli)
+    assert ("refs", "add") in commands and len(commands) > len(cli.commands)
+    assert [" ".join(c) for c in commands if c not in shown] == []
+
+
 @pytest.mark.parametrize("path,options", cli_invocations(),
                          ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_each_readme_command_exists_with_its_options(path: list[str],

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from media_pipeline.errors import AIServiceError, AIServiceUnavailable, EngineUnavailable  # noqa: F401
+
 
 @dataclass(frozen=True)
 class Scored:
@@ -71,27 +73,3 @@ class AnalysisResult:
         )
 
 
-class EngineUnavailable(RuntimeError):
-    """An engine's package or model is not installed; the message says which extra to add."""
-
-
-# The remote service's errors live here so that callers can catch them without httpx.
-class AIServiceError(RuntimeError):
-    """The service answered, but the answer cannot be used (4xx, malformed JSON, wrong shape), or
-    the input cannot be sent (unreadable image). Retrying the same input will not help."""
-
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-
-class AIServiceUnavailable(RuntimeError):
-    """The service cannot be used now (down, timed out, overloaded, circuit open): defer the batch.
-    ``retry_after`` is a hint in seconds when one is known."""
-
-    def __init__(
-        self, message: str, *, status_code: int | None = None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.retry_after = retry_after

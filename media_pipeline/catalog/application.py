@@ -16,6 +16,8 @@ from typing import Any
 
 import duckdb
 
+from media_pipeline.kinds import MediaStatus, Visibility, sql_in
+
 # The columns MediaLibrary hands out as a MediaFile, in this order.
 MEDIA_COLUMNS = (
     "media_id", "namespace", "bucket", "key", "original_filename", "content_type", "file_size",
@@ -138,8 +140,9 @@ class ApplicationSQL:
         """An active file of ``namespace`` with this content (the oldest) that ``user`` may
         see (an admin: any; a member: public, internal or their own), for upload dedup."""
         row = self.con.execute(
-            f"{_MEDIA_SELECT} WHERE namespace = $ns AND file_hash = $hash AND status = 'active' "
-            "AND ($admin OR visibility IN ('public', 'internal') OR owner = $user) "
+            f"{_MEDIA_SELECT} WHERE namespace = $ns AND file_hash = $hash "
+            f"AND status = '{MediaStatus.ACTIVE}' AND ($admin OR visibility IN "
+            f"{sql_in(Visibility.PUBLIC, Visibility.INTERNAL)} OR owner = $user) "
             "ORDER BY first_seen, key LIMIT 1",
             {"ns": namespace, "hash": file_hash, "user": user, "admin": admin}).fetchone()
         return _media_dict(row) if row else None

@@ -28,17 +28,11 @@ from media_pipeline.catalog.application import ApplicationSQL
 from media_pipeline.catalog.dedup_sql import DedupSQL
 from media_pipeline.catalog.migrations import LATEST_VERSION, MIGRATIONS
 from media_pipeline.catalog.references import ReferenceSQL
+from media_pipeline.errors import CatalogError, CatalogLockTimeout  # noqa: F401
+from media_pipeline.kinds import MediaStatus, sql_in
 from media_pipeline.records import PendingObject
 
 LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
-
-
-class CatalogError(RuntimeError):
-    """The catalog cannot do what was asked; the message says why."""
-
-
-class CatalogLockTimeout(CatalogError):
-    """Another process held the catalog for longer than we were willing to wait."""
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -94,7 +88,7 @@ _OBJECT_COLUMNS = (
     ("storage_class", "VARCHAR"),
 )
 # Rows whose object exists in the bucket (as far as the last inventory knows).
-PRESENT = "status NOT IN ('missing', 'purged')"
+PRESENT = f"status NOT IN {sql_in(MediaStatus.MISSING, MediaStatus.PURGED)}"
 # Near-duplicate search probes up to distance // 4 flipped bits per band: 137 probes at 8-11.
 MAX_NEAR_DISTANCE = 11
 DEGENERATE_PHASH_FILES = 50

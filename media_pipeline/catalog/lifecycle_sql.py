@@ -17,21 +17,25 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from media_pipeline.errors import Refused
+from media_pipeline.kinds import MediaStatus
+
 # A file no reference points at, in the table itself (not only the counter).
 UNREFERENCED = (
     "m.reference_count = 0 AND NOT EXISTS "
     "(SELECT 1 FROM media_references r WHERE r.media_id = m.media_id)"
 )
 # Status a restored file gets back: what inventory/fingerprinting would say it is.
-RESTORED_STATUS = """CASE WHEN status = 'missing' THEN 'missing'
-                          WHEN fingerprinted_etag IS DISTINCT FROM etag THEN 'pending'
-                          WHEN quarantine_reason IS NOT NULL THEN 'quarantined'
-                          ELSE 'active' END"""
+RESTORED_STATUS = f"""CASE WHEN status = '{MediaStatus.MISSING}' THEN '{MediaStatus.MISSING}'
+                          WHEN fingerprinted_etag IS DISTINCT FROM etag THEN '{MediaStatus.PENDING}'
+                          WHEN quarantine_reason IS NOT NULL THEN '{MediaStatus.QUARANTINED}'
+                          ELSE '{MediaStatus.ACTIVE}' END"""
 # Why a purge candidate (m) may not be purged (NULL: it may). $cutoff: deleted before it means
 # past the retention; $horizon: every enabled source has a successful scan started after it.
 PURGE_BLOCKER = f"""CASE
     WHEN m.media_id IS NULL THEN 'no longer in the catalog'
-    WHEN m.status <> 'deleted' OR NOT m.is_deleted THEN 'no longer deleted (' || m.status || ')'
+    WHEN m.status <> '{MediaStatus.DELETED}' OR NOT m.is_deleted
+        THEN 'no longer deleted (' || m.status || ')'
     WHEN NOT ({UNREFERENCED}) THEN 'referenced'
     WHEN m.deleted_at IS NULL OR NOT (m.deleted_at < $cutoff) THEN 'within the retention period'
     WHEN NOT (m.deleted_at < $horizon) THEN 'not every content source scanned since deletion'
@@ -45,7 +49,7 @@ PURGE_BLOCKER = f"""CASE
 PURGE_EXCLUSION = threading.RLock()
 
 
-class OverCap(Exception):
+class OverCap(Refused):
     """More files were marked than the purge's cap allows; the marks were rolled back."""
 
     def __init__(self, count: int) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
+from media_pipeline.errors import UnreadableImageError
 from media_pipeline.fingerprint.metadata import (
     InspectLimits,
     allow_pillow_pixels,
@@ -43,28 +44,24 @@ _BORDER_DELTA = 8.0  # ...and this close to the colour of the frame's edge
 _MAX_TRIM = 0.85  # never cut more than this share of a side's length
 
 
-class UndecodableImage(ValueError):
-    """The bytes are not an image Pillow can decode within the limits."""
-
-
 def decode(data: bytes, limits: InspectLimits) -> Image.Image:
     """Decode ``data`` to RGB at most about ``WORKING_SIDE`` pixels on its long side.
 
     The header is checked against the pixel, frame and decode-memory limits before any pixel is
-    decoded; JPEGs are decoded at a reduced scale (``draft``). Raises :class:`UndecodableImage`.
+    decoded; JPEGs are decoded at a reduced scale (``draft``). Raises :class:`UnreadableImageError`.
     """
     allow_pillow_pixels(limits.max_pixels)
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             if width < 1 or height < 1 or width * height > limits.max_pixels:
-                raise UndecodableImage(f"{width}x{height} pixels is over the limit")
+                raise UnreadableImageError(f"{width}x{height} pixels is over the limit")
             if int(getattr(image, "n_frames", 1)) > limits.max_frames:
-                raise UndecodableImage("too many frames")
+                raise UnreadableImageError("too many frames")
             image.draft("RGB", (WORKING_SIDE, WORKING_SIDE))
             if image.size[0] * image.size[1] * bytes_per_pixel(image.mode) \
                     > limits.max_decode_bytes:
-                raise UndecodableImage("decoding would need more memory than the limit")
+                raise UnreadableImageError("decoding would need more memory than the limit")
             image.load()
             if image.mode in ("RGBA", "LA", "PA") or (
                     image.mode == "P" and "transparency" in image.info):
@@ -73,10 +70,10 @@ def decode(data: bytes, limits: InspectLimits) -> Image.Image:
                 rgb = Image.alpha_composite(background, rgba).convert("RGB")
             else:
                 rgb = image.convert("RGB")
-    except UndecodableImage:
+    except UnreadableImageError:
         raise
     except Exception as exc:  # truncated, corrupt, bombs: whatever Pillow raises
-        raise UndecodableImage(f"cannot decode image: {str(exc)[:200] or type(exc).__name__}"
+        raise UnreadableImageError(f"cannot decode image: {str(exc)[:200] or type(exc).__name__}"
                                ) from None
     rgb.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
     return rgb

@@ -23,11 +23,11 @@ from media_pipeline.dedup import detect
 from media_pipeline.dedup.features import (
     FEATURES_REVISION,
     Embedder,
-    UndecodableImage,
     decode,
     embedder_or_reason,
     hash_features,
 )
+from media_pipeline.errors import UnreadableImageError
 from media_pipeline.fingerprint.metadata import InspectLimits
 from media_pipeline.report.thumbnails import make_thumbnail
 from media_pipeline.settings import Settings
@@ -48,16 +48,16 @@ class NearDuplicateStats:
 
 
 def read_and_decode(client: Any, item: dict[str, Any], settings: Settings) -> Image.Image:
-    """The picture behind one catalog row, decoded within the limits (UndecodableImage)."""
+    """The picture behind one catalog row, decoded within the limits (UnreadableImageError)."""
     if item["file_size"] > settings.max_file_size:
-        raise UndecodableImage("larger than MAX_FILE_SIZE")
+        raise UnreadableImageError("larger than MAX_FILE_SIZE")
     try:
         body = client.get_object(Bucket=item["bucket"], Key=item["key"])["Body"]
         data = body.read(settings.max_file_size + 1)
     except (ClientError, BotoCoreError) as exc:
-        raise UndecodableImage(f"cannot read the object: {exc}") from None
+        raise UnreadableImageError(f"cannot read the object: {exc}") from None
     if len(data) > settings.max_file_size:
-        raise UndecodableImage("larger than MAX_FILE_SIZE")
+        raise UnreadableImageError("larger than MAX_FILE_SIZE")
     return decode(data, InspectLimits.from_settings(settings))
 
 
@@ -90,10 +90,10 @@ def compute_features(settings: Settings, client: Any, items: list[dict[str, Any]
     return features, thumbs
 
 
-def _try(fn: Callable[..., Image.Image], *args: Any) -> Image.Image | UndecodableImage:
+def _try(fn: Callable[..., Image.Image], *args: Any) -> Image.Image | UnreadableImageError:
     try:
         return fn(*args)
-    except UndecodableImage as exc:
+    except UnreadableImageError as exc:
         return exc
 
 

@@ -25,15 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-
-class InventoryError(Exception):
-    """An inventory report (or a snapshot) cannot be used; the message names the file and why.
-
-    Raised instead of writing a snapshot that would be wrong: a snapshot missing objects would
-    make the committer mark them ``missing``, so a doubtful report must stop the run, not shrink
-    the catalog.
-    """
-
+from media_pipeline.errors import InventoryError  # noqa: F401
 
 # The contract shared with the catalog committer: (column, DuckDB type, nullable).
 SNAPSHOT_COLUMNS: tuple[tuple[str, str, bool], ...] = (

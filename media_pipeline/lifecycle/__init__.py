@@ -4,6 +4,7 @@ Library code (no Dagster): functions take the settings, catalog and S3 client ex
 Nothing is ever removed from S3 except by :func:`purge`, which fails closed.
 """
 
+from media_pipeline.errors import LifecycleError, UnknownMedia
 from media_pipeline.lifecycle.actions import (
     AutoDeleteReport,
     DeleteOutcome,
@@ -14,7 +15,6 @@ from media_pipeline.lifecycle.actions import (
     remove_reference,
     restore,
 )
-from media_pipeline.lifecycle.errors import LifecycleError, UnknownMedia
 from media_pipeline.lifecycle.purge import PurgeReport, purge
 from media_pipeline.lifecycle.sources import SourcesUnavailable, enabled_source_names
 from media_pipeline.lifecycle.unpurge import bucket_versioning, unpurge

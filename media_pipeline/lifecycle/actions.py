@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from media_pipeline.access import SYSTEM_USER, Role, may_see, require_role, require_see
 from media_pipeline.catalog.lifecycle_sql import aware, utc_now
-from media_pipeline.lifecycle.errors import LifecycleError, UnknownMedia
+from media_pipeline.errors import InvalidInput, LifecycleError, UnknownMedia
 from media_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class DeleteOutcome:
 def _state(catalog: Catalog, media_id: str) -> dict[str, Any]:
     state = catalog.media_state(media_id)
     if state is None:
-        raise UnknownMedia(media_id)
+        raise UnknownMedia.of(media_id)
     return state
 
 
@@ -56,12 +56,12 @@ def _content(content_type: str, content_id: str) -> tuple[str, str]:
     content_type = (content_type or "").strip()
     content_id = (content_id or "").strip()
     if not content_type or not content_id:
-        raise ValueError("a reference needs a content type and a content id, both non-empty")
+        raise InvalidInput("a reference needs a content type and a content id, both non-empty")
     if len(content_type) > MAX_CONTENT_TYPE or len(content_id) > MAX_CONTENT_ID:
-        raise ValueError(f"content type (max {MAX_CONTENT_TYPE} characters) or content id "
+        raise InvalidInput(f"content type (max {MAX_CONTENT_TYPE} characters) or content id "
                          f"(max {MAX_CONTENT_ID}) too long")
     if any(ord(c) < 32 for c in content_type + content_id):
-        raise ValueError("content type and content id must not contain control characters")
+        raise InvalidInput("content type and content id must not contain control characters")
     return content_type, content_id
 
 
@@ -75,7 +75,7 @@ def _require_see(catalog: Catalog, settings: Settings, state: dict[str, Any], us
                  action: str) -> None:
     row = catalog.media_row(state["media_id"])
     if row is None:
-        raise UnknownMedia(state["media_id"])
+        raise UnknownMedia.of(state["media_id"])
     require_see(catalog, settings, state["media_id"], row["namespace"], row["visibility"],
                 row["owner"], user, action)
 
@@ -137,7 +137,7 @@ def delete(
     outcome, refs = catalog.soft_delete(state["media_id"], user, allow_referenced=force,
                                         now=now)
     if outcome == "unknown":
-        raise UnknownMedia(media_id)
+        raise UnknownMedia.of(media_id)
     if outcome == "purged":
         raise LifecycleError(f"media file {media_id} was purged already")
     hidden = 0
@@ -162,7 +162,7 @@ def restore(catalog: Catalog, settings: Settings, media_id: str, user: str) -> N
     require_role(catalog, settings, state["namespace"], user, Role.EDITOR, "restore files")
     outcome = catalog.restore_media(state["media_id"], user)
     if outcome == "unknown":
-        raise UnknownMedia(media_id)
+        raise UnknownMedia.of(media_id)
     if outcome == "purged":
         raise LifecycleError(f"media file {media_id} was purged; it cannot be restored")
     if outcome == "not_deleted":

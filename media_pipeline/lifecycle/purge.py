@@ -35,6 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from media_pipeline.catalog import Catalog
 from media_pipeline.catalog.lifecycle_sql import PURGE_EXCLUSION, OverCap, aware, utc_now
+from media_pipeline.errors import InvalidInput, StorageError
 from media_pipeline.locks import exclusive
 from media_pipeline.settings import Settings
 from media_pipeline.storage.s3 import is_not_found
@@ -92,7 +93,7 @@ class PurgeReport:
         return not self.refused and not self.errors
 
 
-class _S3Failed(Exception):
+class _S3Failed(StorageError):
     """S3 did not answer a delete: whether it happened is unknown, the marks stay in flight."""
 
 
@@ -122,9 +123,9 @@ def purge(
     retention = settings.retention_days if retention_days is None else int(retention_days)
     size = settings.purge_batch_size if batch_size is None else int(batch_size)
     if retention < 0:
-        raise ValueError("the retention must not be negative")
+        raise InvalidInput("the retention must not be negative")
     if not 1 <= size <= DELETE_OBJECTS_MAX:
-        raise ValueError(f"the purge batch size must be between 1 and {DELETE_OBJECTS_MAX}")
+        raise InvalidInput(f"the purge batch size must be between 1 and {DELETE_OBJECTS_MAX}")
     step: StepCallback = on_step or (lambda name, info: None)
     configured = sorted(set(enabled_sources))
     cutoff = now - timedelta(days=retention)
@@ -452,7 +453,7 @@ def _settle(catalog: Catalog, client: Any, versions: str, report: PurgeReport) -
     return settled
 
 
-class _S3Unsettled(RuntimeError):
+class _S3Unsettled(StorageError):
     def __init__(self, key: str, exc: Exception) -> None:
         super().__init__(f"cannot settle an interrupted purge: looking up {key} in S3 failed "
                          f"({exc}); nothing was purged")

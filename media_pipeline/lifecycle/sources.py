@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
+from media_pipeline.errors import SourcesUnavailable  # noqa: F401
 from media_pipeline.settings import Settings
-
-
-class SourcesUnavailable(RuntimeError):
-    """The content sources are configured but cannot be read: purge must not guess them."""
 
 
 def enabled_source_names(settings: Settings) -> list[str]:

@@ -15,7 +15,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from media_pipeline.access import Role, require_role
 from media_pipeline.catalog import Catalog
-from media_pipeline.lifecycle.errors import LifecycleError, UnknownMedia
+from media_pipeline.errors import LifecycleError, UnknownMedia
+from media_pipeline.kinds import MediaStatus, PurgeVersions
 from media_pipeline.lifecycle.purge import _etag, _purge_lock
 from media_pipeline.settings import Settings
 
@@ -26,15 +27,15 @@ def unpurge(settings: Settings, client: Any, media_id: str, user: str) -> dict[s
         with Catalog.open(settings.catalog_path) as catalog:
             state = catalog.media_state(media_id)
             if state is None:
-                raise UnknownMedia(media_id)
+                raise UnknownMedia.of(media_id)
             require_role(catalog, settings, state["namespace"], user, Role.ADMIN,
                          "unpurge files")
-            if state["status"] != "purged":
+            if state["status"] != MediaStatus.PURGED:
                 raise LifecycleError(f"media file {media_id} is not purged ({state['status']})")
             mark = catalog.last_purge(str(state["media_id"]))
         if mark is None:
             raise LifecycleError(f"no purge record for media file {media_id}")
-        if mark["versions"] == "all":
+        if mark["versions"] == PurgeVersions.ALL:
             raise LifecycleError("the purge deleted every version "
                                  "(MEDIA_PIPELINE_PURGE_VERSIONS=all): it was permanent")
         bucket, key = mark["bucket"], mark["key"]
@@ -107,7 +108,7 @@ def bucket_versioning(settings: Settings, client: Any) -> dict[str, Any]:
                    default=None)
     except (ClientError, BotoCoreError, KeyError):
         pass
-    undo = status == "Enabled" and settings.purge_versions == "marker"
+    undo = status == "Enabled" and settings.purge_versions == PurgeVersions.MARKER
     if undo:
         window = f"for {days} days" if days is not None else "until old versions are removed"
         detail = f"bucket versioned: a purge can be undone with media-pipeline unpurge {window}"

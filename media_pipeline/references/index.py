@@ -20,6 +20,7 @@ from typing import Any
 from media_pipeline.access import PermissionDenied
 from media_pipeline.catalog import Catalog
 from media_pipeline.catalog.references import DEFAULT_MAX_DROP
+from media_pipeline.errors import InvalidInput
 from media_pipeline.pipeline import open_catalog
 from media_pipeline.references.extract import ReferenceExtractor
 from media_pipeline.references.mentions import MentionMatcher
@@ -64,11 +65,11 @@ def select_sources(settings: Settings, names: Sequence[str] | None = None
     if unknown:
         configured = ", ".join(sorted(by_name)) or "none"
         where = settings.content_sources or "MEDIA_PIPELINE_SOURCES (not set)"
-        raise ValueError(f"unknown content source {', '.join(unknown)} "
-                         f"(configured in {where}: {configured})")
+        raise InvalidInput(f"unknown content source {', '.join(unknown)} "
+                           f"(configured in {where}: {configured})")
     disabled = [n for n in names if not by_name[n].enabled]
     if disabled:
-        raise ValueError(f"content source {', '.join(disabled)} is disabled (enabled: false)")
+        raise InvalidInput(f"content source {', '.join(disabled)} is disabled (enabled: false)")
     return [by_name[n] for n in dict.fromkeys(names)]
 
 

@@ -14,9 +14,10 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-
-class EmbeddedServerUnavailable(RuntimeError):
-    """moto is not installed (it comes with the ``embedded`` extra), or the port is taken."""
+from media_pipeline.errors import (
+    EmbeddedServerUnavailable,  # noqa: F401
+    InvalidInput,
+)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -64,7 +65,7 @@ class EmbeddedS3:
 def start_embedded_s3(host: str = "127.0.0.1", port: int = 0) -> EmbeddedS3:
     """Start moto's server in a background thread; ``port=0`` picks a free port."""
     if host not in {"127.0.0.1", "localhost", "::1"}:
-        raise ValueError("the embedded S3 server only listens on the loopback interface")
+        raise InvalidInput("the embedded S3 server only listens on the loopback interface")
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:

@@ -19,6 +19,8 @@ import re
 import unicodedata
 from urllib.parse import unquote
 
+from media_pipeline.errors import UnsafeKey  # noqa: F401
+
 NAMESPACE_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 UNIQUE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 DEFAULT_NAMESPACE = "default"
@@ -46,10 +48,6 @@ WINDOWS_RESERVED = frozenset(
     | {f"com{i}" for i in range(10)}
     | {f"lpt{i}" for i in range(10)}
 )
-
-
-class UnsafeKey(ValueError):
-    """A namespace, file name or key that cannot be used safely; the message says why."""
 
 
 def validate_namespace(name: str) -> str:

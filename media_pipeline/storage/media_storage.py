@@ -29,6 +29,14 @@ from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from media_pipeline.errors import (  # noqa: F401
+    AclNotSupported,
+    ExpiryTooLong,
+    InvalidInput,
+    ObjectExists,
+    ObjectNotFound,
+    StorageError,
+)
 from media_pipeline.settings import Settings
 from media_pipeline.storage.keys import UnsafeKey, make_key, safe_filename, validate_key
 from media_pipeline.storage.s3 import (
@@ -50,26 +58,6 @@ EXISTS_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 CONTENT_TYPE_PATTERN = re.compile(r"[A-Za-z0-9][\w.+-]*/[\w.+-]+(?:\s*;\s*[\w.+-]+=[\w.+\"-]+)*")
 METADATA_KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 SHA256_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
-
-
-class StorageError(RuntimeError):
-    """An S3 operation failed; the message names the operation, bucket and key."""
-
-
-class ObjectExists(StorageError):
-    """The key is taken: uploads never overwrite an existing object."""
-
-
-class ObjectNotFound(StorageError, LookupError):
-    """No object under that key."""
-
-
-class AclNotSupported(StorageError):
-    """The bucket has ACLs disabled (Object Ownership "bucket owner enforced")."""
-
-
-class ExpiryTooLong(ValueError):
-    """A URL expiry above ``MEDIA_PIPELINE_SIGNED_URL_MAX_EXPIRY`` (SigV4 allows 7 days)."""
 
 
 @dataclass(frozen=True)
@@ -137,13 +125,14 @@ INLINE_PREFIXES = ("image/", "audio/", "video/")
 
 def _check_content_type(content_type: str) -> str:
     if not isinstance(content_type, str) or not CONTENT_TYPE_PATTERN.fullmatch(content_type):
-        raise ValueError(f"content type {content_type!r} is not a valid MIME type like 'image/png'")
+        raise InvalidInput(
+            f"content type {content_type!r} is not a valid MIME type like 'image/png'")
     return content_type
 
 
 def _check_visibility(visibility: str) -> str:
     if visibility not in VISIBILITIES:
-        raise ValueError(
+        raise InvalidInput(
             f"visibility must be one of {', '.join(sorted(VISIBILITIES))}, got {visibility!r}")
     return visibility
 
@@ -154,13 +143,13 @@ def _check_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
         return {}
     for name, value in metadata.items():
         if not isinstance(name, str) or not METADATA_KEY_PATTERN.fullmatch(name):
-            raise ValueError(f"metadata name {name!r} must be letters, digits, '-' or '_'")
+            raise InvalidInput(f"metadata name {name!r} must be letters, digits, '-' or '_'")
         if not isinstance(value, str) or not value.isascii() or not value.isprintable():
-            raise ValueError(
+            raise InvalidInput(
                 f"metadata value for {name!r} must be printable ASCII (it is sent as an HTTP "
                 "header); keep other text in the catalog")
     if sum(len(k) + len(v) for k, v in metadata.items()) > 2048:
-        raise ValueError("metadata is larger than S3's 2 KB limit")
+        raise InvalidInput("metadata is larger than S3's 2 KB limit")
     return dict(metadata)
 
 
@@ -207,7 +196,7 @@ class S3MediaStorage:
         signature = getattr(getattr(self._client, "meta", None), "config", None)
         version = getattr(signature, "signature_version", None)
         if version not in (None, "s3v4", "v4"):
-            raise ValueError(
+            raise InvalidInput(
                 f"the S3 client signs with {version!r}; presigned URLs must use SigV4: "
                 "create it with botocore Config(signature_version='s3v4') or use make_client()")
 
@@ -271,7 +260,7 @@ class S3MediaStorage:
         expected = None
         if sha256 is not None:
             if not isinstance(sha256, str) or not SHA256_PATTERN.fullmatch(sha256):
-                raise ValueError("sha256 must be 64 hex digits")
+                raise InvalidInput("sha256 must be 64 hex digits")
             expected = sha256.lower()
         extra: dict[str, Any] = {"ContentType": content_type, "Metadata": user_metadata}
         if visibility == "public":
@@ -441,9 +430,9 @@ class S3MediaStorage:
 
     def _check_expiry(self, expires: int) -> int:
         if isinstance(expires, bool) or not isinstance(expires, int):
-            raise ValueError(f"expires must be a whole number of seconds, got {expires!r}")
+            raise InvalidInput(f"expires must be a whole number of seconds, got {expires!r}")
         if expires < 1:
-            raise ValueError(f"expires must be at least 1 second, got {expires}")
+            raise InvalidInput(f"expires must be at least 1 second, got {expires}")
         limit = self.settings.signed_url_max_expiry
         if expires > limit:
             raise ExpiryTooLong(
@@ -480,7 +469,7 @@ class S3MediaStorage:
         """
         self._check_expiry(expires)
         if method not in SIGNED_METHODS:
-            raise ValueError(
+            raise InvalidInput(
                 f"method must be one of {', '.join(sorted(SIGNED_METHODS))}; "
                 "uploads use presigned_put() or presigned_post()")
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
@@ -573,7 +562,7 @@ class S3MediaStorage:
         if content_length is not None:
             if isinstance(content_length, bool) or not isinstance(content_length, int) or not (
                     1 <= content_length <= self.settings.max_file_size):
-                raise ValueError(
+                raise InvalidInput(
                     f"content_length must be 1..{self.settings.max_file_size} (MAX_FILE_SIZE), "
                     f"got {content_length!r}")
             params["ContentLength"] = content_length
@@ -608,15 +597,15 @@ class S3MediaStorage:
             content_types = [content_types]
         distinct = list(dict.fromkeys(content_types))
         if len(distinct) != 1:
-            raise ValueError(
+            raise InvalidInput(
                 "presigned_post needs exactly one content type: a POST policy can pin one "
                 "Content-Type, so presign once per declared type")
         content_type = _check_content_type(distinct[0])
         if content_type not in self.settings.allowed_mime_types:
-            raise ValueError(f"content type {content_type!r} is not in ALLOWED_FILE_TYPES")
+            raise InvalidInput(f"content type {content_type!r} is not in ALLOWED_FILE_TYPES")
         if isinstance(max_size, bool) or not isinstance(max_size, int) or not (
                 1 <= max_size <= self.settings.max_file_size):
-            raise ValueError(
+            raise InvalidInput(
                 f"max_size must be 1..{self.settings.max_file_size} (MAX_FILE_SIZE), "
                 f"got {max_size!r}")
         self._check_expiry(expires)
@@ -673,8 +662,8 @@ def decode_policy(policy: str) -> dict[str, Any]:
     try:
         value = json.loads(base64.b64decode(policy, validate=True))
     except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"not a POST policy: {exc}") from None
+        raise InvalidInput(f"not a POST policy: {exc}") from None
     if not isinstance(value, dict):
-        raise ValueError("not a POST policy: not a JSON object")
+        raise InvalidInput("not a POST policy: not a JSON object")
     return value
 

@@ -19,6 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from media_pipeline.errors import ObjectGone  # noqa: F401
 from media_pipeline.settings import Settings
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchVersion"})
@@ -72,10 +73,6 @@ def close_public_access(client: Any, bucket: str, key: str,
     except BotoCoreError as exc:
         return f"failed: {type(exc).__name__}"
     return "closed"
-
-
-class ObjectGone(Exception):
-    """The object was listed but no longer exists when we came to read it."""
 
 
 @dataclass(frozen=True)

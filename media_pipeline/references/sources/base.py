@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import ClassVar
 
+from media_pipeline.errors import SourceError  # noqa: F401
 from media_pipeline.references.document import Document
 
 log = logging.getLogger(__name__)
@@ -21,19 +22,6 @@ Progress = Callable[[int], None]
 
 PROGRESS_EVERY = 500
 REDACTED = "***"
-
-
-class SourceError(Exception):
-    """A content source could not be read completely; the message names the source."""
-
-    def __init__(self, source: str, message: str) -> None:
-        super().__init__(f"content source {source!r}: {message}")
-        self.source = source
-        self.reason = message
-
-    def __reduce__(self) -> tuple[type[SourceError], tuple[str, str]]:
-        # Survives pickling (Dagster moves errors between processes).
-        return (SourceError, (self.source, self.reason))
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:

@@ -22,6 +22,7 @@ import yaml
 from sqlalchemy.exc import ArgumentError
 
 from media_pipeline.catalog.references import API_SOURCE
+from media_pipeline.errors import SourceConfigError  # noqa: F401
 from media_pipeline.redaction import UnsafeUrl, check_database_url, parse_database_url
 from media_pipeline.references.document import FORMATS
 from media_pipeline.references.sources.base import ContentSource
@@ -39,14 +40,6 @@ CONFIG_VERSION = 1
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _ENV_REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
-
-
-class SourceConfigError(ValueError):
-    """The sources file is not valid; ``errors`` lists every problem, one line each."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
 
 
 # --- YAML that refuses duplicate keys (PyYAML silently keeps the last one) ---

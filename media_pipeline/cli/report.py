@@ -1,7 +1,4 @@
-"""`media-pipeline report`: the duplicates page (see :mod:`media_pipeline.report.html`).
-
-Registered on :data:`media_pipeline.cli.main` by importing this module (the last line of cli.py).
-"""
+"""`report`: the duplicates page (see :mod:`media_pipeline.report.html`)."""
 
 from __future__ import annotations
 
@@ -11,11 +8,11 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from media_pipeline.cli import console, friendly_errors, main, require_s3
+from media_pipeline.cli.output import console, friendly_errors, require_s3
 from media_pipeline.settings import Settings
 
 
-@main.command("report")
+@click.command("report")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
               show_default=True, help="Where to write the page.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -38,3 +35,6 @@ def report_command(out: Path, as_json: bool) -> None:
                   f"({summary.thumbnails_made} made now)", highlight=False)
     console.print(f"report written to {escape(str(summary.path))}; open it in a browser: "
                   f"{escape(summary.path.as_uri())}", highlight=False, soft_wrap=True)
+
+
+COMMANDS = (report_command,)
