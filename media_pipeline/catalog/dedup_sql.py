@@ -154,9 +154,9 @@ class DedupSQL:
         """TEMP TABLE hash_pairs(a, b, method, method_distance, distance).
 
         Every picture offers up to three 64-bit hashes: p (stored pHash), t (trimmed), m (the
-        trimmed one mirrored). Two pictures match when p~p, t~t or m~t is within the distance;
-        pigeonhole over four 16-bit bands finds every such pair by probing each band with up to
-        distance // 4 flipped bits (see Catalog.rebuild_near_duplicates).
+        trimmed one mirrored). Two pictures match when p~p, t~t or t~m is within the distance;
+        pigeonhole over four 16-bit bands finds every such pair by probing each band of p and t
+        with up to distance // 4 flipped bits (see Catalog.rebuild_near_duplicates).
         """
         if not 0 <= max_distance <= MAX_HASH_DISTANCE:
             raise ValueError(f"near-duplicate distance must be between 0 and "
@@ -170,8 +170,8 @@ class DedupSQL:
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE hv AS
-            SELECT m.media_id, m.file_hash, m.phash, f.trimmed_phash AS trimmed,
-                   f.mirrored_phash AS mirrored
+            SELECT row_number() OVER () AS rid, m.media_id, m.file_hash, m.phash,
+                   f.trimmed_phash AS trimmed, f.mirrored_phash AS mirrored
             FROM media_files m LEFT JOIN image_features f ON f.file_hash = m.file_hash
             WHERE m.phash IS NOT NULL AND {_PRESENT} AND m.status <> 'pending'
             QUALIFY count(*) OVER (PARTITION BY m.phash) <= {_DEGENERATE_FILES}
@@ -181,37 +181,40 @@ class DedupSQL:
             """
             CREATE OR REPLACE TEMP TABLE hash_pairs AS
             WITH keys AS (
-                SELECT media_id, 'p' AS kind, phash AS h FROM hv
-                UNION ALL SELECT media_id, 't', trimmed FROM hv
+                SELECT rid, 'p' AS kind, phash AS h FROM hv
+                UNION ALL SELECT rid, 't', trimmed FROM hv
                     WHERE trimmed IS NOT NULL AND trimmed <> phash
-                UNION ALL SELECT media_id, 'm', mirrored FROM hv WHERE mirrored IS NOT NULL
+                UNION ALL SELECT rid, 'm', mirrored FROM hv WHERE mirrored IS NOT NULL
             ),
             bands AS (
-                SELECT media_id, kind, b AS band, (h >> (16 * b)::UBIGINT) & 65535::UBIGINT AS v
+                SELECT rid, kind, b AS band, (h >> (16 * b)::UBIGINT) & 65535::UBIGINT AS v
                 FROM keys, range(4) t(b)
             ),
-            probes AS (SELECT media_id, kind, band, xor(v, m) AS v FROM bands, flip_masks),
-            stored AS (SELECT * FROM bands WHERE kind IN ('p', 't')),
+            -- Only p/t hashes probe; mirrors are looked up (trimmed A ~ mirrored B is found
+            -- from A's probes, mirrored A ~ trimmed B from B's), so probes are not doubled.
+            probes AS (
+                SELECT rid, band, xor(v, m) AS v FROM bands, flip_masks WHERE kind <> 'm'
+            ),
             candidates AS (
                 -- p/t against p/t is symmetric: one direction is enough
-                SELECT p.media_id AS a, q.media_id AS b
-                FROM probes p JOIN stored q ON p.band = q.band AND p.v = q.v
-                WHERE p.kind <> 'm' AND p.media_id < q.media_id
-                UNION
-                SELECT least(p.media_id, q.media_id), greatest(p.media_id, q.media_id)
-                FROM probes p JOIN stored q ON p.band = q.band AND p.v = q.v
-                WHERE p.kind = 'm' AND p.media_id <> q.media_id
+                SELECT p.rid AS ra, q.rid AS rb
+                FROM probes p JOIN bands q ON p.band = q.band AND p.v = q.v
+                WHERE q.kind <> 'm' AND p.rid < q.rid
+                UNION ALL  -- duplicates go after the distance check, on the few that pass
+                SELECT least(p.rid, q.rid), greatest(p.rid, q.rid)
+                FROM probes p JOIN bands q ON p.band = q.band AND p.v = q.v
+                WHERE q.kind = 'm' AND p.rid <> q.rid
             ),
             measured AS (
-                SELECT c.a, c.b, x.file_hash AS fa, y.file_hash AS fb,
+                SELECT x.media_id AS a, y.media_id AS b, x.file_hash AS fa, y.file_hash AS fb,
                        bit_count(xor(x.phash, y.phash)) AS raw,
                        bit_count(xor(coalesce(x.trimmed, x.phash),
                                      coalesce(y.trimmed, y.phash))) AS trim,
                        least(bit_count(xor(coalesce(x.trimmed, x.phash), y.mirrored)),
                              bit_count(xor(x.mirrored, coalesce(y.trimmed, y.phash)))) AS mirror
-                FROM candidates c JOIN hv x ON x.media_id = c.a JOIN hv y ON y.media_id = c.b
+                FROM candidates c JOIN hv x ON x.rid = c.ra JOIN hv y ON y.rid = c.rb
             )
-            SELECT a, b, raw AS distance,
+            SELECT DISTINCT least(a, b) AS a, greatest(a, b) AS b, raw AS distance,
                    CASE WHEN raw <= $d THEN 'phash' WHEN trim <= $d THEN 'phash-trimmed'
                         ELSE 'phash-mirror' END AS method,
                    CASE WHEN raw <= $d THEN raw WHEN trim <= $d THEN trim ELSE mirror END
