@@ -754,7 +754,14 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
             "SELECT count(*), coalesce(sum(member_count), 0), coalesce(sum(wasted_bytes), 0) "
             "FROM duplicate_groups"
         ).fetchone()
-        near = con.execute("SELECT count(*) FROM near_duplicates").fetchone()
+        # Pairs whose files were purged since the last rebuild are gone from the bucket.
+        near = con.execute(
+            f"""
+            SELECT count(*) FROM near_duplicates n
+            JOIN media_files a ON a.media_id = n.media_id_a AND a.{PRESENT}
+            JOIN media_files b ON b.media_id = n.media_id_b AND b.{PRESENT}
+            """
+        ).fetchone()
         quarantined = con.execute(
             "SELECT key, quarantine_reason FROM media_files WHERE status = 'quarantined' "
             "ORDER BY key LIMIT ?",

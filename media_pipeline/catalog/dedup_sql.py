@@ -308,7 +308,9 @@ class DedupSQL:
                    b.referenced_in::VARCHAR
             FROM near_duplicates n
             JOIN media_files a ON a.media_id = n.media_id_a
+                AND a.status NOT IN ('missing', 'purged')
             JOIN media_files b ON b.media_id = n.media_id_b
+                AND b.status NOT IN ('missing', 'purged')
             ORDER BY n.method = 'embedding', n.method_distance, a.key, b.key
             LIMIT $limit
             """,
