@@ -345,7 +345,10 @@ class DedupSQL:
         row = self.con.execute(
             "SELECT (SELECT count(*) FROM duplicate_groups), "
             "(SELECT coalesce(sum(wasted_bytes), 0) FROM duplicate_groups), "
-            "(SELECT count(*) FROM near_duplicates), "
+            "(SELECT count(*) FROM near_duplicates n JOIN media_files a "
+            "ON a.media_id = n.media_id_a AND a.status NOT IN ('missing', 'purged') "
+            "JOIN media_files b ON b.media_id = n.media_id_b "
+            "AND b.status NOT IN ('missing', 'purged')), "
             "(SELECT count(*) FROM media_files WHERE status = 'quarantined')").fetchone()
         assert row is not None
         return {"groups": int(row[0]), "wasted_bytes": int(row[1]),
