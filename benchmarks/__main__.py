@@ -5,6 +5,7 @@ from benchmarks import (
     bench_dedup,
     bench_fingerprint,
     bench_inventory,
+    bench_near_duplicates,
     bench_reference_index,
     bench_references,
 )
@@ -16,6 +17,8 @@ def main() -> None:
     bench_fingerprint.main()
     print()
     bench_dedup.main()
+    print()
+    bench_near_duplicates.main([])
     print()
     bench_ai.main()
     print()

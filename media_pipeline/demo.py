@@ -141,6 +141,11 @@ def run_demo(home: Path, console: Console | None = None, keep_server: bool = Fal
         summary["run_id"] = run.run_id
         summary["stages"] = stages
         summary["checks"] = checks
+        from media_pipeline.catalog import open_catalog
+        from media_pipeline.report.html import write_report
+
+        summary["report"] = str(write_report(settings, home / "report.html", client,
+                                             open_catalog).path)
         if console is not None:
             print_summary(console, summary)
         if keep_server:
@@ -394,3 +399,6 @@ def print_summary(console: Console, s: dict[str, Any]) -> None:
     console.print(f"try: MEDIA_PIPELINE_HOME={home} media-pipeline query "
                   "\"SELECT status, count(*) FROM media_files GROUP BY ALL\"", highlight=False,
                   soft_wrap=True)
+    if s.get("report"):
+        console.print(f"duplicates report (open it in a browser): "
+                      f"{escape(Path(s['report']).as_uri())}", highlight=False, soft_wrap=True)

@@ -187,6 +187,8 @@ class Settings:
     # Where the bucket's S3 Inventory reports land: s3://bucket/prefix/ or a local folder.
     inventory_location: str | None = None
     near_duplicate_distance: int = 6
+    # Image embeddings for near-duplicates (crops, rotations, watermarks); needs ai-vision.
+    near_duplicate_embeddings: bool = True
     fingerprint_workers: int = 16
     retention_days: int = 30
     purge_batch_size: int = 100
@@ -265,6 +267,7 @@ class Settings:
             allow_pdf_scripts=_bool(env, "MEDIA_PIPELINE_ALLOW_PDF_SCRIPTS", False),
             inventory_location=_location(env.get("MEDIA_PIPELINE_INVENTORY")),
             near_duplicate_distance=_int(env, "MEDIA_PIPELINE_NEAR_DUPLICATE_DISTANCE", 6),
+            near_duplicate_embeddings=_bool(env, "MEDIA_PIPELINE_NEAR_DUPLICATE_EMBEDDINGS", True),
             fingerprint_workers=_int(env, "MEDIA_PIPELINE_FINGERPRINT_WORKERS", 16),
             retention_days=_int(env, "MEDIA_PIPELINE_RETENTION_DAYS", 30),
             purge_batch_size=_int(env, "MEDIA_PIPELINE_PURGE_BATCH_SIZE", 100),

@@ -44,6 +44,7 @@ def settings(s3_endpoint: str, tmp_path: Path) -> Settings:
         bucket=f"test-{uuid.uuid4().hex[:16]}",
         home=tmp_path / "home",
         fingerprint_workers=4,
+        near_duplicate_embeddings=False,  # on in test_near_duplicates.py only (time)
     )
 
 
@@ -99,5 +100,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_STORAGE_BUCKET_NAME": settings.bucket,
         "MEDIA_PIPELINE_HOME": str(settings.home),
+        "MEDIA_PIPELINE_NEAR_DUPLICATE_EMBEDDINGS": "1" if settings.near_duplicate_embeddings
+                                                    else "0",
     })
     return env

@@ -79,6 +79,11 @@ def test_the_readme_demo_twice_in_a_fresh_folder(tmp_path: Path) -> None:
     home = folder / ".media_pipeline"
     assert f"catalog: {home / 'catalog.duckdb'}" in " ".join(out.split())
     assert (home / "content" / "sources.yaml").read_text().count(str(home / "content")) == 2
+    # It ends by writing the duplicates page and saying where it is.
+    report = home / "report.html"
+    assert out.strip().splitlines()[-1].startswith("duplicates report")
+    assert f"duplicates report (open it in a browser): {report.as_uri()}" in " ".join(out.split())
+    assert 'class="card group"' in report.read_text(encoding="utf-8")
 
     second = media_pipeline(["demo", "--json"], folder)
     assert second.returncode == 0, second.stderr[-3000:]

@@ -26,7 +26,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: creating .venv from pyproject.toml (a few minutes the first time; pip's output in .venv/pip.log)"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip \
-         && .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'; } \
+         && .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' \
+         && .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
+              imagededup==0.3.3.post2; } \
        >.venv/pip.log 2>&1; then
     tail -n 30 .venv/pip.log >&2
     echo "bootstrap: pip install failed; the whole output is in .venv/pip.log" >&2

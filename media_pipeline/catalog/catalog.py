@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 
 from media_pipeline.catalog.application import ApplicationSQL
+from media_pipeline.catalog.dedup_sql import DedupSQL
 from media_pipeline.catalog.migrations import LATEST_VERSION, MIGRATIONS
 from media_pipeline.catalog.references import ReferenceSQL
 from media_pipeline.errors import CatalogError, CatalogLockTimeout  # noqa: F401
@@ -101,7 +102,7 @@ ARCHIVED_FILTER = (
 )
 
 
-class Catalog(ReferenceSQL, ApplicationSQL):
+class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
     """A read-write connection to the catalog file. Use :meth:`open` as a context manager."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, snapshot_path: Path | None):
@@ -648,7 +649,8 @@ class Catalog(ReferenceSQL, ApplicationSQL):
             con.execute("DELETE FROM near_duplicates")
             con.execute(
                 """
-                INSERT INTO near_duplicates
+                INSERT INTO near_duplicates (media_id_a, media_id_b, distance, found_at, method,
+                                             method_distance)
                 WITH bands AS (
                     SELECT media_id, b AS band, (phash >> (16 * b)::UBIGINT) & 65535::UBIGINT AS v
                     FROM ph, range(4) t(b)
@@ -661,7 +663,8 @@ class Catalog(ReferenceSQL, ApplicationSQL):
                     FROM probes p JOIN bands q ON p.band = q.band AND p.v = q.v
                     WHERE p.media_id < q.media_id
                 )
-                SELECT c.a, c.b, bit_count(xor(x.phash, y.phash)) AS distance, ?
+                SELECT c.a, c.b, bit_count(xor(x.phash, y.phash)) AS distance, ?, 'phash',
+                       bit_count(xor(x.phash, y.phash))
                 FROM candidates c
                 JOIN ph x ON x.media_id = c.a
                 JOIN ph y ON y.media_id = c.b
@@ -749,7 +752,14 @@ class Catalog(ReferenceSQL, ApplicationSQL):
             "SELECT count(*), coalesce(sum(member_count), 0), coalesce(sum(wasted_bytes), 0) "
             "FROM duplicate_groups"
         ).fetchone()
-        near = con.execute("SELECT count(*) FROM near_duplicates").fetchone()
+        # Pairs whose files were purged since the last rebuild are gone from the bucket.
+        near = con.execute(
+            f"""
+            SELECT count(*) FROM near_duplicates n
+            JOIN media_files a ON a.media_id = n.media_id_a AND a.{PRESENT}
+            JOIN media_files b ON b.media_id = n.media_id_b AND b.{PRESENT}
+            """
+        ).fetchone()
         quarantined = con.execute(
             "SELECT key, quarantine_reason FROM media_files WHERE status = 'quarantined' "
             "ORDER BY key LIMIT ?",

@@ -299,4 +299,37 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        7,
+        "near-duplicates people recognise: method per pair, image features, thumbnails",
+        """
+        ALTER TABLE near_duplicates ADD COLUMN method VARCHAR;  -- phash|phash-trimmed|...
+        ALTER TABLE near_duplicates ADD COLUMN method_distance DOUBLE;  -- bits, or 1 - cosine
+        UPDATE near_duplicates SET method = 'phash', method_distance = distance;
+        -- per content hash: what near-duplicate detection needs beyond media_files.phash
+        CREATE TABLE image_features (
+            file_hash      VARCHAR NOT NULL,
+            revision       INTEGER NOT NULL,   -- of media_pipeline.dedup.features
+            trimmed_phash  UBIGINT,            -- pHash after flat borders are cut
+            mirrored_phash UBIGINT,            -- ... of the same, flipped left to right
+            layout         FLOAT[64],          -- 8x8 brightness, centred, unit length
+            embedding      FLOAT[1280],        -- unit length; NULL without the ai-vision extra
+            embedder       VARCHAR,
+            error          VARCHAR,            -- why nothing could be computed
+            computed_at    TIMESTAMPTZ NOT NULL
+        );
+        -- per content hash: a small JPEG made from the decoded pixels (never from SVG/HTML)
+        CREATE TABLE thumbnails (
+            file_hash  VARCHAR NOT NULL,
+            width      INTEGER,
+            height     INTEGER,
+            jpeg       BLOB,                   -- NULL when the picture could not be decoded
+            error      VARCHAR,
+            created_at TIMESTAMPTZ NOT NULL
+        );
+        """,
+    )
+)
+
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

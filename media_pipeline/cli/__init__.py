@@ -16,18 +16,28 @@ the group from them, so no module imports another's commands:
   ``visibility``, ``tags``, ``collections``, ``namespaces``, ``members``
 - :mod:`~media_pipeline.cli.lifecycle`: ``refs``, ``delete``, ``restore``, ``unpurge``,
   ``purge``
+- :mod:`~media_pipeline.cli.report`: ``report``
 """
 
 from __future__ import annotations
 
 import click
 
-from media_pipeline.cli import ai, application, catalog, lifecycle, pipeline, server, sources
+from media_pipeline.cli import (
+    ai,
+    application,
+    catalog,
+    lifecycle,
+    pipeline,
+    report,
+    server,
+    sources,
+)
 from media_pipeline.cli.output import fail, friendly_errors
 
 __all__ = ["fail", "friendly_errors", "main"]
 
-FAMILIES = (server, pipeline, sources, catalog, ai, application, lifecycle)
+FAMILIES = (server, pipeline, sources, catalog, ai, application, lifecycle, report)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from media_pipeline.catalog import DuplicateStats, open_catalog
+from media_pipeline.dedup.stage import NearDuplicateStats
 from media_pipeline.settings import Settings
+from media_pipeline.storage import make_client
 
 
 def rebuild_duplicates(settings: Settings) -> DuplicateStats:
@@ -11,6 +15,8 @@ def rebuild_duplicates(settings: Settings) -> DuplicateStats:
         return catalog.rebuild_duplicate_groups()
 
 
-def rebuild_near_duplicates(settings: Settings) -> int:
-    with open_catalog(settings) as catalog:
-        return catalog.rebuild_near_duplicates(settings.near_duplicate_distance)
+def rebuild_near_duplicates(settings: Settings, client: Any = None) -> NearDuplicateStats:
+    """Near-duplicate pairs by every method available (see media_pipeline.dedup)."""
+    from media_pipeline.dedup.stage import rebuild_near_duplicates as rebuild
+
+    return rebuild(settings, client or make_client(settings), open_catalog)
