@@ -37,9 +37,10 @@ def run(env: dict[str, str], *args: str) -> Any:
 
 
 def test_refs_delete_restore(env: dict[str, str], files: dict[str, str]) -> None:
+    # Content ids hold a letter no media id has, so "not in the output" cannot match the id.
     a = files["blog/a.txt"]
     # A discovered file is private to the admins: they record where it is used.
-    assert run(env, "refs", "add", a, "webpage", "123", "--user", ADMIN).exit_code == 0
+    assert run(env, "refs", "add", a, "webpage", "q123", "--user", ADMIN).exit_code == 0
     assert run(env, "refs", "add", a, "blog_post", "7", "--user", ADMIN).exit_code == 0
     shown = run(env, "refs", "show", a, "--user", ADMIN, "--json")
     assert shown.exit_code == 0
@@ -47,30 +48,30 @@ def test_refs_delete_restore(env: dict[str, str], files: dict[str, str]) -> None
     assert [(r["content_type"], r["origin"]) for r in shown_json.pop("references")] == [
         ("blog_post", "api"), ("webpage", "api")]
     assert shown_json == {"media_id": a, "reference_count": 2, "referenced_in": {
-        "blog_post": ["7"], "webpage": ["123"]}}
+        "blog_post": ["7"], "webpage": ["q123"]}}
 
     # A discovered file is private to the admins: the editor may delete by role, but learns
     # only how often it is used, not where.
     refused = run(env, "delete", a, "--user", EDITOR)
     assert refused.exit_code == 1
     assert "refused" in refused.output and "referenced by 2" in refused.output
-    assert "webpage" not in refused.output and "123" not in refused.output
+    assert "webpage" not in refused.output and "q123" not in refused.output
     hidden = run(env, "refs", "show", a, "--user", EDITOR)
-    assert hidden.exit_code == 1 and "private" in hidden.output and "123" not in hidden.output
+    assert hidden.exit_code == 1 and "private" in hidden.output and "q123" not in hidden.output
     assert run(env, "refs", "show", a).exit_code == 2  # --user is required
     refused = run(env, "delete", a, "--user", ADMIN)
-    assert refused.exit_code == 1 and "webpage 123" in refused.output
+    assert refused.exit_code == 1 and "webpage q123" in refused.output
     not_admin = run(env, "delete", a, "--user", EDITOR, "--force")
     assert not_admin.exit_code == 1 and "needs admin" in not_admin.output
 
     # The editor may not see the file: refused alike whether the reference exists or not.
     refusals = [run(env, "refs", verb, a, "webpage", content_id, "--user", EDITOR)
-                for verb in ("add", "remove") for content_id in ("123", "999")]
+                for verb in ("add", "remove") for content_id in ("q123", "999")]
     assert [r.exit_code for r in refusals] == [1, 1, 1, 1]
-    assert all("private" in r.output and "123" not in r.output for r in refusals)
+    assert all("private" in r.output and "q123" not in r.output for r in refusals)
     assert refusals[0].output == refusals[1].output and refusals[2].output == refusals[3].output
-    assert run(env, "refs", "remove", a, "webpage", "123", "--user", ADMIN).exit_code == 0
-    missing = run(env, "refs", "remove", a, "webpage", "123", "--user", ADMIN)
+    assert run(env, "refs", "remove", a, "webpage", "q123", "--user", ADMIN).exit_code == 0
+    missing = run(env, "refs", "remove", a, "webpage", "q123", "--user", ADMIN)
     assert missing.exit_code == 1 and "still referenced: blog_post 7" in missing.output
 
     forced = run(env, "delete", a, "--user", ADMIN, "--force", "--json")
