@@ -142,8 +142,9 @@ def calibrate_ours(hash_hit: np.ndarray, cosine: np.ndarray, agreement: np.ndarr
                    colour_steps: tuple[float, ...] = COLOUR_STEPS
                    ) -> tuple[float, float, float, tuple[float, float]]:
     """The (cosine, layout, colour) thresholds with the highest recall at precision >=
-    CALIBRATION_PRECISION over the labelled pairs inside ``mask`` (ties: the more precise,
-    then the stricter colour)."""
+    CALIBRATION_PRECISION over the labelled pairs inside ``mask``; ties: the more precise, then
+    the strictest thresholds (a margin for the pairs not seen: on half the set, dropping one
+    check often costs nothing there)."""
     iu = np.triu_indices(len(cosine), 1)
     keep = mask[iu] & (truth[iu] >= 0)
     h, c, a, y = hash_hit[iu][keep], cosine[iu][keep], agreement[iu][keep], truth[iu][keep] == 1
@@ -153,7 +154,7 @@ def calibrate_ours(hash_hit: np.ndarray, cosine: np.ndarray, agreement: np.ndarr
     c, a, d, y_open = c[open_], a[open_], d[open_], y[open_]
     hash_tp, hash_n, positives = int((h & y).sum()), int(h.sum()), max(int(y.sum()), 1)
     best: tuple[float, float, float, float, float] | None = None
-    for t_col in colour_steps:
+    for t_col in sorted(colour_steps, reverse=True):
         near = d <= t_col
         for t_cos in np.round(np.arange(0.50, 0.95, 0.01), 2):
             base = near & (c >= t_cos)
@@ -162,7 +163,7 @@ def calibrate_ours(hash_hit: np.ndarray, cosine: np.ndarray, agreement: np.ndarr
                 tp = hash_tp + int((pred & y_open).sum())
                 precision = tp / max(hash_n + int(pred.sum()), 1)
                 recall = tp / positives
-                better = best is None or (recall, precision) > best[:2]
+                better = best is None or (recall, precision) >= best[:2]
                 if precision >= CALIBRATION_PRECISION and better:
                     best = (recall, precision, float(t_cos), float(t_lay), float(t_col))
     if best is None:
