@@ -1,12 +1,13 @@
 """Near-duplicates people recognise: ours beside imagededup's and imagehash's hash methods, on
 the evaluation set (real photos from scikit-image with everyday edits, and synthetic graphics
-like the demo's), in the same run; then the
-search time over 200,000 pictures (synthetic hashes and embeddings).
+like the demo's), in the same run; then the search time over 200,000 pictures (synthetic hashes
+and embeddings).
 
-Protocol: two-fold cross-validation by photo (even/odd; graphics by pairs): every method's threshold is chosen on
-one half (the one with the highest recall whose precision over all labelled pairs there is
->= 0.99, a margin over the 0.98 target) and scored on the other half, both ways; the counts of
-the two held-out halves are pooled. The shipped thresholds are the same choice on the whole set.
+Protocol: two-fold cross-validation by photo (even/odd; graphics by groups of one of each
+kind): every method's threshold is chosen on one half (the one with the highest recall whose
+precision over all labelled pairs there is >= 0.99, a margin over the 0.98 target) and scored
+on the other half, both ways; the counts of the two held-out halves are pooled. The shipped
+thresholds are the same choice on the whole set.
 Peers are also shown at their own default threshold.
 Precision, recall and F1 per edit type: a false pair counts against each edit in it; false pairs
 between regions of one photo (and originals of different photos) count under "negatives", those
@@ -213,7 +214,8 @@ def quality(crop_resistant: bool) -> None:
     truth = labels(images)
     positives, negatives = int((truth == 1).sum()), int((truth == 0).sum())
     print(f"== near-duplicates: {len(images)} images ({originals - graphics} photos, {graphics} "
-          f"graphics, {edits} edits, {regions} regions); {positives} positive and {negatives:,} negative labelled pairs; "
+          f"graphics, {edits} edits, {regions} regions); {positives} positive and "
+          f"{negatives:,} negative labelled pairs; "
           f"generated in {time.perf_counter() - started:.1f} s; {load()}")
     limits = InspectLimits()
     full = [Image.open(io.BytesIO(x.data)).convert("RGB") for x in images]
@@ -239,7 +241,7 @@ def quality(crop_resistant: bool) -> None:
         mask = np.zeros((n, n), bool)
         mask[np.ix_(members, members)] = True
         folds.append((mask, np.flatnonzero(half != k)))
-    print(f"two folds by photo and graphic pair: {len(folds[1][1])} / {len(folds[0][1])} images; "
+    print(f"two folds by photo and group of graphics: {len(folds[1][1])} / {len(folds[0][1])} images; "
           "each method is "
           "calibrated on one half and scored on the other, both ways; counts are pooled")
 

@@ -194,10 +194,11 @@ def _graphic_edits(image: Image.Image) -> Iterator[tuple[str, Image.Image, str]]
 
 def fold(image: EvalImage) -> int:
     """Which half of the two-fold cross-validation an image belongs to (0 or 1): by photo,
-    and by pair of graphics (a graphic and its sibling stay in one half)."""
+    and by group of four graphics (one of each kind, so a graphic and its sibling stay in one
+    half and each half has every kind)."""
     base = image.origin.partition("#")[0]
     if base.startswith("graphic-"):
-        return int(base.rpartition("-")[2]) // 2 % 2
+        return int(base.rpartition("-")[2]) // 4 % 2
     return PHOTOS.index(base) % 2
 
 
