@@ -242,7 +242,8 @@ def quality(crop_resistant: bool) -> None:
         mask[np.ix_(members, members)] = True
         folds.append((mask, np.flatnonzero(half != k)))
     print(f"two folds by photo and group of graphics: {len(folds[1][1])} / {len(folds[0][1])} "
-          "images; each method is calibrated on one half and scored on the other, both ways; counts are pooled")
+          "images; each method is calibrated on one half and scored on the other, both ways; "
+          "counts are pooled")
 
     # ours: the hash rule at the pHash setting, then embeddings confirmed by the layout
     trimmed = np.array([h.trimmed for h in hashes], dtype=np.uint64)
