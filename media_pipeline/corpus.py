@@ -96,8 +96,11 @@ class CorpusFile:
 # --- images ------------------------------------------------------------------------------------
 
 
-def photo(rng: np.random.Generator, width: int = 240, height: int = 180) -> Image.Image:
-    """A photo-like RGB image: a directional gradient, a radial glow, shapes and sensor noise."""
+def photo(rng: np.random.Generator, width: int = 240, height: int = 180, *, noise: float = 6.0,
+          shapes: np.random.Generator | None = None) -> Image.Image:
+    """A photo-like RGB image: a directional gradient, a radial glow, shapes and sensor noise
+    (standard deviation ``noise``; 0 for flat graphics). ``shapes`` draws the shapes and noise
+    from another generator (same background, other shapes); by default ``rng`` draws all."""
     y, x = np.ogrid[0:height, 0:width]  # broadcast grids: no full-size coordinate arrays
     angle = rng.uniform(0, 2 * np.pi)
     ramp = ((np.cos(angle) * x / width + np.sin(angle) * y / height + 1.0) / 2.0).astype(np.float32)
@@ -110,6 +113,7 @@ def photo(rng: np.random.Generator, width: int = 240, height: int = 180) -> Imag
     base = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
 
     draw = ImageDraw.Draw(base)
+    rng = shapes if shapes is not None else rng
     for _ in range(int(rng.integers(3, 8))):
         x0, x1 = sorted(rng.uniform(-0.2, 1.2, 2) * width)
         y0, y1 = sorted(rng.uniform(-0.2, 1.2, 2) * height)
@@ -125,8 +129,10 @@ def photo(rng: np.random.Generator, width: int = 240, height: int = 180) -> Imag
             ]
             draw.polygon(points, fill=colour)
 
-    noise = rng.standard_normal((height, width, 3), dtype=np.float32) * 6
-    noisy = np.asarray(base, dtype=np.float32) + noise
+    if not noise:
+        return base
+    grain = rng.standard_normal((height, width, 3), dtype=np.float32) * np.float32(noise)
+    noisy = np.asarray(base, dtype=np.float32) + grain
     return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), "RGB")
 
 

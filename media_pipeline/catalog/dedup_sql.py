@@ -59,8 +59,8 @@ class DedupSQL:
 
     def store_image_features(self, rows: Sequence[dict[str, Any]]) -> None:
         """Replace the features of each row's ``file_hash`` (keys: file_hash, revision,
-        trimmed_phash, mirrored_phash, layout and embedding (float lists or None), embedder,
-        error)."""
+        trimmed_phash, mirrored_phash, layout, colours and embedding (float lists or None),
+        embedder, error)."""
         if not rows:
             return
         now = _now()
@@ -68,9 +68,12 @@ class DedupSQL:
             con.executemany("DELETE FROM image_features WHERE file_hash = ?",
                             [[r["file_hash"]] for r in rows])
             con.executemany(
-                "INSERT INTO image_features VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO image_features (file_hash, revision, trimmed_phash, mirrored_phash, "
+                "layout, embedding, embedder, error, computed_at, colours) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [[r["file_hash"], r["revision"], r.get("trimmed_phash"), r.get("mirrored_phash"),
-                  r.get("layout"), r.get("embedding"), r.get("embedder"), r.get("error"), now]
+                  r.get("layout"), r.get("embedding"), r.get("embedder"), r.get("error"), now,
+                  r.get("colours")]
                  for r in rows],
             )
 
@@ -114,13 +117,16 @@ class DedupSQL:
             "AND list_contains($hashes, file_hash)", {"hashes": list(file_hashes)}).fetchall()
         return {r[0]: bytes(r[1]) for r in rows}
 
-    def image_embeddings(self, embedder: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """Content hashes of present images, their embeddings by ``embedder`` and layouts."""
+    def image_embeddings(self, embedder: str
+                         ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Content hashes of present images, their embeddings by ``embedder``, layouts and
+        colour layouts."""
         # A cursor: a relation's Arrow output, without an unfinished result on self.con.
         result = self.con.cursor().sql(
             f"""
-            SELECT f.file_hash, f.embedding, f.layout FROM image_features f
+            SELECT f.file_hash, f.embedding, f.layout, f.colours FROM image_features f
             WHERE f.embedder = $embedder AND f.embedding IS NOT NULL AND f.layout IS NOT NULL
+              AND f.colours IS NOT NULL
               AND f.file_hash IN (SELECT m.file_hash FROM media_files m
                                   WHERE m.phash IS NOT NULL AND {_PRESENT}
                                     AND m.status <> 'pending')
@@ -132,10 +138,12 @@ class DedupSQL:
         assert table is not None
         hashes = table.column("file_hash").to_pylist()
         if not hashes:
-            return [], np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+            empty = np.zeros((0, 0), np.float32)
+            return [], empty, empty, empty
         arrays = [table.column(name).combine_chunks().flatten().to_numpy(zero_copy_only=False)
-                  .astype(np.float32).reshape(len(hashes), -1) for name in ("embedding", "layout")]
-        return hashes, arrays[0], arrays[1]
+                  .astype(np.float32).reshape(len(hashes), -1)
+                  for name in ("embedding", "layout", "colours")]
+        return hashes, arrays[0], arrays[1], arrays[2]
 
     # -- pairs ------------------------------------------------------------------------------------
 

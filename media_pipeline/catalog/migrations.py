@@ -332,4 +332,14 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        8,
+        "near-duplicates on graphics: colour layout per picture",
+        """
+        ALTER TABLE image_features ADD COLUMN colours FLOAT[48];  -- 4x4 mean L*a*b*, row by row
+        """,
+    )
+)
+
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

@@ -8,14 +8,16 @@ method             matches                                                distan
 ``phash``          the stored 64-bit pHashes within ``max_distance`` bits   differing bits
 ``phash-trimmed``  the pHashes after flat borders are cut (letterbox)       differing bits
 ``phash-mirror``   one picture's trimmed pHash against the other's mirror   differing bits
-``embedding``      cosine of the embeddings >= ``MIN_COSINE`` and layouts   1 - cosine
-                   correlated >= ``MIN_LAYOUT`` (either way round)
+``embedding``      cosine of the embeddings >= ``MIN_COSINE``, layouts      1 - cosine
+                   correlated >= ``MIN_LAYOUT`` and colour layouts within
+                   ``MAX_COLOUR`` ΔE (both either way round)
 =================  =====================================================  ====================
 
 The thresholds are calibrated on the evaluation set (:mod:`media_pipeline.dedup.evalset`,
-``python -m benchmarks.bench_near_duplicates``): the pHash distance keeps its setting
-(``MEDIA_PIPELINE_NEAR_DUPLICATE_DISTANCE``, 6) and the two embedding thresholds are the pair
-with the highest recall whose precision stays at or above 0.98 on the calibration half.
+``python -m benchmarks.bench_near_duplicates``, photos and synthetic graphics): the pHash
+distance keeps its setting (``MEDIA_PIPELINE_NEAR_DUPLICATE_DISTANCE``, 6) and the three
+embedding thresholds are those with the highest recall whose precision stays at or above 0.99
+on the calibration half.
 
 The hash methods run in SQL in the catalog (banded, like the plain pHash). Embeddings are
 searched here with numpy: exactly (blockwise matrix products) up to ``EXACT_MAX`` pictures, and
@@ -31,8 +33,9 @@ import numpy as np
 METHODS = ("phash", "phash-trimmed", "phash-mirror", "embedding")
 # Calibrated on the evaluation set (see the module docstring); 1 - this is the largest
 # embedding distance reported.
-MIN_COSINE = 0.70
+MIN_COSINE = 0.72
 MIN_LAYOUT = 0.28
+MAX_COLOUR = 12.0  # mean ΔE over the 4x4 cells
 EXACT_MAX = 25_000
 CROWDED = 50  # like the catalog's DEGENERATE_PHASH_FILES
 _BLOCK = 2048
@@ -98,6 +101,25 @@ def layouts_agree(layouts: np.ndarray, i: np.ndarray, j: np.ndarray,
     side = int(round(np.sqrt(layouts.shape[1]))) if layouts.size else 0
     mirrored = b.reshape(len(b), side, side)[:, :, ::-1].reshape(len(b), -1)
     return np.maximum((a * b).sum(axis=1), (a * mirrored).sum(axis=1)) >= min_layout
+
+
+def colour_distances(colours: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """For each pair: the mean colour difference (ΔE) of the cells of the two colour layouts,
+    straight or mirrored (the smaller). Colour layouts are rows of side² * 3 L*a*b* floats."""
+    count = len(i)
+    side = int(round(np.sqrt(colours.shape[1] // 3))) if colours.size else 0
+    a = colours[i].reshape(count, side, side, 3)
+    b = colours[j].reshape(count, side, side, 3)
+    straight = np.linalg.norm(a - b, axis=3).mean(axis=(1, 2))
+    mirrored = np.linalg.norm(a - b[:, :, ::-1], axis=3).mean(axis=(1, 2))
+    return np.minimum(straight, mirrored)
+
+
+def colours_agree(colours: np.ndarray, i: np.ndarray, j: np.ndarray,
+                  max_colour: float = MAX_COLOUR) -> np.ndarray:
+    """For each pair: are the colour layouts within ``max_colour`` (mean ΔE)? Graphics made of
+    gradients and flat shapes embed alike whatever they show; their colours tell them apart."""
+    return colour_distances(colours, i, j) <= max_colour
 
 
 def _exact(vectors: np.ndarray, ids: np.ndarray, min_cosine: float

@@ -13,6 +13,12 @@ subject. Labelled pairs:
 Pairs of two edits of one original, and of a region with its own photo, are left unlabelled
 (a 60 % crop is arguably a derived picture): they count neither way.
 
+Beside the photos, *graphics* like the demo corpus's and like UI art, icons and banners
+(gradients, a glow and flat shapes, made with :func:`media_pipeline.corpus.photo`): with sensor
+noise, without it (flat), a *sibling* of each noisy one (the same gradient and glow, other
+shapes), and text banners. All are negatives against each other and against the photos; each
+gets five edits (resize, recompress, two crops, mirror), edit type ``graphic``, as positives.
+
 scikit-image is a dev dependency; importing it is deferred to :func:`generate`.
 """
 
@@ -32,7 +38,11 @@ PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "immunohistochem
           "motorcycle")
 
 EDIT_TYPES = ("resize", "recompress", "format", "brightness", "greyscale", "crop", "mirror",
-              "rotate", "watermark", "letterbox")
+              "rotate", "watermark", "letterbox", "graphic")
+GRAPHICS = 24  # graphics: a quarter each noisy, siblings of those, flat, text banners
+BANNERS = ("SUMMER SALE", "NEW ARRIVALS", "FREE SHIPPING", "BLACK FRIDAY", "BOOK NOW",
+           "JOIN US", "LAST CHANCE", "HELLO SPRING")
+_GRAPHICS_SEED = 2026  # not the demo corpus's seed (7): the demo stays an unseen check
 
 
 @dataclass(frozen=True)
@@ -158,8 +168,59 @@ def _edits(image: Image.Image, logo: Image.Image) -> Iterator[tuple[str, str, Im
         image, 1.0 if abs(w / h - 1) > 0.05 else 4 / 3, (255, 255, 255)), "JPEG"
 
 
-def generate(photos: tuple[str, ...] = PHOTOS) -> list[EvalImage]:
-    """The whole set for ``photos``: originals, their edits and two regions of each."""
+def graphic(k: int) -> Image.Image:
+    """The ``k``-th graphic of the set (deterministic): by ``k % 4`` a noisy gradient-and-shapes
+    picture like the demo's, its sibling (same background, other shapes), a flat one, a banner.
+    """
+    from media_pipeline.corpus import banner, photo
+
+    kind = k % 4
+    if kind == 3:
+        return banner(np.random.default_rng([_GRAPHICS_SEED, k]), BANNERS[k // 4 % len(BANNERS)])
+    if kind == 1:  # the background of graphic k - 1, shapes of its own
+        return photo(np.random.default_rng([_GRAPHICS_SEED, k - 1]),
+                     shapes=np.random.default_rng([_GRAPHICS_SEED, k, 1]))
+    return photo(np.random.default_rng([_GRAPHICS_SEED, k]), noise=6.0 if kind == 0 else 0.0)
+
+
+def _graphic_edits(image: Image.Image) -> Iterator[tuple[str, Image.Image, str]]:
+    w, h = image.size
+    yield "resize-50", image.resize((w // 2, h // 2), Image.Resampling.LANCZOS), "JPEG"
+    yield "quality-40", image, "JPEG:40"
+    yield "crop-10-centre", _crop(image, 0.10, "centre"), "PNG"
+    yield "crop-5-left", _crop(image, 0.05, "left"), "JPEG"
+    yield "mirror", ImageOps.mirror(image), "PNG"
+
+
+def fold(image: EvalImage) -> int:
+    """Which half of the two-fold cross-validation an image belongs to (0 or 1): by photo,
+    and by group of four graphics (one of each kind, so a graphic and its sibling stay in one
+    half and each half has every kind)."""
+    base = image.origin.partition("#")[0]
+    if base.startswith("graphic-"):
+        return int(base.rpartition("-")[2]) // 4 % 2
+    return PHOTOS.index(base) % 2
+
+
+def generate(photos: tuple[str, ...] = PHOTOS, graphics: int = GRAPHICS) -> list[EvalImage]:
+    """The whole set for ``photos``: originals, their edits and two regions of each; then
+    ``graphics`` graphics and their edits."""
+    out: list[EvalImage] = []
+    if photos:
+        out.extend(_photo_images(photos))
+    for k in range(graphics):
+        origin = f"graphic-{k:02d}"
+        picture = graphic(k)
+        encoded, ctype = _encode(picture, "PNG" if k % 4 == 2 else "JPEG", 92)
+        out.append(EvalImage(f"{origin}/original", origin, "original", None, encoded, ctype))
+        for label, image, fmt in _graphic_edits(picture):
+            kind, _, quality = fmt.partition(":")
+            encoded, ctype = _encode(image, kind, int(quality) if quality else 90)
+            out.append(EvalImage(f"{origin}/{label}", origin, "edit", "graphic", encoded, ctype))
+    return out
+
+
+def _photo_images(photos: tuple[str, ...]) -> list[EvalImage]:
     from skimage import data  # dev dependency
 
     logo = Image.fromarray(data.logo())
@@ -194,6 +255,9 @@ def label(a: EvalImage, b: EvalImage) -> bool | None:
     return False
 
 
+NEGATIVES = ("negatives", "graphic-negatives")
+
+
 @dataclass
 class Scores:
     tp: int = 0
@@ -217,16 +281,18 @@ class Scores:
 def evaluate(images: list[EvalImage], found: set[tuple[int, int]]) -> dict[str, Scores]:
     """Precision, recall and F1 per edit type, for the pairs (indices into ``images``, i < j)
     that a method reported. A false pair counts against the edit type of each edit in it;
-    false pairs between regions and originals count under "negatives"; "all" counts each
-    labelled pair once."""
-    scores = {edit: Scores() for edit in (*EDIT_TYPES, "negatives", "all")}
+    false pairs between regions and originals count under "negatives" (photos) or
+    "graphic-negatives" (when a graphic is in the pair); "all" counts each labelled pair once."""
+    scores = {edit: Scores() for edit in (*EDIT_TYPES, *NEGATIVES, "all")}
     for i in range(len(images)):
         for j in range(i + 1, len(images)):
             truth = label(images[i], images[j])
             if truth is None:
                 continue
             hit = (i, j) in found
-            buckets = {x.edit for x in (images[i], images[j]) if x.edit} or {"negatives"}
+            buckets = {x.edit for x in (images[i], images[j]) if x.edit} or {
+                "graphic-negatives" if "graphic-" in images[i].origin + images[j].origin
+                else "negatives"}
             for bucket in (*buckets, "all"):
                 s = scores[bucket]
                 if truth and hit:

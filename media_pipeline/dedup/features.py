@@ -6,6 +6,9 @@
   comparison away;
 - ``layout``: the trimmed picture's brightness on an 8x8 grid (normalised), which confirms an
   embedding match: two regions of one photo share their embedding but not their layout;
+- ``colours``: the trimmed picture's mean CIELAB colour on a 4x4 grid, which confirms an
+  embedding match on graphics: gradients with flat shapes (banners, icons, UI art) all embed
+  alike, and what tells two of them apart for a person is mostly their colours;
 - ``embedding``: EfficientNet-Lite0's pooled 1280 features (the layer before its classifier) of
   the trimmed picture squashed to 224x224, averaged with those of its mirror image, L2-normalised.
   Cosine similarity of two embeddings survives crops, small rotations and watermarks, which
@@ -36,8 +39,9 @@ from media_pipeline.fingerprint.phash import perceptual_hash
 WORKING_SIDE = 512
 EMBEDDING_DIM = 1280
 LAYOUT_SIDE = 8
+COLOUR_SIDE = 4
 # Bumped when what this module computes changes, so stored features are computed again.
-FEATURES_REVISION = 1
+FEATURES_REVISION = 2
 
 _BORDER_STD = 8.0  # grey levels: a border line is this flat (JPEG noise included)...
 _BORDER_DELTA = 8.0  # ...and this close to the colour of the frame's edge
@@ -122,13 +126,14 @@ class HashFeatures:
     trimmed: int
     mirrored: int
     layout: np.ndarray  # LAYOUT_SIDE² floats: the trimmed picture's brightness layout
+    colours: np.ndarray  # COLOUR_SIDE² x 3 floats: its mean L*a*b* colours, row by row
 
 
 def hash_features(image: Image.Image) -> HashFeatures:
-    """pHash of the border-trimmed picture and of its mirror image, and its layout."""
+    """pHash of the border-trimmed picture and of its mirror image, its layout and colours."""
     trimmed = trim_borders(image)
     return HashFeatures(perceptual_hash(trimmed), perceptual_hash(ImageOps.mirror(trimmed)),
-                        layout(trimmed))
+                        layout(trimmed), colour_layout(trimmed))
 
 
 def layout(image: Image.Image) -> np.ndarray:
@@ -140,6 +145,26 @@ def layout(image: Image.Image) -> np.ndarray:
     grid = grid - grid.mean()
     norm = float(np.linalg.norm(grid))
     return grid / norm if norm > 1e-6 else np.zeros_like(grid)
+
+
+def colour_layout(image: Image.Image) -> np.ndarray:
+    """The picture's mean colour on a 4x4 grid in CIELAB (D65), as COLOUR_SIDE² * 3 floats
+    (L*, a*, b* of each cell, row by row): Euclidean distances in it are colour differences
+    (ΔE 1976) as people see them."""
+    cells = image.convert("RGB").resize((COLOUR_SIDE, COLOUR_SIDE), Image.Resampling.BOX)
+    return srgb_to_lab(np.asarray(cells, dtype=np.float32) / 255.0).reshape(-1)
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB values in [0, 1] (last axis of 3) to CIELAB under D65."""
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ np.array([[0.4124, 0.2126, 0.0193], [0.3576, 0.7152, 0.1192],
+                             [0.1805, 0.0722, 0.9505]], dtype=np.float32)
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    lab = np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]),
+                    200 * (f[..., 1] - f[..., 2])], axis=-1)
+    return lab.astype(np.float32)
 
 
 class Embedder:

@@ -78,7 +78,7 @@ def compute_features(settings: Settings, client: Any, items: list[dict[str, Any]
         hashes = hash_features(image)
         features.append({"file_hash": item["file_hash"], "revision": FEATURES_REVISION,
                          "trimmed_phash": hashes.trimmed, "mirrored_phash": hashes.mirrored,
-                         "layout": hashes.layout.tolist(),
+                         "layout": hashes.layout.tolist(), "colours": hashes.colours.tolist(),
                          "embedding": vectors[k].tolist() if vectors is not None else None,
                          "embedder": name})
         thumbs.append({"file_hash": item["file_hash"], **make_thumbnail(image)})
@@ -124,10 +124,10 @@ def rebuild_near_duplicates(settings: Settings, client: Any,
     with open_catalog(settings) as catalog:
         pairs = None
         if stats.embedder:
-            hashes, vectors, layouts = catalog.image_embeddings(stats.embedder)
+            hashes, vectors, layouts, colours = catalog.image_embeddings(stats.embedder)
             if len(hashes) > 1:
                 i, j, cosine = detect.embedding_pairs(vectors)
-                keep = detect.layouts_agree(layouts, i, j)
+                keep = detect.layouts_agree(layouts, i, j) & detect.colours_agree(colours, i, j)
                 i, j, cosine = i[keep], j[keep], cosine[keep]
                 keep = ~detect.crowded(i, j, len(hashes))
                 i, j, cosine = i[keep], j[keep], cosine[keep]

@@ -27,7 +27,7 @@ PHOTOS = ("astronaut", "camera", "motorcycle")
 
 @pytest.fixture(scope="module")
 def images() -> list[evalset.EvalImage]:
-    return evalset.generate(PHOTOS)
+    return evalset.generate(PHOTOS, graphics=0)
 
 
 def key_of(image: evalset.EvalImage) -> str:
@@ -89,6 +89,44 @@ def test_crops_mirrors_rotations_watermarks_and_letterbox_are_found(
     # A second run reads no picture again: features are kept per content hash.
     again = stages.rebuild_near_duplicates(settings, s3_client)
     assert again.features_computed == 0 and again.pairs == stats.pairs
+
+
+def test_distinct_graphics_of_one_style_are_not_paired_but_their_copies_are(
+    settings: Settings, s3_client: Any
+) -> None:
+    """Gradients with flat shapes (like the demo's pictures, UI art, banners) all embed alike;
+    two different ones, even with the same background or the same banner style, are not the same
+    picture, while a resized, recompressed, cropped or mirrored copy of one is."""
+    settings = replace(settings, near_duplicate_embeddings=True)
+    images = evalset.generate((), graphics=8)  # two each: noisy, sibling, flat, banner
+    stats = ingest(settings, s3_client, images)
+    assert stats.skipped == [] and stats.feature_errors == 0
+
+    pairs = found_pairs(settings, images)
+    across = [(images[i].name, images[j].name, method) for (i, j), (method, _) in pairs.items()
+              if images[i].origin != images[j].origin]
+    assert across == []
+    by_name = {x.name: k for k, x in enumerate(images)}
+    for k in range(8):
+        original = by_name[f"graphic-{k:02d}/original"]
+        resized = tuple(sorted((original, by_name[f"graphic-{k:02d}/resize-50"])))
+        assert resized in pairs, images[original].name
+    scores = evalset.evaluate(images, set(pairs))
+    assert scores["graphic"].recall >= 0.9 and scores["graphic-negatives"].fp == 0, scores
+
+
+def test_colour_distance_is_a_perceptual_difference_either_way_round() -> None:
+    red = Image.new("RGB", (64, 64), (200, 30, 30))
+    half = red.copy()
+    half.paste((30, 30, 200), (0, 0, 32, 64))  # left half blue
+    colours = np.stack([hash_features(im).colours
+                        for im in (red, half, ImageOps.mirror(half), red.convert("L"))])
+    i, j = np.array([0, 1, 0]), np.array([1, 2, 3])
+    distance = detect.colour_distances(colours, i, j)
+    assert distance[1] < 1e-3  # a mirror image has the same colours, mirrored
+    assert distance[0] > 2 * detect.MAX_COLOUR  # half the picture changed from red to blue
+    assert distance[2] > detect.MAX_COLOUR  # a greyscale copy: the hashes' business
+    assert list(detect.colours_agree(colours, i, j)) == [False, True, False]
 
 
 def test_the_catalog_hash_search_finds_what_brute_force_finds(
