@@ -30,7 +30,6 @@ HYPERSCAN_MAX_KEYS = 20_000
 SNIPPET_BYTES = 60
 SNIPPET_CHARS = 200
 _PERCENT_ESCAPE = re.compile(rb"%[0-9A-F]{2}")
-_HEX = frozenset(b"0123456789abcdefABCDEF")
 _ENTITY_NAMES = {p: n for p, n in html.entities.codepoint2name.items() if p > 127}
 
 
@@ -94,22 +93,19 @@ def _compiled_scan() -> Any:
 
 def scan_text(data: bytes) -> tuple[list[tuple[str, int, int]], set[int]]:
     """One pass over ``data`` (a document's plain text as UTF-8): (32 lower-case hex digits,
-    start, end) of each UUID-shaped run (dashed, or 32 hex digits) not inside a longer hex run,
-    and the triggers found (``ENCODED_URL_TRIGGER`` and those :func:`mention_views` uses)."""
+    start, end) of each UUID-shaped window (dashed, or 32 hex digits), wherever it is, also
+    inside a longer hex or dashed run, and the triggers found (``ENCODED_URL_TRIGGER`` and those :func:`mention_views` uses)."""
     hits: list[tuple[str, int, int]] = []
     found: set[int] = set()
-    n = len(data)
 
     def on_match(index: int, start: int, end: int, flags: int, context: Any) -> None:
         if index > _UUID_PLAIN:
             found.add(index)
             return
+        # Every window counts, whatever its neighbours: Vectorscan reports each end of a
+        # fixed-width pattern, so the windows of a longer hex or dashed run are all tried
+        # (``media-<id>``, ``<id>-1200w.jpg``, ``image<id>``).
         start = end - _UUID_WIDTH[index]
-        if start and data[start - 1] in _HEX or end < n and data[end] in _HEX:
-            return
-        if index == _UUID_DASHED and (start and data[start - 1] == 45
-                                      or end < n and data[end] == 45):
-            return  # part of a longer dashed run
         hits.append((data[start:end].replace(b"-", b"").decode("ascii").lower(), start, end))
 
     _compiled_scan().scan(data, match_event_handler=on_match)

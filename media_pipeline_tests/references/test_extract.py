@@ -616,10 +616,43 @@ def test_media_ids_read_from_the_catalog_are_found_anywhere() -> None:
     assert x.extract(media_id_for("other", "x")).refs == set()
 
 
-def test_unknown_or_embedded_uuids_are_ignored() -> None:
+def test_unknown_uuids_are_ignored() -> None:
     x = evidence_extractor(known=["k/a.png"])
     media_id = media_id_for(BUCKET, "k/a.png")
-    assert x.extract(f"{UUID} ab{media_id.replace('-', '')}").refs == set()
+    assert x.extract(f"{UUID} ab{media_id.replace('-', '')[:-1]}").refs == set()
+
+
+@pytest.mark.parametrize("form", [
+    "https://img.example.com/{id}-1200w.jpg", '<img id="media-{id}">', "image{id}", "{id}a",
+    "/img/{id}-thumb.webp", "img-{id}.jpg", "--{id}--", "0x{hex}", "file{hex}", "{hex}-sm.png",
+    "img-{hex}.png", "ab{hex}cd", "{id}-{id2}",
+], ids=["suffix-width", "media-prefix", "hex-letter-before", "hex-letter-after", "suffix-thumb",
+        "img-prefix", "double-dashes", "hex-0x", "hex-file", "hex-dash-after", "hex-dash-before",
+        "hex-both-sides", "two-ids-dashed-together"])
+@pytest.mark.parametrize("case", ["lower", "upper"])
+def test_a_known_media_id_is_found_whatever_is_next_to_it(form: str, case: str) -> None:
+    # Issue 10 (hostile review): a "-" or a hex digit beside the id used to hide it.
+    media_id = media_id_for(BUCKET, "k/a.png")
+    other = media_id_for(BUCKET, "k/b.png")
+    text = form.format(id=media_id, hex=media_id.replace("-", ""), id2=other)
+    text = text.upper() if case == "upper" else text
+    found = evidence_extractor(known=["k/a.png", "k/b.png"]).extract(text)
+    expected = {Ref("media_id", media_id, "media_id")}
+    if "{id2}" in form:
+        expected.add(Ref("media_id", other, "media_id"))
+    assert found.refs == expected, text
+
+
+def test_every_window_of_a_long_hex_run_is_tried() -> None:
+    from media_pipeline.references.mentions import scan_text
+
+    media_id = media_id_for(BUCKET, "k/a.png").replace("-", "")
+    run = "0123456789abcdef" + media_id + "fedcba"
+    hits, _ = scan_text(run.encode())
+    assert [h for h, _, _ in hits].count(media_id) == 1
+    assert len([h for h, _, _ in hits]) == len(run) - 31  # one per end position
+    assert evidence_extractor(known=["k/a.png"]).extract(run).refs == {
+        Ref("media_id", media_id_for(BUCKET, "k/a.png"), "media_id")}
 
 
 @pytest.mark.parametrize("spelling", [
