@@ -22,9 +22,9 @@ import html
 import html.entities
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 HYPERSCAN_MAX_KEYS = 20_000
 SNIPPET_BYTES = 60
@@ -94,7 +94,8 @@ def _compiled_scan() -> Any:
 def scan_text(data: bytes) -> tuple[list[tuple[str, int, int]], set[int]]:
     """One pass over ``data`` (a document's plain text as UTF-8): (32 lower-case hex digits,
     start, end) of each UUID-shaped window (dashed, or 32 hex digits), wherever it is, also
-    inside a longer hex or dashed run, and the triggers found (``ENCODED_URL_TRIGGER`` and those :func:`mention_views` uses)."""
+    inside a longer hex or dashed run, and the triggers found (``ENCODED_URL_TRIGGER`` and
+    those :func:`mention_views` uses)."""
     hits: list[tuple[str, int, int]] = []
     found: set[int] = set()
 
@@ -132,12 +133,46 @@ def _dots(text: str) -> str:
     return text
 
 
+def _layers(text: str, decode: Callable[[str], str]) -> list[str]:
+    """``decode(text)``, applied again while it changes something (at most three layers)."""
+    out = []
+    for _ in range(3):
+        decoded = decode(text)
+        if decoded == text:
+            break
+        out.append(decoded)
+        text = decoded
+    return out
+
+
+def _decoded(text: str) -> list[str]:
+    """Decoded copies of a document, parsed rather than matched spelling by spelling: every
+    HTML character reference (``html.unescape``: ``&period;``, ``&sol;``), then every
+    percent-escape of the text and of that copy, with ``+`` kept (``unquote``) and read as a
+    space (``unquote_plus``), so that a key written half-encoded (``my%20photo%20(1).png``, as
+    Django's ``filepath_to_uri`` and JavaScript's ``encodeURI`` leave ``()!'*,``), with every
+    byte encoded, or with escapes in either hex case reads as itself. Made once per document,
+    only when it holds a ``&``, ``%`` or ``+``; each layer of a double encoding is a copy too.
+    Percent-escapes that are not UTF-8 decode to U+FFFD (and name no key)."""
+    bases = [text]
+    if "&" in text:
+        bases += _layers(text, html.unescape)
+    out: list[str] = []
+    for base in bases:
+        if "%" in base or "+" in base:
+            out += _layers(base, unquote)
+            out += _layers(base, unquote_plus)
+    out = [_dots(d) if "/." in d else d for d in out]
+    return bases[1:] + out
+
+
 def mention_views(text: str, plain: str, data: bytes | None = None,
                   triggers: set[int] | None = None) -> list[str]:
     """Copies of a document to match mentions in besides ``plain`` (its unescaped text, where
     ``&#9;`` and ``&NewLine;`` are already decoded): only those that differ, made only when the
     text holds what they undo. From ``plain``: tab/CR/LF inside URLs removed, ``%2e`` decoded
-    and dot segments resolved. From the raw ``text``, when it has backslashes JSON would not
+    and dot segments resolved; from that copy, its entity- and percent-decoded copies
+    (:func:`_decoded`). From the raw ``text``, when it has backslashes JSON would not
     write: backslashes read as slashes (``http://host\\media\\a.png``), and CSS escapes decoded
     (``\\63 ``, ``\\:``; Markdown's ``\\_``, ``\\(`` too), each with entities decoded and tab/
     CR/LF removed. ``data``: ``plain`` as UTF-8, and ``triggers``: what :func:`scan_text` found
@@ -157,6 +192,9 @@ def mention_views(text: str, plain: str, data: bytes | None = None,
         view = _dots(view)
     if view != plain:
         views.append(view)
+    for decoded in _decoded(view):
+        if decoded != plain and decoded not in views:
+            views.append(decoded)
     if "\\" in text and _ODD_BACKSLASH.search(text):
         for raw in (_SLASHES.sub("/", text), _CSS_ESCAPE.sub(_css_char, text)):
             raw = _dots(html.unescape(raw).translate(_CONTROL))
