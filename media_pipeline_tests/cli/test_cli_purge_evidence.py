@@ -227,6 +227,48 @@ def test_an_api_with_an_empty_page_midway_fails_and_the_file_on_a_later_page_sta
     assert '"entry": ["3"]' in shown.output  # the old references were kept
 
 
+def test_an_item_that_moves_between_pages_during_a_scan_fails_it_and_the_file_stays(
+        env: dict[str, str], settings: Settings, s3_client: Any, tmp_path: Path,
+        api: Api) -> None:
+    # Issue 10 (hostile review): offset pages over a collection an edit re-sorts mid-scan.
+    # Item "a" moves from first to last after page 1 is read: "b" (the only item using the
+    # file) slides onto page 1, which was already read, and is never seen; "a" comes twice,
+    # the count still matches the total, and one lost item of 20 is under the drift guard.
+    names = ["a", "b", *(f"x{i:02}" for i in range(18))]
+    bodies = {name: page(USED if name == "b" else OTHER) for name in names}
+    order = list(names)
+    moves = {"after page 1": False}
+
+    def pages(n: int) -> dict[str, Any]:
+        item = order[n - 1]
+        if n == 1 and moves["after page 1"]:
+            order[:] = [*names[1:], "a"]
+        return {"data": [{"id": item, "body": bodies[item]}], "meta": {"total": len(names)}}
+
+    api.pages = pages
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "headless", "type": "http", "url": api.url, "items": "data", "id_field": "id",
+        "text_fields": ["body"], "content_type": "entry", "page_param": "page",
+        "total": "meta.total", "retries": 0}))
+    assert run(env, "scan").exit_code == 0
+    force_delete_used(env, settings)
+
+    moves["after page 1"] = True
+    scanned = run(env, "scan")
+    assert scanned.exit_code == 1, scanned.output
+    assert ("content id a was served twice (pages 1 and 20): the collection changed while it "
+            "was read; the next scan retries") in " ".join(scanned.output.split())
+    output = refused_purge(env, settings, s3_client, "headless (latest scan failed")
+    assert "served twice" in output
+    shown = run(env, "refs", "show", media_id(settings, USED), "--user", ADMIN)
+    assert '"entry": ["b"]' in shown.output  # the old references were kept
+
+    moves["after page 1"] = False  # the next scan reads a steady collection
+    assert run(env, "scan").exit_code == 0
+    assert run(env, "purge").exit_code == 0
+    assert USED in object_keys(s3_client, settings)  # still used by "b"
+
+
 # -- point 3: the purge does not trust today's settings ------------------------------------------
 
 
