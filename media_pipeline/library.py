@@ -861,9 +861,10 @@ class MediaLibrary:
             raise Conflict(f"content source {name} is configured and enabled in "
                            f"{self.settings.content_sources}; remove it (or set enabled: "
                            "false) before retiring it")
+        disabled = name in lifecycle.disabled_source_names(self.settings)
         with self._writing() as catalog:
             try:
-                return catalog.retire_source(name, user, reason)
+                return catalog.retire_source(name, user, reason, configured=disabled)
             except ValueError as exc:  # never scanned, or retired already
                 raise Refused(str(exc)) from None
 

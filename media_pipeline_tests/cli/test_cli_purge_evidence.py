@@ -319,6 +319,64 @@ def test_a_configured_source_cannot_be_retired(
     assert unknown.exit_code == 1 and "never scanned" in unknown.output
 
 
+def test_a_disabled_source_blocks_the_purge_until_it_is_retired(
+        env: dict[str, str], settings: Settings, s3_client: Any, tmp_path: Path) -> None:
+    # Issue 10 (hostile review): a source configured with enabled: false and never scanned
+    # was not required, so a file only it uses was purged. Disabling is not retiring.
+    site, archive = tmp_path / "site", tmp_path / "archive"
+    site.mkdir()
+    archive.mkdir()
+    (site / "1.html").write_text(page(OTHER))
+    (archive / "1.html").write_text(page(USED))  # only the disabled source uses the file
+    path = tmp_path / "sources.yaml"
+    path.write_text(json.dumps({"sources": [
+        {"name": "site", "type": "files", "root": str(site), "content_type": "page"},
+        {"name": "archive", "type": "files", "root": str(archive), "content_type": "page",
+         "enabled": False}]}))
+    env["MEDIA_PIPELINE_SOURCES"] = str(path)
+    assert run(env, "delete", media_id(settings, USED), "--user", EDITOR).exit_code == 0
+    assert run(env, "scan").exit_code == 0  # the enabled source only, after the deletion
+
+    output = refused_purge(env, settings, s3_client, "archive (disabled with enabled: false, "
+                                                     "not retired: never scanned")
+    assert "sources retire archive --user ADMIN" in output
+    wide = run({**env, "COLUMNS": "400"}, "purge")
+    assert "archive (configured, disabled): never scanned" in wide.output, wide.output
+    dry = run(env, "purge", "--dry-run", "--json")
+    assert dry.exit_code == 1
+    report = json.loads(dry.output[:dry.output.rindex("}") + 1])
+    assert "archive" in report["sources"] and report["disabled"] == ["archive"]
+    listed = {r["source"]: r for r in json.loads(run(env, "sources", "list", "--json").output)}
+    assert listed["archive"]["disabled"] and listed["archive"]["required"]
+    assert listed["archive"]["stale"]
+
+    # Retiring is the explicit, audited way out, also for a source never scanned.
+    assert run(env, "sources", "retire", "archive", "--user", EDITOR).exit_code == 1
+    retired = run(env, "sources", "retire", "archive", "--user", ADMIN, "--reason", "gone")
+    assert retired.exit_code == 0, retired.output
+    with Catalog.open(settings.catalog_path) as catalog:
+        [(actor, details)] = catalog.con.execute(
+            "SELECT actor, details FROM audit_log WHERE action = 'source.retire'").fetchall()
+    assert actor == ADMIN and json.loads(details)["source"] == "archive"
+    listed = {r["source"]: r for r in json.loads(run(env, "sources", "list", "--json").output)}
+    assert not listed["archive"]["required"]
+    done = run(env, "purge")
+    assert done.exit_code == 0, done.output
+    assert USED not in object_keys(s3_client, settings)
+
+
+def test_a_missing_variable_suggests_retiring_not_disabling(
+        env: dict[str, str], tmp_path: Path) -> None:
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "cms", "type": "http", "url": "https://cms.example.com/${NO_SUCH_VAR_10}",
+        "items": "data", "id_field": "id", "text_fields": ["body"], "content_type": "entry"}))
+    result = run(env, "purge")
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "NO_SUCH_VAR_10" in text and "sources retire cms --user ADMIN" in text, text
+    assert "enabled: false" not in text
+
+
 # -- point 4: forms the extractor used to miss, and mentions ------------------------------------
 
 FORMS = {
