@@ -134,9 +134,9 @@ def _dots(text: str) -> str:
 
 
 def _layers(text: str, decode: Callable[[str], str]) -> list[str]:
-    """``decode(text)``, applied again while it changes something (at most three layers)."""
+    """``decode(text)``, applied once more if that changes something (two layers)."""
     out = []
-    for _ in range(3):
+    for _ in range(2):
         decoded = decode(text)
         if decoded == text:
             break
@@ -147,23 +147,24 @@ def _layers(text: str, decode: Callable[[str], str]) -> list[str]:
 
 def _decoded(text: str) -> list[str]:
     """Decoded copies of a document, parsed rather than matched spelling by spelling: every
-    HTML character reference (``html.unescape``: ``&period;``, ``&sol;``), then every
-    percent-escape of the text and of that copy, with ``+`` kept (``unquote``) and read as a
-    space (``unquote_plus``), so that a key written half-encoded (``my%20photo%20(1).png``, as
-    Django's ``filepath_to_uri`` and JavaScript's ``encodeURI`` leave ``()!'*,``), with every
-    byte encoded, or with escapes in either hex case reads as itself. Made once per document,
-    only when it holds a ``&``, ``%`` or ``+``; each layer of a double encoding is a copy too.
-    Percent-escapes that are not UTF-8 decode to U+FFFD (and name no key)."""
-    bases = [text]
-    if "&" in text:
-        bases += _layers(text, html.unescape)
+    HTML character reference decoded (``html.unescape``, twice: ``&period;``, ``&sol;``,
+    ``&amp;#47;``), then every percent-escape of that copy, with ``+`` kept (``unquote``, and
+    once more for a double encoding) and read as a space (``unquote_plus``), so that a key
+    written half-encoded (``my%20photo%20(1).png``, as Django's ``filepath_to_uri`` and
+    JavaScript's ``encodeURI`` leave ``()!'*,``), with every byte encoded, or with escapes in
+    either hex case reads as itself. Made once per document, only when it holds a ``&``,
+    ``%`` or ``+``. Percent-escapes that are not UTF-8 decode to U+FFFD (and name no key)."""
     out: list[str] = []
-    for base in bases:
-        if "%" in base or "+" in base:
-            out += _layers(base, unquote)
-            out += _layers(base, unquote_plus)
-    out = [_dots(d) if "/." in d else d for d in out]
-    return bases[1:] + out
+    if "&" in text:
+        out += _layers(text, html.unescape)
+        text = out[-1] if out else text
+    if "%" in text:
+        out += _layers(text, unquote)
+    if "+" in text:
+        plus = unquote_plus(text)
+        if plus != text:
+            out.append(plus)
+    return [_dots(d) if "/." in d else d for d in out]
 
 
 def mention_views(text: str, plain: str, data: bytes | None = None,
