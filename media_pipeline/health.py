@@ -134,15 +134,20 @@ def check_public_exposure(settings: Settings, client: Any, sample_size: int = 20
 def source_health(settings: Settings) -> list[dict[str, Any]]:
     """The scan state of every source a purge needs (configured today, or ever scanned and not
     retired); a stale one blocks purges and auto soft-delete."""
-    from media_pipeline.lifecycle.sources import SourcesUnavailable, enabled_source_names
+    from media_pipeline.lifecycle.sources import (
+        SourcesUnavailable,
+        disabled_source_names,
+        enabled_source_names,
+    )
 
     try:
         configured = enabled_source_names(settings)
+        disabled = disabled_source_names(settings)
     except SourcesUnavailable as exc:  # purges refuse too: the check says why
         return [{"source": str(settings.content_sources), "stale": True, "reason": str(exc),
                  "state": None, "last_ok_started": None, "latest_started": None}]
     with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
-        return catalog.source_scan_status(catalog.required_sources(configured))
+        return catalog.source_scan_status(catalog.required_sources(configured, disabled))
 
 
 # -- the checks -----------------------------------------------------------------------------

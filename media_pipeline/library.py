@@ -832,8 +832,10 @@ class MediaLibrary:
             raise Conflict(f"content source {name} is configured and enabled in "
                            f"{self.settings.content_sources}; remove it (or set enabled: "
                            "false) before retiring it")
+        disabled = name in lifecycle.disabled_source_names(self.settings)
         with self._writing() as catalog:
-            return catalog.retire_source(name, user, reason)  # Refused: never scanned, retired
+            # Refused: never scanned (and not configured), or retired already
+            return catalog.retire_source(name, user, reason, configured=disabled)
 
 
 def row_fields(row: dict[str, Any]) -> dict[str, Any]:

@@ -467,17 +467,23 @@ class ReferenceSQL(LifecycleSQL):
             f"SELECT source, kind, description, first_seen, last_seen, retired_at, retired_by, "
             f"retired_reason FROM content_sources {where} ORDER BY source", [])
 
-    def required_sources(self, configured: Sequence[str]) -> list[str]:
-        """The sources a purge must have trusted scans from: today's configured ones and every
-        source the catalog has scanned and nobody retired."""
-        remembered = [r["source"] for r in self.remembered_sources()]
-        return sorted(set(configured) | set(remembered))
+    def required_sources(self, configured: Sequence[str],
+                         disabled: Sequence[str] = ()) -> list[str]:
+        """The sources a purge must have trusted scans from: today's configured ones, every
+        source the catalog has scanned and nobody retired, and each ``disabled`` one (configured
+        with ``enabled: false``) nobody retired: disabling a source is not retiring it."""
+        sources = self.remembered_sources(include_retired=True)
+        remembered = [r["source"] for r in sources if r["retired_at"] is None]
+        retired = {r["source"] for r in sources if r["retired_at"] is not None}
+        return sorted(set(configured) | set(remembered) | (set(disabled) - retired))
 
     def retire_source(self, source: str, user: str, reason: str | None = None,
-                      now: datetime | None = None) -> dict[str, Any]:
+                      now: datetime | None = None, *, configured: bool = False,
+                      ) -> dict[str, Any]:
         """Forget a source for good: its scanned references go (counts recomputed) and purges
-        no longer wait for it. Audited with the number of references removed. Raises
-        :class:`Refused` for a source never scanned or already retired."""
+        no longer wait for it. Audited with the number of references removed. ``configured``:
+        the source is configured (disabled), so one never scanned may be retired too. Raises
+        :class:`Refused` for a source never scanned (and not configured) or already retired."""
         now = aware(now) or utc_now()
         con = self.con
         with PURGE_EXCLUSION, self.transaction():
@@ -485,8 +491,11 @@ class ReferenceSQL(LifecycleSQL):
                 "SELECT count(*), count(retired_at) FROM content_sources WHERE source = ?",
                 [source]).fetchone()
             assert row is not None
-            if not row[0]:
+            if not row[0] and not configured:
                 raise Refused(f"the catalog has never scanned a source named {source!r}")
+            if not row[0]:  # configured but never scanned: remembered as retired from now on
+                con.execute("INSERT INTO content_sources VALUES (?, NULL, NULL, ?, ?, NULL, "
+                            "NULL, NULL)", [source, now, now])
             if row[1]:
                 raise Refused(f"content source {source!r} is already retired")
             last = con.execute(

@@ -239,7 +239,8 @@ def _sources_text(report: PurgeReport) -> str:
     by_name = {s["source"]: s for s in report.source_status}
     parts = []
     for name in report.sources:
-        origin = "configured" if name in report.configured else "remembered"
+        origin = ("configured" if name in report.configured
+                  else "configured, disabled" if name in report.disabled else "remembered")
         status = by_name.get(name, {})
         state = status.get("reason") or f"last trusted scan {status.get('last_ok_started')}"
         parts.append(f"{name} ({origin}): {state}")

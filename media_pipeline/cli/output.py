@@ -178,7 +178,7 @@ def print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> Non
         click.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str,
                               indent=2))
     elif fmt == "csv":
-        writer = csv.writer(sys.stdout)
+        writer = csv.writer(sys.stdout, lineterminator="\n")  # not CSV's default CRLF
         writer.writerow(columns)
         writer.writerows(rows)
     else:

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from media_pipeline.cli.output import console, fail, friendly_errors, library
 from media_pipeline.kinds import ScanState
-from media_pipeline.lifecycle import enabled_source_names
+from media_pipeline.lifecycle import disabled_source_names, enabled_source_names
 from media_pipeline.settings import Settings
 
 # -- scan ----------------------------------------------------------------------------------------
@@ -112,15 +112,17 @@ def sources_list(as_json: bool) -> None:
 
     settings = Settings.from_env()
     configured = enabled_source_names(settings)
+    disabled = disabled_source_names(settings)
     with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
         remembered = {r["source"]: r for r in catalog.remembered_sources(include_retired=True)}
-        names = sorted(set(configured) | set(remembered))
+        names = sorted(set(configured) | set(disabled) | set(remembered))
         status = {s["source"]: s for s in catalog.source_scan_status(names)}
     rows = []
     for name in names:
         memory = remembered.get(name, {})
         rows.append({
-            "source": name, "configured": name in configured,
+            "source": name, "configured": name in configured or name in disabled,
+            "disabled": name in disabled,
             "remembered": name in remembered, "kind": memory.get("kind"),
             "retired_at": memory.get("retired_at"), "retired_by": memory.get("retired_by"),
             "required": memory.get("retired_at") is None or name in configured,
@@ -134,7 +136,8 @@ def sources_list(as_json: bool) -> None:
     table = Table("source", "configured", "required by purge", "latest scan",
                   "last trusted scan", "retired", "stale because")
     for r in rows:
-        table.add_row(Text(r["source"]), "yes" if r["configured"] else "no",
+        table.add_row(Text(r["source"]),
+                      "disabled" if r["disabled"] else "yes" if r["configured"] else "no",
                       "yes" if r["required"] else "no", str(r["state"] or "never"),
                       str(r["last_trusted_scan"] or ""),
                       Text(f"{r['retired_at']} by {r['retired_by']}" if r["retired_at"] else ""),

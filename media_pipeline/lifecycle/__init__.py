@@ -16,7 +16,11 @@ from media_pipeline.lifecycle.actions import (
     restore,
 )
 from media_pipeline.lifecycle.purge import PurgeReport, purge
-from media_pipeline.lifecycle.sources import SourcesUnavailable, enabled_source_names
+from media_pipeline.lifecycle.sources import (
+    SourcesUnavailable,
+    disabled_source_names,
+    enabled_source_names,
+)
 from media_pipeline.lifecycle.unpurge import bucket_versioning, unpurge
 
 __all__ = [
@@ -30,6 +34,7 @@ __all__ = [
     "auto_soft_delete",
     "bucket_versioning",
     "delete",
+    "disabled_source_names",
     "enabled_source_names",
     "purge",
     "references",

@@ -36,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from media_pipeline.catalog import Catalog
 from media_pipeline.catalog.lifecycle_sql import PURGE_EXCLUSION, OverCap, aware, utc_now
 from media_pipeline.errors import InvalidInput, StorageError
+from media_pipeline.lifecycle.sources import disabled_source_names
 from media_pipeline.locks import exclusive
 from media_pipeline.settings import Settings
 from media_pipeline.storage.s3 import is_not_found
@@ -80,6 +81,7 @@ class PurgeReport:
     files: list[dict[str, Any]] = field(default_factory=list)  # dry run: what would go
     sources: list[str] = field(default_factory=list)
     configured: list[str] = field(default_factory=list)  # the ones today's settings list
+    disabled: list[str] = field(default_factory=list)  # configured with enabled: false
     source_status: list[dict[str, Any]] = field(default_factory=list)
     # soft-deleted past the retention but still referenced: why each one stays
     kept: list[dict[str, Any]] = field(default_factory=list)
@@ -128,9 +130,11 @@ def purge(
         raise InvalidInput(f"the purge batch size must be between 1 and {DELETE_OBJECTS_MAX}")
     step: StepCallback = on_step or (lambda name, info: None)
     configured = sorted(set(enabled_sources))
+    # Disabling a source is not retiring it: the purge waits for it until it is retired.
+    disabled = sorted(set(disabled_source_names(settings)) - set(configured))
     cutoff = now - timedelta(days=retention)
     versions = settings.purge_versions
-    report = PurgeReport(dry_run=dry_run, configured=configured)
+    report = PurgeReport(dry_run=dry_run, configured=configured, disabled=disabled)
     purge_id = uuid.uuid4().hex
 
     with _purge_lock(settings):
@@ -146,7 +150,7 @@ def purge(
                 catalog.sync_reference_counts(now)
                 step("settled", {"settled": report.settled})
             # Every source ever scanned counts, not only today's configuration.
-            sources = catalog.required_sources(configured)
+            sources = catalog.required_sources(configured, disabled)
             report.sources = sources
             status = catalog.source_scan_status(sources)
             report.source_status = status
@@ -155,7 +159,7 @@ def purge(
             report.kept = catalog.kept_referenced(cutoff, KEPT_LISTED)
             if stale or horizon is None:
                 report.refused_reason = "stale content sources, purging nothing: " + "; ".join(
-                    _stale_text(s, configured, enabled_sources) for s in stale)
+                    _stale_text(s, configured, disabled) for s in stale)
             else:
                 found = catalog.purge_candidates(cutoff, horizon,
                                                  DRY_RUN_LISTED if dry_run else 0)
@@ -213,10 +217,14 @@ def purge(
 
 
 def _stale_text(status: dict[str, Any], configured: Sequence[str],
-                enabled: Sequence[str]) -> str:
+                disabled: Sequence[str]) -> str:
     name = status["source"]
     if name in configured:
         return f"{name} ({status['reason']})"
+    if name in disabled:
+        return (f"{name} (disabled with enabled: false, not retired: {status['reason']}; "
+                f"enable and scan it, or if its content is gone, retire it with "
+                f"media-pipeline sources retire {name} --user ADMIN)")
     return (f"{name} (remembered; not in today's configuration: {status['reason']}; if its "
             f"content is gone, retire it with media-pipeline sources retire {name} "
             "--user ADMIN)")

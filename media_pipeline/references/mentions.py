@@ -22,15 +22,14 @@ import html
 import html.entities
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 HYPERSCAN_MAX_KEYS = 20_000
 SNIPPET_BYTES = 60
 SNIPPET_CHARS = 200
 _PERCENT_ESCAPE = re.compile(rb"%[0-9A-F]{2}")
-_HEX = frozenset(b"0123456789abcdefABCDEF")
 _ENTITY_NAMES = {p: n for p, n in html.entities.codepoint2name.items() if p > 127}
 
 
@@ -94,22 +93,20 @@ def _compiled_scan() -> Any:
 
 def scan_text(data: bytes) -> tuple[list[tuple[str, int, int]], set[int]]:
     """One pass over ``data`` (a document's plain text as UTF-8): (32 lower-case hex digits,
-    start, end) of each UUID-shaped run (dashed, or 32 hex digits) not inside a longer hex run,
-    and the triggers found (``ENCODED_URL_TRIGGER`` and those :func:`mention_views` uses)."""
+    start, end) of each UUID-shaped window (dashed, or 32 hex digits), wherever it is, also
+    inside a longer hex or dashed run, and the triggers found (``ENCODED_URL_TRIGGER`` and
+    those :func:`mention_views` uses)."""
     hits: list[tuple[str, int, int]] = []
     found: set[int] = set()
-    n = len(data)
 
     def on_match(index: int, start: int, end: int, flags: int, context: Any) -> None:
         if index > _UUID_PLAIN:
             found.add(index)
             return
+        # Every window counts, whatever its neighbours: Vectorscan reports each end of a
+        # fixed-width pattern, so the windows of a longer hex or dashed run are all tried
+        # (``media-<id>``, ``<id>-1200w.jpg``, ``image<id>``).
         start = end - _UUID_WIDTH[index]
-        if start and data[start - 1] in _HEX or end < n and data[end] in _HEX:
-            return
-        if index == _UUID_DASHED and (start and data[start - 1] == 45
-                                      or end < n and data[end] == 45):
-            return  # part of a longer dashed run
         hits.append((data[start:end].replace(b"-", b"").decode("ascii").lower(), start, end))
 
     _compiled_scan().scan(data, match_event_handler=on_match)
@@ -136,12 +133,47 @@ def _dots(text: str) -> str:
     return text
 
 
+def _layers(text: str, decode: Callable[[str], str]) -> list[str]:
+    """``decode(text)``, applied once more if that changes something (two layers)."""
+    out = []
+    for _ in range(2):
+        decoded = decode(text)
+        if decoded == text:
+            break
+        out.append(decoded)
+        text = decoded
+    return out
+
+
+def _decoded(text: str) -> list[str]:
+    """Decoded copies of a document, parsed rather than matched spelling by spelling: every
+    HTML character reference decoded (``html.unescape``, twice: ``&period;``, ``&sol;``,
+    ``&amp;#47;``), then every percent-escape of that copy, with ``+`` kept (``unquote``, and
+    once more for a double encoding) and read as a space (``unquote_plus``), so that a key
+    written half-encoded (``my%20photo%20(1).png``, as Django's ``filepath_to_uri`` and
+    JavaScript's ``encodeURI`` leave ``()!'*,``), with every byte encoded, or with escapes in
+    either hex case reads as itself. Made once per document, only when it holds a ``&``,
+    ``%`` or ``+``. Percent-escapes that are not UTF-8 decode to U+FFFD (and name no key)."""
+    out: list[str] = []
+    if "&" in text:
+        out += _layers(text, html.unescape)
+        text = out[-1] if out else text
+    if "%" in text:
+        out += _layers(text, unquote)
+    if "+" in text:
+        plus = unquote_plus(text)
+        if plus != text:
+            out.append(plus)
+    return [_dots(d) if "/." in d else d for d in out]
+
+
 def mention_views(text: str, plain: str, data: bytes | None = None,
                   triggers: set[int] | None = None) -> list[str]:
     """Copies of a document to match mentions in besides ``plain`` (its unescaped text, where
     ``&#9;`` and ``&NewLine;`` are already decoded): only those that differ, made only when the
     text holds what they undo. From ``plain``: tab/CR/LF inside URLs removed, ``%2e`` decoded
-    and dot segments resolved. From the raw ``text``, when it has backslashes JSON would not
+    and dot segments resolved; from that copy, its entity- and percent-decoded copies
+    (:func:`_decoded`). From the raw ``text``, when it has backslashes JSON would not
     write: backslashes read as slashes (``http://host\\media\\a.png``), and CSS escapes decoded
     (``\\63 ``, ``\\:``; Markdown's ``\\_``, ``\\(`` too), each with entities decoded and tab/
     CR/LF removed. ``data``: ``plain`` as UTF-8, and ``triggers``: what :func:`scan_text` found
@@ -161,6 +193,9 @@ def mention_views(text: str, plain: str, data: bytes | None = None,
         view = _dots(view)
     if view != plain:
         views.append(view)
+    for decoded in _decoded(view):
+        if decoded != plain and decoded not in views:
+            views.append(decoded)
     if "\\" in text and _ODD_BACKSLASH.search(text):
         for raw in (_SLASHES.sub("/", text), _CSS_ESCAPE.sub(_css_char, text)):
             raw = _dots(html.unescape(raw).translate(_CONTROL))

@@ -227,6 +227,48 @@ def test_an_api_with_an_empty_page_midway_fails_and_the_file_on_a_later_page_sta
     assert '"entry": ["3"]' in shown.output  # the old references were kept
 
 
+def test_an_item_that_moves_between_pages_during_a_scan_fails_it_and_the_file_stays(
+        env: dict[str, str], settings: Settings, s3_client: Any, tmp_path: Path,
+        api: Api) -> None:
+    # Issue 10 (hostile review): offset pages over a collection an edit re-sorts mid-scan.
+    # Item "a" moves from first to last after page 1 is read: "b" (the only item using the
+    # file) slides onto page 1, which was already read, and is never seen; "a" comes twice,
+    # the count still matches the total, and one lost item of 20 is under the drift guard.
+    names = ["a", "b", *(f"x{i:02}" for i in range(18))]
+    bodies = {name: page(USED if name == "b" else OTHER) for name in names}
+    order = list(names)
+    moves = {"after page 1": False}
+
+    def pages(n: int) -> dict[str, Any]:
+        item = order[n - 1]
+        if n == 1 and moves["after page 1"]:
+            order[:] = [*names[1:], "a"]
+        return {"data": [{"id": item, "body": bodies[item]}], "meta": {"total": len(names)}}
+
+    api.pages = pages
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "headless", "type": "http", "url": api.url, "items": "data", "id_field": "id",
+        "text_fields": ["body"], "content_type": "entry", "page_param": "page",
+        "total": "meta.total", "retries": 0}))
+    assert run(env, "scan").exit_code == 0
+    force_delete_used(env, settings)
+
+    moves["after page 1"] = True
+    scanned = run(env, "scan")
+    assert scanned.exit_code == 1, scanned.output
+    assert ("content id a was served twice (pages 1 and 20): the collection changed while it "
+            "was read; the next scan retries") in " ".join(scanned.output.split())
+    output = refused_purge(env, settings, s3_client, "headless (latest scan failed")
+    assert "served twice" in output
+    shown = run(env, "refs", "show", media_id(settings, USED), "--user", ADMIN)
+    assert '"entry": ["b"]' in shown.output  # the old references were kept
+
+    moves["after page 1"] = False  # the next scan reads a steady collection
+    assert run(env, "scan").exit_code == 0
+    assert run(env, "purge").exit_code == 0
+    assert USED in object_keys(s3_client, settings)  # still used by "b"
+
+
 # -- point 3: the purge does not trust today's settings ------------------------------------------
 
 
@@ -275,6 +317,64 @@ def test_a_configured_source_cannot_be_retired(
     assert refused.exit_code == 1 and "configured and enabled" in refused.output
     unknown = run(env, "sources", "retire", "nope", "--user", ADMIN)
     assert unknown.exit_code == 1 and "never scanned" in unknown.output
+
+
+def test_a_disabled_source_blocks_the_purge_until_it_is_retired(
+        env: dict[str, str], settings: Settings, s3_client: Any, tmp_path: Path) -> None:
+    # Issue 10 (hostile review): a source configured with enabled: false and never scanned
+    # was not required, so a file only it uses was purged. Disabling is not retiring.
+    site, archive = tmp_path / "site", tmp_path / "archive"
+    site.mkdir()
+    archive.mkdir()
+    (site / "1.html").write_text(page(OTHER))
+    (archive / "1.html").write_text(page(USED))  # only the disabled source uses the file
+    path = tmp_path / "sources.yaml"
+    path.write_text(json.dumps({"sources": [
+        {"name": "site", "type": "files", "root": str(site), "content_type": "page"},
+        {"name": "archive", "type": "files", "root": str(archive), "content_type": "page",
+         "enabled": False}]}))
+    env["MEDIA_PIPELINE_SOURCES"] = str(path)
+    assert run(env, "delete", media_id(settings, USED), "--user", EDITOR).exit_code == 0
+    assert run(env, "scan").exit_code == 0  # the enabled source only, after the deletion
+
+    output = refused_purge(env, settings, s3_client, "archive (disabled with enabled: false, "
+                                                     "not retired: never scanned")
+    assert "sources retire archive --user ADMIN" in output
+    wide = run({**env, "COLUMNS": "400"}, "purge")
+    assert "archive (configured, disabled): never scanned" in wide.output, wide.output
+    dry = run(env, "purge", "--dry-run", "--json")
+    assert dry.exit_code == 1
+    report = json.loads(dry.output[:dry.output.rindex("}") + 1])
+    assert "archive" in report["sources"] and report["disabled"] == ["archive"]
+    listed = {r["source"]: r for r in json.loads(run(env, "sources", "list", "--json").output)}
+    assert listed["archive"]["disabled"] and listed["archive"]["required"]
+    assert listed["archive"]["stale"]
+
+    # Retiring is the explicit, audited way out, also for a source never scanned.
+    assert run(env, "sources", "retire", "archive", "--user", EDITOR).exit_code == 1
+    retired = run(env, "sources", "retire", "archive", "--user", ADMIN, "--reason", "gone")
+    assert retired.exit_code == 0, retired.output
+    with Catalog.open(settings.catalog_path) as catalog:
+        [(actor, details)] = catalog.con.execute(
+            "SELECT actor, details FROM audit_log WHERE action = 'source.retire'").fetchall()
+    assert actor == ADMIN and json.loads(details)["source"] == "archive"
+    listed = {r["source"]: r for r in json.loads(run(env, "sources", "list", "--json").output)}
+    assert not listed["archive"]["required"]
+    done = run(env, "purge")
+    assert done.exit_code == 0, done.output
+    assert USED not in object_keys(s3_client, settings)
+
+
+def test_a_missing_variable_suggests_retiring_not_disabling(
+        env: dict[str, str], tmp_path: Path) -> None:
+    env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {
+        "name": "cms", "type": "http", "url": "https://cms.example.com/${NO_SUCH_VAR_10}",
+        "items": "data", "id_field": "id", "text_fields": ["body"], "content_type": "entry"}))
+    result = run(env, "purge")
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "NO_SUCH_VAR_10" in text and "sources retire cms --user ADMIN" in text, text
+    assert "enabled: false" not in text
 
 
 # -- point 4: forms the extractor used to miss, and mentions ------------------------------------

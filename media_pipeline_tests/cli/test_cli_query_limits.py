@@ -93,3 +93,11 @@ def test_sizes_are_read_in_any_unit() -> None:
 
     assert [parse_size(v, "X") for v in ("2GB", "512MiB", "1.5 GiB", "1048576")] == [
         2 * 1000**3, 512 * 2**20, int(1.5 * 2**30), 2**20]
+
+
+def test_csv_lines_end_with_a_newline_not_crlf(env: dict[str, str]) -> None:
+    # Issue 10: csv.writer's default line ending is "\r\n".
+    result = CliRunner().invoke(cli, [
+        "query", "SELECT key, 'a,b' AS x FROM media_files", "--format", "csv"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes == b'key,x\nsite/a.png,"a,b"\n'

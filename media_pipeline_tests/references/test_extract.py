@@ -616,10 +616,43 @@ def test_media_ids_read_from_the_catalog_are_found_anywhere() -> None:
     assert x.extract(media_id_for("other", "x")).refs == set()
 
 
-def test_unknown_or_embedded_uuids_are_ignored() -> None:
+def test_unknown_uuids_are_ignored() -> None:
     x = evidence_extractor(known=["k/a.png"])
     media_id = media_id_for(BUCKET, "k/a.png")
-    assert x.extract(f"{UUID} ab{media_id.replace('-', '')}").refs == set()
+    assert x.extract(f"{UUID} ab{media_id.replace('-', '')[:-1]}").refs == set()
+
+
+@pytest.mark.parametrize("form", [
+    "https://img.example.com/{id}-1200w.jpg", '<img id="media-{id}">', "image{id}", "{id}a",
+    "/img/{id}-thumb.webp", "img-{id}.jpg", "--{id}--", "0x{hex}", "file{hex}", "{hex}-sm.png",
+    "img-{hex}.png", "ab{hex}cd", "{id}-{id2}",
+], ids=["suffix-width", "media-prefix", "hex-letter-before", "hex-letter-after", "suffix-thumb",
+        "img-prefix", "double-dashes", "hex-0x", "hex-file", "hex-dash-after", "hex-dash-before",
+        "hex-both-sides", "two-ids-dashed-together"])
+@pytest.mark.parametrize("case", ["lower", "upper"])
+def test_a_known_media_id_is_found_whatever_is_next_to_it(form: str, case: str) -> None:
+    # Issue 10 (hostile review): a "-" or a hex digit beside the id used to hide it.
+    media_id = media_id_for(BUCKET, "k/a.png")
+    other = media_id_for(BUCKET, "k/b.png")
+    text = form.format(id=media_id, hex=media_id.replace("-", ""), id2=other)
+    text = text.upper() if case == "upper" else text
+    found = evidence_extractor(known=["k/a.png", "k/b.png"]).extract(text)
+    expected = {Ref("media_id", media_id, "media_id")}
+    if "{id2}" in form:
+        expected.add(Ref("media_id", other, "media_id"))
+    assert found.refs == expected, text
+
+
+def test_every_window_of_a_long_hex_run_is_tried() -> None:
+    from media_pipeline.references.mentions import scan_text
+
+    media_id = media_id_for(BUCKET, "k/a.png").replace("-", "")
+    run = "0123456789abcdef" + media_id + "fedcba"
+    hits, _ = scan_text(run.encode())
+    assert [h for h, _, _ in hits].count(media_id) == 1
+    assert len([h for h, _, _ in hits]) == len(run) - 31  # one per end position
+    assert evidence_extractor(known=["k/a.png"]).extract(run).refs == {
+        Ref("media_id", media_id_for(BUCKET, "k/a.png"), "media_id")}
 
 
 @pytest.mark.parametrize("spelling", [
@@ -641,6 +674,72 @@ def test_a_mention_in_any_spelling_protects_a_file(spelling: str) -> None:
 ])
 def test_mentions_through_entities_and_unicode_forms(key: str, text: str) -> None:
     assert Ref("key", key, "mention") in evidence_extractor([key]).extract(text, "html").refs
+
+
+def _django_uri(key: str) -> str:  # django.utils.encoding.filepath_to_uri
+    return quote(key, safe="/~!*()'")
+
+
+def _encode_uri(key: str) -> str:  # JavaScript's encodeURI
+    return quote(key, safe="/;,?:@&=+$-_.!~*'()#")
+
+
+def _every_byte(key: str, digits: str = "02X") -> str:
+    return "".join("%" + format(b, digits) for b in key.encode())
+
+
+@pytest.mark.parametrize(("key", "text"), [
+    ("blog/my photo (1).png",
+     f'<img src="https://img.other.net/media/{_django_uri("blog/my photo (1).png")}">'),
+    ("blog/my photo (1).png", f"https://img.other.net/{_encode_uri('blog/my photo (1).png')}"),
+    ("blog/it's!*~.png", "https://x.net/blog/it%27s!*~.png"),
+    ("blog/a,b (2).png", f"https://x.net/{_django_uri('blog/a,b (2).png')}"),
+    ("blog/hero.png", "x blog/her%6F.png x"),
+    ("blog/hero.png", "x " + _every_byte("blog/hero.png") + " x"),
+    ("blog/hero.png", "x " + _every_byte("blog/hero.png", "02x") + " x"),
+    ("blog/café.png", "x blog%2fcaf%C3%a9.png x"),
+    ("blog/hero.png", "<p>blog/hero&period;png</p>"),
+    ("blog/hero.png", "<p>blog&sol;hero&period;png</p>"),
+    ("blog/x&y.png", '<img src="https://x.net/blog/x&amp;amp;y.png">'),
+    ("blog/my photo (1).png", "https://x.net/blog/my+photo+(1).png"),
+    ("blog/ünï 2.png", "<p>blog/&uuml;n&iuml;%202.png</p>"),
+    ("blog/hero.png", "https://x.net/?u=blog%252Fhero.png"),
+], ids=["django-filepath-to-uri", "js-encodeURI", "quote-leaves-punctuation", "django-commas",
+        "one-byte-encoded", "every-byte-upper", "every-byte-lower", "mixed-case-escapes",
+        "named-entity-period", "named-entities", "double-amp", "plus-spaces-raw-parens",
+        "entities-and-percent", "double-percent"])
+@pytest.mark.parametrize("engine", ["hyperscan", "ahocorasick"])
+def test_a_partly_encoded_key_is_a_mention_on_any_host(key: str, text: str,
+                                                       engine: str) -> None:
+    # Issue 10 (hostile review): each spelling used to be no mention, and the file was purged.
+    x = make_extractor().with_evidence(MentionMatcher([key, "blog/other.png"], engine), None)
+    found = x.extract(text, "html")
+    assert Ref("key", key, "mention") in found.refs, text
+    assert Ref("key", "blog/other.png", "mention") not in found.refs
+    assert found.snippets[key]
+
+
+def test_above_the_vectorscan_threshold_mixed_case_escapes_are_mentions(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from media_pipeline.references import mentions
+
+    monkeypatch.setattr(mentions, "HYPERSCAN_MAX_KEYS", 1)  # what 20,001 keys would choose
+    matcher = MentionMatcher.from_keys(["blog/café.png", "blog/my photo (1).png"])
+    assert matcher is not None and matcher.engine == "ahocorasick"
+    x = make_extractor().with_evidence(matcher, None)
+    for key, text in [("blog/café.png", "blog%2fcaf%C3%A9.png"),
+                      ("blog/café.png", "blog%2Fcaf%c3%A9.png"),
+                      ("blog/my photo (1).png", "blog%2fmy%20photo%20(1).png")]:
+        assert Ref("key", key, "mention") in x.extract(text).refs, text
+
+
+def test_decoded_views_are_made_once_and_only_when_needed() -> None:
+    from media_pipeline.references.mentions import mention_views
+
+    plain = "<p>blog/her%6F.png &amp; more</p>"
+    views = mention_views(plain, plain)
+    assert "<p>blog/hero.png & more</p>" in views
+    assert len(views) == len(set(views)) <= 5
 
 
 H = "http://127.0.0.1:9312/media"

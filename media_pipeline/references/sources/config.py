@@ -468,7 +468,8 @@ def _source(raw: Any, index: int, origin: str, base_dir: Path, env: Mapping[str,
         f.error(None, problem)
     if missing and enabled:
         f.error(None, "environment variable(s) not set: " + ", ".join(dict.fromkeys(missing))
-                + " (or set enabled: false)")
+                + f" (a source whose content is gone for good is retired: media-pipeline "
+                f"sources retire {name or 'NAME'} --user ADMIN)")
     f.raw = interpolated
     f.template, f.env = raw, env
     f.unresolved = bool(missing)

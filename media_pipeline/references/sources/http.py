@@ -8,9 +8,12 @@ never ends.
 
 A read ends only on the API's own end signal: no next link, ``has_more`` false, the last of
 ``total_pages``, or ``total`` items read. An empty page that still promises more, a total that
-does not match what was read, a page that repeats the previous one, or the page limit is a
-failure, never the end. A configured text field missing from an item is an error too (a renamed
-field would otherwise read every document as empty), unless it is in ``optional_text_fields``.
+does not match what was read, a page that repeats the previous one, the page limit, or an
+item (content type and id) served twice in one read (the collection changed while it was read:
+an item moved between pages, and another may have been skipped) is a failure, never the end.
+A configured text field missing from an item is an error too (a renamed field would otherwise
+read every document as empty), unless it is in ``optional_text_fields``. Besides the page,
+memory holds each item's content type and id, to notice a repeat.
 """
 
 from __future__ import annotations
@@ -195,9 +198,22 @@ class HttpSource(ContentSource):
         # by its deadline.
         with httpx.Client(timeout=self.timeout, follow_redirects=False,
                           limits=httpx.Limits(max_keepalive_connections=0)) as client:
+            # An item served twice means the collection changed under the pagination (an edit
+            # re-sorted it): offset or page-number pages then skip another item, while the
+            # count can still match ``total``. So a repeat fails the read.
+            pages: dict[tuple[str, str], int] = {}
             for number, _url, items in self._pages(client):
                 for index, item in enumerate(items):
-                    yield self._document(item, number, index)
+                    document = self._document(item, number, index)
+                    seen = (document.content_type, document.content_id)
+                    first = pages.get(seen)
+                    if first is not None:
+                        raise SourceError(
+                            self.name, f"content id {document.content_id} was served twice "
+                                       f"(pages {first} and {number}): the collection changed "
+                                       "while it was read; the next scan retries")
+                    pages[seen] = number
+                    yield document
 
     def _count(self, body: Any, path: str, number: int, what: str) -> int:
         value = dotted(body, path)
