@@ -97,6 +97,8 @@ def layouts_agree(layouts: np.ndarray, i: np.ndarray, j: np.ndarray,
                   min_layout: float = MIN_LAYOUT) -> np.ndarray:
     """For each pair (i[k], j[k]): is the layout correlation, straight or mirrored, at least
     ``min_layout``? Layouts are rows of 64 (8x8) centred unit-length floats."""
+    if not len(i):
+        return np.zeros(0, dtype=bool)
     a, b = layouts[i], layouts[j]
     side = int(round(np.sqrt(layouts.shape[1]))) if layouts.size else 0
     mirrored = b.reshape(len(b), side, side)[:, :, ::-1].reshape(len(b), -1)
@@ -107,6 +109,8 @@ def colour_distances(colours: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.nd
     """For each pair: the mean colour difference (ΔE) of the cells of the two colour layouts,
     straight or mirrored (the smaller). Colour layouts are rows of side² * 3 L*a*b* floats."""
     count = len(i)
+    if not count:
+        return np.zeros(0)
     side = int(round(np.sqrt(colours.shape[1] // 3))) if colours.size else 0
     a = colours[i].reshape(count, side, side, 3)
     b = colours[j].reshape(count, side, side, 3)

@@ -47,6 +47,11 @@ class NearDuplicateStats:
     seconds: float = 0.0
 
 
+class _ReadFailed(UnreadableImageError):
+    """S3 could not give the object now (an error, a timeout): not remembered, the next run
+    tries again, unlike a picture that cannot be decoded."""
+
+
 def read_and_decode(client: Any, item: dict[str, Any], settings: Settings) -> Image.Image:
     """The picture behind one catalog row, decoded within the limits (UnreadableImageError)."""
     if item["file_size"] > settings.max_file_size:
@@ -55,7 +60,7 @@ def read_and_decode(client: Any, item: dict[str, Any], settings: Settings) -> Im
         body = client.get_object(Bucket=item["bucket"], Key=item["key"])["Body"]
         data = body.read(settings.max_file_size + 1)
     except (ClientError, BotoCoreError) as exc:
-        raise UnreadableImageError(f"cannot read the object: {exc}") from None
+        raise _ReadFailed(f"cannot read the object: {exc}") from None
     if len(data) > settings.max_file_size:
         raise UnreadableImageError("larger than MAX_FILE_SIZE")
     return decode(data, InspectLimits.from_settings(settings))
@@ -83,7 +88,7 @@ def compute_features(settings: Settings, client: Any, items: list[dict[str, Any]
                          "embedder": name})
         thumbs.append({"file_hash": item["file_hash"], **make_thumbnail(image)})
     for item, result in zip(items, decoded, strict=True):
-        if not isinstance(result, Image.Image):
+        if not isinstance(result, Image.Image) and not isinstance(result, _ReadFailed):
             features.append({"file_hash": item["file_hash"], "revision": FEATURES_REVISION,
                              "error": str(result)[:300]})
             thumbs.append({"file_hash": item["file_hash"], "error": str(result)[:300]})
@@ -121,6 +126,7 @@ def rebuild_near_duplicates(settings: Settings, client: Any,
             catalog.store_thumbnails(thumbs)
         stats.features_computed += sum(1 for f in features if not f.get("error"))
         stats.feature_errors += sum(1 for f in features if f.get("error"))
+        stats.feature_errors += len(todo[start:start + CHUNK]) - len(features)  # S3 read failed
     with open_catalog(settings) as catalog:
         pairs = None
         if stats.embedder:
@@ -155,7 +161,8 @@ def ensure_thumbnails(settings: Settings, client: Any, open_catalog: Callable[[S
         rows = [{"file_hash": item["file_hash"], **make_thumbnail(image)}
                 if isinstance(image, Image.Image)
                 else {"file_hash": item["file_hash"], "error": str(image)[:300]}
-                for item, image in zip(chunk, decoded, strict=True)]
+                for item, image in zip(chunk, decoded, strict=True)
+                if not isinstance(image, _ReadFailed)]
         with open_catalog(settings) as catalog:
             catalog.store_thumbnails(rows)
         made += sum(1 for r in rows if r.get("jpeg"))

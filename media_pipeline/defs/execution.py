@@ -13,6 +13,7 @@ import dagster as dg
 
 from media_pipeline.definitions import build_definitions
 from media_pipeline.defs.resources import RESOURCE_KEY, MediaPipelineResource, default_resources
+from media_pipeline.errors import InvalidInput
 from media_pipeline.settings import Settings, absolute
 
 # What `media-pipeline run` materializes by default: the nightly reconciliation's assets. AI
@@ -87,6 +88,12 @@ def run_assets(
     extra = ([dg.define_asset_job("cli_run", selection=dg.AssetSelection.assets(*selection))]
              if selection else [])
     defs = build_definitions(settings, extra_jobs=extra, resources=resources)
+    if selection:
+        known = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+        unknown = sorted(set(selection) - known)
+        if unknown:
+            raise InvalidInput(f"no asset named {', '.join(unknown)}; the assets are: "
+                               f"{', '.join(sorted(known))}")
     job = defs.resolve_job_def("cli_run" if selection else DEFAULT_JOB).with_logger_defs(
         {"console": dg.colored_console_logger, "file": run_file_logger})
     media = resources.get(RESOURCE_KEY)

@@ -45,12 +45,16 @@ class ReportSummary:
 
 def suggested_keeper(members: list[dict[str, Any]]) -> int:
     """Index of the member to keep: the most referenced, then the largest, then the one with the
-    most EXIF fields; on a tie the first (the canonical member comes first)."""
-    best = 0
+    most EXIF fields; on a tie the first (the canonical member comes first). Never a quarantined
+    member; -1 when every member is quarantined."""
+    best = -1
     for k, m in enumerate(members):
+        if m.get("status") == "quarantined":
+            continue
         score = (m["reference_count"], m.get("file_size", 0), m["exif_fields"])
-        top = members[best]
-        if score > (top["reference_count"], top.get("file_size", 0), top["exif_fields"]):
+        top = members[best] if best >= 0 else None
+        if top is None or score > (top["reference_count"], top.get("file_size", 0),
+                                   top["exif_fields"]):
             best = k
     return best
 
@@ -87,10 +91,21 @@ def shown_hashes(data: dict[str, Any]) -> set[str]:
     return {h for h in hashes if h}
 
 
+# Bidirectional controls in a key (U+202E ...) would make "invoice_\u202egnp.exe" read as a .png:
+# every printed value shows them as escapes instead.
+_BIDI = {cp: f"\\u{cp:04x}" for cp in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
+                                      *range(0x2066, 0x206A))}
+
+
+def _visible_controls(value: Any) -> Any:
+    return value.translate(_BIDI) if isinstance(value, str) else value
+
+
 def render(data: dict[str, Any], thumbnails: dict[str, bytes], *, bucket: str,
            generated: datetime | None = None) -> str:
     """The page as a string; ``thumbnails`` maps content hash → JPEG bytes."""
-    env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                      finalize=_visible_controls)
     env.filters["size"] = _size
     env.filters["uses"] = _uses
     urls = {h: "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")

@@ -195,3 +195,10 @@ def test_demo_failure_is_one_line(tmp_path: Path) -> None:
     line = one_line_error(result)
     assert str(blocker) in line
     assert dict(os.environ) == before  # the demo's settings do not outlive it
+
+
+def test_run_with_an_unknown_asset_names_it_in_one_line(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(cli, ["run", "--select", "nope"], env=env)
+    assert result.exit_code == 1
+    line = " ".join(result.output.split())
+    assert "no asset named nope" in line and "fingerprints" in line and "report it" not in line

@@ -218,3 +218,41 @@ def test_pictures_matching_everything_are_left_out() -> None:
     j = np.array([b for a in range(60) for b in range(a + 1, 60)] + [61])
     dropped = detect.crowded(i, j, 62)
     assert dropped[:-1].all() and not dropped[-1]
+
+
+def test_unrelated_photos_give_no_pairs_and_no_failure(settings: Settings, s3_client: Any
+                                                        ) -> None:
+    """Two ordinary photos with embeddings on: no candidate pair at all is zero pairs, not a
+    failed asset (the layout and colour checks over an empty candidate list)."""
+    settings = replace(settings, near_duplicate_embeddings=True)
+    originals = [x for x in evalset.generate(("astronaut", "coffee"), graphics=0)
+                 if x.name.endswith("/original")]
+    assert len(originals) == 2
+    stats = ingest(settings, s3_client, originals)
+    assert stats.feature_errors == 0 and stats.pairs == 0 and found_pairs(settings, originals) == {}
+
+
+def test_an_object_s3_cannot_give_now_is_tried_again_next_run(
+    settings: Settings, s3_client: Any
+) -> None:
+    """A read error (the object gone for a moment, a 503) is not remembered like a picture that
+    cannot be decoded: the next run computes its features and thumbnail."""
+    image = [x for x in evalset.generate(("camera",), graphics=0)
+             if x.name.endswith("/original")][0]
+    key = key_of(image)
+    s3_client.put_object(Bucket=settings.bucket, Key=key, Body=image.data,
+                         ContentType=image.content_type)
+    stages.take_inventory(settings, s3_client)
+    stages.commit_inventory(settings)
+    stages.fingerprint_pending(settings, s3_client)
+    s3_client.delete_object(Bucket=settings.bucket, Key=key)
+    first = stages.rebuild_near_duplicates(settings, s3_client)
+    assert first.feature_errors == 1 and first.features_computed == 0
+    s3_client.put_object(Bucket=settings.bucket, Key=key, Body=image.data,
+                         ContentType=image.content_type)
+    again = stages.rebuild_near_duplicates(settings, s3_client)
+    assert again.features_computed == 1 and again.feature_errors == 0
+    with Catalog.open(settings.catalog_path) as c:
+        rows = c.con.execute("SELECT count(*) FILTER (WHERE error IS NOT NULL), count(*) "
+                             "FROM image_features").fetchone()
+    assert rows == (0, 1)

@@ -219,3 +219,23 @@ def test_a_real_browser_renders_the_groups_and_thumbnails(
     # few hundred colours at most; three photo thumbnails bring thousands.
     colours = image.getcolors(maxcolors=1_000_000) or []
     assert len(colours) > 2000, len(colours)
+
+
+def test_the_suggested_keeper_is_never_a_quarantined_copy() -> None:
+    from media_pipeline.report.html import suggested_keeper
+
+    def member(refs: int, status: str) -> dict[str, Any]:
+        return {"reference_count": refs, "file_size": 10, "exif_fields": 0, "status": status}
+
+    assert suggested_keeper([member(0, "quarantined"), member(0, "active")]) == 1
+    assert suggested_keeper([member(5, "quarantined"), member(1, "active"),
+                             member(2, "active")]) == 2
+    assert suggested_keeper([member(1, "quarantined")]) == -1
+
+
+def test_bidirectional_controls_in_a_key_are_shown_not_obeyed() -> None:
+    from media_pipeline.report.html import _visible_controls
+
+    shown = _visible_controls("acme/invoice_\u202egnp.exe")
+    assert "\u202e" not in shown and shown == "acme/invoice_\\u202egnp.exe"
+    assert _visible_controls("blog/café.png") == "blog/café.png" and _visible_controls(3) == 3
