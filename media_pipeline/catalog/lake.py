@@ -1,0 +1,268 @@
+"""Attaching the catalog: a DuckLake (Parquet data files plus a metadata database).
+
+Every process — a Dagster step, the CLI, ``MediaLibrary`` in a web app, an analyst's DuckDB —
+attaches the same lake and sees committed data at once; there is no file lock and no copy.
+
+DuckDB's extensions come from PyPI wheels pinned to DuckDB's own version and are loaded from the
+installed files with signature checks on, so nothing is downloaded at run time. Two of them must
+be loaded under their internal names (``sqlite_scanner``, ``postgres_scanner``): DuckDB derives
+the entry point from the file name, so a per-user folder holds links with those names.
+
+Where the lake lives is two settings:
+
+- ``MEDIA_PIPELINE_CATALOG_METADATA``: the metadata database — a SQLite file path (default
+  ``<home>/catalog/metadata.sqlite``) or a ``postgresql://user[:password]@host[:port]/dbname``
+  URL (parsed with SQLAlchemy's URL parser, never by hand).
+- ``MEDIA_PIPELINE_CATALOG_DATA``: where the Parquet files go — a folder (default
+  ``<home>/catalog/data/``) or ``s3://bucket/prefix/``, reached with the S3 settings.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import duckdb
+
+from media_pipeline.errors import CatalogError, SettingsError
+
+__all__ = [
+    "ALIAS",
+    "DUCKDB_VERSION",
+    "LakeLocation",
+    "attach_statements",
+    "connect",
+    "extension_path",
+    "load_extensions",
+]
+
+DUCKDB_VERSION = "1.5.5"
+ALIAS = "lake"
+METADATA_SETTING = "MEDIA_PIPELINE_CATALOG_METADATA"
+DATA_SETTING = "MEDIA_PIPELINE_CATALOG_DATA"
+_PG_SECRET = "media_pipeline_catalog_metadata"
+
+# The name DuckDB expects -> (the wheel's Python package, the file's name in that wheel).
+_EXTENSIONS: dict[str, tuple[str, str]] = {
+    "ducklake": ("duckdb_extension_ducklake", "ducklake"),
+    "sqlite_scanner": ("duckdb_extension_sqlite", "sqlite"),
+    "postgres_scanner": ("duckdb_extension_postgres", "postgres"),
+    "httpfs": ("duckdb_extension_httpfs", "httpfs"),
+}
+
+# No download, no unsigned code: only the files of the pinned wheels.
+_CONFIG = {
+    "allow_unsigned_extensions": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
+
+@dataclass(frozen=True)
+class LakeLocation:
+    """Where the catalog lives: its metadata database and its data files.
+
+    ``metadata`` is a SQLite file path or a ``postgresql://`` URL; ``data`` a folder or an
+    ``s3://`` URL. The S3 fields are used only for ``s3://`` data.
+    """
+
+    metadata: str
+    data: str
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = field(default=None, repr=False)
+    s3_secret_access_key: str | None = field(default=None, repr=False)
+    s3_session_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def embedded(cls, home: Path) -> LakeLocation:
+        """The default: metadata in SQLite under ``home``, data files beside it."""
+        return cls(metadata=str(home / "catalog" / "metadata.sqlite"),
+                   data=str(home / "catalog" / "data") + os.sep)
+
+    @property
+    def is_postgres(self) -> bool:
+        return _scheme(self.metadata) in {"postgres", "postgresql"}
+
+    @property
+    def data_on_s3(self) -> bool:
+        return _scheme(self.data) == "s3"
+
+    def describe(self) -> str:
+        """For messages: where the lake is, without a password."""
+        if self.is_postgres:
+            url = _postgres_url(self.metadata)
+            meta = url.render_as_string(hide_password=True)
+        else:
+            meta = self.metadata
+        return f"metadata {meta}, data {self.data}"
+
+
+def _scheme(value: str) -> str:
+    return urlsplit(value).scheme.lower() if "://" in value else ""
+
+
+def _postgres_url(raw: str):  # type: ignore[no-untyped-def]
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(raw)
+    except ArgumentError as exc:
+        raise SettingsError(f"{METADATA_SETTING} is not a valid PostgreSQL URL: {exc}") from None
+    if not url.database:
+        raise SettingsError(f"{METADATA_SETTING} names no database (postgresql://user@host/DB)")
+    return url
+
+
+def _postgres_secret(raw: str, *, with_password: bool) -> str:
+    """The metadata database's connection as a DuckDB secret: the password never appears in a
+    connection string, so it cannot appear in an error message that quotes one."""
+    url = _postgres_url(raw)
+    options = ["TYPE postgres", f"DATABASE {_sql_string(url.database)}"]
+    if url.host:
+        options.append(f"HOST {_sql_string(url.host)}")
+    if url.port:
+        options.append(f"PORT {int(url.port)}")
+    if url.username:
+        options.append(f"USER {_sql_string(url.username)}")
+    if with_password and url.password:
+        options.append(f"PASSWORD {_sql_string(str(url.password))}")
+    return f"CREATE OR REPLACE SECRET {_PG_SECRET} ({', '.join(options)})"
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _extension_dir() -> Path:
+    """A per-user folder of links named as DuckDB expects, made once."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    for root in (Path(base), Path(tempfile.gettempdir()) / f"media-pipeline-{os.getuid()}"):
+        folder = root / "media-pipeline" / f"duckdb-extensions-v{DUCKDB_VERSION}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return folder
+        except OSError:
+            continue
+    raise CatalogError("no writable folder for DuckDB's extension links (tried "
+                       f"{base} and {tempfile.gettempdir()})")
+
+
+def extension_path(name: str) -> Path:
+    """The file to ``LOAD`` for extension ``name``, from its installed PyPI wheel."""
+    package, file_name = _EXTENSIONS[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise CatalogError(f"the DuckDB extension {name!r} is not installed: pip install "
+                           f"'{package.replace('_', '-')}=={DUCKDB_VERSION}'")
+    source = (Path(next(iter(spec.submodule_search_locations))) / "extensions"
+              / f"v{DUCKDB_VERSION}" / f"{file_name}.duckdb_extension")
+    if not source.is_file():
+        raise CatalogError(f"the DuckDB extension {name!r} for DuckDB {DUCKDB_VERSION} is "
+                           f"missing from {source.parent}; reinstall "
+                           f"'{package.replace('_', '-')}=={DUCKDB_VERSION}'")
+    if file_name == name:
+        return source
+    link = _extension_dir() / f"{name}.duckdb_extension"
+    if not (link.is_symlink() and os.readlink(link) == str(source)):
+        # Made beside and renamed over, so processes starting at once never see half a link.
+        tmp = link.with_name(f".{link.name}.{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(source)
+        os.replace(tmp, link)
+    return link
+
+
+def load_extensions(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
+    for name in names:
+        con.execute(f"LOAD {_sql_string(str(extension_path(name)))}")
+
+
+def _needed(location: LakeLocation) -> list[str]:
+    names = ["ducklake", "postgres_scanner" if location.is_postgres else "sqlite_scanner"]
+    if location.data_on_s3:
+        names.append("httpfs")
+    return names
+
+
+def _secret_statement(location: LakeLocation, *, with_keys: bool) -> str:
+    options = ["TYPE s3", f"REGION {_sql_string(location.s3_region)}"]
+    if location.s3_endpoint_url:
+        endpoint = urlsplit(location.s3_endpoint_url)
+        options += [f"ENDPOINT {_sql_string(endpoint.netloc)}", "URL_STYLE 'path'",
+                    f"USE_SSL {'true' if endpoint.scheme == 'https' else 'false'}"]
+    if with_keys:
+        options += [f"KEY_ID {_sql_string(location.s3_access_key_id or 'embedded')}",
+                    f"SECRET {_sql_string(location.s3_secret_access_key or 'embedded')}"]
+        if location.s3_session_token:
+            options.append(f"SESSION_TOKEN {_sql_string(location.s3_session_token)}")
+    else:
+        options += ["KEY_ID '<AWS_ACCESS_KEY_ID>'", "SECRET '<AWS_SECRET_ACCESS_KEY>'"]
+    return f"CREATE OR REPLACE SECRET media_pipeline_lake ({', '.join(options)})"
+
+
+def attach_statements(location: LakeLocation, *, with_secrets: bool = False,
+                      read_only: bool = False) -> list[str]:
+    """The statements that attach the catalog as ``lake`` in a DuckDB session with the
+    extensions loaded. Without ``with_secrets`` passwords and keys are left out (for printing:
+    libpq reads ``PGPASSWORD``; fill in the S3 keys)."""
+    statements = []
+    if location.data_on_s3:
+        statements.append(_secret_statement(location, with_keys=with_secrets))
+    options = [f"DATA_PATH {_sql_string(location.data)}"]
+    if location.is_postgres:
+        statements.append(_postgres_secret(location.metadata, with_password=with_secrets))
+        target = "ducklake:postgres:"
+        options.append(f"METADATA_PARAMETERS MAP {{'SECRET': '{_PG_SECRET}'}}")
+    else:
+        target = "ducklake:sqlite:" + location.metadata
+    if read_only:
+        options.append("READ_ONLY")
+    statements.append(f"ATTACH {_sql_string(target)} AS {ALIAS} ({', '.join(options)})")
+    statements.append(f"USE {ALIAS}")
+    return statements
+
+
+def connect(location: LakeLocation, *, read_only: bool = False,
+            config: dict[str, str | bool | int] | None = None) -> duckdb.DuckDBPyConnection:
+    """A new DuckDB session with the catalog attached as ``lake`` and selected."""
+    if not location.is_postgres and not location.data_on_s3:
+        Path(location.data).mkdir(parents=True, exist_ok=True)
+    if not location.is_postgres:
+        Path(location.metadata).parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={**_CONFIG, **(config or {})})
+    try:
+        load_extensions(con, _needed(location))
+        for statement in attach_statements(location, with_secrets=True, read_only=read_only):
+            con.execute(statement)
+    except duckdb.Error as exc:
+        con.close()
+        setting = METADATA_SETTING
+        if location.data_on_s3 and "s3" in str(exc).lower():
+            setting = DATA_SETTING
+        message = _first_line(exc)
+        for secret in _secrets(location):
+            message = message.replace(secret, "***")
+        raise CatalogError(f"cannot attach the catalog ({location.describe()}; check "
+                           f"{setting}): {message}") from None
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _secrets(location: LakeLocation) -> list[str]:
+    found = [location.s3_secret_access_key, location.s3_session_token]
+    if location.is_postgres:
+        found.append(_postgres_url(location.metadata).password)
+    return [str(value) for value in found if value]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
