@@ -40,7 +40,7 @@ def main() -> None:
         take_inventory(settings, client)
         commit_inventory(settings)
         fingerprint_pending(settings, client)
-        with Catalog.open(settings.catalog_path) as c:
+        with Catalog.open(settings.catalog_location) as c:
             objects = c.con.execute(
                 "SELECT bucket, key, content_type FROM media_files WHERE status = 'active' "
                 "AND list_contains(?, content_type) ORDER BY key", [list(ANALYSABLE_TYPES)],

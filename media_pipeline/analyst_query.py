@@ -1,7 +1,7 @@
 """Analysts' SQL (`media-pipeline query`), bounded in time and memory.
 
-The query runs in a child process (``catalog/query_child.py``) on the published snapshot,
-read-only, with ``MEDIA_PIPELINE_QUERY_THREADS`` threads, a process memory limit of
+The query runs in a child process (``catalog/query_child.py``) on the live catalog attached
+read-only (DuckLake's ``READ_ONLY``), with no file access beyond the catalog's own, with ``MEDIA_PIPELINE_QUERY_THREADS`` threads, a process memory limit of
 ``MEDIA_PIPELINE_QUERY_MEMORY`` (plus a little headroom) and an interrupt after
 ``MEDIA_PIPELINE_QUERY_TIMEOUT`` seconds; the parent kills it a few seconds later if the
 interrupt did not stop it. Neither DuckDB's ``memory_limit`` nor its interrupt is a hard bound
@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from media_pipeline.catalog import reader_path
-from media_pipeline.errors import QueryFailed  # noqa: F401
+from media_pipeline.catalog.lake import attach_error, session_setup
+from media_pipeline.errors import CatalogError, QueryFailed  # noqa: F401
 from media_pipeline.settings import Settings
 
 CHILD = Path(__file__).with_name("catalog") / "query_child.py"
@@ -31,9 +31,12 @@ def _size(n: int) -> str:
 
 
 def run_query(settings: Settings, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run ``sql`` on the analysts' snapshot; returns (columns, rows)."""
-    path = reader_path(settings.snapshot_path, settings.catalog_path)
-    cfg = {"path": str(path), "memory": settings.query_memory,
+    """Run ``sql`` on the catalog, read-only; returns (columns, rows)."""
+    location = settings.catalog_location
+    if not location.is_postgres and not Path(location.metadata).exists():
+        raise CatalogError(f"no catalog at {location.metadata}: run `media-pipeline run` or "
+                           "`media-pipeline demo` first")
+    cfg = {"lake": session_setup(location, read_only=True), "memory": settings.query_memory,
            "threads": settings.query_threads, "timeout": settings.query_timeout}
     timed_out = (f"query stopped after {settings.query_timeout:g} s "
                  "(MEDIA_PIPELINE_QUERY_TIMEOUT)")
@@ -57,6 +60,8 @@ def run_query(settings: Settings, sql: str) -> tuple[list[str], list[tuple[Any, 
         raise QueryFailed(timed_out)
     if error == "memory":
         raise QueryFailed(too_big)
+    if error == "attach":
+        raise attach_error(location, str(out.get("message", "")))
     if error:
         raise QueryFailed(f"query failed: {out.get('message', '')}")
     return list(out["columns"]), [tuple(r) for r in out["rows"]]

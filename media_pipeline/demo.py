@@ -133,11 +133,11 @@ def run_demo(home: Path, console: Console | None = None, keep_server: bool = Fal
                     f"files_updated={meta.get('files_updated')}, "
                     f"{time.monotonic() - started:.0f}s", highlight=False)
 
-        with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
+        with Catalog.open(settings.catalog_location, read_only=True) as catalog:
             summary = catalog.summary()
         summary["lifecycle"] = lifecycle_summary
-        summary["catalog"] = str(settings.catalog_path.resolve())
-        summary["snapshot"] = str(settings.snapshot_path.resolve())
+        summary["catalog"] = settings.catalog_location.describe()
+        summary["home"] = str(settings.home)
         summary["run_id"] = run.run_id
         summary["stages"] = stages
         summary["checks"] = checks
@@ -176,11 +176,16 @@ def _failed(what: str, run: Any, extra: str = "") -> str:
     return (f"{what} failed at {run.failure}{log}; run the demo again once it is fixed{hint}")
 
 
+def _catalog_exists(settings: Settings) -> bool:
+    location = settings.catalog_location
+    return location.is_postgres or Path(location.metadata).exists()
+
+
 def _purged_keys(settings: Settings) -> set[str]:
     """Keys a demo purged from the bucket: putting them back would make them new files."""
-    if not settings.catalog_path.exists():
+    if not _catalog_exists(settings):
         return set()
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         return catalog.purged_keys(settings.bucket)
 
 
@@ -192,12 +197,12 @@ def _put_back_uploads(settings: Settings, client: Any) -> int:
     from media_pipeline.library import upload_key
     from media_pipeline.storage.s3 import is_not_found
 
-    if not settings.catalog_path.exists():
+    if not _catalog_exists(settings):
         return 0
     data = _demo_upload_bytes().getvalue()
     key = upload_key(DEMO_NAMESPACE, DEMO_UPLOAD_NAME, DEMO_UPLOADER,
                      hashlib.sha256(data).hexdigest())
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         row = catalog.media_row(media_id_for(settings.bucket, key))
     if row is None or row["status"] == "purged":
         return 0
@@ -244,7 +249,7 @@ def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
     say(f"[bold]{step}.[/bold] application API: the operator ({DEMO_OPERATOR}) creates "
         "namespace [bold]site[/bold] (it already holds files), alice admin, bob editor; "
         "bob uploads a file")
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         known = catalog.namespace_info(DEMO_NAMESPACE) is not None
     if not known:
         lib.create_namespace(DEMO_NAMESPACE, DEMO_OPERATOR)
@@ -296,7 +301,7 @@ def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
     except PermissionDenied as exc:
         say(f"   bob forces it: [red]{escape(str(exc))}[/red]", highlight=False)
     chosen = _unused_photos(files, content)[:5]
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         status = {key: (catalog.media_row(media_id_for(settings.bucket, key)) or {}).get("status")
                   for key in chosen}
     victims = [key for key in chosen if status[key] not in ("deleted", "purged")]
@@ -393,9 +398,7 @@ def print_summary(console: Console, s: dict[str, Any]) -> None:
         console.print(ai)
     # Paths and commands on lines of their own, never wrapped: they are copied and pasted.
     console.print(f"catalog: {escape(s['catalog'])}", highlight=False, soft_wrap=True)
-    home = escape(str(Path(s["catalog"]).parent))
-    console.print(f"analysts' snapshot: {escape(s['snapshot'])}", highlight=False,
-                  soft_wrap=True)
+    home = escape(s["home"])
     console.print(f"try: MEDIA_PIPELINE_HOME={home} media-pipeline query "
                   "\"SELECT status, count(*) FROM media_files GROUP BY ALL\"", highlight=False,
                   soft_wrap=True)

@@ -25,7 +25,7 @@ Our exception hierarchy:
   x StorageError                  (also a RuntimeError) an S3 operation failed
     + ObjectExists, ObjectNotFound, AclNotSupported, ObjectGone
   x CatalogError                  (also a RuntimeError) the catalog cannot do what was asked
-    + CatalogLockTimeout
+    + CatalogConflict
   x ServiceError                  (also a RuntimeError) a service answered, but not usefully
     + AIServiceError              the AI service's answer cannot be used
     + SourceError                 a content source could not be read to the end
@@ -45,7 +45,7 @@ __all__ = [
     "AIServiceUnavailable",
     "AclNotSupported",
     "CatalogError",
-    "CatalogLockTimeout",
+    "CatalogConflict",
     "ConfigurationError",
     "Conflict",
     "DemoError",
@@ -255,8 +255,9 @@ class ObjectGone(StorageError):
     """The object was listed but no longer exists when we came to read it."""
 
 
-class CatalogLockTimeout(CatalogError):
-    """Another process held the catalog for longer than we were willing to wait."""
+class CatalogConflict(CatalogError):
+    """A catalog transaction kept conflicting with other writers' (two changes to the same
+    rows' data file) after every retry; nothing of it was applied."""
 
 
 # -- services ------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Health of the catalog against the bucket: the one list of checks (``CHECKS``) that the
-Dagster asset checks and `media-pipeline health` both report. Reads the published snapshot, so it
-never waits for a writer.
+Dagster asset checks and `media-pipeline health` both report. Attaches the live catalog
+read-only, so it never waits for a writer.
 
 A check is a name, the asset it checks, a description and a function over the settings and an S3
 client that returns a :class:`CheckOutcome`: passed or not, the line `health` prints, the text
@@ -34,7 +34,7 @@ class AccessibilityReport:
 
 
 def storage_usage(settings: Settings) -> list[dict[str, Any]]:
-    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location, read_only=True) as catalog:
         return catalog.storage_usage()
 
 
@@ -42,7 +42,7 @@ def check_accessibility(settings: Settings, client: Any, sample_size: int = 50
                         ) -> AccessibilityReport:
     """HEAD a random sample of present objects; objects the catalog marks missing, and sampled
     ones that are gone now, are reported by key."""
-    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location, read_only=True) as catalog:
         rows = catalog.accessibility_sample(sample_size)
     report = AccessibilityReport()
     to_head = []
@@ -73,7 +73,7 @@ def check_accessibility(settings: Settings, client: Any, sample_size: int = 50
 
 @dataclass
 class ReferenceHealth:
-    """What the reference checks find, on the published snapshot."""
+    """What the reference checks find, in the catalog."""
 
     dangling: list[dict[str, Any]] = field(default_factory=list)
     to_gone_files: list[dict[str, Any]] = field(default_factory=list)
@@ -83,7 +83,7 @@ class ReferenceHealth:
 def reference_health(settings: Settings, limit: int = 50) -> ReferenceHealth:
     """reference_integrity (dangling references, references to purged or missing files) and
     catalog_consistency (counters vs the index), as the asset checks compute them."""
-    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location, read_only=True) as catalog:
         return ReferenceHealth(
             dangling=catalog.dangling_references(limit=limit),
             to_gone_files=catalog.references_to_gone_files(limit=limit),
@@ -106,7 +106,7 @@ def check_public_exposure(settings: Settings, client: Any, sample_size: int = 20
                           ) -> ExposureReport:
     """Read the ACL of every quarantined object and of a sample of non-public ones; objects
     anyone may read although the catalog says they are not public are reported by key."""
-    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location, read_only=True) as catalog:
         rows = catalog.exposure_candidates(sample_size)
 
     def acl(row: tuple[str, str, str]) -> tuple[str, bool | None, str | None]:
@@ -146,7 +146,7 @@ def source_health(settings: Settings) -> list[dict[str, Any]]:
     except SourcesUnavailable as exc:  # purges refuse too: the check says why
         return [{"source": str(settings.content_sources), "stale": True, "reason": str(exc),
                  "state": None, "last_ok_started": None, "latest_started": None}]
-    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location, read_only=True) as catalog:
         return catalog.source_scan_status(catalog.required_sources(configured, disabled))
 
 

@@ -203,13 +203,13 @@ class MediaLibrary:
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[Catalog]:
-        """The catalog for a check or a read: nothing to publish afterwards."""
-        with Catalog.open(self.settings.catalog_path) as catalog:
+        """The catalog for a check or a read."""
+        with Catalog.open(self.settings.catalog_location) as catalog:
             yield catalog
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[Catalog]:
-        """The catalog for a change: the analysts' snapshot is published when it ends."""
+        """The catalog for a change."""
         with open_catalog(self.settings) as catalog:
             yield catalog
 
@@ -792,10 +792,9 @@ class MediaLibrary:
 
     def reference_details(self, media_id: str, user: str) -> References:
         """Where the file is used and how each reference was found, for a user who may see the
-        file. Read from the analysts' published snapshot: never waits for a running pipeline."""
+        file. Read from the live catalog, read-only: never waits for a running pipeline."""
         _check_user(user)
-        with Catalog.open_snapshot(self.settings.snapshot_path,
-                                   self.settings.catalog_path) as catalog:
+        with Catalog.open(self.settings.catalog_location, read_only=True) as catalog:
             found = lifecycle.references(catalog, self.settings, media_id, user)
             rows = catalog.reference_rows(media_id)
         return References(media_id=media_id, referenced_in=found, rows=tuple(rows))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from media_pipeline.catalog.lake import LakeLocation
 from media_pipeline.errors import SettingsError  # noqa: F401
 from media_pipeline.kinds import PurgeVersions
 
@@ -173,6 +174,10 @@ class Settings:
     session_token: str | None = field(default=None, repr=False)
     profile_name: str | None = None
     home: Path = Path(".media_pipeline")
+    # Where the catalog (a DuckLake) lives: its metadata database (a SQLite path or a
+    # postgresql:// URL) and its data files (a folder or s3://bucket/prefix/). None: under home.
+    catalog_metadata: str | None = field(default=None, repr=False)
+    catalog_data: str | None = None
     max_file_size: int = 100 * 1024 * 1024
     allowed_file_types: dict[str, list[str]] = field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_ALLOWED_FILE_TYPES.items()}
@@ -259,6 +264,8 @@ class Settings:
             session_token=env.get("AWS_SESSION_TOKEN") or None,
             profile_name=env.get("AWS_PROFILE") or None,
             home=absolute(env.get("MEDIA_PIPELINE_HOME") or ".media_pipeline"),
+            catalog_metadata=env.get("MEDIA_PIPELINE_CATALOG_METADATA") or None,
+            catalog_data=env.get("MEDIA_PIPELINE_CATALOG_DATA") or None,
             max_file_size=_int(env, "MAX_FILE_SIZE", 100 * 1024 * 1024),
             allowed_file_types=_allowed_types(env),
             max_image_pixels=_int(env, "MEDIA_PIPELINE_MAX_IMAGE_PIXELS", 50_000_000),
@@ -304,6 +311,10 @@ class Settings:
         if self.content_sources is not None:
             object.__setattr__(self, "content_sources", absolute(self.content_sources))
         object.__setattr__(self, "inventory_location", _location(self.inventory_location))
+        object.__setattr__(self, "catalog_metadata", _location(self.catalog_metadata))
+        if self.catalog_data:
+            data = _location(self.catalog_data) or ""
+            object.__setattr__(self, "catalog_data", data if data.endswith("/") else data + "/")
         if self.purge_share_floor < 0:
             raise SettingsError("MEDIA_PIPELINE_PURGE_SHARE_FLOOR must not be negative")
         if self.max_file_size <= 0:
@@ -345,13 +356,24 @@ class Settings:
                 "(SigV4 presigned URLs last at most 7 days)")
 
     @property
-    def catalog_path(self) -> Path:
-        return self.home / "catalog.duckdb"
+    def catalog_location(self) -> LakeLocation:
+        """Where the catalog lives (``MEDIA_PIPELINE_CATALOG_METADATA``, ``_DATA``); by default
+        a SQLite metadata file and the data files under ``home``."""
+        default = LakeLocation.embedded(self.home)
+        return LakeLocation(
+            metadata=self.catalog_metadata or default.metadata,
+            data=self.catalog_data or default.data,
+            s3_endpoint_url=self.endpoint_url,
+            s3_region=self.region,
+            s3_access_key_id=self.access_key_id,
+            s3_secret_access_key=self.secret_access_key,
+            s3_session_token=self.session_token,
+        )
 
     @property
-    def snapshot_path(self) -> Path:
-        """The read-only copy analysts query; replaced atomically after each commit."""
-        return self.home / "snapshot" / "catalog.duckdb"
+    def legacy_catalog_path(self) -> Path:
+        """The single DuckDB file catalogs were before the DuckLake (for `catalog migrate`)."""
+        return self.home / "catalog.duckdb"
 
     @property
     def work_dir(self) -> Path:
@@ -378,5 +400,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS:
                 value = "***" if value else None
+            elif f.name == "catalog_metadata" and value:
+                value = self.catalog_location.describe().split(", data ")[0].removeprefix(
+                    "metadata ")
             out[f.name] = str(value) if isinstance(value, Path) else value
         return out

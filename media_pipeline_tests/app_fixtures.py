@@ -63,7 +63,7 @@ def bucket_keys(client: Any, bucket: str) -> list[str]:
 
 
 def catalog_counts(settings: Settings) -> dict[str, int]:
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         out = {}
         for table in APP_TABLES:
             row = catalog.con.execute(f"SELECT count(*) FROM {table}").fetchone()
@@ -72,7 +72,7 @@ def catalog_counts(settings: Settings) -> dict[str, int]:
 
 
 def audit_rows(settings: Settings) -> list[dict[str, Any]]:
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         rows = catalog.con.execute(
             "SELECT actor, action, media_id::VARCHAR, details::VARCHAR FROM audit_log "
             "ORDER BY ts, rowid").fetchall()
@@ -83,7 +83,7 @@ def audit_rows(settings: Settings) -> list[dict[str, Any]]:
 def catalog_text(settings: Settings) -> str:
     """Every value in every table of the catalog, as text (to look for secrets in)."""
     parts: list[str] = []
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         tables = [r[0] for r in catalog.con.execute(
             "SELECT table_name FROM information_schema.tables "
             "WHERE table_type = 'BASE TABLE'").fetchall()]

@@ -65,7 +65,7 @@ def catalog_files(settings: Settings, client: Any, keys: Iterable[str], *,
 
 def add_member(settings: Settings, namespace: str, user: str, role: str) -> None:
     # Test setup only: the application API (another module) manages members.
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         catalog.con.execute(
             "INSERT OR REPLACE INTO namespace_members VALUES (?, ?, ?, 'test', now())",
             [namespace, user, role])
@@ -99,7 +99,7 @@ def scan(settings: Settings, source: str, rows: Sequence[dict[str, str | None]],
     started = started or datetime.now(UTC)
     folder = tmp or settings.work_dir / "test-fragments"
     fragment = write_fragment(folder / f"{source}-{started.timestamp()}.parquet", rows)
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         return catalog.replace_source_references(source, [fragment], started,
                                                  started + timedelta(seconds=1),
                                                  {"documents": len(rows) if documents is None
@@ -108,7 +108,7 @@ def scan(settings: Settings, source: str, rows: Sequence[dict[str, str | None]],
 
 
 def row(settings: Settings, media_id: str) -> dict[str, Any]:
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         state = catalog.media_state(media_id)
     assert state is not None
     return state
@@ -116,7 +116,7 @@ def row(settings: Settings, media_id: str) -> dict[str, Any]:
 
 def audit(settings: Settings, action: str | None = None) -> list[dict[str, Any]]:
     # Test inspection of the append-only audit log.
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         cursor = catalog.con.execute(
             "SELECT ts, actor, action, media_id::VARCHAR, details::VARCHAR, run_id "
             "FROM audit_log WHERE $a IS NULL OR action = $a ORDER BY ts",

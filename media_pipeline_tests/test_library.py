@@ -340,7 +340,7 @@ def test_ai_tags_show_with_confidence_and_give_way_to_manual_ones(
     lib: MediaLibrary, settings: Settings
 ) -> None:
     media = lib.upload("blog", io.BytesIO(png_bytes(seed=10)), "cat.png", "ed")
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         catalog.apply_ai(
             [{"file_hash": media.file_hash, "title": "A cat", "tags": '["cat", "pet"]',
               "text": None, "labels": "[]", "scores": "{}", "backend": "local"}],
@@ -539,7 +539,7 @@ def test_the_example_in_docs_api_md_runs(
 def test_soft_deleted_files_still_get_urls(lib: MediaLibrary, settings: Settings) -> None:
     media = lib.upload("blog", io.BytesIO(png_bytes(seed=80)), "old.png", "ed")
     # What the lifecycle's soft delete does to the row (that API is not part of this module).
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         catalog.con.execute("UPDATE media_files SET status = 'deleted', is_deleted = true "
                             "WHERE media_id = ?", [media.media_id])
     url = lib.url(media.media_id, "ed")
@@ -579,7 +579,7 @@ def test_the_same_file_still_here_but_deleted_is_not_uploaded_over(
 ) -> None:
     data = png_bytes(seed=82)
     media = lib.upload("blog", io.BytesIO(data), "kept.png", "ed")
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         catalog.con.execute("UPDATE media_files SET status = 'deleted', is_deleted = true "
                             "WHERE media_id = ?", [media.media_id])
     with pytest.raises(ValueError, match="restore it instead"):

@@ -32,7 +32,7 @@ PAYROLL = "hr/payroll-2024.png"
 
 
 def namespace_rows(settings: Settings) -> list[str]:
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         return [r[0] for r in catalog.con.execute("SELECT namespace FROM namespaces").fetchall()]
 
 
@@ -68,7 +68,7 @@ def test_nobody_claims_a_namespace_that_holds_files(discovered: Settings,
     assert httpx.get(public_url).status_code == 403
     acl = s3_client.get_object_acl(Bucket=settings.bucket, Key=PAYROLL)
     assert not grants_are_public(acl["Grants"])
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         row = catalog.media_row(payroll)
     assert row is not None and row["status"] == "active" and not row["is_deleted"]
     assert "namespace.create" not in [a["action"] for a in audit_rows(settings)]

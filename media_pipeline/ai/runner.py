@@ -81,8 +81,7 @@ def analyze_batch(
     while max_files is None or stats.analysed + stats.failed < max_files:
         take = batch_size if max_files is None else min(
             batch_size, max_files - stats.analysed - stats.failed)
-        # Reading the work list publishes nothing: no snapshot copy for a read.
-        with Catalog.open(settings.catalog_path) as catalog:
+        with Catalog.open(settings.catalog_location) as catalog:
             work = catalog.ai_work(key, ANALYSABLE_TYPES, limit=take, media_ids=media_ids,
                                    redo_before=redo_before, run_started=run_started)
         if not work:

@@ -1,27 +1,23 @@
-"""The DuckDB catalog: the one place that writes SQL against it."""
+"""The catalog (a DuckLake): the one place that writes SQL against it."""
 
 from media_pipeline.catalog.catalog import (
     Catalog,
     CatalogError,
-    CatalogLockTimeout,
     DuplicateStats,
     InventoryDiff,
     ObjectsApplied,
-    open_reader,
-    publish_snapshot,
-    reader_path,
 )
+from media_pipeline.catalog.lake import LakeLocation
 from media_pipeline.catalog.opening import open_catalog
+from media_pipeline.errors import CatalogConflict
 
 __all__ = [
     "Catalog",
+    "CatalogConflict",
     "CatalogError",
-    "CatalogLockTimeout",
     "DuplicateStats",
     "InventoryDiff",
+    "LakeLocation",
     "ObjectsApplied",
     "open_catalog",
-    "open_reader",
-    "publish_snapshot",
-    "reader_path",
 ]

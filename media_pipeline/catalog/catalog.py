@@ -1,42 +1,45 @@
-"""The catalog: a DuckDB file with one writer at a time and a published snapshot for readers.
+"""The catalog: a DuckLake that every process attaches at once (see ``lake.py``).
 
-DuckDB locks its file per process: while a writer has it open nobody else can open it, not even
-read-only. So writers hold it only for short commits (heavy stages hand over Parquet fragments),
-retry while another writer has it, and after each commit copy the checkpointed file to a
-snapshot that analysts open read-only. Replacing the snapshot is an atomic rename, so a reader
-sees either the old or the new catalog, never a lock error and never half a commit.
+Writers, readers and analysts attach the same lake and see committed data at once: there is no
+file lock, no copy and no "one writer process". Two transactions that change rows of the same
+data file conflict; :meth:`Catalog.write` runs a transaction body again (from its start, so the
+body must only touch the catalog) when that happens, and gives up with ``CatalogConflict``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import random
 import time
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
+from media_pipeline.catalog import lake
 from media_pipeline.catalog.application import ApplicationSQL
 from media_pipeline.catalog.dedup_sql import DedupSQL
+from media_pipeline.catalog.lake import LakeLocation
 from media_pipeline.catalog.migrations import LATEST_VERSION, MIGRATIONS
 from media_pipeline.catalog.references import ReferenceSQL
-from media_pipeline.errors import CatalogError, CatalogLockTimeout  # noqa: F401
+from media_pipeline.catalog.retry import (
+    FIRST_BACKOFF,
+    LAKE_RETRY_SETTINGS,
+    MAX_BACKOFF,
+    WRITE_ATTEMPTS,
+    is_conflict,
+    retried,
+)
+from media_pipeline.errors import CatalogConflict, CatalogError
 from media_pipeline.kinds import MediaStatus, sql_in
 from media_pipeline.records import STORED_FINGERPRINT_COLUMNS, FingerprintResult, PendingObject
 
-LOCK_MARKERS = ("Could not set lock", "Conflicting lock")
-
-
-def _is_lock_error(exc: BaseException) -> bool:
-    return any(marker in str(exc) for marker in LOCK_MARKERS)
+T = TypeVar("T")
 
 
 def _now() -> datetime:
@@ -103,90 +106,141 @@ ARCHIVED_FILTER = (
 
 
 class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
-    """A read-write connection to the catalog file. Use :meth:`open` as a context manager."""
+    """A session on the catalog (the lake attached). Use :meth:`open` as a context manager."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, snapshot_path: Path | None):
+    def __init__(self, con: duckdb.DuckDBPyConnection, location: LakeLocation,
+                 read_only: bool = False):
         self.con = con
-        self.path = path
-        self.snapshot_path = snapshot_path
+        self.location = location
+        self.read_only = read_only
+        self._in_transaction = False
 
     # -- opening -----------------------------------------------------------------------------
 
     @classmethod
     @contextmanager
-    def open(
-        cls,
-        path: Path,
-        *,
-        snapshot_path: Path | None = None,
-        lock_timeout: float = 300.0,
-    ) -> Iterator[Catalog]:
-        """Open for writing, waiting while another process holds the file.
+    def open(cls, location: LakeLocation | Path, *, read_only: bool = False
+             ) -> Iterator[Catalog]:
+        """Attach the catalog; a writer applies pending migrations first.
 
-        On a clean exit the catalog is checkpointed and, when ``snapshot_path`` is given, published
-        for readers.
+        ``location`` is where the lake lives; a folder stands for the embedded lake under it
+        (``LakeLocation.embedded``). ``read_only`` attaches it read-only (DuckLake's
+        ``READ_ONLY``): for checks, reports and analysts.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
-        con = _connect_with_retry(path, read_only=False, timeout=lock_timeout)
-        catalog = cls(con, path, snapshot_path)
+        if not isinstance(location, LakeLocation):
+            location = LakeLocation.embedded(Path(location))
+        if read_only and not location.is_postgres and not Path(location.metadata).exists():
+            raise CatalogError(f"no catalog at {location.metadata}: run `media-pipeline run` "
+                               "or `media-pipeline demo` first")
+        con = lake.connect(location, read_only=read_only)
         try:
+            for name, value in LAKE_RETRY_SETTINGS.items():
+                con.execute(f"SET {name} = {value}")
+            catalog = cls(con, location, read_only)
             catalog.migrate()
             yield catalog
-            con.execute("CHECKPOINT")
-            if snapshot_path is not None:
-                publish_snapshot(path, snapshot_path)
-        finally:
-            con.close()
-
-    @classmethod
-    @contextmanager
-    def open_snapshot(cls, snapshot_path: Path, catalog_path: Path) -> Iterator[Catalog]:
-        """The published snapshot, read-only: for checks and analysts, never blocks a writer."""
-        con = open_reader(snapshot_path, catalog_path)
-        try:
-            yield cls(con, snapshot_path, None)
         finally:
             con.close()
 
     def migrate(self) -> int:
-        """Apply pending migrations; returns the schema version."""
-        self.con.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version "
-            "(version INTEGER NOT NULL, description VARCHAR, applied_at TIMESTAMPTZ)"
-        )
-        row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
-        current = (row[0] if row else None) or 0
+        """Apply pending migrations; returns the schema version.
+
+        Safe when several processes attach a new lake at once: the migrations run in one
+        transaction that reads the version first, so the loser of a race conflicts, finds the
+        winner's version on its next try and has nothing left to do.
+        """
+        delay = FIRST_BACKOFF
+        for _ in range(WRITE_ATTEMPTS):
+            current = self.schema_version()
+            self._refuse_newer(current)
+            if current == LATEST_VERSION or self.read_only:
+                if self.read_only and current == 0:
+                    raise CatalogError(
+                        f"the catalog ({self.location.describe()}) is empty: run "
+                        "`media-pipeline run` or `media-pipeline demo` first")
+                return current
+            try:
+                with self.transaction():
+                    current = self.schema_version()
+                    self._refuse_newer(current)
+                    self.con.execute(
+                        "CREATE TABLE IF NOT EXISTS schema_version "
+                        "(version INTEGER NOT NULL, description VARCHAR, applied_at TIMESTAMPTZ)")
+                    for version, description, sql in sorted(MIGRATIONS):
+                        if version > current:
+                            self.con.execute(sql)
+                            self.con.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
+                                             [version, description, _now()])
+                return LATEST_VERSION
+            except CatalogConflict:
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, MAX_BACKOFF)
+        raise CatalogConflict(f"the catalog's migrations kept conflicting with another "
+                              f"process's after {WRITE_ATTEMPTS} attempts")
+
+    def _refuse_newer(self, current: int) -> None:
         if current > LATEST_VERSION:
             raise CatalogError(
-                f"catalog {self.path} has schema version {current}, newer than this "
-                f"media-pipeline understands ({LATEST_VERSION}); upgrade media-pipeline"
-            )
-        for version, description, sql in sorted(MIGRATIONS):
-            if version <= current:
-                continue
-            with self.transaction():
-                self.con.execute(sql)
-                self.con.execute(
-                    "INSERT INTO schema_version VALUES (?, ?, ?)", [version, description, _now()]
-                )
-        return max(current, LATEST_VERSION)
+                f"the catalog ({self.location.describe()}) has schema version {current}, newer "
+                f"than this media-pipeline understands ({LATEST_VERSION}); upgrade media-pipeline")
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One attempt at a transaction; a conflict raises ``CatalogConflict`` with nothing
+        applied. Inside another transaction it joins that one. Prefer :meth:`write`, which
+        retries."""
+        if self._in_transaction:
+            yield self.con
+            return
         self.con.execute("BEGIN TRANSACTION")
+        self._in_transaction = True
         try:
             yield self.con
-        except BaseException:
-            self.con.execute("ROLLBACK")
+            self.con.execute("COMMIT")
+        except BaseException as exc:
+            _rollback(self.con)
+            if isinstance(exc, duckdb.Error) and is_conflict(exc):
+                raise CatalogConflict(
+                    f"a catalog transaction conflicted with another writer's: {_first_line(exc)}"
+                ) from exc
             raise
-        self.con.execute("COMMIT")
+        finally:
+            self._in_transaction = False
+
+    def write(self, body: Callable[[], T]) -> T:
+        """Run ``body`` in one transaction, again from its start (with backoff) while it
+        conflicts with other writers; ``CatalogConflict`` after the last attempt. ``body`` must
+        change nothing but the catalog, so running it twice is running it once. Inside another
+        transaction it runs once, as part of that one (the outer ``write`` retries)."""
+        if self._in_transaction:
+            return body()
+        delay = FIRST_BACKOFF
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with self.transaction():
+                    return body()
+            except CatalogConflict as exc:
+                if attempt == WRITE_ATTEMPTS:
+                    raise CatalogConflict(
+                        f"a catalog write kept conflicting with other writers after "
+                        f"{WRITE_ATTEMPTS} attempts; nothing of it was applied "
+                        f"({_first_line(exc.__cause__ or exc)})") from exc
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, MAX_BACKOFF)
+        raise AssertionError("unreachable")
 
     def schema_version(self) -> int:
+        exists = self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND table_name = 'schema_version'").fetchall()
+        if not exists[0][0]:
+            return 0
         row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
     # -- inventory ---------------------------------------------------------------------------
 
+    @retried
     def apply_inventory(
         self,
         snapshot: Path,
@@ -273,6 +327,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
             con.execute("DROP TABLE inventory_changes")
         return diff
 
+    @retried
     def apply_objects(
         self,
         objects: Sequence[Mapping[str, Any]],
@@ -496,6 +551,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
             for r in self.con.execute(sql, params).fetchall()
         ]
 
+    @retried
     def apply_fingerprints(self, fragments: Sequence[Path]) -> dict[str, int]:
         """Merge fingerprint fragments (Parquet, ``records.FINGERPRINT_COLUMNS``).
 
@@ -589,6 +645,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
 
     # -- duplicates --------------------------------------------------------------------------
 
+    @retried
     def rebuild_duplicate_groups(self) -> DuplicateStats:
         """Exact duplicates: files with the same (size, sha256); the canonical member is the one
         seen first (then the smallest key), the others are wasted bytes."""
@@ -616,6 +673,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
         return DuplicateStats(groups=int(row[0]), duplicate_files=int(row[1]),
                               wasted_bytes=int(row[2]))
 
+    @retried
     def rebuild_near_duplicates(self, max_distance: int) -> int:
         """Near-duplicate image pairs by perceptual-hash Hamming distance, without all pairs.
 
@@ -850,6 +908,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
         columns = [d[0] for d in cursor.description or []]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
+    @retried
     def record_ai_outcomes(
         self, key: tuple[str, str, str, str], results: Sequence[tuple[str, str]],
         failures: Sequence[tuple[str, str]], expires_at: datetime | None,
@@ -896,6 +955,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
         ).fetchall()
         return [(h, doc) for h, doc in rows]
 
+    @retried
     def apply_ai(self, files: Sequence[dict[str, Any]], tags: Sequence[tuple[str, str, float, str]]
                  ) -> int:
         """Write ai_* columns for every file with these hashes and replace their AI tags.
@@ -985,55 +1045,13 @@ def _like_prefix(prefix: str) -> str:
     return escaped + "%"
 
 
-def _connect_with_retry(
-    path: Path, *, read_only: bool, timeout: float
-) -> duckdb.DuckDBPyConnection:
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            if not _is_lock_error(exc):
-                raise CatalogError(f"cannot open catalog {path}: {exc}") from exc
-            if time.monotonic() >= deadline:
-                raise CatalogLockTimeout(
-                    f"catalog {path} is held by another process for more than {timeout:.0f}s"
-                ) from exc
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
-
-
-def publish_snapshot(catalog_path: Path, snapshot_path: Path) -> None:
-    """Copy the checkpointed catalog to the snapshot path with an atomic rename.
-
-    Called while the writer still holds the catalog, so no other writer changes it mid-copy.
-    Readers that already have the old snapshot open keep reading it (same inode).
-    """
-    snapshot_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = snapshot_path.with_name(f".{snapshot_path.name}.{uuid.uuid4().hex}.tmp")
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     try:
-        shutil.copyfile(catalog_path, tmp)
-        os.replace(tmp, snapshot_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass  # a failed COMMIT has already ended the transaction
 
 
-def open_reader(snapshot_path: Path, catalog_path: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection for analysts: the published snapshot, never the live file."""
-    return _connect_with_retry(reader_path(snapshot_path, catalog_path), read_only=True,
-                               timeout=30)
-
-
-def reader_path(snapshot_path: Path, catalog_path: Path) -> Path:
-    """The published snapshot analysts read; a CatalogError says what to run when there is
-    none yet."""
-    if snapshot_path.exists():
-        return snapshot_path
-    if catalog_path.exists():
-        raise CatalogError(
-            f"no published snapshot at {snapshot_path} yet; it appears after the first commit"
-        )
-    raise CatalogError(
-        f"no catalog at {catalog_path}: run `media-pipeline run` or `media-pipeline demo` first"
-    )
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

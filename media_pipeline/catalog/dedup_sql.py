@@ -18,6 +18,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from media_pipeline.catalog.retry import retried
+
 # The same rules as catalog.PRESENT / DEGENERATE_PHASH_FILES (not imported: catalog imports us).
 _PRESENT = "m.status NOT IN ('missing', 'purged')"
 _DEGENERATE_FILES = 50
@@ -57,6 +59,7 @@ class DedupSQL:
         return [{"file_hash": r[0], "bucket": r[1], "key": r[2], "file_size": int(r[3])}
                 for r in rows]
 
+    @retried
     def store_image_features(self, rows: Sequence[dict[str, Any]]) -> None:
         """Replace the features of each row's ``file_hash`` (keys: file_hash, revision,
         trimmed_phash, mirrored_phash, layout, colours and embedding (float lists or None),
@@ -95,6 +98,7 @@ class DedupSQL:
         return [{"file_hash": r[0], "bucket": r[1], "key": r[2], "file_size": int(r[3])}
                 for r in rows]
 
+    @retried
     def store_thumbnails(self, rows: Sequence[dict[str, Any]]) -> None:
         """Replace thumbnails (keys: file_hash, width, height, jpeg, error)."""
         if not rows:
@@ -147,6 +151,7 @@ class DedupSQL:
 
     # -- pairs ------------------------------------------------------------------------------------
 
+    @retried
     def hash_near_duplicate_pairs(self, max_distance: int) -> list[tuple[str, str, str, int]]:
         """(media_id_a, media_id_b, method, distance) for the hash methods of
         :mod:`media_pipeline.dedup.detect`, by banded search (no all-pairs)."""
@@ -235,6 +240,7 @@ class DedupSQL:
         con.execute("DROP TABLE hv")
         con.execute("DROP TABLE flip_masks")
 
+    @retried
     def replace_near_duplicates(self, max_distance: int,
                                 embedding_pairs: pa.Table | None) -> dict[str, int]:
         """Rebuild ``near_duplicates``: the hash methods' pairs, then embedding pairs (content

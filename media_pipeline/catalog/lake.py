@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import duckdb
@@ -38,6 +40,7 @@ __all__ = [
     "connect",
     "extension_path",
     "load_extensions",
+    "session_setup",
 ]
 
 DUCKDB_VERSION = "1.5.5"
@@ -228,13 +231,46 @@ def attach_statements(location: LakeLocation, *, with_secrets: bool = False,
     return statements
 
 
-def connect(location: LakeLocation, *, read_only: bool = False,
-            config: dict[str, str | bool | int] | None = None) -> duckdb.DuckDBPyConnection:
-    """A new DuckDB session with the catalog attached as ``lake`` and selected."""
+def session_setup(location: LakeLocation, *, read_only: bool = False) -> dict[str, Any]:
+    """What a separate process needs to attach the lake without importing this package (the
+    analysts' query child): its DuckDB config, the statements to run (secrets included: pass
+    them on a pipe, never on a command line) and the paths the session must still reach once
+    external access is turned off."""
+    _prepare(location)
+    statements = [f"LOAD {_sql_string(str(extension_path(name)))}" for name in _needed(location)]
+    statements += attach_statements(location, with_secrets=True, read_only=read_only)
+    paths = [] if location.is_postgres else [location.metadata]
+    return {"config": dict(_CONFIG), "statements": statements, "paths": paths,
+            "directories": [location.data]}
+
+
+def _prepare(location: LakeLocation) -> None:
     if not location.is_postgres and not location.data_on_s3:
         Path(location.data).mkdir(parents=True, exist_ok=True)
     if not location.is_postgres:
-        Path(location.metadata).parent.mkdir(parents=True, exist_ok=True)
+        metadata = Path(location.metadata)
+        metadata.parent.mkdir(parents=True, exist_ok=True)
+        if not metadata.exists():
+            _create_sqlite(metadata)
+
+
+def _create_sqlite(path: Path) -> None:
+    """A new SQLite metadata file in WAL mode (it stays so): a reader's open transaction then
+    never blocks a writer's commit, and a writer never blocks readers."""
+    try:
+        con = sqlite3.connect(path, timeout=30)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+        finally:
+            con.close()
+    except sqlite3.Error:
+        pass  # another process is creating it at this moment; it sets the mode
+
+
+def connect(location: LakeLocation, *, read_only: bool = False,
+            config: dict[str, str | bool | int] | None = None) -> duckdb.DuckDBPyConnection:
+    """A new DuckDB session with the catalog attached as ``lake`` and selected."""
+    _prepare(location)
     con = duckdb.connect(config={**_CONFIG, **(config or {})})
     try:
         load_extensions(con, _needed(location))
@@ -242,18 +278,23 @@ def connect(location: LakeLocation, *, read_only: bool = False,
             con.execute(statement)
     except duckdb.Error as exc:
         con.close()
-        setting = METADATA_SETTING
-        if location.data_on_s3 and "s3" in str(exc).lower():
-            setting = DATA_SETTING
-        message = _first_line(exc)
-        for secret in _secrets(location):
-            message = message.replace(secret, "***")
-        raise CatalogError(f"cannot attach the catalog ({location.describe()}; check "
-                           f"{setting}): {message}") from None
+        raise attach_error(location, exc) from None
     except BaseException:
         con.close()
         raise
     return con
+
+
+def attach_error(location: LakeLocation, exc: BaseException | str) -> CatalogError:
+    """One line: where the lake is (no password), the setting to check, DuckDB's reason."""
+    setting = METADATA_SETTING
+    if location.data_on_s3 and "s3" in str(exc).lower():
+        setting = DATA_SETTING
+    message = exc if isinstance(exc, str) else _first_line(exc)
+    for secret in _secrets(location):
+        message = message.replace(secret, "***")
+    return CatalogError(f"cannot attach the catalog ({location.describe()}; check {setting}): "
+                        f"{message}")
 
 
 def _secrets(location: LakeLocation) -> list[str]:

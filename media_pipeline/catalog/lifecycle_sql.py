@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 
+from media_pipeline.catalog.retry import retried
 from media_pipeline.errors import LifecycleError, Refused, UnknownMedia
 from media_pipeline.kinds import MediaStatus
 
@@ -106,6 +107,7 @@ class LifecycleSQL:
             return None
         return dict(zip([d[0] for d in cursor.description or []], rows[0], strict=True))
 
+    @retried
     def soft_delete(
         self, media_id: str, user: str, *, allow_referenced: bool, now: datetime | None = None,
     ) -> tuple[Literal["deleted", "refused", "already"], dict[str, list[str]]]:
@@ -187,6 +189,7 @@ class LifecycleSQL:
 
     # -- auto soft-delete --------------------------------------------------------------------
 
+    @retried
     def auto_soft_delete(
         self, days_by_namespace: dict[str, int], now: datetime, actor: str,
         run_id: str | None = None,
@@ -262,6 +265,7 @@ class LifecycleSQL:
                        "deleted_at": r[4]} for r in sample],
         }
 
+    @retried
     def start_purge_run(
         self, purge_id: str, now: datetime, *, retention_days: int, versions: str,
         sources: Sequence[str], cutoff: datetime, horizon: datetime, batch_size: int,
@@ -299,6 +303,7 @@ class LifecycleSQL:
                              [row[0], purge_id])
         return int(row[0]), int(row[1]), int(row[2])
 
+    @retried
     def record_refused_purge(self, purge_id: str, now: datetime, reason: str, *,
                              retention_days: int, versions: str, sources: Sequence[str],
                              candidates: int, run_id: str | None = None) -> None:
@@ -313,6 +318,7 @@ class LifecycleSQL:
             self.record_audit("system", "purge.refused", None,
                               {"purge_id": purge_id, "reason": reason}, run_id)
 
+    @retried
     def recheck_purge_batch(
         self, purge_id: str, batch: int, cutoff: datetime, horizon: datetime,
     ) -> list[dict[str, Any]]:
@@ -367,6 +373,7 @@ class LifecycleSQL:
         columns = [d[0] for d in cursor.description or []]
         return [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
 
+    @retried
     def set_purge_markers(self, purge_id: str, markers: Sequence[tuple[str, str]]) -> None:
         """The delete markers a purge created (media id, marker version id): unpurge's undo."""
         if markers:
@@ -406,6 +413,7 @@ class LifecycleSQL:
                 raise LifecycleError(f"media file {media_id} is not purged any more")
             self.record_audit(user, "unpurge", media_id, details)
 
+    @retried
     def finish_purge_marks(
         self, outcomes: Sequence[tuple[str, str, str, str | None]], now: datetime,
         versions: str, run_id: str | None = None,
@@ -455,6 +463,7 @@ class LifecycleSQL:
             con.execute("DROP TABLE purge_outcome")
         return int(row[0]) if row else 0
 
+    @retried
     def abandon_purge_marks(self, media_ids: Sequence[str] | None, reason: str) -> int:
         """Leftover marks of a run that died, which the next run decides afresh: those never
         sent to S3 (all of them when ``media_ids`` is None) and the given ``deleting`` ones
@@ -479,6 +488,7 @@ class LifecycleSQL:
             )
         return int(row[0]) if row else 0
 
+    @retried
     def finish_purge_run(self, purge_id: str, state: str, purged: int, bytes_freed: int,
                          errors: Sequence[str], refused_reason: str | None = None) -> None:
         with self.transaction():
@@ -489,6 +499,7 @@ class LifecycleSQL:
                  refused_reason, purge_id],
             )
 
+    @retried
     def skip_remaining_marks(self, purge_id: str, reason: str) -> int:
         """A run that stopped early: its marks not yet re-checked will not be purged by it."""
         with self.transaction():

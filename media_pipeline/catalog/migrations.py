@@ -1,7 +1,11 @@
-"""Numbered schema migrations, applied in order when a writer opens the catalog.
+"""Numbered schema migrations of the catalog (a DuckLake), applied in order on attach.
 
-Never edit a migration that has shipped: add the next number. The catalog records the highest
-applied number in ``schema_version``.
+Never edit a migration that has shipped: add the next number. The catalog records each applied
+number in ``schema_version``. Numbering restarted at 1 with the DuckLake: migration 1 is the
+final schema of the single-file catalog's migrations 1-8, translated for DuckLake, which has no
+PRIMARY KEY, UNIQUE or index (uniqueness comes by construction in the SQL that writes) and no
+fixed-size arrays (vectors are ``FLOAT[]`` lists). Columns keep the order they had, since some
+inserts are positional.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
         1,
-        "object catalog, duplicates, audit log",
+        "the catalog on DuckLake: files, duplicates, references, lifecycle, AI, application",
         """
         CREATE TABLE media_files (
             media_id              UUID NOT NULL,      -- md5(bucket || chr(0) || key) as a UUID
@@ -44,7 +48,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             fingerprinted_at      TIMESTAMPTZ,
             missing_since         TIMESTAMPTZ,
             first_seen            TIMESTAMPTZ NOT NULL,
-            last_seen             TIMESTAMPTZ NOT NULL
+            last_seen             TIMESTAMPTZ NOT NULL,
+            ai_title              VARCHAR,
+            ai_generated_tags     JSON,
+            ai_extracted_text     VARCHAR,
+            ai_labels             JSON,
+            ai_scores             JSON,
+            ai_backend            VARCHAR,
+            ai_analyzed_at        TIMESTAMPTZ,
+            -- when reference_count last dropped to 0 (NULL: referenced now, or never
+            -- referenced, in which case first_seen is the clock for auto soft-delete)
+            unreferenced_since    TIMESTAMPTZ,
+            owner                 VARCHAR,            -- uploader; NULL: found by inventory
+            uploaded_at           TIMESTAMPTZ
         );
         CREATE TABLE duplicate_groups (
             group_id           VARCHAR NOT NULL,
@@ -61,10 +77,12 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             JOIN media_files m ON m.file_hash = g.file_hash AND m.file_size = g.file_size
             WHERE m.status NOT IN ('missing', 'purged', 'pending');
         CREATE TABLE near_duplicates (
-            media_id_a UUID NOT NULL,
-            media_id_b UUID NOT NULL,
-            distance   INTEGER NOT NULL,
-            found_at   TIMESTAMPTZ NOT NULL
+            media_id_a      UUID NOT NULL,
+            media_id_b      UUID NOT NULL,
+            distance        INTEGER NOT NULL,
+            found_at        TIMESTAMPTZ NOT NULL,
+            method          VARCHAR,            -- phash|phash-trimmed|...
+            method_distance DOUBLE              -- bits, or 1 - cosine
         );
         CREATE TABLE audit_log (
             ts       TIMESTAMPTZ NOT NULL,
@@ -86,15 +104,6 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             reappeared BIGINT NOT NULL,
             run_id     VARCHAR
         );
-        """,
-    ),
-]
-
-MIGRATIONS.append(
-    (
-        2,
-        "AI results cache, AI columns, tags",
-        """
         CREATE TABLE ai_results (
             file_hash  VARCHAR NOT NULL,     -- results are per content: duplicates share them
             backend    VARCHAR NOT NULL,
@@ -113,13 +122,6 @@ MIGRATIONS.append(
             error      VARCHAR NOT NULL,
             failed_at  TIMESTAMPTZ NOT NULL
         );
-        ALTER TABLE media_files ADD COLUMN ai_title VARCHAR;
-        ALTER TABLE media_files ADD COLUMN ai_generated_tags JSON;
-        ALTER TABLE media_files ADD COLUMN ai_extracted_text VARCHAR;
-        ALTER TABLE media_files ADD COLUMN ai_labels JSON;
-        ALTER TABLE media_files ADD COLUMN ai_scores JSON;
-        ALTER TABLE media_files ADD COLUMN ai_backend VARCHAR;
-        ALTER TABLE media_files ADD COLUMN ai_analyzed_at TIMESTAMPTZ;
         CREATE TABLE media_tags (
             media_id   UUID NOT NULL,
             tag        VARCHAR NOT NULL,
@@ -129,38 +131,21 @@ MIGRATIONS.append(
             created_by VARCHAR NOT NULL,
             created_at TIMESTAMPTZ NOT NULL
         );
-        """,
-    )
-)
-
-MIGRATIONS.append(
-    (
-        3,
-        "namespaces and their members",
-        """
+        -- one row per namespace (by construction: application.py inserts only when absent)
         CREATE TABLE namespaces (
-            namespace          VARCHAR NOT NULL PRIMARY KEY,
+            namespace          VARCHAR NOT NULL,
             default_visibility VARCHAR NOT NULL DEFAULT 'private',
             created_by         VARCHAR NOT NULL,
             created_at         TIMESTAMPTZ NOT NULL
         );
+        -- one row per (namespace, user_id), by construction
         CREATE TABLE namespace_members (
             namespace VARCHAR NOT NULL,
             user_id   VARCHAR NOT NULL,
             role      VARCHAR NOT NULL,      -- 'viewer' | 'editor' | 'admin'
             added_by  VARCHAR NOT NULL,
-            added_at  TIMESTAMPTZ NOT NULL,
-            PRIMARY KEY (namespace, user_id)
+            added_at  TIMESTAMPTZ NOT NULL
         );
-        """,
-    )
-)
-
-MIGRATIONS.append(
-    (
-        4,
-        "reference index, content-source scans, purge marks and runs",
-        """
         CREATE TABLE media_references (
             media_id     UUID NOT NULL,      -- media_id_for(bucket, key) for a key reference,
                                              -- even when the catalog has no such key (dangling)
@@ -173,7 +158,8 @@ MIGRATIONS.append(
             form         VARCHAR,            -- how the content refers to the file (public_url, ...)
             created_by   VARCHAR,            -- API references: who added it
             first_seen   TIMESTAMPTZ NOT NULL,
-            last_seen    TIMESTAMPTZ NOT NULL
+            last_seen    TIMESTAMPTZ NOT NULL,
+            snippet      VARCHAR             -- mentions: where found
         );
         CREATE TABLE source_scans (
             source         VARCHAR NOT NULL,
@@ -185,13 +171,16 @@ MIGRATIONS.append(
             bytes          BIGINT,
             text_fallbacks BIGINT,
             error          VARCHAR,
-            run_id         VARCHAR
+            run_id         VARCHAR,
+            state          VARCHAR,          -- trusted|accepted|suspect|failed
+            trusted        BOOLEAN,          -- rows applied: counts for purges
+            mentions       BIGINT,           -- left out of the drift compare
+            drift          JSON,             -- baseline, new, reasons, max_drop
+            accepted_by    VARCHAR
         );
-        -- when reference_count last dropped to 0 (NULL: referenced now, or never referenced,
-        -- in which case first_seen is the clock for auto soft-delete)
-        ALTER TABLE media_files ADD COLUMN unreferenced_since TIMESTAMPTZ;
+        -- one row per purge_id (a fresh UUID per run)
         CREATE TABLE purge_runs (
-            purge_id       VARCHAR NOT NULL PRIMARY KEY,
+            purge_id       VARCHAR NOT NULL,
             started        TIMESTAMPTZ NOT NULL,   -- the run's clock ("now")
             finished       TIMESTAMPTZ,
             state          VARCHAR NOT NULL,       -- 'running' | 'done' | 'refused' | 'failed'
@@ -210,40 +199,30 @@ MIGRATIONS.append(
         -- or 'skipped' (re-check failed), 'error' (S3 refused), 'cancelled' (restored),
         -- 'abandoned' (a crashed run's mark that never reached S3; re-decided by the next run)
         CREATE TABLE purge_marks (
-            purge_id   VARCHAR NOT NULL,
-            media_id   UUID NOT NULL,
-            bucket     VARCHAR NOT NULL,
-            key        VARCHAR NOT NULL,
-            version_id VARCHAR,
-            etag       VARCHAR,
-            file_size  BIGINT NOT NULL,
-            deleted_at TIMESTAMPTZ NOT NULL,
-            batch      INTEGER NOT NULL,
-            marked_at  TIMESTAMPTZ NOT NULL,
-            state      VARCHAR NOT NULL,
-            reason     VARCHAR,
-            updated_at TIMESTAMPTZ NOT NULL
+            purge_id          VARCHAR NOT NULL,
+            media_id          UUID NOT NULL,
+            bucket            VARCHAR NOT NULL,
+            key               VARCHAR NOT NULL,
+            version_id        VARCHAR,
+            etag              VARCHAR,
+            file_size         BIGINT NOT NULL,
+            deleted_at        TIMESTAMPTZ NOT NULL,
+            batch             INTEGER NOT NULL,
+            marked_at         TIMESTAMPTZ NOT NULL,
+            state             VARCHAR NOT NULL,
+            reason            VARCHAR,
+            updated_at        TIMESTAMPTZ NOT NULL,
+            marker_version_id VARCHAR             -- for unpurge
         );
-        """,
-    )
-)
-
-# 4 is appended by the references/lifecycle work; numbers need not be contiguous to apply in order.
-MIGRATIONS.append(
-    (
-        5,
-        "application API: uploads' owner, namespaced tags, collections",
-        """
-        ALTER TABLE media_files ADD COLUMN owner VARCHAR;  -- uploader; NULL: found by inventory
-        ALTER TABLE media_files ADD COLUMN uploaded_at TIMESTAMPTZ;
         CREATE TABLE tags (
             namespace  VARCHAR NOT NULL,
             name       VARCHAR NOT NULL,     -- as first written; unique per namespace ignoring case
             created_by VARCHAR NOT NULL,
             created_at TIMESTAMPTZ NOT NULL
         );
+        -- one row per collection_id (a fresh UUID per collection)
         CREATE TABLE collections (
-            collection_id UUID NOT NULL PRIMARY KEY,
+            collection_id UUID NOT NULL,
             namespace     VARCHAR NOT NULL,
             name          VARCHAR NOT NULL,
             visibility    VARCHAR NOT NULL DEFAULT 'private',
@@ -258,15 +237,6 @@ MIGRATIONS.append(
             added_by      VARCHAR NOT NULL,
             added_at      TIMESTAMPTZ NOT NULL
         );
-        """,
-    )
-)
-
-MIGRATIONS.append(
-    (
-        6,
-        "purge evidence: remembered sources, scan drift states, mention snippets, undo markers",
-        """
         -- every source the catalog has scanned; a purge needs each one until it is retired
         CREATE TABLE content_sources (
             source         VARCHAR NOT NULL,
@@ -278,46 +248,18 @@ MIGRATIONS.append(
             retired_by     VARCHAR,
             retired_reason VARCHAR
         );
-        INSERT INTO content_sources
-            SELECT source, NULL, NULL, min(started), max(started), NULL, NULL, NULL
-            FROM source_scans GROUP BY source;
-        INSERT INTO content_sources
-            SELECT source, NULL, NULL, min(first_seen), max(last_seen), NULL, NULL, NULL
-            FROM media_references
-            WHERE origin = 'scan' AND source NOT IN (SELECT source FROM content_sources)
-            GROUP BY source;
-        ALTER TABLE source_scans ADD COLUMN state VARCHAR;    -- trusted|accepted|suspect|failed
-        ALTER TABLE source_scans ADD COLUMN trusted BOOLEAN;  -- rows applied: counts for purges
-        ALTER TABLE source_scans ADD COLUMN mentions BIGINT;  -- left out of the drift compare
-        ALTER TABLE source_scans ADD COLUMN drift JSON;       -- baseline, new, reasons, max_drop
-        ALTER TABLE source_scans ADD COLUMN accepted_by VARCHAR;
-        UPDATE source_scans SET state = CASE WHEN ok THEN 'trusted' ELSE 'failed' END,
-                                trusted = ok;
-        ALTER TABLE media_references ADD COLUMN snippet VARCHAR;  -- mentions: where found
-        ALTER TABLE purge_marks ADD COLUMN marker_version_id VARCHAR;  -- for unpurge
-        """,
-    )
-)
-
-MIGRATIONS.append(
-    (
-        7,
-        "near-duplicates people recognise: method per pair, image features, thumbnails",
-        """
-        ALTER TABLE near_duplicates ADD COLUMN method VARCHAR;  -- phash|phash-trimmed|...
-        ALTER TABLE near_duplicates ADD COLUMN method_distance DOUBLE;  -- bits, or 1 - cosine
-        UPDATE near_duplicates SET method = 'phash', method_distance = distance;
         -- per content hash: what near-duplicate detection needs beyond media_files.phash
         CREATE TABLE image_features (
             file_hash      VARCHAR NOT NULL,
             revision       INTEGER NOT NULL,   -- of media_pipeline.dedup.features
             trimmed_phash  UBIGINT,            -- pHash after flat borders are cut
             mirrored_phash UBIGINT,            -- ... of the same, flipped left to right
-            layout         FLOAT[64],          -- 8x8 brightness, centred, unit length
-            embedding      FLOAT[1280],        -- unit length; NULL without the ai-vision extra
+            layout         FLOAT[],            -- 64: 8x8 brightness, centred, unit length
+            embedding      FLOAT[],            -- 1280, unit length; NULL without ai-vision
             embedder       VARCHAR,
             error          VARCHAR,            -- why nothing could be computed
-            computed_at    TIMESTAMPTZ NOT NULL
+            computed_at    TIMESTAMPTZ NOT NULL,
+            colours        FLOAT[]             -- 48: 4x4 mean L*a*b*, row by row
         );
         -- per content hash: a small JPEG made from the decoded pixels (never from SVG/HTML)
         CREATE TABLE thumbnails (
@@ -329,17 +271,7 @@ MIGRATIONS.append(
             created_at TIMESTAMPTZ NOT NULL
         );
         """,
-    )
-)
-
-MIGRATIONS.append(
-    (
-        8,
-        "near-duplicates on graphics: colour layout per picture",
-        """
-        ALTER TABLE image_features ADD COLUMN colours FLOAT[48];  -- 4x4 mean L*a*b*, row by row
-        """,
-    )
-)
+    ),
+]
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

@@ -1,15 +1,19 @@
-"""Opening the catalog for writing, from the settings (what every writer of the library uses)."""
+"""Attaching the catalog from the settings (what every part of the library uses)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from media_pipeline.catalog.catalog import Catalog
-from media_pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from media_pipeline.settings import Settings
 
 
-def open_catalog(settings: Settings, lock_timeout: float = 300.0) -> Any:
-    """The catalog for writing; publishes the analysts' snapshot when the block ends."""
-    return Catalog.open(
-        settings.catalog_path, snapshot_path=settings.snapshot_path, lock_timeout=lock_timeout
-    )
+@contextmanager
+def open_catalog(settings: Settings, *, read_only: bool = False) -> Iterator[Catalog]:
+    """The catalog where the settings say it lives (``Settings.catalog_location``)."""
+    with Catalog.open(settings.catalog_location, read_only=read_only) as catalog:
+        yield catalog

@@ -14,7 +14,6 @@ import pickle
 import resource
 import sys
 import threading
-import time
 from typing import Any
 
 # DuckDB's own memory_limit does not bound everything (a huge list literal ignores it); the
@@ -29,17 +28,27 @@ def _limit_memory(limit: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit + 1024**3, limit + 1024**3))
 
 
-def _connect(path: str) -> Any:
+def _connect(lake: dict[str, Any]) -> Any:
+    """The catalog attached read-only (``lake.session_setup`` made the statements)."""
     import duckdb
 
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return duckdb.connect(path, read_only=True)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    con = duckdb.connect(config=lake["config"])
+    try:
+        for statement in lake["statements"]:
+            con.execute(statement)
+    except duckdb.Error as exc:
+        con.close()
+        raise _AttachFailed(str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                            ) from None
+    return con
+
+
+class _AttachFailed(Exception):
+    pass
+
+
+def _quoted_list(values: list[str]) -> str:
+    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 
 def run(cfg: dict[str, Any], sql: str) -> dict[str, Any]:
@@ -47,12 +56,17 @@ def run(cfg: dict[str, Any], sql: str) -> dict[str, Any]:
     import duckdb
 
     try:
-        con = _connect(cfg["path"])
-        # Read-only: no files written (no spilling either), nothing else attached, and the
-        # limits cannot be changed by the query itself.
+        con = _connect(cfg["lake"])
+    except _AttachFailed as exc:
+        return {"error": "attach", "message": str(exc)}
+    try:
+        # Read-only: no files written (no spilling either), nothing else attached, no file
+        # but the catalog's own, and the limits cannot be changed by the query itself.
         for statement in (f"SET memory_limit = '{int(cfg['memory']) // 2**20}MiB'",
                           f"SET threads = {int(cfg['threads'])}",
                           "SET temp_directory = ''",
+                          f"SET allowed_directories = {_quoted_list(cfg['lake']['directories'])}",
+                          f"SET allowed_paths = {_quoted_list(cfg['lake']['paths'])}",
                           "SET enable_external_access = false",
                           "SET lock_configuration = true"):
             con.execute(statement)

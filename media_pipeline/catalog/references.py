@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from media_pipeline.catalog.retry import retried
 from media_pipeline.catalog.lifecycle_sql import PURGE_EXCLUSION, LifecycleSQL, aware, utc_now
 from media_pipeline.errors import LifecycleError, Refused
 
@@ -84,6 +85,7 @@ class ReferenceSQL(LifecycleSQL):
         self.con.execute("CREATE OR REPLACE TEMP TABLE ref_affected (media_id UUID)")
         self.con.executemany("INSERT INTO ref_affected VALUES (?)", [[m] for m in media_ids])
 
+    @retried
     def sync_reference_counts(self, now: datetime | None = None) -> int:
         """Repair files whose derived columns disagree with media_references (e.g. a row the
         inventory inserted for a key that content already referred to); returns files fixed."""
@@ -139,6 +141,7 @@ class ReferenceSQL(LifecycleSQL):
                               {"content_type": content_type, "content_id": content_id})
         return True
 
+    @retried
     def remove_reference(
         self, media_id: str, content_type: str, content_id: str, user: str,
         *, now: datetime | None = None,
@@ -367,6 +370,7 @@ class ReferenceSQL(LifecycleSQL):
                 con.execute(f"DROP TABLE {table}")
         return result
 
+    @retried
     def record_source_failure(
         self, source: str, started: datetime, error: str, run_id: str | None = None,
         finished: datetime | None = None, source_info: Mapping[str, Any] | None = None,

@@ -1,4 +1,4 @@
-"""`query` and `health`: reading the catalog (the analysts' snapshot) and the checks."""
+"""`query` and `health`: reading the catalog (read-only) and the checks."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from media_pipeline.settings import Settings
               show_default=True)
 @friendly_errors
 def query(sql: str, fmt: str) -> None:
-    """Read-only SQL on the published catalog snapshot (never blocked by a running pipeline),
+    """Read-only SQL on the live catalog (never blocked by a running pipeline),
     bounded by MEDIA_PIPELINE_QUERY_TIMEOUT, _QUERY_MEMORY and _QUERY_THREADS."""
     from media_pipeline.analyst_query import QueryFailed, run_query
 

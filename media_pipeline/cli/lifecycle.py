@@ -1,7 +1,7 @@
 """`refs`, `delete`, `restore`, `unpurge` and `purge`: where files are used, and their
 lifecycle.
 
-``refs show`` reads the published snapshot and never waits for a running pipeline.
+``refs show`` reads the live catalog read-only and never waits for a running pipeline.
 """
 
 from __future__ import annotations

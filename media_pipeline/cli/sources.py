@@ -113,7 +113,7 @@ def sources_list(as_json: bool) -> None:
     settings = Settings.from_env()
     configured = enabled_source_names(settings)
     disabled = disabled_source_names(settings)
-    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location, read_only=True) as catalog:
         remembered = {r["source"]: r for r in catalog.remembered_sources(include_retired=True)}
         names = sorted(set(configured) | set(disabled) | set(remembered))
         status = {s["source"]: s for s in catalog.source_scan_status(names)}

@@ -138,7 +138,7 @@ def purge(
     purge_id = uuid.uuid4().hex
 
     with _purge_lock(settings):
-        with Catalog.open(settings.catalog_path) as catalog:
+        with Catalog.open(settings.catalog_location) as catalog:
             if dry_run:
                 report.unsettled = len(catalog.purge_marks_in(None, None, "deleting"))
             else:
@@ -205,8 +205,7 @@ def purge(
             if report.refused_reason:
                 state = "refused"
                 break
-        with Catalog.open(settings.catalog_path,
-                          snapshot_path=settings.snapshot_path) as catalog:
+        with Catalog.open(settings.catalog_location) as catalog:
             if state != "done":
                 catalog.skip_remaining_marks(purge_id, report.refused_reason or "run failed")
             catalog.finish_purge_run(purge_id, state, report.purged, report.bytes_freed,
@@ -257,7 +256,7 @@ def _sweep_batch(
     run_id: str | None,
 ) -> None:
     """Re-check, delete in S3 and record one batch, holding the catalog writer throughout."""
-    with PURGE_EXCLUSION, Catalog.open(settings.catalog_path) as catalog:
+    with PURGE_EXCLUSION, Catalog.open(settings.catalog_location) as catalog:
         sources = catalog.required_sources(sources)
         stale = catalog.stale_sources(sources)
         horizon = catalog.scan_horizon(sources)

@@ -24,7 +24,7 @@ from media_pipeline.settings import Settings
 def unpurge(settings: Settings, client: Any, media_id: str, user: str) -> dict[str, Any]:
     """Bring a purged file back (admins of its namespace); returns what was done."""
     with _purge_lock(settings):
-        with Catalog.open(settings.catalog_path) as catalog:
+        with Catalog.open(settings.catalog_location) as catalog:
             state = catalog.media_state(media_id)
             if state is None:
                 raise UnknownMedia.of(media_id)
@@ -67,8 +67,7 @@ def unpurge(settings: Settings, client: Any, media_id: str, user: str) -> dict[s
             raise LifecycleError(f"{key} came back with another ETag; check the bucket")
         details = {"key": key, "version_id": hidden["version_id"],
                    "removed_markers": markers, "purge_id": mark["purge_id"]}
-        with Catalog.open(settings.catalog_path,
-                          snapshot_path=settings.snapshot_path) as catalog:
+        with Catalog.open(settings.catalog_location) as catalog:
             catalog.unpurge_media(str(state["media_id"]), user, hidden["version_id"], details)
     return details
 

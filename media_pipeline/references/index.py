@@ -92,7 +92,7 @@ def scan_source(
     clock = time.perf_counter()
     out_dir = settings.work_dir / "references" / source.name
     info = {"kind": source.kind, "description": source.describe()}
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         known = catalog.known_keys(settings.bucket)
         # loaded after ``started``: a file deleted before this scan is looked for by it
         mentions = MentionMatcher.from_keys(catalog.mention_keys(settings.bucket))

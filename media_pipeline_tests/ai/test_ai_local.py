@@ -59,7 +59,7 @@ def test_photos_banner_and_pdf_get_tags_titles_and_text(
     stats = analyze_batch(settings, s3_client, service, lambda: open_catalog(settings))
     assert stats.analysed == 4  # the copy of the cat shares its content hash
     assert stats.failed == 0 and stats.deferred == 0
-    with Catalog.open(settings.catalog_path) as c:
+    with Catalog.open(settings.catalog_location) as c:
         rows = {r[0]: r[1:] for r in c.con.execute(
             "SELECT key, ai_title, ai_generated_tags::VARCHAR, ai_extracted_text, "
             "ai_labels::VARCHAR, ai_scores::VARCHAR FROM media_files").fetchall()}

@@ -76,7 +76,7 @@ def run(settings: Settings, s3_client: Any, service: MediaAIService, **kw: Any) 
 
 
 def ai_rows(settings: Settings) -> dict[str, tuple[Any, ...]]:
-    with Catalog.open(settings.catalog_path) as c:
+    with Catalog.open(settings.catalog_location) as c:
         rows = c.con.execute(
             "SELECT key, ai_title, ai_generated_tags::VARCHAR, ai_scores::VARCHAR "
             "FROM media_files").fetchall()
@@ -103,7 +103,7 @@ def test_duplicates_are_analysed_once_and_thresholds_apply_when_applied(
         title, tags, scores = rows[f.key]
         assert title == "A cat on a sofa"
         assert json.loads(tags) == ["cat"]  # "blurry" (0.3) is under AI_CONFIDENCE_THRESHOLD
-    with Catalog.open(settings.catalog_path) as c:
+    with Catalog.open(settings.catalog_location) as c:
         raw = c.con.execute("SELECT result::VARCHAR FROM ai_results LIMIT 1").fetchone()
     assert raw is not None and '"blurry"' in raw[0]  # raw scores are stored
 
@@ -127,7 +127,7 @@ def test_a_manual_tag_added_after_an_ai_tag_replaces_it(
     catalogued(settings, s3_client, photos[:1])
     media_id = media_id_for(settings.bucket, photos[0].key)
     run(settings, s3_client, service_for(settings, chat))
-    with Catalog.open(settings.catalog_path) as c:
+    with Catalog.open(settings.catalog_location) as c:
         assert tags_of(c, media_id) == [("cat", "ai", 0.92)]
         add_manual_tag(c, media_id, "CAT", "bob")
         assert tags_of(c, media_id) == [("CAT", "manual", None)]
@@ -138,11 +138,11 @@ def test_manual_tags_are_never_overwritten(
 ) -> None:
     catalogued(settings, s3_client, photos[:1])
     media_id = media_id_for(settings.bucket, photos[0].key)
-    with Catalog.open(settings.catalog_path) as c:
+    with Catalog.open(settings.catalog_location) as c:
         add_manual_tag(c, media_id, "Cat", "alice")
     run(settings, s3_client, service_for(settings, chat))
     run(settings, s3_client, service_for(settings, chat), mode="all")
-    with Catalog.open(settings.catalog_path) as c:
+    with Catalog.open(settings.catalog_location) as c:
         tags = tags_of(c, media_id)
     assert tags == [("Cat", "manual", None)]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from media_pipeline.catalog import Catalog, CatalogError, CatalogLockTimeout, open_reader
+from media_pipeline.catalog import Catalog, CatalogError
 from media_pipeline.catalog.migrations import LATEST_VERSION
 from media_pipeline.records import media_id_for
 
@@ -43,7 +43,7 @@ def home(tmp_path: Path) -> Path:
 
 
 def open_catalog(home: Path):  # type: ignore[no-untyped-def]
-    return Catalog.open(home / "catalog.duckdb", snapshot_path=home / "snapshot" / "catalog.duckdb")
+    return Catalog.open(home)
 
 
 def statuses(home: Path) -> dict[str, str]:
@@ -243,68 +243,13 @@ def test_near_duplicates_match_brute_force(home: Path, tmp_path: Path) -> None:
         assert found == expected
 
 
-def test_readers_use_the_snapshot_and_never_see_the_writers_lock(
-    home: Path, tmp_path: Path
-) -> None:
-    snap = write_snapshot(tmp_path / "s.parquet", [("site/a.jpg", 1, "e")])
-    with open_catalog(home) as c:
-        c.apply_inventory(snap, BUCKET)
-    # Another process holds the live catalog for writing...
-    holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
-            import duckdb, sys, time
-            con = duckdb.connect({str(home / 'catalog.duckdb')!r})
-            con.execute("BEGIN TRANSACTION")
-            con.execute("UPDATE media_files SET status = 'active'")
-            print('locked', flush=True)
-            time.sleep(30)
-        """)],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        with pytest.raises(duckdb.IOException, match="lock"):
-            duckdb.connect(str(home / "catalog.duckdb"), read_only=True)
-        # ...and the analyst's query still answers, from the published snapshot.
-        con = open_reader(home / "snapshot" / "catalog.duckdb", home / "catalog.duckdb")
-        assert con.execute("SELECT key, status FROM media_files").fetchall() == [
-            ("site/a.jpg", "pending")]
-        con.close()
-    finally:
-        holder.kill()
-        holder.wait()
-
-
-def test_a_writer_waits_for_the_lock_and_gives_up_with_a_clear_error(
-    home: Path, tmp_path: Path
-) -> None:
-    with open_catalog(home):
-        pass
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         f"import duckdb,time; c=duckdb.connect({str(home / 'catalog.duckdb')!r}); "
-         "print('locked', flush=True); time.sleep(30)"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        with pytest.raises(CatalogLockTimeout, match="held by another process"), Catalog.open(
-            home / "catalog.duckdb", lock_timeout=0.5
-        ):
-            pass
-    finally:
-        holder.kill()
-        holder.wait()
-
-
 WRITER = """
 import sys
 from pathlib import Path
 from media_pipeline.catalog import Catalog
 home, snap = Path(sys.argv[1]), Path(sys.argv[2])
 for i in range(8):
-    with Catalog.open(home / "catalog.duckdb", snapshot_path=home / "snapshot" / "catalog.duckdb",
-                      lock_timeout=120) as c:
+    with Catalog.open(home) as c:
         c.apply_inventory(snap, "media")
         c.record_audit(sys.argv[3], "test-write", details={"i": i})
 print("done")

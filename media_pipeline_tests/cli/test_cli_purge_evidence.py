@@ -107,7 +107,7 @@ def test_an_emptied_folder_is_suspect_and_the_used_file_stays(
     assert not_admin.exit_code == 1 and "only admins" in not_admin.output
     accepted = run(env, "scan", "site", "--accept-drop", "--user", ADMIN)
     assert accepted.exit_code == 0 and "accepted" in accepted.output
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         audit = catalog.con.execute(
             "SELECT actor, details FROM audit_log WHERE action = "
             "'references.scan_drop_accepted'").fetchall()
@@ -297,7 +297,7 @@ def test_a_purge_without_the_sources_setting_still_needs_the_remembered_source(
     assert run(env, "sources", "retire", "site", "--user", EDITOR).exit_code == 1
     retired = run(env, "sources", "retire", "site", "--user", ADMIN, "--reason", "site gone")
     assert retired.exit_code == 0 and "1 scanned references removed" in retired.output
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         [(actor, details)] = catalog.con.execute(
             "SELECT actor, details FROM audit_log WHERE action = 'source.retire'").fetchall()
     assert actor == ADMIN and json.loads(details)["references_removed"] == 1
@@ -354,7 +354,7 @@ def test_a_disabled_source_blocks_the_purge_until_it_is_retired(
     assert run(env, "sources", "retire", "archive", "--user", EDITOR).exit_code == 1
     retired = run(env, "sources", "retire", "archive", "--user", ADMIN, "--reason", "gone")
     assert retired.exit_code == 0, retired.output
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         [(actor, details)] = catalog.con.execute(
             "SELECT actor, details FROM audit_log WHERE action = 'source.retire'").fetchall()
     assert actor == ADMIN and json.loads(details)["source"] == "archive"
@@ -496,7 +496,7 @@ def test_a_loose_environment_share_cannot_apply_a_big_drop(
     env["MEDIA_PIPELINE_SOURCES"] = str(write_sources(tmp_path, {**sources, "max_drop": 0.95}))
     applied = run(env, "scan")
     assert applied.exit_code == 0, applied.output
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         [(details,)] = catalog.con.execute("SELECT details FROM audit_log "
                                            "WHERE action = 'references.scan_drop_allowed'"
                                            ).fetchall()

@@ -48,7 +48,7 @@ def ingest(settings: Settings, client: Any, images: list[evalset.EvalImage]) -> 
 def found_pairs(settings: Settings, images: list[evalset.EvalImage]
                 ) -> dict[tuple[int, int], tuple[str, float]]:
     index = {media_id_for(settings.bucket, key_of(x)): k for k, x in enumerate(images)}
-    with Catalog.open(settings.catalog_path) as c:
+    with Catalog.open(settings.catalog_location) as c:
         rows = c.con.execute("SELECT media_id_a::VARCHAR, media_id_b::VARCHAR, method, "
                              "method_distance FROM near_duplicates").fetchall()
     out = {}
@@ -139,7 +139,7 @@ def test_the_catalog_hash_search_finds_what_brute_force_finds(
     assert any("embedding" in reason and "turned off" in reason for reason in stats.skipped)
 
     limits = InspectLimits()
-    with Catalog.open(settings.catalog_path) as c:
+    with Catalog.open(settings.catalog_location) as c:
         stored = dict(c.con.execute("SELECT key, phash FROM media_files").fetchall())
     phash = np.array([stored[key_of(x)] for x in images], dtype=np.uint64)
     features = [hash_features(decode(x.data, limits)) for x in images]
@@ -252,7 +252,7 @@ def test_an_object_s3_cannot_give_now_is_tried_again_next_run(
                          ContentType=image.content_type)
     again = stages.rebuild_near_duplicates(settings, s3_client)
     assert again.features_computed == 1 and again.feature_errors == 0
-    with Catalog.open(settings.catalog_path) as c:
+    with Catalog.open(settings.catalog_location) as c:
         rows = c.con.execute("SELECT count(*) FILTER (WHERE error IS NOT NULL), count(*) "
                              "FROM image_features").fetchone()
     assert rows == (0, 1)

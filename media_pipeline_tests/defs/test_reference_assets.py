@@ -79,7 +79,7 @@ def setup(settings: Settings, s3_client: Any, postgres_url: str, tmp_path: Path,
 
 
 def _refs(settings: Settings, key: str) -> dict[str, list[str]]:
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         return catalog.references_of(media_id_for(settings.bucket, key))
 
 
@@ -115,7 +115,7 @@ def test_a_source_failing_halfway_keeps_its_references_and_blocks_purge(
     assert not run.success
     assert "previous references are kept" in (run.failure or "")
     assert _refs(setup, "site/used.jpg") == {"webpage": ["1"]}  # old rows kept
-    with Catalog.open(setup.catalog_path) as catalog:
+    with Catalog.open(setup.catalog_location) as catalog:
         assert catalog.stale_sources(["cms"]) == ["cms"]
 
     later = datetime.now(UTC) + timedelta(days=1)

@@ -307,7 +307,7 @@ def test_the_job_ingests_the_keys_of_a_run_request(settings: Settings, s3_client
     [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
     metadata = {k: v.value for k, v in output.event_specific_data.metadata.items()}
     assert metadata["new"] == 2 and metadata["quarantined"] == 1 and metadata["gone"] == 1
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         rows = dict(catalog.con.execute("SELECT key, status FROM media_files").fetchall())
         runs = catalog.con.execute("SELECT run_id FROM inventory_runs").fetchall()
     assert rows == {"j/ok.png": "active", "j/evil.svg": "quarantined"}
@@ -361,5 +361,5 @@ def test_keys_s3_refuses_fail_the_run_and_change_nothing(
     examples = data.user_failure_data.metadata["head_error_examples"].value
     assert set(examples) == {"d/one.png", "d/two.png"}
     assert all(v.startswith("403") for v in examples.values())
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         assert catalog.con.execute("SELECT count(*) FROM media_files").fetchone() == (0,)

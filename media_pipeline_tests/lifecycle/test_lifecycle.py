@@ -50,7 +50,7 @@ def files(s: Settings, s3_client: Any) -> dict[str, str]:
 
 def test_delete_is_refused_while_referenced(s: Settings, files: dict[str, str]) -> None:
     a = files["blog/a.txt"]
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         # A discovered file is private to the admins: only they may record where it is used.
         with pytest.raises(PermissionDenied, match="private to its owner and the admins"):
             add_reference(catalog, s, a, "webpage", "123", EDITOR)
@@ -70,7 +70,7 @@ def test_delete_is_refused_while_referenced(s: Settings, files: dict[str, str]) 
 def test_delete_is_refused_for_a_scanned_reference_too(s: Settings,
                                                        files: dict[str, str]) -> None:
     scan(s, "cms", [key_ref(s, "webpage", "9", "blog/a.txt")])
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         # The API removes only references the API recorded, even for an admin.
         assert remove_reference(catalog, s, files["blog/a.txt"], "webpage", "9", ADMIN) is False
         assert catalog.references_of(files["blog/a.txt"]) == {"webpage": ["9"]}
@@ -83,7 +83,7 @@ def test_unreferenced_delete_and_restore(s: Settings, s3_client: Any,
                                          files: dict[str, str]) -> None:
     a = files["blog/a.txt"]
     when = datetime(2026, 5, 1, 12, tzinfo=UTC)
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         outcome = delete(catalog, s, a, EDITOR, now=when)
         assert outcome and outcome.deleted and not outcome.forced
         again = delete(catalog, s, a, EDITOR)
@@ -92,7 +92,7 @@ def test_unreferenced_delete_and_restore(s: Settings, s3_client: Any,
     assert (state["status"], state["is_deleted"], state["deleted_at"], state["deleted_by"]) == (
         "deleted", True, when, EDITOR)
     assert "blog/a.txt" in object_keys(s3_client, s)  # soft: the object stays
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         restore(catalog, s, a, EDITOR)
         with pytest.raises(LifecycleError, match="not deleted"):
             restore(catalog, s, a, EDITOR)
@@ -108,7 +108,7 @@ def test_unreferenced_delete_and_restore(s: Settings, s3_client: Any,
 def test_force_delete_is_for_admins_only(s: Settings, s3_client: Any,
                                          files: dict[str, str]) -> None:
     a = files["blog/a.txt"]
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         add_reference(catalog, s, a, "webpage", "123", ADMIN)
         with pytest.raises(PermissionDenied, match="needs admin"):
             delete(catalog, s, a, EDITOR, force=True)
@@ -124,7 +124,7 @@ def test_force_delete_is_for_admins_only(s: Settings, s3_client: Any,
 
 def test_roles(s: Settings, files: dict[str, str]) -> None:
     a, c = files["blog/a.txt"], files["shop/c.txt"]
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         with pytest.raises(PermissionDenied):
             delete(catalog, s, a, VIEWER)
         with pytest.raises(PermissionDenied):
@@ -142,7 +142,7 @@ def test_roles(s: Settings, files: dict[str, str]) -> None:
 
 def test_unknown_media_and_bad_input(s: Settings, files: dict[str, str]) -> None:
     a = files["blog/a.txt"]
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         for bad in ("00000000-0000-0000-0000-000000000000", "not-a-uuid"):
             with pytest.raises(UnknownMedia, match="no media file"):
                 delete(catalog, s, bad, ADMIN)
@@ -159,7 +159,7 @@ def test_unknown_media_and_bad_input(s: Settings, files: dict[str, str]) -> None
 
 def test_reference_actions_are_audited(s: Settings, files: dict[str, str]) -> None:
     a = files["blog/a.txt"]
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         add_reference(catalog, s, a, "webpage", "1", ADMIN)
         remove_reference(catalog, s, a, "webpage", "1", ADMIN)
     rows = [(r["actor"], r["action"], r["media_id"], json.loads(r["details"]))
@@ -184,7 +184,7 @@ def test_restore_keeps_quarantine(s: Settings, s3_client: Any) -> None:
     fingerprint_pending(s, s3_client)
     x = media_id_for(s.bucket, "blog/x.svg")
     assert row(s, x)["status"] == "quarantined"
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         delete(catalog, s, x, ADMIN)
         restore(catalog, s, x, ADMIN)
     assert row(s, x)["status"] == "quarantined"
@@ -193,11 +193,11 @@ def test_restore_keeps_quarantine(s: Settings, s3_client: Any) -> None:
 def test_auto_soft_delete(s: Settings, files: dict[str, str]) -> None:
     a, b, c = files["blog/a.txt"], files["blog/b.txt"], files["shop/c.txt"]
     first_seen = row(s, a)["first_seen"]
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         assert auto_soft_delete(catalog, s, first_seen + timedelta(days=400)).total == 0  # off
     s30 = replace(s, auto_delete_days={"blog": 30})
     unreferenced_at = first_seen + timedelta(days=20)
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         add_reference(catalog, s, b, "webpage", "1", ADMIN)
         remove_reference(catalog, s, b, "webpage", "1", ADMIN, now=unreferenced_at)
         add_reference(catalog, s, a, "webpage", "2", ADMIN)
@@ -215,10 +215,10 @@ def test_auto_soft_delete(s: Settings, files: dict[str, str]) -> None:
 def test_auto_soft_delete_waits_for_stale_sources(s: Settings, files: dict[str, str]) -> None:
     s1 = replace(s, auto_delete_days={"blog": 1})
     later = row(s, files["blog/a.txt"])["first_seen"] + timedelta(days=10)
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         report = auto_soft_delete(catalog, s1, later, enabled_sources=["cms"])
     assert report.total == 0 and report.refused_reason == "stale content sources: cms"
     scan(s, "cms", [], documents=1)
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         assert auto_soft_delete(catalog, s1, later, enabled_sources=["cms"]).deleted == {
             "blog": 2}

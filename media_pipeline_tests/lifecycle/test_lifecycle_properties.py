@@ -239,7 +239,7 @@ class World:
 
     def check(self) -> None:
         present = object_keys(self.client, self.s)
-        with Catalog.open(self.s.catalog_path) as catalog:
+        with Catalog.open(self.s.catalog_location) as catalog:
             assert catalog.reference_count_mismatches() == []
             for f, media_id in enumerate(self.ids):
                 state = catalog.media_state(media_id)
@@ -270,7 +270,7 @@ def test_random_lifecycles_never_lose_a_referenced_file(
 
     def flush() -> None:
         if catalog_ops:
-            with Catalog.open(world.s.catalog_path) as catalog:
+            with Catalog.open(world.s.catalog_location) as catalog:
                 for op in catalog_ops:
                     world.apply(op, catalog)
             catalog_ops.clear()

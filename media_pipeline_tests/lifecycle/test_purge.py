@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from media_pipeline.catalog import Catalog
+from media_pipeline.catalog import Catalog, lake
 from media_pipeline.catalog.lifecycle_sql import OverCap
 from media_pipeline.lifecycle import LifecycleError, add_reference, delete, purge, restore
 from media_pipeline.records import media_id_for
@@ -40,7 +40,7 @@ def s(settings: Settings) -> Settings:
 
 def soft_delete(s: Settings, media_ids: list[str], when: datetime = DELETED,
                 force: bool = False) -> None:
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         for media_id in media_ids:
             assert delete(catalog, s, media_id, ADMIN, force=force, now=when)
 
@@ -53,7 +53,7 @@ def purge_run(s: Settings, client: Any, **kwargs: Any) -> Any:
 
 def purge_tables(s: Settings) -> tuple[int, int]:
     # Test inspection: what purge wrote for itself.
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         marks = catalog.con.execute("SELECT count(*) FROM purge_marks").fetchone()
         runs = catalog.con.execute("SELECT count(*) FROM purge_runs").fetchone()
     assert marks is not None and runs is not None
@@ -123,7 +123,7 @@ def test_a_stale_source_refuses_the_whole_purge(s: Settings, s3_client: Any,
     scan(s, "cms", [], started=SCANNED, documents=1)
     if failure == "failed":
         scan(s, "docs", [], started=SCANNED, documents=1)
-        with Catalog.open(s.catalog_path) as catalog:
+        with Catalog.open(s.catalog_location) as catalog:
             catalog.record_source_failure("docs", SCANNED + timedelta(hours=1), "timeout")
     report = purge_run(s, s3_client, enabled_sources=["cms", "docs"])
     assert report.refused and report.purged == 0
@@ -227,7 +227,7 @@ def test_referenced_or_restored_after_marking_is_skipped(s: Settings, s3_client:
 
     def meanwhile(step: str, info: dict[str, Any]) -> None:
         if step == "marked":  # between the mark and the batch, another writer acts
-            with Catalog.open(s.catalog_path) as catalog:
+            with Catalog.open(s.catalog_location) as catalog:
                 add_reference(catalog, s, x, "webpage", "5", ADMIN)
                 restore(catalog, s, y, ADMIN)
 
@@ -274,7 +274,7 @@ def test_new_content_at_a_deleted_key_is_a_new_file_once_catalogued(
 
 def test_no_sources_means_api_references_only(s: Settings, s3_client: Any) -> None:
     ids = catalog_files(s, s3_client, ["a/x.txt", "a/y.txt"])
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         add_reference(catalog, s, ids["a/y.txt"], "app", "1", ADMIN)
     soft_delete(s, [ids["a/x.txt"]])
     soft_delete(s, [ids["a/y.txt"]], force=True)
@@ -290,13 +290,12 @@ def test_a_thread_of_the_same_process_cannot_reference_a_file_mid_batch(
     scan(s, "cms", [], started=SCANNED, documents=1)
     outcome: list[Any] = []
 
-    # A second connection of this process: DuckDB lets it in while the purge holds the file.
-    # (Closed only after the purge: Catalog.open's checkpoint on exit would race the purge's.)
-    con = duckdb.connect(str(s.catalog_path))
+    # A second session of this process on the same catalog.
+    con = lake.connect(s.catalog_location)
 
     def reference_it() -> None:
         try:
-            outcome.append(add_reference(Catalog(con, s.catalog_path, None), s, x, "webpage",
+            outcome.append(add_reference(Catalog(con, s.catalog_location), s, x, "webpage",
                                          "1", ADMIN))
         except LifecycleError as exc:
             outcome.append(exc)
@@ -314,7 +313,7 @@ def test_a_thread_of_the_same_process_cannot_reference_a_file_mid_batch(
     con.close()
     assert report.purged == 1
     assert len(outcome) == 1 and isinstance(outcome[0], LifecycleError)
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         assert catalog.references_of(x) == {}
 
 
@@ -345,7 +344,7 @@ def test_a_key_uploaded_again_after_its_purge_can_be_deleted_again(s: Settings,
     assert purge_run(s, s3_client).purged == 1
     catalog_files(s, s3_client, ["a/x.txt"])  # same key, new upload: inventory + fingerprint
     assert row(s, x)["status"] == "active"
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         outcome = delete(catalog, s, x, ADMIN, now=LATER)
         assert outcome.deleted and not outcome.already_deleted
         restore(catalog, s, x, ADMIN)
@@ -393,7 +392,7 @@ def test_the_share_floor_setting_is_read_and_checked() -> None:
 def test_the_cap_is_checked_again_on_what_was_marked(s: Settings, s3_client: Any) -> None:
     ids = catalog_files(s, s3_client, ["a/x.txt", "a/y.txt"], fingerprint=False)
     soft_delete(s, list(ids.values()))
-    with Catalog.open(s.catalog_path) as catalog, pytest.raises(OverCap):
+    with Catalog.open(s.catalog_location) as catalog, pytest.raises(OverCap):
         catalog.start_purge_run("p1", LATER, retention_days=30, versions="marker",
                                 sources=[], cutoff=LATER - timedelta(days=30),
                                 horizon=LATER, batch_size=10, max_files=1)

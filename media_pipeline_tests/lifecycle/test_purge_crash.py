@@ -38,7 +38,7 @@ def _world(s: Settings, client: Any) -> dict[str, str]:
     ids = catalog_files(s, client, [*ELIGIBLE, "a/used.txt", "a/live.txt", "a/recent.txt"],
                         fingerprint=False)
     scan(s, "cms", [key_ref(s, "webpage", "1", "a/used.txt")], started=DELETED)
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         for key in ELIGIBLE:
             delete(catalog, s, ids[key], ADMIN, now=DELETED)
         delete(catalog, s, ids["a/used.txt"], ADMIN, force=True, now=DELETED)
@@ -60,7 +60,7 @@ def _child(s: Settings, kill_at: int) -> subprocess.CompletedProcess[str]:
 
 def _assert_consistent(s: Settings, client: Any, ids: dict[str, str]) -> None:
     present = object_keys(client, s)
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         statuses = {key: catalog.media_state(media_id)["status"]  # type: ignore[index]
                     for key, media_id in ids.items()}
         in_flight = catalog.purge_marks_in(None, None, "deleting")
@@ -101,13 +101,13 @@ def test_restore_waits_while_a_killed_purge_may_have_deleted_the_object(
     killed = _child(s, kill_at=3)  # right after the first batch's S3 delete
     assert killed.returncode == -signal.SIGKILL
     first = ids[ELIGIBLE[0]]
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         with pytest.raises(LifecycleError, match="interrupted purge"):
             restore(catalog, s, first, ADMIN)
         assert catalog.media_state(first)["status"] == "deleted"  # type: ignore[index]
     report = purge(s, s3_client, enabled_sources=["cms"], now=NOW, batch_size=2)
     assert report.settled == 2 and report.purged == 2
-    with (Catalog.open(s.catalog_path) as catalog,
+    with (Catalog.open(s.catalog_location) as catalog,
           pytest.raises(LifecycleError, match="purged")):
         restore(catalog, s, first, ADMIN)
     _assert_consistent(s, s3_client, ids)

@@ -59,7 +59,7 @@ def test_unpurge_brings_the_file_back_on_a_versioned_bucket(
     assert head["ETag"].strip('"') == etag.strip('"')
     state = row(settings, media_id)
     assert state["status"] == "active" and not state["is_deleted"]
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         [(actor,)] = catalog.con.execute(
             "SELECT actor FROM audit_log WHERE action = 'unpurge'").fetchall()
     assert actor == ADMIN

@@ -56,7 +56,7 @@ def test_a_first_scan_of_an_empty_root_is_suspect_until_accepted(
     [outcome] = scan_sources(s, workers=1)
     assert outcome.state == "suspect"
     assert outcome.reasons == ["first scan returned nothing (0 documents)"]
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         [status] = catalog.source_scan_status(["site2"])
     assert status["stale"]
     [outcome] = scan_sources(s, accepted_by=ADMIN, workers=1)
@@ -98,7 +98,7 @@ def test_a_drop_over_the_share_is_suspect_and_changes_nothing(
     if state == "suspect":
         assert any("documents 10 → 8" in r for r in result["drift"]["reasons"])
         assert row(settings, files["blog/9.txt"])["reference_count"] == 1  # old rows kept
-        with Catalog.open(settings.catalog_path) as catalog:
+        with Catalog.open(settings.catalog_location) as catalog:
             [status] = catalog.source_scan_status(["cms"])
             drift = catalog.con.execute(
                 "SELECT details FROM audit_log WHERE action = 'references.scan_suspect'"
@@ -120,13 +120,13 @@ def test_a_suspect_scan_blocks_purge_and_auto_soft_delete_until_accepted(
     s = replace(settings, retention_days=0, purge_max_share=1.0, admins=frozenset({ADMIN}),
                 auto_delete_days={"blog": 1})
     scan(s, "cms", refs(s, 10), started=T0)
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         assert delete(catalog, s, files["blog/3.txt"], ADMIN, force=True, now=T0).deleted
     assert scan(s, "cms", [], started=T0 + timedelta(1))["state"] == "suspect"
     later = T0 + timedelta(days=5)
     report = purge(s, s3_client, enabled_sources=["cms"], now=later)
     assert report.refused and "documents 10 → 0 (returned nothing)" in str(report.refused_reason)
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         auto = auto_soft_delete(catalog, s, later + timedelta(days=30), enabled_sources=[])
     assert auto.refused_reason and "cms" in auto.refused_reason and auto.total == 0
     assert "blog/3.txt" in {o["Key"] for o in s3_client.list_objects_v2(
@@ -184,7 +184,7 @@ def test_scan_sources_honours_the_source_share_and_only_admins_accept(
         else json.loads(allowed["details"])
     assert details["max_drop"] == 0.5 and details["max_drop_origin"] == "sources file"
     assert "documents 10 → 6 (−40%)" in details["over_default"]
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         last = catalog.con.execute("SELECT drift FROM source_scans WHERE source = 'site' "
                                    "ORDER BY started DESC LIMIT 1").fetchone()
     assert last is not None and json.loads(last[0])["max_drop_origin"] == "sources file"
@@ -196,19 +196,19 @@ def test_remembered_sources_backfill_require_and_reactivate(
         settings: Settings, s3_client: Any, files: dict[str, str]) -> None:
     s = replace(settings, retention_days=0, purge_max_share=1.0, admins=frozenset({ADMIN}))
     scan(s, "old", refs(s, 1), started=T0)
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         assert delete(catalog, s, files["blog/5.txt"], ADMIN, force=True, now=T0).deleted
         catalog.record_source_failure("old", T0 + timedelta(1), "connection refused")
     report = purge(s, s3_client, enabled_sources=[], now=T0 + timedelta(2))
     assert report.refused and report.sources == ["old"]
     assert "old (remembered; not in today's configuration" in str(report.refused_reason)
 
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         catalog.retire_source("old", ADMIN, "moved")
         assert catalog.required_sources([]) == []
         assert row(s, files["blog/0.txt"])["reference_count"] == 0
     scan(s, "old", refs(s, 1), started=T0 + timedelta(3))  # scanned again: required again
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         assert catalog.required_sources([]) == ["old"]
         actions = [a for (a,) in catalog.con.execute(
             "SELECT action FROM audit_log WHERE action LIKE 'source.%' ORDER BY ts").fetchall()]
@@ -238,7 +238,7 @@ def test_a_source_named_api_is_refused_when_the_file_is_loaded(
         load_sources(config)
     with pytest.raises(ValueError, match="reserved"):
         scan_sources(replace(settings, content_sources=config), workers=1)
-    with Catalog.open(settings.catalog_path) as catalog:  # never remembered
+    with Catalog.open(settings.catalog_location) as catalog:  # never remembered
         assert "api" not in {s["source"] for s in catalog.remembered_sources(True)}
         with pytest.raises(ValueError, match="reserved"):
             catalog.record_source_failure("api", T0, "boom")

@@ -151,7 +151,7 @@ def _content_id(backend: str, form: str) -> str:
 
 
 def _references(settings: Settings, key: str) -> dict[str, list[str]]:
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         return catalog.references_of(media_id_for(settings.bucket, key))
 
 
@@ -171,7 +171,7 @@ def test_other_buckets_and_lookalike_hosts_are_not_references(
         scanned: dict[str, Any], backend: str) -> None:
     result = scanned["scan"](backend)
     settings: Settings = result["settings"]
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         rows = catalog.con.execute(
             "SELECT count(*) FROM media_references WHERE content_id = ?",
             [_content_id(backend, "negatives")]).fetchone()
@@ -182,7 +182,7 @@ def test_other_buckets_and_lookalike_hosts_are_not_references(
 def test_unknown_keys_are_kept_as_dangling(scanned: dict[str, Any], backend: str) -> None:
     result = scanned["scan"](backend)
     settings: Settings = result["settings"]
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         dangling = catalog.dangling_references(limit=100)
         counted = catalog.reference_count_mismatches(limit=10)
     assert [(d["key"], d["content_id"]) for d in dangling] == [

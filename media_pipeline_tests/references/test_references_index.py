@@ -41,7 +41,7 @@ def test_scan_and_api_references_side_by_side(admin_settings: Settings,
     scan(s, "cms", [key_ref(s, "webpage", "456", "blog/a.txt"),
                     key_ref(s, "webpage", "123", "blog/a.txt"),
                     key_ref(s, "blog_post", "789", "blog/a.txt")])
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         assert add_reference(catalog, s, a, "webpage", "123", ADMIN)  # also scanned: one ref
         assert add_reference(catalog, s, a, "newsletter", "9", ADMIN)
         assert not add_reference(catalog, s, a, "newsletter", "9", ADMIN)  # idempotent
@@ -52,13 +52,13 @@ def test_scan_and_api_references_side_by_side(admin_settings: Settings,
         assert catalog.reference_count_mismatches() == []
     state = row(s, a)
     assert state["reference_count"] == 4
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         referenced_in = catalog.con.execute(
             "SELECT referenced_in::VARCHAR FROM media_files WHERE media_id = ?", [a]).fetchone()
     assert referenced_in == ('{"blog_post":["789"],"newsletter":["9"],"webpage":["123","456"]}',)
 
     # Removing the API row of a reference the scan also found keeps the reference.
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         assert remove_reference(catalog, s, a, "webpage", "123", ADMIN)
         assert not remove_reference(catalog, s, a, "webpage", "123", ADMIN)
         assert references(catalog, s, a, ADMIN)["webpage"] == ["123", "456"]
@@ -77,7 +77,7 @@ def test_rescan_replaces_only_that_source_and_keeps_first_seen(
                                     key_ref(settings, "webpage", "3", "blog/a.txt")],
                   started=t0 + timedelta(days=1))
     assert result["added"] == 1 and result["removed"] == 1 and result["refs"] == 2
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         rows = {(r["content_id"], r["source"]): r for r in catalog.reference_rows(a)}
         assert rows[("1", "cms")]["first_seen"] == t0
         assert rows[("3", "cms")]["first_seen"] == t0 + timedelta(days=1)
@@ -112,7 +112,7 @@ def test_references_by_media_id_and_dangling_ones(settings: Settings,
         key_ref(settings, "webpage", "8", "blog/never-uploaded.jpg"),
     ])
     assert result["invalid"] == 1 and result["refs"] == 2
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         assert catalog.references_of(c) == {"webpage": ["7"]}
         dangling = catalog.dangling_references()
     assert [(d["media_id"], d["key"]) for d in dangling] == [(ghost, "blog/never-uploaded.jpg")]
@@ -123,7 +123,7 @@ def test_a_key_reference_gets_the_media_id_of_its_key(settings: Settings,
     wrong = str(uuid.uuid4())
     scan(settings, "cms", [{"content_type": "webpage", "content_id": "1",
                             "bucket": settings.bucket, "key": "blog/a.txt", "media_id": wrong}])
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         assert catalog.references_of(files["blog/a.txt"]) == {"webpage": ["1"]}
         assert catalog.references_of(wrong) == {}
 
@@ -136,7 +136,7 @@ def test_references_to_missing_files_are_reported(settings: Settings, s3_client:
     s3_client.delete_object(Bucket=settings.bucket, Key="blog/a.txt")
     take_inventory(settings, s3_client)
     commit_inventory(settings)
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         gone = catalog.references_to_gone_files()
     assert [(g["key"], g["status"]) for g in gone] == [("blog/a.txt", "missing")]
 
@@ -152,7 +152,7 @@ def test_a_key_referenced_before_it_existed_is_counted_when_the_inventory_finds_
     commit_inventory(settings)
     late = media_id_for(settings.bucket, "blog/late.txt")
     assert row(settings, late)["reference_count"] == 1
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         assert catalog.references_of(late) == {"webpage": ["1"]}
         assert catalog.reference_count_mismatches() == []
 
@@ -161,7 +161,7 @@ def test_consistency_query_finds_drift_and_sync_repairs_it(settings: Settings,
                                                             files: dict[str, str]) -> None:
     a = files["blog/a.txt"]
     scan(settings, "cms", [key_ref(settings, "webpage", "1", "blog/a.txt")])
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         # Drift as a bug or a hand edit would leave it (test-only SQL).
         catalog.con.execute("UPDATE media_files SET reference_count = 0, referenced_in = '{}' "
                             "WHERE media_id = ?", [a])
@@ -176,11 +176,11 @@ def test_consistency_query_finds_drift_and_sync_repairs_it(settings: Settings,
 def test_failed_scan_keeps_old_rows_and_marks_the_source_stale(
         settings: Settings, files: dict[str, str]) -> None:
     a = files["blog/a.txt"]
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         assert catalog.stale_sources(["cms", "docs"]) == ["cms", "docs"]  # never scanned
     scan(settings, "cms", [key_ref(settings, "webpage", "1", "blog/a.txt")])
     scan(settings, "docs", [], documents=1)
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         assert catalog.stale_sources(["cms", "docs"]) == []
         catalog.record_source_failure("cms", datetime.now(UTC), "connection refused")
         assert catalog.stale_sources(["cms", "docs"]) == ["cms"]
@@ -188,7 +188,7 @@ def test_failed_scan_keeps_old_rows_and_marks_the_source_stale(
         assert status["reason"] == "latest scan failed: connection refused"
         assert catalog.references_of(a) == {"webpage": ["1"]}
     scan(settings, "cms", [key_ref(settings, "webpage", "1", "blog/a.txt")])
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         assert catalog.stale_sources(["cms", "docs"]) == []
 
 
@@ -205,10 +205,10 @@ def test_replace_is_atomic(settings: Settings, files: dict[str, str], tmp_path: 
     scan(settings, "cms", [key_ref(settings, "webpage", "1", "blog/a.txt")])
     fragment = write_fragment(tmp_path / "f.parquet",
                               [key_ref(settings, "webpage", "2", "blog/b.txt")])
-    with (_FailsAfterTheDelete.open(settings.catalog_path) as catalog,
+    with (_FailsAfterTheDelete.open(settings.catalog_location) as catalog,
           pytest.raises(RuntimeError, match="disk full")):
         catalog.replace_source_references("cms", [fragment], datetime.now(UTC))
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         assert catalog.references_of(a) == {"webpage": ["1"]}
         assert catalog.references_of(files["blog/b.txt"]) == {}
         scans = catalog.source_scan_status(["cms"])[0]
@@ -225,7 +225,7 @@ def test_bad_fragments_change_nothing(settings: Settings, files: dict[str, str],
          "key": "blog/c.txt"}])
     garbage = tmp_path / "garbage.parquet"
     garbage.write_bytes(b"not parquet at all")
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         with pytest.raises(ValueError, match="no content_type or content_id"):
             catalog.replace_source_references("cms", [no_id], datetime.now(UTC))
         with pytest.raises(ValueError, match="cannot read reference fragments"):
@@ -240,7 +240,7 @@ def test_reference_totals(admin_settings: Settings, files: dict[str, str]) -> No
     s = admin_settings
     scan(s, "cms", [key_ref(s, "webpage", "1", "blog/a.txt"),
                     key_ref(s, "webpage", "1", "blog/nowhere.txt")])
-    with Catalog.open(s.catalog_path) as catalog:
+    with Catalog.open(s.catalog_location) as catalog:
         add_reference(catalog, s, files["blog/b.txt"], "app", "9", ADMIN)
         assert catalog.reference_totals() == {"references": 3, "api": 1, "scan": 2,
                                               "referenced_files": 2, "dangling": 1}
@@ -249,7 +249,7 @@ def test_reference_totals(admin_settings: Settings, files: dict[str, str]) -> No
 def test_known_keys_for_the_extractor(settings: Settings, files: dict[str, str]) -> None:
     pytest.importorskip("media_pipeline.references.known_keys",
                         reason="KnownKeys comes with the extraction branch")
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         known = catalog.known_keys(settings.bucket)
         other = catalog.known_keys("another-bucket")
     assert "blog/a.txt" in known and "blog/zzz.txt" not in known and len(other) == 0

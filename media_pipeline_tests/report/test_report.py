@@ -87,7 +87,7 @@ def case(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     run = run_assets(instance=dg.DagsterInstance.ephemeral(),
                      resources=dagster_resources(settings))
     assert run.success, run.failure
-    with Catalog.open(settings.catalog_path) as c:
+    with Catalog.open(settings.catalog_location) as c:
         c.add_reference(media_id_for(settings.bucket, KEEPER_KEY), "webpage", REFERENCE_ID, "ops")
     out = tmp / "out" / "report.html"
     result = CliRunner().invoke(cli, ["report", "--out", str(out)], env=env_for(settings))
@@ -143,7 +143,7 @@ def test_thumbnails_are_made_once_and_the_dagster_previews_list_the_top_rows(
     case: dict[str, Any]
 ) -> None:
     settings: Settings = case["settings"]
-    with Catalog.open(settings.catalog_path) as c:
+    with Catalog.open(settings.catalog_location) as c:
         made = c.con.execute("SELECT count(*), count(jpeg) FROM thumbnails").fetchone()
     assert made == (2, 2)  # per content hash: the photo and its mirror
     again = CliRunner().invoke(cli, ["report", "--out", str(case["tmp"] / "again.html"),

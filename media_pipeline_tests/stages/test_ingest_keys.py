@@ -4,6 +4,7 @@ DuckDB catalog."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ def png(seed: int) -> bytes:
 
 def files(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every media_files row by key (the live catalog: no writer is open between steps)."""
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         cursor = catalog.con.execute("SELECT * FROM media_files ORDER BY key")
         names = [d[0] for d in cursor.description or []]
         return {row[names.index("key")]: dict(zip(names, row, strict=True))
@@ -32,7 +33,7 @@ def files(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 def inventory_runs(settings: Settings) -> list[tuple[Any, ...]]:
-    with Catalog.open(settings.catalog_path) as catalog:
+    with Catalog.open(settings.catalog_location) as catalog:
         return catalog.con.execute(
             "SELECT source, rows, new, changed, missing, run_id FROM inventory_runs "
             "ORDER BY started").fetchall()
@@ -160,7 +161,7 @@ def test_bad_keys_are_refused_before_anything_is_done(
 ) -> None:
     with pytest.raises((ValueError, TypeError), match="keys"):
         stages.ingest_keys(settings, keys, client=s3_client)
-    assert not settings.catalog_path.exists()
+    assert not Path(settings.catalog_location.metadata).exists()
 
 
 def test_a_wrong_bucket_is_an_error_not_a_catalog_full_of_missing_objects(

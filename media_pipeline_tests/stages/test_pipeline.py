@@ -37,7 +37,7 @@ def run(settings: Settings) -> RunSummary:
 
 
 def rows(settings: Settings, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as c:
+    with Catalog.open(settings.catalog_location, read_only=True) as c:
         return c.con.execute(sql, params or []).fetchall()
 
 

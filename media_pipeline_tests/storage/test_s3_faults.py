@@ -99,7 +99,7 @@ def test_throttled_requests_are_retried_and_counted(
     assert fp["objects"] == len(files) and fp["errors"] == 0
     retries = fp["s3_retries"] + summary.materialized["inventory_snapshot"]["s3_retries"]
     assert retries > 0
-    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as c:
+    with Catalog.open(settings.catalog_location, read_only=True) as c:
         row = c.con.execute(
             "SELECT count(*) FILTER (WHERE file_hash IS NOT NULL) FROM media_files").fetchone()
     assert row == (len(files),)
@@ -113,7 +113,7 @@ def test_a_bad_inventory_fails_the_run_naming_the_file_and_the_catalog_stays(
     good = run_assets(instance=dg.DagsterInstance.ephemeral(),
                       resources=resources(settings, s3_endpoint))
     assert good.success
-    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as c:
+    with Catalog.open(settings.catalog_location, read_only=True) as c:
         before = c.con.execute("SELECT key, status, etag FROM media_files ORDER BY key").fetchall()
 
     # An inventory report that lists one object fewer, whose manifest.checksum is wrong.
@@ -129,7 +129,7 @@ def test_a_bad_inventory_fails_the_run_naming_the_file_and_the_catalog_stays(
     assert not bad.success
     assert bad.failure is not None and "manifest" in bad.failure and "checksum" in bad.failure
     assert report.manifest_key.rsplit("/", 1)[0] in bad.failure
-    with Catalog.open_snapshot(settings.snapshot_path, settings.catalog_path) as c:
+    with Catalog.open(settings.catalog_location, read_only=True) as c:
         after = c.con.execute("SELECT key, status, etag FROM media_files ORDER BY key").fetchall()
     assert after == before
 
