@@ -48,12 +48,12 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NoReturn, TypeVar, cast
 
 from media_pipeline import lifecycle
 from media_pipeline.access import (
@@ -95,6 +95,7 @@ from media_pipeline.storage.media_storage import AclNotSupported, S3MediaStorage
 if TYPE_CHECKING:
     from media_pipeline.references.index import ScanProgress, SourceScanOutcome
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 VISIBILITIES = tuple(Visibility)
@@ -207,6 +208,13 @@ class MediaLibrary:
         with Catalog.open(self.settings.catalog_location) as catalog:
             yield catalog
 
+    def _write(self, body: Callable[[Catalog], T]) -> T:
+        """Run ``body`` as one catalog transaction, again from its start while it conflicts
+        with another writer's (``Catalog.write``); the bodies change nothing outside the catalog
+        but idempotent object settings (an ACL), so running one twice is running it once."""
+        with self._writing() as catalog:
+            return catalog.write(lambda: body(catalog))
+
     @contextlib.contextmanager
     def _writing(self) -> Iterator[Catalog]:
         """The catalog for a change."""
@@ -283,7 +291,7 @@ class MediaLibrary:
                 raise PermissionDenied(
                     f"cannot tell whether namespace {name!r} already holds files ({exc}): only "
                     "a global admin (MEDIA_PIPELINE_ADMINS) can create it now") from None
-        with self._writing() as catalog, catalog.transaction():
+        def body(catalog: Catalog) -> Any:
             if catalog.namespace_info(name) is not None:
                 raise Conflict(f"namespace {name!r} already exists")
             claimed = (name == DEFAULT_NAMESPACE or in_bucket
@@ -296,6 +304,9 @@ class MediaLibrary:
             catalog.record_audit(user, "namespace.create", None,
                                  {"namespace": name, "default_visibility": default_visibility})
             info = catalog.namespace_info(name)
+            return info
+
+        info = self._write(body)
         assert info is not None
         return info
 
@@ -305,7 +316,7 @@ class MediaLibrary:
         member = str(user_id or "").strip()
         if not member:
             raise InvalidInput("the member's user id must not be empty")
-        with self._writing() as catalog, catalog.transaction():
+        def body(catalog: Catalog) -> None:
             self._namespace(catalog, namespace)
             self._require(catalog, namespace, user, Role.ADMIN, "add members")
             before = catalog.upsert_member(namespace, member, str(new_role), user)
@@ -316,9 +327,11 @@ class MediaLibrary:
                 "namespace": namespace, "user_id": member, "role": str(new_role),
                 "previous_role": before})
 
+        self._write(body)
+
     def remove_member(self, namespace: str, user_id: str, user: str) -> None:
         """End ``user_id``'s membership. Admin only; the last admin cannot be removed."""
-        with self._writing() as catalog, catalog.transaction():
+        def body(catalog: Catalog) -> None:
             self._namespace(catalog, namespace)
             self._require(catalog, namespace, user, Role.ADMIN, "remove members")
             before = catalog.delete_member(namespace, user_id)
@@ -329,6 +342,8 @@ class MediaLibrary:
                                  "admin first")
             catalog.record_audit(user, "member.remove", None,
                                  {"namespace": namespace, "user_id": user_id, "role": before})
+
+        self._write(body)
 
     def members(self, namespace: str, user: str) -> list[dict[str, Any]]:
         with self._reading() as catalog:
@@ -434,18 +449,22 @@ class MediaLibrary:
                         content=content), None
 
     def _refuse(self, namespace: str, filename: str, user: str, reason: str) -> NoReturn:
-        with self._writing() as catalog, catalog.transaction():
+        def body(catalog: Catalog) -> None:
             catalog.record_audit(user, "upload.refused", None,
                                  {"namespace": namespace, "filename": filename,
                                   "reason": reason})
+
+        self._write(body)
         log.info("upload refused: %s in %s: %s", filename, namespace, reason)
         raise ValidationFailed(reason, filename)
 
     def _deduplicated(self, existing: dict[str, Any], filename: str, user: str) -> MediaFile:
         media = replace(MediaFile.from_row(existing), deduplicated=True)
-        with self._writing() as catalog, catalog.transaction():
+        def body(catalog: Catalog) -> None:
             catalog.record_audit(user, "upload.deduplicated", media.media_id,
                                  {"filename": filename, "key": media.key})
+
+        self._write(body)
         return media
 
     def _register(self, namespace: str, filename: str, user: str, visibility: str, key: str,
@@ -468,18 +487,19 @@ class MediaLibrary:
             # What inspecting the content found, the columns the reader stores too.
             **checked.content.columns(),
         }
+        def body(catalog: Catalog) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+            # Checked again in the transaction: a concurrent upload of the same content.
+            existing = catalog.active_by_hash(namespace, checked.sha256, user, admin)
+            if existing is None:
+                catalog.register_upload(row)
+                catalog.record_audit(user, "upload", media_id, {
+                    "key": key, "filename": filename, "size": checked.size,
+                    "sha256": checked.sha256, "content_type": checked.content_type,
+                    "visibility": visibility})
+            return existing, existing or catalog.media_row(media_id)
+
         try:
-            with self._writing() as catalog:
-                with catalog.transaction():
-                    # Checked again under the lock: a concurrent upload of the same content.
-                    existing = catalog.active_by_hash(namespace, checked.sha256, user, admin)
-                    if existing is None:
-                        catalog.register_upload(row)
-                        catalog.record_audit(user, "upload", media_id, {
-                            "key": key, "filename": filename, "size": checked.size,
-                            "sha256": checked.sha256, "content_type": checked.content_type,
-                            "visibility": visibility})
-                media = existing or catalog.media_row(media_id)
+            existing, media = self._write(body)
         except BaseException:
             self._delete_quietly(key)
             raise
@@ -528,7 +548,7 @@ class MediaLibrary:
         if size > self.settings.max_file_size:
             raise InvalidInput(f"size {_format_size(size)} over the "
                              f"{_format_size(self.settings.max_file_size)} limit")
-        with self._writing() as catalog, catalog.transaction():
+        def body(catalog: Catalog) -> Any:
             self._namespace(catalog, namespace)
             self._require(catalog, namespace, user, Role.EDITOR, "upload")
             if method == "POST":
@@ -546,6 +566,9 @@ class MediaLibrary:
             catalog.record_audit(user, "upload.presigned", media_id,
                                  {"key": key, "content_type": mime, "size": size,
                                   "expires": expires, "method": method})
+            return key, signed, media_id
+
+        key, signed, media_id = self._write(body)
         return {**signed, "key": key, "media_id": media_id, "expires_in": expires}
 
     # -- reading ---------------------------------------------------------------------------------
@@ -589,7 +612,7 @@ class MediaLibrary:
         object stays as private as the bucket makes it.
         """
         _check_visibility(visibility)
-        with self._writing() as catalog, catalog.transaction():
+        def body(catalog: Catalog) -> Any:
             media = self._media(catalog, media_id)
             self._require_owner_or_admin(catalog, media.namespace, media.owner, user,
                                          "change this file's visibility")
@@ -609,6 +632,9 @@ class MediaLibrary:
                     log.info("bucket has no object ACLs; %s recorded as %s", media_id,
                              visibility)
             updated = catalog.media_row(media.media_id)
+            return updated
+
+        updated = self._write(body)
         assert updated is not None
         return MediaFile.from_row(updated)
 
@@ -617,7 +643,7 @@ class MediaLibrary:
     def add_tag(self, media_id: str, tag: str, user: str) -> list[dict[str, Any]]:
         """A manual tag (namespaced: one spelling per namespace, case-insensitive)."""
         name = _clean_name(tag, "tag", MAX_TAG_LENGTH)
-        with self._writing() as catalog, catalog.transaction():
+        def body(catalog: Catalog) -> Any:
             media = self._media(catalog, media_id)
             self._require(catalog, media.namespace, user, Role.EDITOR, "tag files")
             self._require_see(catalog, media, user, "tag this file")
@@ -627,10 +653,12 @@ class MediaLibrary:
                                  {"tag": spelling, "already_tagged": not added})
             return catalog.media_tag_rows(media.media_id)
 
+        return self._write(body)  # type: ignore[no-any-return]
+
     def remove_tag(self, media_id: str, tag: str, user: str) -> list[dict[str, Any]]:
         """Remove a tag, manual or AI; removing one the file does not have is an error."""
         name = _clean_name(tag, "tag", MAX_TAG_LENGTH)
-        with self._writing() as catalog, catalog.transaction():
+        def body(catalog: Catalog) -> Any:
             media = self._media(catalog, media_id)
             self._require(catalog, media.namespace, user, Role.EDITOR, "untag files")
             self._require_see(catalog, media, user, "untag this file")
@@ -638,6 +666,8 @@ class MediaLibrary:
                 raise UnknownMedia(f"{media_id} has no tag {name!r}")
             catalog.record_audit(user, "tag.remove", media.media_id, {"tag": name})
             return catalog.media_tag_rows(media.media_id)
+
+        return self._write(body)  # type: ignore[no-any-return]
 
     def tags(self, media_id: str, user: str) -> list[dict[str, Any]]:
         """Manual tags first, then AI tags with their confidence."""
@@ -652,7 +682,7 @@ class MediaLibrary:
                           visibility: str = Visibility.PRIVATE.value) -> Collection:
         title = _clean_name(name, "collection name", MAX_NAME_LENGTH)
         _check_visibility(visibility)
-        with self._writing() as catalog, catalog.transaction():
+        def body(catalog: Catalog) -> Any:
             self._namespace(catalog, namespace)
             self._require(catalog, namespace, user, Role.EDITOR, "create collections")
             if catalog.collection_named(namespace, title) is not None:
@@ -662,13 +692,16 @@ class MediaLibrary:
                 "collection_id": collection_id, "namespace": namespace, "name": title,
                 "visibility": visibility})
             row = catalog.collection_row(collection_id)
+            return row
+
+        row = self._write(body)
         assert row is not None
         return Collection(**row_fields(row))
 
     def add_to_collection(self, collection_id: str, media_id: str, user: str,
                           position: int | None = None) -> Collection:
         """Insert the file at ``position`` (0-based; default: at the end)."""
-        with self._writing() as catalog, catalog.transaction():
+        def body(catalog: Catalog) -> None:
             coll = self._collection(catalog, collection_id)
             self._require_owner_or_admin(catalog, coll["namespace"], coll["owner"], user,
                                          "change this collection")
@@ -688,10 +721,12 @@ class MediaLibrary:
                                            added=(media.media_id, user))
             catalog.record_audit(user, "collection.add", media.media_id,
                                  {"collection_id": coll["collection_id"], "position": at})
+
+        self._write(body)
         return self.collection(collection_id, user)
 
     def remove_from_collection(self, collection_id: str, media_id: str, user: str) -> Collection:
-        with self._writing() as catalog, catalog.transaction():
+        def body(catalog: Catalog) -> None:
             coll = self._collection(catalog, collection_id)
             self._require_owner_or_admin(catalog, coll["namespace"], coll["owner"], user,
                                          "change this collection")
@@ -701,11 +736,13 @@ class MediaLibrary:
                                            catalog.collection_item_ids(coll["collection_id"]))
             catalog.record_audit(user, "collection.remove", str(media_id),
                                  {"collection_id": coll["collection_id"]})
+
+        self._write(body)
         return self.collection(collection_id, user)
 
     def reorder(self, collection_id: str, media_ids: list[str], user: str) -> Collection:
         """Put the items in this order; ``media_ids`` must list each item exactly once."""
-        with self._writing() as catalog, catalog.transaction():
+        def body(catalog: Catalog) -> None:
             coll = self._collection(catalog, collection_id)
             self._require_owner_or_admin(catalog, coll["namespace"], coll["owner"], user,
                                          "change this collection")
@@ -717,6 +754,8 @@ class MediaLibrary:
             catalog.write_collection_order(coll["collection_id"], wanted)
             catalog.record_audit(user, "collection.reorder", None,
                                  {"collection_id": coll["collection_id"], "order": wanted})
+
+        self._write(body)
         return self.collection(collection_id, user)
 
     def collection(self, collection_id: str, user: str | None) -> Collection:

@@ -132,7 +132,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
         if read_only and not location.is_postgres and not Path(location.metadata).exists():
             raise CatalogError(f"no catalog at {location.metadata}: run `media-pipeline run` "
                                "or `media-pipeline demo` first")
-        con = lake.connect(location, read_only=read_only)
+        con = lake.session(location, read_only=read_only)
         try:
             for name, value in LAKE_RETRY_SETTINGS.items():
                 con.execute(f"SET {name} = {value}")
@@ -230,13 +230,18 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
         raise AssertionError("unreachable")
 
     def schema_version(self) -> int:
-        exists = self.con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND table_name = 'schema_version'").fetchall()
-        if not exists[0][0]:
+        """The highest migration applied; 0 for a new lake."""
+        if self._in_transaction:  # a failed statement would abort the transaction: look first
+            exists = self.con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                "AND table_name = 'schema_version'").fetchall()
+            if not exists[0][0]:
+                return 0
+        try:
+            rows = self.con.execute("SELECT max(version) FROM schema_version").fetchall()
+        except duckdb.CatalogException:
             return 0
-        row = self.con.execute("SELECT max(version) FROM schema_version").fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
     # -- inventory ---------------------------------------------------------------------------
 

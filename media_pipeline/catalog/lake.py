@@ -23,6 +23,8 @@ import importlib.util
 import os
 import sqlite3
 import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ __all__ = [
     "connect",
     "extension_path",
     "load_extensions",
+    "session",
     "session_setup",
 ]
 
@@ -265,6 +268,33 @@ def _create_sqlite(path: Path) -> None:
             con.close()
     except sqlite3.Error:
         pass  # another process is creating it at this moment; it sets the mode
+
+
+# One DuckDB instance per lake (and mode) in a process: loading the extensions (their signatures
+# are checked on every load) and attaching cost far more than a session on an attached lake.
+_INSTANCES: OrderedDict[tuple[int, LakeLocation, bool], duckdb.DuckDBPyConnection] = OrderedDict()
+_INSTANCES_LOCK = threading.Lock()
+_MAX_INSTANCES = 8
+
+
+def session(location: LakeLocation, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A new session on the lake (its own transactions and temp tables), on this process's
+    DuckDB instance that has it attached; close it when done. A forked child makes its own."""
+    key = (os.getpid(), location, read_only)
+    with _INSTANCES_LOCK:
+        base = _INSTANCES.get(key)
+        if base is None:
+            for stale in [k for k in _INSTANCES if k[0] != key[0]]:
+                del _INSTANCES[stale]  # a parent's, inherited by fork: never used here
+            base = connect(location, read_only=read_only)
+            _INSTANCES[key] = base
+            while len(_INSTANCES) > _MAX_INSTANCES:
+                _INSTANCES.popitem(last=False)[1].close()
+        else:
+            _INSTANCES.move_to_end(key)
+        con = base.cursor()
+    con.execute(f"USE {ALIAS}")
+    return con
 
 
 def connect(location: LakeLocation, *, read_only: bool = False,

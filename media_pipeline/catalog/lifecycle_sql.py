@@ -43,10 +43,11 @@ PURGE_BLOCKER = f"""CASE
     ELSE NULL END"""
 
 
-# DuckDB's file lock keeps other processes out while a purge batch holds the catalog, but
-# connections of one process share the database. Writers that could make a purge candidate
-# referenced or restored take this lock for their transaction, and a purge batch holds it from
-# its re-check to its catalog update, so threads of one process cannot slip in between either.
+# Other processes are kept from referencing or restoring a file mid-purge by the catalog itself:
+# the re-check commits 'deleting' marks before any S3 call, and writers that could make a
+# candidate referenced or restored write the same mark rows, so concurrent ones conflict (see
+# add_reference, restore_media). Threads of one process also wait: such writers take this lock
+# for their transaction, and a purge batch holds it from its re-check to its catalog update.
 PURGE_EXCLUSION = threading.RLock()
 
 
@@ -148,6 +149,7 @@ class LifecycleSQL:
             self.record_audit(user, "delete.force" if count else "delete", media_id, details)
         return "deleted", refs
 
+    @retried
     def restore_media(self, media_id: str, user: str) -> None:
         """Undo a soft delete. Raises :class:`UnknownMedia`, or :class:`LifecycleError` when
         the file is not deleted, was purged, or an interrupted purge may have deleted its
@@ -397,6 +399,7 @@ class LifecycleSQL:
         found = cursor.fetchall()
         return dict(zip(columns, found[0], strict=True)) if found else None
 
+    @retried
     def unpurge_media(self, media_id: str, user: str, version_id: str | None,
                       details: dict[str, Any]) -> None:
         """The object is back in S3: the file is active again (as restore would make it),

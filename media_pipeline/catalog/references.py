@@ -103,6 +103,7 @@ class ReferenceSQL(LifecycleSQL):
 
     # -- API references ----------------------------------------------------------------------
 
+    @retried
     def add_reference(
         self, media_id: str, content_type: str, content_id: str, user: str,
         *, now: datetime | None = None,
@@ -118,6 +119,19 @@ class ReferenceSQL(LifecycleSQL):
                 [media_id]).fetchone()
             if purged and purged[0]:
                 raise LifecycleError(f"media file {media_id} was purged; it cannot be referenced")
+            # Other processes are not held off by a lock: a purge that re-checked this file
+            # has committed its 'deleting' mark before deleting the object, and one that is
+            # re-checking it now writes the same mark rows as the update below, so one of the
+            # two transactions conflicts and, run again, sees the other.
+            deleting = con.execute(
+                "SELECT count(*) FROM purge_marks WHERE media_id = ?::UUID AND state = 'deleting'",
+                [media_id]).fetchall()
+            if deleting[0][0]:
+                raise LifecycleError(
+                    f"a purge is deleting media file {media_id} (or was interrupted doing so); "
+                    "it cannot be referenced now. Run `media-pipeline purge` to settle it")
+            con.execute("UPDATE purge_marks SET updated_at = updated_at "
+                        "WHERE media_id = ?::UUID AND state = 'marked'", [media_id])
             updated = con.execute(
                 "UPDATE media_references SET last_seen = ? WHERE media_id = ? AND origin = 'api' "
                 "AND content_type = ? AND content_id = ?",
@@ -188,6 +202,7 @@ class ReferenceSQL(LifecycleSQL):
 
     # -- scans -------------------------------------------------------------------------------
 
+    @retried
     def replace_source_references(
         self,
         source: str,
@@ -481,6 +496,7 @@ class ReferenceSQL(LifecycleSQL):
         retired = {r["source"] for r in sources if r["retired_at"] is not None}
         return sorted(set(configured) | set(remembered) | (set(disabled) - retired))
 
+    @retried
     def retire_source(self, source: str, user: str, reason: str | None = None,
                       now: datetime | None = None, *, configured: bool = False,
                       ) -> dict[str, Any]:

@@ -1,0 +1,388 @@
+"""The catalog as a DuckLake, attached by several real processes at once: migrations racing on a
+new lake, conflicting writers retried without losing an update, a plain DuckDB reading while a
+writer commits, the application and a pipeline run side by side, a writer killed mid-commit,
+PostgreSQL metadata with data on S3, and the settings named when the lake cannot be reached."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from media_pipeline import stages
+from media_pipeline.analyst_query import run_query
+from media_pipeline.catalog import Catalog, CatalogConflict, CatalogError, lake
+from media_pipeline.catalog import catalog as catalog_module
+from media_pipeline.catalog.migrations import LATEST_VERSION
+from media_pipeline.errors import SettingsError
+from media_pipeline.records import media_id_for
+from media_pipeline.settings import Settings
+from media_pipeline_tests.app_fixtures import png_bytes
+from media_pipeline_tests.fixtures_db import postgres_url  # noqa: F401 (a fixture)
+from media_pipeline_tests.fixtures_s3 import env_for
+
+BUCKET = "media"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def objects(keys: list[str], size: int = 1) -> list[dict[str, Any]]:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    return [{"bucket": BUCKET, "key": k, "version_id": None, "size": size, "etag": f"e-{k}",
+             "last_modified": now, "storage_class": "STANDARD"} for k in keys]
+
+
+def python(code: str, *args: str, env: dict[str, str] | None = None,
+           stdin: int | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], cwd=ROOT,
+                            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+
+
+def finish(procs: list[subprocess.Popen[str]], timeout: float = 240) -> list[str]:
+    outs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, err[-3000:]
+        outs.append(out)
+    return outs
+
+
+# -- migrations --------------------------------------------------------------------------------
+
+def test_processes_attaching_a_new_lake_at_once_migrate_it_once(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    code = """
+        import sys
+        from media_pipeline.catalog import Catalog
+        with Catalog.open(sys.argv[1]) as c:
+            print(c.schema_version())
+    """
+    outs = finish([python(code, str(home)) for _ in range(3)])
+    assert [int(out) for out in outs] == [LATEST_VERSION] * 3
+    with Catalog.open(home) as c:
+        versions = c.con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
+        assert versions == [(v,) for v in range(1, LATEST_VERSION + 1)]
+        assert c.con.execute("SELECT count(*) FROM media_files").fetchall() == [(0,)]
+
+
+def test_a_newer_catalog_is_refused_in_one_line_naming_both_versions(tmp_path: Path) -> None:
+    with Catalog.open(tmp_path) as c:
+        c.con.execute("INSERT INTO schema_version VALUES (?, 'from the future', now())",
+                      [LATEST_VERSION + 7])
+    for read_only in (False, True):
+        with pytest.raises(CatalogError) as caught, Catalog.open(tmp_path, read_only=read_only):
+            pass
+        message = str(caught.value)
+        assert "\n" not in message
+        assert f"schema version {LATEST_VERSION + 7}" in message
+        assert f"understands ({LATEST_VERSION})" in message
+
+
+# -- conflicts ---------------------------------------------------------------------------------
+
+INCREMENTER = """
+    import sys
+    from media_pipeline.catalog import Catalog
+    home, media_id, name, times = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    with Catalog.open(home) as c:
+        def bump() -> None:
+            # read, then write what was read plus one: a lost update would show in the total
+            [(n,)] = c.con.execute("SELECT reference_count FROM media_files WHERE media_id = ?",
+                                   [media_id]).fetchall()
+            c.con.execute("UPDATE media_files SET reference_count = ? WHERE media_id = ?",
+                          [n + 1, media_id])
+            c.record_audit(name, "test.bump", media_id)
+        for _ in range(times):
+            c.write(bump)
+    print("done")
+"""
+
+
+def test_conflicting_writers_in_two_processes_are_retried_and_no_update_is_lost(
+        tmp_path: Path) -> None:
+    with Catalog.open(tmp_path) as c:
+        c.apply_objects(objects([f"k/{i}" for i in range(50)]), BUCKET)
+    media_id = media_id_for(BUCKET, "k/7")
+    times = 15
+    finish([python(INCREMENTER, str(tmp_path), media_id, name, str(times))
+            for name in ("one", "two")])
+    with Catalog.open(tmp_path) as c:
+        assert c.con.execute("SELECT reference_count FROM media_files WHERE media_id = ?",
+                             [media_id]).fetchall() == [(2 * times,)]
+        assert c.con.execute("SELECT actor, count(*) FROM audit_log WHERE action = 'test.bump' "
+                             "GROUP BY ALL ORDER BY 1").fetchall() == [("one", times),
+                                                                       ("two", times)]
+
+
+def test_a_conflict_past_the_last_attempt_is_a_catalog_conflict_and_applies_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(catalog_module, "WRITE_ATTEMPTS", 3)
+    monkeypatch.setattr(catalog_module, "FIRST_BACKOFF", 0.001)
+    with Catalog.open(tmp_path) as mine, Catalog.open(tmp_path) as other:
+        mine.apply_objects(objects(["a", "b"]), BUCKET)
+        attempts = []
+
+        def body() -> None:
+            attempts.append(1)
+            mine.con.execute("UPDATE media_files SET status = 'active' WHERE key = 'a'")
+            mine.record_audit("me", "test.never")
+            # Another session changes the same rows and commits first, every time.
+            other.con.execute("UPDATE media_files SET etag = etag || '+' WHERE key = 'a'")
+
+        with pytest.raises(CatalogConflict, match="after 3 attempts; nothing of it was applied"):
+            mine.write(body)
+        assert len(attempts) == 3
+        assert mine.con.execute("SELECT status, etag FROM media_files WHERE key = 'a'"
+                                ).fetchall() == [("pending", "e-a+++")]
+        assert mine.con.execute("SELECT count(*) FROM audit_log WHERE action = 'test.never'"
+                                ).fetchall() == [(0,)]
+
+
+# -- readers -----------------------------------------------------------------------------------
+
+PLAIN_READER = """
+    import json, sys
+    import duckdb
+    setup = json.loads(sys.stdin.readline())
+    con = duckdb.connect(config=setup["config"])
+    for statement in setup["statements"]:
+        con.execute(statement)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        [(n,)] = con.execute("SELECT count(*) FROM media_files").fetchall()
+        print(n, flush=True)
+"""
+
+
+def test_a_plain_duckdb_in_another_process_reads_fresh_rows_while_a_writer_commits(
+        tmp_path: Path) -> None:
+    location = lake.LakeLocation.embedded(tmp_path)
+    with Catalog.open(location):
+        pass
+    setup = lake.session_setup(location)
+    # Only DuckDB itself and the printed statements: LOAD of the pinned extension files, ATTACH.
+    assert all(s.startswith(("LOAD ", "ATTACH ", "USE ", "CREATE OR REPLACE SECRET"))
+               for s in setup["statements"])
+    reader = python(PLAIN_READER, stdin=subprocess.PIPE)
+    assert reader.stdin is not None and reader.stdout is not None
+    reader.stdin.write(json.dumps(setup) + "\n")
+    reader.stdin.flush()
+    assert reader.stdout.readline().strip() == "ready"
+
+    def count() -> int:
+        assert reader.stdin is not None and reader.stdout is not None
+        reader.stdin.write("?\n")
+        reader.stdin.flush()
+        return int(reader.stdout.readline())
+
+    try:
+        with Catalog.open(location) as writer:
+            seen = [count()]
+            for batch in range(3):
+                with writer.transaction():
+                    writer.apply_objects(objects([f"b{batch}/{i}" for i in range(40)]), BUCKET)
+                    seen.append(count())  # mid-transaction: the reader is not blocked
+                seen.append(count())
+        assert seen == [0, 0, 40, 40, 80, 80, 120]
+    finally:
+        reader.kill()
+        reader.wait()
+
+
+def test_the_analysts_query_reads_the_live_catalog_read_only(settings: Settings) -> None:
+    with Catalog.open(settings.catalog_location) as c:
+        c.apply_objects(objects(["a", "b"]), BUCKET)
+        assert run_query(settings, "SELECT count(*) FROM media_files")[1] == [(2,)]
+        c.apply_objects(objects(["c"]), BUCKET)
+    assert run_query(settings, "SELECT count(*) FROM media_files")[1] == [(3,)]
+    with pytest.raises(Exception, match="read-only"):
+        run_query(settings, "DELETE FROM media_files")
+
+
+# -- the application and a pipeline run ----------------------------------------------------------
+
+PIPELINE = """
+    import sys
+    from media_pipeline import stages
+    from media_pipeline.settings import Settings
+    from media_pipeline.storage import make_client
+    settings = Settings.from_env()
+    client = make_client(settings)
+    for _ in range(int(sys.argv[1])):
+        stages.take_inventory(settings, client)
+        stages.commit_inventory(settings)
+        stages.fingerprint_pending(settings, client)
+        stages.rebuild_duplicates(settings)
+    print("done")
+"""
+
+APPLICATION = """
+    import io
+    import sys
+    from media_pipeline.library import MediaLibrary
+    from media_pipeline.settings import Settings
+    from media_pipeline_tests.app_fixtures import png_bytes
+    library = MediaLibrary(Settings.from_env())
+    library.create_namespace("team", "alice")
+    for i in range(int(sys.argv[1])):
+        media = library.upload("team", io.BytesIO(png_bytes(seed=i)), f"p{i}.png", "alice")
+        library.add_tag(media.media_id, f"tag{i % 3}", "alice")
+        library.add_reference(media.media_id, "webpage", str(i), "alice")
+    print("done")
+"""
+
+
+def test_the_application_and_a_pipeline_run_in_other_processes_both_write_everything(
+        settings: Settings, s3_client: Any) -> None:
+    for i in range(30):
+        s3_client.put_object(Bucket=settings.bucket, Key=f"site/{i}.png",
+                             Body=png_bytes(seed=100 + i), ContentType="image/png")
+    env = {**env_for(settings), "MEDIA_PIPELINE_ADMINS": "alice",
+           "MEDIA_PIPELINE_FINGERPRINT_WORKERS": "2"}
+    uploads = 12
+    finish([python(PIPELINE, "3", env=env), python(APPLICATION, str(uploads), env=env)],
+           timeout=280)
+    with Catalog.open(settings.catalog_location, read_only=True) as c:
+        assert c.con.execute(
+            "SELECT count(*) FROM media_files WHERE key LIKE 'site/%' AND status = 'active'"
+        ).fetchall() == [(30,)]
+        assert c.con.execute(
+            "SELECT count(*), sum(reference_count) FROM media_files WHERE namespace = 'team' "
+            "AND status = 'active' AND owner = 'alice'").fetchall() == [(uploads, uploads)]
+        assert c.con.execute("SELECT count(*) FROM media_tags").fetchall() == [(uploads,)]
+        assert c.con.execute("SELECT action, count(*) FROM audit_log WHERE actor = 'alice' "
+                             "GROUP BY ALL ORDER BY 1").fetchall() == [
+            ("namespace.create", 1), ("reference.add", uploads), ("tag.add", uploads),
+            ("upload", uploads)]
+
+
+# -- a writer killed mid-commit ----------------------------------------------------------------
+
+BATCH_WRITER = """
+    import sys
+    from datetime import UTC, datetime
+    from media_pipeline.catalog import Catalog
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with Catalog.open(sys.argv[1]) as c:
+        for batch in range(10_000):
+            rows = [{"bucket": "media", "key": f"w{batch}/{i}", "version_id": None, "size": 1,
+                     "etag": "e", "last_modified": now, "storage_class": "STANDARD"}
+                    for i in range(25)]
+            with c.transaction():
+                c.apply_objects(rows, "media", run_id=f"batch-{batch}")
+                c.record_audit("writer", "test.batch", details={"batch": batch})
+            print(batch, flush=True)
+"""
+
+
+@pytest.mark.parametrize("after_batches", [1, 4])
+def test_a_writer_killed_mid_commit_leaves_whole_batches(tmp_path: Path,
+                                                         after_batches: int) -> None:
+    with Catalog.open(tmp_path):
+        pass
+    writer = python(BATCH_WRITER, str(tmp_path))
+    assert writer.stdout is not None
+    for _ in range(after_batches):
+        writer.stdout.readline()
+    os.kill(writer.pid, signal.SIGKILL)  # somewhere in the next batches' transactions
+    writer.communicate()
+    with Catalog.open(tmp_path) as c:
+        [(files, batches)] = c.con.execute(
+            "SELECT count(*), count(DISTINCT split_part(key, '/', 1)) FROM media_files"
+        ).fetchall()
+        audits = c.con.execute("SELECT (details->>'batch')::INT FROM audit_log "
+                               "WHERE action = 'test.batch' ORDER BY 1").fetchall()
+        runs = c.con.execute("SELECT count(*) FROM inventory_runs").fetchall()
+        assert batches >= after_batches
+        assert files == 25 * batches  # never part of a batch
+        assert audits == [(b,) for b in range(batches)] and runs == [(batches,)]
+        # and the lake still takes writes
+        c.apply_objects(objects(["after"]), BUCKET)
+
+
+# -- PostgreSQL metadata, data on S3 -------------------------------------------------------------
+
+@pytest.fixture
+def team_settings(settings: Settings, s3_client: Any, postgres_url: str  # noqa: F811
+                  ) -> Iterator[Settings]:
+    database = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    yield replace(settings, catalog_metadata=database,
+                  catalog_data=f"s3://{settings.bucket}/catalog-lake/")
+
+
+def test_postgres_metadata_and_s3_data_take_a_pipeline_run_and_a_read(
+        team_settings: Settings, s3_client: Any) -> None:
+    settings = team_settings
+    files = 24  # more rows than DuckLake inlines into the metadata: Parquet files on S3
+    for i in range(files):
+        s3_client.put_object(Bucket=settings.bucket, Key=f"site/{i}.png",
+                             Body=png_bytes(seed=i), ContentType="image/png")
+    stages.take_inventory(settings, s3_client)
+    stages.commit_inventory(settings)
+    stages.fingerprint_pending(settings, s3_client)
+    with Catalog.open(settings.catalog_location, read_only=True) as c:
+        assert c.con.execute("SELECT status, count(*) FROM media_files GROUP BY ALL"
+                             ).fetchall() == [("active", files)]
+    assert run_query(settings, "SELECT count(*) FROM media_files WHERE status = 'active'"
+                     )[1] == [(files,)]
+    # The data files are in the bucket, under the prefix; nothing under home but work files.
+    listed = s3_client.list_objects_v2(Bucket=settings.bucket, Prefix="catalog-lake/")
+    assert listed.get("KeyCount", 0) > 0
+    assert not (settings.home / "catalog").exists()
+
+
+@pytest.mark.parametrize("metadata", [
+    "postgresql://postgres:hunter2secret@127.0.0.1:1/nowhere",
+    "postgresql://postgres:hunter2secret@127.0.0.1:5432/no_such_database_here",
+])
+def test_an_unreachable_postgres_is_one_line_naming_the_setting_without_the_password(
+        settings: Settings, metadata: str) -> None:
+    bad = replace(settings, catalog_metadata=metadata)
+    for attempt in (lambda: Catalog.open(bad.catalog_location).__enter__(),
+                    lambda: run_query(bad, "SELECT 1")):
+        with pytest.raises(CatalogError) as caught:
+            attempt()
+        message = str(caught.value)
+        assert "\n" not in message and "MEDIA_PIPELINE_CATALOG_METADATA" in message
+        assert "hunter2secret" not in message
+
+
+def test_a_postgres_url_without_a_database_names_the_setting(settings: Settings) -> None:
+    with pytest.raises(SettingsError, match="MEDIA_PIPELINE_CATALOG_METADATA"):
+        Catalog.open(replace(settings, catalog_metadata="postgresql://u:pw@127.0.0.1/"
+                             ).catalog_location).__enter__()
+
+
+def test_the_catalog_settings_from_the_environment(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({"MEDIA_PIPELINE_CATALOG_METADATA": "meta/lake.sqlite",
+                                  "MEDIA_PIPELINE_CATALOG_DATA": "files",
+                                  "AWS_S3_ENDPOINT_URL": "http://127.0.0.1:9",
+                                  "AWS_ACCESS_KEY_ID": "ak", "AWS_SECRET_ACCESS_KEY": "sk"})
+    location = settings.catalog_location
+    assert location.metadata == str(tmp_path / "meta" / "lake.sqlite")
+    assert location.data == str(tmp_path / "files") + "/"
+    team = Settings.from_env({
+        "MEDIA_PIPELINE_CATALOG_METADATA": "postgresql://u:topsecret@db.example/lake",
+        "MEDIA_PIPELINE_CATALOG_DATA": "s3://lake-bucket/catalog/",
+        "AWS_S3_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_S3_REGION_NAME": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "ak", "AWS_SECRET_ACCESS_KEY": "sk"})
+    location = team.catalog_location
+    assert location.is_postgres and location.data_on_s3
+    assert location.data == "s3://lake-bucket/catalog/"
+    assert (location.s3_endpoint_url, location.s3_region, location.s3_access_key_id,
+            location.s3_secret_access_key) == ("http://127.0.0.1:9", "eu-west-1", "ak", "sk")
+    shown = json.dumps(team.redacted())
+    assert "topsecret" not in shown and "db.example" in shown
+    assert "topsecret" not in repr(team)
