@@ -1,7 +1,8 @@
 """Analysts' SQL (`media-pipeline query`), bounded in time and memory.
 
 The query runs in a child process (``catalog/query_child.py``) on the live catalog attached
-read-only (DuckLake's ``READ_ONLY``), with no file access beyond the catalog's own, with ``MEDIA_PIPELINE_QUERY_THREADS`` threads, a process memory limit of
+read-only (DuckLake's ``READ_ONLY``), with no file access beyond the catalog's own, with
+``MEDIA_PIPELINE_QUERY_THREADS`` threads, a process memory limit of
 ``MEDIA_PIPELINE_QUERY_MEMORY`` (plus a little headroom) and an interrupt after
 ``MEDIA_PIPELINE_QUERY_TIMEOUT`` seconds; the parent kills it a few seconds later if the
 interrupt did not stop it. Neither DuckDB's ``memory_limit`` nor its interrupt is a hard bound

@@ -653,7 +653,7 @@ class MediaLibrary:
                                  {"tag": spelling, "already_tagged": not added})
             return catalog.media_tag_rows(media.media_id)
 
-        return self._write(body)  # type: ignore[no-any-return]
+        return self._write(body)
 
     def remove_tag(self, media_id: str, tag: str, user: str) -> list[dict[str, Any]]:
         """Remove a tag, manual or AI; removing one the file does not have is an error."""
@@ -667,7 +667,7 @@ class MediaLibrary:
             catalog.record_audit(user, "tag.remove", media.media_id, {"tag": name})
             return catalog.media_tag_rows(media.media_id)
 
-        return self._write(body)  # type: ignore[no-any-return]
+        return self._write(body)
 
     def tags(self, media_id: str, user: str) -> list[dict[str, Any]]:
         """Manual tags first, then AI tags with their confidence."""

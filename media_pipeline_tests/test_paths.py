@@ -32,7 +32,8 @@ def test_relative_settings_resolve_against_the_working_directory_once(
     assert settings.home == start / "state" / "home"
     assert settings.catalog_location.metadata == str(
         start / "state" / "home" / "catalog" / "metadata.sqlite")
-    assert settings.catalog_location.data == str(start / "state" / "home" / "catalog" / "data") + "/"
+    data = start / "state" / "home" / "catalog" / "data"
+    assert settings.catalog_location.data == f"{data}/"
     assert settings.legacy_catalog_path == start / "state" / "home" / "catalog.duckdb"
     assert settings.content_sources == start / "conf" / "sources.yaml"
     assert settings.inventory_location == str(start / "reports" / "inventory")

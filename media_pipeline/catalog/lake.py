@@ -27,12 +27,15 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import duckdb
 
 from media_pipeline.errors import CatalogError, SettingsError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 __all__ = [
     "ALIAS",
@@ -112,7 +115,7 @@ def _scheme(value: str) -> str:
     return urlsplit(value).scheme.lower() if "://" in value else ""
 
 
-def _postgres_url(raw: str):  # type: ignore[no-untyped-def]
+def _postgres_url(raw: str) -> URL:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -129,7 +132,7 @@ def _postgres_secret(raw: str, *, with_password: bool) -> str:
     """The metadata database's connection as a DuckDB secret: the password never appears in a
     connection string, so it cannot appear in an error message that quotes one."""
     url = _postgres_url(raw)
-    options = ["TYPE postgres", f"DATABASE {_sql_string(url.database)}"]
+    options = ["TYPE postgres", f"DATABASE {_sql_string(str(url.database))}"]
     if url.host:
         options.append(f"HOST {_sql_string(url.host)}")
     if url.port:

@@ -20,8 +20,8 @@ from typing import Any
 
 import duckdb
 
-from media_pipeline.catalog.retry import retried
 from media_pipeline.catalog.lifecycle_sql import PURGE_EXCLUSION, LifecycleSQL, aware, utc_now
+from media_pipeline.catalog.retry import retried
 from media_pipeline.errors import LifecycleError, Refused
 
 API_SOURCE = "api"

@@ -42,6 +42,6 @@ def retried(method: Callable[P, T]) -> Callable[P, T]:
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         catalog: Any = args[0]
-        return catalog.write(lambda: method(*args, **kwargs))  # type: ignore[no-any-return]
+        return catalog.write(lambda: method(*args, **kwargs))
 
     return wrapper

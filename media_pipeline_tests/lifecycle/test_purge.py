@@ -10,7 +10,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import duckdb
 import pytest
 
 from media_pipeline.catalog import Catalog, lake
