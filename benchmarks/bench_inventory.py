@@ -1,7 +1,7 @@
 """Inventory ingest end to end: a 5,000,000-row CSV.gz S3 Inventory report into the catalog.
 
 Ours: ``read_inventory`` (manifest + checksums, key decoding, snapshot Parquet) then the catalog
-commit (``apply_inventory``: diff, insert/update, publish the analysts' snapshot). Beside it, in
+commit (``apply_inventory``: diff, insert/update, on the DuckLake). Beside it, in
 the same run and on the same files: plain DuckDB ``CREATE TABLE t AS SELECT * FROM read_csv(...)``
 into a fresh DuckDB file (and, for reference, into memory). Then the same with a report of the
 next day in which 1% of the objects changed, against the catalog the first ingest built.
@@ -79,8 +79,7 @@ def ours(location: Path, home: Path) -> tuple[float, float, object]:
     started = time.perf_counter()
     read_inventory(location, None, snapshot, work_dir=home / "work", expected_bucket=BUCKET)
     read_s = time.perf_counter() - started
-    with Catalog.open(home / "catalog.duckdb",
-                      snapshot_path=home / "snapshot" / "catalog.duckdb") as catalog:
+    with Catalog.open(home) as catalog:
         diff = catalog.apply_inventory(snapshot, BUCKET, source="inventory")
     return read_s, time.perf_counter() - started, diff
 

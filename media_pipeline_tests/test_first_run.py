@@ -77,7 +77,8 @@ def test_the_readme_demo_twice_in_a_fresh_folder(tmp_path: Path) -> None:
     assert set(refs_one) == {"references_website", "references_cms"}
     # Relative to the folder it ran in, resolved once (not .media_pipeline/content/.media_…).
     home = folder / ".media_pipeline"
-    assert f"catalog: {home / 'catalog.duckdb'}" in " ".join(out.split())
+    assert (f"catalog: metadata {home / 'catalog' / 'metadata.sqlite'}, data "
+            f"{home / 'catalog' / 'data'}/") in " ".join(out.split())
     assert (home / "content" / "sources.yaml").read_text().count(str(home / "content")) == 2
     # It ends by writing the duplicates page and saying where it is.
     report = home / "report.html"
@@ -109,8 +110,9 @@ def test_the_readme_demo_twice_in_a_fresh_folder(tmp_path: Path) -> None:
     by_status = {r["status"]: r["n"] for r in json.loads(query.stdout)}
     assert by_status["purged"] == 5 and by_status["quarantined"] == one["quarantined"]
     snippet = subprocess.run(
-        [sys.executable, "-c", "import duckdb; print(duckdb.connect("
-         "'.media_pipeline/snapshot/catalog.duckdb', read_only=True)"
+        [sys.executable, "-c", "from media_pipeline.catalog import lake; "
+         "from media_pipeline.settings import Settings; "
+         "print(lake.connect(Settings.from_env().catalog_location, read_only=True)"
          ".sql('SELECT count(*) FROM duplicate_groups').fetchall())"],
         cwd=folder, env=user_env(), capture_output=True, text=True, timeout=60)
     assert snippet.returncode == 0 and snippet.stdout.strip() == f"[({one['duplicate_groups']},)]"

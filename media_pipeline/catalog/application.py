@@ -87,10 +87,14 @@ class ApplicationSQL:
 
     def delete_member(self, namespace: str, user_id: str) -> str | None:
         """Remove the membership; returns the role it had (None: was not a member)."""
-        row = self.con.execute(
-            "DELETE FROM namespace_members WHERE namespace = ? AND user_id = ? RETURNING role",
-            [namespace, user_id]).fetchone()
-        return str(row[0]) if row else None
+        rows = self.con.execute(  # DuckLake's DELETE has no RETURNING: read, then delete
+            "SELECT role FROM namespace_members WHERE namespace = ? AND user_id = ?",
+            [namespace, user_id]).fetchall()
+        if not rows:
+            return None
+        self.con.execute("DELETE FROM namespace_members WHERE namespace = ? AND user_id = ?",
+                         [namespace, user_id])
+        return str(rows[0][0])
 
     def admin_count(self, namespace: str) -> int:
         row = self.con.execute(
@@ -202,9 +206,9 @@ class ApplicationSQL:
     def remove_media_tag(self, media_id: str, tag: str) -> int:
         """Remove the tag (manual or AI) from the file; returns the rows removed."""
         rows = self.con.execute(
-            "DELETE FROM media_tags WHERE media_id = ? AND lower(tag) = lower(?) RETURNING tag",
+            "DELETE FROM media_tags WHERE media_id = ? AND lower(tag) = lower(?)",
             [media_id, tag]).fetchall()
-        return len(rows)
+        return int(rows[0][0]) if rows else 0
 
     def media_tag_rows(self, media_id: str) -> list[dict[str, Any]]:
         rows = self.con.execute(
@@ -290,7 +294,7 @@ class ApplicationSQL:
                          [now, collection_id])
 
     def delete_collection_item(self, collection_id: str, media_id: str) -> bool:
-        row = self.con.execute(
-            "DELETE FROM collection_items WHERE collection_id = ? AND media_id = ? "
-            "RETURNING position", [collection_id, media_id]).fetchone()
-        return row is not None
+        rows = self.con.execute(
+            "DELETE FROM collection_items WHERE collection_id = ? AND media_id = ?",
+            [collection_id, media_id]).fetchall()
+        return bool(rows and rows[0][0])

@@ -28,7 +28,7 @@ from media_pipeline.errors import SettingsError
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
 from media_pipeline_tests.app_fixtures import png_bytes
-from media_pipeline_tests.fixtures_db import postgres_url  # noqa: F401 (a fixture)
+from media_pipeline_tests.fixtures_db import POSTGRES_ADMIN_URL, _fresh_database
 from media_pipeline_tests.fixtures_s3 import env_for
 
 BUCKET = "media"
@@ -313,10 +313,15 @@ def test_a_writer_killed_mid_commit_leaves_whole_batches(tmp_path: Path,
 # -- PostgreSQL metadata, data on S3 -------------------------------------------------------------
 
 @pytest.fixture
-def team_settings(settings: Settings, s3_client: Any, postgres_url: str  # noqa: F811
-                  ) -> Iterator[Settings]:
-    database = postgres_url.replace("postgresql+psycopg://", "postgresql://")
-    yield replace(settings, catalog_metadata=database,
+def lake_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one lake (a lake keeps its data path)."""
+    for url in _fresh_database(POSTGRES_ADMIN_URL, "mp_lake_test"):
+        yield url.replace("postgresql+psycopg://", "postgresql://")
+
+
+@pytest.fixture
+def team_settings(settings: Settings, s3_client: Any, lake_database: str) -> Iterator[Settings]:
+    yield replace(settings, catalog_metadata=lake_database,
                   catalog_data=f"s3://{settings.bucket}/catalog-lake/")
 
 
@@ -386,3 +391,59 @@ def test_the_catalog_settings_from_the_environment(tmp_path: Path,
     shown = json.dumps(team.redacted())
     assert "topsecret" not in shown and "db.example" in shown
     assert "topsecret" not in repr(team)
+
+
+# -- a purge and a new reference, from two sessions at once ---------------------------------------
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_lake(request: pytest.FixtureRequest, tmp_path: Path) -> lake.LakeLocation:
+    if request.param == "sqlite":
+        return lake.LakeLocation.embedded(tmp_path)
+    return lake.LakeLocation(metadata=request.getfixturevalue("lake_database"),
+                             data=str(tmp_path / "data") + "/")
+
+
+def marked_for_purge(c: Catalog, key: str) -> tuple[str, datetime]:
+    """A deleted, unreferenced file marked by a purge run (batch 0); returns (purge id, now)."""
+    long_ago = datetime(2025, 1, 1, tzinfo=UTC)
+    now = datetime.now(UTC)
+    c.apply_objects(objects([key]), BUCKET)
+    media_id = media_id_for(BUCKET, key)
+    assert c.soft_delete(media_id, "ed", allow_referenced=False, now=long_ago)[0] == "deleted"
+    purge_id = f"p-{key}"
+    assert c.start_purge_run(purge_id, now, retention_days=30, versions="marker", sources=[],
+                             cutoff=now, horizon=now, batch_size=10)[0] == 1
+    return purge_id, now
+
+
+def test_a_reference_committed_during_a_purge_recheck_makes_the_recheck_skip_the_file(
+        any_lake: lake.LakeLocation) -> None:
+    with Catalog.open(any_lake) as purge, Catalog.open(any_lake) as app:
+        purge_id, now = marked_for_purge(purge, "x")
+        media_id = media_id_for(BUCKET, "x")
+        attempts: list[list[dict[str, Any]]] = []
+
+        def recheck() -> list[dict[str, Any]]:
+            deleting = purge.recheck_purge_batch(purge_id, 0, now, now)
+            attempts.append(deleting)
+            if len(attempts) == 1:  # another process references it before this commits
+                assert app.add_reference(media_id, "webpage", "1", "ed") is True
+            return deleting
+
+        assert purge.write(recheck) == []
+        assert len(attempts) == 2 and [m["media_id"] for m in attempts[0]] == [media_id]
+        assert purge.purge_marks_in(purge_id, 0, "skipped")[0]["reason"] == "referenced"
+        assert app.references_of(media_id) == {"webpage": ["1"]}
+
+
+def test_a_reference_after_the_recheck_committed_is_refused(any_lake: lake.LakeLocation
+                                                            ) -> None:
+    from media_pipeline.errors import LifecycleError
+
+    with Catalog.open(any_lake) as purge, Catalog.open(any_lake) as app:
+        purge_id, now = marked_for_purge(purge, "y")
+        media_id = media_id_for(BUCKET, "y")
+        assert len(purge.recheck_purge_batch(purge_id, 0, now, now)) == 1
+        with pytest.raises(LifecycleError, match="a purge is deleting"):
+            app.add_reference(media_id, "webpage", "1", "ed")
+        assert app.references_of(media_id) == {}

@@ -336,7 +336,9 @@ def test_demo_command_end_to_end_leaves_configured_catalogs_alone(tmp_path: Path
     assert len(summary["quarantined_files"]) == sum(f.kind == "hostile" for f in corpus)
     assert summary["duplicate_groups"] == sum(f.kind == "duplicate" for f in corpus)
     assert summary["near_duplicate_pairs"] >= sum(f.kind == "near-duplicate" for f in corpus)
-    assert summary["catalog"] == str((tmp_path / "demo" / "catalog.duckdb").resolve())
+    demo_home = (tmp_path / "demo").resolve()
+    assert summary["catalog"] == (f"metadata {demo_home / 'catalog' / 'metadata.sqlite'}, "
+                                  f"data {demo_home / 'catalog' / 'data'}/")
     assert summary["ai_analysed_files"] == 0 and "ai_analysis" not in summary["stages"]
     assert all(summary["checks"].values()) and summary["checks"]
     assert not prod_home.exists()
