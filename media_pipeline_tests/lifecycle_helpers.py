@@ -66,9 +66,7 @@ def catalog_files(settings: Settings, client: Any, keys: Iterable[str], *,
 def add_member(settings: Settings, namespace: str, user: str, role: str) -> None:
     # Test setup only: the application API (another module) manages members.
     with Catalog.open(settings.catalog_location) as catalog:
-        catalog.con.execute(
-            "INSERT OR REPLACE INTO namespace_members VALUES (?, ?, ?, 'test', now())",
-            [namespace, user, role])
+        catalog.upsert_member(namespace, user, role, "test")
 
 
 def write_fragment(path: Path, rows: Sequence[dict[str, str | None]]) -> Path:

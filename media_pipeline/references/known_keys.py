@@ -113,7 +113,8 @@ class KnownKeys:
         low 8 bytes of each, little-endian, which for a media id ``md5(bucket NUL key)`` is
         :func:`key_hash` of ``bucket NUL key``. Read from the stored ids: no hashing at all."""
         column = con.execute(
-            "SELECT (m::UHUGEINT & 18446744073709551615::UHUGEINT)::UBIGINT AS h "
+            # (the last 16 hex digits: DuckDB 1.5 has no UUID -> UHUGEINT cast)
+            "SELECT ('0x' || right(replace(m::VARCHAR, '-', ''), 16))::UBIGINT AS h "
             f"FROM (SELECT * FROM ({query})) AS q(m)", list(params)).fetchnumpy()["h"]
         # DuckDB gives bytes 8..15 as a big-endian number
         return cls(np.asarray(column, dtype=np.uint64).byteswap())
