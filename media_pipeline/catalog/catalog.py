@@ -30,7 +30,6 @@ from media_pipeline.catalog.migrations import LATEST_VERSION, MIGRATIONS
 from media_pipeline.catalog.references import ReferenceSQL
 from media_pipeline.catalog.retry import (
     FIRST_BACKOFF,
-    LAKE_RETRY_SETTINGS,
     MAX_BACKOFF,
     WRITE_ATTEMPTS,
     is_conflict,
@@ -135,8 +134,6 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
                                "or `media-pipeline demo` first")
         con = lake.session(location, read_only=read_only)
         try:
-            for name, value in LAKE_RETRY_SETTINGS.items():
-                con.execute(f"SET {name} = {value}")
             catalog = cls(con, location, read_only)
             catalog.migrate()
             yield catalog

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import duckdb
 
+from media_pipeline.catalog.retry import LAKE_RETRY_SETTINGS
 from media_pipeline.errors import CatalogError, SettingsError
 
 if TYPE_CHECKING:
@@ -290,6 +291,8 @@ def session(location: LakeLocation, *, read_only: bool = False) -> duckdb.DuckDB
             for stale in [k for k in _INSTANCES if k[0] != key[0]]:
                 del _INSTANCES[stale]  # a parent's, inherited by fork: never used here
             base = connect(location, read_only=read_only)
+            for name, value in LAKE_RETRY_SETTINGS.items():
+                base.execute(f"SET GLOBAL {name} = {value}")
             _INSTANCES[key] = base
             while len(_INSTANCES) > _MAX_INSTANCES:
                 _INSTANCES.popitem(last=False)[1].close()
