@@ -18,6 +18,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from media_pipeline.catalog.lake import ALIAS
 from media_pipeline.catalog.retry import retried
 
 # The same rules as catalog.PRESENT / DEGENERATE_PHASH_FILES (not imported: catalog imports us).
@@ -125,8 +126,11 @@ class DedupSQL:
                          ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         """Content hashes of present images, their embeddings by ``embedder``, layouts and
         colour layouts."""
-        # A cursor: a relation's Arrow output, without an unfinished result on self.con.
-        result = self.con.cursor().sql(
+        # A cursor: a relation's Arrow output, without an unfinished result on self.con. A new
+        # connection starts in the in-memory database: select the lake.
+        cursor = self.con.cursor()
+        cursor.execute(f"USE {ALIAS}")
+        result = cursor.sql(
             f"""
             SELECT f.file_hash, f.embedding, f.layout, f.colours FROM image_features f
             WHERE f.embedder = $embedder AND f.embedding IS NOT NULL AND f.layout IS NOT NULL
