@@ -32,7 +32,12 @@ def is_conflict(exc: BaseException) -> bool:
     if not isinstance(exc, duckdb.Error):
         return False
     text = str(exc).lower()
-    return isinstance(exc, duckdb.TransactionException) or "conflict" in text
+    if "conflict" in text:
+        return True
+    # A commit DuckLake could not make: another writer's commit came first (with SQLite
+    # metadata that is "database is locked" on the stale snapshot), or created the same name.
+    return isinstance(exc, duckdb.TransactionException) and (
+        "failed to commit" in text or "database is locked" in text)
 
 
 def retried(method: Callable[P, T]) -> Callable[P, T]:
