@@ -149,7 +149,12 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
         """
         delay = FIRST_BACKOFF
         for _ in range(WRITE_ATTEMPTS):
-            current = self.schema_version()
+            try:
+                current = self.schema_version()
+            except CatalogConflict:
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, MAX_BACKOFF)
+                continue
             self._refuse_newer(current)
             if current == LATEST_VERSION or self.read_only:
                 if self.read_only and current == 0:
@@ -237,8 +242,14 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
                 return 0
         try:
             rows = self.con.execute("SELECT max(version) FROM schema_version").fetchall()
-        except duckdb.CatalogException:
-            return 0
+        except duckdb.Error as exc:
+            if "ducklake_inlined_data" in str(exc):
+                # another process is committing the lake's first tables at this moment
+                raise CatalogConflict(f"the catalog is being created: {_first_line(exc)}"
+                                      ) from exc
+            if isinstance(exc, duckdb.CatalogException):
+                return 0
+            raise
         return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
     # -- inventory ---------------------------------------------------------------------------

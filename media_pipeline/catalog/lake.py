@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import sqlite3
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,6 +305,15 @@ def session(location: LakeLocation, *, read_only: bool = False) -> duckdb.DuckDB
     return con
 
 
+_ATTACH_ATTEMPTS = 10
+
+
+def _racing_init(exc: duckdb.Error) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "already exists" in text or (
+        "failed to initialize ducklake" in text and "unique" in text)
+
+
 def connect(location: LakeLocation, *, read_only: bool = False,
             config: dict[str, str | bool | int] | None = None) -> duckdb.DuckDBPyConnection:
     """A new DuckDB session with the catalog attached as ``lake`` and selected."""
@@ -310,8 +321,18 @@ def connect(location: LakeLocation, *, read_only: bool = False,
     con = duckdb.connect(config={**_CONFIG, **(config or {})})
     try:
         load_extensions(con, _needed(location))
-        for statement in attach_statements(location, with_secrets=True, read_only=read_only):
-            con.execute(statement)
+        statements = attach_statements(location, with_secrets=True, read_only=read_only)
+        for attempt in range(_ATTACH_ATTEMPTS):
+            try:
+                for statement in statements:
+                    con.execute(statement)
+                break
+            except duckdb.Error as exc:
+                # The first attach of a new lake creates DuckLake's own tables; processes
+                # doing that at once collide, and the loser finds them made on its next try.
+                if attempt + 1 == _ATTACH_ATTEMPTS or not _racing_init(exc):
+                    raise
+                time.sleep(0.05 * 2 ** min(attempt, 5) * (1 + random.random()))
     except duckdb.Error as exc:
         con.close()
         raise attach_error(location, exc) from None
