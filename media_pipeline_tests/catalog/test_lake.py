@@ -388,7 +388,7 @@ def test_the_catalog_settings_from_the_environment(tmp_path: Path,
     assert location.data == "s3://lake-bucket/catalog/"
     assert (location.s3_endpoint_url, location.s3_region, location.s3_access_key_id,
             location.s3_secret_access_key) == ("http://127.0.0.1:9", "eu-west-1", "ak", "sk")
-    shown = json.dumps(team.redacted())
+    shown = json.dumps(team.redacted(), default=str)
     assert "topsecret" not in shown and "db.example" in shown
     assert "topsecret" not in repr(team)
 
