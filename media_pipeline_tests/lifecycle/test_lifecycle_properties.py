@@ -26,6 +26,7 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
+import pytest
 
 from media_pipeline.catalog import Catalog
 from media_pipeline.lifecycle import (
