@@ -28,8 +28,9 @@ def _limit_memory(limit: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit + 1024**3, limit + 1024**3))
 
 
-def _connect(lake: dict[str, Any]) -> Any:
-    """The catalog attached read-only (``lake.session_setup`` made the statements)."""
+def _connect(lake: dict[str, Any]) -> tuple[Any, str | None]:
+    """The catalog attached read-only (``lake.session_setup`` made the statements), or None and
+    why not."""
     import duckdb
 
     con = duckdb.connect(config=lake["config"])
@@ -38,13 +39,8 @@ def _connect(lake: dict[str, Any]) -> Any:
             con.execute(statement)
     except duckdb.Error as exc:
         con.close()
-        raise _AttachFailed(str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                            ) from None
-    return con
-
-
-class _AttachFailed(Exception):
-    pass
+        return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return con, None
 
 
 def _quoted_list(values: list[str]) -> str:
@@ -55,10 +51,9 @@ def run(cfg: dict[str, Any], sql: str) -> dict[str, Any]:
     _limit_memory(int(cfg["memory"]) + HEADROOM)
     import duckdb
 
-    try:
-        con = _connect(cfg["lake"])
-    except _AttachFailed as exc:
-        return {"error": "attach", "message": str(exc)}
+    con, failed = _connect(cfg["lake"])
+    if failed is not None:
+        return {"error": "attach", "message": failed}
     try:
         # Read-only: no files written (no spilling either), nothing else attached, no file
         # but the catalog's own, and the limits cannot be changed by the query itself.
