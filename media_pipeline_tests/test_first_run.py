@@ -23,7 +23,7 @@ COMMAND = Path(sys.executable).parent / "media-pipeline"
 SECTIONS = ("1. embedded S3", "2. uploaded", "3. materializing", "AI analysis",
             "application API", "reference index from the content sources",
             "Where files are used", "deletes: a used file is refused", "purge (retention",
-            "Types", "Near duplicates", "Quarantined", "catalog:", "analysts' snapshot:")
+            "Types", "Near duplicates", "Quarantined", "catalog:", "try: ")
 
 
 def user_env() -> dict[str, str]:
