@@ -469,7 +469,7 @@ class ReferenceExtractor:
                         keys.append(("mention", key))
                         snippets.setdefault(key, snippet(data, start, end))
                     seen = {key for key, _, _ in found}
-                    for view in mention_views(text, plain, data, triggers):
+                    for view in mention_views(text, plain, data, triggers, mentions.breaks):
                         encoded_view = view.encode("utf-8", "surrogatepass")
                         for key, start, end in mentions.find(encoded_view):
                             if key not in seen:

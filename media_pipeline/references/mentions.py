@@ -18,6 +18,7 @@ checked against the catalog's media ids.
 
 from __future__ import annotations
 
+import functools
 import html
 import html.entities
 import re
@@ -154,6 +155,11 @@ def _decoded(text: str) -> list[str]:
     JavaScript's ``encodeURI`` leave ``()!'*,``), with every byte encoded, or with escapes in
     either hex case reads as itself. Made once per document, only when it holds a ``&``,
     ``%`` or ``+``. Percent-escapes that are not UTF-8 decode to U+FFFD (and name no key)."""
+    return [_dots(d) if "/." in d else d for d in _decoded_copies(text)]
+
+
+def _decoded_copies(text: str) -> list[str]:
+    """:func:`_decoded` before dot segments are resolved."""
     out: list[str] = []
     if "&" in text:
         out += _layers(text, html.unescape)
@@ -164,11 +170,72 @@ def _decoded(text: str) -> list[str]:
         plus = unquote_plus(text)
         if plus != text:
             out.append(plus)
-    return [_dots(d) if "/." in d else d for d in out]
+    return out
+
+
+# Characters no decoding above reads across: no entity, percent-escape or dot segment contains
+# one, so decoding a document equals decoding the runs between them.
+RUN_BREAKS = " \t\n\r\f\v\"'<>()"
+_RUN_TRIGGERS = "&%+"
+
+
+@functools.lru_cache(maxsize=16)
+def _breaks_pattern(breaks: str) -> re.Pattern[str]:
+    return re.compile("[" + re.escape(breaks) + "]")
+
+
+def decoded_runs(text: str, breaks: str) -> str:
+    """What :func:`_decoded` adds, for the runs that need it: the runs of ``text`` between two
+    of ``breaks`` (characters of :data:`RUN_BREAKS` that no spelling looked for contains) that
+    hold a ``&``, ``%`` or ``+``, joined by a break and decoded like a whole document, each
+    copy also with its dot segments resolved; the copies joined by a break ("" if none). A
+    match in a whole decoded document lies inside one run (no spelling spans a break), and a
+    run decodes to its part of the whole decoded document, so these copies hold every match
+    the whole-document copies hold, for a fraction of the work: most of a page is markup and
+    prose with nothing to decode. (A run with nothing to decode is its own part of a decoded
+    document, up to dot segments: for a text with ``%2e``, ``/./``, ``/../`` or a control
+    character in a URL, :func:`mention_views` decodes the whole document instead.)"""
+    runs: list[str] = []
+    pattern = _breaks_pattern(breaks)
+    size = len(text)
+    # the next "&", "%" and "+" (str.find: far faster than a regex character class)
+    nexts = [text.find(c) for c in _RUN_TRIGGERS]
+    nexts = [at if at >= 0 else size for at in nexts]
+    pos = 0
+    while (at := min(nexts)) < size:
+        start = _run_start(text, at, pos, pattern)
+        after = pattern.search(text, at)
+        pos = after.start() if after is not None else size
+        runs.append(text[start:pos])
+        for i, c in enumerate(_RUN_TRIGGERS):
+            if nexts[i] < pos:
+                found = text.find(c, pos)
+                nexts[i] = found if found >= 0 else size
+    out: list[str] = []
+    for copy in _decoded_copies(breaks[0].join(runs)) if runs else ():
+        out.append(copy)
+        dotted = _dots(copy)
+        if dotted != copy:
+            out.append(dotted)
+    return breaks[0].join(out)
+
+
+def _run_start(text: str, at: int, floor: int, pattern: re.Pattern[str]) -> int:
+    """Where the run holding ``at`` starts: after the last break before it, looked for in
+    growing windows back to ``floor`` (0, or a break's index)."""
+    width = 128
+    while True:
+        low = max(floor, at - width)
+        found = pattern.search(text[low:at][::-1])
+        if found is not None:
+            return at - found.start()
+        if low == floor:
+            return floor
+        width *= 4
 
 
 def mention_views(text: str, plain: str, data: bytes | None = None,
-                  triggers: set[int] | None = None) -> list[str]:
+                  triggers: set[int] | None = None, breaks: str | None = None) -> list[str]:
     """Copies of a document to match mentions in besides ``plain`` (its unescaped text, where
     ``&#9;`` and ``&NewLine;`` are already decoded): only those that differ, made only when the
     text holds what they undo. From ``plain``: tab/CR/LF inside URLs removed, ``%2e`` decoded
@@ -177,7 +244,9 @@ def mention_views(text: str, plain: str, data: bytes | None = None,
     write: backslashes read as slashes (``http://host\\media\\a.png``), and CSS escapes decoded
     (``\\63 ``, ``\\:``; Markdown's ``\\_``, ``\\(`` too), each with entities decoded and tab/
     CR/LF removed. ``data``: ``plain`` as UTF-8, and ``triggers``: what :func:`scan_text` found
-    in it, if at hand. A false mention is a cheap keep."""
+    in it, if at hand. With ``breaks`` (:attr:`MentionMatcher.breaks`), the decoded copies are
+    of the runs that need them (:func:`decoded_runs`), joined by a break into one view. A false
+    mention is a cheap keep."""
     views: list[str] = []
     view = plain
     found = triggers
@@ -193,9 +262,14 @@ def mention_views(text: str, plain: str, data: bytes | None = None,
         view = _dots(view)
     if view != plain:
         views.append(view)
-    for decoded in _decoded(view):
-        if decoded != plain and decoded not in views:
-            views.append(decoded)
+    if breaks and _DOT_TRIGGER not in found and _CONTROL_TRIGGER not in found:
+        runs = decoded_runs(view, breaks)
+        if runs:
+            views.append(runs)
+    else:
+        for decoded in _decoded(view):
+            if decoded != plain and decoded not in views:
+                views.append(decoded)
     if "\\" in text and _ODD_BACKSLASH.search(text):
         for raw in (_SLASHES.sub("/", text), _CSS_ESCAPE.sub(_css_char, text)):
             raw = _dots(html.unescape(raw).translate(_CONTROL))
@@ -230,6 +304,9 @@ class MentionMatcher:
                     # no caseless mode: lower-case escapes (%2f) spelled out too
                     self._literals.append(_PERCENT_ESCAPE.sub(lambda m: m.group().lower(), s))
                     self._owner.append(i)
+        used = set("".join(s.decode("utf-8", "surrogatepass") for s in self._literals))
+        self.breaks = "".join(c for c in RUN_BREAKS if c not in used)
+        """The characters of :data:`RUN_BREAKS` no spelling holds (``mention_views``)."""
         self._matcher: Any = None
 
     @classmethod
@@ -241,7 +318,7 @@ class MentionMatcher:
     def __getstate__(self) -> dict[str, Any]:
         # compiled databases do not pickle: workers compile their own
         return {"keys": self.keys, "engine": self.engine, "_literals": self._literals,
-                "_owner": self._owner, "_matcher": None}
+                "_owner": self._owner, "breaks": self.breaks, "_matcher": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)

@@ -825,3 +825,56 @@ def test_any_spelling_of_an_at_risk_key_is_a_mention(key: str, speller: int,
     text = f"<p>before {SPELLERS[speller](key)} after</p>"
     refs = x.extract(text, "html").refs
     assert any(r.value == key for r in refs), (text, refs)
+
+
+# --- mentions in decoded runs: never fewer than in decoded whole documents ---
+
+PIECES = st.sampled_from([
+    "&amp;", "&amp;amp;", "&#47;", "&#x2F;", "&sol;", "&period;", "&eacute;", "&copy;", "&amp",
+    "&", "%2F", "%2f", "%25", "%252F", "%20", "%C3%A9", "%c3", "%2e", "%2E%2E", "+", "/./",
+    "/../", "/.", "\\", "\\x2F", "\t", "\n", " ", '"', "'", "<", ">", "(", ")", "=", ":",
+    ";", "#", "a", "b", "/", ".", "-",
+])
+
+
+@hyp_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(keys=st.lists(KEYS, min_size=1, max_size=3), parts=st.lists(
+    st.one_of(PIECES, st.tuples(st.integers(0, 2), st.sampled_from(range(len(SPELLERS))),
+                                st.integers(0, 40))), max_size=30),
+       engine=st.sampled_from(["hyperscan", "ahocorasick"]))
+def test_decoded_runs_find_every_mention_whole_documents_find(
+        keys: list[str], parts: list[Any], engine: str) -> None:
+    # The scan decodes only the runs between breaks that hold something to decode; the whole
+    # document decoded (what mention_views does without breaks) must find nothing more.
+    text = ""
+    for part in parts:
+        if isinstance(part, tuple):  # a key, spelled some way, perhaps cut short
+            which, speller, cut = part
+            spelled = SPELLERS[speller](keys[which % len(keys)])
+            part = spelled[:cut] if cut < len(spelled) and cut % 3 == 0 else spelled
+        text += part
+    matcher = MentionMatcher(keys, engine)
+    whole = pickle.loads(pickle.dumps(matcher))
+    whole.breaks = ""  # no breaks: the whole-document copies
+    runs = make_extractor().with_evidence(matcher, None)
+    documents = make_extractor().with_evidence(whole, None)
+    for fmt in ("html", "text"):
+        found = {r.value for r in runs.extract(text, fmt).refs if r.form == "mention"}
+        expected = {r.value for r in documents.extract(text, fmt).refs if r.form == "mention"}
+        assert found >= expected, text
+
+
+def test_a_partly_encoded_key_in_one_run_of_a_long_page_is_a_mention() -> None:
+    from media_pipeline.references.mentions import decoded_runs
+
+    key = "blog/my photo (1).png"
+    page = ("<p>" + "prose and more " * 200 + "</p>"
+            f'<img alt="x" src="https://img.other.net/{_django_uri(key)}?a=1&amp;b=2">'
+            + "<p>" + "tail text " * 200 + "</p>")
+    matcher = MentionMatcher([key, "blog/other.png"])
+    assert matcher.breaks == "\t\n\r\f\v\"'<>"  # the key holds a space and parentheses
+    runs = decoded_runs(page, matcher.breaks)
+    assert key in runs and len(runs) < 200  # the src value, not the prose around it
+    found = make_extractor().with_evidence(matcher, None).extract(page, "html")
+    assert {r.value for r in found.refs if r.form == "mention"} == {key}
+    assert key in found.snippets[key]
