@@ -133,6 +133,16 @@ class KnownKeys:
         """Whether some known key may contain ``%``."""
         return self._percent
 
+    @property
+    def space_digit_possible(self) -> bool:
+        """Whether some known key may have a digit right after whitespace."""
+        return self._space_digit
+
+    def never_ends_with(self, chars: str) -> bool:
+        """Whether the profile shows that no known key ends with any of ``chars``."""
+        absent = self._absent_endings
+        return all(c in absent for c in chars)
+
     def __len__(self) -> int:
         return int(self._hashes.size)
 

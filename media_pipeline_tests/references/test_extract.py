@@ -878,3 +878,56 @@ def test_a_partly_encoded_key_in_one_run_of_a_long_page_is_a_mention() -> None:
     found = make_extractor().with_evidence(matcher, None).extract(page, "html")
     assert {r.value for r in found.refs if r.form == "mention"} == {key}
     assert key in found.snippets[key]
+
+
+URL_PIECES = st.sampled_from([
+    "https://cdn.example.com/", "//cdn.example.com/", "http://img.example.net/",
+    "https://media.s3.amazonaws.com/", "s3://media/", '<img src="', '<img srcset="', "'", '"',
+    " ", "  ", ", ", ",", " 2x", " 480w", " 1.5x", ".", "..", ".)", "!", "]", "}", ")", "(",
+    "%20", "%2F", "%2e", "%C3%A9", "%zz", "é", "e\u0301", "/", "/./", "a", "b.jpg", "a b",
+    "?x=1", "#f", "&amp;", "&", "<", ">", "\n",
+])
+KNOWN_SETS = [[], ["a.jpg"], ["b.jpg.", "a b"], ["a%20b.jpg", "x"], ["a.jpg 2x", "b.jpg"],
+              ["é", "é/b.jpg", "e\u0301"], ["b.jpg)", "b.jpg]"]]
+
+
+@hyp_settings(max_examples=300, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow,
+                                     HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(URL_PIECES, max_size=25), known=st.sampled_from(range(len(KNOWN_SETS) + 1)),
+       fmt=st.sampled_from(["html", "text"]))
+def test_the_fast_paths_give_the_general_rules_answer(
+        parts: list[str], known: int, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from media_pipeline.references import extract
+
+    text = "".join(parts)
+    x = make_extractor(KNOWN_SETS[known] if known < len(KNOWN_SETS) else None)
+    fast = x.extract(text, fmt)
+    with monkeypatch.context() as patch:
+        patch.setattr(extract, "_FAST_PATHS", False)
+        general = x.extract(text, fmt)
+    assert fast == general, text
+
+
+@hyp_settings(max_examples=500, deadline=None)
+@given(text=st.lists(st.sampled_from([
+    "&", "#", ";", "x", "X", "amp", "AMP", "lt", "not", "notin", "eacute", "quot", "35", "x2F",
+    "0", "-", "=", " ", "\n", "\t", "a", "Z", "9", "é", "<", "copy", "&amp;", "ampX", "nbsp",
+    "A" * 31]), max_size=25).map("".join))
+def test_the_mention_pass_decodes_entities_like_html_unescape(text: str) -> None:
+    from media_pipeline.references.mentions import html_unescape
+
+    assert html_unescape(text) == html.unescape(text)
+
+
+@hyp_settings(max_examples=500, deadline=None)
+@given(text=st.lists(st.sampled_from([
+    "%", "2", "F", "f", "C3", "A9", "a9", "E2", "82", "AC", "ff", "zz", "%25", "%2F", "%C3",
+    "%A9", "%E2%82", "+", " ", "a", "/", "\\", "\\x", "é", "\ud800", "\n"]), max_size=25)
+    .map("".join))
+def test_the_mention_pass_decodes_percent_escapes_like_unquote(text: str) -> None:
+    from urllib.parse import unquote
+
+    from media_pipeline.references.mentions import percent_unquote
+
+    assert percent_unquote(text) == unquote(text)
