@@ -258,19 +258,21 @@ def decoded_runs(text: str, breaks: str, data: bytes | None = None) -> str:
     flat = data.translate(_breaks_table(breaks))  # every break is now the first one
     sep = breaks[0].encode("ascii")
     size = len(flat)
-    nexts = [flat.find(c) for c in (b"&", b"%", b"+")]
-    nexts = [at if at >= 0 else size for at in nexts]
+    find, rfind = flat.find, flat.rfind
+    # the next "&", "%" and "+" at or after where the last run ended (size: none)
+    amp, pct, plus = (at if at >= 0 else size for at in (find(b"&"), find(b"%"), find(b"+")))
     runs: list[bytes] = []
-    while (at := min(nexts)) < size:
-        start = flat.rfind(sep, 0, at) + 1
-        end = flat.find(sep, at)
+    while (at := min(amp, pct, plus)) < size:
+        end = find(sep, at)
         if end < 0:
             end = size
-        runs.append(flat[start:end])
-        for i, trigger in enumerate((b"&", b"%", b"+")):
-            if nexts[i] < end:
-                found = flat.find(trigger, end)
-                nexts[i] = found if found >= 0 else size
+        runs.append(flat[rfind(sep, 0, at) + 1:end])
+        if amp < end:
+            amp = find(b"&", end) % (size + 1)  # -1 becomes size
+        if pct < end:
+            pct = find(b"%", end) % (size + 1)
+        if plus < end:
+            plus = find(b"+", end) % (size + 1)
     if not runs:
         return ""
     out: list[str] = []
