@@ -583,6 +583,8 @@ class ReferenceExtractor:
                     if slashes and text[slashes - 1] == ":":
                         if slashes >= 7 and text.startswith("https", slashes - 6):
                             before, scheme = text[slashes - 7], "http"
+                        elif slashes >= 6 and text.startswith("http", slashes - 5):
+                            before, scheme = text[slashes - 6], "http"
                         else:
                             before, scheme = _url_context(text, slashes)
                     else:
