@@ -8,8 +8,8 @@ A hash collision (about ``n / 2**64`` per lookup) can only make a candidate that
 look known, which keeps a reference that would otherwise have been kept as another spelling;
 it can never drop one.
 
-The hash is DuckDB's ``md5_number_lower(key)`` (read from ``md5(key)``'s digits), so a catalog builds the array without handing a
-single key to Python (:meth:`KnownKeys.from_duckdb`).
+The hash is DuckDB's ``md5_number_lower(key)`` (read from ``md5(key)``'s digits), so a catalog
+builds the array without handing a single key to Python (:meth:`KnownKeys.from_duckdb`).
 
 Beside the hashes, a *profile* of three facts about all keys: whether any contains ``%``, which
 of the characters ``.,;:!?*_~)]}`` some key ends with, and whether any has a digit after
