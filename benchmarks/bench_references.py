@@ -28,7 +28,9 @@ inflates CPU-seconds by ~1.5x against load 4-5; back to back with the code as it
 day's work, run from an exported copy). Now: today's scan 10.9 MB/s end to end, 36.1 CPU-seconds
 (58.7 MB/s on 2 free cores); with mentions 11.2 MB/s, 50.0 CPU-seconds (42.4); ripgrep over the
 4,816 mention spellings 180.5 MB/s. Before: 12.7 MB/s, 42.8 CPU-seconds (49.4); with mentions
-7.4 MB/s, 66.3 CPU-seconds (31.9); ripgrep 249.9 MB/s. Instructions (callgrind, the same 150
+7.4 MB/s, 66.3 CPU-seconds (31.9); ripgrep 249.9 MB/s. Again later (load 5.8-8.6): 19.8
+MB/s, 34.1 CPU-seconds (62.1); with mentions 13.1 MB/s, 52.0 CPU-seconds (40.7); ripgrep
+178.1 MB/s. Instructions (callgrind, the same 150
 pages, which load does not move) of one scan worker: with mentions 268 M a MB before, 192 M
 after; without 123 M, 113 M. What changed: the mention pass decodes the runs of a page that hold
 a ``&``, ``%`` or ``+`` instead of whole-document copies, with exact faster equivalents of
