@@ -34,6 +34,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -99,15 +100,15 @@ def application_calls(n: int, calls: int) -> dict[str, dict[str, float]]:
     for k, (i, j) in enumerate(zip(plain, used, strict=True)):
         warm = k < 3  # the first calls load modules and warm the caches
         sink: dict[str, list[float]] = {name: [] for name in times} if warm else times
-        target, other = media_id_of(i), media_id_of(j)
-        _timed(lambda: library.add_reference(other, "page", f"bench-{run}-{k}", APP_USER),
+        target, other, content = media_id_of(i), media_id_of(j), f"bench-{run}-{k}"
+        _timed(partial(library.add_reference, other, "page", content, APP_USER),
                sink["add_reference"])
-        refs = _timed(lambda: library.get_references(other, APP_USER), sink["get_references"])
-        assert f"bench-{run}-{k}" in refs.get("page", []), refs
-        _timed(lambda: library.url(target, APP_USER), sink["url"])
-        deleted = _timed(lambda: library.delete(target, APP_USER), sink["delete"])
+        refs = _timed(partial(library.get_references, other, APP_USER), sink["get_references"])
+        assert content in refs.get("page", []), refs
+        _timed(partial(library.url, target, APP_USER), sink["url"])
+        deleted = _timed(partial(library.delete, target, APP_USER), sink["delete"])
         assert deleted, f"delete of unreferenced {target} refused"
-        _timed(lambda: library.restore(target, APP_USER), sink["restore"])
+        _timed(partial(library.restore, target, APP_USER), sink["restore"])
     shutil.rmtree(home.parent, ignore_errors=True)
     return {name: _stats(values) for name, values in times.items()}
 

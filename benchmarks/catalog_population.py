@@ -88,10 +88,12 @@ def _sql_key() -> str:
 def _write(con: duckdb.DuckDBPyConnection, sql: str, path: Path, schema: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    reader = con.execute(sql).to_arrow_reader(500_000)  # type: ignore[attr-defined]
+    relation = con.sql(sql)
+    # DuckDB 2.0 names it to_arrow_reader, 1.x fetch_arrow_reader.
+    reader = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader
     with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        for batch in reader:
-            writer.write_batch(batch.cast(schema) if hasattr(batch, "cast") else batch)
+        for batch in reader(500_000):
+            writer.write_batch(batch.cast(schema))
     tmp.replace(path)
 
 

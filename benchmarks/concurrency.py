@@ -357,11 +357,10 @@ def _check_file(report: ConcurrencyReport, library: MediaLibrary, user: str, med
     except Exception as exc:  # noqa: BLE001 - the file itself is lost
         report.lost_writes.append(_error(f"{media_id}", exc))
         return
-    if media.is_deleted != want["deleted"]:
-        report.lost_writes.append(f"{media_id}: is_deleted {media.is_deleted}, expected "
-                                  f"{want['deleted']}")
-    if media.status != "active":
-        report.lost_writes.append(f"{media_id}: status {media.status}, expected active")
+    status = "deleted" if want["deleted"] else "active"
+    if media.is_deleted != want["deleted"] or media.status != status:
+        report.lost_writes.append(f"{media_id}: is_deleted {media.is_deleted}, status "
+                                  f"{media.status}; expected {want['deleted']}, {status}")
     if set(refs) != set(want["refs"]):
         report.lost_writes.append(f"{media_id}: references {sorted(refs)}, expected "
                                   f"{sorted(want['refs'])}")
