@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -236,6 +237,7 @@ def ingest_section(rows: int, out: dict[str, Any]) -> None:
 def concurrency_section(seconds: float, apps: int, out: dict[str, Any]) -> None:
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
     print(f"== concurrency: {apps} application processes + nightly reconciliation + analyst "
           f"for {seconds:g} s")
     root = DATA / "concurrency"

@@ -1,10 +1,8 @@
 """Populated catalogs for the catalog benchmarks: N objects in a few namespaces, with members and
 a realistic share of scanned references, built fast and cached under ``benchmarks/.data/``.
 
-Only the public stages and ``MediaLibrary`` are used, except :func:`_bulk_references` (the
-catalog's bulk reference path, what a source scan commits): generating and scanning 100,000s of
-documents would take longer than the benchmark itself. It is the one function to adapt when the
-catalog's internals change.
+Only the public stages, the reference scan and ``MediaLibrary`` are used (no catalog
+internals), so the same code populates any catalog the settings name.
 
     objects       N keys ``ns-XX/YYYY/MM/file-I.ext`` over NAMESPACES namespaces, made by the
                   inventory stage from a snapshot Parquet (``stages.commit_inventory``)
@@ -12,33 +10,36 @@ catalog's internals change.
                   picks up fragments left in ``work/fingerprints/``; nothing is read from S3)
     namespaces    created by a global admin through ``MediaLibrary``, with APP_USER as a member
                   admin of each and two editors
-    references    REFERENCED_SHARE of the objects (i % 10 < 3) used by 1-3 pages of the
-                  content source ``bench-cms``
+    references    REFERENCED_SHARE of the objects (i % 10 < 3) used by 1-3 pages each: a
+                  SQLite table of HTML pages (about 20 S3 URLs a page), the ``sql`` content
+                  source ``bench-cms``, scanned by ``references.index.scan_sources``
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
 
-from media_pipeline.catalog import open_catalog
 from media_pipeline.fingerprint.reader import fragment_schema
 from media_pipeline.inventory.snapshot import SNAPSHOT_SCHEMA
 from media_pipeline.library import MediaLibrary
 from media_pipeline.records import media_id_for
+from media_pipeline.references.index import scan_sources
 from media_pipeline.settings import Settings
 from media_pipeline.stages import commit_inventory, fingerprint_pending, inventory_snapshot_path
 
 DATA = Path(__file__).parent / ".data"
 BUCKET = "bench-catalog"
+VERSION = 2  # of the population: a cache of another version is built again
 NAMESPACES = 20
 ADMIN = "bench-admin"  # a global admin (MEDIA_PIPELINE_ADMINS)
 APP_USER = "bench-app"  # what a web application acts as: admin of every namespace
@@ -122,30 +123,56 @@ def _fingerprints_sql(n: int) -> str:
         FROM range({n}) t(i)"""
 
 
-def _references_sql(n: int) -> str:
-    # Pages p referencing object i: i % 10 < 3, 1-3 pages each (p = i*3 + j, j < 1 + i % 3).
-    return f"""
-        SELECT 'page' AS content_type, (i * 3 + j)::VARCHAR AS content_id,
-               '{BUCKET}' AS bucket, {_sql_key()} AS key,
-               md5('{BUCKET}' || chr(0) || {_sql_key()})::UUID::VARCHAR AS media_id,
-               'url' AS form, NULL::VARCHAR AS snippet
-        FROM range({n}) t(i), range(3) u(j)
-        WHERE i % 10 < 3 AND j < 1 + i % 3"""
+PAGE_BLOCK = 100  # objects per block; page (block, j) uses the block's objects with j < 1 + i % 3
 
 
-def _bulk_references(settings: Settings, fragment: Path, documents: int) -> dict[str, Any]:
-    """The catalog's bulk path for a source scan's references (see the module docstring)."""
-    started = datetime.now(UTC)
-    with open_catalog(settings) as catalog:
-        return dict(catalog.replace_source_references(
-            SOURCE, [fragment], started,
-            stats={"documents": documents, "references": 0, "bytes": documents * 1000}))
+def _write_pages(n: int, path: Path) -> int:
+    """The CMS: HTML pages referring to the objects (see the module docstring); returns the
+    number of pages."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+
+    def pages() -> Iterator[tuple[str, str]]:
+        for block in range(-(-n // PAGE_BLOCK)):
+            objects = [i for i in range(block * PAGE_BLOCK, min(n, (block + 1) * PAGE_BLOCK))
+                       if is_referenced(i)]
+            for j in range(3):
+                used = [i for i in objects if j < 1 + i % 3]
+                if used:
+                    body = "".join(
+                        f'<p>Section {i}</p><img src="https://{BUCKET}.s3.amazonaws.com/'
+                        f'{key_of(i)}" alt="">' for i in used)
+                    page = f"{block}-{j}"
+                    yield page, f"<html><body><h1>Page {page}</h1>{body}</body></html>"
+
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE pages (id TEXT PRIMARY KEY, body TEXT NOT NULL)")
+    con.executemany("INSERT INTO pages VALUES (?, ?)", pages())
+    con.commit()
+    count = con.execute("SELECT count(*) FROM pages").fetchone()[0]
+    con.close()
+    return int(count)
+
+
+def _scan_pages(settings: Settings, n: int) -> tuple[int, Any]:
+    db = settings.home / "cms" / "pages.sqlite"
+    pages = _write_pages(n, db)
+    sources = settings.home / "cms" / "sources.yaml"
+    sources.write_text(
+        "sources:\n"
+        f"  - name: {SOURCE}\n"
+        "    type: sql\n"
+        f"    url: sqlite:///{db}\n"
+        "    table: pages\n"
+        "    columns: {content_id: id, text: [body]}\n"
+        "    content_type: page\n"
+        "    format: html\n")
+    [outcome] = scan_sources(replace(settings, content_sources=sources), [SOURCE])
+    return pages, outcome
 
 
 def populate(settings: Settings, n: int, log: Any = print) -> dict[str, float]:
     """Fill an empty catalog at ``settings`` with ``n`` objects; returns the seconds per step."""
-    work = settings.home / "bench-populate"
-    work.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     steps: dict[str, float] = {}
 
@@ -178,14 +205,13 @@ def populate(settings: Settings, n: int, log: Any = print) -> dict[str, float]:
     log(f"  namespaces and members: {steps['namespaces']:.1f} s")
 
     started = time.perf_counter()
-    refs = work / "references.parquet"
-    con.execute(f"COPY ({_references_sql(n)}) TO '{refs}' (FORMAT parquet, COMPRESSION zstd)")
-    pages = con.execute(f"SELECT count(DISTINCT content_id) FROM '{refs}'").fetchone()
-    outcome = _bulk_references(settings, refs, int(pages[0]) if pages else 0)
+    pages, outcome = _scan_pages(settings, n)
     steps["references"] = time.perf_counter() - started
-    log(f"  references: {steps['references']:.1f} s (state {outcome.get('state')})")
+    if not outcome.ok or outcome.state != "trusted":
+        raise RuntimeError(f"the population's reference scan failed: {outcome}")
+    log(f"  references: {steps['references']:.1f} s ({pages:,} pages, {outcome.refs:,} "
+        f"references)")
     con.close()
-    shutil.rmtree(work)
     return steps
 
 
@@ -193,12 +219,12 @@ def cached_home(n: int, log: Any = print) -> Path:
     """The populated home for ``n`` objects, built once (``benchmarks/.data/catalog-N/home``)."""
     root = DATA / f"catalog-{n}"
     home, done = root / "home", root / "populated.json"
-    if done.exists():
+    if done.exists() and json.loads(done.read_text()).get("version") == VERSION:
         return home
     shutil.rmtree(root, ignore_errors=True)
     log(f"populating a catalog of {n:,} objects in {home} (once; cached)")
     steps = populate(bench_settings(home), n, log)
-    done.write_text(json.dumps({"objects": n, "seconds": steps}))
+    done.write_text(json.dumps({"version": VERSION, "objects": n, "seconds": steps}))
     return home
 
 
