@@ -17,8 +17,13 @@ beside plain DuckDB, and the catalog under concurrent use.
    writes, the analyst's p50.
 
 The catalog is whatever the environment's settings say (``Settings.from_env``; home, bucket and
-admins are the benchmark's), so the same command measures another catalog by its settings.
-Each section prints the machine's load average beside its figures (the machine is shared).
+admins are the benchmark's), and everything goes through ``MediaLibrary``, the stages, the
+reference scan and the analysts' query function: the same command measures another catalog by
+its settings alone. A catalog kept under the home (the default) is cached per size and measured
+on a copy of the home; one whose metadata or data lives elsewhere (a PostgreSQL URL, S3) is one
+size per run, each with its own empty database, and ``--in-place``. The concurrency section
+needs an empty catalog too. Each section prints the machine's load average beside its figures
+(the machine is shared).
 
     .venv/bin/python -m benchmarks.bench_catalog [--quick] [--sizes 1000000,5000000]
         [--calls 200] [--only latency,ingest,concurrency] [--json out.json]
@@ -47,6 +52,7 @@ from benchmarks.catalog_population import (
     APP_USER,
     DATA,
     bench_settings,
+    cached_home,
     is_referenced,
     media_id_of,
     working_copy,
@@ -91,8 +97,8 @@ def sample_indices(n: int, calls: int) -> tuple[list[int], list[int]]:
     return plain, used
 
 
-def application_calls(n: int, calls: int) -> dict[str, dict[str, float]]:
-    home = working_copy(n)
+def application_calls(n: int, calls: int, in_place: bool = False) -> dict[str, dict[str, float]]:
+    home = cached_home(n) if in_place else working_copy(n)
     settings = bench_settings(home)
     library = MediaLibrary(settings)
     plain, used = sample_indices(n, calls + 3)
@@ -110,7 +116,8 @@ def application_calls(n: int, calls: int) -> dict[str, dict[str, float]]:
         deleted = _timed(partial(library.delete, target, APP_USER), sink["delete"])
         assert deleted, f"delete of unreferenced {target} refused"
         _timed(partial(library.restore, target, APP_USER), sink["restore"])
-    shutil.rmtree(home.parent, ignore_errors=True)
+    if not in_place:
+        shutil.rmtree(home.parent, ignore_errors=True)
     return {name: _stats(values) for name, values in times.items()}
 
 
@@ -157,12 +164,13 @@ def plain_inserts(calls: int) -> dict[str, dict[str, float]]:
             "duckdb file connect+insert+close": _stats(duck_times)}
 
 
-def latency_section(sizes: list[int], calls: int, out: dict[str, Any]) -> None:
+def latency_section(sizes: list[int], calls: int, out: dict[str, Any],
+                    in_place: bool = False) -> None:
     print(f"== application calls through MediaLibrary: {calls} calls each, p50 / p99 (ms)")
     results: dict[int, dict[str, dict[str, float]]] = {}
     for n in sizes:
         before = load()
-        results[n] = application_calls(n, calls)
+        results[n] = application_calls(n, calls, in_place)
         baseline = plain_inserts(calls)
         after = load()
         print(f"-- {n:,} objects ({before} before, {after} after)")
@@ -276,6 +284,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="small sizes: 20,000 and 100,000 objects, 50 calls, 200,000 "
                              "ingest rows, 15 s of concurrency")
+    parser.add_argument("--in-place", action="store_true",
+                        help="measure on the cached catalog itself, not on a copy of its home "
+                             "(a catalog whose metadata or data is not under the home)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     if args.quick:
@@ -292,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     out: dict[str, Any] = {"sizes": sizes, "calls": args.calls}
     print(f"bench_catalog: {load()}")
     if "latency" in sections:
-        latency_section(sizes, args.calls, out)
+        latency_section(sizes, args.calls, out, args.in_place)
     if "ingest" in sections:
         ingest_section(args.ingest_rows, out)
     if "concurrency" in sections:
