@@ -26,6 +26,7 @@ import json
 import multiprocessing
 import random
 import statistics
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -73,8 +74,7 @@ class ConcurrencyReport:
         return len(self.errors) + len(self.pipeline_errors) + len(self.analyst_errors)
 
     def lines(self) -> list[str]:
-        out = [f"{sum(self.actions.values()):,} application calls in {self.seconds:.0f} s by "
-               f"{len(self.actions) and 'the app processes'}: "
+        out = [f"{sum(self.actions.values()):,} application calls in {self.seconds:.0f} s: "
                + ", ".join(f"{k} {v}" for k, v in sorted(self.actions.items()))]
         for name, values in sorted(self.latencies.items()):
             out.append(f"  {name:18} p50 {percentile(values, 50) * 1000:8.1f} ms   "
@@ -130,12 +130,34 @@ def _content(k: int, j: int) -> bytes:
 # -- the processes ---------------------------------------------------------------------------
 
 
-def app_process(k: int, settings: Settings, files: list[str], deadline: float,
-                out: str) -> None:
-    """One application: random actions on its own files until ``deadline`` (epoch seconds)."""
+class Start:
+    """Every process waits here once set up (imports take seconds on a busy machine); the clock
+    starts when all are ready, so each gets the whole time."""
+
+    def __init__(self, ctx: Any, parties: int) -> None:
+        self.ready = ctx.Barrier(parties + 1)
+        self.go = ctx.Event()
+        self.deadline = ctx.Value("d", 0.0)
+
+    def wait(self) -> float:
+        """In a process: ready, then the deadline (epoch seconds) once everyone is."""
+        self.ready.wait(timeout=600)
+        self.go.wait(timeout=600)
+        return float(self.deadline.value)
+
+    def begin(self, seconds: float) -> None:
+        """In the parent: wait for every process, then start the clock."""
+        self.ready.wait(timeout=600)
+        self.deadline.value = time.time() + seconds
+        self.go.set()
+
+
+def app_process(k: int, settings: Settings, files: list[str], start: Start, out: str) -> None:
+    """One application: random actions on its own files until the deadline."""
     rng = random.Random(k)
     user = app_user(k)
     library = MediaLibrary(settings)
+    deadline = start.wait()
     state: dict[str, dict[str, Any]] = {
         m: {"refs": [], "tags": [], "deleted": False} for m in files}
     retired: list[str] = []
@@ -206,9 +228,10 @@ def app_process(k: int, settings: Settings, files: list[str], deadline: float,
                                      "latencies": latencies, "errors": errors}))
 
 
-def pipeline_process(settings: Settings, deadline: float, out: str) -> None:
+def pipeline_process(settings: Settings, start: Start, out: str) -> None:
     """The nightly reconciliation in a loop: new objects, inventory, fingerprints, duplicates."""
     client = make_client(settings)
+    deadline = start.wait()
     finished: list[str] = []
     seconds: list[float] = []
     errors: list[str] = []
@@ -236,9 +259,10 @@ def pipeline_process(settings: Settings, deadline: float, out: str) -> None:
                                      "errors": errors}))
 
 
-def analyst_process(settings: Settings, deadline: float, out: str) -> None:
+def analyst_process(settings: Settings, start: Start, out: str) -> None:
     seconds: list[float] = []
     errors: list[str] = []
+    deadline = start.wait()
     while time.time() < deadline:
         started = time.perf_counter()
         try:
@@ -276,27 +300,32 @@ def run(settings: Settings, *, admin: str, seconds: float, apps: int = 4,
     work.mkdir(parents=True, exist_ok=True)
     files = prepare(settings, admin, apps, files_per_app)
     ctx = multiprocessing.get_context("spawn")
-    # The processes start together; their clock starts once all are up.
-    deadline = time.time() + 10 + seconds
-    procs = [ctx.Process(target=app_process,
-                         args=(k, settings, files[k], deadline, str(work / f"app-{k}.json")))
+    start = Start(ctx, apps + pipeline + analyst)
+    procs = [ctx.Process(target=app_process, name=f"app-{k}",
+                         args=(k, settings, files[k], start, str(work / f"app-{k}.json")))
              for k in range(apps)]
     if pipeline:
-        procs.append(ctx.Process(target=pipeline_process,
-                                 args=(settings, deadline, str(work / "pipeline.json"))))
+        procs.append(ctx.Process(target=pipeline_process, name="pipeline",
+                                 args=(settings, start, str(work / "pipeline.json"))))
     if analyst:
-        procs.append(ctx.Process(target=analyst_process,
-                                 args=(settings, deadline, str(work / "analyst.json"))))
-    started = time.time()
+        procs.append(ctx.Process(target=analyst_process, name="analyst",
+                                 args=(settings, start, str(work / "analyst.json"))))
     for p in procs:
         p.start()
+    report = ConcurrencyReport(seconds=0.0)
+    try:
+        start.begin(seconds)
+    except threading.BrokenBarrierError:
+        report.errors.append("the processes did not all start within 600 s")
+    started = time.time()
     for p in procs:
         p.join(timeout=seconds + 900)
-    report = ConcurrencyReport(seconds=time.time() - started)
+    report.seconds = time.time() - started
     for p in procs:
+        if p.is_alive():
+            p.kill()
+            p.join()
         if p.exitcode != 0:
-            if p.is_alive():
-                p.kill()
             report.errors.append(f"process {p.name} ended with exit code {p.exitcode}")
     _collect(report, settings, admin, apps, work, pipeline, analyst)
     return report
