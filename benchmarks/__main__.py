@@ -1,7 +1,9 @@
-"""`make bench`: every benchmark, one after the other (several minutes; needs ~3 GB of disk)."""
+"""`make bench`: every benchmark, one after the other (half an hour or more; needs ~10 GB of disk,
+most of it the catalogs of 1M and 5M objects ``bench_catalog`` builds once and caches)."""
 
 from benchmarks import (
     bench_ai,
+    bench_catalog,
     bench_dedup,
     bench_fingerprint,
     bench_inventory,
@@ -25,6 +27,8 @@ def main() -> None:
     bench_references.main()
     print()
     bench_reference_index.main()
+    print()
+    bench_catalog.main([])
 
 
 if __name__ == "__main__":

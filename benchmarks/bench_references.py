@@ -23,18 +23,24 @@ every spelling of every key under an 8 GB address-space limit and a 300 s timeou
 prints its CPU-seconds (this process and the workers below it) and what they would give on two
 cores of our own, since the machine the figures come from is shared.
 
-Last measured (``--no-naive``, 2026-12-06, on 2 cores shared with other jobs: CPU-seconds swing by
-~20% between runs at the same load, so before and after were run back to back). Before the
-issue-10 speed work (load 4.2-5.2): today's scan 29.4 MB/s end to end, 26.3 CPU-seconds (80.6 MB/s
-on 2 free cores); with mentions 22.7 MB/s, 36.4 CPU-seconds (58.2); ripgrep over the 4,816 mention
-spellings 346.2 MB/s. After it, right after (load 5.1-5.8): 36.9 MB/s, 22.6 CPU-seconds (93.7);
-with mentions 29.6 MB/s, 28.4 CPU-seconds (74.6); ripgrep 303.6 MB/s. The best run after it (load
-3.6-3.8): 84.3 MB/s; with mentions 58.4 MB/s (catalog loads and matcher 0.6 s); ripgrep 858.7
-MB/s. The 100 MB/s target with mentions is not met: it needs about 21 CPU-seconds for the 1,059
-MB. Most of the rest is the extractor's per-URL Python (the prefix regex and its readings, ~45% of
-a worker), unescaping (~8%), the evidence pass (a UTF-8 copy, one Vectorscan pass for UUIDs and
-triggers, the mention matcher: ~3-5 ms a MB) and this process's reading of the Parquet pages and
-shipping them to the workers (~6 CPU-seconds).
+Last measured (``--no-naive``, 2026-12-07, 2 cores shared with other jobs at load 9-15, which
+inflates CPU-seconds by ~1.5x against load 4-5; back to back with the code as it was before that
+day's work, run from an exported copy). Now: today's scan 10.9 MB/s end to end, 36.1 CPU-seconds
+(58.7 MB/s on 2 free cores); with mentions 11.2 MB/s, 50.0 CPU-seconds (42.4); ripgrep over the
+4,816 mention spellings 180.5 MB/s. Before: 12.7 MB/s, 42.8 CPU-seconds (49.4); with mentions
+7.4 MB/s, 66.3 CPU-seconds (31.9); ripgrep 249.9 MB/s. Again later (load 5.8-8.6): 19.8
+MB/s, 34.1 CPU-seconds (62.1); with mentions 13.1 MB/s, 52.0 CPU-seconds (40.7); ripgrep
+178.1 MB/s. Instructions (callgrind, the same 150
+pages, which load does not move) of one scan worker: with mentions 268 M a MB before, 192 M
+after; without 123 M, 113 M. What changed: the mention pass decodes the runs of a page that hold
+a ``&``, ``%`` or ``+`` instead of whole-document copies, with exact faster equivalents of
+``html.unescape`` and ``unquote``; the extractor answers the first URL of a ``srcset``, a prose
+URL with trailing punctuation and a non-ASCII decoded key without building readings; the known
+keys' hashes come from ``md5``'s digits. The 100 MB/s target with mentions is not met: it needs
+about 21 CPU-seconds for the 1,059 MB. A worker's time is still mostly the extractor's per-URL
+Python (~40%), then the mention pass (the UTF-8 copy, two Vectorscan passes, the decoded runs:
+~25%), unescaping and the rows (MD5 media ids, Arrow arrays); this process reads the Parquet
+pages and ships them (~8 CPU-seconds at this load).
 """
 
 from __future__ import annotations

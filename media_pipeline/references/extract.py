@@ -151,6 +151,9 @@ _URL_STARTS = ("http://", "https://", "//", "s3://", "s3a://", "s3n://")
 # What a text must hold for _ENCODED_URL to match ("%2F", "%2f" or "%252"): one regex search
 # instead of three substring searches.
 _ENCODED_URL_HINT = re.compile(r"%(?:2[fF]|252)")
+# Shortcuts in ``_find`` that give the answer the general rules give, without building the
+# readings; off only in the test that checks they agree.
+_FAST_PATHS = True
 BARE_KEY_DOCUMENT_CHARS = 4096  # documents this short: each line may be a key as stored
 
 RefKind = Literal["key", "media_id"]
@@ -469,7 +472,7 @@ class ReferenceExtractor:
                         keys.append(("mention", key))
                         snippets.setdefault(key, snippet(data, start, end))
                     seen = {key for key, _, _ in found}
-                    for view in mention_views(text, plain, data, triggers):
+                    for view in mention_views(text, plain, data, triggers, mentions.breaks):
                         encoded_view = view.encode("utf-8", "surrogatepass")
                         for key, start, end in mentions.find(encoded_view):
                             if key not in seen:
@@ -580,6 +583,8 @@ class ReferenceExtractor:
                     if slashes and text[slashes - 1] == ":":
                         if slashes >= 7 and text.startswith("https", slashes - 6):
                             before, scheme = text[slashes - 7], "http"
+                        elif slashes >= 6 and text.startswith("http", slashes - 5):
+                            before, scheme = text[slashes - 6], "http"
                         else:
                             before, scheme = _url_context(text, slashes)
                     else:
@@ -589,6 +594,18 @@ class ReferenceExtractor:
                         # URL that ends where the prefix regex stopped, without the search
                         if (is_http and nxt in _UNQUOTED_CLEAN_ENDS
                                 and before not in _QUOTED_END):
+                            # "…/a.jpg." where no known key ends with what follows "a.jpg":
+                            # every other reading is ruled out, so "a.jpg" is the answer
+                            raw = tail.rstrip(_ALWAYS_TRIMMED)
+                            if (_FAST_PATHS and raw and raw[-1] not in _TRAILING_OR_SLASH
+                                    and (known is None or "%" not in raw or not raw_may_be_key)
+                                    and (known is None
+                                         or known.never_ends_with(tail[len(raw):]))):
+                                key = _percent_decode(raw) if "%" in raw else raw
+                                if (key.isascii() and len(key) <= MAX_KEY_BYTES
+                                        and key[-1] != "/" and not _has_dot_segment(key)):
+                                    keys.append((form, key))
+                                    continue
                             _add(_http_readings(form, tail, [tail]), keys, pending, known)
                             continue
                     elif ((nxt == before and nxt in _QUOTES
@@ -610,6 +627,14 @@ class ReferenceExtractor:
                                 else:
                                     keys.append((form, key))
                                 continue
+                            if _FAST_PATHS and _storable(key) and key[-1] != "/":
+                                # not ASCII: its NFC and NFD forms may be what is known
+                                if known is None:
+                                    keys.append((form, key))
+                                else:
+                                    pending.append((keys, _Occurrence(form, key, (key,),
+                                                                      (tail,))))
+                                continue
                             occurrence = _finish(form, key, [key], (tail,))
                         else:
                             occurrence = _finish(form, tail, [tail], (tail,), decode_given=True)
@@ -624,8 +649,19 @@ class ReferenceExtractor:
                             if "&" in whole:
                                 whole = _decode_entities(whole, _QUOTED_END[before][1])
                             key = _percent_decode(tail)
-                            _add(_finish(form, key, [key, _percent_decode(whole)],
-                                         (whole, tail)), keys, pending, known)
+                            value = _percent_decode(whole)
+                            if (_FAST_PATHS and "&" not in whole and whole.isascii()
+                                    and value.isascii() and key.isascii()
+                                    and len(key) <= MAX_KEY_BYTES and key[-1] != "/"
+                                    and (known is None
+                                         or not known.space_digit_possible
+                                         and ("%" not in tail or not raw_may_be_key))):
+                                # the whole value holds "URL 2x": no known key has a digit
+                                # after whitespace, so the URL is the answer
+                                keys.append((form, key))
+                                continue
+                            _add(_finish(form, key, [key, value], (whole, tail)), keys,
+                                 pending, known)
                             continue
             general = self._occurrence(text, slashes, start, form, is_http)
             if general is not None:

@@ -8,8 +8,8 @@ A hash collision (about ``n / 2**64`` per lookup) can only make a candidate that
 look known, which keeps a reference that would otherwise have been kept as another spelling;
 it can never drop one.
 
-The hash is DuckDB's ``md5_number_lower(key)``, so a catalog builds the array without handing a
-single key to Python (:meth:`KnownKeys.from_duckdb`).
+The hash is DuckDB's ``md5_number_lower(key)`` (read from ``md5(key)``'s digits), so a catalog
+builds the array without handing a single key to Python (:meth:`KnownKeys.from_duckdb`).
 
 Beside the hashes, a *profile* of three facts about all keys: whether any contains ``%``, which
 of the characters ``.,;:!?*_~)]}`` some key ends with, and whether any has a digit after
@@ -41,7 +41,7 @@ PROFILED_ENDINGS = ".,;:!?*_~)]}"
 _WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
 _SPACE_DIGIT = re.compile(r"\s[0-9]")
 _RE2_SPACE_DIGIT = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in _WHITESPACE) + "][0-9]"
-_RE2_ENDING = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in PROFILED_ENDINGS) + "]$"
+_SQL_ENDINGS = PROFILED_ENDINGS.replace("'", "''")
 
 
 def key_hash(key: str) -> int:
@@ -92,18 +92,22 @@ class KnownKeys:
         ``SELECT key FROM media_files WHERE bucket = ?``. DuckDB hashes; Python gets 8 bytes
         a key and never the keys themselves."""
         keys = f"(SELECT * FROM ({query})) AS q(k)"
-        column = con.execute(f"SELECT md5_number_lower(k) AS h FROM {keys}",
+        # md5_number_lower(k), read from md5's hex digits (~2x less CPU): digits 17..32 are
+        # bytes 8..15, as a big-endian number
+        column = con.execute(f"SELECT ('0x' || md5(k)[17:])::UBIGINT AS h FROM {keys}",
                              list(params)).fetchnumpy()["h"]
+        hashes = np.asarray(column, dtype=np.uint64).byteswap()
         profile = con.execute(
             f"""SELECT coalesce(bool_or(contains(k, '%')), false),
-                       list_distinct(list(regexp_extract(k, '{_RE2_ENDING}'))),
+                       list_distinct(list(right(k, 1))
+                                     FILTER (WHERE contains('{_SQL_ENDINGS}', right(k, 1)))),
                        coalesce(bool_or(regexp_matches(k, '{_RE2_SPACE_DIGIT}')), false)
                 FROM {keys}""", list(params)).fetchone()
         if profile is None:
-            return cls(np.asarray(column, dtype=np.uint64))
+            return cls(hashes)
         percent, endings, space_digit = profile
-        return cls(np.asarray(column, dtype=np.uint64), percent=bool(percent),
-                   endings="".join(endings or ()), space_digit=bool(space_digit))
+        return cls(hashes, percent=bool(percent), endings="".join(endings or ()),
+                   space_digit=bool(space_digit))
 
     @classmethod
     def media_ids_from_duckdb(cls, con: Any, query: str, params: Sequence[Any] = ()
@@ -133,6 +137,16 @@ class KnownKeys:
     def percent_possible(self) -> bool:
         """Whether some known key may contain ``%``."""
         return self._percent
+
+    @property
+    def space_digit_possible(self) -> bool:
+        """Whether some known key may have a digit right after whitespace."""
+        return self._space_digit
+
+    def never_ends_with(self, chars: str) -> bool:
+        """Whether the profile shows that no known key ends with any of ``chars``."""
+        absent = self._absent_endings
+        return all(c in absent for c in chars)
 
     def __len__(self) -> int:
         return int(self._hashes.size)

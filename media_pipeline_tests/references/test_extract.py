@@ -825,3 +825,109 @@ def test_any_spelling_of_an_at_risk_key_is_a_mention(key: str, speller: int,
     text = f"<p>before {SPELLERS[speller](key)} after</p>"
     refs = x.extract(text, "html").refs
     assert any(r.value == key for r in refs), (text, refs)
+
+
+# --- mentions in decoded runs: never fewer than in decoded whole documents ---
+
+PIECES = st.sampled_from([
+    "&amp;", "&amp;amp;", "&#47;", "&#x2F;", "&sol;", "&period;", "&eacute;", "&copy;", "&amp",
+    "&", "%2F", "%2f", "%25", "%252F", "%20", "%C3%A9", "%c3", "%2e", "%2E%2E", "+", "/./",
+    "/../", "/.", "\\", "\\x2F", "\t", "\n", " ", '"', "'", "<", ">", "(", ")", "=", ":",
+    ";", "#", "a", "b", "/", ".", "-",
+])
+
+
+@hyp_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(keys=st.lists(KEYS, min_size=1, max_size=3), parts=st.lists(
+    st.one_of(PIECES, st.tuples(st.integers(0, 2), st.sampled_from(range(len(SPELLERS))),
+                                st.integers(0, 40))), max_size=30),
+       engine=st.sampled_from(["hyperscan", "ahocorasick"]))
+def test_decoded_runs_find_every_mention_whole_documents_find(
+        keys: list[str], parts: list[Any], engine: str) -> None:
+    # The scan decodes only the runs between breaks that hold something to decode; the whole
+    # document decoded (what mention_views does without breaks) must find nothing more.
+    text = ""
+    for part in parts:
+        if isinstance(part, tuple):  # a key, spelled some way, perhaps cut short
+            which, speller, cut = part
+            spelled = SPELLERS[speller](keys[which % len(keys)])
+            part = spelled[:cut] if cut < len(spelled) and cut % 3 == 0 else spelled
+        text += part
+    matcher = MentionMatcher(keys, engine)
+    whole = pickle.loads(pickle.dumps(matcher))
+    whole.breaks = ""  # no breaks: the whole-document copies
+    runs = make_extractor().with_evidence(matcher, None)
+    documents = make_extractor().with_evidence(whole, None)
+    for fmt in ("html", "text"):
+        found = {r.value for r in runs.extract(text, fmt).refs if r.form == "mention"}
+        expected = {r.value for r in documents.extract(text, fmt).refs if r.form == "mention"}
+        assert found >= expected, text
+
+
+def test_a_partly_encoded_key_in_one_run_of_a_long_page_is_a_mention() -> None:
+    from media_pipeline.references.mentions import decoded_runs
+
+    key = "blog/my photo (1).png"
+    page = ("<p>" + "prose and more " * 200 + "</p>"
+            f'<img alt="x" src="https://img.other.net/{_django_uri(key)}?a=1&amp;b=2">'
+            + "<p>" + "tail text " * 200 + "</p>")
+    matcher = MentionMatcher([key, "blog/other.png"])
+    assert matcher.breaks == "\t\n\r\f\v\"'<>"  # the key holds a space and parentheses
+    runs = decoded_runs(page, matcher.breaks)
+    assert key in runs and len(runs) < 200  # the src value, not the prose around it
+    found = make_extractor().with_evidence(matcher, None).extract(page, "html")
+    assert {r.value for r in found.refs if r.form == "mention"} == {key}
+    assert key in found.snippets[key]
+
+
+URL_PIECES = st.sampled_from([
+    "https://cdn.example.com/", "//cdn.example.com/", "http://img.example.net/",
+    "https://media.s3.amazonaws.com/", "s3://media/", '<img src="', '<img srcset="', "'", '"',
+    " ", "  ", ", ", ",", " 2x", " 480w", " 1.5x", ".", "..", ".)", "!", "]", "}", ")", "(",
+    "%20", "%2F", "%2e", "%C3%A9", "%zz", "é", "e\u0301", "/", "/./", "a", "b.jpg", "a b",
+    "?x=1", "#f", "&amp;", "&", "<", ">", "\n",
+])
+KNOWN_SETS = [[], ["a.jpg"], ["b.jpg.", "a b"], ["a%20b.jpg", "x"], ["a.jpg 2x", "b.jpg"],
+              ["é", "é/b.jpg", "e\u0301"], ["b.jpg)", "b.jpg]"]]
+
+
+@hyp_settings(max_examples=300, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow,
+                                     HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(URL_PIECES, max_size=25), known=st.sampled_from(range(len(KNOWN_SETS) + 1)),
+       fmt=st.sampled_from(["html", "text"]))
+def test_the_fast_paths_give_the_general_rules_answer(
+        parts: list[str], known: int, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from media_pipeline.references import extract
+
+    text = "".join(parts)
+    x = make_extractor(KNOWN_SETS[known] if known < len(KNOWN_SETS) else None)
+    fast = x.extract(text, fmt)
+    with monkeypatch.context() as patch:
+        patch.setattr(extract, "_FAST_PATHS", False)
+        general = x.extract(text, fmt)
+    assert fast == general, text
+
+
+@hyp_settings(max_examples=500, deadline=None)
+@given(text=st.lists(st.sampled_from([
+    "&", "#", ";", "x", "X", "amp", "AMP", "lt", "not", "notin", "eacute", "quot", "35", "x2F",
+    "0", "-", "=", " ", "\n", "\t", "a", "Z", "9", "é", "<", "copy", "&amp;", "ampX", "nbsp",
+    "A" * 31]), max_size=25).map("".join))
+def test_the_mention_pass_decodes_entities_like_html_unescape(text: str) -> None:
+    from media_pipeline.references.mentions import html_unescape
+
+    assert html_unescape(text) == html.unescape(text)
+
+
+@hyp_settings(max_examples=500, deadline=None)
+@given(text=st.lists(st.sampled_from([
+    "%", "2", "F", "f", "C3", "A9", "a9", "E2", "82", "AC", "ff", "zz", "%25", "%2F", "%C3",
+    "%A9", "%E2%82", "+", " ", "a", "/", "\\", "\\x", "é", "\ud800", "\n"]), max_size=25)
+    .map("".join))
+def test_the_mention_pass_decodes_percent_escapes_like_unquote(text: str) -> None:
+    from urllib.parse import unquote
+
+    from media_pipeline.references.mentions import percent_unquote
+
+    assert percent_unquote(text) == unquote(text)
