@@ -15,6 +15,7 @@ import pickle
 import signal
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,27 @@ def _size(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
-def run_query(settings: Settings, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run ``sql`` on the analysts' snapshot; returns (columns, rows)."""
-    path = reader_path(settings.snapshot_path, settings.catalog_path)
-    cfg = {"path": str(path), "memory": settings.query_memory,
-           "threads": settings.query_threads, "timeout": settings.query_timeout}
+def _at_config(settings: Settings, at: int | datetime) -> dict[str, Any]:
+    """The child attaches the lake as of ``at`` (a snapshot id or a time), read-only."""
+    from media_pipeline.catalog import lake
+    from media_pipeline.catalog.snippets import load_statements
+
+    location = settings.catalog_location
+    statements = load_statements(location)
+    statements += lake.attach_statements(location, with_secrets=True, at=at)
+    return {"statements": statements, "allowed": [location.data]}
+
+
+def run_query(settings: Settings, sql: str, at: int | datetime | None = None,
+              ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run ``sql`` on the analysts' snapshot (``at``: on the catalog as of that DuckLake
+    snapshot id or time); returns (columns, rows)."""
+    cfg: dict[str, Any] = {"memory": settings.query_memory,
+                           "threads": settings.query_threads, "timeout": settings.query_timeout}
+    if at is None:
+        cfg["path"] = str(reader_path(settings.snapshot_path, settings.catalog_path))
+    else:
+        cfg.update(_at_config(settings, at))
     timed_out = (f"query stopped after {settings.query_timeout:g} s "
                  "(MEDIA_PIPELINE_QUERY_TIMEOUT)")
     too_big = (f"query stopped: it needs more than {_size(settings.query_memory)} "

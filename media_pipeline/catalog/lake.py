@@ -23,6 +23,7 @@ import importlib.util
 import os
 import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -207,10 +208,11 @@ def _secret_statement(location: LakeLocation, *, with_keys: bool) -> str:
 
 
 def attach_statements(location: LakeLocation, *, with_secrets: bool = False,
-                      read_only: bool = False) -> list[str]:
+                      read_only: bool = False, at: int | datetime | None = None) -> list[str]:
     """The statements that attach the catalog as ``lake`` in a DuckDB session with the
     extensions loaded. Without ``with_secrets`` passwords and keys are left out (for printing:
-    libpq reads ``PGPASSWORD``; fill in the S3 keys)."""
+    libpq reads ``PGPASSWORD``; fill in the S3 keys). ``at``: the catalog as of a snapshot id
+    or a time (always read-only)."""
     statements = []
     if location.data_on_s3:
         statements.append(_secret_statement(location, with_keys=with_secrets))
@@ -221,7 +223,10 @@ def attach_statements(location: LakeLocation, *, with_secrets: bool = False,
         options.append(f"METADATA_PARAMETERS MAP {{'SECRET': '{_PG_SECRET}'}}")
     else:
         target = "ducklake:sqlite:" + location.metadata
-    if read_only:
+    if at is not None:  # history: the catalog as it was
+        options.append(f"SNAPSHOT_TIME {_sql_string(at.isoformat())}"
+                       if isinstance(at, datetime) else f"SNAPSHOT_VERSION {int(at)}")
+    if read_only or at is not None:
         options.append("READ_ONLY")
     statements.append(f"ATTACH {_sql_string(target)} AS {ALIAS} ({', '.join(options)})")
     statements.append(f"USE {ALIAS}")
@@ -229,7 +234,8 @@ def attach_statements(location: LakeLocation, *, with_secrets: bool = False,
 
 
 def connect(location: LakeLocation, *, read_only: bool = False,
-            config: dict[str, str | bool | int] | None = None) -> duckdb.DuckDBPyConnection:
+            config: dict[str, str | bool | int] | None = None,
+            at: int | datetime | None = None) -> duckdb.DuckDBPyConnection:
     """A new DuckDB session with the catalog attached as ``lake`` and selected."""
     if not location.is_postgres and not location.data_on_s3:
         Path(location.data).mkdir(parents=True, exist_ok=True)
@@ -238,7 +244,8 @@ def connect(location: LakeLocation, *, read_only: bool = False,
     con = duckdb.connect(config={**_CONFIG, **(config or {})})
     try:
         load_extensions(con, _needed(location))
-        for statement in attach_statements(location, with_secrets=True, read_only=read_only):
+        for statement in attach_statements(location, with_secrets=True, read_only=read_only,
+                                           at=at):
             con.execute(statement)
     except duckdb.Error as exc:
         con.close()
@@ -248,6 +255,9 @@ def connect(location: LakeLocation, *, read_only: bool = False,
         message = _first_line(exc)
         for secret in _secrets(location):
             message = message.replace(secret, "***")
+        if at is not None and "No snapshot found" in message:
+            raise CatalogError(f"the catalog has no snapshot at {at} (before its first one, "
+                               "or expired by catalog_maintenance)") from None
         raise CatalogError(f"cannot attach the catalog ({location.describe()}; check "
                            f"{setting}): {message}") from None
     except BaseException:

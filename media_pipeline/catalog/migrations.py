@@ -342,4 +342,19 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        9,
+        "history: the catalog snapshot each purge decided on",
+        """
+        -- DuckLake's snapshot id; catalog_maintenance keeps these snapshots for the retention
+        CREATE TABLE purge_snapshots (
+            purge_id    VARCHAR NOT NULL,
+            snapshot_id BIGINT NOT NULL,
+            decided_at  TIMESTAMPTZ NOT NULL
+        );
+        """,
+    )
+)
+
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

@@ -42,12 +42,28 @@ def _connect(path: str) -> Any:
             time.sleep(0.2)
 
 
+def _attach(statements: list[str]) -> Any:
+    """The lake, attached read-only by the parent's statements (``--at``: as of a snapshot)."""
+    import duckdb
+
+    con = duckdb.connect(config={"allow_unsigned_extensions": False,
+                                 "autoinstall_known_extensions": False,
+                                 "autoload_known_extensions": False})
+    for statement in statements:
+        con.execute(statement)
+    return con
+
+
 def run(cfg: dict[str, Any], sql: str) -> dict[str, Any]:
     _limit_memory(int(cfg["memory"]) + HEADROOM)
     import duckdb
 
     try:
-        con = _connect(cfg["path"])
+        con = _attach(cfg["statements"]) if "statements" in cfg else _connect(cfg["path"])
+        # The lake's data files stay readable once file access is off; nothing else is.
+        allowed = ", ".join("'" + p.replace("'", "''") + "'" for p in cfg.get("allowed", []))
+        if allowed:
+            con.execute(f"SET allowed_directories = [{allowed}]")
         # Read-only: no files written (no spilling either), nothing else attached, and the
         # limits cannot be changed by the query itself.
         for statement in (f"SET memory_limit = '{int(cfg['memory']) // 2**20}MiB'",

@@ -3,9 +3,12 @@ DuckDB, converting the old single-file catalog into it, and reading its history.
 
 from __future__ import annotations
 
-import click
+from typing import Any
 
-from media_pipeline.cli.output import friendly_errors
+import click
+from rich.text import Text
+
+from media_pipeline.cli.output import dict_table, echo_json, friendly_errors, say
 from media_pipeline.settings import Settings
 
 # -- sql -----------------------------------------------------------------------------------------
@@ -28,4 +31,46 @@ def sql_command(as_python: bool) -> None:
             click.echo(statement + ";")
 
 
-COMMANDS = (sql_command,)
+# -- why-purged ----------------------------------------------------------------------------------
+
+
+@click.command("why-purged")
+@click.argument("media_id")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@friendly_errors
+def why_purged_command(media_id: str, as_json: bool) -> None:
+    """Why a file was purged: the purge run, the catalog snapshot it decided on and, as of that
+    snapshot, the file's deletion, its references (none) and each source's last trusted scan;
+    then the file's audit log."""
+    from media_pipeline.catalog.history import explain_purge
+
+    found = explain_purge(Settings.from_env().catalog_location, media_id)
+    if as_json:
+        echo_json(found.to_dict())
+        return
+    run: dict[str, Any] = found.run
+    say(f"{found.key} ({media_id}) was purged by purge {found.purge_id} "
+        f"(started {run.get('started')}, state {run.get('state')}, retention "
+        f"{run.get('retention_days')} days), marked {found.mark.get('marked_at')}, "
+        f"deleted in S3 {found.mark.get('updated_at')}")
+    if found.snapshot_id is None or found.file is None:
+        say(f"catalog snapshot: {found.snapshot_note or 'the file is not in it'}")
+    else:
+        f = found.file
+        say(f"decided on catalog snapshot {found.snapshot_id} ({found.decided_at}); "
+            f"as of it (media-pipeline query --at {found.snapshot_id} \"SQL\"):")
+        say(f"  deleted by {f.get('deleted_by')} at {f.get('deleted_at')}, status "
+            f"{f.get('status')}, reference_count {f.get('reference_count')}")
+        say("  references: " + ("none" if not found.references else "; ".join(
+            f"{r['content_type']} {r['content_id']} ({r['source']})"
+            for r in found.references)))
+        for scan in found.scans:
+            say(Text(f"  source {scan['source']}: last trusted scan "
+                     f"{scan['last_trusted_scan'] or 'never'}"
+                     + (f" ({scan['documents']} documents, {scan['refs']} references)"
+                        if scan["last_trusted_scan"] else "")))
+    say("audit log:")
+    dict_table(["ts", "actor", "action", "details"], found.audit)
+
+
+COMMANDS = (sql_command, why_purged_command)
