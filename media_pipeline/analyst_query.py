@@ -74,6 +74,9 @@ def run_query(settings: Settings, sql: str, at: int | datetime | None = None,
         raise QueryFailed(timed_out)
     if error == "memory":
         raise QueryFailed(too_big)
+    if error == "open" and at is not None and "No snapshot found" in out.get("message", ""):
+        raise QueryFailed(f"the catalog has no snapshot at {at} (before its first one, or "
+                          "expired by catalog_maintenance)")
     if error:
         raise QueryFailed(f"query failed: {out.get('message', '')}")
     return list(out["columns"]), [tuple(r) for r in out["rows"]]

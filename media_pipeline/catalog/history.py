@@ -39,19 +39,23 @@ __all__ = [
 _SEARCH_LIMIT = 1000
 
 
+def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """The first value of a one-row query. Always fetchall(): a result left unread keeps its
+    transaction open, and on SQLite metadata that locks out every other writer's commit."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
+
+
 def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether ``con`` has the catalog attached as a DuckLake (not the old single file)."""
-    row = con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ? "
-                      "AND type = 'ducklake'", [lake.ALIAS]).fetchone()
-    return bool(row and row[0])
+    return bool(_one(con, "SELECT count(*) FROM duckdb_databases() WHERE database_name = ? "
+                          "AND type = 'ducklake'", [lake.ALIAS]))
 
 
 def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
     """The id of the snapshot this connection reads (inside a transaction: the one it
     started from)."""
-    row = con.execute(f"SELECT id FROM {lake.ALIAS}.current_snapshot()").fetchone()
-    assert row is not None
-    return int(row[0])
+    return int(_one(con, f"SELECT id FROM {lake.ALIAS}.current_snapshot()"))
 
 
 def _commit_of_purge(con: duckdb.DuckDBPyConnection, purge_id: str) -> int:
@@ -61,10 +65,8 @@ def _commit_of_purge(con: duckdb.DuckDBPyConnection, purge_id: str) -> int:
         "ORDER BY snapshot_id DESC LIMIT ?", [_SEARCH_LIMIT]).fetchall()]
     found: int | None = None
     for snapshot in snapshots:
-        row = con.execute(
-            f"SELECT count(*) FROM purge_runs AT (VERSION => {snapshot}) WHERE purge_id = ?",
-            [purge_id]).fetchone()
-        if not (row and row[0]):
+        if not _one(con, f"SELECT count(*) FROM purge_runs AT (VERSION => {snapshot}) "
+                         "WHERE purge_id = ?", [purge_id]):
             break
         found = snapshot
     if found is None:

@@ -25,8 +25,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
     """Apply the migrations the lake lacks; returns its schema version."""
     con.execute("CREATE TABLE IF NOT EXISTS schema_version "
                 "(version INTEGER NOT NULL, description VARCHAR, applied_at TIMESTAMPTZ)")
-    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
-    current = int(row[0]) if row and row[0] is not None else 0
+    rows = con.execute("SELECT max(version) FROM schema_version").fetchall()  # all: see history
+    current = int(rows[0][0]) if rows[0][0] is not None else 0
     for version, description, sql in sorted(MIGRATIONS):
         if version <= current:
             continue
