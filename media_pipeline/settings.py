@@ -241,8 +241,9 @@ class Settings:
     query_threads: int = 2
     # --- issue 13 extras (history, maintenance); the lake port owns catalog_location ---
     # Catalog snapshots older than this are expired by catalog_maintenance, except those a
-    # purge decided on (kept for retention_days after that purge).
+    # purge decided on, kept this long after the purge (why-purged answers from them).
     catalog_snapshot_retention_days: int = 30
+    purge_snapshot_retention_days: int = 90
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -304,6 +305,8 @@ class Settings:
             query_threads=_int(env, "MEDIA_PIPELINE_QUERY_THREADS", 2),
             catalog_snapshot_retention_days=_int(
                 env, "MEDIA_PIPELINE_CATALOG_SNAPSHOT_RETENTION_DAYS", 30),
+            purge_snapshot_retention_days=_int(
+                env, "MEDIA_PIPELINE_PURGE_SNAPSHOT_RETENTION_DAYS", 90),
         )
         return replace(settings, **overrides) if overrides else settings
 
@@ -350,6 +353,8 @@ class Settings:
             raise SettingsError("MEDIA_PIPELINE_RETENTION_DAYS must not be negative")
         if self.catalog_snapshot_retention_days < 1:
             raise SettingsError("MEDIA_PIPELINE_CATALOG_SNAPSHOT_RETENTION_DAYS must be at least 1")
+        if self.purge_snapshot_retention_days < 0:
+            raise SettingsError("MEDIA_PIPELINE_PURGE_SNAPSHOT_RETENTION_DAYS must not be negative")
         if not 1 <= self.signed_url_max_expiry <= 7 * 24 * 3600:
             raise SettingsError(
                 "MEDIA_PIPELINE_SIGNED_URL_MAX_EXPIRY must be between 1 and 604800 seconds "
