@@ -3,12 +3,20 @@ DuckDB, converting the old single-file catalog into it, and reading its history.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.text import Text
 
-from media_pipeline.cli.output import dict_table, echo_json, friendly_errors, say
+from media_pipeline.cli.output import (
+    dict_table,
+    echo_json,
+    err_console,
+    friendly_errors,
+    print_rows,
+    say,
+)
 from media_pipeline.settings import Settings
 
 # -- sql -----------------------------------------------------------------------------------------
@@ -29,6 +37,47 @@ def sql_command(as_python: bool) -> None:
     else:
         for statement in analyst_statements(location):
             click.echo(statement + ";")
+
+
+# -- catalog migrate ----------------------------------------------------------------------------
+
+
+@click.group("catalog")
+def catalog_group() -> None:
+    """The catalog itself: converting the old single-file catalog into the lake."""
+
+
+@catalog_group.command("migrate")
+@click.option("--from", "source", type=click.Path(dir_okay=False, path_type=Path),
+              help="The old catalog file (default: $MEDIA_PIPELINE_HOME/catalog.duckdb).")
+@click.option("--force", is_flag=True,
+              help="Replace the rows the lake already holds (refused otherwise).")
+@click.option("--duckdb-venv", "venv", type=click.Path(file_okay=False, path_type=Path),
+              help="Reuse (or make) this virtualenv for DuckDB 2.0.1 instead of a throwaway "
+                   "one.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@friendly_errors
+def catalog_migrate(source: Path | None, force: bool, venv: Path | None,
+                    as_json: bool) -> None:
+    """Convert the old catalog.duckdb into the lake: every table copied in one transaction,
+    row counts verified per table, the old file kept as catalog.duckdb.pre-lake. A file written
+    by DuckDB 2.0.1 is exported with DuckDB 2.0.1 in a throwaway virtualenv (pip)."""
+    from media_pipeline.catalog.convert import migrate_catalog
+
+    settings = Settings.from_env()
+    old = source or settings.legacy_catalog_path
+    location = settings.catalog_location
+    report = migrate_catalog(
+        old, location, force=force, venv=venv, work_dir=settings.home,
+        progress=lambda line: err_console.print(Text(line), soft_wrap=True, highlight=False))
+    if as_json:
+        echo_json(report.to_dict())
+        return
+    print_rows(["table", "rows in the old file", "rows in the lake", "columns not copied"],
+               [(t.table, t.rows_old, t.rows_new, ", ".join(t.columns_not_copied))
+                for t in report.tables], "table")
+    say(f"migrated {old} into the lake ({location.describe()}) in {report.seconds:.1f} s; "
+        f"the old file is kept as {report.kept_as}")
 
 
 # -- why-purged ----------------------------------------------------------------------------------
@@ -73,4 +122,4 @@ def why_purged_command(media_id: str, as_json: bool) -> None:
     dict_table(["ts", "actor", "action", "details"], found.audit)
 
 
-COMMANDS = (sql_command, why_purged_command)
+COMMANDS = (sql_command, catalog_group, why_purged_command)
