@@ -6,6 +6,9 @@ read-only, with ``MEDIA_PIPELINE_QUERY_THREADS`` threads, a process memory limit
 ``MEDIA_PIPELINE_QUERY_TIMEOUT`` seconds; the parent kills it a few seconds later if the
 interrupt did not stop it. Neither DuckDB's ``memory_limit`` nor its interrupt is a hard bound
 on its own; a separate process is, and this process (a CLI, a web app) keeps its own memory.
+
+``at`` (``query --at``): the child attaches the lake as of that snapshot id or time instead,
+read-only, with only the lake's data files readable.
 """
 
 from __future__ import annotations
@@ -31,14 +34,15 @@ def _size(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
-def _at_config(settings: Settings, at: int | datetime) -> dict[str, Any]:
-    """The child attaches the lake as of ``at`` (a snapshot id or a time), read-only."""
+def _lake_config(settings: Settings, at: int | datetime | None) -> dict[str, Any]:
+    """The child attaches the lake read-only: live, or as of ``at`` (a snapshot id or a
+    time). Its data files stay readable after file access is switched off."""
     from media_pipeline.catalog import lake
     from media_pipeline.catalog.snippets import load_statements
 
     location = settings.catalog_location
     statements = load_statements(location)
-    statements += lake.attach_statements(location, with_secrets=True, at=at)
+    statements += lake.attach_statements(location, with_secrets=True, read_only=True, at=at)
     return {"statements": statements, "allowed": [location.data]}
 
 
@@ -51,7 +55,7 @@ def run_query(settings: Settings, sql: str, at: int | datetime | None = None,
     if at is None:
         cfg["path"] = str(reader_path(settings.snapshot_path, settings.catalog_path))
     else:
-        cfg.update(_at_config(settings, at))
+        cfg.update(_lake_config(settings, at))
     timed_out = (f"query stopped after {settings.query_timeout:g} s "
                  "(MEDIA_PIPELINE_QUERY_TIMEOUT)")
     too_big = (f"query stopped: it needs more than {_size(settings.query_memory)} "
