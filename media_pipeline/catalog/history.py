@@ -65,8 +65,12 @@ def _commit_of_purge(con: duckdb.DuckDBPyConnection, purge_id: str) -> int:
         "ORDER BY snapshot_id DESC LIMIT ?", [_SEARCH_LIMIT]).fetchall()]
     found: int | None = None
     for snapshot in snapshots:
-        if not _one(con, f"SELECT count(*) FROM purge_runs AT (VERSION => {snapshot}) "
-                         "WHERE purge_id = ?", [purge_id]):
+        try:
+            there = _one(con, f"SELECT count(*) FROM purge_runs AT (VERSION => {snapshot}) "
+                              "WHERE purge_id = ?", [purge_id])
+        except duckdb.CatalogException:  # before the table existed
+            there = 0
+        if not there:
             break
         found = snapshot
     if found is None:
