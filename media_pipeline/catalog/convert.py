@@ -6,9 +6,10 @@ lake.
    with DuckDB 2.0.1 in a throwaway virtualenv (``python -m venv`` + ``pip install
    duckdb==2.0.1``), deleted afterwards.
 2. Copy each table into the lake's table of the same name in ONE transaction: the columns both
-   have (the lake's types: ``FLOAT[64]``/``FLOAT[48]`` arrays become lists); a column the old
-   table has and the lake's lacks is reported. A table with rows that the lake has no table
-   for stops the migration before anything is written. ``schema_version`` is the lake's own.
+   have (the lake's types: ``FLOAT[64]``/``FLOAT[48]`` arrays become lists). A table with rows
+   the lake has no table for, or a column holding values the lake has no column for (and does
+   not derive: ``DERIVED_COLUMNS``), stops the migration before anything is written; an empty
+   column the lake lacks is reported. ``schema_version`` is the lake's own.
 3. Verify the row count of every table inside that transaction (and again after the commit).
 4. Keep the old file, renamed ``catalog.duckdb.pre-lake`` so nothing writes to it by mistake.
 
@@ -41,6 +42,11 @@ __all__ = ["LEGACY_DUCKDB", "MigrationReport", "TableCopy", "migrate_catalog"]
 LEGACY_DUCKDB = "2.0.1"
 EXPORTER = Path(__file__).with_name("export_legacy.py")
 SKIPPED_TABLES = frozenset({"schema_version"})
+# Old table -> the lake's table, where the lake renamed one (none today).
+TABLE_MAP: dict[str, str] = {}
+# (lake table, old column) the lake derives from other facts: dropped without a word. Any other
+# column the lake lacks stops the migration when it holds a value (nothing is lost silently).
+DERIVED_COLUMNS: frozenset[tuple[str, str]] = frozenset()
 KEPT_SUFFIX = ".pre-lake"
 Progress = Callable[[str], None]
 
@@ -171,6 +177,18 @@ def _parquet_columns(con: duckdb.DuckDBPyConnection, file: str) -> list[str]:
         f"DESCRIBE SELECT * FROM read_parquet({_s(file)})").fetchall()]
 
 
+def _unplaced(con: duckdb.DuckDBPyConnection, file: str, table: str, columns: list[str]
+              ) -> list[tuple[str, int]]:
+    """Columns of the old table with values that the lake's table has no column for."""
+    missing = [c for c in _parquet_columns(con, file)
+               if c not in columns and (table, c) not in DERIVED_COLUMNS]
+    if not missing:
+        return []
+    counts = con.execute("SELECT " + ", ".join(f"count({_q(c)})" for c in missing)
+                         + f" FROM read_parquet({_s(file)})").fetchall()[0]
+    return [(c, int(n)) for c, n in zip(missing, counts, strict=True) if n]
+
+
 def _old_version(con: duckdb.DuckDBPyConnection, exported: dict[str, Any]) -> int:
     info = exported["tables"].get("schema_version")
     if not info or not info["rows"]:
@@ -241,11 +259,17 @@ def _load(con: duckdb.DuckDBPyConnection, old: Path, exported: dict[str, Any], f
                            "media-pipeline first")
     target = _lake_tables(con)
     copied = sorted(t for t in tables if t not in SKIPPED_TABLES)
-    homeless = [t for t in copied if t not in target and tables[t]["rows"]]
+    into = {t: TABLE_MAP.get(t, t) for t in copied}
+    homeless = [t for t in copied if into[t] not in target and tables[t]["rows"]]
     if homeless:
         raise CatalogError(f"the lake has no table for {', '.join(homeless)} of the old "
                            "catalog; nothing was migrated")
-    held = {t: _count(con, t) for t in copied if t in target}
+    lost = [f"{t}.{c} ({n} values)" for t in copied if into[t] in target
+            for c, n in _unplaced(con, tables[t]["file"], into[t], target[into[t]])]
+    if lost:
+        raise CatalogError(f"the lake has no column for {', '.join(lost)} of the old catalog; "
+                           "nothing was migrated")
+    held = {t: _count(con, into[t]) for t in copied if into[t] in target}
     if any(held.values()) and not force:
         busy = ", ".join(f"{t} ({n} rows)" for t, n in held.items() if n)
         raise CatalogError(f"the lake already holds rows ({busy}); nothing was migrated "
@@ -254,22 +278,23 @@ def _load(con: duckdb.DuckDBPyConnection, old: Path, exported: dict[str, Any], f
     con.execute("BEGIN TRANSACTION")
     try:
         for table in copied:
-            if table not in target:
+            lake_table = into[table]
+            if lake_table not in target:
                 continue
             info = tables[table]
             have = _parquet_columns(con, info["file"])
-            common = [c for c in have if c in target[table]]
+            common = [c for c in have if c in target[lake_table]]
             if held[table]:
-                con.execute(f"DELETE FROM {_q(table)}")
+                con.execute(f"DELETE FROM {_q(lake_table)}")
             columns = ", ".join(_q(c) for c in common)
-            con.execute(f"INSERT INTO {_q(table)} ({columns}) SELECT {columns} "
+            con.execute(f"INSERT INTO {_q(lake_table)} ({columns}) SELECT {columns} "
                         f"FROM read_parquet({_s(info['file'])})")
-            rows = _count(con, table)
+            rows = _count(con, lake_table)
             if rows != info["rows"]:
                 raise CatalogError(f"{table}: {info['rows']} rows in the old catalog, {rows} "
                                    "in the lake; nothing was migrated")
-            copies.append(TableCopy(table, int(info["rows"]), rows,
-                                    [c for c in have if c not in target[table]]))
+            copies.append(TableCopy(lake_table, int(info["rows"]), rows,
+                                    [c for c in have if c not in target[lake_table]]))
             say(f"{table}: {rows} rows")
         con.execute("COMMIT")
     except BaseException:

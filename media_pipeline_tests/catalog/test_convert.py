@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -131,6 +133,31 @@ def test_a_lake_with_rows_is_refused_unless_forced(legacy_venv: Path, tmp_path: 
     assert {t.table: t.rows_new for t in report.tables}["media_files"] == 250
     assert (tmp_path / "catalog.duckdb.pre-lake").exists()
     assert Path(report.kept_as).name.startswith("catalog.duckdb.pre-lake-")
+
+
+def test_a_column_with_values_the_lake_lacks_stops_it(legacy_venv: Path,
+                                                       tmp_path: Path) -> None:
+    from media_pipeline.catalog.interim_schema import ensure_schema
+
+    def without(column: str) -> Callable[[Any], None]:
+        def prepare(con: Any) -> None:
+            ensure_schema(con)
+            con.execute(f"ALTER TABLE media_files DROP COLUMN {column}")
+        return prepare
+
+    old = old_catalog(legacy_venv, tmp_path / "catalog.duckdb")
+    location = LakeLocation.embedded(tmp_path)
+    with pytest.raises(CatalogError, match=r"no column for media_files.deleted_by \(25 values"):
+        migrate_catalog(old, location, venv=legacy_venv, prepare=without("deleted_by"))
+    assert old.exists()
+    con = lake.connect(location, read_only=True)
+    assert con.execute("SELECT count(*) FROM media_files").fetchall() == [(0,)]
+    con.close()
+    # an empty column the lake lacks is only reported (another lake: that one lost a column)
+    report = migrate_catalog(old, LakeLocation.embedded(tmp_path / "other"), venv=legacy_venv,
+                             prepare=without("ai_title"))
+    copy = {t.table: t for t in report.tables}["media_files"]
+    assert copy.rows_new == 250 and copy.columns_not_copied == ["ai_title"]
 
 
 def test_missing_or_unreadable_files_are_one_line(tmp_path: Path) -> None:
