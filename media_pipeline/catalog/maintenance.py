@@ -16,6 +16,7 @@ In order, each a DuckLake function of 1.5.5:
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -71,10 +72,14 @@ def _files(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
 
 
 def _sizes(con: duckdb.DuckDBPyConnection, paths: list[str]) -> int:
+    """Bytes of the files about to be deleted (local or on S3); a file gone meanwhile is 0."""
     if not paths:
         return 0
-    return int(_all(con, "SELECT coalesce(sum(size), 0) FROM read_blob(?::VARCHAR[])",
-                    [paths])[0][0])
+    try:
+        return int(_all(con, "SELECT coalesce(sum(size), 0) FROM read_blob(?::VARCHAR[])",
+                        [paths])[0][0])
+    except duckdb.IOException:
+        return sum(os.path.getsize(p) for p in paths if "://" not in p and os.path.exists(p))
 
 
 def run_maintenance(con: duckdb.DuckDBPyConnection, *, snapshot_retention_days: int,
