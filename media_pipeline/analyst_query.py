@@ -7,6 +7,9 @@ read-only (DuckLake's ``READ_ONLY``), with no file access beyond the catalog's o
 ``MEDIA_PIPELINE_QUERY_TIMEOUT`` seconds; the parent kills it a few seconds later if the
 interrupt did not stop it. Neither DuckDB's ``memory_limit`` nor its interrupt is a hard bound
 on its own; a separate process is, and this process (a CLI, a web app) keeps its own memory.
+
+``at`` (``query --at``): the child attaches the lake as of that snapshot id or time instead,
+read-only, with only the lake's data files readable.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pickle
 import signal
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +35,16 @@ def _size(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
-def run_query(settings: Settings, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run ``sql`` on the catalog, read-only; returns (columns, rows)."""
+def run_query(settings: Settings, sql: str, at: int | datetime | None = None,
+              ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run ``sql`` on the live catalog, read-only (``at``: on the catalog as of that DuckLake
+    snapshot id or time); returns (columns, rows)."""
     location = settings.catalog_location
     if not location.is_postgres and not Path(location.metadata).exists():
         raise CatalogError(f"no catalog at {location.metadata}: run `media-pipeline run` or "
                            "`media-pipeline demo` first")
-    cfg = {"lake": session_setup(location, read_only=True), "memory": settings.query_memory,
+    cfg: dict[str, Any] = {"lake": session_setup(location, read_only=True, at=at),
+           "memory": settings.query_memory,
            "threads": settings.query_threads, "timeout": settings.query_timeout}
     timed_out = (f"query stopped after {settings.query_timeout:g} s "
                  "(MEDIA_PIPELINE_QUERY_TIMEOUT)")
@@ -61,6 +68,9 @@ def run_query(settings: Settings, sql: str) -> tuple[list[str], list[tuple[Any, 
         raise QueryFailed(timed_out)
     if error == "memory":
         raise QueryFailed(too_big)
+    if error == "attach" and at is not None and "No snapshot found" in out.get("message", ""):
+        raise QueryFailed(f"the catalog has no snapshot at {at} (before its first one, or "
+                          "expired by catalog_maintenance)")
     if error == "attach":
         raise attach_error(location, str(out.get("message", "")))
     if error:

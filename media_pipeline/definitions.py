@@ -14,6 +14,7 @@ import dagster as dg
 
 from media_pipeline.defs import (
     ai,
+    catalog,
     dedup,
     fingerprints,
     health,
@@ -54,6 +55,7 @@ def build_definitions(settings: Settings | None = None,
         ai.defs,
         health.defs,
         ingest.build_defs(settings),
+        catalog.defs,
         dg.Definitions(
             jobs=[nightly_reconciliation, *(extra_jobs or [])],
             schedules=[dg.ScheduleDefinition(

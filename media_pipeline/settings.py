@@ -12,12 +12,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from media_pipeline.catalog.lake import LakeLocation
 from media_pipeline.errors import SettingsError  # noqa: F401
 from media_pipeline.kinds import PurgeVersions
+
+if TYPE_CHECKING:
+    from media_pipeline.catalog.lake import LakeLocation
 
 EMBEDDED_S3_HOST = "127.0.0.1"
 EMBEDDED_S3_PORT = 9100
@@ -241,6 +244,10 @@ class Settings:
     query_timeout: float = 60.0
     query_memory: int = 2 * 1024**3
     query_threads: int = 2
+    # Catalog snapshots older than this are expired by catalog_maintenance, except those a
+    # purge decided on, kept this long after the purge (why-purged answers from them).
+    catalog_snapshot_retention_days: int = 30
+    purge_snapshot_retention_days: int = 90
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -302,6 +309,10 @@ class Settings:
             query_timeout=_float(env, "MEDIA_PIPELINE_QUERY_TIMEOUT", 60.0),
             query_memory=_size(env, "MEDIA_PIPELINE_QUERY_MEMORY", 2 * 1024**3),
             query_threads=_int(env, "MEDIA_PIPELINE_QUERY_THREADS", 2),
+            catalog_snapshot_retention_days=_int(
+                env, "MEDIA_PIPELINE_CATALOG_SNAPSHOT_RETENTION_DAYS", 30),
+            purge_snapshot_retention_days=_int(
+                env, "MEDIA_PIPELINE_PURGE_SNAPSHOT_RETENTION_DAYS", 90),
         )
         return replace(settings, **overrides) if overrides else settings
 
@@ -350,6 +361,10 @@ class Settings:
             raise SettingsError("MEDIA_PIPELINE_QUERY_THREADS must be at least 1")
         if self.retention_days < 0:
             raise SettingsError("MEDIA_PIPELINE_RETENTION_DAYS must not be negative")
+        if self.catalog_snapshot_retention_days < 1:
+            raise SettingsError("MEDIA_PIPELINE_CATALOG_SNAPSHOT_RETENTION_DAYS must be at least 1")
+        if self.purge_snapshot_retention_days < 0:
+            raise SettingsError("MEDIA_PIPELINE_PURGE_SNAPSHOT_RETENTION_DAYS must not be negative")
         if not 1 <= self.signed_url_max_expiry <= 7 * 24 * 3600:
             raise SettingsError(
                 "MEDIA_PIPELINE_SIGNED_URL_MAX_EXPIRY must be between 1 and 604800 seconds "
@@ -369,6 +384,7 @@ class Settings:
             s3_secret_access_key=self.secret_access_key,
             s3_session_token=self.session_token,
         )
+
 
     @property
     def legacy_catalog_path(self) -> Path:

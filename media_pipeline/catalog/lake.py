@@ -28,6 +28,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -219,10 +220,11 @@ def _secret_statement(location: LakeLocation, *, with_keys: bool) -> str:
 
 
 def attach_statements(location: LakeLocation, *, with_secrets: bool = False,
-                      read_only: bool = False) -> list[str]:
+                      read_only: bool = False, at: int | datetime | None = None) -> list[str]:
     """The statements that attach the catalog as ``lake`` in a DuckDB session with the
     extensions loaded. Without ``with_secrets`` passwords and keys are left out (for printing:
-    libpq reads ``PGPASSWORD``; fill in the S3 keys)."""
+    libpq reads ``PGPASSWORD``; fill in the S3 keys). ``at``: the catalog as of a snapshot id
+    or a time (always read-only)."""
     statements = []
     if location.data_on_s3:
         statements.append(_secret_statement(location, with_keys=with_secrets))
@@ -233,21 +235,25 @@ def attach_statements(location: LakeLocation, *, with_secrets: bool = False,
         options.append(f"METADATA_PARAMETERS MAP {{'SECRET': '{_PG_SECRET}'}}")
     else:
         target = "ducklake:sqlite:" + location.metadata
-    if read_only:
+    if at is not None:  # history: the catalog as it was
+        options.append(f"SNAPSHOT_TIME {_sql_string(at.isoformat())}"
+                       if isinstance(at, datetime) else f"SNAPSHOT_VERSION {int(at)}")
+    if read_only or at is not None:
         options.append("READ_ONLY")
     statements.append(f"ATTACH {_sql_string(target)} AS {ALIAS} ({', '.join(options)})")
     statements.append(f"USE {ALIAS}")
     return statements
 
 
-def session_setup(location: LakeLocation, *, read_only: bool = False) -> dict[str, Any]:
+def session_setup(location: LakeLocation, *, read_only: bool = False,
+                  at: int | datetime | None = None) -> dict[str, Any]:
     """What a separate process needs to attach the lake without importing this package (the
     analysts' query child): its DuckDB config, the statements to run (secrets included: pass
     them on a pipe, never on a command line) and the paths the session must still reach once
     external access is turned off."""
     _prepare(location)
     statements = [f"LOAD {_sql_string(str(extension_path(name)))}" for name in _needed(location)]
-    statements += attach_statements(location, with_secrets=True, read_only=read_only)
+    statements += attach_statements(location, with_secrets=True, read_only=read_only, at=at)
     paths = [] if location.is_postgres else [location.metadata]
     return {"config": dict(_CONFIG), "statements": statements, "paths": paths,
             "directories": [location.data]}
@@ -315,13 +321,14 @@ def _racing_init(exc: duckdb.Error) -> bool:
 
 
 def connect(location: LakeLocation, *, read_only: bool = False,
-            config: dict[str, str | bool | int] | None = None) -> duckdb.DuckDBPyConnection:
+            config: dict[str, str | bool | int] | None = None,
+            at: int | datetime | None = None) -> duckdb.DuckDBPyConnection:
     """A new DuckDB session with the catalog attached as ``lake`` and selected."""
     _prepare(location)
     con = duckdb.connect(config={**_CONFIG, **(config or {})})
     try:
         load_extensions(con, _needed(location))
-        statements = attach_statements(location, with_secrets=True, read_only=read_only)
+        statements = attach_statements(location, with_secrets=True, read_only=read_only, at=at)
         for attempt in range(_ATTACH_ATTEMPTS):
             try:
                 for statement in statements:
@@ -335,6 +342,9 @@ def connect(location: LakeLocation, *, read_only: bool = False,
                 time.sleep(0.05 * 2 ** min(attempt, 5) * (1 + random.random()))
     except duckdb.Error as exc:
         con.close()
+        if at is not None and "No snapshot found" in str(exc):
+            raise CatalogError(f"the catalog has no snapshot at {at} (before its first one, "
+                               "or expired by catalog_maintenance)") from None
         raise attach_error(location, exc) from None
     except BaseException:
         con.close()

@@ -10,6 +10,13 @@ inserts are positional.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from media_pipeline.catalog.lake import LakeLocation
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
         1,
@@ -272,6 +279,26 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "history: the catalog snapshot each purge decided on",
+        """
+        -- DuckLake's snapshot id; catalog_maintenance keeps these snapshots for the retention
+        CREATE TABLE purge_snapshots (
+            purge_id    VARCHAR NOT NULL,
+            snapshot_id BIGINT NOT NULL,
+            decided_at  TIMESTAMPTZ NOT NULL
+        );
+        """,
+    ),
 ]
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection, location: LakeLocation) -> int:
+    """Apply the migrations a lake attached on ``con`` lacks (what ``Catalog.open`` does), for
+    code that holds a raw lake connection; returns the schema version."""
+    from media_pipeline.catalog.catalog import Catalog
+
+    return Catalog(con, location).migrate()

@@ -17,6 +17,7 @@ the group from them, so no module imports another's commands:
 - :mod:`~media_pipeline.cli.lifecycle`: ``refs``, ``delete``, ``restore``, ``unpurge``,
   ``purge``
 - :mod:`~media_pipeline.cli.report`: ``report``
+- :mod:`~media_pipeline.cli.lake`: ``sql``, ``catalog migrate``, ``why-purged``
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from media_pipeline.cli import (
     ai,
     application,
     catalog,
+    lake,
     lifecycle,
     pipeline,
     report,
@@ -37,7 +39,7 @@ from media_pipeline.cli.output import fail, friendly_errors
 
 __all__ = ["fail", "friendly_errors", "main"]
 
-FAMILIES = (server, pipeline, sources, catalog, ai, application, lifecycle, report)
+FAMILIES = (server, pipeline, sources, catalog, ai, application, lifecycle, report, lake)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

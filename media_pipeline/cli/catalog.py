@@ -19,15 +19,18 @@ from media_pipeline.settings import Settings
 @click.argument("sql")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
+@click.option("--at", "at", metavar="SNAPSHOT|TIMESTAMP",
+              help="The catalog as it was: a snapshot id or a time (ISO, UTC by default).")
 @friendly_errors
-def query(sql: str, fmt: str) -> None:
+def query(sql: str, fmt: str, at: str | None) -> None:
     """Read-only SQL on the live catalog (never blocked by a running pipeline),
     bounded by MEDIA_PIPELINE_QUERY_TIMEOUT, _QUERY_MEMORY and _QUERY_THREADS."""
     from media_pipeline.analyst_query import QueryFailed, run_query
+    from media_pipeline.catalog.history import parse_at
 
     settings = Settings.from_env()
     try:
-        columns, rows = run_query(settings, sql)
+        columns, rows = run_query(settings, sql, None if at is None else parse_at(at))
     except QueryFailed as exc:
         fail(str(exc))
     print_rows(columns, rows, fmt)

@@ -34,6 +34,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from media_pipeline.catalog import Catalog
+from media_pipeline.catalog.history import record_purge_snapshot
 from media_pipeline.catalog.lifecycle_sql import PURGE_EXCLUSION, OverCap, aware, utc_now
 from media_pipeline.errors import InvalidInput, StorageError
 from media_pipeline.lifecycle.sources import disabled_source_names
@@ -190,6 +191,8 @@ def purge(
                 return report
             report.purge_id = purge_id
             report.candidates, report.candidate_bytes = count, total
+            # History (issue 13): the catalog snapshot this run decided on, for `why-purged`.
+            record_purge_snapshot(catalog.con, purge_id)
         step("marked", {"purge_id": purge_id, "candidates": count, "bytes": total,
                         "batches": batches})
 
