@@ -1049,6 +1049,12 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
         )
 
 
+def ensure_schema(con: duckdb.DuckDBPyConnection, location: LakeLocation) -> int:
+    """Apply the migrations a lake attached on ``con`` lacks (what ``Catalog.open`` does), for
+    code that holds a raw lake connection; returns the schema version."""
+    return Catalog(con, location).migrate()
+
+
 def _sql_string(path: Path) -> str:
     """A path inside a single-quoted SQL literal (COPY takes no parameters)."""
     return str(path).replace("'", "''")

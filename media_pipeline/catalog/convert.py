@@ -33,8 +33,8 @@ from typing import Any
 import duckdb
 
 from media_pipeline.catalog import lake
+from media_pipeline.catalog.catalog import ensure_schema
 from media_pipeline.catalog.lake import LakeLocation
-from media_pipeline.catalog.migrations import ensure_schema
 from media_pipeline.errors import CatalogError, NotFound
 
 __all__ = ["LEGACY_DUCKDB", "MigrationReport", "TableCopy", "migrate_catalog"]

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from media_pipeline.catalog import lake
+from media_pipeline.catalog.catalog import ensure_schema
 from media_pipeline.catalog.history import protected_snapshots
-from media_pipeline.catalog.migrations import ensure_schema
 
 if TYPE_CHECKING:
     from media_pipeline.settings import Settings

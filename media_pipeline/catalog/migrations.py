@@ -10,13 +10,6 @@ inserts are positional.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import duckdb
-
-    from media_pipeline.catalog.lake import LakeLocation
-
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
         1,
@@ -295,10 +288,3 @@ MIGRATIONS: list[tuple[int, str, str]] = [
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)
 
-
-def ensure_schema(con: duckdb.DuckDBPyConnection, location: LakeLocation) -> int:
-    """Apply the migrations a lake attached on ``con`` lacks (what ``Catalog.open`` does), for
-    code that holds a raw lake connection; returns the schema version."""
-    from media_pipeline.catalog.catalog import Catalog
-
-    return Catalog(con, location).migrate()

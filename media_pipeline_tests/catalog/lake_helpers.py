@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 
 from media_pipeline.catalog import Catalog, lake
+from media_pipeline.catalog.catalog import ensure_schema
 from media_pipeline.catalog.lake import LakeLocation
-from media_pipeline.catalog.migrations import ensure_schema
 
 MEDIA_ID = "11111111-2222-3333-4444-555555555555"
 KEY = "blog/old-banner.jpg"

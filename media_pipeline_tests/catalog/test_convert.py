@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from media_pipeline.catalog import lake
 from media_pipeline.catalog.convert import LEGACY_DUCKDB, legacy_python, migrate_catalog
 from media_pipeline.catalog.lake import LakeLocation
-from media_pipeline.catalog.migrations import MIGRATIONS
 from media_pipeline.cli import main as cli
 from media_pipeline.errors import CatalogError, NotFound
+from media_pipeline_tests.catalog.legacy_migrations import MIGRATIONS as LEGACY_MIGRATIONS
 from media_pipeline_tests.fixtures_db import *  # noqa: F403
 
 MEDIA_ID = "0b0e4a1c-2f7e-4f55-9a35-8a0d8c2b7a11"
@@ -74,7 +74,7 @@ def legacy_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def old_catalog(venv: Path, path: Path) -> Path:
-    today = [m for m in sorted(MIGRATIONS) if m[0] <= 8]
+    today = sorted(LEGACY_MIGRATIONS)
     done = subprocess.run([str(venv / "bin" / "python"), "-c", BUILD, str(path)],
                           input=json.dumps(today), capture_output=True, text=True,
                           timeout=300, check=False)
@@ -137,7 +137,7 @@ def test_a_lake_with_rows_is_refused_unless_forced(legacy_venv: Path, tmp_path: 
 
 def test_a_column_with_values_the_lake_lacks_stops_it(legacy_venv: Path,
                                                        tmp_path: Path) -> None:
-    from media_pipeline.catalog.migrations import ensure_schema
+    from media_pipeline.catalog.catalog import ensure_schema
 
     def without(column: str) -> Callable[[Any], None]:
         def prepare(con: Any) -> None:

@@ -10,9 +10,9 @@ import dagster as dg
 import pytest
 
 from media_pipeline.catalog import history, lake
+from media_pipeline.catalog.catalog import ensure_schema
 from media_pipeline.catalog.lake import LakeLocation
 from media_pipeline.catalog.maintenance import run_maintenance
-from media_pipeline.catalog.migrations import ensure_schema
 from media_pipeline.defs.catalog import catalog_maintenance
 from media_pipeline.defs.resources import MediaPipelineResource, MediaS3Resource
 from media_pipeline.settings import Settings

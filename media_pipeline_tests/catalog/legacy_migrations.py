@@ -1,0 +1,341 @@
+"""The single-file catalog's migrations 1-8 as they shipped (DuckDB 2.0.1, before the lake): what an
+old catalog.duckdb holds, for the tests of `catalog migrate`. Copied from main at f123c9e."""
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "object catalog, duplicates, audit log",
+        """
+        CREATE TABLE media_files (
+            media_id              UUID NOT NULL,      -- md5(bucket || chr(0) || key) as a UUID
+            namespace             VARCHAR NOT NULL,
+            bucket                VARCHAR NOT NULL,
+            key                   VARCHAR NOT NULL,
+            version_id            VARCHAR,
+            file_size             BIGINT NOT NULL,
+            etag                  VARCHAR,
+            last_modified         TIMESTAMPTZ,
+            storage_class         VARCHAR,
+            original_filename     VARCHAR,
+            content_type          VARCHAR,            -- sniffed from the bytes (libmagic)
+            declared_content_type VARCHAR,            -- what the uploader said (S3 Content-Type)
+            file_hash             VARCHAR,            -- sha256 hex; never the ETag
+            hash_source           VARCHAR,
+            phash                 UBIGINT,
+            width                 INTEGER,
+            height                INTEGER,
+            page_count            INTEGER,
+            metadata              JSON,
+            status                VARCHAR NOT NULL DEFAULT 'pending',
+            quarantine_reason     VARCHAR,
+            visibility            VARCHAR NOT NULL DEFAULT 'private',
+            reference_count       INTEGER NOT NULL DEFAULT 0,
+            referenced_in         JSON NOT NULL DEFAULT '{}',
+            is_deleted            BOOLEAN NOT NULL DEFAULT false,
+            deleted_at            TIMESTAMPTZ,
+            deleted_by            VARCHAR,
+            purged_at             TIMESTAMPTZ,
+            fingerprinted_etag    VARCHAR,
+            fingerprinted_at      TIMESTAMPTZ,
+            missing_since         TIMESTAMPTZ,
+            first_seen            TIMESTAMPTZ NOT NULL,
+            last_seen             TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE duplicate_groups (
+            group_id           VARCHAR NOT NULL,
+            file_hash          VARCHAR NOT NULL,
+            file_size          BIGINT NOT NULL,
+            member_count       INTEGER NOT NULL,
+            canonical_media_id UUID NOT NULL,
+            wasted_bytes       BIGINT NOT NULL
+        );
+        CREATE VIEW duplicate_members AS
+            SELECT g.group_id, m.media_id, m.key, m.namespace, m.file_size,
+                   m.media_id = g.canonical_media_id AS is_canonical
+            FROM duplicate_groups g
+            JOIN media_files m ON m.file_hash = g.file_hash AND m.file_size = g.file_size
+            WHERE m.status NOT IN ('missing', 'purged', 'pending');
+        CREATE TABLE near_duplicates (
+            media_id_a UUID NOT NULL,
+            media_id_b UUID NOT NULL,
+            distance   INTEGER NOT NULL,
+            found_at   TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE audit_log (
+            ts       TIMESTAMPTZ NOT NULL,
+            actor    VARCHAR NOT NULL,
+            action   VARCHAR NOT NULL,
+            media_id UUID,
+            details  JSON,
+            run_id   VARCHAR
+        );
+        CREATE TABLE inventory_runs (
+            started    TIMESTAMPTZ NOT NULL,
+            source     VARCHAR NOT NULL,
+            bucket     VARCHAR NOT NULL,
+            rows       BIGINT NOT NULL,
+            new        BIGINT NOT NULL,
+            changed    BIGINT NOT NULL,
+            unchanged  BIGINT NOT NULL,
+            missing    BIGINT NOT NULL,
+            reappeared BIGINT NOT NULL,
+            run_id     VARCHAR
+        );
+        """,
+    ),
+]
+
+MIGRATIONS.append(
+    (
+        2,
+        "AI results cache, AI columns, tags",
+        """
+        CREATE TABLE ai_results (
+            file_hash  VARCHAR NOT NULL,     -- results are per content: duplicates share them
+            backend    VARCHAR NOT NULL,
+            model      VARCHAR NOT NULL,
+            version    VARCHAR NOT NULL,
+            params     VARCHAR NOT NULL,     -- hash of the parameters that change the output
+            result     JSON NOT NULL,        -- raw scores; thresholds apply when read
+            created_at TIMESTAMPTZ NOT NULL,
+            expires_at TIMESTAMPTZ           -- remote service results honour AI_CACHE_TIMEOUT
+        );
+        CREATE TABLE ai_failures (
+            file_hash  VARCHAR NOT NULL,
+            backend    VARCHAR NOT NULL,
+            model      VARCHAR NOT NULL,
+            version    VARCHAR NOT NULL,
+            error      VARCHAR NOT NULL,
+            failed_at  TIMESTAMPTZ NOT NULL
+        );
+        ALTER TABLE media_files ADD COLUMN ai_title VARCHAR;
+        ALTER TABLE media_files ADD COLUMN ai_generated_tags JSON;
+        ALTER TABLE media_files ADD COLUMN ai_extracted_text VARCHAR;
+        ALTER TABLE media_files ADD COLUMN ai_labels JSON;
+        ALTER TABLE media_files ADD COLUMN ai_scores JSON;
+        ALTER TABLE media_files ADD COLUMN ai_backend VARCHAR;
+        ALTER TABLE media_files ADD COLUMN ai_analyzed_at TIMESTAMPTZ;
+        CREATE TABLE media_tags (
+            media_id   UUID NOT NULL,
+            tag        VARCHAR NOT NULL,
+            source     VARCHAR NOT NULL,     -- 'manual' | 'ai'
+            confidence DOUBLE,
+            detector   VARCHAR,
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL
+        );
+        """,
+    )
+)
+
+MIGRATIONS.append(
+    (
+        3,
+        "namespaces and their members",
+        """
+        CREATE TABLE namespaces (
+            namespace          VARCHAR NOT NULL PRIMARY KEY,
+            default_visibility VARCHAR NOT NULL DEFAULT 'private',
+            created_by         VARCHAR NOT NULL,
+            created_at         TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE namespace_members (
+            namespace VARCHAR NOT NULL,
+            user_id   VARCHAR NOT NULL,
+            role      VARCHAR NOT NULL,      -- 'viewer' | 'editor' | 'admin'
+            added_by  VARCHAR NOT NULL,
+            added_at  TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (namespace, user_id)
+        );
+        """,
+    )
+)
+
+MIGRATIONS.append(
+    (
+        4,
+        "reference index, content-source scans, purge marks and runs",
+        """
+        CREATE TABLE media_references (
+            media_id     UUID NOT NULL,      -- media_id_for(bucket, key) for a key reference,
+                                             -- even when the catalog has no such key (dangling)
+            bucket       VARCHAR,            -- NULL for references by media id
+            key          VARCHAR,
+            content_type VARCHAR NOT NULL,   -- e.g. 'webpage'
+            content_id   VARCHAR NOT NULL,   -- e.g. '123'
+            source       VARCHAR NOT NULL,   -- a content source's name, or 'api'
+            origin       VARCHAR NOT NULL,   -- 'scan' | 'api'
+            form         VARCHAR,            -- how the content refers to the file (public_url, ...)
+            created_by   VARCHAR,            -- API references: who added it
+            first_seen   TIMESTAMPTZ NOT NULL,
+            last_seen    TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE source_scans (
+            source         VARCHAR NOT NULL,
+            started        TIMESTAMPTZ NOT NULL,
+            finished       TIMESTAMPTZ,
+            ok             BOOLEAN NOT NULL,
+            documents      BIGINT,
+            refs           BIGINT,
+            bytes          BIGINT,
+            text_fallbacks BIGINT,
+            error          VARCHAR,
+            run_id         VARCHAR
+        );
+        -- when reference_count last dropped to 0 (NULL: referenced now, or never referenced,
+        -- in which case first_seen is the clock for auto soft-delete)
+        ALTER TABLE media_files ADD COLUMN unreferenced_since TIMESTAMPTZ;
+        CREATE TABLE purge_runs (
+            purge_id       VARCHAR NOT NULL PRIMARY KEY,
+            started        TIMESTAMPTZ NOT NULL,   -- the run's clock ("now")
+            finished       TIMESTAMPTZ,
+            state          VARCHAR NOT NULL,       -- 'running' | 'done' | 'refused' | 'failed'
+            retention_days INTEGER NOT NULL,
+            versions       VARCHAR NOT NULL,       -- settings.purge_versions of the run
+            sources        JSON NOT NULL,          -- the enabled content sources it relied on
+            candidates     BIGINT NOT NULL DEFAULT 0,
+            purged         BIGINT NOT NULL DEFAULT 0,
+            bytes_freed    BIGINT NOT NULL DEFAULT 0,
+            refused_reason VARCHAR,
+            errors         JSON,
+            run_id         VARCHAR
+        );
+        -- mark-then-sweep: a row per file a run set out to purge, written before any S3 call.
+        -- state: 'marked' -> 'deleting' (re-checked, S3 delete under way) -> 'purged';
+        -- or 'skipped' (re-check failed), 'error' (S3 refused), 'cancelled' (restored),
+        -- 'abandoned' (a crashed run's mark that never reached S3; re-decided by the next run)
+        CREATE TABLE purge_marks (
+            purge_id   VARCHAR NOT NULL,
+            media_id   UUID NOT NULL,
+            bucket     VARCHAR NOT NULL,
+            key        VARCHAR NOT NULL,
+            version_id VARCHAR,
+            etag       VARCHAR,
+            file_size  BIGINT NOT NULL,
+            deleted_at TIMESTAMPTZ NOT NULL,
+            batch      INTEGER NOT NULL,
+            marked_at  TIMESTAMPTZ NOT NULL,
+            state      VARCHAR NOT NULL,
+            reason     VARCHAR,
+            updated_at TIMESTAMPTZ NOT NULL
+        );
+        """,
+    )
+)
+
+# 4 is appended by the references/lifecycle work; numbers need not be contiguous to apply in order.
+MIGRATIONS.append(
+    (
+        5,
+        "application API: uploads' owner, namespaced tags, collections",
+        """
+        ALTER TABLE media_files ADD COLUMN owner VARCHAR;  -- uploader; NULL: found by inventory
+        ALTER TABLE media_files ADD COLUMN uploaded_at TIMESTAMPTZ;
+        CREATE TABLE tags (
+            namespace  VARCHAR NOT NULL,
+            name       VARCHAR NOT NULL,     -- as first written; unique per namespace ignoring case
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE collections (
+            collection_id UUID NOT NULL PRIMARY KEY,
+            namespace     VARCHAR NOT NULL,
+            name          VARCHAR NOT NULL,
+            visibility    VARCHAR NOT NULL DEFAULT 'private',
+            owner         VARCHAR NOT NULL,
+            created_at    TIMESTAMPTZ NOT NULL,
+            updated_at    TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE collection_items (
+            collection_id UUID NOT NULL,
+            media_id      UUID NOT NULL,
+            position      INTEGER NOT NULL,  -- 0-based, contiguous within a collection
+            added_by      VARCHAR NOT NULL,
+            added_at      TIMESTAMPTZ NOT NULL
+        );
+        """,
+    )
+)
+
+MIGRATIONS.append(
+    (
+        6,
+        "purge evidence: remembered sources, scan drift states, mention snippets, undo markers",
+        """
+        -- every source the catalog has scanned; a purge needs each one until it is retired
+        CREATE TABLE content_sources (
+            source         VARCHAR NOT NULL,
+            kind           VARCHAR,
+            description    VARCHAR,            -- describe(): secrets redacted
+            first_seen     TIMESTAMPTZ NOT NULL,
+            last_seen      TIMESTAMPTZ NOT NULL,
+            retired_at     TIMESTAMPTZ,
+            retired_by     VARCHAR,
+            retired_reason VARCHAR
+        );
+        INSERT INTO content_sources
+            SELECT source, NULL, NULL, min(started), max(started), NULL, NULL, NULL
+            FROM source_scans GROUP BY source;
+        INSERT INTO content_sources
+            SELECT source, NULL, NULL, min(first_seen), max(last_seen), NULL, NULL, NULL
+            FROM media_references
+            WHERE origin = 'scan' AND source NOT IN (SELECT source FROM content_sources)
+            GROUP BY source;
+        ALTER TABLE source_scans ADD COLUMN state VARCHAR;    -- trusted|accepted|suspect|failed
+        ALTER TABLE source_scans ADD COLUMN trusted BOOLEAN;  -- rows applied: counts for purges
+        ALTER TABLE source_scans ADD COLUMN mentions BIGINT;  -- left out of the drift compare
+        ALTER TABLE source_scans ADD COLUMN drift JSON;       -- baseline, new, reasons, max_drop
+        ALTER TABLE source_scans ADD COLUMN accepted_by VARCHAR;
+        UPDATE source_scans SET state = CASE WHEN ok THEN 'trusted' ELSE 'failed' END,
+                                trusted = ok;
+        ALTER TABLE media_references ADD COLUMN snippet VARCHAR;  -- mentions: where found
+        ALTER TABLE purge_marks ADD COLUMN marker_version_id VARCHAR;  -- for unpurge
+        """,
+    )
+)
+
+MIGRATIONS.append(
+    (
+        7,
+        "near-duplicates people recognise: method per pair, image features, thumbnails",
+        """
+        ALTER TABLE near_duplicates ADD COLUMN method VARCHAR;  -- phash|phash-trimmed|...
+        ALTER TABLE near_duplicates ADD COLUMN method_distance DOUBLE;  -- bits, or 1 - cosine
+        UPDATE near_duplicates SET method = 'phash', method_distance = distance;
+        -- per content hash: what near-duplicate detection needs beyond media_files.phash
+        CREATE TABLE image_features (
+            file_hash      VARCHAR NOT NULL,
+            revision       INTEGER NOT NULL,   -- of media_pipeline.dedup.features
+            trimmed_phash  UBIGINT,            -- pHash after flat borders are cut
+            mirrored_phash UBIGINT,            -- ... of the same, flipped left to right
+            layout         FLOAT[64],          -- 8x8 brightness, centred, unit length
+            embedding      FLOAT[1280],        -- unit length; NULL without the ai-vision extra
+            embedder       VARCHAR,
+            error          VARCHAR,            -- why nothing could be computed
+            computed_at    TIMESTAMPTZ NOT NULL
+        );
+        -- per content hash: a small JPEG made from the decoded pixels (never from SVG/HTML)
+        CREATE TABLE thumbnails (
+            file_hash  VARCHAR NOT NULL,
+            width      INTEGER,
+            height     INTEGER,
+            jpeg       BLOB,                   -- NULL when the picture could not be decoded
+            error      VARCHAR,
+            created_at TIMESTAMPTZ NOT NULL
+        );
+        """,
+    )
+)
+
+MIGRATIONS.append(
+    (
+        8,
+        "near-duplicates on graphics: colour layout per picture",
+        """
+        ALTER TABLE image_features ADD COLUMN colours FLOAT[48];  -- 4x4 mean L*a*b*, row by row
+        """,
+    )
+)
+
+LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)
