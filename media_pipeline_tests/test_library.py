@@ -609,3 +609,15 @@ def test_only_an_admin_accepts_a_scan_drop_and_it_is_audited(
     outcome = lib.accept_scan_drop("site", ADMIN)
     assert outcome.source == "site" and outcome.state == "accepted"
     assert [a["actor"] for a in audit(s, "references.scan_drop_accepted")] == [ADMIN]
+
+
+def test_an_upload_made_while_a_listing_ran_is_not_called_missing(
+    lib: MediaLibrary, settings: Settings, s3_client: Any
+) -> None:
+    # The listing is taken, then a file is uploaded, then the listing is committed: the file
+    # is not in the listing, yet it exists (the concurrency harness found this race).
+    take_inventory(settings, s3_client)
+    media = lib.upload("blog", io.BytesIO(png_bytes(seed=7)), "during.png", "ed")
+    diff = commit_inventory(settings)
+    assert diff.missing == 0
+    assert lib.get(media.media_id, "ed").status == "active"

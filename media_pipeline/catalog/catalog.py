@@ -274,7 +274,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
 
         ``as_of`` is when an inventory report was taken (reports lag by up to a day): objects
         modified after it are neither marked missing nor rolled back to the report's version.
-        A live listing passes None.
+        A live listing passes when it began (objects uploaded during it are not in it).
 
         Only new, changed and returning objects are materialized; unchanged ones (the bulk of a
         nightly run) are matched by key in a join and never copied.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,10 @@ def take_inventory(settings: Settings, client: Any, counter: RetryCounter | None
             )
             as_of = stats.report_created
         else:
+            # A listing takes time: an object written after it began (an upload through the
+            # API) may not be in it and must not be called missing, as for a report.
+            as_of = datetime.now(UTC)
             stats = list_to_snapshot(client, settings.bucket, out, counter=counter)
-            as_of = None
         info = {
             "bucket": settings.bucket,
             "source": "inventory" if settings.inventory_location else "listing",
