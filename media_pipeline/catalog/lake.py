@@ -49,6 +49,7 @@ __all__ = [
     "connect",
     "extension_path",
     "load_extensions",
+    "load_statements",
     "session",
     "session_setup",
 ]
@@ -196,6 +197,11 @@ def load_extensions(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
         con.execute(f"LOAD {_sql_string(str(extension_path(name)))}")
 
 
+def load_statements(location: LakeLocation) -> list[str]:
+    """``LOAD`` of each extension the lake needs, from the installed wheels."""
+    return [f"LOAD {_sql_string(str(extension_path(name)))}" for name in _needed(location)]
+
+
 def _needed(location: LakeLocation) -> list[str]:
     names = ["ducklake", "postgres_scanner" if location.is_postgres else "sqlite_scanner"]
     if location.data_on_s3:
@@ -252,7 +258,7 @@ def session_setup(location: LakeLocation, *, read_only: bool = False,
     them on a pipe, never on a command line) and the paths the session must still reach once
     external access is turned off."""
     _prepare(location)
-    statements = [f"LOAD {_sql_string(str(extension_path(name)))}" for name in _needed(location)]
+    statements = load_statements(location)
     statements += attach_statements(location, with_secrets=True, read_only=read_only, at=at)
     paths = [] if location.is_postgres else [location.metadata]
     return {"config": dict(_CONFIG), "statements": statements, "paths": paths,

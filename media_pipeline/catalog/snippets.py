@@ -10,18 +10,12 @@ from __future__ import annotations
 from media_pipeline.catalog import lake
 from media_pipeline.catalog.lake import LakeLocation
 
-__all__ = ["analyst_statements", "load_statements", "python_snippet"]
-
-
-def load_statements(location: LakeLocation) -> list[str]:
-    """``LOAD`` of each extension the lake needs, from the installed wheels."""
-    return [f"LOAD {lake._sql_string(str(lake.extension_path(name)))}"
-            for name in lake._needed(location)]
+__all__ = ["analyst_statements", "python_snippet"]
 
 
 def analyst_statements(location: LakeLocation) -> list[str]:
     """The SQL statements, in order, for DuckDB 1.5.5 (CLI or Python)."""
-    return load_statements(location) + lake.attach_statements(location, read_only=True)
+    return lake.load_statements(location) + lake.attach_statements(location, read_only=True)
 
 
 def python_snippet(location: LakeLocation) -> str:
