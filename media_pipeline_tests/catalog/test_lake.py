@@ -75,6 +75,29 @@ def test_processes_attaching_a_new_lake_at_once_migrate_it_once(tmp_path: Path) 
         assert c.con.execute("SELECT count(*) FROM media_files").fetchall() == [(0,)]
 
 
+def test_a_home_moved_elsewhere_attaches_where_it_is_now(tmp_path: Path) -> None:
+    with Catalog.open(tmp_path / "old") as c:
+        # enough rows to be written as a data file, not inlined into the metadata
+        c.con.execute("INSERT INTO audit_log SELECT now(), 'someone', 'moved', NULL, NULL, "
+                      "i::VARCHAR FROM range(5000) t(i)")
+    (tmp_path / "old").rename(tmp_path / "new")
+    with Catalog.open(tmp_path / "new") as c:
+        assert c.con.execute("SELECT count(*) FROM audit_log WHERE action = 'moved'"
+                             ).fetchall() == [(5000,)]
+
+
+def test_data_set_apart_from_the_metadata_is_not_silently_moved(tmp_path: Path) -> None:
+    first = lake.LakeLocation(metadata=str(tmp_path / "meta.sqlite"),
+                              data=str(tmp_path / "first") + os.sep)
+    with Catalog.open(first) as c:
+        c.con.execute("INSERT INTO audit_log VALUES (now(), 'someone', 'x', NULL, NULL, NULL)")
+    other = replace(first, data=str(tmp_path / "other") + os.sep)
+    with pytest.raises(CatalogError) as caught, Catalog.open(other):
+        pass
+    message = str(caught.value)
+    assert "\n" not in message and lake.DATA_SETTING in message and "first" in message
+
+
 def test_a_newer_catalog_is_refused_in_one_line_naming_both_versions(tmp_path: Path) -> None:
     with Catalog.open(tmp_path) as c:
         c.con.execute("INSERT INTO schema_version VALUES (?, 'from the future', now())",
