@@ -202,7 +202,7 @@ class Catalog(ReferenceSQL, ApplicationSQL):
             raise
         return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
-    # -- namespaces and roles -------------------------------------------------------------------
+    # -- roles and the audit log (the mixed-in references and lifecycle SQL call record_audit) --
 
     def member_role(self, namespace: str, user: str) -> str | None:
         """The user's role in the namespace ('viewer', 'editor', 'admin'), or None."""
@@ -225,7 +225,6 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, location: LakeLocation) -> int
     """Apply the migrations a lake attached on ``con`` lacks (what ``Catalog.open`` does), for
     code that holds a raw lake connection; returns the schema version."""
     return Catalog(con, location).migrate()
-
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
