@@ -152,8 +152,10 @@ class Start:
         self.go.set()
 
 
-def app_process(k: int, settings: Settings, files: list[str], start: Start, out: str) -> None:
-    """One application: random actions on its own files until the deadline."""
+def app_process(k: int, settings: Settings, files: list[str], start: Start, out: str,
+                min_actions: int = 0) -> None:
+    """One application: random actions on its own files until the deadline, and at least
+    ``min_actions`` of them (a test's scenario must happen however slow the machine is)."""
     rng = random.Random(k)
     user = app_user(k)
     library = MediaLibrary(settings)
@@ -166,7 +168,7 @@ def app_process(k: int, settings: Settings, files: list[str], start: Start, out:
     errors: list[str] = []
     uploads = 0
     serial = 0
-    while time.time() < deadline and state:
+    while state and (time.time() < deadline or serial < min_actions):
         media_id = rng.choice(sorted(state))
         s = state[media_id]
         if s["deleted"]:
@@ -294,15 +296,17 @@ def prepare(settings: Settings, admin: str, apps: int, files_per_app: int) -> di
 
 def run(settings: Settings, *, admin: str, seconds: float, apps: int = 4,
         files_per_app: int = 20, work: Path, pipeline: bool = True,
-        analyst: bool = True) -> ConcurrencyReport:
+        analyst: bool = True, min_actions: int = 0) -> ConcurrencyReport:
     """Run the scenario on ``settings`` (an empty catalog, a reachable S3 with ``admin`` in
-    ``settings.admins``) and check it afterwards."""
+    ``settings.admins``) and check it afterwards. Each application makes at least
+    ``min_actions`` calls, past ``seconds`` if it must."""
     work.mkdir(parents=True, exist_ok=True)
     files = prepare(settings, admin, apps, files_per_app)
     ctx = multiprocessing.get_context("spawn")
     start = Start(ctx, apps + pipeline + analyst)
     procs = [ctx.Process(target=app_process, name=f"app-{k}",
-                         args=(k, settings, files[k], start, str(work / f"app-{k}.json")))
+                         args=(k, settings, files[k], start, str(work / f"app-{k}.json"),
+                               min_actions))
              for k in range(apps)]
     if pipeline:
         procs.append(ctx.Process(target=pipeline_process, name="pipeline",
