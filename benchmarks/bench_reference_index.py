@@ -75,7 +75,7 @@ def main(files: int = 1_000_000) -> None:
                                                    started + timedelta(hours=1))
         t2 = time.perf_counter()
         print(f"  rescan (1 % changed)       {t2 - t1:6.2f} s  {result}")
-        mismatches = catalog.reference_count_mismatches()
+        mismatches = catalog.catalog_inconsistencies()
         t3 = time.perf_counter()
         print(f"  consistency check          {t3 - t2:6.2f} s  ({len(mismatches)} mismatches)")
         found = catalog.purge_candidates(started + timedelta(days=60),

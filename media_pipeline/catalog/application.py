@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 
+from media_pipeline.catalog.lifecycle_sql import DELETED_IDS
 from media_pipeline.kinds import MediaStatus, Visibility, sql_in
 from media_pipeline.records import MEDIA_FILE_COLUMNS
 
@@ -59,7 +60,7 @@ class ApplicationSQL:
 
     def namespace_has_objects(self, namespace: str) -> bool:
         """True when the catalog knows any file under the namespace, in any status."""
-        row = self.con.execute("SELECT 1 FROM media_files WHERE namespace = ? LIMIT 1",
+        row = self.con.execute("SELECT 1 FROM media_objects WHERE namespace = ? LIMIT 1",
                                [namespace]).fetchone()
         return row is not None
 
@@ -125,7 +126,7 @@ class ApplicationSQL:
 
     def purged_keys(self, bucket: str) -> set[str]:
         """Keys of ``bucket`` whose files were purged."""
-        rows = self.con.execute("SELECT key FROM media_files WHERE bucket = ? AND "
+        rows = self.con.execute("SELECT key FROM media_objects WHERE bucket = ? AND "
                                 "status = 'purged'", [bucket]).fetchall()
         return {str(r[0]) for r in rows}
 
@@ -157,24 +158,29 @@ class ApplicationSQL:
         """
         values = dict(row)
         values["metadata"] = json.dumps(values.get("metadata") or {}, sort_keys=True)
-        known = self.con.execute("SELECT 1 FROM media_files WHERE media_id = ?",
+        known = self.con.execute("SELECT 1 FROM media_objects WHERE media_id = ?",
                                  [values["media_id"]]).fetchone()
         if known is None:
             columns = list(values)
             self.con.execute(
-                f"INSERT INTO media_files ({', '.join(columns)}) "
+                f"INSERT INTO media_objects ({', '.join(columns)}) "
                 f"VALUES ({', '.join('?' for _ in columns)})",
                 [values[c] for c in columns])
             return
         columns = [c for c in values if c not in ("media_id", "first_seen")]
         self.con.execute(
-            f"UPDATE media_files SET {', '.join(f'{c} = ?' for c in columns)}, "
-            "is_deleted = false, deleted_at = NULL, deleted_by = NULL, purged_at = NULL, "
-            "missing_since = NULL, quarantine_reason = NULL WHERE media_id = ?",
+            f"UPDATE media_objects SET {', '.join(f'{c} = ?' for c in columns)}, "
+            "purged_at = NULL, missing_since = NULL, quarantine_reason = NULL "
+            "WHERE media_id = ?",
             [values[c] for c in columns] + [values["media_id"]])
+        # the new object is not the deleted one
+        self.con.execute(
+            f"INSERT INTO media_deletions SELECT ?::UUID, false, ?, ?, 'upload', NULL "
+            f"WHERE ?::UUID IN {DELETED_IDS}",
+            [values["media_id"], _now(), values.get("owner"), values["media_id"]])
 
     def update_visibility(self, media_id: str, visibility: str) -> None:
-        self.con.execute("UPDATE media_files SET visibility = ? WHERE media_id = ?",
+        self.con.execute("UPDATE media_objects SET visibility = ? WHERE media_id = ?",
                          [visibility, media_id])
 
     # -- tags ------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from media_pipeline.catalog import lake
 from media_pipeline.catalog.application import ApplicationSQL
 from media_pipeline.catalog.dedup_sql import DedupSQL
 from media_pipeline.catalog.lake import LakeLocation
+from media_pipeline.catalog.lifecycle_sql import DELETED_IDS, FILE_STATE
 from media_pipeline.catalog.migrations import LATEST_VERSION, MIGRATIONS
 from media_pipeline.catalog.references import ReferenceSQL
 from media_pipeline.catalog.retry import (
@@ -100,6 +101,8 @@ PRESENT = f"status NOT IN {sql_in(MediaStatus.MISSING, MediaStatus.PURGED)}"
 MAX_NEAR_DISTANCE = 11
 DEGENERATE_PHASH_FILES = 50
 # Objects in archive storage classes cannot be read without a restore; they wait, pending.
+# media_files without the reference aggregation (status 'deleted' included): for bulk reads
+FILES = FILE_STATE
 ARCHIVED_FILTER = (
     "AND coalesce(storage_class, 'STANDARD') NOT IN ('GLACIER', 'DEEP_ARCHIVE')"
 )
@@ -301,9 +304,9 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
             )
             missing_row = con.execute(
                 f"""
-                UPDATE media_files SET status = 'missing', missing_since = $now
+                UPDATE media_objects SET status = 'missing', missing_since = $now
                 WHERE bucket = $bucket AND {PRESENT} AND key LIKE $like ESCAPE '\\'
-                  AND NOT EXISTS (SELECT 1 FROM {snap} i WHERE i.key = media_files.key)
+                  AND NOT EXISTS (SELECT 1 FROM {snap} i WHERE i.key = media_objects.key)
                   {not_newer_than_report}
                 """,
                 {**params, "now": now, "like": like, **as_of_param},
@@ -311,11 +314,11 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
             missing = int(missing_row[0]) if missing_row else 0
             new = self._insert_new(snap, params, now)
             if counts:
-                self._apply_staged_changes()
+                self._apply_staged_changes(now)
             # Every object of this bucket/prefix still present was in the snapshot just now.
             con.execute(
                 f"""
-                UPDATE media_files SET last_seen = $now
+                UPDATE media_objects SET last_seen = $now
                 WHERE bucket = $bucket AND {PRESENT} AND key LIKE $like ESCAPE '\\'
                   AND last_seen <> $now
                 """,
@@ -385,10 +388,10 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
             counts = self._stage_changes(snap, params)
             new = self._insert_new(snap, params, now)
             if counts:
-                self._apply_staged_changes()
+                self._apply_staged_changes(now)
                 # Changed and returning objects were just seen; unchanged ones stay as they are.
                 con.execute(
-                    "UPDATE media_files SET last_seen = $now "
+                    "UPDATE media_objects SET last_seen = $now "
                     "WHERE media_id IN (SELECT media_id FROM inventory_changes)",
                     {"now": now},
                 )
@@ -397,7 +400,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
             if gone_keys:
                 gone_row = con.execute(
                     f"""
-                    UPDATE media_files SET status = 'missing', missing_since = $now
+                    UPDATE media_objects SET status = 'missing', missing_since = $now
                     WHERE bucket = $bucket AND {PRESENT} AND list_contains($gone, key)
                     """,
                     {"now": now, "bucket": bucket, "gone": list(gone_keys)},
@@ -405,7 +408,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
                 missing = int(gone_row[0]) if gone_row else 0
             pending = con.execute(
                 f"""
-                SELECT media_id, bucket, key, file_size, etag FROM media_files
+                SELECT media_id, bucket, key, file_size, etag FROM {FILES}
                 WHERE bucket = $bucket AND status = 'pending' {ARCHIVED_FILTER}
                   AND key IN (SELECT key FROM ingest_objects)
                 ORDER BY key
@@ -444,7 +447,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
         the temp table ``inventory_changes``; returns the count per kind."""
         known = (
             "(SELECT media_id, key, file_size, etag, status, storage_class, last_modified "
-            "FROM media_files WHERE bucket = $bucket)"
+            "FROM media_objects WHERE bucket = $bucket)"
         )
         self.con.execute(
             f"""
@@ -469,7 +472,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
         """Objects of ``snap`` the catalog does not know, inserted as pending."""
         row = self.con.execute(
             f"""
-            INSERT INTO media_files (media_id, namespace, bucket, key, version_id, file_size,
+            INSERT INTO media_objects (media_id, namespace, bucket, key, version_id, file_size,
                 etag, last_modified, storage_class, original_filename, status,
                 first_seen, last_seen)
             SELECT md5(i.bucket || chr(0) || i.key)::UUID,
@@ -478,34 +481,19 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
                    i.bucket, i.key, i.version_id, i.size, i.etag, i.last_modified,
                    i.storage_class, split_part(i.key, '/', -1), 'pending', $now, $now
             FROM {snap} i
-            WHERE NOT EXISTS (SELECT 1 FROM media_files m
+            WHERE NOT EXISTS (SELECT 1 FROM media_objects m
                               WHERE m.bucket = $bucket AND m.key = i.key)
             """,
             {**params, "now": now},
         ).fetchone()
-        inserted = int(row[0]) if row else 0
-        if inserted:
-            # Content may have referred to these keys before they existed (dangling until
-            # now): their counts come from the index in this same transaction.
-            self.con.execute(
-                """
-                CREATE OR REPLACE TEMP TABLE ref_affected AS
-                SELECT DISTINCT r.media_id FROM media_references r
-                JOIN media_files m ON m.media_id = r.media_id
-                WHERE m.bucket = $bucket AND m.first_seen = $now
-                """,
-                {"bucket": params["bucket"], "now": now},
-            )
-            self._recompute_affected(now)
-            self.con.execute("DROP TABLE ref_affected")
-        return inserted
+        return int(row[0]) if row else 0
 
-    def _apply_staged_changes(self) -> None:
+    def _apply_staged_changes(self, now: datetime) -> None:
         """Update the rows in ``inventory_changes``: new content goes back to pending, a
         returning object to the status its fingerprint gave it."""
         self.con.execute(
             """
-            UPDATE media_files AS m SET
+            UPDATE media_objects AS m SET
                 file_size = c.size, etag = c.etag, version_id = c.version_id,
                 last_modified = c.last_modified, storage_class = c.storage_class,
                 missing_since = NULL,
@@ -513,18 +501,22 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
                     WHEN c.kind = 'moved' THEN m.status
                     WHEN c.kind = 'changed' OR m.fingerprinted_etag IS DISTINCT FROM c.etag
                         THEN 'pending'
-                    WHEN m.is_deleted THEN 'deleted'
                     WHEN m.quarantine_reason IS NOT NULL THEN 'quarantined'
                     ELSE 'active' END,
-                purged_at = CASE WHEN c.kind = 'changed' THEN NULL ELSE m.purged_at END,
-                -- New content at the key of a deleted or purged file is a new file: it is
-                -- not deleted (a purge must never take it for the old one).
-                is_deleted = CASE WHEN c.kind = 'changed' THEN false ELSE m.is_deleted END,
-                deleted_at = CASE WHEN c.kind = 'changed' THEN NULL ELSE m.deleted_at END,
-                deleted_by = CASE WHEN c.kind = 'changed' THEN NULL ELSE m.deleted_by END
+                purged_at = CASE WHEN c.kind = 'changed' THEN NULL ELSE m.purged_at END
             FROM inventory_changes c
             WHERE m.media_id = c.media_id
             """
+        )
+        # New content at the key of a deleted or purged file is a new file: it is not deleted
+        # (a purge must never take it for the old one).
+        self.con.execute(
+            f"""
+            INSERT INTO media_deletions
+            SELECT media_id, false, $now, NULL, 'new content', NULL FROM inventory_changes
+            WHERE kind = 'changed' AND media_id IN {DELETED_IDS} ORDER BY media_id
+            """,
+            {"now": now},
         )
 
     # -- fingerprints ------------------------------------------------------------------------
@@ -537,7 +529,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
         self.con.execute(
             f"""
             COPY (SELECT media_id::VARCHAR AS media_id, bucket, key, file_size, etag
-                  FROM media_files WHERE status = 'pending' {ARCHIVED_FILTER}
+                  FROM {FILES} WHERE status = 'pending' {ARCHIVED_FILTER}
                   ORDER BY bucket, key {limit_sql})
             TO '{_sql_string(path)}' (FORMAT parquet)
             """
@@ -551,7 +543,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
     def pending_fingerprints(self, limit: int | None = None) -> list[PendingObject]:
         """Objects that need a (new) fingerprint: new or changed since their last one."""
         sql = (
-            "SELECT media_id, bucket, key, file_size, etag FROM media_files "
+            f"SELECT media_id, bucket, key, file_size, etag FROM {FILES} "
             f"WHERE status = 'pending' {ARCHIVED_FILTER} ORDER BY bucket, key"
         )
         params: list[Any] = []
@@ -588,7 +580,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
             )
             con.execute(
                 """
-                UPDATE media_files AS m SET
+                UPDATE media_objects AS m SET
                     """ + _FINGERPRINT_SET + """,
                     -- quarantined files are private from then on (also if released later)
                     visibility = CASE WHEN f.status = 'quarantined' THEN 'private'
@@ -611,7 +603,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
                                    'public_access',
                                    json_extract_string(f.metadata::JSON, '$.public_access')),
                        NULL
-                FROM fp f JOIN media_files m USING (media_id)
+                FROM fp f JOIN media_objects m USING (media_id)
                 WHERE f.status = 'quarantined' AND m.status = 'quarantined'
                   AND m.fingerprinted_at = ?
                 """,
@@ -624,12 +616,12 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
             con.execute(
                 """
                 DELETE FROM media_tags WHERE source = 'ai' AND media_id IN (
-                    SELECT media_id FROM media_files WHERE ai_analyzed_at IS NULL)
+                    SELECT media_id FROM media_objects WHERE ai_analyzed_at IS NULL)
                 """
             )
             con.execute(
                 """
-                UPDATE media_files SET ai_title = NULL, ai_generated_tags = NULL,
+                UPDATE media_objects SET ai_title = NULL, ai_generated_tags = NULL,
                     ai_extracted_text = NULL, ai_labels = NULL, ai_scores = NULL,
                     ai_backend = NULL
                 WHERE ai_analyzed_at IS NULL AND ai_backend IS NOT NULL
@@ -637,7 +629,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
             )
             con.execute(
                 """
-                UPDATE media_files AS m SET status = 'missing', missing_since = ?
+                UPDATE media_objects AS m SET status = 'missing', missing_since = ?
                 FROM fp f
                 WHERE m.media_id = f.media_id AND f.status = 'missing' AND m.status = 'pending'
                   AND m.etag IS NOT DISTINCT FROM f.etag
@@ -673,7 +665,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
                        count(*) AS member_count,
                        arg_min(media_id, (first_seen, key)) AS canonical_media_id,
                        file_size * (count(*) - 1) AS wasted_bytes
-                FROM media_files
+                FROM media_objects
                 WHERE file_hash IS NOT NULL AND {PRESENT} AND status <> 'pending'
                 GROUP BY file_hash, file_size
                 HAVING count(*) > 1
@@ -713,7 +705,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
             con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE ph AS
-                SELECT media_id, phash, file_hash FROM media_files
+                SELECT media_id, phash, file_hash FROM media_objects
                 WHERE phash IS NOT NULL AND {PRESENT} AND status <> 'pending'
                 QUALIFY count(*) OVER (PARTITION BY phash) <= {DEGENERATE_PHASH_FILES}
                 """
@@ -757,7 +749,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
             f"""
             SELECT namespace, coalesce(content_type, 'unknown') AS content_type,
                    count(*) AS files, sum(file_size) AS bytes
-            FROM media_files WHERE {PRESENT}
+            FROM media_objects WHERE {PRESENT}
             GROUP BY ALL ORDER BY bytes DESC
             """
         ).fetchall()
@@ -771,10 +763,10 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
         size = int(size)  # DuckDB takes only a literal in SAMPLE
         rows = self.con.execute(
             f"""
-            (SELECT media_id, bucket, key, status FROM media_files WHERE {PRESENT}
+            (SELECT media_id, bucket, key, status FROM {FILES} WHERE {PRESENT}
              USING SAMPLE reservoir({size} ROWS))
             UNION ALL
-            (SELECT media_id, bucket, key, status FROM media_files WHERE status = 'missing')
+            (SELECT media_id, bucket, key, status FROM {FILES} WHERE status = 'missing')
             """
         ).fetchall()
         return [(str(r[0]), r[1], r[2], r[3]) for r in rows]
@@ -786,10 +778,10 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
         size = int(size)  # DuckDB takes only a literal in SAMPLE
         rows = self.con.execute(
             f"""
-            (SELECT bucket, key, status FROM media_files
+            (SELECT bucket, key, status FROM {FILES}
              WHERE status = 'quarantined' ORDER BY key LIMIT {int(max_quarantined)})
             UNION ALL
-            (SELECT bucket, key, status FROM media_files
+            (SELECT bucket, key, status FROM {FILES}
              WHERE {PRESENT} AND status <> 'quarantined' AND visibility <> 'public'
              USING SAMPLE reservoir({size} ROWS))
             """
@@ -804,7 +796,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
                    count(*) FILTER (WHERE status = 'missing'),
                    count(*) FILTER (WHERE status = 'quarantined'),
                    count(*) FILTER (WHERE status = 'pending')
-            FROM media_files
+            FROM {FILES}
             """
         ).fetchone()
         assert row is not None
@@ -817,7 +809,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
         types = con.execute(
             f"""
             SELECT coalesce(content_type, 'unknown'), count(*), sum(file_size)
-            FROM media_files WHERE {PRESENT} GROUP BY ALL ORDER BY 2 DESC
+            FROM media_objects WHERE {PRESENT} GROUP BY ALL ORDER BY 2 DESC
             """
         ).fetchall()
         dup = con.execute(
@@ -828,33 +820,33 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
         near = con.execute(
             f"""
             SELECT count(*) FROM near_duplicates n
-            JOIN media_files a ON a.media_id = n.media_id_a AND a.{PRESENT}
-            JOIN media_files b ON b.media_id = n.media_id_b AND b.{PRESENT}
+            JOIN media_objects a ON a.media_id = n.media_id_a AND a.{PRESENT}
+            JOIN media_objects b ON b.media_id = n.media_id_b AND b.{PRESENT}
             """
         ).fetchone()
         quarantined = con.execute(
-            "SELECT key, quarantine_reason FROM media_files WHERE status = 'quarantined' "
+            f"SELECT key, quarantine_reason FROM {FILES} WHERE status = 'quarantined' "
             "ORDER BY key LIMIT ?",
             [max_listed],
         ).fetchall()
         near_examples = con.execute(
             """
             SELECT a.key, b.key, n.distance FROM near_duplicates n
-            JOIN media_files a ON a.media_id = n.media_id_a
-            JOIN media_files b ON b.media_id = n.media_id_b
+            JOIN media_objects a ON a.media_id = n.media_id_a
+            JOIN media_objects b ON b.media_id = n.media_id_b
             ORDER BY n.distance, a.key LIMIT 5
             """
         ).fetchall()
         ai = con.execute(
             """
             SELECT key, ai_title, ai_generated_tags::VARCHAR, ai_extracted_text
-            FROM media_files WHERE ai_analyzed_at IS NOT NULL
+            FROM media_objects WHERE ai_analyzed_at IS NOT NULL
             ORDER BY ai_extracted_text IS NULL, content_type = 'application/pdf', key
             LIMIT 12
             """
         ).fetchall()
         ai_count = con.execute(
-            "SELECT count(*) FROM media_files WHERE ai_analyzed_at IS NOT NULL").fetchone()
+            "SELECT count(*) FROM media_objects WHERE ai_analyzed_at IS NOT NULL").fetchone()
         assert dup is not None and near is not None and ai_count is not None
         return {
             **self.totals(),
@@ -889,7 +881,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
             SELECT file_hash, arg_min(media_id::VARCHAR, key) AS media_id,
                    arg_min(bucket, key) AS bucket, min(key) AS key,
                    any_value(content_type) AS content_type, any_value(file_size) AS file_size
-            FROM media_files m
+            FROM {FILES} m
             WHERE status = 'active' AND file_hash IS NOT NULL
               AND list_contains($types, content_type)
               AND ($ids IS NULL OR list_contains($ids, media_id::VARCHAR))
@@ -957,7 +949,7 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
         rows = self.con.execute(
             f"""
             SELECT r.file_hash, any_value(r.result)::VARCHAR
-            FROM ai_results r JOIN media_files m ON m.file_hash = r.file_hash
+            FROM ai_results r JOIN {FILES} m ON m.file_hash = r.file_hash
             WHERE r.backend = ? AND r.model = ? AND r.version = ? AND r.params = ?
               AND (r.expires_at IS NULL OR r.expires_at > now())
               AND m.status IN ('active', 'quarantined', 'deleted')
@@ -993,21 +985,22 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
                   f["backend"]] for f in files],
             )
             row = con.execute(
-                """
-                UPDATE media_files AS m SET
+                f"""
+                UPDATE media_objects AS m SET
                     ai_title = a.title, ai_generated_tags = a.tags::JSON,
                     ai_extracted_text = a.text, ai_labels = a.labels::JSON,
                     ai_scores = a.scores::JSON, ai_backend = a.backend, ai_analyzed_at = $now
                 FROM ai_apply a
                 WHERE m.file_hash = a.file_hash
-                  AND m.status IN ('active', 'quarantined', 'deleted')
+                  AND (m.status IN ('active', 'quarantined')  -- what media_files calls
+                       OR (m.status = 'pending' AND m.media_id IN {DELETED_IDS}))  -- 'deleted'
                 """,
                 {"now": now},
             ).fetchone()
             con.execute(
                 """
                 DELETE FROM media_tags WHERE source = 'ai' AND media_id IN (
-                    SELECT m.media_id FROM media_files m JOIN ai_apply a USING (file_hash))
+                    SELECT m.media_id FROM media_objects m JOIN ai_apply a USING (file_hash))
                 """
             )
             con.execute("CREATE OR REPLACE TEMP TABLE ai_tags "
@@ -1016,10 +1009,10 @@ class Catalog(ReferenceSQL, ApplicationSQL, DedupSQL):
                 con.executemany("INSERT INTO ai_tags VALUES (?, ?, ?, ?)",
                                 [list(t) for t in tags])
             con.execute(
-                """
+                f"""
                 INSERT INTO media_tags
                 SELECT m.media_id, t.tag, 'ai', t.confidence, t.detector, 'system', $now
-                FROM ai_tags t JOIN media_files m USING (file_hash)
+                FROM ai_tags t JOIN {FILES} m USING (file_hash)
                 WHERE m.status IN ('active', 'quarantined', 'deleted')
                   AND NOT EXISTS (SELECT 1 FROM media_tags x WHERE x.media_id = m.media_id
                                   AND x.source = 'manual' AND lower(x.tag) = lower(t.tag))

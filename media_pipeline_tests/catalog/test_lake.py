@@ -97,9 +97,9 @@ INCREMENTER = """
     with Catalog.open(home) as c:
         def bump() -> None:
             # read, then write what was read plus one: a lost update would show in the total
-            [(n,)] = c.con.execute("SELECT reference_count FROM media_files WHERE media_id = ?",
-                                   [media_id]).fetchall()
-            c.con.execute("UPDATE media_files SET reference_count = ? WHERE media_id = ?",
+            [(n,)] = c.con.execute("SELECT coalesce(width, 0) FROM media_objects "
+                                   "WHERE media_id = ?", [media_id]).fetchall()
+            c.con.execute("UPDATE media_objects SET width = ? WHERE media_id = ?",
                           [n + 1, media_id])
             c.record_audit(name, "test.bump", media_id)
         for _ in range(times):
@@ -117,7 +117,7 @@ def test_conflicting_writers_in_two_processes_are_retried_and_no_update_is_lost(
     finish([python(INCREMENTER, str(tmp_path), media_id, name, str(times))
             for name in ("one", "two")])
     with Catalog.open(tmp_path) as c:
-        assert c.con.execute("SELECT reference_count FROM media_files WHERE media_id = ?",
+        assert c.con.execute("SELECT width FROM media_objects WHERE media_id = ?",
                              [media_id]).fetchall() == [(2 * times,)]
         assert c.con.execute("SELECT actor, count(*) FROM audit_log WHERE action = 'test.bump' "
                              "GROUP BY ALL ORDER BY 1").fetchall() == [("one", times),
@@ -134,10 +134,10 @@ def test_a_conflict_past_the_last_attempt_is_a_catalog_conflict_and_applies_noth
 
         def body() -> None:
             attempts.append(1)
-            mine.con.execute("UPDATE media_files SET status = 'active' WHERE key = 'a'")
+            mine.con.execute("UPDATE media_objects SET status = 'active' WHERE key = 'a'")
             mine.record_audit("me", "test.never")
             # Another session changes the same rows and commits first, every time.
-            other.con.execute("UPDATE media_files SET etag = etag || '+' WHERE key = 'a'")
+            other.con.execute("UPDATE media_objects SET etag = etag || '+' WHERE key = 'a'")
 
         with pytest.raises(CatalogConflict, match="after 3 attempts; nothing of it was applied"):
             mine.write(body)
@@ -206,7 +206,7 @@ def test_the_analysts_query_reads_the_live_catalog_read_only(settings: Settings)
         c.apply_objects(objects(["c"]), BUCKET)
     assert run_query(settings, "SELECT count(*) FROM media_files")[1] == [(3,)]
     with pytest.raises(Exception, match="read-only"):
-        run_query(settings, "DELETE FROM media_files")
+        run_query(settings, "DELETE FROM media_objects")
 
 
 # -- the application and a pipeline run ----------------------------------------------------------
