@@ -436,6 +436,44 @@ def test_a_reference_committed_during_a_purge_recheck_makes_the_recheck_skip_the
         assert app.references_of(media_id) == {"webpage": ["1"]}
 
 
+REFERENCER = """
+import sys
+from media_pipeline.catalog import Catalog
+from media_pipeline.catalog.lake import LakeLocation
+with Catalog.open(LakeLocation(metadata=sys.argv[1], data=sys.argv[2])) as c:
+    print(c.add_reference(sys.argv[3], "webpage", "1", "ed"))
+"""
+
+
+def test_a_delete_that_saw_no_reference_racing_a_new_one_never_lets_a_purge_take_it(
+        any_lake: lake.LakeLocation) -> None:
+    # A delete appends a fact and a reference a row: nothing makes them conflict, so a delete
+    # that read "no references" may commit after another process added one. Whichever way it
+    # goes, the file is never purged while referenced: the purge reads the index itself.
+    long_ago = datetime(2025, 1, 1, tzinfo=UTC)
+    now = datetime.now(UTC)
+    with Catalog.open(any_lake) as c:
+        c.apply_objects(objects(["z"]), BUCKET)
+        media_id = media_id_for(BUCKET, "z")
+        try:
+            with c.transaction():
+                assert c.references_of(media_id) == {}  # what the delete decides on
+                out = finish([python(REFERENCER, any_lake.metadata, any_lake.data, media_id)])
+                assert out == ["True\n"]
+                outcome = c.soft_delete(media_id, "ed", allow_referenced=False, now=long_ago)[0]
+                assert outcome == "deleted"  # it did not see the reference
+        except CatalogConflict:  # the catalog serialised them: run again, it sees it
+            outcome = c.soft_delete(media_id, "ed", allow_referenced=False, now=long_ago)[0]
+            assert outcome == "refused"
+        assert c.references_of(media_id) == {"webpage": ["1"]}
+        assert c.media_state(media_id)["reference_count"] == 1  # type: ignore[index]
+        assert c.purge_candidates(now, now)["count"] == 0
+        assert c.start_purge_run("p-z", now, retention_days=30, versions="marker", sources=[],
+                                 cutoff=now, horizon=now, batch_size=10)[0] == 0
+        if outcome == "deleted":
+            assert [r["key"] for r in c.kept_referenced(now)] == ["z"]
+
+
 def test_a_reference_after_the_recheck_committed_is_refused(any_lake: lake.LakeLocation
                                                             ) -> None:
     from media_pipeline.errors import LifecycleError
