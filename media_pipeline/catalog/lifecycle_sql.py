@@ -210,8 +210,7 @@ class LifecycleSQL:
                     SELECT media_id, since FROM (
                         SELECT m.media_id,
                                -- unreferenced_since as media_files derives it
-                               coalesce(CASE WHEN u.removed_at >= m.first_seen
-                                             THEN u.removed_at END, m.first_seen) AS since
+                               coalesce(u.removed_at, m.first_seen) AS since
                         FROM media_objects m LEFT JOIN {LAST_REMOVAL} u USING (media_id)
                         WHERE m.namespace = $ns AND m.status = 'active'
                           AND m.media_id NOT IN {DELETED_IDS} AND {UNREFERENCED})

@@ -357,8 +357,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         SELECT media_id, true, deleted_at, deleted_by, 'migration', NULL FROM media_files
         WHERE status = 'deleted' OR (status IN ('missing', 'purged') AND is_deleted)
         ORDER BY deleted_at, media_id;
-        -- append-only: a reference to the file went away (API removal, scan, retired source);
-        -- the newest one of a file that has none left is when it became unreferenced
+        -- append-only: a reference to a catalogued file went away (API removal, scan, retired
+        -- source); the newest one of a file that has none left is when it became unreferenced
         CREATE TABLE reference_removals (
             media_id     UUID NOT NULL,
             removed_at   TIMESTAMPTZ NOT NULL,
@@ -403,9 +403,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
                        o.first_seen, o.last_seen, o.ai_title, o.ai_generated_tags,
                        o.ai_extracted_text, o.ai_labels, o.ai_scores, o.ai_backend,
                        o.ai_analyzed_at,
-                   -- a drop before the file was first seen was a dangling reference's
-                   CASE WHEN r.media_id IS NULL AND u.removed_at >= o.first_seen
-                        THEN u.removed_at END AS unreferenced_since,
+                   CASE WHEN r.media_id IS NULL THEN u.removed_at END AS unreferenced_since,
                    o.owner, o.uploaded_at
             FROM media_objects o
             LEFT JOIN media_deletion_state d ON d.media_id = o.media_id

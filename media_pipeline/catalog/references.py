@@ -44,9 +44,11 @@ class ReferenceSQL(LifecycleSQL):
     con: duckdb.DuckDBPyConnection
 
     def _record_removals(self, sql: str, params: Any) -> None:
-        """Append a reference-removal fact per (media_id, source, content_type, content_id) row
-        of ``sql``: where ``unreferenced_since`` comes from."""
-        self.con.execute(f"INSERT INTO reference_removals {sql}", params)
+        """Append a reference-removal fact per row of ``sql`` (media_id, removed_at, source,
+        content_type, content_id) whose file the catalog has: where ``unreferenced_since`` comes
+        from. A dangling reference's removal is not one (the old counter never saw it)."""
+        self.con.execute(f"INSERT INTO reference_removals SELECT * FROM ({sql}) "
+                         "SEMI JOIN media_objects USING (media_id)", params)
 
     # -- API references ----------------------------------------------------------------------
 
@@ -121,7 +123,7 @@ class ReferenceSQL(LifecycleSQL):
             # stays the one truth the purge re-checks. An API row sits in the small data file
             # its add_reference wrote, so removals of different rows rarely conflict (and are
             # retried when they do).
-            self._record_removals("SELECT ?::UUID, ?, 'api', ?, ?",
+            self._record_removals("SELECT ?::UUID AS media_id, ?, 'api', ?, ?",
                                   [media_id, now, content_type, content_id])
             self.record_audit(user, "reference.remove", media_id,
                               {"content_type": content_type, "content_id": content_id})

@@ -196,10 +196,10 @@ def test_failed_scan_keeps_old_rows_and_marks_the_source_stale(
 
 
 class _FailsAfterTheDelete(Catalog):
-    """A real catalog whose counter update fails: after the old rows were deleted and the new
-    ones inserted, before the commit."""
+    """A real catalog whose audit row fails: after the old rows were deleted, the new ones
+    inserted and the removals recorded, before the commit."""
 
-    def _recompute_affected(self, now: datetime) -> int:
+    def record_audit(self, *args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk full")
 
 
@@ -214,6 +214,8 @@ def test_replace_is_atomic(settings: Settings, files: dict[str, str], tmp_path: 
     with Catalog.open(settings.catalog_location) as catalog:
         assert catalog.references_of(a) == {"webpage": ["1"]}
         assert catalog.references_of(files["blog/b.txt"]) == {}
+        assert catalog.con.execute("SELECT count(*) FROM reference_removals").fetchall() == [
+            (0,)]
         scans = catalog.source_scan_status(["cms"])[0]
         assert catalog.catalog_inconsistencies() == []
     assert scans["latest_started"] is not None and not scans["stale"]
