@@ -474,6 +474,33 @@ def test_a_delete_that_saw_no_reference_racing_a_new_one_never_lets_a_purge_take
             assert [r["key"] for r in c.kept_referenced(now)] == ["z"]
 
 
+def test_app_actions_do_not_conflict_with_a_bulk_stage_rewriting_the_file_rows(
+        lake_database: str, tmp_path: Path) -> None:
+    # PostgreSQL metadata (with SQLite any two overlapping writers conflict). Delete, restore
+    # and references append facts or touch small tables: a stage that rewrites every row of
+    # media_objects meanwhile commits on its first attempt, and so do they.
+    location = lake.LakeLocation(metadata=lake_database, data=str(tmp_path / "data") + "/")
+    with Catalog.open(location) as stage, Catalog.open(location) as app:
+        stage.apply_objects(objects(["p", "q"]), BUCKET)
+        p, q = media_id_for(BUCKET, "p"), media_id_for(BUCKET, "q")
+        attempts: list[int] = []
+
+        def bulk() -> None:
+            attempts.append(1)
+            stage.con.execute("UPDATE media_objects SET last_seen = now()")
+            if len(attempts) == 1:  # the application acts before the stage commits
+                assert app.soft_delete(p, "ed", allow_referenced=False)[0] == "deleted"
+                assert app.add_reference(q, "webpage", "1", "ed") is True
+                app.restore_media(p, "ed")
+                assert app.soft_delete(p, "ed", allow_referenced=False)[0] == "deleted"
+
+        stage.write(bulk)
+        assert len(attempts) == 1
+        assert stage.con.execute(
+            "SELECT key, status, reference_count FROM media_files ORDER BY key").fetchall() == [
+            ("p", "deleted", 0), ("q", "pending", 1)]
+
+
 def test_a_reference_after_the_recheck_committed_is_refused(any_lake: lake.LakeLocation
                                                             ) -> None:
     from media_pipeline.errors import LifecycleError
