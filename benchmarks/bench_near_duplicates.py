@@ -403,7 +403,7 @@ def synthetic_catalog(path: Path, count: int, rng: np.random.Generator) -> None:
                                            "trimmed": trimmed, "mirrored": mirrored})
         catalog.con.execute(
             """
-            INSERT INTO media_files (media_id, namespace, bucket, key, file_size, file_hash,
+            INSERT INTO media_objects (media_id, namespace, bucket, key, file_size, file_hash,
                                      phash, status, first_seen, last_seen)
             SELECT md5('bench/' || i)::UUID, 'ns', 'bench', 'img-' || i || '.jpg', 1000 + i,
                    sha256(i::VARCHAR), phash, 'active', now(), now()

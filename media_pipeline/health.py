@@ -77,17 +77,18 @@ class ReferenceHealth:
 
     dangling: list[dict[str, Any]] = field(default_factory=list)
     to_gone_files: list[dict[str, Any]] = field(default_factory=list)
-    count_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    inconsistencies: list[dict[str, Any]] = field(default_factory=list)
 
 
 def reference_health(settings: Settings, limit: int = 50) -> ReferenceHealth:
     """reference_integrity (dangling references, references to purged or missing files) and
-    catalog_consistency (counters vs the index), as the asset checks compute them."""
+    catalog_consistency (one row per file, no facts about unknown files), as the asset checks
+    compute them."""
     with Catalog.open(settings.catalog_location, read_only=True) as catalog:
         return ReferenceHealth(
             dangling=catalog.dangling_references(limit=limit),
             to_gone_files=catalog.references_to_gone_files(limit=limit),
-            count_mismatches=catalog.reference_count_mismatches(limit=limit),
+            inconsistencies=catalog.catalog_inconsistencies(limit=limit),
         )
 
 
@@ -264,12 +265,12 @@ def _reference_integrity(settings: Settings, _client: Any, _sample: int) -> Chec
 
 
 def _catalog_consistency(settings: Settings, _client: Any, _sample: int) -> CheckOutcome:
-    wrong = reference_health(settings, limit=MAX_SHOWN).count_mismatches
+    wrong = reference_health(settings, limit=MAX_SHOWN).inconsistencies
     return CheckOutcome(
         passed=not wrong,
-        detail=f"{len(wrong)} files whose reference_count/referenced_in disagree with the index",
-        description=None if not wrong else f"{len(wrong)} files disagree with the index",
-        metadata={"mismatches": len(wrong), "examples": _jsonable(wrong)},
+        detail=f"{len(wrong)} files with duplicate rows or deletion facts but no row",
+        description=None if not wrong else f"{len(wrong)} files inconsistent in the catalog",
+        metadata={"inconsistencies": len(wrong), "examples": _jsonable(wrong)},
     )
 
 
@@ -313,7 +314,8 @@ CHECKS: tuple[Check, ...] = (
           "Dangling references and references to purged or missing files.",
           _reference_integrity, needs_s3=False),
     Check("catalog_consistency", "catalog_consistency", "reference_index",
-          "reference_count and referenced_in agree with the index.", _catalog_consistency,
+          "One catalog row per file, and no deletion facts about unknown files.",
+          _catalog_consistency,
           needs_s3=False),
     Check("content_sources_trusted", "content_sources", "reference_index",
           "Every source a purge needs (configured or remembered) has a trusted latest scan: "

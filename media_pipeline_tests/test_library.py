@@ -538,10 +538,10 @@ def test_the_example_in_docs_api_md_runs(
 
 def test_soft_deleted_files_still_get_urls(lib: MediaLibrary, settings: Settings) -> None:
     media = lib.upload("blog", io.BytesIO(png_bytes(seed=80)), "old.png", "ed")
-    # What the lifecycle's soft delete does to the row (that API is not part of this module).
+    # What the lifecycle's soft delete appends (that API is not part of this module).
     with Catalog.open(settings.catalog_location) as catalog:
-        catalog.con.execute("UPDATE media_files SET status = 'deleted', is_deleted = true "
-                            "WHERE media_id = ?", [media.media_id])
+        catalog.con.execute("INSERT INTO media_deletions VALUES (?, true, now(), 'ed', "
+                            "'delete', NULL)", [media.media_id])
     url = lib.url(media.media_id, "ed")
     assert httpx.get(url, timeout=10).status_code == 200
 
@@ -580,8 +580,8 @@ def test_the_same_file_still_here_but_deleted_is_not_uploaded_over(
     data = png_bytes(seed=82)
     media = lib.upload("blog", io.BytesIO(data), "kept.png", "ed")
     with Catalog.open(settings.catalog_location) as catalog:
-        catalog.con.execute("UPDATE media_files SET status = 'deleted', is_deleted = true "
-                            "WHERE media_id = ?", [media.media_id])
+        catalog.con.execute("INSERT INTO media_deletions VALUES (?, true, now(), 'ed', "
+                            "'delete', NULL)", [media.media_id])
     with pytest.raises(ValueError, match="restore it instead"):
         lib.upload("blog", io.BytesIO(data), "kept.png", "ed")
     head = s3_client.head_object(Bucket=settings.bucket, Key=media.key)

@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 
+from media_pipeline.catalog.lifecycle_sql import DELETED_IDS, FILE_STATE
 from media_pipeline.kinds import MediaStatus, Visibility, sql_in
 from media_pipeline.records import MEDIA_FILE_COLUMNS
 
@@ -59,7 +60,7 @@ class ApplicationSQL:
 
     def namespace_has_objects(self, namespace: str) -> bool:
         """True when the catalog knows any file under the namespace, in any status."""
-        row = self.con.execute("SELECT 1 FROM media_files WHERE namespace = ? LIMIT 1",
+        row = self.con.execute("SELECT 1 FROM media_objects WHERE namespace = ? LIMIT 1",
                                [namespace]).fetchone()
         return row is not None
 
@@ -125,7 +126,7 @@ class ApplicationSQL:
 
     def purged_keys(self, bucket: str) -> set[str]:
         """Keys of ``bucket`` whose files were purged."""
-        rows = self.con.execute("SELECT key FROM media_files WHERE bucket = ? AND "
+        rows = self.con.execute("SELECT key FROM media_objects WHERE bucket = ? AND "
                                 "status = 'purged'", [bucket]).fetchall()
         return {str(r[0]) for r in rows}
 
@@ -139,13 +140,15 @@ class ApplicationSQL:
                        admin: bool) -> dict[str, Any] | None:
         """An active file of ``namespace`` with this content (the oldest) that ``user`` may
         see (an admin: any; a member: public, internal or their own), for upload dedup."""
-        row = self.con.execute(
-            f"{_MEDIA_SELECT} WHERE namespace = $ns AND file_hash = $hash "
-            f"AND status = '{MediaStatus.ACTIVE}' AND ($admin OR visibility IN "
-            f"{sql_in(Visibility.PUBLIC, Visibility.INTERNAL)} OR owner = $user) "
+        # Found without the reference counts, then read by id: a filter on media_id is the one
+        # media_files passes down to the reference index (no aggregation of every file's).
+        rows = self.con.execute(
+            f"SELECT media_id::VARCHAR FROM {FILE_STATE} WHERE namespace = $ns "
+            f"AND file_hash = $hash AND status = '{MediaStatus.ACTIVE}' AND ($admin OR "
+            f"visibility IN {sql_in(Visibility.PUBLIC, Visibility.INTERNAL)} OR owner = $user) "
             "ORDER BY first_seen, key LIMIT 1",
-            {"ns": namespace, "hash": file_hash, "user": user, "admin": admin}).fetchone()
-        return _media_dict(row) if row else None
+            {"ns": namespace, "hash": file_hash, "user": user, "admin": admin}).fetchall()
+        return self.media_row(rows[0][0]) if rows else None
 
     def register_upload(self, row: dict[str, Any]) -> None:
         """Insert an uploaded file's row, or update the row of its key when the previous object
@@ -157,24 +160,29 @@ class ApplicationSQL:
         """
         values = dict(row)
         values["metadata"] = json.dumps(values.get("metadata") or {}, sort_keys=True)
-        known = self.con.execute("SELECT 1 FROM media_files WHERE media_id = ?",
+        known = self.con.execute("SELECT 1 FROM media_objects WHERE media_id = ?",
                                  [values["media_id"]]).fetchone()
         if known is None:
             columns = list(values)
             self.con.execute(
-                f"INSERT INTO media_files ({', '.join(columns)}) "
+                f"INSERT INTO media_objects ({', '.join(columns)}) "
                 f"VALUES ({', '.join('?' for _ in columns)})",
                 [values[c] for c in columns])
             return
         columns = [c for c in values if c not in ("media_id", "first_seen")]
         self.con.execute(
-            f"UPDATE media_files SET {', '.join(f'{c} = ?' for c in columns)}, "
-            "is_deleted = false, deleted_at = NULL, deleted_by = NULL, purged_at = NULL, "
-            "missing_since = NULL, quarantine_reason = NULL WHERE media_id = ?",
+            f"UPDATE media_objects SET {', '.join(f'{c} = ?' for c in columns)}, "
+            "purged_at = NULL, missing_since = NULL, quarantine_reason = NULL "
+            "WHERE media_id = ?",
             [values[c] for c in columns] + [values["media_id"]])
+        # the new object is not the deleted one
+        self.con.execute(
+            f"INSERT INTO media_deletions SELECT ?::UUID, false, ?, ?, 'upload', NULL "
+            f"WHERE ?::UUID IN {DELETED_IDS}",
+            [values["media_id"], _now(), values.get("owner"), values["media_id"]])
 
     def update_visibility(self, media_id: str, visibility: str) -> None:
-        self.con.execute("UPDATE media_files SET visibility = ? WHERE media_id = ?",
+        self.con.execute("UPDATE media_objects SET visibility = ? WHERE media_id = ?",
                          [visibility, media_id])
 
     # -- tags ------------------------------------------------------------------------------------
@@ -258,14 +266,19 @@ class ApplicationSQL:
 
     def collection_media(self, collection_id: str) -> list[dict[str, Any]]:
         """The items in order, each with its file's catalog row (``media``)."""
-        columns = ", ".join(f"m.{c}" if c != "metadata" else "m.metadata::VARCHAR"
-                            for c in MEDIA_COLUMNS)
         rows = self.con.execute(
-            f"SELECT i.position, i.added_by, i.added_at, {columns} "
-            "FROM collection_items i JOIN media_files m ON m.media_id = i.media_id "
+            "SELECT i.position, i.added_by, i.added_at, i.media_id::VARCHAR "
+            "FROM collection_items i SEMI JOIN media_objects m ON m.media_id = i.media_id "
             "WHERE i.collection_id = ? ORDER BY i.position", [collection_id]).fetchall()
-        return [{"position": int(r[0]), "added_by": r[1], "added_at": r[2],
-                 "media": _media_dict(r[3:])} for r in rows]
+        # one file at a time: media_files passes only an equality on media_id down to the
+        # reference index (a join or an IN list would aggregate every file's references)
+        out = []
+        for position, added_by, added_at, media_id in rows:
+            media = self.media_row(media_id)
+            if media is not None:
+                out.append({"position": int(position), "added_by": added_by,
+                            "added_at": added_at, "media": media})
+        return out
 
     def collection_item_ids(self, collection_id: str) -> list[str]:
         rows = self.con.execute(

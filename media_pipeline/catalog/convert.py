@@ -44,11 +44,28 @@ EXPORTER = Path(__file__).with_name("export_legacy.py")
 SKIPPED_TABLES = frozenset({"schema_version"})
 # The last migration of the single-file catalog (its numbering ended at 8; the lake's restarted).
 LEGACY_LATEST_VERSION = 8
-# Old table -> the lake's table, where the lake renamed one (none today).
-TABLE_MAP: dict[str, str] = {}
-# (lake table, old column) the lake derives from other facts: dropped without a word. Any other
-# column the lake lacks stops the migration when it holds a value (nothing is lost silently).
-DERIVED_COLUMNS: frozenset[tuple[str, str]] = frozenset()
+# Old table -> the lake's table, where the lake renamed one.
+TABLE_MAP: dict[str, str] = {"media_files": "media_objects"}
+# (lake table, old column) the lake derives from other facts: not copied as a column (the
+# deletion state and unreferenced_since become facts, FACTS below; counts come from the
+# references). Any other column the lake lacks stops the migration when it holds a value.
+DERIVED_COLUMNS: frozenset[tuple[str, str]] = frozenset(
+    ("media_objects", c) for c in ("reference_count", "referenced_in", "is_deleted",
+                                   "deleted_at", "deleted_by", "unreferenced_since"))
+# What lake migration 3 does to a lake's own media_files, for the old file's rows ({old}: its
+# Parquet export): the pipeline's status, and the facts the lake derives the rest from.
+BASE_STATUS = """CASE WHEN status <> 'deleted' THEN status
+    WHEN fingerprinted_etag IS DISTINCT FROM etag THEN 'pending'
+    WHEN quarantine_reason IS NOT NULL THEN 'quarantined' ELSE 'active' END"""
+FACTS = (
+    "INSERT INTO media_deletions SELECT media_id, true, deleted_at, deleted_by, 'migration', "
+    "NULL FROM {old} WHERE status = 'deleted' OR (status IN ('missing', 'purged') "
+    "AND is_deleted) ORDER BY deleted_at, media_id",
+    "INSERT INTO reference_removals SELECT media_id, unreferenced_since, 'migration', NULL, "
+    "NULL FROM {old} WHERE unreferenced_since IS NOT NULL ORDER BY unreferenced_since, "
+    "media_id",
+)
+FACT_TABLES = ("media_deletions", "reference_removals")
 KEPT_SUFFIX = ".pre-lake"
 Progress = Callable[[str], None]
 
@@ -288,14 +305,23 @@ def _load(con: duckdb.DuckDBPyConnection, old: Path, exported: dict[str, Any], f
             if held[table]:
                 con.execute(f"DELETE FROM {_q(lake_table)}")
             columns = ", ".join(_q(c) for c in common)
-            con.execute(f"INSERT INTO {_q(lake_table)} ({columns}) SELECT {columns} "
+            values = columns
+            if lake_table == "media_objects":
+                values = ", ".join(BASE_STATUS if c == "status" else _q(c) for c in common)
+            con.execute(f"INSERT INTO {_q(lake_table)} ({columns}) SELECT {values} "
                         f"FROM read_parquet({_s(info['file'])})")
+            if lake_table == "media_objects":
+                for fact_table in FACT_TABLES:
+                    con.execute(f"DELETE FROM {fact_table}")
+                for sql in FACTS:
+                    con.execute(sql.format(old=f"read_parquet({_s(info['file'])})"))
             rows = _count(con, lake_table)
             if rows != info["rows"]:
                 raise CatalogError(f"{table}: {info['rows']} rows in the old catalog, {rows} "
                                    "in the lake; nothing was migrated")
             copies.append(TableCopy(lake_table, int(info["rows"]), rows,
-                                    [c for c in have if c not in target[lake_table]]))
+                                    [c for c in have if c not in target[lake_table]
+                                     and (lake_table, c) not in DERIVED_COLUMNS]))
             say(f"{table}: {rows} rows")
         con.execute("COMMIT")
     except BaseException:

@@ -58,7 +58,7 @@ class DedupStore(Store):
                        count(*) AS member_count,
                        arg_min(media_id, (first_seen, key)) AS canonical_media_id,
                        file_size * (count(*) - 1) AS wasted_bytes
-                FROM media_files
+                FROM media_objects
                 WHERE file_hash IS NOT NULL AND {PRESENT} AND status <> 'pending'
                 GROUP BY file_hash, file_size
                 HAVING count(*) > 1
@@ -98,7 +98,7 @@ class DedupStore(Store):
             con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE ph AS
-                SELECT media_id, phash, file_hash FROM media_files
+                SELECT media_id, phash, file_hash FROM media_objects
                 WHERE phash IS NOT NULL AND {PRESENT} AND status <> 'pending'
                 QUALIFY count(*) OVER (PARTITION BY phash) <= {DEGENERATE_PHASH_FILES}
                 """

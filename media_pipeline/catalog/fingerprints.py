@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from media_pipeline.catalog.retry import retried
-from media_pipeline.catalog.sql import ARCHIVED_FILTER, sql_string, utc_now
+from media_pipeline.catalog.sql import ARCHIVED_FILTER, FILES, sql_string, utc_now
 from media_pipeline.catalog.store import Store
 from media_pipeline.records import STORED_FINGERPRINT_COLUMNS, FingerprintResult, PendingObject
 
@@ -31,7 +31,7 @@ class FingerprintStore(Store):
         self.con.execute(
             f"""
             COPY (SELECT media_id::VARCHAR AS media_id, bucket, key, file_size, etag
-                  FROM media_files WHERE status = 'pending' {ARCHIVED_FILTER}
+                  FROM {FILES} WHERE status = 'pending' {ARCHIVED_FILTER}
                   ORDER BY bucket, key {limit_sql})
             TO '{sql_string(path)}' (FORMAT parquet)
             """
@@ -45,7 +45,7 @@ class FingerprintStore(Store):
     def pending_fingerprints(self, limit: int | None = None) -> list[PendingObject]:
         """Objects that need a (new) fingerprint: new or changed since their last one."""
         sql = (
-            "SELECT media_id, bucket, key, file_size, etag FROM media_files "
+            f"SELECT media_id, bucket, key, file_size, etag FROM {FILES} "
             f"WHERE status = 'pending' {ARCHIVED_FILTER} ORDER BY bucket, key"
         )
         params: list[Any] = []
@@ -82,7 +82,7 @@ class FingerprintStore(Store):
             )
             con.execute(
                 """
-                UPDATE media_files AS m SET
+                UPDATE media_objects AS m SET
                     """ + _FINGERPRINT_SET + """,
                     -- quarantined files are private from then on (also if released later)
                     visibility = CASE WHEN f.status = 'quarantined' THEN 'private'
@@ -105,7 +105,7 @@ class FingerprintStore(Store):
                                    'public_access',
                                    json_extract_string(f.metadata::JSON, '$.public_access')),
                        NULL
-                FROM fp f JOIN media_files m USING (media_id)
+                FROM fp f JOIN media_objects m USING (media_id)
                 WHERE f.status = 'quarantined' AND m.status = 'quarantined'
                   AND m.fingerprinted_at = ?
                 """,
@@ -118,12 +118,12 @@ class FingerprintStore(Store):
             con.execute(
                 """
                 DELETE FROM media_tags WHERE source = 'ai' AND media_id IN (
-                    SELECT media_id FROM media_files WHERE ai_analyzed_at IS NULL)
+                    SELECT media_id FROM media_objects WHERE ai_analyzed_at IS NULL)
                 """
             )
             con.execute(
                 """
-                UPDATE media_files SET ai_title = NULL, ai_generated_tags = NULL,
+                UPDATE media_objects SET ai_title = NULL, ai_generated_tags = NULL,
                     ai_extracted_text = NULL, ai_labels = NULL, ai_scores = NULL,
                     ai_backend = NULL
                 WHERE ai_analyzed_at IS NULL AND ai_backend IS NOT NULL
@@ -131,7 +131,7 @@ class FingerprintStore(Store):
             )
             con.execute(
                 """
-                UPDATE media_files AS m SET status = 'missing', missing_since = ?
+                UPDATE media_objects AS m SET status = 'missing', missing_since = ?
                 FROM fp f
                 WHERE m.media_id = f.media_id AND f.status = 'missing' AND m.status = 'pending'
                   AND m.etag IS NOT DISTINCT FROM f.etag

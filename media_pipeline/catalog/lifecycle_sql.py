@@ -21,12 +21,23 @@ from media_pipeline.catalog.retry import retried
 from media_pipeline.errors import LifecycleError, Refused, UnknownMedia
 from media_pipeline.kinds import MediaStatus
 
-# A file no reference points at, in the table itself (not only the counter).
-UNREFERENCED = (
-    "m.reference_count = 0 AND NOT EXISTS "
-    "(SELECT 1 FROM media_references r WHERE r.media_id = m.media_id)"
-)
-# Status a restored file gets back: what inventory/fingerprinting would say it is.
+# A file no reference points at (the index is the one truth: counts are derived from it).
+UNREFERENCED = "NOT EXISTS (SELECT 1 FROM media_references r WHERE r.media_id = m.media_id)"
+# Each file's base row with its deletion state, as media_files shows them, without the
+# reference aggregation: what the bulk lifecycle queries read.
+FILE_STATE = """(SELECT o.* REPLACE (
+               CASE WHEN d.is_deleted AND o.status NOT IN ('missing', 'purged') THEN 'deleted'
+                    ELSE o.status END AS status),
+           coalesce(d.is_deleted, false) AS is_deleted,
+           CASE WHEN d.is_deleted THEN d.changed_at END AS deleted_at,
+           CASE WHEN d.is_deleted THEN d.actor END AS deleted_by
+    FROM media_objects o LEFT JOIN media_deletion_state d ON d.media_id = o.media_id)"""
+# Files soft-deleted now (purged ones too): a small set, for filters on media_objects.
+DELETED_IDS = "(SELECT media_id FROM media_deletion_state WHERE is_deleted)"
+# Each file's newest reference removal (by commit order).
+LAST_REMOVAL = """(SELECT media_id, arg_max(removed_at, rowid) AS removed_at
+    FROM reference_removals GROUP BY media_id)"""
+# Status an unpurged file gets back: what inventory/fingerprinting would say it is.
 RESTORED_STATUS = f"""CASE WHEN status = '{MediaStatus.MISSING}' THEN '{MediaStatus.MISSING}'
                           WHEN fingerprinted_etag IS DISTINCT FROM etag THEN '{MediaStatus.PENDING}'
                           WHEN quarantine_reason IS NOT NULL THEN '{MediaStatus.QUARANTINED}'
@@ -92,6 +103,12 @@ class LifecycleSQL:
 
     # -- one file ----------------------------------------------------------------------------
 
+    def _append_deletion(self, media_id: str, deleted: bool, at: datetime, actor: str | None,
+                         reason: str, run_id: str | None = None) -> None:
+        """Append a deletion fact: the newest one of a file is its deletion state."""
+        self.con.execute("INSERT INTO media_deletions VALUES (?::UUID, ?, ?, ?, ?, ?)",
+                         [media_id, deleted, at, actor, reason, run_id])
+
     def media_state(self, media_id: str) -> dict[str, Any] | None:
         """What the lifecycle needs to know about one file, or None if the catalog has none."""
         cursor = self.con.execute(
@@ -108,6 +125,23 @@ class LifecycleSQL:
             return None
         return dict(zip([d[0] for d in cursor.description or []], rows[0], strict=True))
 
+    def _lifecycle_state(self, media_id: str) -> dict[str, Any] | None:
+        """``media_state`` without the derived reference columns: what delete and restore
+        decide on (the references themselves they read from the index), in two table scans
+        instead of the view's four."""
+        cursor = self.con.execute(
+            f"""
+            SELECT media_id::VARCHAR AS media_id, namespace, bucket, key, status, is_deleted,
+                   deleted_at, deleted_by, purged_at
+            FROM {FILE_STATE} WHERE media_id = try_cast(? AS UUID)
+            """,
+            [media_id],
+        )
+        rows = cursor.fetchall()
+        if not rows:
+            return None
+        return dict(zip([d[0] for d in cursor.description or []], rows[0], strict=True))
+
     @retried
     def soft_delete(
         self, media_id: str, user: str, *, allow_referenced: bool, now: datetime | None = None,
@@ -120,11 +154,11 @@ class LifecycleSQL:
         """
         now = aware(now) or utc_now()
         with self.transaction():
-            state = self.media_state(media_id)
+            state = self._lifecycle_state(media_id)
             if state is None:
                 raise UnknownMedia.of(media_id)
             refs = self.references_of(media_id)
-            count = max(int(state["reference_count"]), sum(len(v) for v in refs.values()))
+            count = sum(len(v) for v in refs.values())
             if state["status"] == "purged":
                 raise LifecycleError(f"media file {media_id} was purged already")
             if _is_soft_deleted(state):
@@ -133,15 +167,7 @@ class LifecycleSQL:
                 self.record_audit(user, "delete.refused", media_id,
                                   {"reference_count": count, "references": refs})
                 return "refused", refs
-            self.con.execute(
-                """
-                UPDATE media_files SET
-                    status = CASE WHEN status = 'missing' THEN 'missing' ELSE 'deleted' END,
-                    is_deleted = true, deleted_at = ?, deleted_by = ?
-                WHERE media_id = ?::UUID
-                """,
-                [now, user, media_id],
-            )
+            self._append_deletion(media_id, True, now, user, "delete")
             details: dict[str, Any] = {"previous_status": state["status"],
                                        "forced": bool(count and allow_referenced)}
             if count:
@@ -155,7 +181,7 @@ class LifecycleSQL:
         the file is not deleted, was purged, or an interrupted purge may have deleted its
         object already (the next purge run settles it first)."""
         with PURGE_EXCLUSION, self.transaction():
-            state = self.media_state(media_id)
+            state = self._lifecycle_state(media_id)
             if state is None:
                 raise UnknownMedia.of(media_id)
             if state["status"] == "purged":
@@ -171,14 +197,8 @@ class LifecycleSQL:
                     f"an interrupted purge may already have deleted media file {media_id} "
                     "from S3; run `media-pipeline purge` to settle it, then restore if it is "
                     "still there")
-            self.con.execute(
-                f"""
-                UPDATE media_files SET status = {RESTORED_STATUS}, is_deleted = false,
-                    deleted_at = NULL, deleted_by = NULL
-                WHERE media_id = ?::UUID
-                """,
-                [media_id],
-            )
+            # media_objects.status already is the pipeline's: the fact is all a restore changes
+            self._append_deletion(media_id, False, utc_now(), user, "restore")
             cancelled = self.con.execute(
                 "UPDATE purge_marks SET state = 'cancelled', reason = 'restored by ' || ?, "
                 "updated_at = ? WHERE media_id = ?::UUID AND state = 'marked'",
@@ -204,22 +224,21 @@ class LifecycleSQL:
                 self.con.execute(
                     f"""
                     CREATE OR REPLACE TEMP TABLE auto_delete AS
-                    SELECT m.media_id, coalesce(m.unreferenced_since, m.first_seen) AS since
-                    FROM media_files m
-                    WHERE m.namespace = $ns AND m.status = 'active'
-                      AND {UNREFERENCED}
-                      AND coalesce(m.unreferenced_since, m.first_seen)
-                          <= $now - to_days($days::INTEGER)
+                    SELECT media_id, since FROM (
+                        SELECT m.media_id,
+                               -- unreferenced_since as media_files derives it
+                               coalesce(u.removed_at, m.first_seen) AS since
+                        FROM media_objects m LEFT JOIN {LAST_REMOVAL} u USING (media_id)
+                        WHERE m.namespace = $ns AND m.status = 'active'
+                          AND m.media_id NOT IN {DELETED_IDS} AND {UNREFERENCED})
+                    WHERE since <= $now - to_days($days::INTEGER)
                     """,
                     {"ns": namespace, "now": now, "days": days},
                 )
                 self.con.execute(
-                    """
-                    UPDATE media_files SET status = 'deleted', is_deleted = true,
-                        deleted_at = $now, deleted_by = $actor
-                    WHERE media_id IN (SELECT media_id FROM auto_delete)
-                    """,
-                    {"now": now, "actor": actor},
+                    "INSERT INTO media_deletions SELECT media_id, true, $now, $actor, "
+                    "'delete.auto', $run FROM auto_delete ORDER BY media_id",
+                    {"now": now, "actor": actor, "run": run_id},
                 )
                 row = self.con.execute(
                     """
@@ -249,14 +268,14 @@ class LifecycleSQL:
             SELECT count(*) FILTER (WHERE {where}),
                    coalesce(sum(file_size) FILTER (WHERE {where}), 0),
                    count(*) FILTER (WHERE status <> 'purged')
-            FROM media_files m
+            FROM {FILE_STATE} m
             """,
             params,
         ).fetchone()
         assert row is not None
         sample = self.con.execute(
             f"""
-            SELECT media_id::VARCHAR, bucket, key, file_size, deleted_at FROM media_files m
+            SELECT media_id::VARCHAR, bucket, key, file_size, deleted_at FROM {FILE_STATE} m
             WHERE {where} ORDER BY bucket, key LIMIT {int(limit if limit is not None else 1000)}
             """,
             params,
@@ -289,7 +308,7 @@ class LifecycleSQL:
                        m.deleted_at,
                        ((row_number() OVER (ORDER BY m.bucket, m.key) - 1) // $batch)::INTEGER,
                        $now, 'marked', NULL, $now, NULL
-                FROM media_files m
+                FROM {FILE_STATE} m
                 WHERE m.status = 'deleted' AND ({PURGE_BLOCKER}) IS NULL
                 """,
                 {"pid": purge_id, "now": now, "batch": batch_size, "cutoff": cutoff,
@@ -346,7 +365,7 @@ class LifecycleSQL:
                                       OR m.version_id IS DISTINCT FROM p.version_id)
                                 THEN 'object changed since marked'
                             ELSE {PURGE_BLOCKER} END AS blocker
-                          FROM purge_marks p LEFT JOIN media_files m USING (media_id)
+                          FROM purge_marks p LEFT JOIN {FILE_STATE} m USING (media_id)
                           WHERE p.purge_id = $pid AND p.batch = $batch
                             AND p.state = 'marked') p
                 ) c
@@ -407,13 +426,13 @@ class LifecycleSQL:
         with PURGE_EXCLUSION, self.transaction():
             row = self.con.execute(
                 f"""
-                UPDATE media_files SET status = {RESTORED_STATUS}, purged_at = NULL,
-                    is_deleted = false, deleted_at = NULL, deleted_by = NULL,
+                UPDATE media_objects SET status = {RESTORED_STATUS}, purged_at = NULL,
                     version_id = coalesce(?, version_id), missing_since = NULL
                 WHERE media_id = ?::UUID AND status = 'purged'
                 """, [version_id, media_id]).fetchone()
             if not row or not row[0]:
                 raise LifecycleError(f"media file {media_id} is not purged any more")
+            self._append_deletion(media_id, False, utc_now(), user, "unpurge")
             self.record_audit(user, "unpurge", media_id, details)
 
     @retried
@@ -443,7 +462,7 @@ class LifecycleSQL:
             )
             row = con.execute(
                 """
-                UPDATE media_files SET status = 'purged', purged_at = $now
+                UPDATE media_objects SET status = 'purged', purged_at = $now
                 WHERE status <> 'purged' AND media_id IN
                     (SELECT media_id FROM purge_outcome WHERE state = 'purged')
                 """,

@@ -284,6 +284,134 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        3,
+        "facts: deletion and reference-removal facts; media_files becomes a view over them",
+        """
+        -- media_files minus what is derived from facts; status is the pipeline's only
+        -- (pending, active, quarantined, missing, purged): 'deleted' comes from media_deletions
+        CREATE TABLE media_objects (
+            media_id              UUID NOT NULL,
+            namespace             VARCHAR NOT NULL,
+            bucket                VARCHAR NOT NULL,
+            key                   VARCHAR NOT NULL,
+            version_id            VARCHAR,
+            file_size             BIGINT NOT NULL,
+            etag                  VARCHAR,
+            last_modified         TIMESTAMPTZ,
+            storage_class         VARCHAR,
+            original_filename     VARCHAR,
+            content_type          VARCHAR,
+            declared_content_type VARCHAR,
+            file_hash             VARCHAR,
+            hash_source           VARCHAR,
+            phash                 UBIGINT,
+            width                 INTEGER,
+            height                INTEGER,
+            page_count            INTEGER,
+            metadata              JSON,
+            status                VARCHAR NOT NULL DEFAULT 'pending',
+            quarantine_reason     VARCHAR,
+            visibility            VARCHAR NOT NULL DEFAULT 'private',
+            purged_at             TIMESTAMPTZ,
+            fingerprinted_etag    VARCHAR,
+            fingerprinted_at      TIMESTAMPTZ,
+            missing_since         TIMESTAMPTZ,
+            first_seen            TIMESTAMPTZ NOT NULL,
+            last_seen             TIMESTAMPTZ NOT NULL,
+            ai_title              VARCHAR,
+            ai_generated_tags     JSON,
+            ai_extracted_text     VARCHAR,
+            ai_labels             JSON,
+            ai_scores             JSON,
+            ai_backend            VARCHAR,
+            ai_analyzed_at        TIMESTAMPTZ,
+            owner                 VARCHAR,
+            uploaded_at           TIMESTAMPTZ
+        );
+        INSERT INTO media_objects
+        SELECT media_id, namespace, bucket, key, version_id, file_size, etag, last_modified,
+            storage_class, original_filename, content_type, declared_content_type, file_hash,
+            hash_source, phash, width, height, page_count, metadata, CASE WHEN status <> 'deleted'
+            THEN status
+                        WHEN fingerprinted_etag IS DISTINCT FROM etag THEN 'pending'
+                        WHEN quarantine_reason IS NOT NULL THEN 'quarantined'
+                        ELSE 'active' END, quarantine_reason, visibility, purged_at,
+                            fingerprinted_etag, fingerprinted_at, missing_since, first_seen,
+                            last_seen, ai_title, ai_generated_tags, ai_extracted_text, ai_labels,
+                            ai_scores, ai_backend, ai_analyzed_at, owner, uploaded_at
+        FROM media_files;
+        -- append-only: a delete appends true, a restore (or new content at the key) false. The
+        -- newest fact of a file wins; newest = highest rowid, which DuckLake hands out in commit
+        -- order (and insert order within one), whatever clock wrote changed_at
+        CREATE TABLE media_deletions (
+            media_id   UUID NOT NULL,
+            deleted    BOOLEAN NOT NULL,
+            changed_at TIMESTAMPTZ,            -- deleted_at while deleted
+            actor      VARCHAR,                -- deleted_by while deleted
+            reason     VARCHAR NOT NULL,       -- delete, delete.auto, restore, unpurge, upload,
+                                               -- new content (at its key), migration
+            run_id     VARCHAR
+        );
+        INSERT INTO media_deletions
+        SELECT media_id, true, deleted_at, deleted_by, 'migration', NULL FROM media_files
+        WHERE status = 'deleted' OR (status IN ('missing', 'purged') AND is_deleted)
+        ORDER BY deleted_at, media_id;
+        -- append-only: a reference to a catalogued file went away (API removal, scan, retired
+        -- source); the newest one of a file that has none left is when it became unreferenced
+        CREATE TABLE reference_removals (
+            media_id     UUID NOT NULL,
+            removed_at   TIMESTAMPTZ NOT NULL,
+            source       VARCHAR NOT NULL,     -- 'api', a content source, or 'migration'
+            content_type VARCHAR,
+            content_id   VARCHAR
+        );
+        INSERT INTO reference_removals
+        SELECT media_id, unreferenced_since, 'migration', NULL, NULL FROM media_files
+        WHERE unreferenced_since IS NOT NULL ORDER BY unreferenced_since, media_id;
+        DROP TABLE media_files;
+        CREATE VIEW media_deletion_state AS
+            SELECT media_id, arg_max(deleted, rowid) AS is_deleted,
+                   arg_max(changed_at, rowid) AS changed_at, arg_max(actor, rowid) AS actor
+            FROM media_deletions GROUP BY media_id;
+        -- the seed's referenced_in {"webpage": ["123"]}: keys and ids sorted, built as text
+        CREATE VIEW media_reference_state AS
+            SELECT media_id, sum(len(ids))::INTEGER AS n,
+                   '{' || string_agg(to_json(content_type)::VARCHAR || ':'
+                                     || to_json(ids)::VARCHAR, ',' ORDER BY content_type)
+                       || '}' AS refs
+            FROM (SELECT media_id, content_type, list(content_id ORDER BY content_id) AS ids
+                  FROM (SELECT DISTINCT media_id, content_type, content_id
+                        FROM media_references)
+                  GROUP BY media_id, content_type)
+            GROUP BY media_id;
+        -- every column of the old table, by its old name and in its old order
+        CREATE VIEW media_files AS
+            SELECT o.media_id, o.namespace, o.bucket, o.key, o.version_id, o.file_size, o.etag,
+                o.last_modified, o.storage_class, o.original_filename, o.content_type,
+                o.declared_content_type, o.file_hash, o.hash_source, o.phash, o.width, o.height,
+                o.page_count, o.metadata,
+                   CASE WHEN d.is_deleted AND o.status NOT IN ('missing', 'purged') THEN 'deleted'
+                        ELSE o.status END AS status,
+                   o.quarantine_reason, o.visibility,
+                   coalesce(r.n, 0) AS reference_count,
+                   coalesce(r.refs, '{}')::JSON AS referenced_in,
+                   coalesce(d.is_deleted, false) AS is_deleted,
+                   CASE WHEN d.is_deleted THEN d.changed_at END AS deleted_at,
+                   CASE WHEN d.is_deleted THEN d.actor END AS deleted_by,
+                   o.purged_at, o.fingerprinted_etag, o.fingerprinted_at, o.missing_since,
+                       o.first_seen, o.last_seen, o.ai_title, o.ai_generated_tags,
+                       o.ai_extracted_text, o.ai_labels, o.ai_scores, o.ai_backend,
+                       o.ai_analyzed_at,
+                   CASE WHEN r.media_id IS NULL THEN u.removed_at END AS unreferenced_since,
+                   o.owner, o.uploaded_at
+            FROM media_objects o
+            LEFT JOIN media_deletion_state d ON d.media_id = o.media_id
+            LEFT JOIN media_reference_state r ON r.media_id = o.media_id
+            LEFT JOIN (SELECT media_id, arg_max(removed_at, rowid) AS removed_at
+                       FROM reference_removals GROUP BY media_id) u ON u.media_id = o.media_id;
+        """,
+    ),
 ]
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from media_pipeline.catalog.retry import retried
-from media_pipeline.catalog.sql import ARCHIVED_FILTER, PRESENT, utc_now
+from media_pipeline.catalog.sql import ARCHIVED_FILTER, DELETED_IDS, FILES, PRESENT, utc_now
 from media_pipeline.catalog.store import Store
 from media_pipeline.errors import CatalogError
 from media_pipeline.records import PendingObject
@@ -111,9 +111,9 @@ class ObjectStore(Store):
             )
             missing_row = con.execute(
                 f"""
-                UPDATE media_files SET status = 'missing', missing_since = $now
+                UPDATE media_objects SET status = 'missing', missing_since = $now
                 WHERE bucket = $bucket AND {PRESENT} AND key LIKE $like ESCAPE '\\'
-                  AND NOT EXISTS (SELECT 1 FROM {snap} i WHERE i.key = media_files.key)
+                  AND NOT EXISTS (SELECT 1 FROM {snap} i WHERE i.key = media_objects.key)
                   {not_newer_than_report}
                 """,
                 {**params, "now": now, "like": like, **as_of_param},
@@ -121,11 +121,11 @@ class ObjectStore(Store):
             missing = int(missing_row[0]) if missing_row else 0
             new = self._insert_new(snap, params, now)
             if counts:
-                self._apply_staged_changes()
+                self._apply_staged_changes(now)
             # Every object of this bucket/prefix still present was in the snapshot just now.
             con.execute(
                 f"""
-                UPDATE media_files SET last_seen = $now
+                UPDATE media_objects SET last_seen = $now
                 WHERE bucket = $bucket AND {PRESENT} AND key LIKE $like ESCAPE '\\'
                   AND last_seen <> $now
                 """,
@@ -195,10 +195,10 @@ class ObjectStore(Store):
             counts = self._stage_changes(snap, params)
             new = self._insert_new(snap, params, now)
             if counts:
-                self._apply_staged_changes()
+                self._apply_staged_changes(now)
                 # Changed and returning objects were just seen; unchanged ones stay as they are.
                 con.execute(
-                    "UPDATE media_files SET last_seen = $now "
+                    "UPDATE media_objects SET last_seen = $now "
                     "WHERE media_id IN (SELECT media_id FROM inventory_changes)",
                     {"now": now},
                 )
@@ -207,7 +207,7 @@ class ObjectStore(Store):
             if gone_keys:
                 gone_row = con.execute(
                     f"""
-                    UPDATE media_files SET status = 'missing', missing_since = $now
+                    UPDATE media_objects SET status = 'missing', missing_since = $now
                     WHERE bucket = $bucket AND {PRESENT} AND list_contains($gone, key)
                     """,
                     {"now": now, "bucket": bucket, "gone": list(gone_keys)},
@@ -215,7 +215,7 @@ class ObjectStore(Store):
                 missing = int(gone_row[0]) if gone_row else 0
             pending = con.execute(
                 f"""
-                SELECT media_id, bucket, key, file_size, etag FROM media_files
+                SELECT media_id, bucket, key, file_size, etag FROM {FILES}
                 WHERE bucket = $bucket AND status = 'pending' {ARCHIVED_FILTER}
                   AND key IN (SELECT key FROM ingest_objects)
                 ORDER BY key
@@ -254,7 +254,7 @@ class ObjectStore(Store):
         the temp table ``inventory_changes``; returns the count per kind."""
         known = (
             "(SELECT media_id, key, file_size, etag, status, storage_class, last_modified "
-            "FROM media_files WHERE bucket = $bucket)"
+            "FROM media_objects WHERE bucket = $bucket)"
         )
         self.con.execute(
             f"""
@@ -279,7 +279,7 @@ class ObjectStore(Store):
         """Objects of ``snap`` the catalog does not know, inserted as pending."""
         row = self.con.execute(
             f"""
-            INSERT INTO media_files (media_id, namespace, bucket, key, version_id, file_size,
+            INSERT INTO media_objects (media_id, namespace, bucket, key, version_id, file_size,
                 etag, last_modified, storage_class, original_filename, status,
                 first_seen, last_seen)
             SELECT md5(i.bucket || chr(0) || i.key)::UUID,
@@ -288,34 +288,19 @@ class ObjectStore(Store):
                    i.bucket, i.key, i.version_id, i.size, i.etag, i.last_modified,
                    i.storage_class, split_part(i.key, '/', -1), 'pending', $now, $now
             FROM {snap} i
-            WHERE NOT EXISTS (SELECT 1 FROM media_files m
+            WHERE NOT EXISTS (SELECT 1 FROM media_objects m
                               WHERE m.bucket = $bucket AND m.key = i.key)
             """,
             {**params, "now": now},
         ).fetchone()
-        inserted = int(row[0]) if row else 0
-        if inserted:
-            # Content may have referred to these keys before they existed (dangling until
-            # now): their counts come from the index in this same transaction.
-            self.con.execute(
-                """
-                CREATE OR REPLACE TEMP TABLE ref_affected AS
-                SELECT DISTINCT r.media_id FROM media_references r
-                JOIN media_files m ON m.media_id = r.media_id
-                WHERE m.bucket = $bucket AND m.first_seen = $now
-                """,
-                {"bucket": params["bucket"], "now": now},
-            )
-            self.catalog._recompute_affected(now)
-            self.con.execute("DROP TABLE ref_affected")
-        return inserted
+        return int(row[0]) if row else 0
 
-    def _apply_staged_changes(self) -> None:
+    def _apply_staged_changes(self, now: datetime) -> None:
         """Update the rows in ``inventory_changes``: new content goes back to pending, a
         returning object to the status its fingerprint gave it."""
         self.con.execute(
             """
-            UPDATE media_files AS m SET
+            UPDATE media_objects AS m SET
                 file_size = c.size, etag = c.etag, version_id = c.version_id,
                 last_modified = c.last_modified, storage_class = c.storage_class,
                 missing_since = NULL,
@@ -323,18 +308,22 @@ class ObjectStore(Store):
                     WHEN c.kind = 'moved' THEN m.status
                     WHEN c.kind = 'changed' OR m.fingerprinted_etag IS DISTINCT FROM c.etag
                         THEN 'pending'
-                    WHEN m.is_deleted THEN 'deleted'
                     WHEN m.quarantine_reason IS NOT NULL THEN 'quarantined'
                     ELSE 'active' END,
-                purged_at = CASE WHEN c.kind = 'changed' THEN NULL ELSE m.purged_at END,
-                -- New content at the key of a deleted or purged file is a new file: it is
-                -- not deleted (a purge must never take it for the old one).
-                is_deleted = CASE WHEN c.kind = 'changed' THEN false ELSE m.is_deleted END,
-                deleted_at = CASE WHEN c.kind = 'changed' THEN NULL ELSE m.deleted_at END,
-                deleted_by = CASE WHEN c.kind = 'changed' THEN NULL ELSE m.deleted_by END
+                purged_at = CASE WHEN c.kind = 'changed' THEN NULL ELSE m.purged_at END
             FROM inventory_changes c
             WHERE m.media_id = c.media_id
             """
+        )
+        # New content at the key of a deleted or purged file is a new file: it is not deleted
+        # (a purge must never take it for the old one).
+        self.con.execute(
+            f"""
+            INSERT INTO media_deletions
+            SELECT media_id, false, $now, NULL, 'new content', NULL FROM inventory_changes
+            WHERE kind = 'changed' AND media_id IN {DELETED_IDS} ORDER BY media_id
+            """,
+            {"now": now},
         )
 
 

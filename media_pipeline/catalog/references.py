@@ -3,8 +3,9 @@
 Mixed into :class:`media_pipeline.catalog.Catalog` (through :class:`ReferenceSQL`); uses
 ``self.con``. Scanned references (one content source's rows, replaced as a whole) and API
 references (``add_reference``) live side by side in ``media_references``. ``media_files``'
-``reference_count`` and ``referenced_in`` are derived from that table in the same transaction
-that changes it, set-based, for only the files whose set of referring contents changed.
+``reference_count`` and ``referenced_in`` are derived from that table by the ``media_files``
+view (never stored); each removal also appends a ``reference_removals`` fact, from which the
+view derives ``unreferenced_since``.
 
 ``reference_count`` counts distinct (content_type, content_id) pairs: the same page found by a
 scan and added through the API is one reference, as it is one entry in ``referenced_in``.
@@ -20,7 +21,14 @@ from typing import Any
 
 import duckdb
 
-from media_pipeline.catalog.lifecycle_sql import PURGE_EXCLUSION, LifecycleSQL, aware, utc_now
+from media_pipeline.catalog.lifecycle_sql import (
+    DELETED_IDS,
+    FILE_STATE,
+    PURGE_EXCLUSION,
+    LifecycleSQL,
+    aware,
+    utc_now,
+)
 from media_pipeline.catalog.retry import retried
 from media_pipeline.errors import LifecycleError, Refused
 
@@ -32,74 +40,15 @@ BASELINE_DAYS = 90
 FRAGMENT_COLUMNS = ("content_type", "content_id", "bucket", "key", "media_id", "form")
 MAX_ERROR_CHARS = 2000
 
-# media_id, count and referenced_in (the seed's {"webpage": ["123"]}, keys and ids sorted) for
-# the files listed in the temp table ref_affected, recomputed from media_references.
-RECOMPUTE_AFFECTED = """
-    SELECT media_id, sum(len(ids))::INTEGER AS n,
-           -- built as text: 3x faster than to_json(map_from_entries(...)) over 1M files
-           '{' || string_agg(to_json(content_type)::VARCHAR || ':' || to_json(ids)::VARCHAR,
-                             ',' ORDER BY content_type) || '}' AS refs
-    FROM (
-        SELECT media_id, content_type, list(content_id ORDER BY content_id) AS ids
-        FROM (SELECT DISTINCT media_id, content_type, content_id FROM media_references
-              WHERE media_id IN (SELECT media_id FROM ref_affected))
-        GROUP BY media_id, content_type
-    )
-    GROUP BY media_id
-"""
-
-# The same over every file: what the consistency check compares with.
-RECOMPUTE_ALL = RECOMPUTE_AFFECTED.replace(
-    "WHERE media_id IN (SELECT media_id FROM ref_affected)", "")
-
-
 class ReferenceSQL(LifecycleSQL):
     con: duckdb.DuckDBPyConnection
 
-    # -- derived columns ---------------------------------------------------------------------
-
-    def _recompute_affected(self, now: datetime) -> int:
-        """Set reference_count/referenced_in/unreferenced_since of the files in ``ref_affected``.
-
-        Call inside the transaction that changed media_references; returns files updated.
-        """
-        row = self.con.execute(
-            f"""
-            UPDATE media_files AS m SET
-                reference_count = c.n,
-                referenced_in = c.refs::JSON,
-                unreferenced_since = CASE WHEN c.n > 0 THEN NULL
-                                          WHEN m.reference_count > 0 THEN $now
-                                          ELSE m.unreferenced_since END
-            FROM (SELECT a.media_id, coalesce(r.n, 0) AS n, coalesce(r.refs, '{{}}') AS refs
-                  FROM (SELECT DISTINCT media_id FROM ref_affected) a
-                  LEFT JOIN ({RECOMPUTE_AFFECTED}) r USING (media_id)) c
-            WHERE m.media_id = c.media_id
-              AND (m.reference_count <> c.n OR m.referenced_in::VARCHAR <> c.refs)
-            """,
-            {"now": now},
-        ).fetchone()
-        return int(row[0]) if row else 0
-
-    def _affect(self, media_ids: Sequence[str]) -> None:
-        self.con.execute("CREATE OR REPLACE TEMP TABLE ref_affected (media_id UUID)")
-        self.con.executemany("INSERT INTO ref_affected VALUES (?)", [[m] for m in media_ids])
-
-    @retried
-    def sync_reference_counts(self, now: datetime | None = None) -> int:
-        """Repair files whose derived columns disagree with media_references (e.g. a row the
-        inventory inserted for a key that content already referred to); returns files fixed."""
-        now = aware(now) or utc_now()
-        with self.transaction():
-            self.con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE ref_affected AS
-                SELECT media_id FROM ({self._mismatch_sql()})
-                """
-            )
-            fixed = self._recompute_affected(now)
-            self.con.execute("DROP TABLE ref_affected")
-        return fixed
+    def _record_removals(self, sql: str, params: Any) -> None:
+        """Append a reference-removal fact per row of ``sql`` (media_id, removed_at, source,
+        content_type, content_id) whose file the catalog has: where ``unreferenced_since`` comes
+        from. A dangling reference's removal is not one (the old counter never saw it)."""
+        self.con.execute(f"INSERT INTO reference_removals SELECT * FROM ({sql}) "
+                         "SEMI JOIN media_objects USING (media_id)", params)
 
     # -- API references ----------------------------------------------------------------------
 
@@ -115,7 +64,8 @@ class ReferenceSQL(LifecycleSQL):
         con = self.con
         with PURGE_EXCLUSION, self.transaction():
             purged = con.execute(
-                "SELECT count(*) FROM media_files WHERE media_id = ?::UUID AND status = 'purged'",
+                "SELECT count(*) FROM media_objects WHERE media_id = ?::UUID "
+                "AND status = 'purged'",
                 [media_id]).fetchone()
             if purged and purged[0]:
                 raise LifecycleError(f"media file {media_id} was purged; it cannot be referenced")
@@ -144,13 +94,11 @@ class ReferenceSQL(LifecycleSQL):
                 INSERT INTO media_references
                 SELECT $id::UUID, f.bucket, f.key, $ct, $cid, 'api', 'api', 'api', $user,
                        $now, $now, NULL
-                FROM (SELECT 1) LEFT JOIN media_files f ON f.media_id = $id::UUID
+                FROM (SELECT 1) LEFT JOIN media_objects f ON f.media_id = $id::UUID
                 """,
                 {"id": media_id, "ct": content_type, "cid": content_id, "user": user,
                  "now": now},
             )
-            self._affect([media_id])
-            self._recompute_affected(now)
             self.record_audit(user, "reference.add", media_id,
                               {"content_type": content_type, "content_id": content_id})
         return True
@@ -171,8 +119,12 @@ class ReferenceSQL(LifecycleSQL):
             ).fetchone()
             if not row or not row[0]:
                 return False
-            self._affect([media_id])
-            self._recompute_affected(now)
+            # A DELETE of the API row, not a removal fact standing in for it: media_references
+            # stays the one truth the purge re-checks. An API row sits in the small data file
+            # its add_reference wrote, so removals of different rows rarely conflict (and are
+            # retried when they do).
+            self._record_removals("SELECT ?::UUID AS media_id, ?, 'api', ?, ?",
+                                  [media_id, now, content_type, content_id])
             self.record_audit(user, "reference.remove", media_id,
                               {"content_type": content_type, "content_id": content_id})
         return True
@@ -325,7 +277,8 @@ class ReferenceSQL(LifecycleSQL):
                 "EXCEPT SELECT media_id, content_type, content_id FROM scan_new")
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE ref_affected AS SELECT DISTINCT media_id FROM "
-                "(SELECT media_id FROM scan_added UNION ALL SELECT media_id FROM scan_removed)")
+                "(SELECT media_id FROM scan_added UNION ALL SELECT media_id FROM scan_removed) "
+                "SEMI JOIN media_objects USING (media_id)")
             con.execute(
                 """
                 DELETE FROM media_references AS r
@@ -335,6 +288,9 @@ class ReferenceSQL(LifecycleSQL):
                 """,
                 {"source": source},
             )
+            self._record_removals(
+                "SELECT media_id, $at, $source, content_type, content_id FROM scan_removed "
+                "ORDER BY media_id, content_type, content_id", {"at": finished, "source": source})
             con.execute(
                 "UPDATE media_references SET last_seen = ? WHERE source = ? AND origin = 'scan'",
                 [finished, source])
@@ -356,7 +312,9 @@ class ReferenceSQL(LifecycleSQL):
                 """
             ).fetchone()
             assert counts is not None
-            files_changed = self._recompute_affected(finished)
+            # files the catalog has whose referring contents this scan changed
+            files_changed = int(
+                con.execute("SELECT count(*) FROM ref_affected").fetchall()[0][0])
             result: dict[str, Any] = {
                 "rows": int(counts[0]), "refs": int(counts[1]), "added": int(counts[2]),
                 "removed": int(counts[3]), "invalid": int(counts[4]),
@@ -521,14 +479,13 @@ class ReferenceSQL(LifecycleSQL):
             last = con.execute(
                 "SELECT max(started) FROM source_scans WHERE source = ? AND trusted",
                 [source]).fetchall()[0][0]
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE ref_affected AS SELECT DISTINCT media_id "
-                "FROM media_references WHERE source = ? AND origin = 'scan'", [source])
+            self._record_removals(
+                "SELECT DISTINCT media_id, $at, $source, content_type, content_id "
+                "FROM media_references WHERE source = $source AND origin = 'scan' "
+                "ORDER BY ALL", {"at": now, "source": source})
             removed = con.execute(
                 "DELETE FROM media_references WHERE source = ? AND origin = 'scan'",
                 [source]).fetchone()
-            self._recompute_affected(now)
-            con.execute("DROP TABLE ref_affected")
             con.execute(
                 "UPDATE content_sources SET retired_at = ?, retired_by = ?, retired_reason = ? "
                 "WHERE source = ?", [now, user, reason, source])
@@ -594,7 +551,7 @@ class ReferenceSQL(LifecycleSQL):
         (references/known_keys.py): DuckDB hashes them, Python never holds the keys."""
         from media_pipeline.references.known_keys import KnownKeys
 
-        return KnownKeys.from_duckdb(self.con, "SELECT key FROM media_files WHERE bucket = ?",
+        return KnownKeys.from_duckdb(self.con, "SELECT key FROM media_objects WHERE bucket = ?",
                                      [bucket])
 
     def known_media_ids(self, bucket: str) -> Any:
@@ -603,12 +560,12 @@ class ReferenceSQL(LifecycleSQL):
         from media_pipeline.references.known_keys import KnownKeys
 
         return KnownKeys.media_ids_from_duckdb(
-            self.con, "SELECT media_id FROM media_files WHERE bucket = ?", [bucket])
+            self.con, "SELECT media_id FROM media_objects WHERE bucket = ?", [bucket])
 
     def mention_keys(self, bucket: str) -> list[str]:
         """Keys a purge could take (soft-deleted, not purged): what mentions look for."""
         return [k for (k,) in self.con.execute(
-            "SELECT key FROM media_files WHERE bucket = ? AND is_deleted "
+            f"SELECT key FROM media_objects WHERE bucket = ? AND media_id IN {DELETED_IDS} "
             "AND status <> 'purged' ORDER BY key", [bucket]).fetchall()]
 
     def reference_totals(self) -> dict[str, int]:
@@ -617,8 +574,9 @@ class ReferenceSQL(LifecycleSQL):
             """
             SELECT count(*), count(*) FILTER (WHERE origin = 'api'),
                    count(*) FILTER (WHERE origin = 'scan'),
-                   (SELECT count(*) FROM media_files WHERE reference_count > 0),
-                   (SELECT count(*) FROM media_references r ANTI JOIN media_files m
+                   (SELECT count(DISTINCT media_id) FROM media_references
+                    SEMI JOIN media_objects USING (media_id)),
+                   (SELECT count(*) FROM media_references r ANTI JOIN media_objects m
                     USING (media_id))
             FROM media_references
             """
@@ -630,10 +588,10 @@ class ReferenceSQL(LifecycleSQL):
         """Soft-deleted files past the retention that a purge keeps because something still
         refers to them: one row per reference (form, source, content and snippet)."""
         return self._rows(
-            """
+            f"""
             SELECT m.media_id::VARCHAR AS media_id, m.key, r.form, r.source, r.content_type,
                    r.content_id, r.snippet
-            FROM media_files m JOIN media_references r USING (media_id)
+            FROM {FILE_STATE} m JOIN media_references r USING (media_id)
             WHERE m.status = 'deleted' AND m.deleted_at < ?
             ORDER BY m.key, r.source, r.content_type, r.content_id LIMIT ?
             """, [cutoff, limit])
@@ -646,7 +604,7 @@ class ReferenceSQL(LifecycleSQL):
             """
             SELECT r.media_id::VARCHAR AS media_id, r.bucket, r.key, r.content_type,
                    r.content_id, r.source, r.origin
-            FROM media_references r ANTI JOIN media_files m USING (media_id)
+            FROM media_references r ANTI JOIN media_objects m USING (media_id)
             ORDER BY r.source, r.content_type, r.content_id LIMIT ?
             """, [limit])
 
@@ -656,29 +614,26 @@ class ReferenceSQL(LifecycleSQL):
             """
             SELECT r.media_id::VARCHAR AS media_id, m.bucket, m.key, m.status, r.content_type,
                    r.content_id, r.source, r.origin
-            FROM media_references r JOIN media_files m USING (media_id)
+            FROM media_references r JOIN media_objects m USING (media_id)
             WHERE m.status IN ('purged', 'missing')
             ORDER BY m.key, r.content_type, r.content_id LIMIT ?
             """, [limit])
 
-    def _mismatch_sql(self) -> str:
-        return f"""
-            SELECT m.media_id, m.reference_count, m.referenced_in::VARCHAR AS referenced_in,
-                   coalesce(r.n, 0) AS expected_count, coalesce(r.refs, '{{}}') AS expected_in
-            FROM media_files m LEFT JOIN ({RECOMPUTE_ALL}) r USING (media_id)
-            WHERE m.reference_count <> coalesce(r.n, 0)
-               OR m.referenced_in::VARCHAR <> coalesce(r.refs, '{{}}')
-        """
-
-    def reference_count_mismatches(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Files whose reference_count/referenced_in disagree with media_references."""
-        rows = self._rows(
-            f"SELECT * REPLACE (media_id::VARCHAR AS media_id) FROM ({self._mismatch_sql()}) "
-            "ORDER BY media_id LIMIT ?", [limit])
-        for row in rows:
-            row["referenced_in"] = json.loads(row["referenced_in"])
-            row["expected_in"] = json.loads(row["expected_in"])
-        return rows
+    def catalog_inconsistencies(self, limit: int = 100) -> list[dict[str, Any]]:
+        """What construction should rule out, now that counts are derived and cannot drift:
+        a media id with more than one ``media_objects`` row (DuckLake has no primary key; each
+        extra row would show the file twice), and deletion facts about a file the catalog has
+        no row for."""
+        return self._rows(
+            """
+            SELECT * FROM (
+                SELECT media_id::VARCHAR AS media_id, 'rows: ' || count(*) AS problem
+                FROM media_objects GROUP BY media_id HAVING count(*) > 1
+                UNION ALL
+                SELECT DISTINCT media_id::VARCHAR, 'deletion facts without a file'
+                FROM media_deletions ANTI JOIN media_objects USING (media_id))
+            ORDER BY media_id, problem LIMIT ?
+            """, [limit])
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         cursor = self.con.execute(sql, list(params))

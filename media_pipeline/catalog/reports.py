@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from media_pipeline.catalog.sql import PRESENT
+from media_pipeline.catalog.sql import FILES, PRESENT
 from media_pipeline.catalog.store import Store
 
 __all__ = ["ReportStore"]
@@ -20,7 +20,7 @@ class ReportStore(Store):
             f"""
             SELECT namespace, coalesce(content_type, 'unknown') AS content_type,
                    count(*) AS files, sum(file_size) AS bytes
-            FROM media_files WHERE {PRESENT}
+            FROM media_objects WHERE {PRESENT}
             GROUP BY ALL ORDER BY bytes DESC
             """
         ).fetchall()
@@ -34,10 +34,10 @@ class ReportStore(Store):
         size = int(size)  # DuckDB takes only a literal in SAMPLE
         rows = self.con.execute(
             f"""
-            (SELECT media_id, bucket, key, status FROM media_files WHERE {PRESENT}
+            (SELECT media_id, bucket, key, status FROM {FILES} WHERE {PRESENT}
              USING SAMPLE reservoir({size} ROWS))
             UNION ALL
-            (SELECT media_id, bucket, key, status FROM media_files WHERE status = 'missing')
+            (SELECT media_id, bucket, key, status FROM {FILES} WHERE status = 'missing')
             """
         ).fetchall()
         return [(str(r[0]), r[1], r[2], r[3]) for r in rows]
@@ -49,10 +49,10 @@ class ReportStore(Store):
         size = int(size)  # DuckDB takes only a literal in SAMPLE
         rows = self.con.execute(
             f"""
-            (SELECT bucket, key, status FROM media_files
+            (SELECT bucket, key, status FROM {FILES}
              WHERE status = 'quarantined' ORDER BY key LIMIT {int(max_quarantined)})
             UNION ALL
-            (SELECT bucket, key, status FROM media_files
+            (SELECT bucket, key, status FROM {FILES}
              WHERE {PRESENT} AND status <> 'quarantined' AND visibility <> 'public'
              USING SAMPLE reservoir({size} ROWS))
             """
@@ -67,7 +67,7 @@ class ReportStore(Store):
                    count(*) FILTER (WHERE status = 'missing'),
                    count(*) FILTER (WHERE status = 'quarantined'),
                    count(*) FILTER (WHERE status = 'pending')
-            FROM media_files
+            FROM {FILES}
             """
         ).fetchone()
         assert row is not None
@@ -80,7 +80,7 @@ class ReportStore(Store):
         types = con.execute(
             f"""
             SELECT coalesce(content_type, 'unknown'), count(*), sum(file_size)
-            FROM media_files WHERE {PRESENT} GROUP BY ALL ORDER BY 2 DESC
+            FROM media_objects WHERE {PRESENT} GROUP BY ALL ORDER BY 2 DESC
             """
         ).fetchall()
         dup = con.execute(
@@ -91,33 +91,33 @@ class ReportStore(Store):
         near = con.execute(
             f"""
             SELECT count(*) FROM near_duplicates n
-            JOIN media_files a ON a.media_id = n.media_id_a AND a.{PRESENT}
-            JOIN media_files b ON b.media_id = n.media_id_b AND b.{PRESENT}
+            JOIN media_objects a ON a.media_id = n.media_id_a AND a.{PRESENT}
+            JOIN media_objects b ON b.media_id = n.media_id_b AND b.{PRESENT}
             """
         ).fetchone()
         quarantined = con.execute(
-            "SELECT key, quarantine_reason FROM media_files WHERE status = 'quarantined' "
+            f"SELECT key, quarantine_reason FROM {FILES} WHERE status = 'quarantined' "
             "ORDER BY key LIMIT ?",
             [max_listed],
         ).fetchall()
         near_examples = con.execute(
             """
             SELECT a.key, b.key, n.distance FROM near_duplicates n
-            JOIN media_files a ON a.media_id = n.media_id_a
-            JOIN media_files b ON b.media_id = n.media_id_b
+            JOIN media_objects a ON a.media_id = n.media_id_a
+            JOIN media_objects b ON b.media_id = n.media_id_b
             ORDER BY n.distance, a.key LIMIT 5
             """
         ).fetchall()
         ai = con.execute(
             """
             SELECT key, ai_title, ai_generated_tags::VARCHAR, ai_extracted_text
-            FROM media_files WHERE ai_analyzed_at IS NOT NULL
+            FROM media_objects WHERE ai_analyzed_at IS NOT NULL
             ORDER BY ai_extracted_text IS NULL, content_type = 'application/pdf', key
             LIMIT 12
             """
         ).fetchall()
         ai_count = con.execute(
-            "SELECT count(*) FROM media_files WHERE ai_analyzed_at IS NOT NULL").fetchone()
+            "SELECT count(*) FROM media_objects WHERE ai_analyzed_at IS NOT NULL").fetchone()
         assert dup is not None and near is not None and ai_count is not None
         return {
             **self.totals(),

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from media_pipeline.catalog.lifecycle_sql import DELETED_IDS, FILE_STATE
 from media_pipeline.kinds import MediaStatus, sql_in
 
-__all__ = ["ARCHIVED_FILTER", "PRESENT", "sql_string", "utc_now"]
+__all__ = ["ARCHIVED_FILTER", "DELETED_IDS", "FILES", "PRESENT", "sql_string", "utc_now"]
 
 # Rows whose object exists in the bucket (as far as the last inventory knows).
 PRESENT = f"status NOT IN {sql_in(MediaStatus.MISSING, MediaStatus.PURGED)}"
+# media_files without the reference aggregation (status 'deleted' included): for bulk reads
+FILES = FILE_STATE
 # Objects in archive storage classes cannot be read without a restore; they wait, pending.
 ARCHIVED_FILTER = (
     "AND coalesce(storage_class, 'STANDARD') NOT IN ('GLACIER', 'DEEP_ARCHIVE')"

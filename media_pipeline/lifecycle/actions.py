@@ -185,7 +185,6 @@ def auto_soft_delete(
         if stale:
             return AutoDeleteReport(
                 deleted={}, refused_reason=f"stale content sources: {', '.join(stale)}")
-    catalog.sync_reference_counts()
     deleted = catalog.auto_soft_delete(dict(settings.auto_delete_days),
                                        aware(now) or utc_now(), SYSTEM_USER, run_id)
     return AutoDeleteReport(deleted=deleted)

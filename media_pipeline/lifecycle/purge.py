@@ -148,7 +148,6 @@ def purge(
                 except _S3Unsettled as exc:
                     report.refused_reason = str(exc)
                     return report
-                catalog.sync_reference_counts(now)
                 step("settled", {"settled": report.settled})
             # Every source ever scanned counts, not only today's configuration.
             sources = catalog.required_sources(configured, disabled)

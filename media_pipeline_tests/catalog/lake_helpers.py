@@ -28,7 +28,7 @@ def deleted_file(catalog: Catalog) -> None:
     source scanned (trusted) after that."""
     con = catalog.con
     con.execute(
-        "INSERT INTO media_files (media_id, namespace, bucket, key, file_size, etag, status, "
+        "INSERT INTO media_objects (media_id, namespace, bucket, key, file_size, etag, status, "
         "first_seen, last_seen) VALUES (?, 'blog', 'media', ?, 2048, 'e1', 'active', ?, ?)",
         [MEDIA_ID, KEY, DELETED_AT - timedelta(days=5), NOW])
     outcome, _ = catalog.soft_delete(MEDIA_ID, "alice", allow_referenced=False,

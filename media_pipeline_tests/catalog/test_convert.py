@@ -99,7 +99,7 @@ def test_migrate_converts_counts_and_keeps_the_old_file(legacy_venv: Path,
     report = migrate_catalog(old, location, progress=lines.append, venv=legacy_venv)
     assert report.exported_with == LEGACY_DUCKDB and report.old_schema_version == 8
     counts = {t.table: (t.rows_old, t.rows_new) for t in report.tables}
-    assert counts["media_files"] == (250, 250)
+    assert counts["media_objects"] == (250, 250)  # media_files is a view over it and facts
     assert counts["media_references"] == (167, 167)
     assert counts["image_features"] == (1, 1) and counts["audit_log"] == (1, 1)
     assert all(old_rows == new for old_rows, new in counts.values())
@@ -114,6 +114,17 @@ def test_migrate_converts_counts_and_keeps_the_old_file(legacy_venv: Path,
                       ["0b0e4a1c-2f7e-4f55-9a35-8a0d8c2b0010"]).fetchall()
     assert row[0][:4] == ("blog/img-10.jpg", 18446744073709551605, "Canon", "alice")
     assert row[0][4].isoformat() == "2026-10-01T10:00:00+00:00"
+    # the derived columns come back from the facts and the references
+    derived = con.execute(
+        "SELECT status, is_deleted, reference_count, referenced_in::VARCHAR FROM media_files "
+        "WHERE key IN ('blog/img-10.jpg', 'blog/img-11.jpg', 'blog/img-12.jpg') ORDER BY key"
+    ).fetchall()
+    assert derived == [("deleted", True, 1, '{"webpage":["1"]}'),
+                       ("active", False, 1, '{"webpage":["1"]}'),
+                       ("active", False, 0, "{}")]
+    # the stored status is the pipeline's: what a restore would give back (never fingerprinted)
+    assert con.execute("SELECT status, count(*) FROM media_objects GROUP BY ALL ORDER BY 1"
+                       ).fetchall() == [("active", 225), ("pending", 25)]
     layout, colours = con.execute("SELECT layout, colours FROM image_features").fetchall()[0]
     assert len(layout) == 64 and len(colours) == 48 and layout[32] == pytest.approx(0.5)
     assert con.execute("SELECT jpeg FROM thumbnails").fetchall() == [(b"\xff\xd8\xff",)]
@@ -130,7 +141,7 @@ def test_a_lake_with_rows_is_refused_unless_forced(legacy_venv: Path, tmp_path: 
     assert again.exists()  # refused: the old file stays where it was
     report = migrate_catalog(again, location, venv=legacy_venv, force=True)
     assert report.replaced_rows > 0
-    assert {t.table: t.rows_new for t in report.tables}["media_files"] == 250
+    assert {t.table: t.rows_new for t in report.tables}["media_objects"] == 250
     assert (tmp_path / "catalog.duckdb.pre-lake").exists()
     assert Path(report.kept_as).name.startswith("catalog.duckdb.pre-lake-")
 
@@ -142,21 +153,21 @@ def test_a_column_with_values_the_lake_lacks_stops_it(legacy_venv: Path,
     def without(column: str) -> Callable[[Any], None]:
         def prepare(con: Any) -> None:
             ensure_schema(con, location)
-            con.execute(f"ALTER TABLE media_files DROP COLUMN {column}")
+            con.execute(f"ALTER TABLE media_objects DROP COLUMN {column}")
         return prepare
 
     old = old_catalog(legacy_venv, tmp_path / "catalog.duckdb")
     location = LakeLocation.embedded(tmp_path)
-    with pytest.raises(CatalogError, match=r"no column for media_files.deleted_by \(25 values"):
-        migrate_catalog(old, location, venv=legacy_venv, prepare=without("deleted_by"))
+    with pytest.raises(CatalogError, match=r"no column for media_files.file_hash \(250 values"):
+        migrate_catalog(old, location, venv=legacy_venv, prepare=without("file_hash"))
     assert old.exists()
     con = lake.connect(location, read_only=True)
-    assert con.execute("SELECT count(*) FROM media_files").fetchall() == [(0,)]
+    assert con.execute("SELECT count(*) FROM media_objects").fetchall() == [(0,)]
     con.close()
     # an empty column the lake lacks is only reported (another lake: that one lost a column)
     report = migrate_catalog(old, LakeLocation.embedded(tmp_path / "other"), venv=legacy_venv,
                              prepare=without("ai_title"))
-    copy = {t.table: t for t in report.tables}["media_files"]
+    copy = {t.table: t for t in report.tables}["media_objects"]
     assert copy.rows_new == 250 and copy.columns_not_copied == ["ai_title"]
 
 
@@ -178,7 +189,7 @@ def test_the_command(legacy_venv: Path, tmp_path: Path, monkeypatch) -> None:
     result = CliRunner().invoke(cli, ["catalog", "migrate", "--json", *venv])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output[result.output.index("{"):])
-    assert {t["table"]: t["rows_new"] for t in report["tables"]}["media_files"] == 250
+    assert {t["table"]: t["rows_new"] for t in report["tables"]}["media_objects"] == 250
     again = CliRunner().invoke(cli, ["catalog", "migrate", *venv])
     assert again.exit_code == 1 and "no old catalog" in again.output
     other = old_catalog(legacy_venv, tmp_path / "elsewhere.duckdb")
@@ -194,7 +205,7 @@ def test_migrate_into_postgres_metadata(legacy_venv: Path, tmp_path: Path,
                                                           "postgresql://"),
                             data=str(tmp_path / "data") + "/")
     report = migrate_catalog(old, location, venv=legacy_venv)
-    assert {t.table: t.rows_new for t in report.tables}["media_files"] == 250
+    assert {t.table: t.rows_new for t in report.tables}["media_objects"] == 250
     con = lake.connect(location, read_only=True)
     assert con.execute("SELECT count(*) FROM media_references").fetchall() == [(167,)]
     con.close()

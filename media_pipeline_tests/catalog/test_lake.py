@@ -120,9 +120,9 @@ INCREMENTER = """
     with Catalog.open(home) as c:
         def bump() -> None:
             # read, then write what was read plus one: a lost update would show in the total
-            [(n,)] = c.con.execute("SELECT reference_count FROM media_files WHERE media_id = ?",
-                                   [media_id]).fetchall()
-            c.con.execute("UPDATE media_files SET reference_count = ? WHERE media_id = ?",
+            [(n,)] = c.con.execute("SELECT coalesce(width, 0) FROM media_objects "
+                                   "WHERE media_id = ?", [media_id]).fetchall()
+            c.con.execute("UPDATE media_objects SET width = ? WHERE media_id = ?",
                           [n + 1, media_id])
             c.record_audit(name, "test.bump", media_id)
         for _ in range(times):
@@ -140,7 +140,7 @@ def test_conflicting_writers_in_two_processes_are_retried_and_no_update_is_lost(
     finish([python(INCREMENTER, str(tmp_path), media_id, name, str(times))
             for name in ("one", "two")])
     with Catalog.open(tmp_path) as c:
-        assert c.con.execute("SELECT reference_count FROM media_files WHERE media_id = ?",
+        assert c.con.execute("SELECT width FROM media_objects WHERE media_id = ?",
                              [media_id]).fetchall() == [(2 * times,)]
         assert c.con.execute("SELECT actor, count(*) FROM audit_log WHERE action = 'test.bump' "
                              "GROUP BY ALL ORDER BY 1").fetchall() == [("one", times),
@@ -157,10 +157,10 @@ def test_a_conflict_past_the_last_attempt_is_a_catalog_conflict_and_applies_noth
 
         def body() -> None:
             attempts.append(1)
-            mine.con.execute("UPDATE media_files SET status = 'active' WHERE key = 'a'")
+            mine.con.execute("UPDATE media_objects SET status = 'active' WHERE key = 'a'")
             mine.record_audit("me", "test.never")
             # Another session changes the same rows and commits first, every time.
-            other.con.execute("UPDATE media_files SET etag = etag || '+' WHERE key = 'a'")
+            other.con.execute("UPDATE media_objects SET etag = etag || '+' WHERE key = 'a'")
 
         with pytest.raises(CatalogConflict, match="after 3 attempts; nothing of it was applied"):
             mine.write(body)
@@ -230,7 +230,7 @@ def test_the_analysts_query_reads_the_live_catalog_read_only(settings: Settings)
         c.objects.apply_objects(objects(["c"]), BUCKET)
     assert run_query(settings, "SELECT count(*) FROM media_files")[1] == [(3,)]
     with pytest.raises(Exception, match="read-only"):
-        run_query(settings, "DELETE FROM media_files")
+        run_query(settings, "DELETE FROM media_objects")
 
 
 # -- the application and a pipeline run ----------------------------------------------------------
@@ -458,6 +458,71 @@ def test_a_reference_committed_during_a_purge_recheck_makes_the_recheck_skip_the
         assert len(attempts) == 2 and [m["media_id"] for m in attempts[0]] == [media_id]
         assert purge.purge_marks_in(purge_id, 0, "skipped")[0]["reason"] == "referenced"
         assert app.references_of(media_id) == {"webpage": ["1"]}
+
+
+REFERENCER = """
+import sys
+from media_pipeline.catalog import Catalog
+from media_pipeline.catalog.lake import LakeLocation
+with Catalog.open(LakeLocation(metadata=sys.argv[1], data=sys.argv[2])) as c:
+    print(c.add_reference(sys.argv[3], "webpage", "1", "ed"))
+"""
+
+
+def test_a_delete_that_saw_no_reference_racing_a_new_one_never_lets_a_purge_take_it(
+        any_lake: lake.LakeLocation) -> None:
+    # A delete appends a fact and a reference a row: nothing makes them conflict, so a delete
+    # that read "no references" may commit after another process added one. Whichever way it
+    # goes, the file is never purged while referenced: the purge reads the index itself.
+    long_ago = datetime(2025, 1, 1, tzinfo=UTC)
+    now = datetime.now(UTC)
+    with Catalog.open(any_lake) as c:
+        c.apply_objects(objects(["z"]), BUCKET)
+        media_id = media_id_for(BUCKET, "z")
+        try:
+            with c.transaction():
+                assert c.references_of(media_id) == {}  # what the delete decides on
+                out = finish([python(REFERENCER, any_lake.metadata, any_lake.data, media_id)])
+                assert out == ["True\n"]
+                outcome = c.soft_delete(media_id, "ed", allow_referenced=False, now=long_ago)[0]
+                assert outcome == "deleted"  # it did not see the reference
+        except CatalogConflict:  # the catalog serialised them: run again, it sees it
+            outcome = c.soft_delete(media_id, "ed", allow_referenced=False, now=long_ago)[0]
+            assert outcome == "refused"
+        assert c.references_of(media_id) == {"webpage": ["1"]}
+        assert c.media_state(media_id)["reference_count"] == 1  # type: ignore[index]
+        assert c.purge_candidates(now, now)["count"] == 0
+        assert c.start_purge_run("p-z", now, retention_days=30, versions="marker", sources=[],
+                                 cutoff=now, horizon=now, batch_size=10)[0] == 0
+        if outcome == "deleted":
+            assert [r["key"] for r in c.kept_referenced(now)] == ["z"]
+
+
+def test_app_actions_do_not_conflict_with_a_bulk_stage_rewriting_the_file_rows(
+        lake_database: str, tmp_path: Path) -> None:
+    # PostgreSQL metadata (with SQLite any two overlapping writers conflict). Delete, restore
+    # and references append facts or touch small tables: a stage that rewrites every row of
+    # media_objects meanwhile commits on its first attempt, and so do they.
+    location = lake.LakeLocation(metadata=lake_database, data=str(tmp_path / "data") + "/")
+    with Catalog.open(location) as stage, Catalog.open(location) as app:
+        stage.apply_objects(objects(["p", "q"]), BUCKET)
+        p, q = media_id_for(BUCKET, "p"), media_id_for(BUCKET, "q")
+        attempts: list[int] = []
+
+        def bulk() -> None:
+            attempts.append(1)
+            stage.con.execute("UPDATE media_objects SET last_seen = now()")
+            if len(attempts) == 1:  # the application acts before the stage commits
+                assert app.soft_delete(p, "ed", allow_referenced=False)[0] == "deleted"
+                assert app.add_reference(q, "webpage", "1", "ed") is True
+                app.restore_media(p, "ed")
+                assert app.soft_delete(p, "ed", allow_referenced=False)[0] == "deleted"
+
+        stage.write(bulk)
+        assert len(attempts) == 1
+        assert stage.con.execute(
+            "SELECT key, status, reference_count FROM media_files ORDER BY key").fetchall() == [
+            ("p", "deleted", 0), ("q", "pending", 1)]
 
 
 def test_a_reference_after_the_recheck_committed_is_refused(any_lake: lake.LakeLocation

@@ -150,7 +150,7 @@ def test_a_purged_key_that_comes_back_is_revived_not_duplicated(
     first = write_snapshot(tmp_path / "1.parquet", [("site/a.jpg", 1, "e1")])
     with open_catalog(home) as c:
         c.objects.apply_inventory(first, BUCKET)
-        c.con.execute("UPDATE media_files SET status = 'purged', purged_at = now()")
+        c.con.execute("UPDATE media_objects SET status = 'purged', purged_at = now()")
         c.objects.apply_inventory(
             write_snapshot(tmp_path / "2.parquet", [("site/a.jpg", 1, "e9")]), BUCKET)
         rows = c.con.execute("SELECT status, etag, purged_at FROM media_files").fetchall()

@@ -241,7 +241,7 @@ class World:
     def check(self) -> None:
         present = object_keys(self.client, self.s)
         with Catalog.open(self.s.catalog_location) as catalog:
-            assert catalog.reference_count_mismatches() == []
+            assert catalog.catalog_inconsistencies() == []
             for f, media_id in enumerate(self.ids):
                 state = catalog.media_state(media_id)
                 assert state is not None

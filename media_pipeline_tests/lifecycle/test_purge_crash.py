@@ -64,7 +64,7 @@ def _assert_consistent(s: Settings, client: Any, ids: dict[str, str]) -> None:
         statuses = {key: catalog.media_state(media_id)["status"]  # type: ignore[index]
                     for key, media_id in ids.items()}
         in_flight = catalog.purge_marks_in(None, None, "deleting")
-        assert catalog.reference_count_mismatches() == []
+        assert catalog.catalog_inconsistencies() == []
     for key, status in statuses.items():
         assert (status == "purged") == (key not in present), (key, status)
     assert "a/used.txt" in present and "a/live.txt" in present and "a/recent.txt" in present

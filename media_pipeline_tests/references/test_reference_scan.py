@@ -184,7 +184,7 @@ def test_unknown_keys_are_kept_as_dangling(scanned: dict[str, Any], backend: str
     settings: Settings = result["settings"]
     with Catalog.open(settings.catalog_location) as catalog:
         dangling = catalog.dangling_references(limit=100)
-        counted = catalog.reference_count_mismatches(limit=10)
+        counted = catalog.catalog_inconsistencies(limit=10)
     assert [(d["key"], d["content_id"]) for d in dangling] == [
         ("site/not-in-the-bucket.jpg", _content_id(backend, "dangling"))]
     assert counted == []  # reference_count/referenced_in derived in the same transaction

@@ -49,7 +49,7 @@ def test_scan_and_api_references_side_by_side(admin_settings: Settings,
                                                     "webpage": ["123", "456"]}
         origins = {(r["content_id"], r["origin"]) for r in catalog.reference_rows(a)}
         assert ("123", "scan") in origins and ("123", "api") in origins
-        assert catalog.reference_count_mismatches() == []
+        assert catalog.catalog_inconsistencies() == []
     state = row(s, a)
     assert state["reference_count"] == 4
     with Catalog.open(s.catalog_location) as catalog:
@@ -62,7 +62,7 @@ def test_scan_and_api_references_side_by_side(admin_settings: Settings,
         assert remove_reference(catalog, s, a, "webpage", "123", ADMIN)
         assert not remove_reference(catalog, s, a, "webpage", "123", ADMIN)
         assert references(catalog, s, a, ADMIN)["webpage"] == ["123", "456"]
-        assert catalog.reference_count_mismatches() == []
+        assert catalog.catalog_inconsistencies() == []
     assert row(s, a)["reference_count"] == 4  # the scan still finds webpage 123
 
 
@@ -82,7 +82,7 @@ def test_rescan_replaces_only_that_source_and_keeps_first_seen(
         assert rows[("1", "cms")]["first_seen"] == t0
         assert rows[("3", "cms")]["first_seen"] == t0 + timedelta(days=1)
         assert catalog.references_of(b) == {"doc": ["x"]}  # the other source's row stayed
-        assert catalog.reference_count_mismatches() == []
+        assert catalog.catalog_inconsistencies() == []
     assert row(settings, a)["reference_count"] == 2
     assert row(settings, b)["reference_count"] == 1
 
@@ -154,23 +154,26 @@ def test_a_key_referenced_before_it_existed_is_counted_when_the_inventory_finds_
     assert row(settings, late)["reference_count"] == 1
     with Catalog.open(settings.catalog_location) as catalog:
         assert catalog.references_of(late) == {"webpage": ["1"]}
-        assert catalog.reference_count_mismatches() == []
+        assert catalog.catalog_inconsistencies() == []
 
 
-def test_consistency_query_finds_drift_and_sync_repairs_it(settings: Settings,
-                                                            files: dict[str, str]) -> None:
+def test_consistency_query_finds_a_duplicated_row_and_orphan_deletion_facts(
+        settings: Settings, files: dict[str, str]) -> None:
     a = files["blog/a.txt"]
     scan(settings, "cms", [key_ref(settings, "webpage", "1", "blog/a.txt")])
+    stranger = "00000000-0000-0000-0000-000000000001"
     with Catalog.open(settings.catalog_location) as catalog:
-        # Drift as a bug or a hand edit would leave it (test-only SQL).
-        catalog.con.execute("UPDATE media_files SET reference_count = 0, referenced_in = '{}' "
+        assert catalog.catalog_inconsistencies() == []
+        # What a bug or a hand edit could leave (test-only SQL).
+        catalog.con.execute("INSERT INTO media_objects SELECT * FROM media_objects "
                             "WHERE media_id = ?", [a])
-        drift = catalog.reference_count_mismatches()
-        assert [(d["media_id"], d["reference_count"], d["expected_count"]) for d in drift] == [
-            (a, 0, 1)]
-        assert drift[0]["expected_in"] == {"webpage": ["1"]}
-        assert catalog.sync_reference_counts() == 1
-        assert catalog.reference_count_mismatches() == []
+        catalog.con.execute("INSERT INTO media_deletions VALUES (?, true, now(), 'x', 'delete', "
+                            "NULL)", [stranger])
+        assert catalog.catalog_inconsistencies() == [
+            {"media_id": stranger, "problem": "deletion facts without a file"},
+            {"media_id": a, "problem": "rows: 2"}] or catalog.catalog_inconsistencies() == [
+            {"media_id": a, "problem": "rows: 2"},
+            {"media_id": stranger, "problem": "deletion facts without a file"}]
 
 
 def test_failed_scan_keeps_old_rows_and_marks_the_source_stale(
@@ -193,10 +196,10 @@ def test_failed_scan_keeps_old_rows_and_marks_the_source_stale(
 
 
 class _FailsAfterTheDelete(Catalog):
-    """A real catalog whose counter update fails: after the old rows were deleted and the new
-    ones inserted, before the commit."""
+    """A real catalog whose audit row fails: after the old rows were deleted, the new ones
+    inserted and the removals recorded, before the commit."""
 
-    def _recompute_affected(self, now: datetime) -> int:
+    def record_audit(self, *args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk full")
 
 
@@ -211,8 +214,10 @@ def test_replace_is_atomic(settings: Settings, files: dict[str, str], tmp_path: 
     with Catalog.open(settings.catalog_location) as catalog:
         assert catalog.references_of(a) == {"webpage": ["1"]}
         assert catalog.references_of(files["blog/b.txt"]) == {}
+        assert catalog.con.execute("SELECT count(*) FROM reference_removals").fetchall() == [
+            (0,)]
         scans = catalog.source_scan_status(["cms"])[0]
-        assert catalog.reference_count_mismatches() == []
+        assert catalog.catalog_inconsistencies() == []
     assert scans["latest_started"] is not None and not scans["stale"]
 
 

@@ -170,7 +170,7 @@ def test_query_cli_formats_and_errors(settings: Settings, s3_client: Any,
     assert csv_out.output.splitlines() == ["key"] + sorted(f.key for f in corpus[:5])
     bad = runner.invoke(cli, ["query", "SELEC nonsense"], env=env)
     assert bad.exit_code == 1 and "query failed" in bad.output
-    write = runner.invoke(cli, ["query", "DELETE FROM media_files"], env=env)
+    write = runner.invoke(cli, ["query", "DELETE FROM media_objects"], env=env)
     assert write.exit_code == 1 and "read-only" in write.output.lower()
     assert rows(settings, "SELECT count(*) FROM media_files") == [(5,)]
 

@@ -103,10 +103,9 @@ def build_reference_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     @dg.asset(group_name=GROUP_REFERENCES, deps=[*source_assets, fingerprints],
               pool=CATALOG_POOL, compute_kind="duckdb")
     def reference_index(media: MediaPipelineResource) -> dg.MaterializeResult:
-        """Scanned and API references side by side; reference counts re-derived from them."""
+        """Scanned and API references side by side (the counts are derived from them)."""
         settings = media.settings()
         with open_catalog(settings) as cat:
-            cat.sync_reference_counts()
             totals = cat.reference_totals()
             stale = cat.stale_sources(
                 cat.required_sources(lifecycle.enabled_source_names(settings)))
