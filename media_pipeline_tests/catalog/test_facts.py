@@ -172,7 +172,7 @@ def test_new_content_at_a_deleted_key_is_not_deleted(catalog: Catalog, tmp_path:
                     last_modified, 'STANDARD' AS storage_class
                   UNION ALL SELECT 'media', 'blog/b.jpg', NULL, 10, 'e', NULL, 'STANDARD')
                   TO '{snapshot}' (FORMAT parquet)""")
-    catalog.apply_inventory(snapshot, BUCKET)
+    catalog.objects.apply_inventory(snapshot, BUCKET)
     got = derived(catalog, A)
     assert (got["status"], got["is_deleted"]) == ("pending", False)
 

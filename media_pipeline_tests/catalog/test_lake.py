@@ -477,7 +477,7 @@ def test_a_delete_that_saw_no_reference_racing_a_new_one_never_lets_a_purge_take
     long_ago = datetime(2025, 1, 1, tzinfo=UTC)
     now = datetime.now(UTC)
     with Catalog.open(any_lake) as c:
-        c.apply_objects(objects(["z"]), BUCKET)
+        c.objects.apply_objects(objects(["z"]), BUCKET)
         media_id = media_id_for(BUCKET, "z")
         try:
             with c.transaction():
@@ -505,7 +505,7 @@ def test_app_actions_do_not_conflict_with_a_bulk_stage_rewriting_the_file_rows(
     # media_objects meanwhile commits on its first attempt, and so do they.
     location = lake.LakeLocation(metadata=lake_database, data=str(tmp_path / "data") + "/")
     with Catalog.open(location) as stage, Catalog.open(location) as app:
-        stage.apply_objects(objects(["p", "q"]), BUCKET)
+        stage.objects.apply_objects(objects(["p", "q"]), BUCKET)
         p, q = media_id_for(BUCKET, "p"), media_id_for(BUCKET, "q")
         attempts: list[int] = []
 
