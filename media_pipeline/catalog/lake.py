@@ -346,6 +346,8 @@ def connect(location: LakeLocation, *, read_only: bool = False,
                 if attempt + 1 == _ATTACH_ATTEMPTS or not _racing_init(exc):
                     raise
                 time.sleep(0.05 * 2 ** min(attempt, 5) * (1 + random.random()))
+        if at is None:
+            _refuse_data_of_another_lake(con, location)
     except duckdb.Error as exc:
         con.close()
         if at is not None and "No snapshot found" in str(exc):
@@ -356,6 +358,24 @@ def connect(location: LakeLocation, *, read_only: bool = False,
         con.close()
         raise
     return con
+
+
+def _refuse_data_of_another_lake(con: duckdb.DuckDBPyConnection,
+                                 location: LakeLocation) -> None:
+    """A lake that has never committed (its metadata is new) over a data path that already
+    holds Parquet files is refused: those files are another lake's (a typo'd metadata path, a
+    relative home run from another folder), and maintenance would delete them as orphans."""
+    if con.execute(f"SELECT max(snapshot_id) FROM ducklake_snapshots('{ALIAS}')"
+                   ).fetchall()[0][0]:
+        return
+    found = con.execute("SELECT file FROM glob(?) LIMIT 1",
+                        [location.data.rstrip("/") + "/**/*.parquet"]).fetchall()
+    if found:
+        raise CatalogError(
+            f"the catalog ({location.describe()}) has new metadata but its data path already "
+            f"holds Parquet files ({found[0][0]}), another catalog's: check {METADATA_SETTING} "
+            f"and {DATA_SETTING} (a relative MEDIA_PIPELINE_HOME is relative to the folder the "
+            "command runs in); a new catalog needs an empty data path")
 
 
 def attach_error(location: LakeLocation, exc: BaseException | str) -> CatalogError:
