@@ -81,3 +81,16 @@ def test_a_relative_home_from_another_folder_over_s3_data_is_refused(
     assert "already holds Parquet" in line and "MEDIA_PIPELINE_HOME" in line
     assert keys <= {o["Key"] for o in s3_client.list_objects_v2(Bucket=lake_bucket)["Contents"]}
     assert lib.get_references(media_id, "alice") == {"webpage": ["1"]}
+
+
+def test_catalog_data_in_the_media_bucket_is_refused(settings: Settings,
+                                                      s3_client: Any) -> None:
+    # Everything in the media bucket is catalogued: the lake's own Parquet files became
+    # unreferenced files that an admin could delete and a purge removed (the catalog broke).
+    env = {**env_for(settings),
+           "MEDIA_PIPELINE_CATALOG_DATA": f"s3://{settings.bucket}/catalog-lake/"}
+    for args in (["namespaces", "create", "blog", "--user", "alice"], ["purge", "--dry-run"],
+                 ["run", "--select", "catalog_maintenance"]):
+        line = _one_line_error(CliRunner().invoke(cli, args, env=env))
+        assert "MEDIA_PIPELINE_CATALOG_DATA" in line and "media bucket" in line, (args, line)
+    assert "Contents" not in s3_client.list_objects_v2(Bucket=settings.bucket)
