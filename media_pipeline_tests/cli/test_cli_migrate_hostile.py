@@ -28,7 +28,7 @@ def test_hostile_table_names_write_nothing_outside_the_scratch_folder(
     outside.mkdir()
     hostile = tmp_path / "hostile.duckdb"
     con = duckdb.connect(str(hostile))
-    depth = "../" * len(tmp_path.parts)
+    depth = "../" * 40  # up to / from wherever the export writes
     con.execute(f'CREATE TABLE "{depth}{outside}/relative" AS SELECT 1 AS x')
     con.execute(f'CREATE TABLE "{outside}/absolute" AS SELECT 2 AS x')
     con.close()
