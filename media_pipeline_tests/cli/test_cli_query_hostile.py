@@ -86,3 +86,11 @@ def test_analysts_queries_still_run(settings: Settings, lib: MediaLibrary) -> No
         code, out = _query(env, sql)
         assert code == 0, (sql, out)
         assert json.loads(out)[0]["n"] >= 1
+
+
+def test_a_snapshot_id_past_bigint_is_a_usage_line_not_an_attach_error(
+        settings: Settings, lib: MediaLibrary) -> None:
+    result = CliRunner().invoke(cli, ["query", "SELECT 1", "--at", "9" * 30],
+                                env=env_for(settings))
+    assert result.exit_code == 1 and "--at takes a snapshot id" in result.output, result.output
+    assert "MEDIA_PIPELINE_CATALOG_METADATA" not in result.output
