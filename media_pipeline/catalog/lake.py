@@ -130,6 +130,17 @@ def _postgres_url(raw: str) -> URL:
         raise SettingsError(f"{METADATA_SETTING} is not a valid PostgreSQL URL: {exc}") from None
     if not url.database:
         raise SettingsError(f"{METADATA_SETTING} names no database (postgresql://user@host/DB)")
+    options = dict(url.query)
+    password = options.pop("password", None)
+    if options:
+        # Not passed to DuckDB's secret: an sslmode=require would be dropped without a word.
+        raise SettingsError(
+            f"{METADATA_SETTING}: the URL's connection options ({', '.join(sorted(options))}) "
+            "are not passed on; set them as libpq environment variables instead (PGSSLMODE, "
+            "PGSSLROOTCERT, ...)")
+    if password is not None:  # libpq's ?password= form: kept out of messages like any other
+        value = password if isinstance(password, str) else password[-1]
+        url = url.set(password=url.password or value, query={})
     return url
 
 

@@ -94,3 +94,24 @@ def test_catalog_data_in_the_media_bucket_is_refused(settings: Settings,
         line = _one_line_error(CliRunner().invoke(cli, args, env=env))
         assert "MEDIA_PIPELINE_CATALOG_DATA" in line and "media bucket" in line, (args, line)
     assert "Contents" not in s3_client.list_objects_v2(Bucket=settings.bucket)
+
+
+def test_a_password_in_the_metadata_urls_query_is_never_printed(settings: Settings) -> None:
+    # libpq's own URL form; the query was printed whole in every attach error.
+    env = {**env_for(settings), "MEDIA_PIPELINE_CATALOG_METADATA":
+           "postgresql://media@127.0.0.1:1/catalog?password=hunter2secret"}
+    for args in (["namespaces", "list", "--user", "alice"], ["query", "SELECT 1"], ["sql"]):
+        result = CliRunner().invoke(cli, args, env=env)
+        assert "hunter2secret" not in result.output, (args, result.output)
+    assert "MEDIA_PIPELINE_CATALOG_METADATA" in _one_line_error(
+        CliRunner().invoke(cli, ["namespaces", "list", "--user", "alice"], env=env))
+
+
+def test_connection_options_in_the_metadata_url_are_refused_not_dropped(
+        settings: Settings) -> None:
+    # sslmode=require was silently left out of the connection (plain text to the database).
+    env = {**env_for(settings), "MEDIA_PIPELINE_CATALOG_METADATA":
+           "postgresql://media@127.0.0.1:1/catalog?sslmode=require"}
+    line = _one_line_error(CliRunner().invoke(cli, ["namespaces", "list", "--user", "alice"],
+                                              env=env))
+    assert "sslmode" in line and "PGSSLMODE" in line
