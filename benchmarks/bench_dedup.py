@@ -71,8 +71,8 @@ def make_inputs(rows: int, phashes: int, seed: int, out: Path) -> tuple[Path, Pa
 def load(home: Path, snap: Path, frag: Path) -> Catalog:
     shutil.rmtree(home, ignore_errors=True)
     with Catalog.open(home / "catalog.duckdb") as c:
-        c.apply_inventory(snap, BUCKET)
-        c.apply_fingerprints([frag])
+        c.objects.apply_inventory(snap, BUCKET)
+        c.fingerprints.apply_fingerprints([frag])
     return c
 
 
@@ -96,10 +96,10 @@ def main(rows: int = 5_000_000, phashes: int = 200_000, subset: int = 20_000) ->
     load(DATA / "full-home", snap, frag)
     with Catalog.open(DATA / "full-home" / "catalog.duckdb") as c:
         t = time.perf_counter()
-        stats = c.rebuild_duplicate_groups()
+        stats = c.dedup.rebuild_duplicate_groups()
         exact_s = time.perf_counter() - t
         t = time.perf_counter()
-        pairs = c.rebuild_near_duplicates(distance)
+        pairs = c.dedup.rebuild_near_duplicates(distance)
         near_s = time.perf_counter() - t
     print(f"exact duplicates over {rows:,} rows: {exact_s:.2f} s "
           f"({stats.groups:,} groups, {stats.duplicate_files:,} files, "
@@ -110,7 +110,7 @@ def main(rows: int = 5_000_000, phashes: int = 200_000, subset: int = 20_000) ->
     load(DATA / "subset-home", snap, frag)
     with Catalog.open(DATA / "subset-home" / "catalog.duckdb") as c:
         t = time.perf_counter()
-        found = c.rebuild_near_duplicates(distance)
+        found = c.dedup.rebuild_near_duplicates(distance)
         banded_s = time.perf_counter() - t
         rows = c.con.execute(
             "SELECT media_id::VARCHAR, phash, file_hash FROM media_files WHERE phash IS NOT NULL"

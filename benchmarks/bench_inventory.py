@@ -80,7 +80,7 @@ def ours(location: Path, home: Path) -> tuple[float, float, object]:
     read_inventory(location, None, snapshot, work_dir=home / "work", expected_bucket=BUCKET)
     read_s = time.perf_counter() - started
     with Catalog.open(home) as catalog:
-        diff = catalog.apply_inventory(snapshot, BUCKET, source="inventory")
+        diff = catalog.objects.apply_inventory(snapshot, BUCKET, source="inventory")
     return read_s, time.perf_counter() - started, diff
 
 

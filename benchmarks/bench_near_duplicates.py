@@ -363,10 +363,10 @@ def search(count: int = 200_000, subset: int = 20_000) -> None:
     synthetic_catalog(home / "catalog.duckdb", count, rng)
     with Catalog.open(home / "catalog.duckdb") as catalog:
         t = time.perf_counter()
-        pairs = catalog.hash_near_duplicate_pairs(6)
+        pairs = catalog.dedup.hash_near_duplicate_pairs(6)
         hash_s = time.perf_counter() - t
         t = time.perf_counter()
-        plain = catalog.rebuild_near_duplicates(6)
+        plain = catalog.dedup.rebuild_near_duplicates(6)
         plain_s = time.perf_counter() - t
     print(f"hash methods (pHash, trimmed, mirror) in the catalog: {hash_s:.2f} s, "
           f"{len(pairs):,} pairs; plain pHash only (the old path): {plain_s:.2f} s, {plain:,}")

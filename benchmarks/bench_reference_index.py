@@ -65,7 +65,7 @@ def main(files: int = 1_000_000) -> None:
     snap, first, second = make_inputs(files, work)
     print(f"reference index: {files:,} files, {files + files // 50:,} references in one source")
     with Catalog.open(work / "catalog.duckdb") as catalog:
-        catalog.apply_inventory(snap, BUCKET)
+        catalog.objects.apply_inventory(snap, BUCKET)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         result = catalog.replace_source_references("cms", [first], started)

@@ -134,7 +134,7 @@ def run_demo(home: Path, console: Console | None = None, keep_server: bool = Fal
                     f"{time.monotonic() - started:.0f}s", highlight=False)
 
         with Catalog.open(settings.catalog_location, read_only=True) as catalog:
-            summary = catalog.summary()
+            summary = catalog.reports.summary()
         summary["lifecycle"] = lifecycle_summary
         summary["catalog"] = settings.catalog_location.describe()
         summary["home"] = str(settings.home)

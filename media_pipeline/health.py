@@ -35,7 +35,7 @@ class AccessibilityReport:
 
 def storage_usage(settings: Settings) -> list[dict[str, Any]]:
     with Catalog.open(settings.catalog_location, read_only=True) as catalog:
-        return catalog.storage_usage()
+        return catalog.reports.storage_usage()
 
 
 def check_accessibility(settings: Settings, client: Any, sample_size: int = 50
@@ -43,7 +43,7 @@ def check_accessibility(settings: Settings, client: Any, sample_size: int = 50
     """HEAD a random sample of present objects; objects the catalog marks missing, and sampled
     ones that are gone now, are reported by key."""
     with Catalog.open(settings.catalog_location, read_only=True) as catalog:
-        rows = catalog.accessibility_sample(sample_size)
+        rows = catalog.reports.accessibility_sample(sample_size)
     report = AccessibilityReport()
     to_head = []
     for _media_id, bucket, key, status in rows:
@@ -107,7 +107,7 @@ def check_public_exposure(settings: Settings, client: Any, sample_size: int = 20
     """Read the ACL of every quarantined object and of a sample of non-public ones; objects
     anyone may read although the catalog says they are not public are reported by key."""
     with Catalog.open(settings.catalog_location, read_only=True) as catalog:
-        rows = catalog.exposure_candidates(sample_size)
+        rows = catalog.reports.exposure_candidates(sample_size)
 
     def acl(row: tuple[str, str, str]) -> tuple[str, bool | None, str | None]:
         bucket, key, _status = row

@@ -68,7 +68,8 @@ class FingerprintResult:
 
 FINGERPRINT_COLUMNS = tuple(FingerprintResult.__dataclass_fields__)
 # Every other FingerprintResult field is a media_files column of the same name, written by the
-# committer (catalog.apply_fingerprints): a new field there is a new column's whole data path.
+# committer (catalog.fingerprints.apply_fingerprints): a new field there is a new column's whole
+# data path.
 # These are not: the row's key, the version read (stored as fingerprinted_etag), and facts
 # about the read itself.
 NOT_STORED = ("media_id", "etag", "bytes_read", "error")

@@ -341,7 +341,7 @@ def test_ai_tags_show_with_confidence_and_give_way_to_manual_ones(
 ) -> None:
     media = lib.upload("blog", io.BytesIO(png_bytes(seed=10)), "cat.png", "ed")
     with Catalog.open(settings.catalog_location) as catalog:
-        catalog.apply_ai(
+        catalog.ai.apply_ai(
             [{"file_hash": media.file_hash, "title": "A cat", "tags": '["cat", "pet"]',
               "text": None, "labels": "[]", "scores": "{}", "backend": "local"}],
             [(media.file_hash or "", "cat", 0.91, "labels"),

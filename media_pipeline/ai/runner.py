@@ -82,8 +82,8 @@ def analyze_batch(
         take = batch_size if max_files is None else min(
             batch_size, max_files - stats.analysed - stats.failed)
         with Catalog.open(settings.catalog_location) as catalog:
-            work = catalog.ai_work(key, ANALYSABLE_TYPES, limit=take, media_ids=media_ids,
-                                   redo_before=redo_before, run_started=run_started)
+            work = catalog.ai.ai_work(key, ANALYSABLE_TYPES, limit=take, media_ids=media_ids,
+                                      redo_before=redo_before, run_started=run_started)
         if not work:
             break
         results: list[tuple[str, str]] = []
@@ -120,7 +120,7 @@ def analyze_batch(
         stats.analysed += len(results)
         stats.failed += len(failures)
         with open_catalog() as catalog:
-            catalog.record_ai_outcomes(key, results, failures, expires_at)
+            catalog.ai.record_ai_outcomes(key, results, failures, expires_at)
             stats.files_updated += _apply(catalog, key, service)
         if stats.deferred:
             break
@@ -133,7 +133,7 @@ def analyze_batch(
 
 def _apply(catalog: Catalog, key: tuple[str, str, str, str], service: MediaAIService,
            count: AIRunStats | None = None) -> int:
-    pending = catalog.ai_results_to_apply(key)
+    pending = catalog.ai.ai_results_to_apply(key)
     if not pending:
         return 0
     files, tags = [], []
@@ -153,7 +153,7 @@ def _apply(catalog: Catalog, key: tuple[str, str, str, str], service: MediaAISer
         tags += [(file_hash, t["name"], t["confidence"], t["detector"]) for t in summary["tags"]]
     if count is not None:
         count.cached_applied += len(pending)
-    return catalog.apply_ai(files, tags)
+    return catalog.ai.apply_ai(files, tags)
 
 
 def _read(client: Any, item: dict[str, Any], max_size: int) -> bytes:

@@ -106,6 +106,14 @@ class LakeLocation:
     def data_on_s3(self) -> bool:
         return _scheme(self.data) == "s3"
 
+    @property
+    def data_beside_metadata(self) -> bool:
+        """The data folder is ``data/`` beside a SQLite metadata file (the embedded layout):
+        the two move together, so a home that was moved or copied attaches where it is now."""
+        if self.is_postgres or self.data_on_s3:
+            return False
+        return Path(self.data) == Path(self.metadata).parent / "data"
+
     def describe(self) -> str:
         """For messages: where the lake is, without a password."""
         if self.is_postgres:
@@ -246,6 +254,9 @@ def attach_statements(location: LakeLocation, *, with_secrets: bool = False,
     if location.data_on_s3:
         statements.append(_secret_statement(location, with_keys=with_secrets))
     options = [f"DATA_PATH {_sql_string(location.data)}"]
+    if location.data_beside_metadata:
+        # DuckLake stores the data path it was created with; elsewhere a mismatch is refused.
+        options.append("OVERRIDE_DATA_PATH true")
     if location.is_postgres:
         statements.append(_postgres_secret(location.metadata, with_password=with_secrets))
         target = "ducklake:postgres:"
@@ -391,7 +402,7 @@ def _refuse_data_of_another_lake(con: duckdb.DuckDBPyConnection,
 def attach_error(location: LakeLocation, exc: BaseException | str) -> CatalogError:
     """One line: where the lake is (no password), the setting to check, DuckDB's reason."""
     setting = METADATA_SETTING
-    if location.data_on_s3 and "s3" in str(exc).lower():
+    if (location.data_on_s3 and "s3" in str(exc).lower()) or "DATA_PATH" in str(exc):
         setting = DATA_SETTING
     message = exc if isinstance(exc, str) else _first_line(exc)
     for secret in _secrets(location):

@@ -41,8 +41,9 @@ def is_conflict(exc: BaseException) -> bool:
 
 
 def retried(method: Callable[P, T]) -> Callable[P, T]:
-    """A catalog method whose body is one transaction (``Catalog.write``): run again when it
-    conflicts; inside another transaction it is part of that one."""
+    """A catalog or store method whose body is one transaction (``Catalog.write``, through the
+    first argument's ``write``): run again when it conflicts; inside another transaction it is
+    part of that one."""
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:

@@ -117,20 +117,20 @@ def rebuild_near_duplicates(settings: Settings, client: Any,
                              "MEDIA_PIPELINE_NEAR_DUPLICATE_EMBEDDINGS")
     stats.embedder = embedder.name if embedder else None
     with open_catalog(settings) as catalog:
-        todo = catalog.images_needing_features(FEATURES_REVISION, stats.embedder)
+        todo = catalog.dedup.images_needing_features(FEATURES_REVISION, stats.embedder)
     for start in range(0, len(todo), CHUNK):
         features, thumbs = compute_features(settings, client, todo[start:start + CHUNK],
                                             embedder)
         with open_catalog(settings) as catalog:
-            catalog.store_image_features(features)
-            catalog.store_thumbnails(thumbs)
+            catalog.dedup.store_image_features(features)
+            catalog.dedup.store_thumbnails(thumbs)
         stats.features_computed += sum(1 for f in features if not f.get("error"))
         stats.feature_errors += sum(1 for f in features if f.get("error"))
         stats.feature_errors += len(todo[start:start + CHUNK]) - len(features)  # S3 read failed
     with open_catalog(settings) as catalog:
         pairs = None
         if stats.embedder:
-            hashes, vectors, layouts, colours = catalog.image_embeddings(stats.embedder)
+            hashes, vectors, layouts, colours = catalog.dedup.image_embeddings(stats.embedder)
             if len(hashes) > 1:
                 i, j, cosine = detect.embedding_pairs(vectors)
                 keep = detect.layouts_agree(layouts, i, j) & detect.colours_agree(colours, i, j)
@@ -140,8 +140,8 @@ def rebuild_near_duplicates(settings: Settings, client: Any,
                 pairs = pa.table({"hash_a": pa.array([hashes[x] for x in i], pa.string()),
                                   "hash_b": pa.array([hashes[x] for x in j], pa.string()),
                                   "cosine": pa.array(cosine.astype("float64"))})
-        stats.by_method = catalog.replace_near_duplicates(settings.near_duplicate_distance,
-                                                          pairs)
+        stats.by_method = catalog.dedup.replace_near_duplicates(
+            settings.near_duplicate_distance, pairs)
     stats.pairs = sum(stats.by_method.values())
     stats.seconds = time.monotonic() - started
     return stats
@@ -151,7 +151,7 @@ def ensure_thumbnails(settings: Settings, client: Any, open_catalog: Callable[[S
                       file_hashes: Iterable[str]) -> int:
     """Make the thumbnails the report needs that no run has made yet; returns how many."""
     with open_catalog(settings) as catalog:
-        todo = catalog.thumbnails_missing(sorted(set(file_hashes)))
+        todo = catalog.dedup.thumbnails_missing(sorted(set(file_hashes)))
     made = 0
     for start in range(0, len(todo), CHUNK):
         chunk = todo[start:start + CHUNK]
@@ -164,6 +164,6 @@ def ensure_thumbnails(settings: Settings, client: Any, open_catalog: Callable[[S
                 for item, image in zip(chunk, decoded, strict=True)
                 if not isinstance(image, _ReadFailed)]
         with open_catalog(settings) as catalog:
-            catalog.store_thumbnails(rows)
+            catalog.dedup.store_thumbnails(rows)
         made += sum(1 for r in rows if r.get("jpeg"))
     return made

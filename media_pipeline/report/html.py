@@ -61,14 +61,14 @@ def suggested_keeper(members: list[dict[str, Any]]) -> int:
 
 def gather(catalog: Any) -> dict[str, Any]:
     """Everything the page shows, read from the catalog (no S3 access)."""
-    groups = catalog.top_duplicate_groups(MAX_GROUPS)
+    groups = catalog.dedup.top_duplicate_groups(MAX_GROUPS)
     for g in groups:
         for m in g["members"]:
             m["file_size"] = g["file_size"]
         g["keeper"] = suggested_keeper(g["members"])
     # Pairs are between files; copies of one content would repeat a card: one per content pair.
     by_content: dict[frozenset[str], dict[str, Any]] = {}
-    for pair in catalog.top_near_duplicates(MAX_PAIRS * 4):
+    for pair in catalog.dedup.top_near_duplicates(MAX_PAIRS * 4):
         content = frozenset((pair["a"]["file_hash"], pair["b"]["file_hash"]))
         if content in by_content:
             by_content[content]["more"] += 1
@@ -76,11 +76,11 @@ def gather(catalog: Any) -> dict[str, Any]:
             by_content[content] = {**pair, "more": 0}
     pairs = list(by_content.values())
     return {
-        "counts": catalog.duplicate_counts(),
+        "counts": catalog.dedup.duplicate_counts(),
         "groups": groups,
         "pairs": pairs,
-        "quarantined": catalog.quarantined_files(MAX_QUARANTINED),
-        "usage": catalog.storage_usage(),
+        "quarantined": catalog.reports.quarantined_files(MAX_QUARANTINED),
+        "usage": catalog.reports.storage_usage(),
     }
 
 
@@ -125,7 +125,7 @@ def write_report(settings: Settings, out: Path, client: Any,
         data = gather(catalog)
     made = ensure_thumbnails(settings, client, open_catalog, shown_hashes(data))
     with open_catalog(settings) as catalog:
-        thumbnails = catalog.thumbnails_for(sorted(shown_hashes(data)))
+        thumbnails = catalog.dedup.thumbnails_for(sorted(shown_hashes(data)))
     page = render(data, thumbnails, bucket=settings.bucket)
     out = out.expanduser().absolute()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from media_pipeline.storage import make_client
 
 def rebuild_duplicates(settings: Settings) -> DuplicateStats:
     with open_catalog(settings) as catalog:
-        return catalog.rebuild_duplicate_groups()
+        return catalog.dedup.rebuild_duplicate_groups()
 
 
 def rebuild_near_duplicates(settings: Settings, client: Any = None) -> NearDuplicateStats:

@@ -71,8 +71,8 @@ def _fingerprint_pending(
     pending_file.parent.mkdir(parents=True, exist_ok=True)
     with open_catalog(settings) as catalog:
         if leftovers:
-            catalog.apply_fingerprints(leftovers)
-        count, size = catalog.export_pending_fingerprints(pending_file, limit=limit)
+            catalog.fingerprints.apply_fingerprints(leftovers)
+        count, size = catalog.fingerprints.export_pending_fingerprints(pending_file, limit=limit)
     for path in leftovers:
         path.unlink()
     if on_start is not None:
@@ -132,7 +132,7 @@ def fingerprint_and_merge(
     flush()
     if fragments:
         with open_catalog(settings) as catalog:
-            catalog.apply_fingerprints(fragments)
+            catalog.fingerprints.apply_fingerprints(fragments)
         for path in fragments:
             path.unlink()
     return totals, bytes_read

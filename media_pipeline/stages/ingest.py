@@ -79,7 +79,7 @@ def ingest_keys(
     if gone:
         _require_bucket(client, settings.bucket)
     with open_catalog(settings) as catalog:
-        applied: ObjectsApplied = catalog.apply_objects(
+        applied: ObjectsApplied = catalog.objects.apply_objects(
             present, settings.bucket, gone_keys=gone, run_id=run_id)
     totals = {"active": 0, "quarantined": 0, "missing": 0, "error": 0, "public_closed": 0}
     bytes_read = 0

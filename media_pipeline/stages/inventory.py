@@ -76,7 +76,7 @@ def commit_inventory(settings: Settings, run_id: str | None = None) -> Inventory
         validate_snapshot(snapshot)
         as_of = datetime.fromisoformat(info["as_of"]) if info.get("as_of") else None
         with open_catalog(settings) as catalog:
-            return catalog.apply_inventory(
+            return catalog.objects.apply_inventory(
                 snapshot, settings.bucket, source=info["source"], run_id=run_id, as_of=as_of
             )
 

@@ -76,6 +76,29 @@ def test_processes_attaching_a_new_lake_at_once_migrate_it_once(tmp_path: Path) 
         assert c.con.execute("SELECT count(*) FROM media_files").fetchall() == [(0,)]
 
 
+def test_a_home_moved_elsewhere_attaches_where_it_is_now(tmp_path: Path) -> None:
+    with Catalog.open(tmp_path / "old") as c:
+        # enough rows to be written as a data file, not inlined into the metadata
+        c.con.execute("INSERT INTO audit_log SELECT now(), 'someone', 'moved', NULL, NULL, "
+                      "i::VARCHAR FROM range(5000) t(i)")
+    (tmp_path / "old").rename(tmp_path / "new")
+    with Catalog.open(tmp_path / "new") as c:
+        assert c.con.execute("SELECT count(*) FROM audit_log WHERE action = 'moved'"
+                             ).fetchall() == [(5000,)]
+
+
+def test_data_set_apart_from_the_metadata_is_not_silently_moved(tmp_path: Path) -> None:
+    first = lake.LakeLocation(metadata=str(tmp_path / "meta.sqlite"),
+                              data=str(tmp_path / "first") + os.sep)
+    with Catalog.open(first) as c:
+        c.con.execute("INSERT INTO audit_log VALUES (now(), 'someone', 'x', NULL, NULL, NULL)")
+    other = replace(first, data=str(tmp_path / "other") + os.sep)
+    with pytest.raises(CatalogError) as caught, Catalog.open(other):
+        pass
+    message = str(caught.value)
+    assert "\n" not in message and lake.DATA_SETTING in message and "first" in message
+
+
 def test_a_newer_catalog_is_refused_in_one_line_naming_both_versions(tmp_path: Path) -> None:
     with Catalog.open(tmp_path) as c:
         c.con.execute("INSERT INTO schema_version VALUES (?, 'from the future', now())",
@@ -112,7 +135,7 @@ INCREMENTER = """
 def test_conflicting_writers_in_two_processes_are_retried_and_no_update_is_lost(
         tmp_path: Path) -> None:
     with Catalog.open(tmp_path) as c:
-        c.apply_objects(objects([f"k/{i}" for i in range(50)]), BUCKET)
+        c.objects.apply_objects(objects([f"k/{i}" for i in range(50)]), BUCKET)
     media_id = media_id_for(BUCKET, "k/7")
     times = 15
     finish([python(INCREMENTER, str(tmp_path), media_id, name, str(times))
@@ -130,7 +153,7 @@ def test_a_conflict_past_the_last_attempt_is_a_catalog_conflict_and_applies_noth
     monkeypatch.setattr(catalog_module, "WRITE_ATTEMPTS", 3)
     monkeypatch.setattr(catalog_module, "FIRST_BACKOFF", 0.001)
     with Catalog.open(tmp_path) as mine, Catalog.open(tmp_path) as other:
-        mine.apply_objects(objects(["a", "b"]), BUCKET)
+        mine.objects.apply_objects(objects(["a", "b"]), BUCKET)
         attempts = []
 
         def body() -> None:
@@ -191,7 +214,8 @@ def test_a_plain_duckdb_in_another_process_reads_fresh_rows_while_a_writer_commi
             seen = [count()]
             for batch in range(3):
                 with writer.transaction():
-                    writer.apply_objects(objects([f"b{batch}/{i}" for i in range(40)]), BUCKET)
+                    writer.objects.apply_objects(
+                        objects([f"b{batch}/{i}" for i in range(40)]), BUCKET)
                     seen.append(count())  # mid-transaction: the reader is not blocked
                 seen.append(count())
         assert seen == [0, 0, 40, 40, 80, 80, 120]
@@ -202,9 +226,9 @@ def test_a_plain_duckdb_in_another_process_reads_fresh_rows_while_a_writer_commi
 
 def test_the_analysts_query_reads_the_live_catalog_read_only(settings: Settings) -> None:
     with Catalog.open(settings.catalog_location) as c:
-        c.apply_objects(objects(["a", "b"]), BUCKET)
+        c.objects.apply_objects(objects(["a", "b"]), BUCKET)
         assert run_query(settings, "SELECT count(*) FROM media_files")[1] == [(2,)]
-        c.apply_objects(objects(["c"]), BUCKET)
+        c.objects.apply_objects(objects(["c"]), BUCKET)
     assert run_query(settings, "SELECT count(*) FROM media_files")[1] == [(3,)]
     with pytest.raises(Exception, match="read-only"):
         run_query(settings, "DELETE FROM media_files")
@@ -280,7 +304,7 @@ BATCH_WRITER = """
                      "etag": "e", "last_modified": now, "storage_class": "STANDARD"}
                     for i in range(25)]
             with c.transaction():
-                c.apply_objects(rows, "media", run_id=f"batch-{batch}")
+                c.objects.apply_objects(rows, "media", run_id=f"batch-{batch}")
                 c.record_audit("writer", "test.batch", details={"batch": batch})
             print(batch, flush=True)
 """
@@ -308,7 +332,7 @@ def test_a_writer_killed_mid_commit_leaves_whole_batches(tmp_path: Path,
         assert files == 25 * batches  # never part of a batch
         assert audits == [(b,) for b in range(batches)] and runs == [(batches,)]
         # and the lake still takes writes
-        c.apply_objects(objects(["after"]), BUCKET)
+        c.objects.apply_objects(objects(["after"]), BUCKET)
 
 
 # -- PostgreSQL metadata, data on S3 -------------------------------------------------------------
@@ -410,7 +434,7 @@ def marked_for_purge(c: Catalog, key: str) -> tuple[str, datetime]:
     """A deleted, unreferenced file marked by a purge run (batch 0); returns (purge id, now)."""
     long_ago = datetime(2025, 1, 1, tzinfo=UTC)
     now = datetime.now(UTC)
-    c.apply_objects(objects([key]), BUCKET)
+    c.objects.apply_objects(objects([key]), BUCKET)
     media_id = media_id_for(BUCKET, key)
     assert c.soft_delete(media_id, "ed", allow_referenced=False, now=long_ago)[0] == "deleted"
     purge_id = f"p-{key}"

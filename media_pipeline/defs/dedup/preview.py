@@ -13,7 +13,7 @@ PREVIEW_ROWS = 10
 def duplicate_groups_preview(settings: Settings) -> dg.TableMetadataValue:
     """The groups wasting most bytes: the kept (canonical) key, copies, size, wasted bytes."""
     with open_catalog(settings) as catalog:
-        groups = catalog.top_duplicate_groups(PREVIEW_ROWS)
+        groups = catalog.dedup.top_duplicate_groups(PREVIEW_ROWS)
     return dg.MetadataValue.table(
         records=[dg.TableRecord({
             "canonical_key": g["members"][0]["key"] if g["members"] else "",
@@ -31,7 +31,7 @@ def duplicate_groups_preview(settings: Settings) -> dg.TableMetadataValue:
 def near_duplicates_preview(settings: Settings) -> dg.TableMetadataValue:
     """The closest pairs: both keys, their sizes, method and distance."""
     with open_catalog(settings) as catalog:
-        pairs = catalog.top_near_duplicates(PREVIEW_ROWS)
+        pairs = catalog.dedup.top_near_duplicates(PREVIEW_ROWS)
     return dg.MetadataValue.table(
         records=[dg.TableRecord({
             "key_a": p["a"]["key"], "key_b": p["b"]["key"],

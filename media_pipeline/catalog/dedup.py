@@ -1,6 +1,7 @@
-"""Catalog SQL for near-duplicates beyond the pHash, and the reads of the duplicates report.
+"""Duplicates: exact duplicate groups (same size and sha256), near-duplicate pairs (perceptual
+hashes, trimmed and mirrored hashes, embeddings), image features and thumbnails, and the reads
+of the duplicates report.
 
-Mixed into :class:`media_pipeline.catalog.Catalog`; uses ``self.con`` and ``self.transaction``.
 Image features and thumbnails are kept per content hash (``file_hash``), so copies of one file
 are read, decoded and embedded once.
 """
@@ -8,34 +9,131 @@ are read, decoded and embedded once.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
 from media_pipeline.catalog.lake import ALIAS
 from media_pipeline.catalog.retry import retried
+from media_pipeline.catalog.sql import PRESENT, utc_now
+from media_pipeline.catalog.store import Store
+from media_pipeline.errors import CatalogError
 
-# The same rules as catalog.PRESENT / DEGENERATE_PHASH_FILES (not imported: catalog imports us).
-_PRESENT = "m.status NOT IN ('missing', 'purged')"
-_DEGENERATE_FILES = 50
-MAX_HASH_DISTANCE = 11
+__all__ = ["DedupStore", "DuplicateStats"]
+
+# Near-duplicate search probes up to distance // 4 flipped bits per band: 137 probes at 8-11.
+MAX_NEAR_DISTANCE = 11
+DEGENERATE_PHASH_FILES = 50
+# PRESENT for media_files aliased m
+_PRESENT = f"m.{PRESENT}"
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+@dataclass(frozen=True)
+class DuplicateStats:
+    groups: int
+    duplicate_files: int
+    wasted_bytes: int
 
 
-class DedupSQL:
-    con: duckdb.DuckDBPyConnection
+class DedupStore(Store):
+    """``catalog.dedup``: duplicate groups, near-duplicate pairs, features and thumbnails."""
 
-    def transaction(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
-        raise NotImplementedError  # Catalog's
+    # -- groups and perceptual-hash pairs ---------------------------------------------------------
+
+    @retried
+    def rebuild_duplicate_groups(self) -> DuplicateStats:
+        """Exact duplicates: files with the same (size, sha256); the canonical member is the one
+        seen first (then the smallest key), the others are wasted bytes."""
+        con = self.con
+        with self.transaction():
+            con.execute("DELETE FROM duplicate_groups")
+            con.execute(
+                f"""
+                INSERT INTO duplicate_groups
+                SELECT file_hash || ':' || file_size AS group_id, file_hash, file_size,
+                       count(*) AS member_count,
+                       arg_min(media_id, (first_seen, key)) AS canonical_media_id,
+                       file_size * (count(*) - 1) AS wasted_bytes
+                FROM media_files
+                WHERE file_hash IS NOT NULL AND {PRESENT} AND status <> 'pending'
+                GROUP BY file_hash, file_size
+                HAVING count(*) > 1
+                """
+            )
+            row = con.execute(
+                "SELECT count(*), coalesce(sum(member_count), 0), coalesce(sum(wasted_bytes), 0) "
+                "FROM duplicate_groups"
+            ).fetchone()
+        assert row is not None
+        return DuplicateStats(groups=int(row[0]), duplicate_files=int(row[1]),
+                              wasted_bytes=int(row[2]))
+
+    @retried
+    def rebuild_near_duplicates(self, max_distance: int) -> int:
+        """Near-duplicate image pairs by perceptual-hash Hamming distance, without all pairs.
+
+        The 64-bit hash is cut into 4 bands of 16 bits. Two hashes within distance d differ in
+        at most d // 4 bits in at least one band (pigeonhole), so joining each band against its
+        variants with up to d // 4 flipped bits finds every pair; the exact distance is then
+        checked. Pairs that are exact duplicates (same sha256) are left to duplicate_groups.
+        """
+        if not 0 <= max_distance <= MAX_NEAR_DISTANCE:
+            raise CatalogError(
+                f"near-duplicate distance must be between 0 and {MAX_NEAR_DISTANCE}")
+        flips = max_distance // 4
+        masks = [0]
+        for n in range(1, flips + 1):
+            masks += [sum(1 << b for b in bits) for bits in combinations(range(16), n)]
+        con = self.con
+        now = utc_now()
+        with self.transaction():
+            con.execute("CREATE OR REPLACE TEMP TABLE flip_masks (m UBIGINT)")
+            con.executemany("INSERT INTO flip_masks VALUES (?)", [[m] for m in masks])
+            # A perceptual hash shared by very many files is a degenerate one (blank, flat
+            # images): pairing them all would be quadratic and says nothing.
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE ph AS
+                SELECT media_id, phash, file_hash FROM media_files
+                WHERE phash IS NOT NULL AND {PRESENT} AND status <> 'pending'
+                QUALIFY count(*) OVER (PARTITION BY phash) <= {DEGENERATE_PHASH_FILES}
+                """
+            )
+            con.execute("DELETE FROM near_duplicates")
+            con.execute(
+                """
+                INSERT INTO near_duplicates (media_id_a, media_id_b, distance, found_at, method,
+                                             method_distance)
+                WITH bands AS (
+                    SELECT media_id, b AS band, (phash >> (16 * b)::UBIGINT) & 65535::UBIGINT AS v
+                    FROM ph, range(4) t(b)
+                ),
+                probes AS (
+                    SELECT media_id, band, xor(v, m) AS v FROM bands, flip_masks
+                ),
+                candidates AS (
+                    SELECT DISTINCT p.media_id AS a, q.media_id AS b
+                    FROM probes p JOIN bands q ON p.band = q.band AND p.v = q.v
+                    WHERE p.media_id < q.media_id
+                )
+                SELECT c.a, c.b, bit_count(xor(x.phash, y.phash)) AS distance, ?, 'phash',
+                       bit_count(xor(x.phash, y.phash))
+                FROM candidates c
+                JOIN ph x ON x.media_id = c.a
+                JOIN ph y ON y.media_id = c.b
+                WHERE bit_count(xor(x.phash, y.phash)) <= ?
+                  AND x.file_hash IS DISTINCT FROM y.file_hash
+                """,
+                [now, max_distance],
+            )
+            row = con.execute("SELECT count(*) FROM near_duplicates").fetchone()
+            con.execute("DROP TABLE ph")
+            con.execute("DROP TABLE flip_masks")
+        return int(row[0]) if row else 0
 
     # -- features and thumbnails ------------------------------------------------------------------
 
@@ -67,7 +165,7 @@ class DedupSQL:
         embedder, error)."""
         if not rows:
             return
-        now = _now()
+        now = utc_now()
         with self.transaction() as con:
             con.executemany("DELETE FROM image_features WHERE file_hash = ?",
                             [[r["file_hash"]] for r in rows])
@@ -104,7 +202,7 @@ class DedupSQL:
         """Replace thumbnails (keys: file_hash, width, height, jpeg, error)."""
         if not rows:
             return
-        now = _now()
+        now = utc_now()
         with self.transaction() as con:
             con.executemany("DELETE FROM thumbnails WHERE file_hash = ?",
                             [[r["file_hash"]] for r in rows])
@@ -173,11 +271,11 @@ class DedupSQL:
         Every picture offers up to three 64-bit hashes: p (stored pHash), t (trimmed), m (the
         trimmed one mirrored). Two pictures match when p~p, t~t or t~m is within the distance;
         pigeonhole over four 16-bit bands finds every such pair by probing each band of p and t
-        with up to distance // 4 flipped bits (see Catalog.rebuild_near_duplicates).
+        with up to distance // 4 flipped bits (see rebuild_near_duplicates).
         """
-        if not 0 <= max_distance <= MAX_HASH_DISTANCE:
+        if not 0 <= max_distance <= MAX_NEAR_DISTANCE:
             raise ValueError(f"near-duplicate distance must be between 0 and "
-                             f"{MAX_HASH_DISTANCE}")
+                             f"{MAX_NEAR_DISTANCE}")
         masks = [0]
         for n in range(1, max_distance // 4 + 1):
             masks += [sum(1 << b for b in bits) for bits in combinations(range(16), n)]
@@ -191,7 +289,7 @@ class DedupSQL:
                    f.trimmed_phash AS trimmed, f.mirrored_phash AS mirrored
             FROM media_files m LEFT JOIN image_features f ON f.file_hash = m.file_hash
             WHERE m.phash IS NOT NULL AND {_PRESENT} AND m.status <> 'pending'
-            QUALIFY count(*) OVER (PARTITION BY m.phash) <= {_DEGENERATE_FILES}
+            QUALIFY count(*) OVER (PARTITION BY m.phash) <= {DEGENERATE_PHASH_FILES}
             """
         )
         con.execute(
@@ -252,7 +350,7 @@ class DedupSQL:
         that no hash method matched. Exact duplicates are left to duplicate_groups. Returns the
         pair count per method."""
         con = self.con
-        now = _now()
+        now = utc_now()
         with self.transaction():
             self._hash_pairs_table(max_distance)
             con.execute("DELETE FROM near_duplicates")
@@ -347,18 +445,6 @@ class DedupSQL:
                         "distance": int(r[2]), "a": sides[0], "b": sides[1]})
         return out
 
-    def quarantined_files(self, limit: int = 1000) -> list[dict[str, Any]]:
-        rows = self.con.execute(
-            """
-            SELECT media_id::VARCHAR, namespace, key, file_size, content_type, quarantine_reason
-            FROM media_files m WHERE status = 'quarantined'
-            ORDER BY namespace, key LIMIT $limit
-            """,
-            {"limit": limit},
-        ).fetchall()
-        return [dict(zip(("media_id", "namespace", "key", "file_size", "content_type",
-                          "reason"), r, strict=True)) for r in rows]
-
     def duplicate_counts(self) -> dict[str, int]:
         row = self.con.execute(
             "SELECT (SELECT count(*) FROM duplicate_groups), "
@@ -387,8 +473,3 @@ def _member(m: dict[str, Any]) -> dict[str, Any]:
             "referenced_in": _json(m["referenced_in"]), "status": m["status"],
             "exif_fields": sum(1 for k in exif if k.startswith(("exif_", "camera_"))
                                or k == "orientation") if isinstance(exif, dict) else 0}
-
-
-def iter_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
