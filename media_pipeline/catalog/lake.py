@@ -295,6 +295,27 @@ def _prepare(location: LakeLocation) -> None:
         metadata.parent.mkdir(parents=True, exist_ok=True)
         if not metadata.exists():
             _create_sqlite(metadata)
+        else:
+            _refuse_foreign_sqlite(metadata)
+
+
+def _refuse_foreign_sqlite(path: Path) -> None:
+    """An existing file that is not a lake's metadata (another application's SQLite database,
+    a file of another kind) is refused before DuckLake writes its tables into it."""
+    try:
+        con = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=30)
+        try:
+            tables = [r[0] for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise CatalogError(f"{path} is not a SQLite database ({exc}): check "
+                           f"{METADATA_SETTING}") from None
+    if tables and not any(t.startswith("ducklake_") for t in tables):
+        raise CatalogError(f"{path} is another application's SQLite database (tables "
+                           f"{', '.join(tables[:3])}{', ...' if len(tables) > 3 else ''}), "
+                           f"not the catalog's metadata: check {METADATA_SETTING}")
 
 
 def _create_sqlite(path: Path) -> None:

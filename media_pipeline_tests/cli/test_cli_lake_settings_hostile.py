@@ -115,3 +115,25 @@ def test_connection_options_in_the_metadata_url_are_refused_not_dropped(
     line = _one_line_error(CliRunner().invoke(cli, ["namespaces", "list", "--user", "alice"],
                                               env=env))
     assert "sslmode" in line and "PGSSLMODE" in line
+
+
+def test_metadata_naming_another_applications_file_is_refused_untouched(
+        settings: Settings, s3_client: Any, tmp_path: Path) -> None:
+    # DuckLake created its tables inside whatever SQLite database the setting named.
+    import sqlite3
+
+    cms = tmp_path / "cms.sqlite"
+    with sqlite3.connect(cms) as con:
+        con.execute("CREATE TABLE pages (id INTEGER, body TEXT)")
+        con.execute("INSERT INTO pages VALUES (1, 'hello')")
+    con.close()
+    image = tmp_path / "photo.png"
+    image.write_bytes(png_bytes())
+    before = {p: p.read_bytes() for p in (cms, image)}
+    for path, says in ((cms, "another application's SQLite database"),
+                       (image, "is not a SQLite database")):
+        env = {**env_for(settings), "MEDIA_PIPELINE_CATALOG_METADATA": str(path)}
+        line = _one_line_error(CliRunner().invoke(
+            cli, ["namespaces", "create", "blog", "--user", "alice"], env=env))
+        assert says in line and "MEDIA_PIPELINE_CATALOG_METADATA" in line, line
+    assert {p: p.read_bytes() for p in (cms, image)} == before
