@@ -326,6 +326,13 @@ class Settings:
         if self.catalog_data:
             data = _location(self.catalog_data) or ""
             object.__setattr__(self, "catalog_data", data if data.endswith("/") else data + "/")
+        if self.catalog_data and urlsplit(self.catalog_data).scheme.lower() == "s3" and (
+                urlsplit(self.catalog_data).netloc == self.bucket):
+            # Everything in the media bucket is catalogued, so the catalog's own Parquet files
+            # would be files a user may delete and a purge remove.
+            raise SettingsError(
+                f"MEDIA_PIPELINE_CATALOG_DATA ({self.catalog_data}) is in the media bucket "
+                f"{self.bucket!r}: put the catalog's data files in another bucket")
         if self.purge_share_floor < 0:
             raise SettingsError("MEDIA_PIPELINE_PURGE_SHARE_FLOOR must not be negative")
         if self.max_file_size <= 0:

@@ -239,6 +239,8 @@ def migrate_catalog(old: Path, location: LakeLocation, *, force: bool = False,
     if not old.is_file():
         raise NotFound(f"no old catalog at {old} (nothing to migrate; --from PATH names "
                        "another file)")
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="mp-migrate-", dir=work_dir))
     try:
         exported = export_legacy(old, scratch, say, venv)

@@ -23,8 +23,10 @@ def export(catalog: str, out: str) -> dict[str, object]:
             "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
             "AND schema_name = 'main' AND NOT temporary ORDER BY table_name").fetchall()]
         tables: dict[str, dict[str, object]] = {}
-        for name in names:
-            target = Path(out) / f"{name}.parquet"
+        for number, name in enumerate(names):
+            # Numbered, never named after the table: a name is the file's to choose, and
+            # "../x" or "/x" would put the Parquet file outside ``out``.
+            target = Path(out) / f"table-{number}.parquet"
             quoted = '"' + name.replace('"', '""') + '"'
             path = str(target).replace("'", "''")
             con.execute(f"COPY (SELECT * FROM {quoted}) TO '{path}' (FORMAT parquet)")

@@ -99,7 +99,7 @@ def protected_snapshots(con: duckdb.DuckDBPyConnection, since: datetime) -> set[
 def parse_at(text: str) -> int | datetime:
     """``--at``: a snapshot id (digits) or an ISO time (UTC unless it says otherwise)."""
     raw = text.strip()
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit() and int(raw) < 2**63:  # DuckLake's ids are BIGINT
         return int(raw)
     try:
         moment = datetime.fromisoformat(raw)

@@ -138,6 +138,17 @@ def _postgres_url(raw: str) -> URL:
         raise SettingsError(f"{METADATA_SETTING} is not a valid PostgreSQL URL: {exc}") from None
     if not url.database:
         raise SettingsError(f"{METADATA_SETTING} names no database (postgresql://user@host/DB)")
+    options = dict(url.query)
+    password = options.pop("password", None)
+    if options:
+        # Not passed to DuckDB's secret: an sslmode=require would be dropped without a word.
+        raise SettingsError(
+            f"{METADATA_SETTING}: the URL's connection options ({', '.join(sorted(options))}) "
+            "are not passed on; set them as libpq environment variables instead (PGSSLMODE, "
+            "PGSSLROOTCERT, ...)")
+    if password is not None:  # libpq's ?password= form: kept out of messages like any other
+        value = password if isinstance(password, str) else password[-1]
+        url = url.set(password=url.password or value, query={})
     return url
 
 
@@ -284,6 +295,27 @@ def _prepare(location: LakeLocation) -> None:
         metadata.parent.mkdir(parents=True, exist_ok=True)
         if not metadata.exists():
             _create_sqlite(metadata)
+        else:
+            _refuse_foreign_sqlite(metadata)
+
+
+def _refuse_foreign_sqlite(path: Path) -> None:
+    """An existing file that is not a lake's metadata (another application's SQLite database,
+    a file of another kind) is refused before DuckLake writes its tables into it."""
+    try:
+        con = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=30)
+        try:
+            tables = [r[0] for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise CatalogError(f"{path} is not a SQLite database ({exc}): check "
+                           f"{METADATA_SETTING}") from None
+    if tables and not any(t.startswith("ducklake_") for t in tables):
+        raise CatalogError(f"{path} is another application's SQLite database (tables "
+                           f"{', '.join(tables[:3])}{', ...' if len(tables) > 3 else ''}), "
+                           f"not the catalog's metadata: check {METADATA_SETTING}")
 
 
 def _create_sqlite(path: Path) -> None:
@@ -357,6 +389,8 @@ def connect(location: LakeLocation, *, read_only: bool = False,
                 if attempt + 1 == _ATTACH_ATTEMPTS or not _racing_init(exc):
                     raise
                 time.sleep(0.05 * 2 ** min(attempt, 5) * (1 + random.random()))
+        if at is None:
+            _refuse_data_of_another_lake(con, location)
     except duckdb.Error as exc:
         con.close()
         if at is not None and "No snapshot found" in str(exc):
@@ -367,6 +401,23 @@ def connect(location: LakeLocation, *, read_only: bool = False,
         con.close()
         raise
     return con
+
+
+def _refuse_data_of_another_lake(con: duckdb.DuckDBPyConnection,
+                                 location: LakeLocation) -> None:
+    """A lake that has never committed (its metadata is new) over a data path that already
+    holds Parquet files is refused: those files are another lake's (a typo'd metadata path, a
+    relative home run from another folder), and maintenance would delete them as orphans."""
+    if con.execute(f"SELECT id FROM {ALIAS}.current_snapshot()").fetchall()[0][0]:
+        return
+    found = con.execute("SELECT file FROM glob(?) LIMIT 1",
+                        [location.data.rstrip("/") + "/**/*.parquet"]).fetchall()
+    if found:
+        raise CatalogError(
+            f"the catalog ({location.describe()}) has new metadata but its data path already "
+            f"holds Parquet files ({found[0][0]}), another catalog's: check {METADATA_SETTING} "
+            f"and {DATA_SETTING} (a relative MEDIA_PIPELINE_HOME is relative to the folder the "
+            "command runs in); a new catalog needs an empty data path")
 
 
 def attach_error(location: LakeLocation, exc: BaseException | str) -> CatalogError:

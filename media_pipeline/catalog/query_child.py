@@ -47,6 +47,68 @@ def _quoted_list(values: list[str]) -> str:
     return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 
+# What an analyst's SELECT may call in FROM: computed rows and the catalog's own introspection.
+# Everything else (read_*, glob, *_scan, query(), sqlite_attach, postgres_execute, DuckLake's
+# maintenance functions) reaches files, other databases or the metadata beyond the read-only
+# attach: DuckDB's allowed_directories lets a path write as well as read, does not resolve
+# "../" in an s3:// URL, and an ATTACH of the metadata SQLite file is read-write.
+_TABLE_FUNCTIONS = frozenset({
+    "range", "generate_series", "unnest", "json_each", "json_tree", "pragma_version",
+    "pragma_table_info", "pragma_show", "pragma_database_list",
+})
+_LAKE_FUNCTIONS = frozenset({  # with or without "ducklake_"
+    "snapshots", "current_snapshot", "last_committed_snapshot", "table_info", "list_files",
+    "table_changes", "table_insertions", "table_deletions", "settings", "options",
+})
+
+
+def _walk(node: Any) -> Any:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def _allowed_function(name: str) -> bool:
+    name = name.lower()
+    return (name in _TABLE_FUNCTIONS or name.startswith("duckdb_")
+            or name.removeprefix("ducklake_") in _LAKE_FUNCTIONS)
+
+
+def _refusal(con: Any, sql: str) -> str | None:
+    """Why ``sql`` may not run here (None: it may): only SELECTs over the catalog."""
+    import duckdb
+
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    for statement in statements:
+        kind = str(statement.type).rsplit(".", 1)[-1]
+        if kind != "SELECT":
+            return f"the catalog is read-only here: only SELECT queries run (got {kind})"
+        tree = json.loads(con.execute("SELECT json_serialize_sql(?)",
+                                      [statement.query]).fetchone()[0])
+        if tree.get("error"):
+            return f"the query cannot be checked: {tree.get('error_message', '')}"
+        for node in _walk(tree.get("statements", [])):
+            if node.get("type") == "TABLE_FUNCTION":
+                name = str(node.get("function", {}).get("function_name", ""))
+                if not _allowed_function(name):
+                    return (f"the catalog is read-only here: {name}() reads or writes outside "
+                            "it (query its tables, ducklake_snapshots, ducklake_table_info)")
+            elif node.get("type") == "BASE_TABLE":
+                name = str(node.get("table_name", ""))
+                if any(c in name for c in "/\\:.") or node.get("catalog_name", "") not in (
+                        "", "lake"):
+                    return (f"the catalog is read-only here: {name!r} is not one of its "
+                            "tables")
+    return None
+
+
 def run(cfg: dict[str, Any], sql: str) -> dict[str, Any]:
     _limit_memory(int(cfg["memory"]) + HEADROOM)
     import duckdb
@@ -67,6 +129,9 @@ def run(cfg: dict[str, Any], sql: str) -> dict[str, Any]:
             con.execute(statement)
     except (duckdb.Error, MemoryError) as exc:
         return {"error": "open", "message": str(exc).splitlines()[0] if str(exc) else ""}
+    refused = _refusal(con, sql)
+    if refused is not None:
+        return {"error": "sql", "message": refused}
     timer = threading.Timer(float(cfg["timeout"]), con.interrupt)
     timer.daemon = True
     timer.start()

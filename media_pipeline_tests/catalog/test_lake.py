@@ -27,6 +27,7 @@ from media_pipeline.catalog.migrations import LATEST_VERSION
 from media_pipeline.errors import SettingsError
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
+from media_pipeline.storage import ensure_bucket
 from media_pipeline_tests.app_fixtures import png_bytes
 from media_pipeline_tests.fixtures_db import POSTGRES_ADMIN_URL, _fresh_database
 from media_pipeline_tests.fixtures_s3 import env_for
@@ -345,8 +346,9 @@ def lake_database() -> Iterator[str]:
 
 @pytest.fixture
 def team_settings(settings: Settings, s3_client: Any, lake_database: str) -> Iterator[Settings]:
+    ensure_bucket(s3_client, settings.bucket + "-lake", settings.region)
     yield replace(settings, catalog_metadata=lake_database,
-                  catalog_data=f"s3://{settings.bucket}/catalog-lake/")
+                  catalog_data=f"s3://{settings.bucket}-lake/catalog-lake/")
 
 
 def test_postgres_metadata_and_s3_data_take_a_pipeline_run_and_a_read(
@@ -365,7 +367,8 @@ def test_postgres_metadata_and_s3_data_take_a_pipeline_run_and_a_read(
     assert run_query(settings, "SELECT count(*) FROM media_files WHERE status = 'active'"
                      )[1] == [(files,)]
     # The data files are in the bucket, under the prefix; nothing under home but work files.
-    listed = s3_client.list_objects_v2(Bucket=settings.bucket, Prefix="catalog-lake/")
+    listed = s3_client.list_objects_v2(Bucket=settings.bucket + "-lake",
+                                       Prefix="catalog-lake/")
     assert listed.get("KeyCount", 0) > 0
     assert not (settings.home / "catalog").exists()
 
