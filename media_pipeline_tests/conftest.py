@@ -6,6 +6,12 @@ import pytest
 
 from media_pipeline_tests.fixtures_s3 import *  # noqa
 
+# pytest-xdist's workers start with COLUMNS=80 and LINES=24 in their environment: the CLI's rich
+# console would take its width from them once, at import, and ignore the COLUMNS a test sets.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
+
 # Image embeddings for near-duplicates cost ~0.1 s an image: the tests that are about them
 # (test_near_duplicates.py) turn them on; elsewhere the hash methods are enough.
 os.environ.setdefault("MEDIA_PIPELINE_NEAR_DUPLICATE_EMBEDDINGS", "0")
