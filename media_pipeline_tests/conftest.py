@@ -19,16 +19,19 @@ os.environ.setdefault("MEDIA_PIPELINE_NEAR_DUPLICATE_EMBEDDINGS", "0")
 # Modules that take longest start first, so that no worker starts one near the end.
 FIRST = ("lifecycle/test_lifecycle_properties.py", "test_first_run.py", "stages/test_pipeline.py",
          "catalog/test_lake.py")
+# Long modules with cheap module fixtures, whose tests are shared out one by one.
+SPREAD = ("stages/test_pipeline.py", "catalog/test_lake.py", "cli/test_cli_purge_evidence.py")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under pytest-xdist (--dist loadgroup) a module's tests run in one worker, as loadfile
     would: its module fixtures (models, databases, a virtualenv) are made once. Tests marked
-    with another group (DEFAULT_PORT) run with that group instead."""
+    with another group (DEFAULT_PORT) run with that group instead, those of SPREAD alone."""
     for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+        path = item.nodeid.split("::")[0]
+        if item.get_closest_marker("xdist_group") is None and not path.endswith(SPREAD):
+            item.add_marker(pytest.mark.xdist_group(path))
 
     def rank(item: pytest.Item) -> int:
         path = item.nodeid.split("::")[0]
