@@ -351,6 +351,7 @@ def session(location: LakeLocation, *, read_only: bool = False
             _INSTANCES.clear()
             _ATTACHED.clear()
             _INSTANCES_PID = os.getpid()
+        _detach_idle(vanished=True)
         instance = _ATTACHED.get(key)
         if instance is None:
             instance = _attach_to_instance(location, read_only)
@@ -388,6 +389,9 @@ def _attach_to_instance(location: LakeLocation, read_only: bool) -> _Instance:
         alias = f"{ALIAS}_{next(_ALIASES)}"
         _attach(instance.con, location, attach_statements(
             location, with_secrets=True, read_only=read_only, alias=alias), at=None)
+        # The instance's own connection selects no lake: one it selected could not be detached,
+        # and every later ATTACH would read it (failing once its files are gone).
+        instance.con.execute("USE memory")
     except BaseException:
         if not instance.lakes:
             instance.con.close()
@@ -397,12 +401,20 @@ def _attach_to_instance(location: LakeLocation, read_only: bool) -> _Instance:
     return instance
 
 
-def _detach_idle() -> None:
+def _detach_idle(*, vanished: bool = False) -> None:
+    """Detach the lakes without a session beyond the two used last on the shared instance and
+    beyond _MAX_IDLE with their own instance; with ``vanished``, only those whose SQLite file
+    is gone (a home moved or deleted): an attached lake that cannot be read makes every ATTACH
+    and every listing of tables on its instance fail."""
     shared = _INSTANCES.get(None)
     idle = [key for key, instance in _ATTACHED.items() if not instance.lakes[key].sessions]
     shared_idle = [key for key in idle if _ATTACHED[key] is shared]
     own_idle = [key for key in idle if _ATTACHED[key] is not shared]
-    for key in shared_idle[:-2] + own_idle[:max(0, len(own_idle) - _MAX_IDLE)]:
+    if vanished:
+        drop = [key for key in shared_idle if not Path(key[0].metadata).exists()]
+    else:
+        drop = shared_idle[:-2] + own_idle[:max(0, len(own_idle) - _MAX_IDLE)]
+    for key in drop:
         instance = _ATTACHED.pop(key)
         attached = instance.lakes.pop(key)
         if instance is shared:
