@@ -15,7 +15,8 @@ case "${1:-}" in
   test)
     .venv/bin/ruff check media_pipeline media_pipeline_tests benchmarks
     .venv/bin/mypy
-    exec .venv/bin/pytest -q ;;
+    # Three workers on two cores: most tests wait (commits, child processes, S3 over HTTP).
+    exec .venv/bin/pytest -q -n 3 ;;
   bench)
     exec .venv/bin/python -m benchmarks ;;
   s3-server)

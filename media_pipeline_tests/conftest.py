@@ -1,9 +1,40 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules, and how pytest-xdist shares the tests out."""
 
 import os
 
+import pytest
+
 from media_pipeline_tests.fixtures_s3 import *  # noqa
+
+# pytest-xdist's workers start with COLUMNS=80 and LINES=24 in their environment: the CLI's rich
+# console would take its width from them once, at import, and ignore the COLUMNS a test sets.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
 
 # Image embeddings for near-duplicates cost ~0.1 s an image: the tests that are about them
 # (test_near_duplicates.py) turn them on; elsewhere the hash methods are enough.
 os.environ.setdefault("MEDIA_PIPELINE_NEAR_DUPLICATE_EMBEDDINGS", "0")
+
+# Modules that take longest start first, so that no worker starts one near the end.
+FIRST = ("lifecycle/test_lifecycle_properties.py", "test_first_run.py", "stages/test_pipeline.py",
+         "catalog/test_lake.py")
+# Long modules with cheap module fixtures, whose tests are shared out one by one.
+SPREAD = ("stages/test_pipeline.py", "catalog/test_lake.py", "cli/test_cli_purge_evidence.py")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (--dist loadgroup) a module's tests run in one worker, as loadfile
+    would: its module fixtures (models, databases, a virtualenv) are made once. Tests marked
+    with another group (DEFAULT_PORT) run with that group instead, those of SPREAD alone."""
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        if item.get_closest_marker("xdist_group") is None and not path.endswith(SPREAD):
+            item.add_marker(pytest.mark.xdist_group(path))
+
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::")[0]
+        return next((i for i, name in enumerate(FIRST) if path.endswith(name)), len(FIRST))
+
+    items.sort(key=rank)

@@ -22,6 +22,10 @@ from media_pipeline.storage import ensure_bucket, make_client
 
 __all__ = ["s3_endpoint", "s3_client", "settings", "upload"]
 
+# Tests that start the embedded S3 server on its default port (127.0.0.1:9100) or need it free:
+# under pytest-xdist with --dist loadgroup (./dev.sh test) they run one after another.
+DEFAULT_PORT = pytest.mark.xdist_group("default_s3_port")
+
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:

@@ -82,13 +82,10 @@ class Catalog(ReferenceSQL, ApplicationSQL):
         if read_only and not location.is_postgres and not Path(location.metadata).exists():
             raise CatalogError(f"no catalog at {location.metadata}: run `media-pipeline run` "
                                "or `media-pipeline demo` first")
-        con = lake.session(location, read_only=read_only)
-        try:
+        with lake.session(location, read_only=read_only) as con:
             catalog = cls(con, location, read_only)
             catalog.migrate()
             yield catalog
-        finally:
-            con.close()
 
     def migrate(self) -> int:
         """Apply pending migrations; returns the schema version.
@@ -185,9 +182,11 @@ class Catalog(ReferenceSQL, ApplicationSQL):
     def schema_version(self) -> int:
         """The highest migration applied; 0 for a new lake."""
         if self._in_transaction:  # a failed statement would abort the transaction: look first
+            # this lake's tables only: duckdb_tables() would load every attached lake's catalog
+            name = self.con.execute("SELECT current_database()").fetchall()[0][0]
             exists = self.con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-                "AND table_name = 'schema_version'").fetchall()
+                f"SELECT count(*) FROM ducklake_table_info('{name}') "
+                "WHERE table_name = 'schema_version'").fetchall()
             if not exists[0][0]:
                 return 0
         try:

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from media_pipeline.catalog.lake import ALIAS
 from media_pipeline.catalog.retry import retried
 from media_pipeline.catalog.sql import PRESENT, utc_now
 from media_pipeline.catalog.store import Store
@@ -226,8 +225,9 @@ class DedupStore(Store):
         colour layouts."""
         # A cursor: a relation's Arrow output, without an unfinished result on self.con. A new
         # connection starts in the in-memory database: select the lake.
+        lake = self.con.execute("SELECT current_database()").fetchall()[0][0]
         cursor = self.con.cursor()
-        cursor.execute(f"USE {ALIAS}")
+        cursor.execute(f"USE {lake}")
         result = cursor.sql(
             f"""
             SELECT f.file_hash, f.embedding, f.layout, f.colours FROM image_features f

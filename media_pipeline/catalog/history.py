@@ -48,20 +48,25 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = No
 
 def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether ``con`` has the catalog attached as a DuckLake (not the old single file)."""
-    return bool(_one(con, "SELECT count(*) FROM duckdb_databases() WHERE database_name = ? "
-                          "AND type = 'ducklake'", [lake.ALIAS]))
+    return bool(_one(con, "SELECT count(*) FROM duckdb_databases() "
+                          "WHERE database_name = current_database() AND type = 'ducklake'"))
 
 
 def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
     """The id of the snapshot this connection reads (inside a transaction: the one it
     started from)."""
-    return int(_one(con, f"SELECT id FROM {lake.ALIAS}.current_snapshot()"))
+    return int(_one(con, f"SELECT id FROM {_alias(con)}.current_snapshot()"))
+
+
+def _alias(con: duckdb.DuckDBPyConnection) -> str:
+    """The lake's name on ``con``: ``lake`` on its own connection, another in a session."""
+    return str(_one(con, "SELECT current_database()"))
 
 
 def _commit_of_purge(con: duckdb.DuckDBPyConnection, purge_id: str) -> int:
     """The snapshot whose commit added the purge run's row (and its marks, same transaction)."""
     snapshots = [int(r[0]) for r in con.execute(
-        f"SELECT snapshot_id FROM ducklake_snapshots('{lake.ALIAS}') "
+        f"SELECT snapshot_id FROM ducklake_snapshots('{_alias(con)}') "
         "ORDER BY snapshot_id DESC LIMIT ?", [_SEARCH_LIMIT]).fetchall()]
     found: int | None = None
     for snapshot in snapshots:

@@ -19,7 +19,7 @@ from media_pipeline.defs.execution import RunSummary, run_assets
 from media_pipeline.demo import seed_bucket
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
-from media_pipeline_tests.fixtures_s3 import dagster_resources, env_for
+from media_pipeline_tests.fixtures_s3 import DEFAULT_PORT, dagster_resources, env_for
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +175,7 @@ def test_query_cli_formats_and_errors(settings: Settings, s3_client: Any,
     assert rows(settings, "SELECT count(*) FROM media_files") == [(5,)]
 
 
+@DEFAULT_PORT
 def test_run_without_the_embedded_server_says_how_to_start_it(tmp_path: Path) -> None:
     import os
     import socket
@@ -308,6 +309,7 @@ def test_health_command_reports_missing_objects_and_exits_non_zero(
     assert files[3].key in checks["file_accessibility"]["detail"]
 
 
+@DEFAULT_PORT
 def test_demo_command_end_to_end_leaves_configured_catalogs_alone(tmp_path: Path) -> None:
     """The README's first command: embedded S3, corpus, Dagster run, summary. A production-like
     environment (real-looking home and bucket) is ignored, not written to."""
