@@ -510,7 +510,8 @@ def _refuse_data_of_another_lake(con: duckdb.DuckDBPyConnection,
     """A lake that has never committed (its metadata is new) over a data path that already
     holds Parquet files is refused: those files are another lake's (a typo'd metadata path, a
     relative home run from another folder), and maintenance would delete them as orphans."""
-    if con.execute(f"SELECT id FROM {ALIAS}.current_snapshot()").fetchall()[0][0]:
+    alias = con.execute("SELECT current_database()").fetchall()[0][0]  # the lake just USEd
+    if con.execute(f'SELECT id FROM "{alias}".current_snapshot()').fetchall()[0][0]:
         return
     found = con.execute("SELECT file FROM glob(?) LIMIT 1",
                         [location.data.rstrip("/") + "/**/*.parquet"]).fetchall()
