@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 __all__ = ["MaintenanceReport", "maintain_catalog", "run_maintenance"]
 
 DEFAULT_GRACE = timedelta(hours=1)
-_LAKE = f"'{lake.ALIAS}'"
 
 
 @dataclass(frozen=True)
@@ -65,10 +64,18 @@ def _all(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = No
     return con.execute(sql, params or []).fetchall()
 
 
+def _lake_name(con: duckdb.DuckDBPyConnection) -> str:
+    """The lake ``con`` has selected, as a SQL string (its alias differs per lake on a shared
+    instance)."""
+    name = str(_all(con, "SELECT current_database()")[0][0])
+    return "'" + name.replace("'", "''") + "'"
+
+
 def _files(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    target = _lake_name(con)
     row = _all(con, "SELECT coalesce(sum(file_count + delete_file_count), 0), "
                     "coalesce(sum(file_size_bytes + delete_file_size_bytes), 0) "
-                    f"FROM ducklake_table_info({_LAKE})")[0]
+                    f"FROM ducklake_table_info({target})")[0]
     return int(row[0]), int(row[1])
 
 
@@ -86,19 +93,20 @@ def _sizes(con: duckdb.DuckDBPyConnection, paths: list[str]) -> int:
 def run_maintenance(con: duckdb.DuckDBPyConnection, *, snapshot_retention_days: int,
                     purge_snapshot_retention_days: int, now: datetime | None = None,
                     grace: timedelta = DEFAULT_GRACE) -> MaintenanceReport:
-    """Flush, merge, expire and clean up the lake attached to ``con`` as ``lake``."""
+    """Flush, merge, expire and clean up the lake ``con`` has selected."""
     started = time.monotonic()
+    target = _lake_name(con)
     now = now or datetime.now(UTC)
     files_before, bytes_before = _files(con)
-    snapshots_before = int(_all(con, f"SELECT count(*) FROM ducklake_snapshots({_LAKE})")[0][0])
+    snapshots_before = int(_all(con, f"SELECT count(*) FROM ducklake_snapshots({target})")[0][0])
 
-    flushed = _all(con, f"CALL ducklake_flush_inlined_data({_LAKE})")
+    flushed = _all(con, f"CALL ducklake_flush_inlined_data({target})")
     rows_flushed = sum(int(r[2] or 0) for r in flushed)
-    merged = _all(con, f"CALL ducklake_merge_adjacent_files({_LAKE})")
+    merged = _all(con, f"CALL ducklake_merge_adjacent_files({target})")
     files_merged = sum(int(r[2] or 0) for r in merged)
     files_created = sum(int(r[3] or 0) for r in merged)
 
-    snapshots = _all(con, f"SELECT snapshot_id, snapshot_time FROM ducklake_snapshots({_LAKE}) "
+    snapshots = _all(con, f"SELECT snapshot_id, snapshot_time FROM ducklake_snapshots({target}) "
                           "ORDER BY snapshot_id")
     newest = snapshots[-1][0] if snapshots else None
     keep = protected_snapshots(con, now - timedelta(days=purge_snapshot_retention_days))
@@ -106,7 +114,7 @@ def run_maintenance(con: duckdb.DuckDBPyConnection, *, snapshot_retention_days: 
            if at < now - timedelta(days=snapshot_retention_days) and s != newest]
     expire = [s for s in old if s not in keep]
     if expire:
-        _all(con, f"CALL ducklake_expire_snapshots({_LAKE}, versions => ?::UBIGINT[])",
+        _all(con, f"CALL ducklake_expire_snapshots({target}, versions => ?::UBIGINT[])",
              [expire])
 
     if grace <= timedelta(0):
@@ -121,12 +129,12 @@ def run_maintenance(con: duckdb.DuckDBPyConnection, *, snapshot_retention_days: 
         params = [cutoff.replace(hour=0, minute=0, second=0, microsecond=0)
                   - timedelta(microseconds=1)]
     doomed = [str(r[0]) for r in _all(
-        con, f"CALL ducklake_cleanup_old_files({_LAKE}, dry_run => true, {age})", params)]
+        con, f"CALL ducklake_cleanup_old_files({target}, dry_run => true, {age})", params)]
     doomed += [str(r[0]) for r in _all(
-        con, f"CALL ducklake_delete_orphaned_files({_LAKE}, dry_run => true, {age})", params)]
+        con, f"CALL ducklake_delete_orphaned_files({target}, dry_run => true, {age})", params)]
     freed = _sizes(con, doomed)
-    deleted = len(_all(con, f"CALL ducklake_cleanup_old_files({_LAKE}, {age})", params))
-    deleted += len(_all(con, f"CALL ducklake_delete_orphaned_files({_LAKE}, {age})", params))
+    deleted = len(_all(con, f"CALL ducklake_cleanup_old_files({target}, {age})", params))
+    deleted += len(_all(con, f"CALL ducklake_delete_orphaned_files({target}, {age})", params))
 
     files_after, bytes_after = _files(con)
     return MaintenanceReport(
