@@ -26,8 +26,9 @@ SPREAD = ("stages/test_pipeline.py", "catalog/test_lake.py", "cli/test_cli_purge
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under pytest-xdist (--dist loadgroup) a module's tests run in one worker, as loadfile
-    would: its module fixtures (models, databases, a virtualenv) are made once. Tests marked
-    with another group (DEFAULT_PORT) run with that group instead, those of SPREAD alone."""
+    would: its module fixtures (models, databases, a virtualenv) are made once; those of SPREAD
+    are shared out one by one. Tests on the embedded server's default port take turns through a
+    lock (fixtures_s3.DEFAULT_PORT), in whichever worker they run."""
     for item in items:
         path = item.nodeid.split("::")[0]
         if item.get_closest_marker("xdist_group") is None and not path.endswith(SPREAD):

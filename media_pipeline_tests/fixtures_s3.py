@@ -7,7 +7,10 @@ see each other's objects. Import these into conftest.py with
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +23,23 @@ from media_pipeline.records import PendingObject, media_id_for
 from media_pipeline.settings import Settings
 from media_pipeline.storage import ensure_bucket, make_client
 
-__all__ = ["s3_endpoint", "s3_client", "settings", "upload"]
+__all__ = ["default_port_lock", "s3_endpoint", "s3_client", "settings", "upload"]
 
-# Tests that start the embedded S3 server on its default port (127.0.0.1:9100) or need it free:
-# under pytest-xdist with --dist loadgroup (./dev.sh test) they run one after another.
-DEFAULT_PORT = pytest.mark.xdist_group("default_s3_port")
+# Tests that start the embedded S3 server on its default port (127.0.0.1:9100) or need it free
+# run one after another, whatever worker pytest-xdist gives them: each holds a lock file.
+DEFAULT_PORT = pytest.mark.usefixtures("default_port_lock")
+
+
+@pytest.fixture
+def default_port_lock() -> Iterator[None]:
+    """Hold the machine-wide lock of the embedded server's default port for one test."""
+    with open(os.path.join(tempfile.gettempdir(), "media-pipeline-tests-port-9100.lock"),
+              "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
