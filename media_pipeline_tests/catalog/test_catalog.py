@@ -13,12 +13,6 @@ from media_pipeline.catalog.migrations import LATEST_VERSION
 from media_pipeline_tests.catalog.store_helpers import open_catalog, write_snapshot
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
-
-
 def test_migrations_record_the_schema_version_and_reopen_is_idempotent(home: Path) -> None:
     with open_catalog(home) as c:
         assert c.schema_version() == LATEST_VERSION

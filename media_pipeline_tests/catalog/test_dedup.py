@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from media_pipeline.records import media_id_for
 from media_pipeline_tests.catalog.store_helpers import (
     BUCKET,
@@ -13,12 +11,6 @@ from media_pipeline_tests.catalog.store_helpers import (
     open_catalog,
     write_snapshot,
 )
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
 
 
 def test_exact_duplicate_groups_have_a_canonical_member_and_wasted_bytes(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from media_pipeline.records import media_id_for
 from media_pipeline_tests.catalog.store_helpers import (
     BUCKET,
@@ -14,12 +12,6 @@ from media_pipeline_tests.catalog.store_helpers import (
     statuses,
     write_snapshot,
 )
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
 
 
 def test_fingerprints_apply_only_to_the_version_that_was_read(home: Path, tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import pytest
 
 from media_pipeline.records import media_id_for
 from media_pipeline_tests.catalog.store_helpers import (
@@ -16,12 +15,6 @@ from media_pipeline_tests.catalog.store_helpers import (
     statuses,
     write_snapshot,
 )
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
 
 
 def test_inventory_diff_new_changed_unchanged_missing_and_reappeared(
