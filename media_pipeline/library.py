@@ -584,25 +584,36 @@ class MediaLibrary:
             download: bool = False) -> str:
         """A public URL (public files, for anyone) or a signed one (for those who may see it)."""
         with self._reading() as catalog:
-            media = self._media(catalog, media_id)
+            try:
+                uuid.UUID(str(media_id))
+            except ValueError:
+                raise UnknownMedia(f"{media_id!r} is not a media id") from None
+            media = catalog.file_context(str(media_id), user, columns=(
+                "quarantine_reason", "original_filename", "content_type"))
+            if media is None:
+                raise UnknownMedia(f"no media file {media_id}")
             # Who asks is checked first: a file's status and reason are its data too.
-            if media.visibility != Visibility.PUBLIC:
+            if media["visibility"] != Visibility.PUBLIC:
                 if user is None:
                     raise PermissionDenied(f"{media_id} is not public: sign in to get a URL")
-                self._require_see(catalog, media, user, "get a URL for this file")
-            if media.status == MediaStatus.QUARANTINED:
+                _check_user(user)
+                require_see(catalog, self.settings, media["media_id"], media["namespace"],
+                            media["visibility"], media["owner"], user, "get a URL for this file")
+            status = media["status"]
+            if status == MediaStatus.QUARANTINED:
                 raise MediaUnavailable(
-                    f"{media_id} is quarantined ({media.quarantine_reason}): it gets no URL")
-            if media.status in MediaStatus.gone():
-                raise MediaUnavailable(f"{media_id} is {media.status}: there is no object to serve")
-            if media.status not in SERVABLE:
-                raise MediaUnavailable(f"{media_id} is {media.status}: not validated yet")
-            if media.visibility == Visibility.PUBLIC and not download:
-                return str(self.storage.public_url(media.key))
-        name = (media.original_filename or media.key.rsplit("/", 1)[-1]) if download else None
+                    f"{media_id} is quarantined ({media['quarantine_reason']}): it gets no URL")
+            if status in MediaStatus.gone():
+                raise MediaUnavailable(f"{media_id} is {status}: there is no object to serve")
+            if status not in SERVABLE:
+                raise MediaUnavailable(f"{media_id} is {status}: not validated yet")
+            if media["visibility"] == Visibility.PUBLIC and not download:
+                return str(self.storage.public_url(media["key"]))
+        key = str(media["key"])
+        name = (media["original_filename"] or key.rsplit("/", 1)[-1]) if download else None
         # The type the catalog checked, not whatever Content-Type S3 stored with the object.
-        return str(self.storage.generate_signed_url(media.key, expires, download_name=name,
-                                                    content_type=media.content_type))
+        return str(self.storage.generate_signed_url(key, expires, download_name=name,
+                                                    content_type=media["content_type"]))
 
     def set_visibility(self, media_id: str, visibility: str, user: str) -> MediaFile:
         """Change who may see a file: the catalog and the object's ACL together.

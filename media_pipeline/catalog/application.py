@@ -47,6 +47,8 @@ _MEDIA_SELECT = "SELECT " + ", ".join(
 class ApplicationSQL:
     con: duckdb.DuckDBPyConnection
 
+    def forget_roles(self) -> None: ...  # Catalog's
+
     # -- namespaces and members -----------------------------------------------------------------
 
     def namespace_info(self, namespace: str) -> dict[str, Any] | None:
@@ -67,6 +69,7 @@ class ApplicationSQL:
     def insert_namespace(self, namespace: str, default_visibility: str, creator: str) -> None:
         """The namespace with its creator as its first admin."""
         now = _now()
+        self.forget_roles()
         self.con.execute("INSERT INTO namespaces VALUES (?, ?, ?, ?)",
                          [namespace, default_visibility, creator, now])
         self.con.execute("INSERT INTO namespace_members VALUES (?, ?, 'admin', ?, ?)",
@@ -74,6 +77,7 @@ class ApplicationSQL:
 
     def upsert_member(self, namespace: str, user_id: str, role: str, added_by: str) -> str | None:
         """Give ``user_id`` ``role``; returns the role it had before (None: new member)."""
+        self.forget_roles()
         before = self.con.execute(
             "SELECT role FROM namespace_members WHERE namespace = ? AND user_id = ?",
             [namespace, user_id]).fetchone()
@@ -88,6 +92,7 @@ class ApplicationSQL:
 
     def delete_member(self, namespace: str, user_id: str) -> str | None:
         """Remove the membership; returns the role it had (None: was not a member)."""
+        self.forget_roles()
         rows = self.con.execute(  # DuckLake's DELETE has no RETURNING: read, then delete
             "SELECT role FROM namespace_members WHERE namespace = ? AND user_id = ?",
             [namespace, user_id]).fetchall()

@@ -41,6 +41,12 @@ from media_pipeline.errors import CatalogConflict, CatalogError
 T = TypeVar("T")
 
 
+# A process that found an attached lake at the latest schema version trusts that for this
+# long: the check is a query on every open (5-8 ms), and a newer media-pipeline migrating the
+# lake meanwhile is refused at the next check.
+SCHEMA_CHECK_SECONDS = 60.0
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -59,6 +65,8 @@ class Catalog(ReferenceSQL, ApplicationSQL):
         self.location = location
         self.read_only = read_only
         self._in_transaction = False
+        # (namespace, user) -> role, read in this session since its last transaction began
+        self._roles: dict[tuple[str, str], str | None] = {}
         self.objects = ObjectStore(self)
         self.fingerprints = FingerprintStore(self)
         self.dedup = DedupStore(self)
@@ -84,7 +92,12 @@ class Catalog(ReferenceSQL, ApplicationSQL):
                                "or `media-pipeline demo` first")
         with lake.session(location, read_only=read_only) as con:
             catalog = cls(con, location, read_only)
-            catalog.migrate()
+            checked = lake.schema_checked(location, read_only)
+            if (checked is None or checked[1] != LATEST_VERSION
+                    or time.monotonic() - checked[0] > SCHEMA_CHECK_SECONDS):
+                version = catalog.migrate()
+                if version == LATEST_VERSION:
+                    lake.mark_schema_checked(location, read_only, version)
             yield catalog
 
     def migrate(self) -> int:
@@ -144,6 +157,7 @@ class Catalog(ReferenceSQL, ApplicationSQL):
             return
         self.con.execute("BEGIN TRANSACTION")
         self._in_transaction = True
+        self._roles.clear()  # a retried body must not act on what a failed attempt read
         try:
             yield self.con
             self.con.execute("COMMIT")
@@ -205,10 +219,20 @@ class Catalog(ReferenceSQL, ApplicationSQL):
 
     def member_role(self, namespace: str, user: str) -> str | None:
         """The user's role in the namespace ('viewer', 'editor', 'admin'), or None."""
+        if (namespace, user) in self._roles:
+            return self._roles[(namespace, user)]
         rows = self.con.execute(  # all rows: a pending result keeps a transaction open
             "SELECT role FROM namespace_members WHERE namespace = ? AND user_id = ?",
             [namespace, user]).fetchall()
         return str(rows[0][0]) if rows else None
+
+    def remember_role(self, namespace: str, user: str, role: str | None) -> None:
+        """A role read with other data (``file_context``): the next ``member_role`` of this
+        session answers from it until a transaction begins or a membership changes."""
+        self._roles[(namespace, user)] = role
+
+    def forget_roles(self) -> None:
+        self._roles.clear()
 
     def record_audit(
         self, actor: str, action: str, media_id: str | None = None,

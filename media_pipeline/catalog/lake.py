@@ -344,6 +344,8 @@ def _create_sqlite(path: Path) -> None:
 class _Lake:
     alias: str
     sessions: int = 0  # open sessions; a lake is detached only when it has none
+    # (time.monotonic(), version) of the last check that found the lake at the latest version
+    schema_checked: tuple[float, int] | None = None
 
 
 @dataclass
@@ -404,6 +406,30 @@ def session(location: LakeLocation, *, read_only: bool = False
         with _INSTANCES_LOCK:
             attached.sessions -= 1
             _detach_idle()
+
+
+def schema_checked(location: LakeLocation, read_only: bool) -> tuple[float, int] | None:
+    """When this process last found the attached lake at the latest schema version, and that
+    version (None: not since it was attached)."""
+    with _INSTANCES_LOCK:
+        instance = _ATTACHED.get((location, read_only))
+        attached = instance.lakes.get((location, read_only)) if instance else None
+        return attached.schema_checked if attached else None
+
+
+def mark_schema_checked(location: LakeLocation, read_only: bool, version: int) -> None:
+    with _INSTANCES_LOCK:
+        instance = _ATTACHED.get((location, read_only))
+        if instance is not None and (location, read_only) in instance.lakes:
+            instance.lakes[(location, read_only)].schema_checked = (time.monotonic(), version)
+
+
+def forget_schema_checks() -> None:
+    """Check every attached lake's schema version again at its next open."""
+    with _INSTANCES_LOCK:
+        for instance in _INSTANCES.values():
+            for attached in instance.lakes.values():
+                attached.schema_checked = None
 
 
 def _attach_to_instance(location: LakeLocation, read_only: bool) -> _Instance:

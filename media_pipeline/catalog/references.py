@@ -14,7 +14,7 @@ scan and added through the API is one reference, as it is one entry in ``referen
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,49 +56,44 @@ class ReferenceSQL(LifecycleSQL):
     def add_reference(
         self, media_id: str, content_type: str, content_id: str, user: str,
         *, now: datetime | None = None,
+        check: Callable[[dict[str, Any] | None], None] | None = None,
     ) -> bool:
         """Record that ``content_type``/``content_id`` uses the file; False if the API had
         already recorded it (its last_seen is refreshed). A purged file raises
-        :class:`LifecycleError`."""
+        :class:`LifecycleError`. ``check`` sees the file's :meth:`file_context` (None: not
+        catalogued) first, in the same transaction, and raises to refuse."""
         now = aware(now) or utc_now()
         con = self.con
         with PURGE_EXCLUSION, self.transaction():
-            purged = con.execute(
-                "SELECT count(*) FROM media_objects WHERE media_id = ?::UUID "
-                "AND status = 'purged'",
-                [media_id]).fetchone()
-            if purged and purged[0]:
+            context = self.file_context(media_id, user, marks=True, uncatalogued=True,
+                                        api_reference=(content_type, content_id))
+            assert context is not None
+            if check is not None:
+                check(context if context["media_id"] is not None else None)
+            if context["status"] == "purged":
                 raise LifecycleError(f"media file {media_id} was purged; it cannot be referenced")
             # Other processes are not held off by a lock: a purge that re-checked this file
             # has committed its 'deleting' mark before deleting the object, and one that is
             # re-checking it now writes the same mark rows as the update below, so one of the
             # two transactions conflicts and, run again, sees the other.
-            deleting = con.execute(
-                "SELECT count(*) FROM purge_marks WHERE media_id = ?::UUID AND state = 'deleting'",
-                [media_id]).fetchall()
-            if deleting[0][0]:
+            if context["deleting"]:
                 raise LifecycleError(
                     f"a purge is deleting media file {media_id} (or was interrupted doing so); "
                     "it cannot be referenced now. Run `media-pipeline purge` to settle it")
-            con.execute("UPDATE purge_marks SET updated_at = updated_at "
-                        "WHERE media_id = ?::UUID AND state = 'marked'", [media_id])
-            updated = con.execute(
-                "UPDATE media_references SET last_seen = ? WHERE media_id = ? AND origin = 'api' "
-                "AND content_type = ? AND content_id = ?",
-                [now, media_id, content_type, content_id],
-            ).fetchone()
-            if updated and updated[0]:
+            if context["marked"]:  # read in this transaction's snapshot: the same rows
+                con.execute("UPDATE purge_marks SET updated_at = updated_at "
+                            "WHERE media_id = ?::UUID AND state = 'marked'", [media_id])
+            if context["api_ref"]:
+                con.execute(
+                    "UPDATE media_references SET last_seen = ? WHERE media_id = ? "
+                    "AND origin = 'api' AND content_type = ? AND content_id = ?",
+                    [now, media_id, content_type, content_id])
                 return False
             con.execute(
-                """
-                INSERT INTO media_references
-                SELECT $id::UUID, f.bucket, f.key, $ct, $cid, 'api', 'api', 'api', $user,
-                       $now, $now, NULL
-                FROM (SELECT 1) LEFT JOIN media_objects f ON f.media_id = $id::UUID
-                """,
-                {"id": media_id, "ct": content_type, "cid": content_id, "user": user,
-                 "now": now},
-            )
+                "INSERT INTO media_references VALUES (?::UUID, ?, ?, ?, ?, 'api', 'api', 'api', "
+                "?, ?, ?, NULL)",
+                [media_id, context["bucket"], context["key"], content_type, content_id, user,
+                 now, now])
             self.record_audit(user, "reference.add", media_id,
                               {"content_type": content_type, "content_id": content_id})
         return True
@@ -107,22 +102,29 @@ class ReferenceSQL(LifecycleSQL):
     def remove_reference(
         self, media_id: str, content_type: str, content_id: str, user: str,
         *, now: datetime | None = None,
+        check: Callable[[dict[str, Any] | None], None] | None = None,
     ) -> bool:
         """Remove an API reference; False if the API had none (scanned references belong to
-        their source and go when the content stops using the file)."""
+        their source and go when the content stops using the file). ``check`` as for
+        :meth:`add_reference`."""
         now = aware(now) or utc_now()
         with self.transaction():
-            row = self.con.execute(
-                "DELETE FROM media_references WHERE media_id = ? AND origin = 'api' "
-                "AND content_type = ? AND content_id = ?",
-                [media_id, content_type, content_id],
-            ).fetchone()
-            if not row or not row[0]:
+            context = self.file_context(media_id, user, uncatalogued=True,
+                                        api_reference=(content_type, content_id))
+            assert context is not None
+            if check is not None:
+                check(context if context["media_id"] is not None else None)
+            if not context["api_ref"]:
                 return False
+            media_id = context["media_id"] or media_id
             # A DELETE of the API row, not a removal fact standing in for it: media_references
             # stays the one truth the purge re-checks. An API row sits in the small data file
             # its add_reference wrote, so removals of different rows rarely conflict (and are
             # retried when they do).
+            self.con.execute(
+                "DELETE FROM media_references WHERE media_id = ? AND origin = 'api' "
+                "AND content_type = ? AND content_id = ?",
+                [media_id, content_type, content_id])
             self._record_removals("SELECT ?::UUID AS media_id, ?, 'api', ?, ?",
                                   [media_id, now, content_type, content_id])
             self.record_audit(user, "reference.remove", media_id,

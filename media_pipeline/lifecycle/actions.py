@@ -8,6 +8,8 @@ until a purge, which only ever takes unreferenced files.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -45,8 +47,7 @@ class DeleteOutcome:
         return self.deleted or self.already_deleted
 
 
-def _state(catalog: Catalog, media_id: str) -> dict[str, Any]:
-    state = catalog.media_state(media_id)
+def _known(state: dict[str, Any] | None, media_id: str) -> dict[str, Any]:
     if state is None:
         raise UnknownMedia.of(media_id)
     return state
@@ -65,28 +66,32 @@ def _content(content_type: str, content_id: str) -> tuple[str, str]:
     return content_type, content_id
 
 
-def _may_see(catalog: Catalog, settings: Settings, media_id: str, user: str) -> bool:
-    row = catalog.media_row(media_id)
-    return row is not None and may_see(catalog, settings, row["namespace"], row["visibility"],
-                                       row["owner"], user)
-
-
 def _require_see(catalog: Catalog, settings: Settings, state: dict[str, Any], user: str,
                  action: str) -> None:
-    row = catalog.media_row(state["media_id"])
-    if row is None:
-        raise UnknownMedia.of(state["media_id"])
-    require_see(catalog, settings, state["media_id"], row["namespace"], row["visibility"],
-                row["owner"], user, action)
+    require_see(catalog, settings, state["media_id"], state["namespace"], state["visibility"],
+                state["owner"], user, action)
+
+
+def _editor_who_sees(catalog: Catalog, settings: Settings, media_id: str, user: str,
+                     action: str) -> Callable[[dict[str, Any] | None], None]:
+    """The check of reference changes: editor in the file's namespace who may see the file.
+    The role comes with the file's context (:meth:`Catalog.file_context`), read in the
+    action's own transaction."""
+    def check(state: dict[str, Any] | None) -> None:
+        state = _known(state, media_id)
+        require_role(catalog, settings, state["namespace"], user, Role.EDITOR, action)
+        _require_see(catalog, settings, state, user, action)
+    return check
 
 
 def references(catalog: Catalog, settings: Settings, media_id: str,
                user: str) -> dict[str, list[str]]:
     """Where the file is used, in the seed's shape ``{"webpage": ["123", "456"]}``; only for a
     user who may see the file."""
-    state = _state(catalog, media_id)
+    state = _known(catalog.file_context(media_id, user, references=True), media_id)
     _require_see(catalog, settings, state, user, "see where this file is used")
-    return catalog.references_of(state["media_id"])
+    refs: dict[str, list[str]] = state["refs"]
+    return refs
 
 
 def add_reference(
@@ -95,14 +100,14 @@ def add_reference(
 ) -> bool:
     """Record that a piece of content uses the file (editor in its namespace who may see the
     file). False if the API had recorded it already. A purged file cannot be referenced any
-    more. Both checks come before the catalog is asked, so a refusal is the same whether or
-    not the reference exists: it tells nothing about where a hidden file is used."""
+    more. Both checks come before anything else is decided, so a refusal is the same whether
+    or not the reference exists: it tells nothing about where a hidden file is used."""
     content_type, content_id = _content(content_type, content_id)
-    state = _state(catalog, media_id)
-    require_role(catalog, settings, state["namespace"], user, Role.EDITOR, "add a reference")
-    _require_see(catalog, settings, state, user, "add a reference")
+    _valid_id(media_id)
     # A purged file raises LifecycleError, decided inside the catalog's transaction.
-    return catalog.add_reference(state["media_id"], content_type, content_id, user, now=now)
+    return catalog.add_reference(
+        media_id, content_type, content_id, user, now=now,
+        check=_editor_who_sees(catalog, settings, media_id, user, "add a reference"))
 
 
 def remove_reference(
@@ -113,11 +118,17 @@ def remove_reference(
     asked). False if the API had none; references a scan found are never removed here: they
     go when the content no longer uses the file."""
     content_type, content_id = _content(content_type, content_id)
-    state = _state(catalog, media_id)
-    require_role(catalog, settings, state["namespace"], user, Role.EDITOR,
-                 "remove a reference")
-    _require_see(catalog, settings, state, user, "remove a reference")
-    return catalog.remove_reference(state["media_id"], content_type, content_id, user, now=now)
+    _valid_id(media_id)
+    return catalog.remove_reference(
+        media_id, content_type, content_id, user, now=now,
+        check=_editor_who_sees(catalog, settings, media_id, user, "remove a reference"))
+
+
+def _valid_id(media_id: str) -> None:
+    try:
+        uuid.UUID(str(media_id))
+    except ValueError:
+        raise UnknownMedia.of(media_id) from None
 
 
 def delete(
@@ -126,21 +137,27 @@ def delete(
 ) -> DeleteOutcome:
     """Soft-delete a file: refused (nothing changes) while anything references it, unless an
     admin forces it. Needs editor in the file's namespace; ``force`` needs admin."""
-    state = _state(catalog, media_id)
-    namespace = state["namespace"]
-    if force:
-        require_role(catalog, settings, namespace, user, Role.ADMIN, "force-delete files")
-    else:
-        require_role(catalog, settings, namespace, user, Role.EDITOR, "delete files")
+    seen: dict[str, Any] = {}
+
+    def check(state: dict[str, Any]) -> None:
+        if force:
+            require_role(catalog, settings, state["namespace"], user, Role.ADMIN,
+                         "force-delete files")
+        else:
+            require_role(catalog, settings, state["namespace"], user, Role.EDITOR,
+                         "delete files")
+        seen.update(state)
+
     # Unknown or purged: the catalog raises, deciding inside its transaction.
-    outcome, refs = catalog.soft_delete(state["media_id"], user, allow_referenced=force,
-                                        now=now)
+    outcome, refs = catalog.soft_delete(media_id, user, allow_referenced=force, now=now,
+                                        check=check)
     hidden = 0
-    if refs and not _may_see(catalog, settings, state["media_id"], user):
+    if refs and not may_see(catalog, settings, seen["namespace"], seen["visibility"],
+                            seen["owner"], user):
         # Deleting is role-based, reading where a file is used is not: count only.
         hidden, refs = sum(len(ids) for ids in refs.values()), {}
     return DeleteOutcome(
-        media_id=state["media_id"],
+        media_id=seen["media_id"],
         deleted=outcome == "deleted",
         refused=outcome == "refused",
         forced=outcome == "deleted" and bool(refs),
@@ -153,10 +170,11 @@ def delete(
 def restore(catalog: Catalog, settings: Settings, media_id: str, user: str) -> None:
     """Undo a soft delete (editor): the file is active again (or quarantined/pending, as it was)
     and any purge mark for it is cancelled."""
-    state = _state(catalog, media_id)
-    require_role(catalog, settings, state["namespace"], user, Role.EDITOR, "restore files")
+    def check(state: dict[str, Any]) -> None:
+        require_role(catalog, settings, state["namespace"], user, Role.EDITOR, "restore files")
+
     # Not deleted, purged, or a purge in flight: the catalog raises LifecycleError.
-    catalog.restore_media(state["media_id"], user)
+    catalog.restore_media(media_id, user, check=check)
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,11 @@ def test_a_newer_catalog_is_refused_in_one_line_naming_both_versions(tmp_path: P
     with Catalog.open(tmp_path) as c:
         c.con.execute("INSERT INTO schema_version VALUES (?, 'from the future', now())",
                       [LATEST_VERSION + 7])
+    # This process checked the version a moment ago and trusts that for a while (another
+    # process, or this one once SCHEMA_CHECK_SECONDS have passed, checks again).
+    with Catalog.open(tmp_path):
+        pass
+    lake.forget_schema_checks()
     for read_only in (False, True):
         with pytest.raises(CatalogError) as caught, Catalog.open(tmp_path, read_only=read_only):
             pass
@@ -281,9 +286,10 @@ def test_the_application_and_a_pipeline_run_in_other_processes_both_write_everyt
         assert c.con.execute(
             "SELECT count(*) FROM media_files WHERE key LIKE 'site/%' AND status = 'active'"
         ).fetchall() == [(30,)]
-        assert c.con.execute(
-            "SELECT count(*), sum(reference_count) FROM media_files WHERE namespace = 'team' "
-            "AND status = 'active' AND owner = 'alice'").fetchall() == [(uploads, uploads)]
+        team = c.con.execute(
+            "SELECT key, status, owner, reference_count FROM media_files WHERE namespace = 'team' "
+            "ORDER BY key").fetchall()
+        assert [row[1:] for row in team] == [("active", "alice", 1)] * uploads, team
         assert c.con.execute("SELECT count(*) FROM media_tags").fetchall() == [(uploads,)]
         assert c.con.execute("SELECT action, count(*) FROM audit_log WHERE actor = 'alice' "
                              "GROUP BY ALL ORDER BY 1").fetchall() == [
