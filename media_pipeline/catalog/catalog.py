@@ -129,9 +129,10 @@ class Catalog(ReferenceSQL, ApplicationSQL):
                     self.con.execute(
                         "CREATE TABLE IF NOT EXISTS schema_version "
                         "(version INTEGER NOT NULL, description VARCHAR, applied_at TIMESTAMPTZ)")
+                    name = self.con.execute("SELECT current_database()").fetchall()[0][0]
                     for version, description, sql in sorted(MIGRATIONS):
                         if version > current:
-                            self.con.execute(sql)
+                            self.con.execute(sql.replace("__LAKE__", name))
                             self.con.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
                                              [version, description, _now()])
                 return LATEST_VERSION

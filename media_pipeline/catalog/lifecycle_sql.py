@@ -145,10 +145,9 @@ class LifecycleSQL:
         ref = "i.id" if uncatalogued else "o.media_id"
         if marks:
             extra += f""",
-                (SELECT count(*) FILTER (state = 'deleting') FROM purge_marks p
-                 WHERE p.media_id = {ref}) AS deleting,
-                (SELECT count(*) FILTER (state = 'marked') FROM purge_marks p
-                 WHERE p.media_id = {ref}) AS marked"""
+                (SELECT {{'deleting': count(*) FILTER (state = 'deleting'),
+                          'marked': count(*) FILTER (state = 'marked')}}
+                 FROM purge_marks p WHERE p.media_id = {ref}) AS marks"""
         if references:
             extra += f""",
                 (SELECT list(DISTINCT [r.content_type, r.content_id]
@@ -189,6 +188,8 @@ class LifecycleSQL:
         if not rows:
             return None
         context = dict(zip([d[0] for d in cursor.description or []], rows[0], strict=True))
+        if marks:
+            context.update(context.pop("marks") or {"deleting": 0, "marked": 0})
         if user is not None and context["media_id"] is not None:
             self.remember_role(context["namespace"], user, context["role"])
         if references:

@@ -412,6 +412,28 @@ MIGRATIONS: list[tuple[int, str, str]] = [
                        FROM reference_removals GROUP BY media_id) u ON u.media_id = o.media_id;
         """,
     ),
+    (
+        4,
+        "files and references kept sorted by media id; data files of at most 16 MB",
+        # A lookup by id then reads the one file whose min/max brackets it (DuckLake prunes the
+        # others by their statistics), so it costs the same at 1M and 5M objects. DuckLake sorts
+        # on INSERT, merge and flush; files written before keep their order until rewritten.
+        # __LAKE__ is the lake's name where it is attached.
+        """
+        ALTER TABLE media_objects SET SORTED BY (media_id);
+        ALTER TABLE media_references SET SORTED BY (media_id);
+        CALL __LAKE__.set_option('target_file_size', '16MB');
+        -- the rows already there, written again in that order
+        CREATE TEMP TABLE sorted_objects AS SELECT * FROM media_objects;
+        DELETE FROM media_objects;
+        INSERT INTO media_objects SELECT * FROM sorted_objects;
+        DROP TABLE sorted_objects;
+        CREATE TEMP TABLE sorted_references AS SELECT * FROM media_references;
+        DELETE FROM media_references;
+        INSERT INTO media_references SELECT * FROM sorted_references;
+        DROP TABLE sorted_references;
+        """,
+    ),
 ]
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)
