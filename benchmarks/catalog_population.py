@@ -39,7 +39,7 @@ from media_pipeline.stages import commit_inventory, fingerprint_pending, invento
 
 DATA = Path(__file__).parent / ".data"
 BUCKET = "bench-catalog"
-VERSION = 2  # of the population: a cache of another version is built again
+VERSION = 3  # of the population (3: sorted tables): a cache of another version is rebuilt
 NAMESPACES = 20
 ADMIN = "bench-admin"  # a global admin (MEDIA_PIPELINE_ADMINS)
 APP_USER = "bench-app"  # what a web application acts as: admin of every namespace

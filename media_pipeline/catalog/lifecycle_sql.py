@@ -129,14 +129,16 @@ class LifecycleSQL:
 
     def file_context(self, media_id: str, user: str | None = None, *, marks: bool = False,
                      references: bool = False, api_reference: tuple[str, str] | None = None,
-                     uncatalogued: bool = False, columns: Sequence[str] = ()
-                     ) -> dict[str, Any] | None:
+                     uncatalogued: bool = False, columns: Sequence[str] = (),
+                     deletion: bool = True) -> dict[str, Any] | None:
         """One file's state for an application action, in one query (each table a DuckLake
         query touches costs ~10-20 ms of metadata work, whatever its size): the base row's
         access and lifecycle columns, its deletion state and ``user``'s role in its namespace
         (remembered for :meth:`member_role`). On request: ``marks`` (``deleting``/``marked``
         purge marks), ``references`` (``refs``, as :meth:`references_of` has them) and
         ``api_reference`` (``api_ref``: whether the API recorded that (content type, id)).
+        Without ``deletion`` the status is the stored one, ``is_deleted`` False and
+        ``deleted_at``/``deleted_by`` None: one table less.
         None if the catalog has no such file, unless ``uncatalogued``: then the requested facts
         of the id, with ``media_id`` None and the rest NULL."""
         extra = ""
@@ -148,17 +150,21 @@ class LifecycleSQL:
                 (SELECT {{'deleting': count(*) FILTER (state = 'deleting'),
                           'marked': count(*) FILTER (state = 'marked')}}
                  FROM purge_marks p WHERE p.media_id = {ref}) AS marks"""
-        if references:
+        if references or api_reference is not None:
+            # one scan of the index for both
+            if api_reference is not None:
+                params["ct"], params["cid"] = api_reference
+            api = ("bool_or(origin = 'api' AND content_type = $ct AND content_id = $cid)"
+                   if api_reference is not None else "NULL")
+            listed = ("list(DISTINCT [content_type, content_id] "
+                      "ORDER BY [content_type, content_id])" if references else "NULL")
             extra += f""",
-                (SELECT list(DISTINCT [r.content_type, r.content_id]
-                             ORDER BY [r.content_type, r.content_id])
-                 FROM media_references r WHERE r.media_id = {ref}) AS refs"""
-        if api_reference is not None:
-            params["ct"], params["cid"] = api_reference
-            extra += f""",
-                EXISTS (SELECT 1 FROM media_references a WHERE a.media_id = {ref}
-                        AND a.origin = 'api' AND a.content_type = $ct
-                        AND a.content_id = $cid) AS api_ref"""
+                (SELECT {{'refs': {listed}, 'api_ref': coalesce({api}, false)}}
+                 FROM media_references r WHERE r.media_id = {ref}) AS index_facts"""
+        deletion_state = (
+            "(SELECT arg_max({'d': deleted, 'at': changed_at, 'by': actor}, rowid) "
+            f"FROM media_deletions WHERE media_deletions.media_id = {ref})" if deletion else
+            "{'d': NULL::BOOLEAN, 'at': NULL::TIMESTAMPTZ, 'by': NULL::VARCHAR}")
         source = ("(SELECT try_cast($id AS UUID) AS id) i "
                   "LEFT JOIN media_objects o ON o.media_id = i.id"
                   if uncatalogued else
@@ -175,9 +181,7 @@ class LifecycleSQL:
             FROM (
                 SELECT o.media_id::VARCHAR AS media_id, o.namespace, o.bucket, o.key, o.status,
                        o.visibility, o.owner,{"".join(f" o.{c}," for c in columns)}
-                       (SELECT arg_max({{'d': deleted, 'at': changed_at, 'by': actor}}, rowid)
-                        FROM media_deletions
-                        WHERE media_deletions.media_id = {ref}) AS del,
+                       {deletion_state} AS del,
                        (SELECT m.role FROM namespace_members m WHERE m.namespace = o.namespace
                         AND m.user_id = $user) AS role{extra}
                 FROM {source})
@@ -190,6 +194,8 @@ class LifecycleSQL:
         context = dict(zip([d[0] for d in cursor.description or []], rows[0], strict=True))
         if marks:
             context.update(context.pop("marks") or {"deleting": 0, "marked": 0})
+        if references or api_reference is not None:
+            context.update(context.pop("index_facts") or {"refs": None, "api_ref": False})
         if user is not None and context["media_id"] is not None:
             self.remember_role(context["namespace"], user, context["role"])
         if references:

@@ -66,7 +66,8 @@ class ReferenceSQL(LifecycleSQL):
         con = self.con
         with PURGE_EXCLUSION, self.transaction():
             context = self.file_context(media_id, user, marks=True, uncatalogued=True,
-                                        api_reference=(content_type, content_id))
+                                        api_reference=(content_type, content_id),
+                                        deletion=False)
             assert context is not None
             if check is not None:
                 check(context if context["media_id"] is not None else None)
@@ -110,7 +111,8 @@ class ReferenceSQL(LifecycleSQL):
         now = aware(now) or utc_now()
         with self.transaction():
             context = self.file_context(media_id, user, uncatalogued=True,
-                                        api_reference=(content_type, content_id))
+                                        api_reference=(content_type, content_id),
+                                        deletion=False)
             assert context is not None
             if check is not None:
                 check(context if context["media_id"] is not None else None)

@@ -88,7 +88,8 @@ def references(catalog: Catalog, settings: Settings, media_id: str,
                user: str) -> dict[str, list[str]]:
     """Where the file is used, in the seed's shape ``{"webpage": ["123", "456"]}``; only for a
     user who may see the file."""
-    state = _known(catalog.file_context(media_id, user, references=True), media_id)
+    state = _known(catalog.file_context(media_id, user, references=True, deletion=False),
+                   media_id)
     _require_see(catalog, settings, state, user, "see where this file is used")
     refs: dict[str, list[str]] = state["refs"]
     return refs
