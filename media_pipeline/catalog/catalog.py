@@ -103,40 +103,39 @@ class Catalog(ReferenceSQL, ApplicationSQL):
     def migrate(self) -> int:
         """Apply pending migrations; returns the schema version.
 
-        Safe when several processes attach a new lake at once: the migrations run in one
+        Safe when several processes attach a new lake at once: each migration runs in a
         transaction that reads the version first, so the loser of a race conflicts, finds the
-        winner's version on its next try and has nothing left to do.
+        winner's version on its next try and goes on from there.
         """
         delay = FIRST_BACKOFF
-        for _ in range(WRITE_ATTEMPTS):
+        conflicts = 0
+        while conflicts < WRITE_ATTEMPTS:
             try:
                 current = self.schema_version()
-            except CatalogConflict:
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, MAX_BACKOFF)
-                continue
-            self._refuse_newer(current)
-            if current == LATEST_VERSION or self.read_only:
-                if self.read_only and current == 0:
-                    raise CatalogError(
-                        f"the catalog ({self.location.describe()}) is empty: run "
-                        "`media-pipeline run` or `media-pipeline demo` first")
-                return current
-            try:
+                self._refuse_newer(current)
+                if current == LATEST_VERSION or self.read_only:
+                    if self.read_only and current == 0:
+                        raise CatalogError(
+                            f"the catalog ({self.location.describe()}) is empty: run "
+                            "`media-pipeline run` or `media-pipeline demo` first")
+                    return current
+                # One migration per transaction: DuckLake cannot ALTER a table that holds
+                # rows written earlier in the same transaction.
                 with self.transaction():
                     current = self.schema_version()
                     self._refuse_newer(current)
-                    self.con.execute(
-                        "CREATE TABLE IF NOT EXISTS schema_version "
-                        "(version INTEGER NOT NULL, description VARCHAR, applied_at TIMESTAMPTZ)")
-                    name = self.con.execute("SELECT current_database()").fetchall()[0][0]
-                    for version, description, sql in sorted(MIGRATIONS):
-                        if version > current:
-                            self.con.execute(sql.replace("__LAKE__", name))
-                            self.con.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
-                                             [version, description, _now()])
-                return LATEST_VERSION
+                    pending = [m for m in sorted(MIGRATIONS) if m[0] > current]
+                    if pending:
+                        version, description, sql = pending[0]
+                        self.con.execute(
+                            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT "
+                            "NULL, description VARCHAR, applied_at TIMESTAMPTZ)")
+                        name = self.con.execute("SELECT current_database()").fetchall()[0][0]
+                        self.con.execute(sql.replace("__LAKE__", name))
+                        self.con.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
+                                         [version, description, _now()])
             except CatalogConflict:
+                conflicts += 1
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, MAX_BACKOFF)
         raise CatalogConflict(f"the catalog's migrations kept conflicting with another "

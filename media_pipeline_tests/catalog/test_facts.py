@@ -15,7 +15,7 @@ import pytest
 from media_pipeline.catalog import Catalog, history, lake
 from media_pipeline.catalog import catalog as catalog_module
 from media_pipeline.catalog.lake import LakeLocation
-from media_pipeline.catalog.migrations import MIGRATIONS
+from media_pipeline.catalog.migrations import LATEST_VERSION, MIGRATIONS
 from media_pipeline.records import media_id_for
 
 T0 = datetime(2026, 9, 1, 12, tzinfo=UTC)
@@ -213,7 +213,7 @@ def _version_2_lake(location: LakeLocation, monkeypatch: pytest.MonkeyPatch) -> 
                         [media_id, key, str(n + 1), T0, T0])
 
 
-def test_migration_3_keeps_an_existing_lakes_values(
+def test_migrations_3_and_4_keep_an_existing_lakes_values(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     location = LakeLocation.embedded(tmp_path)
     _version_2_lake(location, monkeypatch)
@@ -222,7 +222,7 @@ def test_migration_3_keeps_an_existing_lakes_values(
     before_migration = history.current_snapshot(con)
     con.close()
     with Catalog.open(location) as c:
-        assert c.schema_version() == 3
+        assert c.schema_version() == LATEST_VERSION  # 4 rewrote the rows in media_id order
         after = c.con.execute("SELECT * FROM media_files ORDER BY key").fetchall()
         by_key = {r[3]: r for r in after}
         expected = []
