@@ -1,5 +1,5 @@
-"""Catalog SQL for the application API: namespaces, members, uploads, visibility, tags and
-collections. Mixed into :class:`media_pipeline.catalog.Catalog`; uses ``self.con``.
+"""The application API's SQL (``catalog.application``): namespaces, members and roles, uploads,
+visibility, tags, collections and the audit log.
 
 The mutating methods here do not open a transaction of their own: the library wraps each call
 (together with its audit row, and sometimes an S3 call that must succeed for the change to
@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
-
-from media_pipeline.catalog.lifecycle_sql import DELETED_IDS, FILE_STATE
+from media_pipeline.catalog.sql import DELETED_IDS, FILE_STATE
+from media_pipeline.catalog.store import Store
 from media_pipeline.kinds import MediaStatus, Visibility, sql_in
 from media_pipeline.records import MEDIA_FILE_COLUMNS
+
+__all__ = ["COLLECTION_COLUMNS", "MEDIA_COLUMNS", "ApplicationStore"]
 
 # The columns MediaLibrary hands out as a MediaFile, in this order: its fields.
 MEDIA_COLUMNS = MEDIA_FILE_COLUMNS
@@ -44,8 +45,8 @@ _MEDIA_SELECT = "SELECT " + ", ".join(
 ) + " FROM media_files"
 
 
-class ApplicationSQL:
-    con: duckdb.DuckDBPyConnection
+class ApplicationStore(Store):
+    """``catalog.application``: what the library reads and writes, and the audit log."""
 
     # -- namespaces and members -----------------------------------------------------------------
 
@@ -96,6 +97,13 @@ class ApplicationSQL:
         self.con.execute("DELETE FROM namespace_members WHERE namespace = ? AND user_id = ?",
                          [namespace, user_id])
         return str(rows[0][0])
+
+    def member_role(self, namespace: str, user: str) -> str | None:
+        """The user's role in the namespace ('viewer', 'editor', 'admin'), or None."""
+        rows = self.con.execute(  # all rows: a pending result keeps a transaction open
+            "SELECT role FROM namespace_members WHERE namespace = ? AND user_id = ?",
+            [namespace, user]).fetchall()
+        return str(rows[0][0]) if rows else None
 
     def admin_count(self, namespace: str) -> int:
         row = self.con.execute(
@@ -311,3 +319,15 @@ class ApplicationSQL:
             "DELETE FROM collection_items WHERE collection_id = ? AND media_id = ?",
             [collection_id, media_id]).fetchall()
         return bool(rows and rows[0][0])
+
+    # -- the audit log -----------------------------------------------------------------------------
+
+    def record_audit(
+        self, actor: str, action: str, media_id: str | None = None,
+        details: dict[str, Any] | None = None, run_id: str | None = None,
+    ) -> None:
+        """One audit row; call it inside the transaction of the change it records."""
+        self.con.execute(
+            "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?)",
+            [_now(), actor, action, media_id, json.dumps(details or {}), run_id],
+        )

@@ -1,7 +1,6 @@
-"""Catalog SQL for the reference index and content-source scans.
+"""The reference index and content-source scans (``catalog.references``).
 
-Mixed into :class:`media_pipeline.catalog.Catalog` (through :class:`ReferenceSQL`); uses
-``self.con``. Scanned references (one content source's rows, replaced as a whole) and API
+Scanned references (one content source's rows, replaced as a whole) and API
 references (``add_reference``) live side by side in ``media_references``. ``media_files``'
 ``reference_count`` and ``referenced_in`` are derived from that table by the ``media_files``
 view (never stored); each removal also appends a ``reference_removals`` fact, from which the
@@ -21,16 +20,13 @@ from typing import Any
 
 import duckdb
 
-from media_pipeline.catalog.lifecycle_sql import (
-    DELETED_IDS,
-    FILE_STATE,
-    PURGE_EXCLUSION,
-    LifecycleSQL,
-    aware,
-    utc_now,
-)
+from media_pipeline.catalog.lifecycle import PURGE_EXCLUSION
 from media_pipeline.catalog.retry import retried
+from media_pipeline.catalog.sql import DELETED_IDS, FILE_STATE, aware, utc_now
+from media_pipeline.catalog.store import Store
 from media_pipeline.errors import LifecycleError, Refused
+
+__all__ = ["API_SOURCE", "DEFAULT_MAX_DROP", "ReferenceStore"]
 
 API_SOURCE = "api"
 DEFAULT_MAX_DROP = 0.10
@@ -40,8 +36,9 @@ BASELINE_DAYS = 90
 FRAGMENT_COLUMNS = ("content_type", "content_id", "bucket", "key", "media_id", "form")
 MAX_ERROR_CHARS = 2000
 
-class ReferenceSQL(LifecycleSQL):
-    con: duckdb.DuckDBPyConnection
+
+class ReferenceStore(Store):
+    """``catalog.references``: API and scanned references, content sources and their scans."""
 
     def _record_removals(self, sql: str, params: Any) -> None:
         """Append a reference-removal fact per row of ``sql`` (media_id, removed_at, source,
@@ -99,8 +96,9 @@ class ReferenceSQL(LifecycleSQL):
                 {"id": media_id, "ct": content_type, "cid": content_id, "user": user,
                  "now": now},
             )
-            self.record_audit(user, "reference.add", media_id,
-                              {"content_type": content_type, "content_id": content_id})
+            self.catalog.application.record_audit(
+                user, "reference.add", media_id,
+                {"content_type": content_type, "content_id": content_id})
         return True
 
     @retried
@@ -125,8 +123,9 @@ class ReferenceSQL(LifecycleSQL):
             # retried when they do).
             self._record_removals("SELECT ?::UUID AS media_id, ?, 'api', ?, ?",
                                   [media_id, now, content_type, content_id])
-            self.record_audit(user, "reference.remove", media_id,
-                              {"content_type": content_type, "content_id": content_id})
+            self.catalog.application.record_audit(
+                user, "reference.remove", media_id,
+                {"content_type": content_type, "content_id": content_id})
         return True
 
     def references_of(self, media_id: str) -> dict[str, list[str]]:
@@ -253,8 +252,8 @@ class ReferenceSQL(LifecycleSQL):
                      stats.get("bytes"), stats.get("text_fallbacks"), run_id,
                      drift["new"]["mentions"], json.dumps(drift)],
                 )
-                self.record_audit("system", "references.scan_suspect", None,
-                                  {"source": source, **drift}, run_id)
+                self.catalog.application.record_audit(
+                    "system", "references.scan_suspect", None, {"source": source, **drift}, run_id)
                 for table in ("scan_in", "scan_new"):
                     con.execute(f"DROP TABLE {table}")
                 return {"state": "suspect", "rows": 0, "refs": drift["new"]["refs"],
@@ -327,15 +326,18 @@ class ReferenceSQL(LifecycleSQL):
                  stats.get("bytes"), stats.get("text_fallbacks"), run_id, state,
                  drift["new"]["mentions"], json.dumps(drift), accepted_by],
             )
-            self.record_audit("system", "references.scan", None,
-                              {"source": source, "state": state, **result}, run_id)
+            self.catalog.application.record_audit(
+                "system", "references.scan", None,
+                {"source": source, "state": state, **result}, run_id)
             if accepted_by is not None:
-                self.record_audit(accepted_by, "references.scan_drop_accepted", None,
-                                  {"source": source, **drift}, run_id)
+                self.catalog.application.record_audit(
+                    accepted_by, "references.scan_drop_accepted", None,
+                    {"source": source, **drift}, run_id)
             elif drift["over_default"]:
                 # applied under a looser share than the default: on the record
-                self.record_audit("system", "references.scan_drop_allowed", None,
-                                  {"source": source, **drift}, run_id)
+                self.catalog.application.record_audit(
+                    "system", "references.scan_drop_allowed", None,
+                    {"source": source, **drift}, run_id)
             result["state"] = state
             result["drift"] = drift
             for table in ("scan_in", "scan_new", "scan_old", "scan_added", "scan_removed",
@@ -360,9 +362,9 @@ class ReferenceSQL(LifecycleSQL):
                 [source, aware(started), aware(finished) or utc_now(),
                  (error or "unknown error")[:MAX_ERROR_CHARS], run_id],
             )
-            self.record_audit("system", "references.scan_failed", None,
-                              {"source": source, "error": (error or "")[:MAX_ERROR_CHARS]},
-                              run_id)
+            self.catalog.application.record_audit(
+                "system", "references.scan_failed", None,
+                {"source": source, "error": (error or "")[:MAX_ERROR_CHARS]}, run_id)
 
     def _scan_drift(self, source: str, stats: Mapping[str, Any], max_drop: float,
                     origin: str, started: datetime) -> dict[str, Any]:
@@ -435,7 +437,8 @@ class ReferenceSQL(LifecycleSQL):
             {"now": now, "kind": info.get("kind"), "desc": info.get("description"),
              "s": source})
         if row[1]:
-            self.record_audit("system", "source.reactivated", None, {"source": source})
+            self.catalog.application.record_audit(
+                "system", "source.reactivated", None, {"source": source})
 
     def remembered_sources(self, include_retired: bool = False) -> list[dict[str, Any]]:
         """Every source the catalog has scanned (not retired ones unless asked)."""
@@ -491,7 +494,7 @@ class ReferenceSQL(LifecycleSQL):
                 "WHERE source = ?", [now, user, reason, source])
             details = {"source": source, "references_removed": int(removed[0]) if removed else 0,
                        "last_trusted_scan": str(last) if last else None, "reason": reason}
-            self.record_audit(user, "source.retire", None, details)
+            self.catalog.application.record_audit(user, "source.retire", None, details)
         return details
 
     # -- staleness ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from media_pipeline.access import SYSTEM_USER, Role, may_see, require_role, require_see
-from media_pipeline.catalog.lifecycle_sql import aware, utc_now
+from media_pipeline.catalog.sql import aware, utc_now
 from media_pipeline.errors import InvalidInput, UnknownMedia
 from media_pipeline.settings import Settings
 
@@ -46,7 +46,7 @@ class DeleteOutcome:
 
 
 def _state(catalog: Catalog, media_id: str) -> dict[str, Any]:
-    state = catalog.media_state(media_id)
+    state = catalog.lifecycle.media_state(media_id)
     if state is None:
         raise UnknownMedia.of(media_id)
     return state
@@ -66,14 +66,14 @@ def _content(content_type: str, content_id: str) -> tuple[str, str]:
 
 
 def _may_see(catalog: Catalog, settings: Settings, media_id: str, user: str) -> bool:
-    row = catalog.media_row(media_id)
+    row = catalog.application.media_row(media_id)
     return row is not None and may_see(catalog, settings, row["namespace"], row["visibility"],
                                        row["owner"], user)
 
 
 def _require_see(catalog: Catalog, settings: Settings, state: dict[str, Any], user: str,
                  action: str) -> None:
-    row = catalog.media_row(state["media_id"])
+    row = catalog.application.media_row(state["media_id"])
     if row is None:
         raise UnknownMedia.of(state["media_id"])
     require_see(catalog, settings, state["media_id"], row["namespace"], row["visibility"],
@@ -86,7 +86,7 @@ def references(catalog: Catalog, settings: Settings, media_id: str,
     user who may see the file."""
     state = _state(catalog, media_id)
     _require_see(catalog, settings, state, user, "see where this file is used")
-    return catalog.references_of(state["media_id"])
+    return catalog.references.references_of(state["media_id"])
 
 
 def add_reference(
@@ -102,7 +102,8 @@ def add_reference(
     require_role(catalog, settings, state["namespace"], user, Role.EDITOR, "add a reference")
     _require_see(catalog, settings, state, user, "add a reference")
     # A purged file raises LifecycleError, decided inside the catalog's transaction.
-    return catalog.add_reference(state["media_id"], content_type, content_id, user, now=now)
+    return catalog.references.add_reference(state["media_id"], content_type, content_id, user,
+                                            now=now)
 
 
 def remove_reference(
@@ -117,7 +118,8 @@ def remove_reference(
     require_role(catalog, settings, state["namespace"], user, Role.EDITOR,
                  "remove a reference")
     _require_see(catalog, settings, state, user, "remove a reference")
-    return catalog.remove_reference(state["media_id"], content_type, content_id, user, now=now)
+    return catalog.references.remove_reference(state["media_id"], content_type, content_id,
+                                               user, now=now)
 
 
 def delete(
@@ -133,8 +135,8 @@ def delete(
     else:
         require_role(catalog, settings, namespace, user, Role.EDITOR, "delete files")
     # Unknown or purged: the catalog raises, deciding inside its transaction.
-    outcome, refs = catalog.soft_delete(state["media_id"], user, allow_referenced=force,
-                                        now=now)
+    outcome, refs = catalog.lifecycle.soft_delete(state["media_id"], user, allow_referenced=force,
+                                                  now=now)
     hidden = 0
     if refs and not _may_see(catalog, settings, state["media_id"], user):
         # Deleting is role-based, reading where a file is used is not: count only.
@@ -156,7 +158,7 @@ def restore(catalog: Catalog, settings: Settings, media_id: str, user: str) -> N
     state = _state(catalog, media_id)
     require_role(catalog, settings, state["namespace"], user, Role.EDITOR, "restore files")
     # Not deleted, purged, or a purge in flight: the catalog raises LifecycleError.
-    catalog.restore_media(state["media_id"], user)
+    catalog.lifecycle.restore_media(state["media_id"], user)
 
 
 @dataclass(frozen=True)
@@ -179,12 +181,12 @@ def auto_soft_delete(
     missing."""
     if not settings.auto_delete_days:
         return AutoDeleteReport(deleted={})
-    required = catalog.required_sources(enabled_sources or [])
+    required = catalog.references.required_sources(enabled_sources or [])
     if required:
-        stale = catalog.stale_sources(required)
+        stale = catalog.references.stale_sources(required)
         if stale:
             return AutoDeleteReport(
                 deleted={}, refused_reason=f"stale content sources: {', '.join(stale)}")
-    deleted = catalog.auto_soft_delete(dict(settings.auto_delete_days),
-                                       aware(now) or utc_now(), SYSTEM_USER, run_id)
+    deleted = catalog.lifecycle.auto_soft_delete(dict(settings.auto_delete_days),
+                                                 aware(now) or utc_now(), SYSTEM_USER, run_id)
     return AutoDeleteReport(deleted=deleted)

@@ -67,8 +67,8 @@ def test_a_catalog_row_reads_back_as_every_media_file_field(tmp_path: Path) -> N
            "first_seen": datetime(2026, 1, 1, tzinfo=UTC),
            "last_seen": datetime(2026, 1, 1, tzinfo=UTC)}
     with Catalog.open(tmp_path / "catalog.duckdb") as catalog:
-        catalog.register_upload(row)
-        read = catalog.media_row(row["media_id"])
+        catalog.application.register_upload(row)
+        read = catalog.application.media_row(row["media_id"])
     assert read is not None and tuple(read) == MEDIA_COLUMNS
     media = MediaFile.from_row(read)
     assert (media.width, media.height, media.phash, media.metadata) == (2, 1, 5, {"format": "PNG"})
