@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from media_pipeline.catalog import Catalog
+from media_pipeline.catalog.application import ApplicationStore
 from media_pipeline.lifecycle import add_reference, references, remove_reference
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
@@ -197,12 +198,18 @@ def test_failed_scan_keeps_old_rows_and_marks_the_source_stale(
         assert catalog.references.stale_sources(["cms", "docs"]) == []
 
 
+class _FailingAudit(ApplicationStore):
+    def record_audit(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk full")
+
+
 class _FailsAfterTheDelete(Catalog):
     """A real catalog whose audit row fails: after the old rows were deleted, the new ones
     inserted and the removals recorded, before the commit."""
 
-    def record_audit(self, *args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("disk full")
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.application = _FailingAudit(self)
 
 
 def test_replace_is_atomic(settings: Settings, files: dict[str, str], tmp_path: Path) -> None:
