@@ -68,21 +68,21 @@ def main(files: int = 1_000_000) -> None:
         catalog.objects.apply_inventory(snap, BUCKET)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
-        result = catalog.replace_source_references("cms", [first], started)
+        result = catalog.references.replace_source_references("cms", [first], started)
         t1 = time.perf_counter()
         print(f"  first scan committed       {t1 - t0:6.2f} s  {result}")
-        result = catalog.replace_source_references("cms", [second],
-                                                   started + timedelta(hours=1))
+        result = catalog.references.replace_source_references("cms", [second],
+                                                              started + timedelta(hours=1))
         t2 = time.perf_counter()
         print(f"  rescan (1 % changed)       {t2 - t1:6.2f} s  {result}")
-        mismatches = catalog.catalog_inconsistencies()
+        mismatches = catalog.references.catalog_inconsistencies()
         t3 = time.perf_counter()
         print(f"  consistency check          {t3 - t2:6.2f} s  ({len(mismatches)} inconsistencies)")
-        found = catalog.purge_candidates(started + timedelta(days=60),
-                                         started + timedelta(hours=1), 10)
+        found = catalog.lifecycle.purge_candidates(started + timedelta(days=60),
+                                                   started + timedelta(hours=1), 10)
         t4 = time.perf_counter()
         print(f"  purge candidate query      {t4 - t3:6.2f} s  ({found['count']} candidates)")
-        ref = catalog.references_of(str(catalog.con.execute(
+        ref = catalog.references.references_of(str(catalog.con.execute(
             "SELECT media_id FROM media_objects LIMIT 1").fetchone()[0]))  # type: ignore[index]
         t5 = time.perf_counter()
         print(f"  references_of (one file)   {(t5 - t4) * 1000:6.1f} ms {ref}")

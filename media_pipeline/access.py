@@ -48,7 +48,7 @@ def role_of(catalog: Catalog, settings: Settings, namespace: str, user: str) -> 
         return None
     if user in settings.admins:
         return Role.ADMIN
-    name = catalog.member_role(namespace, user)
+    name = catalog.application.member_role(namespace, user)
     return Role.parse(name) if name else None
 
 

@@ -186,7 +186,7 @@ def _purged_keys(settings: Settings) -> set[str]:
     if not _catalog_exists(settings):
         return set()
     with Catalog.open(settings.catalog_location) as catalog:
-        return catalog.purged_keys(settings.bucket)
+        return catalog.application.purged_keys(settings.bucket)
 
 
 def _put_back_uploads(settings: Settings, client: Any) -> int:
@@ -203,7 +203,7 @@ def _put_back_uploads(settings: Settings, client: Any) -> int:
     key = upload_key(DEMO_NAMESPACE, DEMO_UPLOAD_NAME, DEMO_UPLOADER,
                      hashlib.sha256(data).hexdigest())
     with Catalog.open(settings.catalog_location) as catalog:
-        row = catalog.media_row(media_id_for(settings.bucket, key))
+        row = catalog.application.media_row(media_id_for(settings.bucket, key))
     if row is None or row["status"] == "purged":
         return 0
     try:
@@ -250,7 +250,7 @@ def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
         "namespace [bold]site[/bold] (it already holds files), alice admin, bob editor; "
         "bob uploads a file")
     with Catalog.open(settings.catalog_location) as catalog:
-        known = catalog.namespace_info(DEMO_NAMESPACE) is not None
+        known = catalog.application.namespace_info(DEMO_NAMESPACE) is not None
     if not known:
         lib.create_namespace(DEMO_NAMESPACE, DEMO_OPERATOR)
         lib.add_member(DEMO_NAMESPACE, "alice", "admin", DEMO_OPERATOR)
@@ -302,8 +302,9 @@ def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
         say(f"   bob forces it: [red]{escape(str(exc))}[/red]", highlight=False)
     chosen = _unused_photos(files, content)[:5]
     with Catalog.open(settings.catalog_location) as catalog:
-        status = {key: (catalog.media_row(media_id_for(settings.bucket, key)) or {}).get("status")
-                  for key in chosen}
+        rows = {key: catalog.application.media_row(media_id_for(settings.bucket, key))
+                for key in chosen}
+    status = {key: (row or {}).get("status") for key, row in rows.items()}
     victims = [key for key in chosen if status[key] not in ("deleted", "purged")]
     for key in victims:
         lib.delete(media_id_for(settings.bucket, key), "bob")

@@ -86,9 +86,9 @@ def reference_health(settings: Settings, limit: int = 50) -> ReferenceHealth:
     compute them."""
     with Catalog.open(settings.catalog_location, read_only=True) as catalog:
         return ReferenceHealth(
-            dangling=catalog.dangling_references(limit=limit),
-            to_gone_files=catalog.references_to_gone_files(limit=limit),
-            inconsistencies=catalog.catalog_inconsistencies(limit=limit),
+            dangling=catalog.references.dangling_references(limit=limit),
+            to_gone_files=catalog.references.references_to_gone_files(limit=limit),
+            inconsistencies=catalog.references.catalog_inconsistencies(limit=limit),
         )
 
 
@@ -148,7 +148,8 @@ def source_health(settings: Settings) -> list[dict[str, Any]]:
         return [{"source": str(settings.content_sources), "stale": True, "reason": str(exc),
                  "state": None, "last_ok_started": None, "latest_started": None}]
     with Catalog.open(settings.catalog_location, read_only=True) as catalog:
-        return catalog.source_scan_status(catalog.required_sources(configured, disabled))
+        references = catalog.references
+        return references.source_scan_status(references.required_sources(configured, disabled))
 
 
 # -- the checks -----------------------------------------------------------------------------

@@ -227,7 +227,7 @@ class MediaLibrary:
         return require_role(catalog, self.settings, namespace, user, role, action)
 
     def _namespace(self, catalog: Catalog, namespace: str) -> dict[str, Any]:
-        info = catalog.namespace_info(namespace)
+        info = catalog.application.namespace_info(namespace)
         if info is None:
             raise UnknownMedia(f"no namespace {namespace!r}: create it first")
         return info
@@ -237,7 +237,7 @@ class MediaLibrary:
             uuid.UUID(str(media_id))
         except ValueError:
             raise UnknownMedia(f"{media_id!r} is not a media id") from None
-        row = catalog.media_row(str(media_id))
+        row = catalog.application.media_row(str(media_id))
         if row is None:
             raise UnknownMedia(f"no media file {media_id}")
         return MediaFile.from_row(row)
@@ -247,7 +247,7 @@ class MediaLibrary:
             uuid.UUID(str(collection_id))
         except ValueError:
             raise UnknownMedia(f"{collection_id!r} is not a collection id") from None
-        row = catalog.collection_row(str(collection_id))
+        row = catalog.application.collection_row(str(collection_id))
         if row is None:
             raise UnknownMedia(f"no collection {collection_id}")
         return row
@@ -292,18 +292,19 @@ class MediaLibrary:
                     f"cannot tell whether namespace {name!r} already holds files ({exc}): only "
                     "a global admin (MEDIA_PIPELINE_ADMINS) can create it now") from None
         def body(catalog: Catalog) -> Any:
-            if catalog.namespace_info(name) is not None:
+            if catalog.application.namespace_info(name) is not None:
                 raise Conflict(f"namespace {name!r} already exists")
             claimed = (name == DEFAULT_NAMESPACE or in_bucket
-                       or catalog.namespace_has_objects(name))
+                       or catalog.application.namespace_has_objects(name))
             if claimed and not admin:
                 raise PermissionDenied(
                     f"namespace {name!r} already holds files: only a global admin "
                     "(MEDIA_PIPELINE_ADMINS) can create it and add its members")
-            catalog.insert_namespace(name, default_visibility, user)
-            catalog.record_audit(user, "namespace.create", None,
-                                 {"namespace": name, "default_visibility": default_visibility})
-            info = catalog.namespace_info(name)
+            catalog.application.insert_namespace(name, default_visibility, user)
+            catalog.application.record_audit(
+                user, "namespace.create", None,
+                {"namespace": name, "default_visibility": default_visibility})
+            info = catalog.application.namespace_info(name)
             return info
 
         info = self._write(body)
@@ -319,11 +320,12 @@ class MediaLibrary:
         def body(catalog: Catalog) -> None:
             self._namespace(catalog, namespace)
             self._require(catalog, namespace, user, Role.ADMIN, "add members")
-            before = catalog.upsert_member(namespace, member, str(new_role), user)
-            if before == "admin" and new_role < Role.ADMIN and catalog.admin_count(namespace) == 0:
+            before = catalog.application.upsert_member(namespace, member, str(new_role), user)
+            if (before == "admin" and new_role < Role.ADMIN
+                    and catalog.application.admin_count(namespace) == 0):
                 raise Conflict(f"{member!r} is the last admin of {namespace!r}: add another "
                                  "admin first")
-            catalog.record_audit(user, "member.add", None, {
+            catalog.application.record_audit(user, "member.add", None, {
                 "namespace": namespace, "user_id": member, "role": str(new_role),
                 "previous_role": before})
 
@@ -334,14 +336,15 @@ class MediaLibrary:
         def body(catalog: Catalog) -> None:
             self._namespace(catalog, namespace)
             self._require(catalog, namespace, user, Role.ADMIN, "remove members")
-            before = catalog.delete_member(namespace, user_id)
+            before = catalog.application.delete_member(namespace, user_id)
             if before is None:
                 raise UnknownMedia(f"{user_id!r} is not a member of {namespace!r}")
-            if before == "admin" and catalog.admin_count(namespace) == 0:
+            if before == "admin" and catalog.application.admin_count(namespace) == 0:
                 raise Conflict(f"{user_id!r} is the last admin of {namespace!r}: add another "
                                  "admin first")
-            catalog.record_audit(user, "member.remove", None,
-                                 {"namespace": namespace, "user_id": user_id, "role": before})
+            catalog.application.record_audit(
+                user, "member.remove", None,
+                {"namespace": namespace, "user_id": user_id, "role": before})
 
         self._write(body)
 
@@ -349,15 +352,15 @@ class MediaLibrary:
         with self._reading() as catalog:
             self._namespace(catalog, namespace)
             self._require(catalog, namespace, user, Role.VIEWER, "list members")
-            return catalog.list_members(namespace)
+            return catalog.application.list_members(namespace)
 
     def namespaces(self, user: str) -> list[dict[str, Any]]:
         """The namespaces ``user`` belongs to, with the role (global admins: all, as admin)."""
         _check_user(user)
         with self._reading() as catalog:
             if user in self.settings.admins:
-                return [{**n, "role": "admin"} for n in catalog.list_namespaces(None)]
-            return catalog.list_namespaces(user)
+                return [{**n, "role": "admin"} for n in catalog.application.list_namespaces(None)]
+            return catalog.application.list_namespaces(user)
 
     # -- uploads ---------------------------------------------------------------------------------
 
@@ -396,8 +399,9 @@ class MediaLibrary:
             key = upload_key(namespace, filename, user, checked.sha256)
             media_id = media_id_for(self.settings.bucket, key)
             with self._reading() as catalog:
-                existing = catalog.active_by_hash(namespace, checked.sha256, user, admin)
-                previous = catalog.media_row(media_id)
+                existing = catalog.application.active_by_hash(namespace, checked.sha256, user,
+                                                              admin)
+                previous = catalog.application.media_row(media_id)
             if existing is not None:
                 return self._deduplicated(existing, filename, user)
             if previous is not None and previous["status"] not in MediaStatus.gone():
@@ -450,9 +454,9 @@ class MediaLibrary:
 
     def _refuse(self, namespace: str, filename: str, user: str, reason: str) -> NoReturn:
         def body(catalog: Catalog) -> None:
-            catalog.record_audit(user, "upload.refused", None,
-                                 {"namespace": namespace, "filename": filename,
-                                  "reason": reason})
+            catalog.application.record_audit(user, "upload.refused", None,
+                                             {"namespace": namespace, "filename": filename,
+                                              "reason": reason})
 
         self._write(body)
         log.info("upload refused: %s in %s: %s", filename, namespace, reason)
@@ -461,8 +465,8 @@ class MediaLibrary:
     def _deduplicated(self, existing: dict[str, Any], filename: str, user: str) -> MediaFile:
         media = replace(MediaFile.from_row(existing), deduplicated=True)
         def body(catalog: Catalog) -> None:
-            catalog.record_audit(user, "upload.deduplicated", media.media_id,
-                                 {"filename": filename, "key": media.key})
+            catalog.application.record_audit(user, "upload.deduplicated", media.media_id,
+                                             {"filename": filename, "key": media.key})
 
         self._write(body)
         return media
@@ -489,14 +493,14 @@ class MediaLibrary:
         }
         def body(catalog: Catalog) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
             # Checked again in the transaction: a concurrent upload of the same content.
-            existing = catalog.active_by_hash(namespace, checked.sha256, user, admin)
+            existing = catalog.application.active_by_hash(namespace, checked.sha256, user, admin)
             if existing is None:
-                catalog.register_upload(row)
-                catalog.record_audit(user, "upload", media_id, {
+                catalog.application.register_upload(row)
+                catalog.application.record_audit(user, "upload", media_id, {
                     "key": key, "filename": filename, "size": checked.size,
                     "sha256": checked.sha256, "content_type": checked.content_type,
                     "visibility": visibility})
-            return existing, existing or catalog.media_row(media_id)
+            return existing, existing or catalog.application.media_row(media_id)
 
         try:
             existing, media = self._write(body)
@@ -563,9 +567,9 @@ class MediaLibrary:
                 signed = self.storage.presigned_put(key, content_type=mime, expires=expires,
                                                     content_length=size)
             media_id = media_id_for(self.settings.bucket, key)
-            catalog.record_audit(user, "upload.presigned", media_id,
-                                 {"key": key, "content_type": mime, "size": size,
-                                  "expires": expires, "method": method})
+            catalog.application.record_audit(user, "upload.presigned", media_id,
+                                             {"key": key, "content_type": mime, "size": size,
+                                              "expires": expires, "method": method})
             return key, signed, media_id
 
         key, signed, media_id = self._write(body)
@@ -588,7 +592,7 @@ class MediaLibrary:
                 uuid.UUID(str(media_id))
             except ValueError:
                 raise UnknownMedia(f"{media_id!r} is not a media id") from None
-            media = catalog.file_context(str(media_id), user, columns=(
+            media = catalog.lifecycle.file_context(str(media_id), user, columns=(
                 "quarantine_reason", "original_filename", "content_type"))
             if media is None:
                 raise UnknownMedia(f"no media file {media_id}")
@@ -629,9 +633,9 @@ class MediaLibrary:
                                          "change this file's visibility")
             if media.status not in SERVABLE and visibility == Visibility.PUBLIC:
                 raise MediaUnavailable(f"{media_id} is {media.status}: it cannot be made public")
-            catalog.update_visibility(media.media_id, visibility)
-            catalog.record_audit(user, "visibility.set", media.media_id,
-                                 {"from": media.visibility, "to": visibility})
+            catalog.application.update_visibility(media.media_id, visibility)
+            catalog.application.record_audit(user, "visibility.set", media.media_id,
+                                             {"from": media.visibility, "to": visibility})
             if media.status not in MediaStatus.gone():
                 try:
                     self.storage.set_visibility(media.key, visibility)
@@ -642,7 +646,7 @@ class MediaLibrary:
                             f"ACLs ({exc})") from None
                     log.info("bucket has no object ACLs; %s recorded as %s", media_id,
                              visibility)
-            updated = catalog.media_row(media.media_id)
+            updated = catalog.application.media_row(media.media_id)
             return updated
 
         updated = self._write(body)
@@ -658,11 +662,11 @@ class MediaLibrary:
             media = self._media(catalog, media_id)
             self._require(catalog, media.namespace, user, Role.EDITOR, "tag files")
             self._require_see(catalog, media, user, "tag this file")
-            spelling = catalog.ensure_tag(media.namespace, name, user)
-            added = catalog.add_media_tag(media.media_id, spelling, user)
-            catalog.record_audit(user, "tag.add", media.media_id,
-                                 {"tag": spelling, "already_tagged": not added})
-            return catalog.media_tag_rows(media.media_id)
+            spelling = catalog.application.ensure_tag(media.namespace, name, user)
+            added = catalog.application.add_media_tag(media.media_id, spelling, user)
+            catalog.application.record_audit(user, "tag.add", media.media_id,
+                                             {"tag": spelling, "already_tagged": not added})
+            return catalog.application.media_tag_rows(media.media_id)
 
         return self._write(body)
 
@@ -673,10 +677,10 @@ class MediaLibrary:
             media = self._media(catalog, media_id)
             self._require(catalog, media.namespace, user, Role.EDITOR, "untag files")
             self._require_see(catalog, media, user, "untag this file")
-            if catalog.remove_media_tag(media.media_id, name) == 0:
+            if catalog.application.remove_media_tag(media.media_id, name) == 0:
                 raise UnknownMedia(f"{media_id} has no tag {name!r}")
-            catalog.record_audit(user, "tag.remove", media.media_id, {"tag": name})
-            return catalog.media_tag_rows(media.media_id)
+            catalog.application.record_audit(user, "tag.remove", media.media_id, {"tag": name})
+            return catalog.application.media_tag_rows(media.media_id)
 
         return self._write(body)
 
@@ -685,7 +689,7 @@ class MediaLibrary:
         with self._reading() as catalog:
             media = self._media(catalog, media_id)
             self._require_see(catalog, media, user, "see this file's tags")
-            return catalog.media_tag_rows(media.media_id)
+            return catalog.application.media_tag_rows(media.media_id)
 
     # -- collections -----------------------------------------------------------------------------
 
@@ -696,13 +700,14 @@ class MediaLibrary:
         def body(catalog: Catalog) -> Any:
             self._namespace(catalog, namespace)
             self._require(catalog, namespace, user, Role.EDITOR, "create collections")
-            if catalog.collection_named(namespace, title) is not None:
+            if catalog.application.collection_named(namespace, title) is not None:
                 raise Conflict(f"namespace {namespace!r} already has a collection {title!r}")
-            collection_id = catalog.insert_collection(namespace, title, visibility, user)
-            catalog.record_audit(user, "collection.create", None, {
+            collection_id = catalog.application.insert_collection(namespace, title, visibility,
+                                                                  user)
+            catalog.application.record_audit(user, "collection.create", None, {
                 "collection_id": collection_id, "namespace": namespace, "name": title,
                 "visibility": visibility})
-            row = catalog.collection_row(collection_id)
+            row = catalog.application.collection_row(collection_id)
             return row
 
         row = self._write(body)
@@ -723,15 +728,16 @@ class MediaLibrary:
             self._require_see(catalog, media, user, "add this file to a collection")
             if media.status in MediaStatus.gone():
                 raise MediaUnavailable(f"{media_id} is {media.status}")
-            ids = catalog.collection_item_ids(coll["collection_id"])
+            ids = catalog.application.collection_item_ids(coll["collection_id"])
             if media.media_id in ids:
                 raise Conflict(f"{media_id} is already in the collection")
             at = len(ids) if position is None else max(0, min(int(position), len(ids)))
             ids.insert(at, media.media_id)
-            catalog.write_collection_order(coll["collection_id"], ids,
-                                           added=(media.media_id, user))
-            catalog.record_audit(user, "collection.add", media.media_id,
-                                 {"collection_id": coll["collection_id"], "position": at})
+            catalog.application.write_collection_order(coll["collection_id"], ids,
+                                                       added=(media.media_id, user))
+            catalog.application.record_audit(
+                user, "collection.add", media.media_id,
+                {"collection_id": coll["collection_id"], "position": at})
 
         self._write(body)
         return self.collection(collection_id, user)
@@ -741,12 +747,12 @@ class MediaLibrary:
             coll = self._collection(catalog, collection_id)
             self._require_owner_or_admin(catalog, coll["namespace"], coll["owner"], user,
                                          "change this collection")
-            if not catalog.delete_collection_item(coll["collection_id"], str(media_id)):
+            if not catalog.application.delete_collection_item(coll["collection_id"], str(media_id)):
                 raise UnknownMedia(f"{media_id} is not in collection {collection_id}")
-            catalog.write_collection_order(coll["collection_id"],
-                                           catalog.collection_item_ids(coll["collection_id"]))
-            catalog.record_audit(user, "collection.remove", str(media_id),
-                                 {"collection_id": coll["collection_id"]})
+            remaining = catalog.application.collection_item_ids(coll["collection_id"])
+            catalog.application.write_collection_order(coll["collection_id"], remaining)
+            catalog.application.record_audit(user, "collection.remove", str(media_id),
+                                             {"collection_id": coll["collection_id"]})
 
         self._write(body)
         return self.collection(collection_id, user)
@@ -757,14 +763,15 @@ class MediaLibrary:
             coll = self._collection(catalog, collection_id)
             self._require_owner_or_admin(catalog, coll["namespace"], coll["owner"], user,
                                          "change this collection")
-            current = catalog.collection_item_ids(coll["collection_id"])
+            current = catalog.application.collection_item_ids(coll["collection_id"])
             wanted = [str(m) for m in media_ids]
             if sorted(wanted) != sorted(current):
                 raise InvalidInput("reorder must list every item of the collection exactly once "
                                  f"({len(current)} items, {len(wanted)} given)")
-            catalog.write_collection_order(coll["collection_id"], wanted)
-            catalog.record_audit(user, "collection.reorder", None,
-                                 {"collection_id": coll["collection_id"], "order": wanted})
+            catalog.application.write_collection_order(coll["collection_id"], wanted)
+            catalog.application.record_audit(
+                user, "collection.reorder", None,
+                {"collection_id": coll["collection_id"], "order": wanted})
 
         self._write(body)
         return self.collection(collection_id, user)
@@ -783,7 +790,7 @@ class MediaLibrary:
             items = tuple(
                 CollectionItem(position=i["position"], media=MediaFile.from_row(i["media"]),
                                added_by=i["added_by"])
-                for i in catalog.collection_media(coll["collection_id"])
+                for i in catalog.application.collection_media(coll["collection_id"])
                 if self._may_see(catalog, coll["namespace"], i["media"]["visibility"],
                                  i["media"]["owner"], user)
                 and i["media"]["status"] not in MediaStatus.gone() | {MediaStatus.QUARANTINED})
@@ -794,7 +801,7 @@ class MediaLibrary:
         with self._reading() as catalog:
             self._namespace(catalog, namespace)
             self._require(catalog, namespace, user, Role.VIEWER, "list collections")
-            return [c for c in catalog.collections_in(namespace)
+            return [c for c in catalog.application.collections_in(namespace)
                     if self._may_see(catalog, namespace, c["visibility"], c["owner"], user)]
 
     # -- references and lifecycle (media_pipeline.lifecycle does the work) -------------------
@@ -846,7 +853,7 @@ class MediaLibrary:
         _check_user(user)
         with Catalog.open(self.settings.catalog_location, read_only=True) as catalog:
             found = lifecycle.references(catalog, self.settings, media_id, user)
-            rows = catalog.reference_rows(media_id)
+            rows = catalog.references.reference_rows(media_id)
         return References(media_id=media_id, referenced_in=found, rows=tuple(rows))
 
     def unpurge(self, media_id: str, user: str) -> dict[str, Any]:
@@ -884,7 +891,7 @@ class MediaLibrary:
         disabled = name in lifecycle.disabled_source_names(self.settings)
         with self._writing() as catalog:
             # Refused: never scanned (and not configured), or retired already
-            return catalog.retire_source(name, user, reason, configured=disabled)
+            return catalog.references.retire_source(name, user, reason, configured=disabled)
 
 
 def row_fields(row: dict[str, Any]) -> dict[str, Any]:

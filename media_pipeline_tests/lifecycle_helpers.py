@@ -66,7 +66,7 @@ def catalog_files(settings: Settings, client: Any, keys: Iterable[str], *,
 def add_member(settings: Settings, namespace: str, user: str, role: str) -> None:
     # Test setup only: the application API (another module) manages members.
     with Catalog.open(settings.catalog_location) as catalog:
-        catalog.upsert_member(namespace, user, role, "test")
+        catalog.application.upsert_member(namespace, user, role, "test")
 
 
 def write_fragment(path: Path, rows: Sequence[dict[str, str | None]]) -> Path:
@@ -98,16 +98,15 @@ def scan(settings: Settings, source: str, rows: Sequence[dict[str, str | None]],
     folder = tmp or settings.work_dir / "test-fragments"
     fragment = write_fragment(folder / f"{source}-{started.timestamp()}.parquet", rows)
     with Catalog.open(settings.catalog_location) as catalog:
-        return catalog.replace_source_references(source, [fragment], started,
-                                                 started + timedelta(seconds=1),
-                                                 {"documents": len(rows) if documents is None
-                                                  else documents},
-                                                 accepted_by=accepted_by)
+        return catalog.references.replace_source_references(
+            source, [fragment], started, started + timedelta(seconds=1),
+            {"documents": len(rows) if documents is None else documents},
+            accepted_by=accepted_by)
 
 
 def row(settings: Settings, media_id: str) -> dict[str, Any]:
     with Catalog.open(settings.catalog_location) as catalog:
-        state = catalog.media_state(media_id)
+        state = catalog.lifecycle.media_state(media_id)
     assert state is not None
     return state
 

@@ -45,8 +45,8 @@ def test_health_prints_the_checks_of_the_list_in_its_order(
 
     # Failing checks word their details the same way too.
     with open_catalog(settings) as catalog:
-        catalog.add_reference(media_id_for(settings.bucket, "site/nowhere.jpg"), "webpage",
-                              "42", "test")
+        catalog.references.add_reference(media_id_for(settings.bucket, "site/nowhere.jpg"),
+                                         "webpage", "42", "test")
     s3_client.delete_object(Bucket=settings.bucket, Key=files[2].key)
     rows = health.run_checks(settings, client)
     assert rows == cli_checks(settings)

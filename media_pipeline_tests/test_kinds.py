@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from media_pipeline.catalog.lifecycle_sql import RESTORED_STATUS
+from media_pipeline.catalog.lifecycle import RESTORED_STATUS
 from media_pipeline.catalog.sql import PRESENT
 from media_pipeline.kinds import MediaStatus, PurgeVersions, Visibility, sql_in
 from media_pipeline.settings import Settings

@@ -20,6 +20,7 @@ import pytest
 
 from media_pipeline.access import PermissionDenied
 from media_pipeline.catalog import Catalog
+from media_pipeline.catalog.application import ApplicationStore
 from media_pipeline.library import (
     MediaLibrary,
     MediaUnavailable,
@@ -172,10 +173,10 @@ def test_the_same_content_twice_is_stored_once(
 def test_a_catalog_failure_after_the_s3_write_leaves_no_orphan(
     lib: MediaLibrary, settings: Settings, s3_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(self: Catalog, row: dict[str, Any]) -> None:
+    def broken(self: ApplicationStore, row: dict[str, Any]) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(Catalog, "register_upload", broken)
+    monkeypatch.setattr(ApplicationStore, "register_upload", broken)
     before = catalog_counts(settings)
     with pytest.raises(RuntimeError, match="disk full"):
         lib.upload("blog", io.BytesIO(png_bytes(seed=9)), "x.png", "ed")

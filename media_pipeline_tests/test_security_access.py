@@ -69,7 +69,7 @@ def test_nobody_claims_a_namespace_that_holds_files(discovered: Settings,
     acl = s3_client.get_object_acl(Bucket=settings.bucket, Key=PAYROLL)
     assert not grants_are_public(acl["Grants"])
     with Catalog.open(settings.catalog_location) as catalog:
-        row = catalog.media_row(payroll)
+        row = catalog.application.media_row(payroll)
     assert row is not None and row["status"] == "active" and not row["is_deleted"]
     assert "namespace.create" not in [a["action"] for a in audit_rows(settings)]
 

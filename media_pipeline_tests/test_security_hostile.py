@@ -134,7 +134,7 @@ BENIGN = {
 
 def row(settings: Settings, key: str) -> dict[str, Any]:
     with Catalog.open(settings.catalog_location) as catalog:
-        found = catalog.media_row(media_id_for(settings.bucket, key))
+        found = catalog.application.media_row(media_id_for(settings.bucket, key))
     assert found is not None
     return found
 

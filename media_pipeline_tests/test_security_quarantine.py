@@ -35,7 +35,7 @@ DOCTYPE = "SVG has a DOCTYPE (DTDs and entities are refused)"
 
 def media(settings: Settings, key: str) -> dict[str, Any]:
     with Catalog.open(settings.catalog_location) as catalog:
-        row = catalog.media_row(media_id_for(settings.bucket, key))
+        row = catalog.application.media_row(media_id_for(settings.bucket, key))
     assert row is not None
     return row
 

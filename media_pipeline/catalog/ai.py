@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from media_pipeline.catalog.retry import retried
-from media_pipeline.catalog.sql import DELETED_IDS, FILES, utc_now
+from media_pipeline.catalog.sql import DELETED_IDS, FILE_STATE, utc_now
 from media_pipeline.catalog.store import Store
 
 __all__ = ["AIStore"]
@@ -30,7 +30,7 @@ class AIStore(Store):
             SELECT file_hash, arg_min(media_id::VARCHAR, key) AS media_id,
                    arg_min(bucket, key) AS bucket, min(key) AS key,
                    any_value(content_type) AS content_type, any_value(file_size) AS file_size
-            FROM {FILES} m
+            FROM {FILE_STATE} m
             WHERE status = 'active' AND file_hash IS NOT NULL
               AND list_contains($types, content_type)
               AND ($ids IS NULL OR list_contains($ids, media_id::VARCHAR))
@@ -98,7 +98,7 @@ class AIStore(Store):
         rows = self.con.execute(
             f"""
             SELECT r.file_hash, any_value(r.result)::VARCHAR
-            FROM ai_results r JOIN {FILES} m ON m.file_hash = r.file_hash
+            FROM ai_results r JOIN {FILE_STATE} m ON m.file_hash = r.file_hash
             WHERE r.backend = ? AND r.model = ? AND r.version = ? AND r.params = ?
               AND (r.expires_at IS NULL OR r.expires_at > now())
               AND m.status IN ('active', 'quarantined', 'deleted')
@@ -161,7 +161,7 @@ class AIStore(Store):
                 f"""
                 INSERT INTO media_tags
                 SELECT m.media_id, t.tag, 'ai', t.confidence, t.detector, 'system', $now
-                FROM ai_tags t JOIN {FILES} m USING (file_hash)
+                FROM ai_tags t JOIN {FILE_STATE} m USING (file_hash)
                 WHERE m.status IN ('active', 'quarantined', 'deleted')
                   AND NOT EXISTS (SELECT 1 FROM media_tags x WHERE x.media_id = m.media_id
                                   AND x.source = 'manual' AND lower(x.tag) = lower(t.tag))

@@ -1,5 +1,5 @@
-"""Catalog SQL for the application API: namespaces, members, uploads, visibility, tags and
-collections. Mixed into :class:`media_pipeline.catalog.Catalog`; uses ``self.con``.
+"""The application API's SQL (``catalog.application``): namespaces, members and roles, uploads,
+visibility, tags, collections and the audit log.
 
 The mutating methods here do not open a transaction of their own: the library wraps each call
 (together with its audit row, and sometimes an S3 call that must succeed for the change to
@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
-
-from media_pipeline.catalog.lifecycle_sql import DELETED_IDS, FILE_STATE
+from media_pipeline.catalog.sql import DELETED_IDS, FILE_STATE
+from media_pipeline.catalog.store import Store
 from media_pipeline.kinds import MediaStatus, Visibility, sql_in
 from media_pipeline.records import MEDIA_FILE_COLUMNS
+
+__all__ = ["COLLECTION_COLUMNS", "MEDIA_COLUMNS", "ApplicationStore"]
 
 # The columns MediaLibrary hands out as a MediaFile, in this order: its fields.
 MEDIA_COLUMNS = MEDIA_FILE_COLUMNS
@@ -44,10 +45,8 @@ _MEDIA_SELECT = "SELECT " + ", ".join(
 ) + " FROM media_files"
 
 
-class ApplicationSQL:
-    con: duckdb.DuckDBPyConnection
-
-    def forget_roles(self) -> None: ...  # Catalog's
+class ApplicationStore(Store):
+    """``catalog.application``: what the library reads and writes, and the audit log."""
 
     # -- namespaces and members -----------------------------------------------------------------
 
@@ -69,7 +68,7 @@ class ApplicationSQL:
     def insert_namespace(self, namespace: str, default_visibility: str, creator: str) -> None:
         """The namespace with its creator as its first admin."""
         now = _now()
-        self.forget_roles()
+        self.catalog.roles.clear()
         self.con.execute("INSERT INTO namespaces VALUES (?, ?, ?, ?)",
                          [namespace, default_visibility, creator, now])
         self.con.execute("INSERT INTO namespace_members VALUES (?, ?, 'admin', ?, ?)",
@@ -77,7 +76,7 @@ class ApplicationSQL:
 
     def upsert_member(self, namespace: str, user_id: str, role: str, added_by: str) -> str | None:
         """Give ``user_id`` ``role``; returns the role it had before (None: new member)."""
-        self.forget_roles()
+        self.catalog.roles.clear()
         before = self.con.execute(
             "SELECT role FROM namespace_members WHERE namespace = ? AND user_id = ?",
             [namespace, user_id]).fetchone()
@@ -92,7 +91,7 @@ class ApplicationSQL:
 
     def delete_member(self, namespace: str, user_id: str) -> str | None:
         """Remove the membership; returns the role it had (None: was not a member)."""
-        self.forget_roles()
+        self.catalog.roles.clear()
         rows = self.con.execute(  # DuckLake's DELETE has no RETURNING: read, then delete
             "SELECT role FROM namespace_members WHERE namespace = ? AND user_id = ?",
             [namespace, user_id]).fetchall()
@@ -101,6 +100,16 @@ class ApplicationSQL:
         self.con.execute("DELETE FROM namespace_members WHERE namespace = ? AND user_id = ?",
                          [namespace, user_id])
         return str(rows[0][0])
+
+    def member_role(self, namespace: str, user: str) -> str | None:
+        """The user's role in the namespace ('viewer', 'editor', 'admin'), or None; answered
+        from what this session read with the file (``lifecycle.file_context``) if it did."""
+        if (namespace, user) in self.catalog.roles:
+            return self.catalog.roles[(namespace, user)]
+        rows = self.con.execute(  # all rows: a pending result keeps a transaction open
+            "SELECT role FROM namespace_members WHERE namespace = ? AND user_id = ?",
+            [namespace, user]).fetchall()
+        return str(rows[0][0]) if rows else None
 
     def admin_count(self, namespace: str) -> int:
         row = self.con.execute(
@@ -316,3 +325,15 @@ class ApplicationSQL:
             "DELETE FROM collection_items WHERE collection_id = ? AND media_id = ?",
             [collection_id, media_id]).fetchall()
         return bool(rows and rows[0][0])
+
+    # -- the audit log -----------------------------------------------------------------------------
+
+    def record_audit(
+        self, actor: str, action: str, media_id: str | None = None,
+        details: dict[str, Any] | None = None, run_id: str | None = None,
+    ) -> None:
+        """One audit row; call it inside the transaction of the change it records."""
+        self.con.execute(
+            "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?)",
+            [_now(), actor, action, media_id, json.dumps(details or {}), run_id],
+        )

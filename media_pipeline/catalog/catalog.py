@@ -9,26 +9,26 @@ body must only touch the catalog) when that happens, and gives up with ``Catalog
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import duckdb
 
 from media_pipeline.catalog import lake
 from media_pipeline.catalog.ai import AIStore
-from media_pipeline.catalog.application import ApplicationSQL
+from media_pipeline.catalog.application import ApplicationStore
 from media_pipeline.catalog.dedup import DedupStore
 from media_pipeline.catalog.fingerprints import FingerprintStore
 from media_pipeline.catalog.lake import LakeLocation
+from media_pipeline.catalog.lifecycle import LifecycleStore
 from media_pipeline.catalog.migrations import LATEST_VERSION, MIGRATIONS
 from media_pipeline.catalog.objects import ObjectStore
-from media_pipeline.catalog.references import ReferenceSQL
+from media_pipeline.catalog.references import ReferenceStore
 from media_pipeline.catalog.reports import ReportStore
 from media_pipeline.catalog.retry import (
     FIRST_BACKOFF,
@@ -51,12 +51,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Catalog(ReferenceSQL, ApplicationSQL):
+class Catalog:
     """A session on the catalog (the lake attached). Use :meth:`open` as a context manager.
 
     Each domain's SQL is a store on it: ``objects`` (the bucket's objects), ``fingerprints``,
-    ``dedup`` (duplicates, near duplicates, features, thumbnails), ``ai`` and ``reports`` (the
-    reads of checks, summaries and the report).
+    ``dedup`` (duplicates, near duplicates, features, thumbnails), ``ai``, ``reports`` (the
+    reads of checks, summaries and the report), ``references`` (the reference index and content
+    sources), ``lifecycle`` (soft delete, restore, purge) and ``application`` (namespaces,
+    members, uploads, tags, collections and the audit log).
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, location: LakeLocation,
@@ -66,12 +68,16 @@ class Catalog(ReferenceSQL, ApplicationSQL):
         self.read_only = read_only
         self._in_transaction = False
         # (namespace, user) -> role, read in this session since its last transaction began
-        self._roles: dict[tuple[str, str], str | None] = {}
+        # (file_context reads it with the file; the application store answers from it)
+        self.roles: dict[tuple[str, str], str | None] = {}
         self.objects = ObjectStore(self)
         self.fingerprints = FingerprintStore(self)
         self.dedup = DedupStore(self)
         self.ai = AIStore(self)
         self.reports = ReportStore(self)
+        self.references = ReferenceStore(self)
+        self.lifecycle = LifecycleStore(self)
+        self.application = ApplicationStore(self)
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -157,7 +163,7 @@ class Catalog(ReferenceSQL, ApplicationSQL):
             return
         self.con.execute("BEGIN TRANSACTION")
         self._in_transaction = True
-        self._roles.clear()  # a retried body must not act on what a failed attempt read
+        self.roles.clear()  # a retried body must not act on what a failed attempt read
         try:
             yield self.con
             self.con.execute("COMMIT")
@@ -214,34 +220,6 @@ class Catalog(ReferenceSQL, ApplicationSQL):
                 return 0
             raise
         return int(rows[0][0]) if rows and rows[0][0] is not None else 0
-
-    # -- roles and the audit log (the mixed-in references and lifecycle SQL call record_audit) --
-
-    def member_role(self, namespace: str, user: str) -> str | None:
-        """The user's role in the namespace ('viewer', 'editor', 'admin'), or None."""
-        if (namespace, user) in self._roles:
-            return self._roles[(namespace, user)]
-        rows = self.con.execute(  # all rows: a pending result keeps a transaction open
-            "SELECT role FROM namespace_members WHERE namespace = ? AND user_id = ?",
-            [namespace, user]).fetchall()
-        return str(rows[0][0]) if rows else None
-
-    def remember_role(self, namespace: str, user: str, role: str | None) -> None:
-        """A role read with other data (``file_context``): the next ``member_role`` of this
-        session answers from it until a transaction begins or a membership changes."""
-        self._roles[(namespace, user)] = role
-
-    def forget_roles(self) -> None:
-        self._roles.clear()
-
-    def record_audit(
-        self, actor: str, action: str, media_id: str | None = None,
-        details: dict[str, Any] | None = None, run_id: str | None = None,
-    ) -> None:
-        self.con.execute(
-            "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?)",
-            [_now(), actor, action, media_id, json.dumps(details or {}), run_id],
-        )
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, location: LakeLocation) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from media_pipeline.catalog.retry import retried
-from media_pipeline.catalog.sql import ARCHIVED_FILTER, FILES, sql_string, utc_now
+from media_pipeline.catalog.sql import ARCHIVED_FILTER, FILE_STATE, sql_string, utc_now
 from media_pipeline.catalog.store import Store
 from media_pipeline.records import STORED_FINGERPRINT_COLUMNS, FingerprintResult, PendingObject
 
@@ -31,7 +31,7 @@ class FingerprintStore(Store):
         self.con.execute(
             f"""
             COPY (SELECT media_id::VARCHAR AS media_id, bucket, key, file_size, etag
-                  FROM {FILES} WHERE status = 'pending' {ARCHIVED_FILTER}
+                  FROM {FILE_STATE} WHERE status = 'pending' {ARCHIVED_FILTER}
                   ORDER BY bucket, key {limit_sql})
             TO '{sql_string(path)}' (FORMAT parquet)
             """
@@ -45,7 +45,7 @@ class FingerprintStore(Store):
     def pending_fingerprints(self, limit: int | None = None) -> list[PendingObject]:
         """Objects that need a (new) fingerprint: new or changed since their last one."""
         sql = (
-            f"SELECT media_id, bucket, key, file_size, etag FROM {FILES} "
+            f"SELECT media_id, bucket, key, file_size, etag FROM {FILE_STATE} "
             f"WHERE status = 'pending' {ARCHIVED_FILTER} ORDER BY bucket, key"
         )
         params: list[Any] = []

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from media_pipeline.catalog.retry import retried
-from media_pipeline.catalog.sql import ARCHIVED_FILTER, DELETED_IDS, FILES, PRESENT, utc_now
+from media_pipeline.catalog.sql import ARCHIVED_FILTER, DELETED_IDS, FILE_STATE, PRESENT, utc_now
 from media_pipeline.catalog.store import Store
 from media_pipeline.errors import CatalogError
 from media_pipeline.records import PendingObject
@@ -215,7 +215,7 @@ class ObjectStore(Store):
                 missing = int(gone_row[0]) if gone_row else 0
             pending = con.execute(
                 f"""
-                SELECT media_id, bucket, key, file_size, etag FROM {FILES}
+                SELECT media_id, bucket, key, file_size, etag FROM {FILE_STATE}
                 WHERE bucket = $bucket AND status = 'pending' {ARCHIVED_FILTER}
                   AND key IN (SELECT key FROM ingest_objects)
                 ORDER BY key

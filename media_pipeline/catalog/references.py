@@ -1,7 +1,6 @@
-"""Catalog SQL for the reference index and content-source scans.
+"""The reference index and content-source scans (``catalog.references``).
 
-Mixed into :class:`media_pipeline.catalog.Catalog` (through :class:`ReferenceSQL`); uses
-``self.con``. Scanned references (one content source's rows, replaced as a whole) and API
+Scanned references (one content source's rows, replaced as a whole) and API
 references (``add_reference``) live side by side in ``media_references``. ``media_files``'
 ``reference_count`` and ``referenced_in`` are derived from that table by the ``media_files``
 view (never stored); each removal also appends a ``reference_removals`` fact, from which the
@@ -21,16 +20,13 @@ from typing import Any
 
 import duckdb
 
-from media_pipeline.catalog.lifecycle_sql import (
-    DELETED_IDS,
-    FILE_STATE,
-    PURGE_EXCLUSION,
-    LifecycleSQL,
-    aware,
-    utc_now,
-)
+from media_pipeline.catalog.lifecycle import PURGE_EXCLUSION
 from media_pipeline.catalog.retry import retried
+from media_pipeline.catalog.sql import DELETED_IDS, FILE_STATE, aware, utc_now
+from media_pipeline.catalog.store import Store
 from media_pipeline.errors import LifecycleError, Refused
+
+__all__ = ["API_SOURCE", "DEFAULT_MAX_DROP", "ReferenceStore"]
 
 API_SOURCE = "api"
 DEFAULT_MAX_DROP = 0.10
@@ -40,8 +36,9 @@ BASELINE_DAYS = 90
 FRAGMENT_COLUMNS = ("content_type", "content_id", "bucket", "key", "media_id", "form")
 MAX_ERROR_CHARS = 2000
 
-class ReferenceSQL(LifecycleSQL):
-    con: duckdb.DuckDBPyConnection
+
+class ReferenceStore(Store):
+    """``catalog.references``: API and scanned references, content sources and their scans."""
 
     def _record_removals(self, sql: str, params: Any) -> None:
         """Append a reference-removal fact per row of ``sql`` (media_id, removed_at, source,
@@ -60,14 +57,14 @@ class ReferenceSQL(LifecycleSQL):
     ) -> bool:
         """Record that ``content_type``/``content_id`` uses the file; False if the API had
         already recorded it (its last_seen is refreshed). A purged file raises
-        :class:`LifecycleError`. ``check`` sees the file's :meth:`file_context` (None: not
+        :class:`LifecycleError`. ``check`` sees the file's ``lifecycle.file_context`` (None: not
         catalogued) first, in the same transaction, and raises to refuse."""
         now = aware(now) or utc_now()
         con = self.con
         with PURGE_EXCLUSION, self.transaction():
-            context = self.file_context(media_id, user, marks=True, uncatalogued=True,
-                                        api_reference=(content_type, content_id),
-                                        deletion=False)
+            context = self.catalog.lifecycle.file_context(
+                media_id, user, marks=True, uncatalogued=True,
+                api_reference=(content_type, content_id), deletion=False)
             assert context is not None
             if check is not None:
                 check(context if context["media_id"] is not None else None)
@@ -95,8 +92,9 @@ class ReferenceSQL(LifecycleSQL):
                 "?, ?, ?, NULL)",
                 [media_id, context["bucket"], context["key"], content_type, content_id, user,
                  now, now])
-            self.record_audit(user, "reference.add", media_id,
-                              {"content_type": content_type, "content_id": content_id})
+            self.catalog.application.record_audit(
+                user, "reference.add", media_id,
+                {"content_type": content_type, "content_id": content_id})
         return True
 
     @retried
@@ -110,9 +108,9 @@ class ReferenceSQL(LifecycleSQL):
         :meth:`add_reference`."""
         now = aware(now) or utc_now()
         with self.transaction():
-            context = self.file_context(media_id, user, uncatalogued=True,
-                                        api_reference=(content_type, content_id),
-                                        deletion=False)
+            context = self.catalog.lifecycle.file_context(
+                media_id, user, uncatalogued=True, api_reference=(content_type, content_id),
+                deletion=False)
             assert context is not None
             if check is not None:
                 check(context if context["media_id"] is not None else None)
@@ -129,8 +127,9 @@ class ReferenceSQL(LifecycleSQL):
                 [media_id, content_type, content_id])
             self._record_removals("SELECT ?::UUID AS media_id, ?, 'api', ?, ?",
                                   [media_id, now, content_type, content_id])
-            self.record_audit(user, "reference.remove", media_id,
-                              {"content_type": content_type, "content_id": content_id})
+            self.catalog.application.record_audit(
+                user, "reference.remove", media_id,
+                {"content_type": content_type, "content_id": content_id})
         return True
 
     def references_of(self, media_id: str) -> dict[str, list[str]]:
@@ -257,8 +256,8 @@ class ReferenceSQL(LifecycleSQL):
                      stats.get("bytes"), stats.get("text_fallbacks"), run_id,
                      drift["new"]["mentions"], json.dumps(drift)],
                 )
-                self.record_audit("system", "references.scan_suspect", None,
-                                  {"source": source, **drift}, run_id)
+                self.catalog.application.record_audit(
+                    "system", "references.scan_suspect", None, {"source": source, **drift}, run_id)
                 for table in ("scan_in", "scan_new"):
                     con.execute(f"DROP TABLE {table}")
                 return {"state": "suspect", "rows": 0, "refs": drift["new"]["refs"],
@@ -331,15 +330,18 @@ class ReferenceSQL(LifecycleSQL):
                  stats.get("bytes"), stats.get("text_fallbacks"), run_id, state,
                  drift["new"]["mentions"], json.dumps(drift), accepted_by],
             )
-            self.record_audit("system", "references.scan", None,
-                              {"source": source, "state": state, **result}, run_id)
+            self.catalog.application.record_audit(
+                "system", "references.scan", None,
+                {"source": source, "state": state, **result}, run_id)
             if accepted_by is not None:
-                self.record_audit(accepted_by, "references.scan_drop_accepted", None,
-                                  {"source": source, **drift}, run_id)
+                self.catalog.application.record_audit(
+                    accepted_by, "references.scan_drop_accepted", None,
+                    {"source": source, **drift}, run_id)
             elif drift["over_default"]:
                 # applied under a looser share than the default: on the record
-                self.record_audit("system", "references.scan_drop_allowed", None,
-                                  {"source": source, **drift}, run_id)
+                self.catalog.application.record_audit(
+                    "system", "references.scan_drop_allowed", None,
+                    {"source": source, **drift}, run_id)
             result["state"] = state
             result["drift"] = drift
             for table in ("scan_in", "scan_new", "scan_old", "scan_added", "scan_removed",
@@ -364,9 +366,9 @@ class ReferenceSQL(LifecycleSQL):
                 [source, aware(started), aware(finished) or utc_now(),
                  (error or "unknown error")[:MAX_ERROR_CHARS], run_id],
             )
-            self.record_audit("system", "references.scan_failed", None,
-                              {"source": source, "error": (error or "")[:MAX_ERROR_CHARS]},
-                              run_id)
+            self.catalog.application.record_audit(
+                "system", "references.scan_failed", None,
+                {"source": source, "error": (error or "")[:MAX_ERROR_CHARS]}, run_id)
 
     def _scan_drift(self, source: str, stats: Mapping[str, Any], max_drop: float,
                     origin: str, started: datetime) -> dict[str, Any]:
@@ -439,7 +441,8 @@ class ReferenceSQL(LifecycleSQL):
             {"now": now, "kind": info.get("kind"), "desc": info.get("description"),
              "s": source})
         if row[1]:
-            self.record_audit("system", "source.reactivated", None, {"source": source})
+            self.catalog.application.record_audit(
+                "system", "source.reactivated", None, {"source": source})
 
     def remembered_sources(self, include_retired: bool = False) -> list[dict[str, Any]]:
         """Every source the catalog has scanned (not retired ones unless asked)."""
@@ -495,7 +498,7 @@ class ReferenceSQL(LifecycleSQL):
                 "WHERE source = ?", [now, user, reason, source])
             details = {"source": source, "references_removed": int(removed[0]) if removed else 0,
                        "last_trusted_scan": str(last) if last else None, "reason": reason}
-            self.record_audit(user, "source.retire", None, details)
+            self.catalog.application.record_audit(user, "source.retire", None, details)
         return details
 
     # -- staleness ---------------------------------------------------------------------------

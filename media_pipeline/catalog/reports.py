@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from media_pipeline.catalog.sql import FILES, PRESENT
+from media_pipeline.catalog.sql import FILE_STATE, PRESENT
 from media_pipeline.catalog.store import Store
 
 __all__ = ["ReportStore"]
@@ -34,10 +34,10 @@ class ReportStore(Store):
         size = int(size)  # DuckDB takes only a literal in SAMPLE
         rows = self.con.execute(
             f"""
-            (SELECT media_id, bucket, key, status FROM {FILES} WHERE {PRESENT}
+            (SELECT media_id, bucket, key, status FROM {FILE_STATE} WHERE {PRESENT}
              USING SAMPLE reservoir({size} ROWS))
             UNION ALL
-            (SELECT media_id, bucket, key, status FROM {FILES} WHERE status = 'missing')
+            (SELECT media_id, bucket, key, status FROM {FILE_STATE} WHERE status = 'missing')
             """
         ).fetchall()
         return [(str(r[0]), r[1], r[2], r[3]) for r in rows]
@@ -49,10 +49,10 @@ class ReportStore(Store):
         size = int(size)  # DuckDB takes only a literal in SAMPLE
         rows = self.con.execute(
             f"""
-            (SELECT bucket, key, status FROM {FILES}
+            (SELECT bucket, key, status FROM {FILE_STATE}
              WHERE status = 'quarantined' ORDER BY key LIMIT {int(max_quarantined)})
             UNION ALL
-            (SELECT bucket, key, status FROM {FILES}
+            (SELECT bucket, key, status FROM {FILE_STATE}
              WHERE {PRESENT} AND status <> 'quarantined' AND visibility <> 'public'
              USING SAMPLE reservoir({size} ROWS))
             """
@@ -67,7 +67,7 @@ class ReportStore(Store):
                    count(*) FILTER (WHERE status = 'missing'),
                    count(*) FILTER (WHERE status = 'quarantined'),
                    count(*) FILTER (WHERE status = 'pending')
-            FROM {FILES}
+            FROM {FILE_STATE}
             """
         ).fetchone()
         assert row is not None
@@ -96,7 +96,7 @@ class ReportStore(Store):
             """
         ).fetchone()
         quarantined = con.execute(
-            f"SELECT key, quarantine_reason FROM {FILES} WHERE status = 'quarantined' "
+            f"SELECT key, quarantine_reason FROM {FILE_STATE} WHERE status = 'quarantined' "
             "ORDER BY key LIMIT ?",
             [max_listed],
         ).fetchall()

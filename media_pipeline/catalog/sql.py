@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from media_pipeline.catalog.lifecycle_sql import DELETED_IDS, FILE_STATE
 from media_pipeline.kinds import MediaStatus, sql_in
 
-__all__ = ["ARCHIVED_FILTER", "DELETED_IDS", "FILES", "PRESENT", "sql_string", "utc_now"]
+__all__ = [
+    "ARCHIVED_FILTER", "DELETED_IDS", "FILE_STATE", "PRESENT", "aware", "sql_string", "utc_now",
+]
 
 # Rows whose object exists in the bucket (as far as the last inventory knows).
 PRESENT = f"status NOT IN {sql_in(MediaStatus.MISSING, MediaStatus.PURGED)}"
-# media_files without the reference aggregation (status 'deleted' included): for bulk reads
-FILES = FILE_STATE
+# Each file's base row with its deletion state, as media_files shows them (status 'deleted'
+# included), without the reference aggregation: what bulk reads and the lifecycle read.
+FILE_STATE = """(SELECT o.* REPLACE (
+               CASE WHEN d.is_deleted AND o.status NOT IN ('missing', 'purged') THEN 'deleted'
+                    ELSE o.status END AS status),
+           coalesce(d.is_deleted, false) AS is_deleted,
+           CASE WHEN d.is_deleted THEN d.changed_at END AS deleted_at,
+           CASE WHEN d.is_deleted THEN d.actor END AS deleted_by
+    FROM media_objects o LEFT JOIN media_deletion_state d ON d.media_id = o.media_id)"""
+# Files soft-deleted now (purged ones too): a small set, for filters on media_objects.
+DELETED_IDS = "(SELECT media_id FROM media_deletion_state WHERE is_deleted)"
 # Objects in archive storage classes cannot be read without a restore; they wait, pending.
 ARCHIVED_FILTER = (
     "AND coalesce(storage_class, 'STANDARD') NOT IN ('GLACIER', 'DEEP_ARCHIVE')"
@@ -27,3 +38,10 @@ def utc_now() -> datetime:
 def sql_string(path: Path) -> str:
     """A path inside a single-quoted SQL literal (COPY takes no parameters)."""
     return str(path).replace("'", "''")
+
+
+def aware(value: datetime | None) -> Any:
+    """Naive datetimes are taken as UTC (the catalog stores TIMESTAMPTZ)."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value

@@ -114,9 +114,10 @@ def sources_list(as_json: bool) -> None:
     configured = enabled_source_names(settings)
     disabled = disabled_source_names(settings)
     with Catalog.open(settings.catalog_location, read_only=True) as catalog:
-        remembered = {r["source"]: r for r in catalog.remembered_sources(include_retired=True)}
+        remembered = {r["source"]: r
+                      for r in catalog.references.remembered_sources(include_retired=True)}
         names = sorted(set(configured) | set(disabled) | set(remembered))
-        status = {s["source"]: s for s in catalog.source_scan_status(names)}
+        status = {s["source"]: s for s in catalog.references.source_scan_status(names)}
     rows = []
     for name in names:
         memory = remembered.get(name, {})

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from media_pipeline.access import SYSTEM_USER, Role, may_see, require_role, require_see
-from media_pipeline.catalog.lifecycle_sql import aware, utc_now
+from media_pipeline.catalog.sql import aware, utc_now
 from media_pipeline.errors import InvalidInput, UnknownMedia
 from media_pipeline.settings import Settings
 
@@ -75,7 +75,7 @@ def _require_see(catalog: Catalog, settings: Settings, state: dict[str, Any], us
 def _editor_who_sees(catalog: Catalog, settings: Settings, media_id: str, user: str,
                      action: str) -> Callable[[dict[str, Any] | None], None]:
     """The check of reference changes: editor in the file's namespace who may see the file.
-    The role comes with the file's context (:meth:`Catalog.file_context`), read in the
+    The role comes with the file's context (``catalog.lifecycle.file_context``), read in the
     action's own transaction."""
     def check(state: dict[str, Any] | None) -> None:
         state = _known(state, media_id)
@@ -88,8 +88,8 @@ def references(catalog: Catalog, settings: Settings, media_id: str,
                user: str) -> dict[str, list[str]]:
     """Where the file is used, in the seed's shape ``{"webpage": ["123", "456"]}``; only for a
     user who may see the file."""
-    state = _known(catalog.file_context(media_id, user, references=True, deletion=False),
-                   media_id)
+    state = _known(catalog.lifecycle.file_context(media_id, user, references=True,
+                                                  deletion=False), media_id)
     _require_see(catalog, settings, state, user, "see where this file is used")
     refs: dict[str, list[str]] = state["refs"]
     return refs
@@ -106,7 +106,7 @@ def add_reference(
     content_type, content_id = _content(content_type, content_id)
     _valid_id(media_id)
     # A purged file raises LifecycleError, decided inside the catalog's transaction.
-    return catalog.add_reference(
+    return catalog.references.add_reference(
         media_id, content_type, content_id, user, now=now,
         check=_editor_who_sees(catalog, settings, media_id, user, "add a reference"))
 
@@ -120,7 +120,7 @@ def remove_reference(
     go when the content no longer uses the file."""
     content_type, content_id = _content(content_type, content_id)
     _valid_id(media_id)
-    return catalog.remove_reference(
+    return catalog.references.remove_reference(
         media_id, content_type, content_id, user, now=now,
         check=_editor_who_sees(catalog, settings, media_id, user, "remove a reference"))
 
@@ -150,8 +150,8 @@ def delete(
         seen.update(state)
 
     # Unknown or purged: the catalog raises, deciding inside its transaction.
-    outcome, refs = catalog.soft_delete(media_id, user, allow_referenced=force, now=now,
-                                        check=check)
+    outcome, refs = catalog.lifecycle.soft_delete(media_id, user, allow_referenced=force,
+                                                  now=now, check=check)
     hidden = 0
     if refs and not may_see(catalog, settings, seen["namespace"], seen["visibility"],
                             seen["owner"], user):
@@ -175,7 +175,7 @@ def restore(catalog: Catalog, settings: Settings, media_id: str, user: str) -> N
         require_role(catalog, settings, state["namespace"], user, Role.EDITOR, "restore files")
 
     # Not deleted, purged, or a purge in flight: the catalog raises LifecycleError.
-    catalog.restore_media(media_id, user, check=check)
+    catalog.lifecycle.restore_media(media_id, user, check=check)
 
 
 @dataclass(frozen=True)
@@ -198,12 +198,12 @@ def auto_soft_delete(
     missing."""
     if not settings.auto_delete_days:
         return AutoDeleteReport(deleted={})
-    required = catalog.required_sources(enabled_sources or [])
+    required = catalog.references.required_sources(enabled_sources or [])
     if required:
-        stale = catalog.stale_sources(required)
+        stale = catalog.references.stale_sources(required)
         if stale:
             return AutoDeleteReport(
                 deleted={}, refused_reason=f"stale content sources: {', '.join(stale)}")
-    deleted = catalog.auto_soft_delete(dict(settings.auto_delete_days),
-                                       aware(now) or utc_now(), SYSTEM_USER, run_id)
+    deleted = catalog.lifecycle.auto_soft_delete(dict(settings.auto_delete_days),
+                                                 aware(now) or utc_now(), SYSTEM_USER, run_id)
     return AutoDeleteReport(deleted=deleted)

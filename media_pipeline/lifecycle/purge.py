@@ -35,7 +35,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from media_pipeline.catalog import Catalog
 from media_pipeline.catalog.history import record_purge_snapshot
-from media_pipeline.catalog.lifecycle_sql import PURGE_EXCLUSION, OverCap, aware, utc_now
+from media_pipeline.catalog.lifecycle import PURGE_EXCLUSION, OverCap
+from media_pipeline.catalog.sql import aware, utc_now
 from media_pipeline.errors import InvalidInput, StorageError
 from media_pipeline.lifecycle.sources import disabled_source_names
 from media_pipeline.locks import exclusive
@@ -141,7 +142,7 @@ def purge(
     with _purge_lock(settings):
         with Catalog.open(settings.catalog_location) as catalog:
             if dry_run:
-                report.unsettled = len(catalog.purge_marks_in(None, None, "deleting"))
+                report.unsettled = len(catalog.lifecycle.purge_marks_in(None, None, "deleting"))
             else:
                 try:
                     report.settled = _settle(catalog, client, versions, report)
@@ -150,19 +151,19 @@ def purge(
                     return report
                 step("settled", {"settled": report.settled})
             # Every source ever scanned counts, not only today's configuration.
-            sources = catalog.required_sources(configured, disabled)
+            sources = catalog.references.required_sources(configured, disabled)
             report.sources = sources
-            status = catalog.source_scan_status(sources)
+            status = catalog.references.source_scan_status(sources)
             report.source_status = status
             stale = [s for s in status if s["stale"]]
-            horizon = catalog.scan_horizon(sources)
-            report.kept = catalog.kept_referenced(cutoff, KEPT_LISTED)
+            horizon = catalog.references.scan_horizon(sources)
+            report.kept = catalog.references.kept_referenced(cutoff, KEPT_LISTED)
             if stale or horizon is None:
                 report.refused_reason = "stale content sources, purging nothing: " + "; ".join(
                     _stale_text(s, configured, disabled) for s in stale)
             else:
-                found = catalog.purge_candidates(cutoff, horizon,
-                                                 DRY_RUN_LISTED if dry_run else 0)
+                found = catalog.lifecycle.purge_candidates(cutoff, horizon,
+                                                           DRY_RUN_LISTED if dry_run else 0)
                 report.candidates, report.candidate_bytes = found["count"], found["bytes"]
                 report.refused_reason = _over_cap(settings, found["count"], found["non_purged"])
                 if dry_run:
@@ -170,21 +171,21 @@ def purge(
             if dry_run:
                 return report
             if report.refused_reason:
-                catalog.record_refused_purge(
+                catalog.lifecycle.record_refused_purge(
                     purge_id, now, report.refused_reason, retention_days=retention,
                     versions=versions, sources=sources, candidates=report.candidates,
                     run_id=run_id)
                 return report
             assert horizon is not None
             try:
-                count, total, batches = catalog.start_purge_run(
+                count, total, batches = catalog.lifecycle.start_purge_run(
                     purge_id, now, retention_days=retention, versions=versions,
                     sources=sources, cutoff=cutoff, horizon=horizon, batch_size=size,
                     max_files=_cap(settings, found["non_purged"]), run_id=run_id)
             except OverCap as exc:  # more became eligible since counted: still over the cap
                 report.candidates = exc.count
                 report.refused_reason = _over_cap(settings, exc.count, found["non_purged"])
-                catalog.record_refused_purge(
+                catalog.lifecycle.record_refused_purge(
                     purge_id, now, str(report.refused_reason), retention_days=retention,
                     versions=versions, sources=sources, candidates=exc.count, run_id=run_id)
                 return report
@@ -209,9 +210,10 @@ def purge(
                 break
         with Catalog.open(settings.catalog_location) as catalog:
             if state != "done":
-                catalog.skip_remaining_marks(purge_id, report.refused_reason or "run failed")
-            catalog.finish_purge_run(purge_id, state, report.purged, report.bytes_freed,
-                                     report.errors, report.refused_reason)
+                catalog.lifecycle.skip_remaining_marks(purge_id,
+                                                       report.refused_reason or "run failed")
+            catalog.lifecycle.finish_purge_run(purge_id, state, report.purged, report.bytes_freed,
+                                               report.errors, report.refused_reason)
         step("finished", {"purge_id": purge_id, "purged": report.purged,
                           "bytes_freed": report.bytes_freed, "state": state})
     return report
@@ -259,17 +261,17 @@ def _sweep_batch(
 ) -> None:
     """Re-check, delete in S3 and record one batch, holding the catalog writer throughout."""
     with PURGE_EXCLUSION, Catalog.open(settings.catalog_location) as catalog:
-        sources = catalog.required_sources(sources)
-        stale = catalog.stale_sources(sources)
-        horizon = catalog.scan_horizon(sources)
+        sources = catalog.references.required_sources(sources)
+        stale = catalog.references.stale_sources(sources)
+        horizon = catalog.references.scan_horizon(sources)
         if stale or horizon is None:
             report.refused_reason = (
                 f"content sources became stale during the purge ({', '.join(stale)}); "
                 "the rest was not purged")
             return
-        marks = catalog.recheck_purge_batch(purge_id, batch, cutoff, horizon)
-        skipped = catalog.purge_marks_in(purge_id, batch, "skipped")
-        cancelled = catalog.purge_marks_in(purge_id, batch, "cancelled")
+        marks = catalog.lifecycle.recheck_purge_batch(purge_id, batch, cutoff, horizon)
+        skipped = catalog.lifecycle.purge_marks_in(purge_id, batch, "skipped")
+        cancelled = catalog.lifecycle.purge_marks_in(purge_id, batch, "cancelled")
         info = BatchInfo(batch=batch, marked=len(marks) + len(skipped) + len(cancelled),
                          deleting=len(marks), skipped=len(skipped), cancelled=len(cancelled))
         report.batches.append(info)
@@ -281,11 +283,11 @@ def _sweep_batch(
                                "skipped": len(skipped)})
         outcomes = _delete_in_s3(client, marks, settings.purge_versions)
         step("s3_deleted", {"batch": batch, "outcomes": len(outcomes)})
-        purged = catalog.finish_purge_marks(
+        purged = catalog.lifecycle.finish_purge_marks(
             [(purge_id, o.media_id, o.state, o.reason) for o in outcomes], now,
             settings.purge_versions, run_id)
-        catalog.set_purge_markers(purge_id, [(o.media_id, o.marker) for o in outcomes
-                                             if o.state == "purged" and o.marker])
+        catalog.lifecycle.set_purge_markers(purge_id, [(o.media_id, o.marker) for o in outcomes
+                                                       if o.state == "purged" and o.marker])
         size_of = {m["media_id"]: int(m["file_size"]) for m in marks}
         for o in outcomes:
             if o.state == "purged":
@@ -429,7 +431,7 @@ def _delete_objects(client: Any, work: Sequence[tuple[dict[str, Any], list[dict[
 def _settle(catalog: Catalog, client: Any, versions: str, report: PurgeReport) -> int:
     """Finish what a killed run left: deletes that may have reached S3 are looked up (gone:
     purged; there: decided afresh by this run), marks that never reached S3 are dropped."""
-    in_flight = catalog.purge_marks_in(None, None, "deleting")
+    in_flight = catalog.lifecycle.purge_marks_in(None, None, "deleting")
     still_there: list[str] = []
     outcomes: list[tuple[str, str, str, str | None]] = []
     for mark in in_flight:
@@ -448,17 +450,17 @@ def _settle(catalog: Catalog, client: Any, versions: str, report: PurgeReport) -
                 if done[0].state != "purged":
                     still_there.append(mark["media_id"])
                     continue
-        refs = catalog.references_of(mark["media_id"])
+        refs = catalog.references.references_of(mark["media_id"])
         if refs:
             report.errors.append(
                 f"{mark['key']}: deleted from S3 by an interrupted purge while unreferenced, "
                 f"but referenced since: {refs}")
         outcomes.append((mark["purge_id"], mark["media_id"], "purged",
                          "finished after an interrupted run"))
-    settled = catalog.finish_purge_marks(outcomes, utc_now(), versions)
+    settled = catalog.lifecycle.finish_purge_marks(outcomes, utc_now(), versions)
     if still_there:
-        catalog.abandon_purge_marks(still_there, "interrupted before S3 deleted it")
-    catalog.abandon_purge_marks(None, "interrupted before its S3 deletes")
+        catalog.lifecycle.abandon_purge_marks(still_there, "interrupted before S3 deleted it")
+    catalog.lifecycle.abandon_purge_marks(None, "interrupted before its S3 deletes")
     return settled
 
 

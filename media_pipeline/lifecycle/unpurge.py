@@ -25,14 +25,14 @@ def unpurge(settings: Settings, client: Any, media_id: str, user: str) -> dict[s
     """Bring a purged file back (admins of its namespace); returns what was done."""
     with _purge_lock(settings):
         with Catalog.open(settings.catalog_location) as catalog:
-            state = catalog.media_state(media_id)
+            state = catalog.lifecycle.media_state(media_id)
             if state is None:
                 raise UnknownMedia.of(media_id)
             require_role(catalog, settings, state["namespace"], user, Role.ADMIN,
                          "unpurge files")
             if state["status"] != MediaStatus.PURGED:
                 raise LifecycleError(f"media file {media_id} is not purged ({state['status']})")
-            mark = catalog.last_purge(str(state["media_id"]))
+            mark = catalog.lifecycle.last_purge(str(state["media_id"]))
         if mark is None:
             raise LifecycleError(f"no purge record for media file {media_id}")
         if mark["versions"] == PurgeVersions.ALL:
@@ -68,7 +68,8 @@ def unpurge(settings: Settings, client: Any, media_id: str, user: str) -> dict[s
         details = {"key": key, "version_id": hidden["version_id"],
                    "removed_markers": markers, "purge_id": mark["purge_id"]}
         with Catalog.open(settings.catalog_location) as catalog:
-            catalog.unpurge_media(str(state["media_id"]), user, hidden["version_id"], details)
+            catalog.lifecycle.unpurge_media(str(state["media_id"]), user, hidden["version_id"],
+                                            details)
     return details
 
 

@@ -93,10 +93,10 @@ def scan_source(
     out_dir = settings.work_dir / "references" / source.name
     info = {"kind": source.kind, "description": source.describe()}
     with Catalog.open(settings.catalog_location) as catalog:
-        known = catalog.known_keys(settings.bucket)
+        known = catalog.references.known_keys(settings.bucket)
         # loaded after ``started``: a file deleted before this scan is looked for by it
-        mentions = MentionMatcher.from_keys(catalog.mention_keys(settings.bucket))
-        known_ids = catalog.known_media_ids(settings.bucket)
+        mentions = MentionMatcher.from_keys(catalog.references.mention_keys(settings.bucket))
+        known_ids = catalog.references.known_media_ids(settings.bucket)
     extractor = extractor.with_evidence(mentions, known_ids)
 
     def on_progress(documents: int, size: int) -> None:
@@ -112,13 +112,13 @@ def scan_source(
         log.warning("content source %s failed, its old references are kept: %s",
                     source.name, error)
         with open_catalog(settings) as catalog:
-            catalog.record_source_failure(source.name, started, error, run_id=run_id,
-                                          source_info=info)
+            catalog.references.record_source_failure(source.name, started, error, run_id=run_id,
+                                                     source_info=info)
         return SourceScanOutcome(source.name, ok=False, error=error, state="failed",
                                  seconds=time.perf_counter() - clock)
     try:
         with open_catalog(settings) as catalog:
-            changes = catalog.replace_source_references(
+            changes = catalog.references.replace_source_references(
                 source.name, stats.fragments, started, stats={
                     "documents": stats.documents, "refs": stats.refs, "bytes": stats.bytes,
                     "text_fallbacks": stats.text_fallbacks,

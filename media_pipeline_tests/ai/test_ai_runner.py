@@ -114,11 +114,12 @@ def test_duplicates_are_analysed_once_and_thresholds_apply_when_applied(
 def add_manual_tag(catalog: Catalog, media_id: str, tag: str, user: str) -> None:
     """A person's tag, as the library adds it (MediaLibrary.add_tag without its role checks)."""
     with catalog.transaction():
-        catalog.add_media_tag(media_id, tag, user)
+        catalog.application.add_media_tag(media_id, tag, user)
 
 
 def tags_of(catalog: Catalog, media_id: str) -> list[tuple[str, str, float | None]]:
-    return [(r["tag"], r["source"], r["confidence"]) for r in catalog.media_tag_rows(media_id)]
+    return [(r["tag"], r["source"], r["confidence"])
+            for r in catalog.application.media_tag_rows(media_id)]
 
 
 def test_a_manual_tag_added_after_an_ai_tag_replaces_it(

@@ -31,8 +31,8 @@ def deleted_file(catalog: Catalog) -> None:
         "INSERT INTO media_objects (media_id, namespace, bucket, key, file_size, etag, status, "
         "first_seen, last_seen) VALUES (?, 'blog', 'media', ?, 2048, 'e1', 'active', ?, ?)",
         [MEDIA_ID, KEY, DELETED_AT - timedelta(days=5), NOW])
-    outcome, _ = catalog.soft_delete(MEDIA_ID, "alice", allow_referenced=False,
-                                     now=DELETED_AT)
+    outcome, _ = catalog.lifecycle.soft_delete(MEDIA_ID, "alice", allow_referenced=False,
+                                               now=DELETED_AT)
     assert outcome == "deleted"
     con.execute("INSERT INTO source_scans (source, started, finished, ok, documents, refs, "
                 "state, trusted) VALUES ('cms', ?, ?, true, 120, 340, 'trusted', true)",
@@ -42,7 +42,7 @@ def deleted_file(catalog: Catalog) -> None:
 def purge_it(catalog: Catalog, purge_id: str) -> None:
     """Mark (the decision), then the batch's re-check and S3's answer, as lifecycle/purge.py
     does."""
-    count, _, _ = catalog.start_purge_run(
+    count, _, _ = catalog.lifecycle.start_purge_run(
         purge_id, NOW, retention_days=30, versions="marker", sources=["cms"],
         cutoff=NOW - timedelta(days=30), horizon=DELETED_AT + timedelta(days=1),
         batch_size=100)
@@ -50,9 +50,9 @@ def purge_it(catalog: Catalog, purge_id: str) -> None:
 
 
 def finish_purge(catalog: Catalog, purge_id: str) -> None:
-    marks = catalog.recheck_purge_batch(purge_id, 0, NOW - timedelta(days=30),
-                                        DELETED_AT + timedelta(days=1))
+    marks = catalog.lifecycle.recheck_purge_batch(purge_id, 0, NOW - timedelta(days=30),
+                                                  DELETED_AT + timedelta(days=1))
     assert [str(m["media_id"]) for m in marks] == [MEDIA_ID]
-    assert catalog.finish_purge_marks([(purge_id, MEDIA_ID, "purged", None)], NOW,
-                                      "marker") == 1
-    catalog.finish_purge_run(purge_id, "done", 1, 2048, [], None)
+    assert catalog.lifecycle.finish_purge_marks([(purge_id, MEDIA_ID, "purged", None)], NOW,
+                                                "marker") == 1
+    catalog.lifecycle.finish_purge_run(purge_id, "done", 1, 2048, [], None)

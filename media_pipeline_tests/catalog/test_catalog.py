@@ -38,7 +38,7 @@ home, snap = Path(sys.argv[1]), Path(sys.argv[2])
 for i in range(8):
     with Catalog.open(home) as c:
         c.objects.apply_inventory(snap, "media")
-        c.record_audit(sys.argv[3], "test-write", details={"i": i})
+        c.application.record_audit(sys.argv[3], "test-write", details={"i": i})
 print("done")
 """
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import fields
-from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -55,23 +53,6 @@ def test_media_file_is_read_from_exactly_its_columns(columns: set[str]) -> None:
 
 def test_media_file_is_the_same_class_everywhere_it_is_exported() -> None:
     assert library.MediaFile is MediaFile and media_pipeline.MediaFile is MediaFile
-
-
-def test_a_catalog_row_reads_back_as_every_media_file_field(tmp_path: Path) -> None:
-    # One registered row, read as the library reads it: every column comes back.
-    row = {"media_id": "00000000-0000-0000-0000-000000000001", "namespace": "ns",
-           "bucket": "b", "key": "ns/a.png", "original_filename": "a.png",
-           "content_type": "image/png", "file_size": 3, "file_hash": "h", "status": "active",
-           "visibility": "private", "owner": "ed", "etag": "e", "width": 2, "height": 1,
-           "page_count": None, "phash": 5, "metadata": {"format": "PNG"},
-           "first_seen": datetime(2026, 1, 1, tzinfo=UTC),
-           "last_seen": datetime(2026, 1, 1, tzinfo=UTC)}
-    with Catalog.open(tmp_path / "catalog.duckdb") as catalog:
-        catalog.register_upload(row)
-        read = catalog.media_row(row["media_id"])
-    assert read is not None and tuple(read) == MEDIA_COLUMNS
-    media = MediaFile.from_row(read)
-    assert (media.width, media.height, media.phash, media.metadata) == (2, 1, 5, {"format": "PNG"})
 
 
 def test_the_upload_and_the_reader_store_the_same_content_facts() -> None:

@@ -1,13 +1,12 @@
 """Values derived from facts (issue 13): ``media_files`` is a view over ``media_objects``, the
 appended deletion and reference-removal facts and the reference index; its derived columns
-follow every action, survive migration 3 of an existing lake, and read at old snapshots."""
+survive migration 3 of an existing lake, a re-upload and maintenance, and read at old snapshots.
+How each action moves them: test_references.py and test_lifecycle.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
@@ -16,10 +15,8 @@ from media_pipeline.catalog import Catalog, history, lake
 from media_pipeline.catalog import catalog as catalog_module
 from media_pipeline.catalog.lake import LakeLocation
 from media_pipeline.catalog.migrations import LATEST_VERSION, MIGRATIONS
-from media_pipeline.records import media_id_for
+from media_pipeline_tests.catalog.store_helpers import BUCKET, T0, A, B, derived
 
-T0 = datetime(2026, 9, 1, 12, tzinfo=UTC)
-BUCKET = "media"
 # The old table's columns, in the order analysts (and positional inserts) knew them.
 OLD_COLUMNS = [
     "media_id", "namespace", "bucket", "key", "version_id", "file_size", "etag",
@@ -31,28 +28,6 @@ OLD_COLUMNS = [
     "ai_title", "ai_generated_tags", "ai_extracted_text", "ai_labels", "ai_scores",
     "ai_backend", "ai_analyzed_at", "unreferenced_since", "owner", "uploaded_at",
 ]
-DERIVED = ("status", "reference_count", "referenced_in", "is_deleted", "deleted_at",
-           "deleted_by", "unreferenced_since")
-A = media_id_for(BUCKET, "blog/a.jpg")
-B = media_id_for(BUCKET, "blog/b.jpg")
-
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    with Catalog.open(LakeLocation.embedded(tmp_path)) as c:
-        for media_id, key in ((A, "blog/a.jpg"), (B, "blog/b.jpg")):
-            c.con.execute(
-                "INSERT INTO media_objects (media_id, namespace, bucket, key, file_size, etag, "
-                "status, fingerprinted_etag, first_seen, last_seen) "
-                "VALUES (?, 'blog', ?, ?, 10, 'e', 'active', 'e', ?, ?)",
-                [media_id, BUCKET, key, T0, T0])
-        yield c
-
-
-def derived(c: Catalog, media_id: str) -> dict[str, Any]:
-    cursor = c.con.execute(f"SELECT {', '.join(DERIVED)} FROM media_files WHERE media_id = ?",
-                           [media_id])
-    return dict(zip(DERIVED, cursor.fetchall()[0], strict=True))
 
 
 def test_the_view_has_every_old_column_in_the_old_order(catalog: Catalog) -> None:
@@ -64,107 +39,8 @@ def test_the_view_has_every_old_column_in_the_old_order(catalog: Catalog) -> Non
     assert [r[0] for r in old.execute("DESCRIBE media_files").fetchall()] == OLD_COLUMNS
 
 
-def test_references_derive_count_referenced_in_and_unreferenced_since(catalog: Catalog) -> None:
-    assert derived(catalog, A)["reference_count"] == 0
-    assert derived(catalog, A)["unreferenced_since"] is None  # never referenced
-    catalog.add_reference(A, "webpage", "2", "ed", now=T0 + timedelta(hours=1))
-    catalog.add_reference(A, "webpage", "10", "ed", now=T0 + timedelta(hours=1))
-    catalog.add_reference(A, "post", "7", "ed", now=T0 + timedelta(hours=1))
-    got = derived(catalog, A)
-    assert got["reference_count"] == 3 and got["unreferenced_since"] is None
-    assert got["referenced_in"] == '{"post":["7"],"webpage":["10","2"]}'
-    catalog.remove_reference(A, "webpage", "2", "ed", now=T0 + timedelta(hours=2))
-    catalog.remove_reference(A, "webpage", "10", "ed", now=T0 + timedelta(hours=3))
-    assert derived(catalog, A)["unreferenced_since"] is None  # still used by post 7
-    catalog.remove_reference(A, "post", "7", "ed", now=T0 + timedelta(hours=4))
-    got = derived(catalog, A)
-    assert (got["reference_count"], got["referenced_in"]) == (0, "{}")
-    assert got["unreferenced_since"] == T0 + timedelta(hours=4)  # when it dropped to zero
-    # referenced again: NULL; dropped again: the new drop, even from an earlier clock
-    catalog.add_reference(A, "webpage", "3", "ed", now=T0 + timedelta(hours=5))
-    assert derived(catalog, A)["unreferenced_since"] is None
-    catalog.remove_reference(A, "webpage", "3", "ed", now=T0 + timedelta(hours=4, minutes=30))
-    assert derived(catalog, A)["unreferenced_since"] == T0 + timedelta(hours=4, minutes=30)
-    assert derived(catalog, B)["reference_count"] == 0  # the other file never moved
-
-
-def test_a_scan_that_drops_a_reference_and_a_retired_source_record_removals(
-        catalog: Catalog, tmp_path: Path) -> None:
-    def fragment(name: str, rows: list[tuple[str, str, str]]) -> Path:
-        path = tmp_path / f"{name}.parquet"
-        con = duckdb.connect()
-        con.execute("CREATE TABLE f (content_type VARCHAR, content_id VARCHAR, bucket VARCHAR, "
-                    "key VARCHAR, media_id VARCHAR, form VARCHAR)")
-        con.executemany("INSERT INTO f VALUES (?, ?, ?, ?, NULL, 'key')",
-                        [[ct, cid, BUCKET, key] for ct, cid, key in rows])
-        con.execute(f"COPY f TO '{path}' (FORMAT parquet)")
-        return path
-
-    both = [("webpage", "1", "blog/a.jpg"), ("webpage", "2", "blog/b.jpg"),
-            ("webpage", str(3), "blog/b.jpg")]
-    catalog.replace_source_references("cms", [fragment("one", both)], T0, T0,
-                                      {"documents": 3})
-    assert derived(catalog, B)["reference_count"] == 2
-    later = T0 + timedelta(days=1)
-    result = catalog.replace_source_references(
-        "cms", [fragment("two", both[:2])], later, later, {"documents": 3}, max_drop=0.5)
-    assert result["removed"] == 1 and result["files_changed"] == 1
-    assert derived(catalog, B)["unreferenced_since"] is None  # page 2 still uses it
-    catalog.retire_source("cms", "admin", "gone", now=later + timedelta(hours=1))
-    for media_id in (A, B):
-        got = derived(catalog, media_id)
-        assert (got["reference_count"], got["unreferenced_since"]) == (
-            0, later + timedelta(hours=1))
-
-
-def test_delete_and_restore_append_facts_and_the_newest_wins(catalog: Catalog) -> None:
-    assert catalog.soft_delete(A, "alice", allow_referenced=False, now=T0)[0] == "deleted"
-    got = derived(catalog, A)
-    assert (got["status"], got["is_deleted"], got["deleted_at"], got["deleted_by"]) == (
-        "deleted", True, T0, "alice")
-    # the base row was not touched: its status stays the pipeline's
-    assert catalog.con.execute("SELECT status FROM media_objects WHERE media_id = ?",
-                               [A]).fetchall() == [("active",)]
-    catalog.restore_media(A, "bob")
-    got = derived(catalog, A)
-    assert (got["status"], got["is_deleted"], got["deleted_at"], got["deleted_by"]) == (
-        "active", False, None, None)
-    # deleted again with a clock older than the restore's: order of commits, not clocks
-    assert catalog.soft_delete(A, "carol", allow_referenced=False,
-                               now=T0 - timedelta(days=1))[0] == "deleted"
-    assert derived(catalog, A)["deleted_by"] == "carol"
-    # a delete and a restore at the very same instant, in one transaction: the later wins
-    with catalog.transaction():
-        catalog.con.execute("INSERT INTO media_deletions VALUES (?, true, ?, 'x', 'delete', "
-                            "NULL), (?, false, ?, 'y', 'restore', NULL)", [B, T0, B, T0])
-    assert derived(catalog, B)["is_deleted"] is False
-    assert [r[0] for r in catalog.con.execute(
-        "SELECT reason FROM media_deletions WHERE media_id = ? ORDER BY rowid", [A]
-    ).fetchall()] == ["delete", "restore", "delete"]
-
-
-def test_a_missing_file_stays_missing_when_deleted(catalog: Catalog) -> None:
-    catalog.con.execute("UPDATE media_objects SET status = 'missing' WHERE media_id = ?", [A])
-    catalog.soft_delete(A, "alice", allow_referenced=False, now=T0)
-    got = derived(catalog, A)
-    assert (got["status"], got["is_deleted"]) == ("missing", True)
-
-
-def test_auto_soft_delete_uses_the_derived_clock(catalog: Catalog) -> None:
-    catalog.add_reference(A, "webpage", "1", "ed", now=T0)
-    catalog.remove_reference(A, "webpage", "1", "ed", now=T0 + timedelta(days=20))
-    # B never referenced: its clock is first_seen (T0); A's is the removal, 20 days later
-    done = catalog.auto_soft_delete({"blog": 30}, T0 + timedelta(days=35), "system")
-    assert done == {"blog": 1}
-    assert derived(catalog, B)["deleted_by"] == "system"
-    assert derived(catalog, A)["is_deleted"] is False
-    assert catalog.auto_soft_delete({"blog": 30}, T0 + timedelta(days=51), "system") == {
-        "blog": 1}
-    assert derived(catalog, A)["status"] == "deleted"
-
-
 def test_new_content_at_a_deleted_key_is_not_deleted(catalog: Catalog, tmp_path: Path) -> None:
-    catalog.soft_delete(A, "alice", allow_referenced=False, now=T0)
+    catalog.lifecycle.soft_delete(A, "alice", allow_referenced=False, now=T0)
     snapshot = tmp_path / "snap.parquet"
     con = duckdb.connect()
     con.execute(f"""COPY (SELECT 'media' AS bucket, 'blog/a.jpg' AS key, NULL::VARCHAR AS
@@ -235,7 +111,7 @@ def test_migrations_3_and_4_keep_an_existing_lakes_values(
         assert c.con.execute("SELECT key, status FROM media_objects WHERE key IN ('b', 'c') "
                              "ORDER BY key").fetchall() == [("b", "active"), ("c", "active")]
         # the lifecycle reads the same answers
-        state = c.media_state("00000000-0000-0000-0000-000000000062")
+        state = c.lifecycle.media_state("00000000-0000-0000-0000-000000000062")
         assert state is not None and state["status"] == "deleted"
         assert state["unreferenced_since"] == T0 - timedelta(days=3)
     # the snapshot from before the migration still reads the old table, now the view
@@ -245,11 +121,11 @@ def test_migrations_3_and_4_keep_an_existing_lakes_values(
 
 
 def test_derived_values_read_at_an_older_snapshot(catalog: Catalog) -> None:
-    catalog.add_reference(A, "webpage", "1", "ed", now=T0)
-    catalog.soft_delete(A, "alice", allow_referenced=True, now=T0)
+    catalog.references.add_reference(A, "webpage", "1", "ed", now=T0)
+    catalog.lifecycle.soft_delete(A, "alice", allow_referenced=True, now=T0)
     snapshot = history.current_snapshot(catalog.con)
-    catalog.remove_reference(A, "webpage", "1", "ed", now=T0 + timedelta(hours=1))
-    catalog.restore_media(A, "bob")
+    catalog.references.remove_reference(A, "webpage", "1", "ed", now=T0 + timedelta(hours=1))
+    catalog.lifecycle.restore_media(A, "bob")
     assert derived(catalog, A)["is_deleted"] is False
     then = lake.connect(catalog.location, at=snapshot)
     row = then.execute("SELECT status, reference_count, is_deleted, deleted_by, "
@@ -266,13 +142,13 @@ def test_catalog_maintenance_keeps_the_newest_fact_the_newest(catalog: Catalog) 
     # order the view goes by, survive the rewrite
     for round_ in range(2):
         for clock in (T0, T0 - timedelta(days=1)):
-            catalog.soft_delete(A, f"u{round_}", allow_referenced=False, now=clock)
-            catalog.restore_media(A, "r")
-        catalog.soft_delete(B, f"u{round_}", allow_referenced=False, now=T0)
-        catalog.restore_media(B, "r")
+            catalog.lifecycle.soft_delete(A, f"u{round_}", allow_referenced=False, now=clock)
+            catalog.lifecycle.restore_media(A, "r")
+        catalog.lifecycle.soft_delete(B, f"u{round_}", allow_referenced=False, now=T0)
+        catalog.lifecycle.restore_media(B, "r")
         maintenance.run_maintenance(catalog.con, snapshot_retention_days=0,
                                     purge_snapshot_retention_days=0, grace=timedelta(0))
-    catalog.soft_delete(A, "last", allow_referenced=False, now=T0 - timedelta(days=5))
+    catalog.lifecycle.soft_delete(A, "last", allow_referenced=False, now=T0 - timedelta(days=5))
     before = catalog.con.execute("SELECT rowid, reason FROM media_deletions ORDER BY rowid"
                                  ).fetchall()
     maintenance.run_maintenance(catalog.con, snapshot_retention_days=0,

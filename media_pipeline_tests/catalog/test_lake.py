@@ -130,7 +130,7 @@ INCREMENTER = """
                                    "WHERE media_id = ?", [media_id]).fetchall()
             c.con.execute("UPDATE media_objects SET width = ? WHERE media_id = ?",
                           [n + 1, media_id])
-            c.record_audit(name, "test.bump", media_id)
+            c.application.record_audit(name, "test.bump", media_id)
         for _ in range(times):
             c.write(bump)
     print("done")
@@ -164,7 +164,7 @@ def test_a_conflict_past_the_last_attempt_is_a_catalog_conflict_and_applies_noth
         def body() -> None:
             attempts.append(1)
             mine.con.execute("UPDATE media_objects SET status = 'active' WHERE key = 'a'")
-            mine.record_audit("me", "test.never")
+            mine.application.record_audit("me", "test.never")
             # Another session changes the same rows and commits first, every time.
             other.con.execute("UPDATE media_objects SET etag = etag || '+' WHERE key = 'a'")
 
@@ -311,7 +311,7 @@ BATCH_WRITER = """
                     for i in range(25)]
             with c.transaction():
                 c.objects.apply_objects(rows, "media", run_id=f"batch-{batch}")
-                c.record_audit("writer", "test.batch", details={"batch": batch})
+                c.application.record_audit("writer", "test.batch", details={"batch": batch})
             print(batch, flush=True)
 """
 
@@ -442,10 +442,11 @@ def marked_for_purge(c: Catalog, key: str) -> tuple[str, datetime]:
     now = datetime.now(UTC)
     c.objects.apply_objects(objects([key]), BUCKET)
     media_id = media_id_for(BUCKET, key)
-    assert c.soft_delete(media_id, "ed", allow_referenced=False, now=long_ago)[0] == "deleted"
+    outcome = c.lifecycle.soft_delete(media_id, "ed", allow_referenced=False, now=long_ago)[0]
+    assert outcome == "deleted"
     purge_id = f"p-{key}"
-    assert c.start_purge_run(purge_id, now, retention_days=30, versions="marker", sources=[],
-                             cutoff=now, horizon=now, batch_size=10)[0] == 1
+    assert c.lifecycle.start_purge_run(purge_id, now, retention_days=30, versions="marker",
+                                       sources=[], cutoff=now, horizon=now, batch_size=10)[0] == 1
     return purge_id, now
 
 
@@ -457,16 +458,16 @@ def test_a_reference_committed_during_a_purge_recheck_makes_the_recheck_skip_the
         attempts: list[list[dict[str, Any]]] = []
 
         def recheck() -> list[dict[str, Any]]:
-            deleting = purge.recheck_purge_batch(purge_id, 0, now, now)
+            deleting = purge.lifecycle.recheck_purge_batch(purge_id, 0, now, now)
             attempts.append(deleting)
             if len(attempts) == 1:  # another process references it before this commits
-                assert app.add_reference(media_id, "webpage", "1", "ed") is True
+                assert app.references.add_reference(media_id, "webpage", "1", "ed") is True
             return deleting
 
         assert purge.write(recheck) == []
         assert len(attempts) == 2 and [m["media_id"] for m in attempts[0]] == [media_id]
-        assert purge.purge_marks_in(purge_id, 0, "skipped")[0]["reason"] == "referenced"
-        assert app.references_of(media_id) == {"webpage": ["1"]}
+        assert purge.lifecycle.purge_marks_in(purge_id, 0, "skipped")[0]["reason"] == "referenced"
+        assert app.references.references_of(media_id) == {"webpage": ["1"]}
 
 
 REFERENCER = """
@@ -474,7 +475,7 @@ import sys
 from media_pipeline.catalog import Catalog
 from media_pipeline.catalog.lake import LakeLocation
 with Catalog.open(LakeLocation(metadata=sys.argv[1], data=sys.argv[2])) as c:
-    print(c.add_reference(sys.argv[3], "webpage", "1", "ed"))
+    print(c.references.add_reference(sys.argv[3], "webpage", "1", "ed"))
 """
 
 
@@ -490,21 +491,24 @@ def test_a_delete_that_saw_no_reference_racing_a_new_one_never_lets_a_purge_take
         media_id = media_id_for(BUCKET, "z")
         try:
             with c.transaction():
-                assert c.references_of(media_id) == {}  # what the delete decides on
+                assert c.references.references_of(media_id) == {}  # what the delete decides on
                 out = finish([python(REFERENCER, any_lake.metadata, any_lake.data, media_id)])
                 assert out == ["True\n"]
-                outcome = c.soft_delete(media_id, "ed", allow_referenced=False, now=long_ago)[0]
+                outcome = c.lifecycle.soft_delete(media_id, "ed", allow_referenced=False,
+                                                  now=long_ago)[0]
                 assert outcome == "deleted"  # it did not see the reference
         except CatalogConflict:  # the catalog serialised them: run again, it sees it
-            outcome = c.soft_delete(media_id, "ed", allow_referenced=False, now=long_ago)[0]
+            outcome = c.lifecycle.soft_delete(media_id, "ed", allow_referenced=False,
+                                              now=long_ago)[0]
             assert outcome == "refused"
-        assert c.references_of(media_id) == {"webpage": ["1"]}
-        assert c.media_state(media_id)["reference_count"] == 1  # type: ignore[index]
-        assert c.purge_candidates(now, now)["count"] == 0
-        assert c.start_purge_run("p-z", now, retention_days=30, versions="marker", sources=[],
-                                 cutoff=now, horizon=now, batch_size=10)[0] == 0
+        assert c.references.references_of(media_id) == {"webpage": ["1"]}
+        assert c.lifecycle.media_state(media_id)["reference_count"] == 1  # type: ignore[index]
+        assert c.lifecycle.purge_candidates(now, now)["count"] == 0
+        assert c.lifecycle.start_purge_run("p-z", now, retention_days=30, versions="marker",
+                                           sources=[], cutoff=now, horizon=now,
+                                           batch_size=10)[0] == 0
         if outcome == "deleted":
-            assert [r["key"] for r in c.kept_referenced(now)] == ["z"]
+            assert [r["key"] for r in c.references.kept_referenced(now)] == ["z"]
 
 
 def test_app_actions_do_not_conflict_with_a_bulk_stage_rewriting_the_file_rows(
@@ -522,10 +526,10 @@ def test_app_actions_do_not_conflict_with_a_bulk_stage_rewriting_the_file_rows(
             attempts.append(1)
             stage.con.execute("UPDATE media_objects SET last_seen = now()")
             if len(attempts) == 1:  # the application acts before the stage commits
-                assert app.soft_delete(p, "ed", allow_referenced=False)[0] == "deleted"
-                assert app.add_reference(q, "webpage", "1", "ed") is True
-                app.restore_media(p, "ed")
-                assert app.soft_delete(p, "ed", allow_referenced=False)[0] == "deleted"
+                assert app.lifecycle.soft_delete(p, "ed", allow_referenced=False)[0] == "deleted"
+                assert app.references.add_reference(q, "webpage", "1", "ed") is True
+                app.lifecycle.restore_media(p, "ed")
+                assert app.lifecycle.soft_delete(p, "ed", allow_referenced=False)[0] == "deleted"
 
         stage.write(bulk)
         assert len(attempts) == 1
@@ -541,7 +545,7 @@ def test_a_reference_after_the_recheck_committed_is_refused(any_lake: lake.LakeL
     with Catalog.open(any_lake) as purge, Catalog.open(any_lake) as app:
         purge_id, now = marked_for_purge(purge, "y")
         media_id = media_id_for(BUCKET, "y")
-        assert len(purge.recheck_purge_batch(purge_id, 0, now, now)) == 1
+        assert len(purge.lifecycle.recheck_purge_batch(purge_id, 0, now, now)) == 1
         with pytest.raises(LifecycleError, match="a purge is deleting"):
-            app.add_reference(media_id, "webpage", "1", "ed")
-        assert app.references_of(media_id) == {}
+            app.references.add_reference(media_id, "webpage", "1", "ed")
+        assert app.references.references_of(media_id) == {}

@@ -80,7 +80,7 @@ def setup(settings: Settings, s3_client: Any, postgres_url: str, tmp_path: Path,
 
 def _refs(settings: Settings, key: str) -> dict[str, list[str]]:
     with Catalog.open(settings.catalog_location) as catalog:
-        return catalog.references_of(media_id_for(settings.bucket, key))
+        return catalog.references.references_of(media_id_for(settings.bucket, key))
 
 
 def test_reference_assets_index_the_source_and_checks_report_dangling(setup: Settings) -> None:
@@ -116,7 +116,7 @@ def test_a_source_failing_halfway_keeps_its_references_and_blocks_purge(
     assert "previous references are kept" in (run.failure or "")
     assert _refs(setup, "site/used.jpg") == {"webpage": ["1"]}  # old rows kept
     with Catalog.open(setup.catalog_location) as catalog:
-        assert catalog.stale_sources(["cms"]) == ["cms"]
+        assert catalog.references.stale_sources(["cms"]) == ["cms"]
 
     later = datetime.now(UTC) + timedelta(days=1)
     report = lifecycle.purge(setup, s3_client, enabled_sources=["cms"], now=later)

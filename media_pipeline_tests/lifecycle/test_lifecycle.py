@@ -55,13 +55,13 @@ def test_delete_is_refused_while_referenced(s: Settings, files: dict[str, str]) 
         with pytest.raises(PermissionDenied, match="private to its owner and the admins"):
             add_reference(catalog, s, a, "webpage", "123", EDITOR)
         add_reference(catalog, s, a, "webpage", "123", ADMIN)
-        before = catalog.media_state(a)
+        before = catalog.lifecycle.media_state(a)
         outcome = delete(catalog, s, a, EDITOR)
         assert not outcome and outcome.refused and not outcome.deleted
         # A discovered file is the admins' to see: the editor learns how often, not where.
         assert outcome.references == {} and outcome.hidden_references == 1
         assert outcome.reference_count == 1
-        assert catalog.media_state(a) == before
+        assert catalog.lifecycle.media_state(a) == before
     refused = audit(s, "delete.refused")
     assert [(r["actor"], r["media_id"]) for r in refused] == [(EDITOR, a)]
     assert json.loads(refused[0]["details"])["references"] == {"webpage": ["123"]}
@@ -73,7 +73,7 @@ def test_delete_is_refused_for_a_scanned_reference_too(s: Settings,
     with Catalog.open(s.catalog_location) as catalog:
         # The API removes only references the API recorded, even for an admin.
         assert remove_reference(catalog, s, files["blog/a.txt"], "webpage", "9", ADMIN) is False
-        assert catalog.references_of(files["blog/a.txt"]) == {"webpage": ["9"]}
+        assert catalog.references.references_of(files["blog/a.txt"]) == {"webpage": ["9"]}
         outcome = delete(catalog, s, files["blog/a.txt"], ADMIN)
     assert outcome.refused and outcome.references == {"webpage": ["9"]}
     assert row(s, files["blog/a.txt"])["status"] == "active"
@@ -112,7 +112,7 @@ def test_force_delete_is_for_admins_only(s: Settings, s3_client: Any,
         add_reference(catalog, s, a, "webpage", "123", ADMIN)
         with pytest.raises(PermissionDenied, match="needs admin"):
             delete(catalog, s, a, EDITOR, force=True)
-        assert catalog.media_state(a)["status"] == "active"  # type: ignore[index]
+        assert catalog.lifecycle.media_state(a)["status"] == "active"  # type: ignore[index]
         outcome = delete(catalog, s, a, ADMIN, force=True)
     assert outcome.deleted and outcome.forced and outcome.references == {"webpage": ["123"]}
     assert row(s, a)["status"] == "deleted"
@@ -136,8 +136,8 @@ def test_roles(s: Settings, files: dict[str, str]) -> None:
         delete(catalog, s, a, EDITOR)
         with pytest.raises(PermissionDenied):
             restore(catalog, s, a, VIEWER)
-        assert catalog.media_state(a)["status"] == "deleted"  # type: ignore[index]
-        assert catalog.references_of(a) == {}
+        assert catalog.lifecycle.media_state(a)["status"] == "deleted"  # type: ignore[index]
+        assert catalog.references.references_of(a) == {}
 
 
 def test_unknown_media_and_bad_input(s: Settings, files: dict[str, str]) -> None:
@@ -154,7 +154,7 @@ def test_unknown_media_and_bad_input(s: Settings, files: dict[str, str]) -> None
                                          ("webpage", "1\n2")):
             with pytest.raises(ValueError):
                 add_reference(catalog, s, a, content_type, content_id, ADMIN)
-        assert catalog.references_of(a) == {}
+        assert catalog.references.references_of(a) == {}
 
 
 def test_reference_actions_are_audited(s: Settings, files: dict[str, str]) -> None:
@@ -201,7 +201,7 @@ def test_auto_soft_delete(s: Settings, files: dict[str, str]) -> None:
         add_reference(catalog, s, b, "webpage", "1", ADMIN)
         remove_reference(catalog, s, b, "webpage", "1", ADMIN, now=unreferenced_at)
         add_reference(catalog, s, a, "webpage", "2", ADMIN)
-        assert catalog.media_state(b)["unreferenced_since"] == unreferenced_at  # type: ignore
+        assert catalog.lifecycle.media_state(b)["unreferenced_since"] == unreferenced_at  # type: ignore
         # a is referenced; b unreferenced for 20 days only; c is in a namespace without it.
         assert auto_soft_delete(catalog, s30, first_seen + timedelta(days=40)).total == 0
         report = auto_soft_delete(catalog, s30, unreferenced_at + timedelta(days=30))

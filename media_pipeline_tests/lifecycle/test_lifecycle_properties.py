@@ -189,7 +189,7 @@ class World:
             else:
                 m.deleted_at.pop(f)
         elif name == "fail_scan":
-            catalog.record_source_failure("cms", m.event_time(), "boom")
+            catalog.references.record_source_failure("cms", m.event_time(), "boom")
             m.scan_failed = m.remembered = True
 
     def scan(self, refs: frozenset[tuple[int, str, int]], extra_pages: int,
@@ -241,9 +241,9 @@ class World:
     def check(self) -> None:
         present = object_keys(self.client, self.s)
         with Catalog.open(self.s.catalog_location) as catalog:
-            assert catalog.catalog_inconsistencies() == []
+            assert catalog.references.catalog_inconsistencies() == []
             for f, media_id in enumerate(self.ids):
-                state = catalog.media_state(media_id)
+                state = catalog.lifecycle.media_state(media_id)
                 assert state is not None
                 assert (state["status"] == "purged") == (KEYS[f] not in present)
                 assert (state["status"] == "purged") == (f in self.model.purged)

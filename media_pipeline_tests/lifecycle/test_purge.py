@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from media_pipeline.catalog import Catalog, lake
-from media_pipeline.catalog.lifecycle_sql import OverCap
+from media_pipeline.catalog.lifecycle import OverCap
 from media_pipeline.lifecycle import LifecycleError, add_reference, delete, purge, restore
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
@@ -123,7 +123,8 @@ def test_a_stale_source_refuses_the_whole_purge(s: Settings, s3_client: Any,
     if failure == "failed":
         scan(s, "docs", [], started=SCANNED, documents=1)
         with Catalog.open(s.catalog_location) as catalog:
-            catalog.record_source_failure("docs", SCANNED + timedelta(hours=1), "timeout")
+            catalog.references.record_source_failure("docs", SCANNED + timedelta(hours=1),
+                                                      "timeout")
     report = purge_run(s, s3_client, enabled_sources=["cms", "docs"])
     assert report.refused and report.purged == 0
     assert "stale content sources" in (report.refused_reason or "")
@@ -313,7 +314,7 @@ def test_a_thread_of_the_same_process_cannot_reference_a_file_mid_batch(
     assert report.purged == 1
     assert len(outcome) == 1 and isinstance(outcome[0], LifecycleError)
     with Catalog.open(s.catalog_location) as catalog:
-        assert catalog.references_of(x) == {}
+        assert catalog.references.references_of(x) == {}
 
 
 def test_per_key_errors_are_reported_and_those_files_stay_deleted(s: Settings,
@@ -392,7 +393,7 @@ def test_the_cap_is_checked_again_on_what_was_marked(s: Settings, s3_client: Any
     ids = catalog_files(s, s3_client, ["a/x.txt", "a/y.txt"], fingerprint=False)
     soft_delete(s, list(ids.values()))
     with Catalog.open(s.catalog_location) as catalog, pytest.raises(OverCap):
-        catalog.start_purge_run("p1", LATER, retention_days=30, versions="marker",
-                                sources=[], cutoff=LATER - timedelta(days=30),
-                                horizon=LATER, batch_size=10, max_files=1)
+        catalog.lifecycle.start_purge_run("p1", LATER, retention_days=30, versions="marker",
+                                          sources=[], cutoff=LATER - timedelta(days=30),
+                                          horizon=LATER, batch_size=10, max_files=1)
     assert purge_tables(s) == (0, 0)

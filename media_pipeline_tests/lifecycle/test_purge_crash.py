@@ -61,10 +61,10 @@ def _child(s: Settings, kill_at: int) -> subprocess.CompletedProcess[str]:
 def _assert_consistent(s: Settings, client: Any, ids: dict[str, str]) -> None:
     present = object_keys(client, s)
     with Catalog.open(s.catalog_location) as catalog:
-        statuses = {key: catalog.media_state(media_id)["status"]  # type: ignore[index]
+        statuses = {key: catalog.lifecycle.media_state(media_id)["status"]  # type: ignore[index]
                     for key, media_id in ids.items()}
-        in_flight = catalog.purge_marks_in(None, None, "deleting")
-        assert catalog.catalog_inconsistencies() == []
+        in_flight = catalog.lifecycle.purge_marks_in(None, None, "deleting")
+        assert catalog.references.catalog_inconsistencies() == []
     for key, status in statuses.items():
         assert (status == "purged") == (key not in present), (key, status)
     assert "a/used.txt" in present and "a/live.txt" in present and "a/recent.txt" in present
@@ -104,7 +104,7 @@ def test_restore_waits_while_a_killed_purge_may_have_deleted_the_object(
     with Catalog.open(s.catalog_location) as catalog:
         with pytest.raises(LifecycleError, match="interrupted purge"):
             restore(catalog, s, first, ADMIN)
-        assert catalog.media_state(first)["status"] == "deleted"  # type: ignore[index]
+        assert catalog.lifecycle.media_state(first)["status"] == "deleted"  # type: ignore[index]
     report = purge(s, s3_client, enabled_sources=["cms"], now=NOW, batch_size=2)
     assert report.settled == 2 and report.purged == 2
     with (Catalog.open(s.catalog_location) as catalog,

@@ -57,7 +57,7 @@ def test_a_first_scan_of_an_empty_root_is_suspect_until_accepted(
     assert outcome.state == "suspect"
     assert outcome.reasons == ["first scan returned nothing (0 documents)"]
     with Catalog.open(s.catalog_location) as catalog:
-        [status] = catalog.source_scan_status(["site2"])
+        [status] = catalog.references.source_scan_status(["site2"])
     assert status["stale"]
     [outcome] = scan_sources(s, accepted_by=ADMIN, workers=1)
     assert outcome.state == "accepted"
@@ -99,7 +99,7 @@ def test_a_drop_over_the_share_is_suspect_and_changes_nothing(
         assert any("documents 10 → 8" in r for r in result["drift"]["reasons"])
         assert row(settings, files["blog/9.txt"])["reference_count"] == 1  # old rows kept
         with Catalog.open(settings.catalog_location) as catalog:
-            [status] = catalog.source_scan_status(["cms"])
+            [status] = catalog.references.source_scan_status(["cms"])
             drift = catalog.con.execute(
                 "SELECT details FROM audit_log WHERE action = 'references.scan_suspect'"
             ).fetchone()
@@ -198,18 +198,18 @@ def test_remembered_sources_backfill_require_and_reactivate(
     scan(s, "old", refs(s, 1), started=T0)
     with Catalog.open(s.catalog_location) as catalog:
         assert delete(catalog, s, files["blog/5.txt"], ADMIN, force=True, now=T0).deleted
-        catalog.record_source_failure("old", T0 + timedelta(1), "connection refused")
+        catalog.references.record_source_failure("old", T0 + timedelta(1), "connection refused")
     report = purge(s, s3_client, enabled_sources=[], now=T0 + timedelta(2))
     assert report.refused and report.sources == ["old"]
     assert "old (remembered; not in today's configuration" in str(report.refused_reason)
 
     with Catalog.open(s.catalog_location) as catalog:
-        catalog.retire_source("old", ADMIN, "moved")
-        assert catalog.required_sources([]) == []
+        catalog.references.retire_source("old", ADMIN, "moved")
+        assert catalog.references.required_sources([]) == []
         assert row(s, files["blog/0.txt"])["reference_count"] == 0
     scan(s, "old", refs(s, 1), started=T0 + timedelta(3))  # scanned again: required again
     with Catalog.open(s.catalog_location) as catalog:
-        assert catalog.required_sources([]) == ["old"]
+        assert catalog.references.required_sources([]) == ["old"]
         actions = [a for (a,) in catalog.con.execute(
             "SELECT action FROM audit_log WHERE action LIKE 'source.%' ORDER BY ts").fetchall()]
     assert actions == ["source.retire", "source.reactivated"]
@@ -239,7 +239,7 @@ def test_a_source_named_api_is_refused_when_the_file_is_loaded(
     with pytest.raises(ValueError, match="reserved"):
         scan_sources(replace(settings, content_sources=config), workers=1)
     with Catalog.open(settings.catalog_location) as catalog:  # never remembered
-        assert "api" not in {s["source"] for s in catalog.remembered_sources(True)}
+        assert "api" not in {s["source"] for s in catalog.references.remembered_sources(True)}
         with pytest.raises(ValueError, match="reserved"):
-            catalog.record_source_failure("api", T0, "boom")
-        assert "api" not in {s["source"] for s in catalog.remembered_sources(True)}
+            catalog.references.record_source_failure("api", T0, "boom")
+        assert "api" not in {s["source"] for s in catalog.references.remembered_sources(True)}

@@ -152,7 +152,7 @@ def _content_id(backend: str, form: str) -> str:
 
 def _references(settings: Settings, key: str) -> dict[str, list[str]]:
     with Catalog.open(settings.catalog_location) as catalog:
-        return catalog.references_of(media_id_for(settings.bucket, key))
+        return catalog.references.references_of(media_id_for(settings.bucket, key))
 
 
 @pytest.mark.parametrize("form", sorted(forms("b", "http://e")))
@@ -183,8 +183,8 @@ def test_unknown_keys_are_kept_as_dangling(scanned: dict[str, Any], backend: str
     result = scanned["scan"](backend)
     settings: Settings = result["settings"]
     with Catalog.open(settings.catalog_location) as catalog:
-        dangling = catalog.dangling_references(limit=100)
-        counted = catalog.catalog_inconsistencies(limit=10)
+        dangling = catalog.references.dangling_references(limit=100)
+        counted = catalog.references.catalog_inconsistencies(limit=10)
     assert [(d["key"], d["content_id"]) for d in dangling] == [
         ("site/not-in-the-bucket.jpg", _content_id(backend, "dangling"))]
     assert counted == []  # reference_count/referenced_in derived in the same transaction

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from media_pipeline.catalog import Catalog
+from media_pipeline.catalog.application import ApplicationStore
 from media_pipeline.lifecycle import add_reference, references, remove_reference
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
@@ -47,9 +48,9 @@ def test_scan_and_api_references_side_by_side(admin_settings: Settings,
         assert not add_reference(catalog, s, a, "newsletter", "9", ADMIN)  # idempotent
         assert references(catalog, s, a, ADMIN) == {"blog_post": ["789"], "newsletter": ["9"],
                                                     "webpage": ["123", "456"]}
-        origins = {(r["content_id"], r["origin"]) for r in catalog.reference_rows(a)}
+        origins = {(r["content_id"], r["origin"]) for r in catalog.references.reference_rows(a)}
         assert ("123", "scan") in origins and ("123", "api") in origins
-        assert catalog.catalog_inconsistencies() == []
+        assert catalog.references.catalog_inconsistencies() == []
     state = row(s, a)
     assert state["reference_count"] == 4
     with Catalog.open(s.catalog_location) as catalog:
@@ -62,7 +63,7 @@ def test_scan_and_api_references_side_by_side(admin_settings: Settings,
         assert remove_reference(catalog, s, a, "webpage", "123", ADMIN)
         assert not remove_reference(catalog, s, a, "webpage", "123", ADMIN)
         assert references(catalog, s, a, ADMIN)["webpage"] == ["123", "456"]
-        assert catalog.catalog_inconsistencies() == []
+        assert catalog.references.catalog_inconsistencies() == []
     assert row(s, a)["reference_count"] == 4  # the scan still finds webpage 123
 
 
@@ -78,11 +79,12 @@ def test_rescan_replaces_only_that_source_and_keeps_first_seen(
                   started=t0 + timedelta(days=1))
     assert result["added"] == 1 and result["removed"] == 1 and result["refs"] == 2
     with Catalog.open(settings.catalog_location) as catalog:
-        rows = {(r["content_id"], r["source"]): r for r in catalog.reference_rows(a)}
+        rows = {(r["content_id"], r["source"]): r for r in catalog.references.reference_rows(a)}
         assert rows[("1", "cms")]["first_seen"] == t0
         assert rows[("3", "cms")]["first_seen"] == t0 + timedelta(days=1)
-        assert catalog.references_of(b) == {"doc": ["x"]}  # the other source's row stayed
-        assert catalog.catalog_inconsistencies() == []
+        # the other source's row stayed
+        assert catalog.references.references_of(b) == {"doc": ["x"]}
+        assert catalog.references.catalog_inconsistencies() == []
     assert row(settings, a)["reference_count"] == 2
     assert row(settings, b)["reference_count"] == 1
 
@@ -113,8 +115,8 @@ def test_references_by_media_id_and_dangling_ones(settings: Settings,
     ])
     assert result["invalid"] == 1 and result["refs"] == 2
     with Catalog.open(settings.catalog_location) as catalog:
-        assert catalog.references_of(c) == {"webpage": ["7"]}
-        dangling = catalog.dangling_references()
+        assert catalog.references.references_of(c) == {"webpage": ["7"]}
+        dangling = catalog.references.dangling_references()
     assert [(d["media_id"], d["key"]) for d in dangling] == [(ghost, "blog/never-uploaded.jpg")]
 
 
@@ -124,8 +126,8 @@ def test_a_key_reference_gets_the_media_id_of_its_key(settings: Settings,
     scan(settings, "cms", [{"content_type": "webpage", "content_id": "1",
                             "bucket": settings.bucket, "key": "blog/a.txt", "media_id": wrong}])
     with Catalog.open(settings.catalog_location) as catalog:
-        assert catalog.references_of(files["blog/a.txt"]) == {"webpage": ["1"]}
-        assert catalog.references_of(wrong) == {}
+        assert catalog.references.references_of(files["blog/a.txt"]) == {"webpage": ["1"]}
+        assert catalog.references.references_of(wrong) == {}
 
 
 def test_references_to_missing_files_are_reported(settings: Settings, s3_client: Any,
@@ -137,7 +139,7 @@ def test_references_to_missing_files_are_reported(settings: Settings, s3_client:
     take_inventory(settings, s3_client)
     commit_inventory(settings)
     with Catalog.open(settings.catalog_location) as catalog:
-        gone = catalog.references_to_gone_files()
+        gone = catalog.references.references_to_gone_files()
     assert [(g["key"], g["status"]) for g in gone] == [("blog/a.txt", "missing")]
 
 
@@ -153,8 +155,8 @@ def test_a_key_referenced_before_it_existed_is_counted_when_the_inventory_finds_
     late = media_id_for(settings.bucket, "blog/late.txt")
     assert row(settings, late)["reference_count"] == 1
     with Catalog.open(settings.catalog_location) as catalog:
-        assert catalog.references_of(late) == {"webpage": ["1"]}
-        assert catalog.catalog_inconsistencies() == []
+        assert catalog.references.references_of(late) == {"webpage": ["1"]}
+        assert catalog.references.catalog_inconsistencies() == []
 
 
 def test_consistency_query_finds_a_duplicated_row_and_orphan_deletion_facts(
@@ -163,15 +165,16 @@ def test_consistency_query_finds_a_duplicated_row_and_orphan_deletion_facts(
     scan(settings, "cms", [key_ref(settings, "webpage", "1", "blog/a.txt")])
     stranger = "00000000-0000-0000-0000-000000000001"
     with Catalog.open(settings.catalog_location) as catalog:
-        assert catalog.catalog_inconsistencies() == []
+        assert catalog.references.catalog_inconsistencies() == []
         # What a bug or a hand edit could leave (test-only SQL).
         catalog.con.execute("INSERT INTO media_objects SELECT * FROM media_objects "
                             "WHERE media_id = ?", [a])
         catalog.con.execute("INSERT INTO media_deletions VALUES (?, true, now(), 'x', 'delete', "
                             "NULL)", [stranger])
-        assert catalog.catalog_inconsistencies() == [
+        found = catalog.references.catalog_inconsistencies()
+        assert found == [
             {"media_id": stranger, "problem": "deletion facts without a file"},
-            {"media_id": a, "problem": "rows: 2"}] or catalog.catalog_inconsistencies() == [
+            {"media_id": a, "problem": "rows: 2"}] or found == [
             {"media_id": a, "problem": "rows: 2"},
             {"media_id": stranger, "problem": "deletion facts without a file"}]
 
@@ -180,27 +183,33 @@ def test_failed_scan_keeps_old_rows_and_marks_the_source_stale(
         settings: Settings, files: dict[str, str]) -> None:
     a = files["blog/a.txt"]
     with Catalog.open(settings.catalog_location) as catalog:
-        assert catalog.stale_sources(["cms", "docs"]) == ["cms", "docs"]  # never scanned
+        assert catalog.references.stale_sources(["cms", "docs"]) == ["cms", "docs"]  # never scanned
     scan(settings, "cms", [key_ref(settings, "webpage", "1", "blog/a.txt")])
     scan(settings, "docs", [], documents=1)
     with Catalog.open(settings.catalog_location) as catalog:
-        assert catalog.stale_sources(["cms", "docs"]) == []
-        catalog.record_source_failure("cms", datetime.now(UTC), "connection refused")
-        assert catalog.stale_sources(["cms", "docs"]) == ["cms"]
-        status = catalog.source_scan_status(["cms"])[0]
+        assert catalog.references.stale_sources(["cms", "docs"]) == []
+        catalog.references.record_source_failure("cms", datetime.now(UTC), "connection refused")
+        assert catalog.references.stale_sources(["cms", "docs"]) == ["cms"]
+        status = catalog.references.source_scan_status(["cms"])[0]
         assert status["reason"] == "latest scan failed: connection refused"
-        assert catalog.references_of(a) == {"webpage": ["1"]}
+        assert catalog.references.references_of(a) == {"webpage": ["1"]}
     scan(settings, "cms", [key_ref(settings, "webpage", "1", "blog/a.txt")])
     with Catalog.open(settings.catalog_location) as catalog:
-        assert catalog.stale_sources(["cms", "docs"]) == []
+        assert catalog.references.stale_sources(["cms", "docs"]) == []
+
+
+class _FailingAudit(ApplicationStore):
+    def record_audit(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk full")
 
 
 class _FailsAfterTheDelete(Catalog):
     """A real catalog whose audit row fails: after the old rows were deleted, the new ones
     inserted and the removals recorded, before the commit."""
 
-    def record_audit(self, *args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("disk full")
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.application = _FailingAudit(self)
 
 
 def test_replace_is_atomic(settings: Settings, files: dict[str, str], tmp_path: Path) -> None:
@@ -210,14 +219,14 @@ def test_replace_is_atomic(settings: Settings, files: dict[str, str], tmp_path: 
                               [key_ref(settings, "webpage", "2", "blog/b.txt")])
     with (_FailsAfterTheDelete.open(settings.catalog_location) as catalog,
           pytest.raises(RuntimeError, match="disk full")):
-        catalog.replace_source_references("cms", [fragment], datetime.now(UTC))
+        catalog.references.replace_source_references("cms", [fragment], datetime.now(UTC))
     with Catalog.open(settings.catalog_location) as catalog:
-        assert catalog.references_of(a) == {"webpage": ["1"]}
-        assert catalog.references_of(files["blog/b.txt"]) == {}
+        assert catalog.references.references_of(a) == {"webpage": ["1"]}
+        assert catalog.references.references_of(files["blog/b.txt"]) == {}
         assert catalog.con.execute("SELECT count(*) FROM reference_removals").fetchall() == [
             (0,)]
-        scans = catalog.source_scan_status(["cms"])[0]
-        assert catalog.catalog_inconsistencies() == []
+        scans = catalog.references.source_scan_status(["cms"])[0]
+        assert catalog.references.catalog_inconsistencies() == []
     assert scans["latest_started"] is not None and not scans["stale"]
 
 
@@ -232,13 +241,13 @@ def test_bad_fragments_change_nothing(settings: Settings, files: dict[str, str],
     garbage.write_bytes(b"not parquet at all")
     with Catalog.open(settings.catalog_location) as catalog:
         with pytest.raises(ValueError, match="no content_type or content_id"):
-            catalog.replace_source_references("cms", [no_id], datetime.now(UTC))
+            catalog.references.replace_source_references("cms", [no_id], datetime.now(UTC))
         with pytest.raises(ValueError, match="cannot read reference fragments"):
-            catalog.replace_source_references("cms", [garbage], datetime.now(UTC))
+            catalog.references.replace_source_references("cms", [garbage], datetime.now(UTC))
         with pytest.raises(ValueError, match="reserved"):
-            catalog.replace_source_references("api", [], datetime.now(UTC))
-        assert catalog.references_of(files["blog/a.txt"]) == {"webpage": ["1"]}
-        assert catalog.references_of(files["blog/b.txt"]) == {}
+            catalog.references.replace_source_references("api", [], datetime.now(UTC))
+        assert catalog.references.references_of(files["blog/a.txt"]) == {"webpage": ["1"]}
+        assert catalog.references.references_of(files["blog/b.txt"]) == {}
 
 
 def test_reference_totals(admin_settings: Settings, files: dict[str, str]) -> None:
@@ -247,14 +256,14 @@ def test_reference_totals(admin_settings: Settings, files: dict[str, str]) -> No
                     key_ref(s, "webpage", "1", "blog/nowhere.txt")])
     with Catalog.open(s.catalog_location) as catalog:
         add_reference(catalog, s, files["blog/b.txt"], "app", "9", ADMIN)
-        assert catalog.reference_totals() == {"references": 3, "api": 1, "scan": 2,
-                                              "referenced_files": 2, "dangling": 1}
+        assert catalog.references.reference_totals() == {"references": 3, "api": 1, "scan": 2,
+                                                         "referenced_files": 2, "dangling": 1}
 
 
 def test_known_keys_for_the_extractor(settings: Settings, files: dict[str, str]) -> None:
     pytest.importorskip("media_pipeline.references.known_keys",
                         reason="KnownKeys comes with the extraction branch")
     with Catalog.open(settings.catalog_location) as catalog:
-        known = catalog.known_keys(settings.bucket)
-        other = catalog.known_keys("another-bucket")
+        known = catalog.references.known_keys(settings.bucket)
+        other = catalog.references.known_keys("another-bucket")
     assert "blog/a.txt" in known and "blog/zzz.txt" not in known and len(other) == 0

@@ -88,7 +88,8 @@ def case(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                      resources=dagster_resources(settings))
     assert run.success, run.failure
     with Catalog.open(settings.catalog_location) as c:
-        c.add_reference(media_id_for(settings.bucket, KEEPER_KEY), "webpage", REFERENCE_ID, "ops")
+        c.references.add_reference(media_id_for(settings.bucket, KEEPER_KEY), "webpage",
+                                   REFERENCE_ID, "ops")
     out = tmp / "out" / "report.html"
     result = CliRunner().invoke(cli, ["report", "--out", str(out)], env=env_for(settings))
     assert result.exit_code == 0, result.output

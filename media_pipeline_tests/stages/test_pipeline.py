@@ -294,8 +294,8 @@ def test_health_command_reports_missing_objects_and_exits_non_zero(
     from media_pipeline.catalog import open_catalog
 
     with open_catalog(settings) as catalog:
-        catalog.add_reference(media_id_for(settings.bucket, "site/nowhere.jpg"), "webpage",
-                              "42", "test")
+        catalog.references.add_reference(media_id_for(settings.bucket, "site/nowhere.jpg"),
+                                         "webpage", "42", "test")
     dangling = runner.invoke(cli, ["health", "--json"], env=env)
     assert dangling.exit_code == 1
     checks = {c["check"]: c for c in json.loads(dangling.output)["checks"]}
@@ -303,8 +303,8 @@ def test_health_command_reports_missing_objects_and_exits_non_zero(
     assert "webpage 42" in checks["reference_integrity"]["detail"]
     assert checks["catalog_consistency"]["passed"]
     with open_catalog(settings) as catalog:
-        catalog.remove_reference(media_id_for(settings.bucket, "site/nowhere.jpg"), "webpage",
-                                 "42", "test")
+        catalog.references.remove_reference(media_id_for(settings.bucket, "site/nowhere.jpg"),
+                                            "webpage", "42", "test")
 
     s3_client.delete_object(Bucket=settings.bucket, Key=files[3].key)
     bad = runner.invoke(cli, ["health", "--json"], env=env)

@@ -106,9 +106,9 @@ def build_reference_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         """Scanned and API references side by side (the counts are derived from them)."""
         settings = media.settings()
         with open_catalog(settings) as cat:
-            totals = cat.reference_totals()
-            stale = cat.stale_sources(
-                cat.required_sources(lifecycle.enabled_source_names(settings)))
+            totals = cat.references.reference_totals()
+            stale = cat.references.stale_sources(
+                cat.references.required_sources(lifecycle.enabled_source_names(settings)))
         return dg.MaterializeResult(metadata={
             "dagster/row_count": totals["references"],
             "api_references": totals["api"],

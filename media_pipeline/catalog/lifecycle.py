@@ -1,9 +1,8 @@
-"""Catalog SQL for the lifecycle: soft delete, restore, auto soft-delete and purge's marks.
+"""The lifecycle (``catalog.lifecycle``): soft delete, restore, auto soft-delete and purge's marks.
 
-A base of :class:`media_pipeline.catalog.references.ReferenceSQL` (so it reaches ``Catalog``
-without touching catalog.py). Every change is audited in the transaction that makes it.
-Decisions that protect files (is it referenced? is it still what was marked?) are taken inside
-that same transaction, never on a value read earlier.
+Every change is audited in the transaction that makes it. Decisions that protect files (is it
+referenced? is it still what was marked?) are taken inside that same transaction, never on a
+value read earlier.
 """
 
 from __future__ import annotations
@@ -11,29 +10,19 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
-
-import duckdb
+from datetime import datetime
+from typing import Any, Literal
 
 from media_pipeline.catalog.retry import retried
+from media_pipeline.catalog.sql import DELETED_IDS, FILE_STATE, aware, utc_now
+from media_pipeline.catalog.store import Store
 from media_pipeline.errors import LifecycleError, Refused, UnknownMedia
 from media_pipeline.kinds import MediaStatus
 
+__all__ = ["PURGE_EXCLUSION", "LifecycleStore", "OverCap"]
+
 # A file no reference points at (the index is the one truth: counts are derived from it).
 UNREFERENCED = "NOT EXISTS (SELECT 1 FROM media_references r WHERE r.media_id = m.media_id)"
-# Each file's base row with its deletion state, as media_files shows them, without the
-# reference aggregation: what the bulk lifecycle queries read.
-FILE_STATE = """(SELECT o.* REPLACE (
-               CASE WHEN d.is_deleted AND o.status NOT IN ('missing', 'purged') THEN 'deleted'
-                    ELSE o.status END AS status),
-           coalesce(d.is_deleted, false) AS is_deleted,
-           CASE WHEN d.is_deleted THEN d.changed_at END AS deleted_at,
-           CASE WHEN d.is_deleted THEN d.actor END AS deleted_by
-    FROM media_objects o LEFT JOIN media_deletion_state d ON d.media_id = o.media_id)"""
-# Files soft-deleted now (purged ones too): a small set, for filters on media_objects.
-DELETED_IDS = "(SELECT media_id FROM media_deletion_state WHERE is_deleted)"
 # Each file's newest reference removal (by commit order).
 LAST_REMOVAL = """(SELECT media_id, arg_max(removed_at, rowid) AS removed_at
     FROM reference_removals GROUP BY media_id)"""
@@ -70,10 +59,6 @@ class OverCap(Refused):
         self.count = count
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _is_soft_deleted(state: dict[str, Any]) -> bool:
     """Deleted (and, if its object vanished since, missing). A row whose key was uploaded again
     after a delete or purge is back to pending/active: the old is_deleted flag does not count."""
@@ -81,27 +66,8 @@ def _is_soft_deleted(state: dict[str, Any]) -> bool:
                                             and bool(state["is_deleted"]))
 
 
-def aware(value: datetime | None) -> Any:
-    """Naive datetimes are taken as UTC (the catalog stores TIMESTAMPTZ)."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-class LifecycleSQL:
-    con: duckdb.DuckDBPyConnection
-
-    if TYPE_CHECKING:  # provided by Catalog
-        def transaction(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
-
-        def record_audit(
-            self, actor: str, action: str, media_id: str | None = None,
-            details: dict[str, Any] | None = None, run_id: str | None = None,
-        ) -> None: ...
-
-        def references_of(self, media_id: str) -> dict[str, list[str]]: ...
-
-        def remember_role(self, namespace: str, user: str, role: str | None) -> None: ...
+class LifecycleStore(Store):
+    """``catalog.lifecycle``: deletion facts, restores, auto soft-delete and purge runs."""
 
     # -- one file ----------------------------------------------------------------------------
 
@@ -134,7 +100,7 @@ class LifecycleSQL:
         """One file's state for an application action, in one query (each table a DuckLake
         query touches costs ~10-20 ms of metadata work, whatever its size): the base row's
         access and lifecycle columns, its deletion state and ``user``'s role in its namespace
-        (remembered for :meth:`member_role`). On request: ``marks`` (``deleting``/``marked``
+        (remembered for ``application.member_role`` in this session). On request: ``marks`` (``deleting``/``marked``
         purge marks), ``references`` (``refs``, as :meth:`references_of` has them) and
         ``api_reference`` (``api_ref``: whether the API recorded that (content type, id)).
         Without ``deletion`` the status is the stored one, ``is_deleted`` False and
@@ -197,30 +163,13 @@ class LifecycleSQL:
         if references or api_reference is not None:
             context.update(context.pop("index_facts") or {"refs": None, "api_ref": False})
         if user is not None and context["media_id"] is not None:
-            self.remember_role(context["namespace"], user, context["role"])
+            self.catalog.roles[(context["namespace"], user)] = context["role"]
         if references:
             grouped: dict[str, list[str]] = {}
             for content_type, content_id in context["refs"] or []:
                 grouped.setdefault(content_type, []).append(content_id)
             context["refs"] = grouped
         return context
-
-    def _lifecycle_state(self, media_id: str) -> dict[str, Any] | None:
-        """``media_state`` without the derived reference columns: what delete and restore
-        decide on (the references themselves they read from the index), in two table scans
-        instead of the view's four."""
-        cursor = self.con.execute(
-            f"""
-            SELECT media_id::VARCHAR AS media_id, namespace, bucket, key, status, is_deleted,
-                   deleted_at, deleted_by, purged_at
-            FROM {FILE_STATE} WHERE media_id = try_cast(? AS UUID)
-            """,
-            [media_id],
-        )
-        rows = cursor.fetchall()
-        if not rows:
-            return None
-        return dict(zip([d[0] for d in cursor.description or []], rows[0], strict=True))
 
     @retried
     def soft_delete(
@@ -249,15 +198,17 @@ class LifecycleSQL:
             if _is_soft_deleted(state):
                 return "already", refs
             if count and not allow_referenced:
-                self.record_audit(user, "delete.refused", media_id,
-                                  {"reference_count": count, "references": refs})
+                self.catalog.application.record_audit(
+                    user, "delete.refused", media_id,
+                    {"reference_count": count, "references": refs})
                 return "refused", refs
             self._append_deletion(media_id, True, now, user, "delete")
             details: dict[str, Any] = {"previous_status": state["status"],
                                        "forced": bool(count and allow_referenced)}
             if count:
                 details["references"] = refs
-            self.record_audit(user, "delete.force" if count else "delete", media_id, details)
+            self.catalog.application.record_audit(
+                user, "delete.force" if count else "delete", media_id, details)
         return "deleted", refs
 
     @retried
@@ -293,7 +244,7 @@ class LifecycleSQL:
                     [user, utc_now(), media_id],
                 ).fetchone()
                 cancelled = int(row[0]) if row else 0
-            self.record_audit(user, "restore", media_id, {
+            self.catalog.application.record_audit(user, "restore", media_id, {
                 "deleted_at": str(state["deleted_at"]), "deleted_by": state["deleted_by"],
                 "cancelled_purge_marks": cancelled,
             })
@@ -425,8 +376,8 @@ class LifecycleSQL:
                 [purge_id, now, utc_now(), retention_days, versions, json.dumps(list(sources)),
                  candidates, reason, run_id],
             )
-            self.record_audit("system", "purge.refused", None,
-                              {"purge_id": purge_id, "reason": reason}, run_id)
+            self.catalog.application.record_audit(
+                "system", "purge.refused", None, {"purge_id": purge_id, "reason": reason}, run_id)
 
     @retried
     def recheck_purge_batch(
@@ -522,7 +473,7 @@ class LifecycleSQL:
             if not row or not row[0]:
                 raise LifecycleError(f"media file {media_id} is not purged any more")
             self._append_deletion(media_id, False, utc_now(), user, "unpurge")
-            self.record_audit(user, "unpurge", media_id, details)
+            self.catalog.application.record_audit(user, "unpurge", media_id, details)
 
     @retried
     def finish_purge_marks(
