@@ -100,8 +100,9 @@ class LifecycleStore(Store):
         """One file's state for an application action, in one query (each table a DuckLake
         query touches costs ~10-20 ms of metadata work, whatever its size): the base row's
         access and lifecycle columns, its deletion state and ``user``'s role in its namespace
-        (remembered for ``application.member_role`` in this session). On request: ``marks`` (``deleting``/``marked``
-        purge marks), ``references`` (``refs``, as :meth:`references_of` has them) and
+        (remembered for ``application.member_role`` in this session). On request: ``marks``
+        (``deleting``/``marked`` purge marks), ``references`` (``refs``, as
+        ``references.references_of`` has them) and
         ``api_reference`` (``api_ref``: whether the API recorded that (content type, id)).
         Without ``deletion`` the status is the stored one, ``is_deleted`` False and
         ``deleted_at``/``deleted_by`` None: one table less.
