@@ -496,6 +496,19 @@ def connect(location: LakeLocation, *, read_only: bool = False,
             config: dict[str, str | bool | int] | None = None,
             at: int | datetime | None = None) -> duckdb.DuckDBPyConnection:
     """A new DuckDB instance with the catalog attached as ``lake`` and selected."""
+    # The same lake attached (idle) on this process's shared instance too: detached first, so
+    # one instance at a time works on its files (a flush on this one while the shared one held
+    # it attached crashed inside DuckDB once, in CI).
+    with _INSTANCES_LOCK:
+        for key in [k for k in _ATTACHED if k[0] == location]:
+            instance = _ATTACHED[key]
+            attached = instance.lakes[key]
+            if attached.sessions or instance is not _INSTANCES.get(None):
+                continue
+            _ATTACHED.pop(key)
+            instance.lakes.pop(key)
+            with contextlib.suppress(duckdb.Error):
+                instance.con.execute(f"DETACH {attached.alias}")
     con = duckdb.connect(config={**_CONFIG, **(config or {})})
     try:
         load_extensions(con, _needed(location))

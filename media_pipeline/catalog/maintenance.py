@@ -17,6 +17,7 @@ In order, each a DuckLake function of 1.5.5:
 from __future__ import annotations
 
 import os
+import random
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ import duckdb
 from media_pipeline.catalog import lake
 from media_pipeline.catalog.catalog import ensure_schema
 from media_pipeline.catalog.history import protected_snapshots
+from media_pipeline.catalog.retry import FIRST_BACKOFF, MAX_BACKOFF, WRITE_ATTEMPTS, is_conflict
 
 if TYPE_CHECKING:
     from media_pipeline.settings import Settings
@@ -60,8 +62,20 @@ class MaintenanceReport:
 
 def _all(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
          ) -> list[tuple[Any, ...]]:
-    # Always fetchall: an unread result keeps its transaction (and SQLite's lock) open.
-    return con.execute(sql, params or []).fetchall()
+    """Run one statement (its own transaction); again, with backoff, while it conflicts with
+    another writer or SQLite metadata is locked by one (applications write all day)."""
+    delay = FIRST_BACKOFF
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            # Always fetchall: an unread result keeps its transaction (and SQLite's lock) open.
+            return con.execute(sql, params or []).fetchall()
+        except duckdb.Error as exc:
+            busy = is_conflict(exc) or "database is locked" in str(exc).lower()
+            if not busy or attempt == WRITE_ATTEMPTS:
+                raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, MAX_BACKOFF)
+    raise AssertionError("unreachable")
 
 
 def _lake_name(con: duckdb.DuckDBPyConnection) -> str:
@@ -149,11 +163,8 @@ def run_maintenance(con: duckdb.DuckDBPyConnection, *, snapshot_retention_days: 
 def maintain_catalog(settings: Settings, *, grace: timedelta = DEFAULT_GRACE
                      ) -> MaintenanceReport:
     """Maintenance of the catalog the settings name, with their retentions."""
-    con = lake.connect(settings.catalog_location)
-    try:
+    with lake.session(settings.catalog_location) as con:
         ensure_schema(con, settings.catalog_location)
         return run_maintenance(
             con, snapshot_retention_days=settings.catalog_snapshot_retention_days,
             purge_snapshot_retention_days=settings.purge_snapshot_retention_days, grace=grace)
-    finally:
-        con.close()
