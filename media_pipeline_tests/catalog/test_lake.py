@@ -549,3 +549,67 @@ def test_a_reference_after_the_recheck_committed_is_refused(any_lake: lake.LakeL
         with pytest.raises(LifecycleError, match="a purge is deleting"):
             app.references.add_reference(media_id, "webpage", "1", "ed")
         assert app.references.references_of(media_id) == {}
+
+
+def deleted_long_ago(c: Catalog, key: str) -> str:
+    """A deleted, unreferenced file no purge has marked yet; returns its media id."""
+    c.objects.apply_objects(objects([key]), BUCKET)
+    media_id = media_id_for(BUCKET, key)
+    long_ago = datetime(2025, 1, 1, tzinfo=UTC)
+    assert c.lifecycle.soft_delete(media_id, "ed", allow_referenced=False,
+                                   now=long_ago)[0] == "deleted"
+    return media_id
+
+
+def mark_and_recheck(c: Catalog, key: str) -> list[dict[str, Any]]:
+    """A whole purge run's catalog side up to its S3 calls: mark, then re-check batch 0."""
+    now = datetime.now(UTC)
+    c.lifecycle.start_purge_run(f"p-{key}", now, retention_days=30, versions="marker",
+                                sources=[], cutoff=now, horizon=now, batch_size=10)
+    return c.lifecycle.recheck_purge_batch(f"p-{key}", 0, now, now)
+
+
+def test_a_reference_whose_transaction_began_before_the_purge_marked_the_file_is_not_lost(
+        any_lake: lake.LakeLocation) -> None:
+    # The reference's snapshot has no mark (so it updates none); the purge marks and re-checks
+    # (no reference committed yet) before the reference commits. One of them must lose: an
+    # acknowledged reference to a file whose object the purge goes on to delete breaks the
+    # promise.
+    from media_pipeline.errors import LifecycleError
+
+    with Catalog.open(any_lake) as purge, Catalog.open(any_lake) as app:
+        media_id = deleted_long_ago(purge, "w")
+        rechecks: list[list[dict[str, Any]]] = []
+
+        def purge_meanwhile(context: dict[str, Any] | None) -> None:
+            if not rechecks:
+                rechecks.append(mark_and_recheck(purge, "w"))
+
+        try:
+            added = app.references.add_reference(media_id, "webpage", "1", "ed",
+                                                 check=purge_meanwhile)
+        except LifecycleError:
+            added = False
+        deleting = purge.lifecycle.purge_marks_in("p-w", 0, "deleting")
+        assert not (added and deleting), "reference acknowledged and the file being purged"
+
+
+def test_a_restore_whose_transaction_began_before_the_purge_marked_the_file_is_not_lost(
+        any_lake: lake.LakeLocation) -> None:
+    from media_pipeline.errors import LifecycleError
+
+    with Catalog.open(any_lake) as purge, Catalog.open(any_lake) as app:
+        media_id = deleted_long_ago(purge, "v")
+        rechecks: list[list[dict[str, Any]]] = []
+
+        def purge_meanwhile(state: dict[str, Any]) -> None:
+            if not rechecks:
+                rechecks.append(mark_and_recheck(purge, "v"))
+
+        try:
+            app.lifecycle.restore_media(media_id, "ed", check=purge_meanwhile)
+            restored = True
+        except LifecycleError:
+            restored = False
+        deleting = purge.lifecycle.purge_marks_in("p-v", 0, "deleting")
+        assert not (restored and deleting), "restore acknowledged and the file being purged"
