@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from media_pipeline.access import PermissionDenied
+from media_pipeline.errors import UnknownMedia
 from media_pipeline.catalog import Catalog
 from media_pipeline.cli import main as cli
 from media_pipeline.library import MediaLibrary
@@ -166,3 +167,36 @@ def test_dedup_never_returns_another_owners_private_file(
     blog.set_visibility(mine.media_id, "internal", "ed")
     assert blog.upload("blog", io.BytesIO(data), "x.png", "eve").media_id == mine.media_id
     assert blog.upload("blog", io.BytesIO(data), "y.png", "alice").media_id == mine.media_id
+
+
+def odd_spellings(media_id: str) -> list[str]:
+    return [media_id.upper(), "{" + media_id + "}", media_id.replace("-", ""),
+            "urn:uuid:" + media_id, " " + media_id, media_id + "\n", media_id[:-1],
+            "not-a-uuid", "' OR 1=1 --"]
+
+
+def test_odd_spellings_of_a_private_files_id_give_others_nothing(
+        blog: MediaLibrary, settings: Settings) -> None:
+    """Hostile review of fast-calls: the one-query file context casts the id in SQL, the
+    checks parse it in Python; no spelling gets another user past them."""
+    private = blog.upload("blog", io.BytesIO(png_bytes(seed=7)), "salary.png", "ed",
+                          visibility="private")
+    blog.add_reference(private.media_id, "webpage", "42", "ed")
+    blog.create_namespace("shop", "mallory")
+    for spelling in odd_spellings(private.media_id):
+        for user in ("eve", "vic", "outsider", "mallory"):
+            for attempt in (
+                    lambda: blog.add_reference(spelling, "webpage", "43", user),
+                    lambda: blog.remove_reference(spelling, "webpage", "42", user),
+                    lambda: blog.get_references(spelling, user),
+                    lambda: blog.url(spelling, user),
+                    lambda: blog.delete(spelling, user, force=True)):
+                with pytest.raises((PermissionDenied, UnknownMedia)):
+                    attempt()
+            if user != "eve":  # deleting and restoring are by role: eve is an editor
+                for attempt in (lambda: blog.delete(spelling, user),
+                                lambda: blog.restore(spelling, user)):
+                    with pytest.raises((PermissionDenied, UnknownMedia)):
+                        attempt()
+    assert blog.get_references(private.media_id, "ed") == {"webpage": ["42"]}
+    assert not blog.get(private.media_id, "ed").is_deleted
