@@ -63,3 +63,43 @@ def test_two_writers_at_once_both_succeed(home: Path, tmp_path: Path) -> None:
         counts = total.fetchone()
     assert actors == {"writer-1": 8, "writer-2": 8}
     assert counts == (200, 200)
+
+
+def test_migration_4_keeps_every_value_of_a_schema_3_catalog(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hostile review of fast-calls: migration 4 deletes and re-inserts every file and
+    reference row; media_files, the references and the facts read the same afterwards."""
+    from datetime import UTC, datetime
+
+    from media_pipeline.catalog import catalog as catalog_module
+    from media_pipeline.catalog.migrations import MIGRATIONS
+    from media_pipeline.records import media_id_for
+
+    monkeypatch.setattr(catalog_module, "MIGRATIONS", [m for m in MIGRATIONS if m[0] <= 3])
+    monkeypatch.setattr(catalog_module, "LATEST_VERSION", 3)
+    keys = [f"k{i:03d}" for i in range(40)]
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with open_catalog(home) as c:
+        assert c.schema_version() == 3
+        c.objects.apply_objects([
+            {"bucket": "media", "key": k, "version_id": f"v{i}" if i % 3 else None,
+             "size": i * 1000 + 1, "etag": f"e-{k}", "last_modified": now,
+             "storage_class": "STANDARD"} for i, k in enumerate(keys)], "media")
+        for i, k in enumerate(keys[:20]):
+            c.references.add_reference(media_id_for("media", k), "webpage", str(i), "ed")
+        for k in keys[10:30]:
+            c.lifecycle.soft_delete(media_id_for("media", k), "ed", allow_referenced=True)
+        c.references.remove_reference(media_id_for("media", keys[3]), "webpage", "3", "ed")
+        c.lifecycle.restore_media(media_id_for("media", keys[12]), "ed")
+        query = "SELECT * FROM media_files ORDER BY media_id"
+        before = c.con.execute(query).fetchall()
+        refs_before = c.con.execute(
+            "SELECT * FROM media_references ORDER BY media_id, content_id").fetchall()
+    monkeypatch.undo()
+    lake.forget_schema_checks()
+    with open_catalog(home) as c:
+        assert c.schema_version() == LATEST_VERSION == 4
+        assert c.con.execute(query).fetchall() == before
+        assert c.con.execute(
+            "SELECT * FROM media_references ORDER BY media_id, content_id").fetchall() \
+            == refs_before
