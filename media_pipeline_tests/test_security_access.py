@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from media_pipeline.access import PermissionDenied
-from media_pipeline.errors import UnknownMedia
 from media_pipeline.catalog import Catalog
 from media_pipeline.cli import main as cli
+from media_pipeline.errors import UnknownMedia
 from media_pipeline.library import MediaLibrary
 from media_pipeline.records import media_id_for
 from media_pipeline.settings import Settings
@@ -185,18 +185,17 @@ def test_odd_spellings_of_a_private_files_id_give_others_nothing(
     blog.create_namespace("shop", "mallory")
     for spelling in odd_spellings(private.media_id):
         for user in ("eve", "vic", "outsider", "mallory"):
-            for attempt in (
-                    lambda: blog.add_reference(spelling, "webpage", "43", user),
-                    lambda: blog.remove_reference(spelling, "webpage", "42", user),
-                    lambda: blog.get_references(spelling, user),
-                    lambda: blog.url(spelling, user),
-                    lambda: blog.delete(spelling, user, force=True)):
-                with pytest.raises((PermissionDenied, UnknownMedia)):
-                    attempt()
+            attempts: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = [
+                (blog.add_reference, (spelling, "webpage", "43", user), {}),
+                (blog.remove_reference, (spelling, "webpage", "42", user), {}),
+                (blog.get_references, (spelling, user), {}),
+                (blog.url, (spelling, user), {}),
+                (blog.delete, (spelling, user), {"force": True})]
             if user != "eve":  # deleting and restoring are by role: eve is an editor
-                for attempt in (lambda: blog.delete(spelling, user),
-                                lambda: blog.restore(spelling, user)):
-                    with pytest.raises((PermissionDenied, UnknownMedia)):
-                        attempt()
+                attempts += [(blog.delete, (spelling, user), {}),
+                             (blog.restore, (spelling, user), {})]
+            for method, args, kwargs in attempts:
+                with pytest.raises((PermissionDenied, UnknownMedia)):
+                    method(*args, **kwargs)
     assert blog.get_references(private.media_id, "ed") == {"webpage": ["42"]}
     assert not blog.get(private.media_id, "ed").is_deleted
