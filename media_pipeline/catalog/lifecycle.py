@@ -77,6 +77,14 @@ class LifecycleStore(Store):
         self.con.execute("INSERT INTO media_deletions VALUES (?::UUID, ?, ?, ?, ?, ?)",
                          [media_id, deleted, at, actor, reason, run_id])
 
+    def claim_deletion(self, media_id: str) -> None:
+        """Rewrite (unchanged) a soft-deleted file's deletion facts. A purge's re-check does so
+        for every file it is about to delete, so a reference or a restore whose snapshot began
+        before the purge marked the file (and so saw no mark to update) still conflicts with it:
+        snapshot isolation alone lets each commit on what the other had not committed yet."""
+        self.con.execute("UPDATE media_deletions SET actor = actor WHERE media_id = ?::UUID",
+                         [media_id])
+
     def media_state(self, media_id: str) -> dict[str, Any] | None:
         """What the lifecycle needs to know about one file, or None if the catalog has none."""
         cursor = self.con.execute(
@@ -235,6 +243,7 @@ class LifecycleStore(Store):
                     f"an interrupted purge may already have deleted media file {media_id} "
                     "from S3; run `media-pipeline purge` to settle it, then restore if it is "
                     "still there")
+            self.claim_deletion(media_id)
             # media_objects.status already is the pipeline's: the fact is all a restore changes
             self._append_deletion(media_id, False, utc_now(), user, "restore")
             cancelled = 0
@@ -416,6 +425,12 @@ class LifecycleStore(Store):
                 {"pid": purge_id, "batch": batch, "cutoff": cutoff, "horizon": horizon,
                  "now": now},
             )
+            # the rows a concurrent reference or restore of these files rewrites too (see
+            # claim_deletion): one of the two transactions conflicts
+            self.con.execute(
+                "UPDATE media_deletions SET actor = actor WHERE media_id IN (SELECT media_id "
+                "FROM purge_marks WHERE purge_id = ? AND batch = ? AND state = 'deleting')",
+                [purge_id, batch])
             return self.purge_marks_in(purge_id, batch, "deleting")
 
     def purge_marks_in(self, purge_id: str | None, batch: int | None, state: str

@@ -64,7 +64,7 @@ class ReferenceStore(Store):
         with PURGE_EXCLUSION, self.transaction():
             context = self.catalog.lifecycle.file_context(
                 media_id, user, marks=True, uncatalogued=True,
-                api_reference=(content_type, content_id), deletion=False)
+                api_reference=(content_type, content_id))
             assert context is not None
             if check is not None:
                 check(context if context["media_id"] is not None else None)
@@ -81,6 +81,10 @@ class ReferenceStore(Store):
             if context["marked"]:  # read in this transaction's snapshot: the same rows
                 con.execute("UPDATE purge_marks SET updated_at = updated_at "
                             "WHERE media_id = ?::UUID AND state = 'marked'", [media_id])
+            if context["is_deleted"]:
+                # A purge that marked and re-checked the file after this snapshot was taken
+                # left no mark here to update: its re-check rewrites these same rows instead.
+                self.catalog.lifecycle.claim_deletion(context["media_id"])
             if context["api_ref"]:
                 con.execute(
                     "UPDATE media_references SET last_seen = ? WHERE media_id = ? "
