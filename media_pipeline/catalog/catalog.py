@@ -140,7 +140,12 @@ class Catalog:
                         self.con.execute(sql.replace("__LAKE__", name))
                         self.con.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
                                          [version, description, _now()])
-            except CatalogConflict:
+            except (CatalogConflict, duckdb.Error) as exc:
+                # Migration 4's set_option writes SQLite metadata at once: "database is locked"
+                # when another process committed since this transaction read it. Retryable.
+                if not isinstance(exc, CatalogConflict) and \
+                        "database is locked" not in str(exc).lower():
+                    raise
                 conflicts += 1
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, MAX_BACKOFF)

@@ -103,3 +103,44 @@ def test_migration_4_keeps_every_value_of_a_schema_3_catalog(
         assert c.con.execute(
             "SELECT * FROM media_references ORDER BY media_id, content_id").fetchall() \
             == refs_before
+
+
+def test_migration_4_waits_for_sqlite_metadata_another_writer_holds(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hostile review of fast-calls: migration 4's set_option writes the metadata at once;
+    while another process holds the SQLite metadata, that was a raw "database is locked" (seen
+    when the application and a pipeline run opened a new lake together), not a retry."""
+    import sqlite3
+    import threading
+    import time
+
+    from media_pipeline.catalog import catalog as catalog_module
+    from media_pipeline.catalog.migrations import MIGRATIONS
+
+    monkeypatch.setattr(catalog_module, "MIGRATIONS", [m for m in MIGRATIONS if m[0] <= 3])
+    monkeypatch.setattr(catalog_module, "LATEST_VERSION", 3)
+    with open_catalog(home) as c:
+        assert c.schema_version() == 3
+    monkeypatch.undo()
+    lake.forget_schema_checks()
+    metadata = lake.LakeLocation.embedded(home).metadata
+    assert Path(metadata).is_file()
+    holder = sqlite3.connect(metadata, timeout=0, check_same_thread=False)
+    schema_version = catalog_module.Catalog.schema_version
+    held: list[int] = []
+
+    def locked_meanwhile(self: catalog_module.Catalog) -> int:
+        # inside the migration's transaction, after it read the metadata: another writer
+        # commits to the metadata (its read snapshot is stale when it writes)
+        version = schema_version(self)
+        if self._in_transaction and not held:
+            held.append(1)
+            holder.execute("CREATE TABLE IF NOT EXISTS another_writer (x INTEGER)")
+            holder.execute("INSERT INTO another_writer VALUES (1)")
+            holder.commit()
+        return version
+
+    monkeypatch.setattr(catalog_module.Catalog, "schema_version", locked_meanwhile)
+    with open_catalog(home) as c:
+        assert c.schema_version() == LATEST_VERSION
+    assert held
