@@ -105,14 +105,13 @@ def test_migration_4_keeps_every_value_of_a_schema_3_catalog(
             == refs_before
 
 
-def test_migration_4_waits_for_sqlite_metadata_another_writer_holds(
+def test_migration_4_is_retried_when_another_process_wrote_the_sqlite_metadata_meanwhile(
         home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Hostile review of fast-calls: migration 4's set_option writes the metadata at once;
-    while another process holds the SQLite metadata, that was a raw "database is locked" (seen
-    when the application and a pipeline run opened a new lake together), not a retry."""
+    after another process committed to the SQLite metadata since the migration's transaction
+    read it, that was a raw "database is locked" (seen when the application and a pipeline run
+    opened a new lake together), not a retry."""
     import sqlite3
-    import threading
-    import time
 
     from media_pipeline.catalog import catalog as catalog_module
     from media_pipeline.catalog.migrations import MIGRATIONS
