@@ -613,3 +613,30 @@ def test_a_restore_whose_transaction_began_before_the_purge_marked_the_file_is_n
             restored = False
         deleting = purge.lifecycle.purge_marks_in("p-v", 0, "deleting")
         assert not (restored and deleting), "restore acknowledged and the file being purged"
+
+
+def test_a_reference_whose_transaction_began_before_the_file_was_deleted_and_purged_is_not_lost(
+        any_lake: lake.LakeLocation) -> None:
+    # `purge --days 0` with no content sources: a file deleted a moment ago is a candidate.
+    # The reference's snapshot shows the file active (nothing to claim, no mark); meanwhile an
+    # editor deletes it and a purge marks and re-checks it; then the reference commits.
+    from media_pipeline.errors import LifecycleError
+
+    with Catalog.open(any_lake) as other, Catalog.open(any_lake) as app:
+        other.objects.apply_objects(objects(["u"]), BUCKET)
+        media_id = media_id_for(BUCKET, "u")
+        rechecks: list[list[dict[str, Any]]] = []
+
+        def delete_and_purge_meanwhile(context: dict[str, Any] | None) -> None:
+            if not rechecks:
+                assert other.lifecycle.soft_delete(media_id, "ed", allow_referenced=False
+                                                   )[0] == "deleted"
+                rechecks.append(mark_and_recheck(other, "u"))
+
+        try:
+            added = app.references.add_reference(media_id, "webpage", "1", "ed",
+                                                 check=delete_and_purge_meanwhile)
+        except LifecycleError:
+            added = False
+        deleting = other.lifecycle.purge_marks_in("p-u", 0, "deleting")
+        assert not (added and deleting), "reference acknowledged and the file being purged"
