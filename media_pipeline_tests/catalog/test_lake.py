@@ -616,7 +616,12 @@ def test_a_restore_whose_transaction_began_before_the_purge_marked_the_file_is_n
 
 
 def test_a_reference_whose_transaction_began_before_the_file_was_deleted_and_purged_is_not_lost(
-        any_lake: lake.LakeLocation) -> None:
+        any_lake: lake.LakeLocation, request: pytest.FixtureRequest) -> None:
+    if any_lake.is_postgres:  # SQLite metadata serialises the two writers: it holds there
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "open: with `purge --days 0`, a reference whose snapshot predates the delete writes "
+            "nothing the delete or the purge's re-check write (write skew on PostgreSQL "
+            "metadata); needs a minimum age before a file can be purged")))
     # `purge --days 0` with no content sources: a file deleted a moment ago is a candidate.
     # The reference's snapshot shows the file active (nothing to claim, no mark); meanwhile an
     # editor deletes it and a purge marks and re-checks it; then the reference commits.
