@@ -494,6 +494,10 @@ class MediaLibrary:
         def body(catalog: Catalog) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
             # Checked again in the transaction: a concurrent upload of the same content.
             existing = catalog.application.active_by_hash(namespace, checked.sha256, user, admin)
+            if existing is not None and existing["key"] == key:
+                # Our own object: a pipeline run listed and catalogued it between the PUT and
+                # now. Registered all the same (owner, visibility, the upload's audit line).
+                existing = None
             if existing is None:
                 catalog.application.register_upload(row)
                 catalog.application.record_audit(user, "upload", media_id, {

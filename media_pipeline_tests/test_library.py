@@ -33,6 +33,8 @@ from media_pipeline.stages import (
     fingerprint_pending,
     take_inventory,
 )
+from media_pipeline.stages.ingest import ingest_keys
+from media_pipeline.storage.media_storage import S3MediaStorage
 from media_pipeline_tests.app_fixtures import (
     CLEAN_SVG,
     SCRIPT_SVG,
@@ -168,6 +170,30 @@ def test_the_same_content_twice_is_stored_once(
     other = lib.upload("shop", io.BytesIO(data), "one.png", "ed")
     assert other.media_id != first.media_id and not other.deduplicated
     assert len(bucket_keys(s3_client, settings.bucket)) == 2
+
+
+def test_an_upload_the_pipeline_catalogues_before_it_registers_keeps_its_owner(
+    lib: MediaLibrary, settings: Settings, s3_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sensor's run HEADs and fingerprints the new key between the upload's PUT and its
+    # catalog write: the row is there, active, with the same content and no owner.
+    real_upload = S3MediaStorage.upload
+
+    def upload_then_ingest(self: S3MediaStorage, source: Any, key: str, **kwargs: Any) -> Any:
+        result = real_upload(self, source, key, **kwargs)
+        ingest_keys(settings, [key], client=s3_client)
+        return result
+
+    monkeypatch.setattr(S3MediaStorage, "upload", upload_then_ingest)
+    # An admin of the namespace: the duplicate check sees every file of it, this one too.
+    media = lib.upload("blog", io.BytesIO(png_bytes(seed=21)), "race.png", "alice",
+                       visibility="private")
+    assert not media.deduplicated and media.owner == "alice"
+    with Catalog.open(settings.catalog_location, read_only=True) as catalog:
+        row = catalog.application.media_row(media.media_id)
+    assert row is not None and (row["owner"], row["visibility"], row["status"]) == (
+        "alice", "private", "active")
+    assert [r["action"] for r in audit_rows(settings)].count("upload") == 1
 
 
 def test_a_catalog_failure_after_the_s3_write_leaves_no_orphan(
