@@ -242,6 +242,24 @@ class MediaLibrary:
             raise UnknownMedia(f"no media file {media_id}")
         return MediaFile.from_row(row)
 
+    def _file(self, catalog: Catalog, media_id: str, user: str | None) -> dict[str, Any]:
+        """What checks and small changes need of a file, in one query (``file_context``: the
+        user's role comes with it); the whole row is :meth:`_media`."""
+        try:
+            uuid.UUID(str(media_id))
+        except ValueError:
+            raise UnknownMedia(f"{media_id!r} is not a media id") from None
+        media = catalog.lifecycle.file_context(str(media_id), user)
+        if media is None:
+            raise UnknownMedia(f"no media file {media_id}")
+        return media
+
+    def _require_see_file(self, catalog: Catalog, media: dict[str, Any], user: str,
+                          action: str) -> None:
+        _check_user(user)
+        require_see(catalog, self.settings, media["media_id"], media["namespace"],
+                    media["visibility"], media["owner"], user, action)
+
     def _collection(self, catalog: Catalog, collection_id: str) -> dict[str, Any]:
         try:
             uuid.UUID(str(collection_id))
@@ -663,14 +681,14 @@ class MediaLibrary:
         """A manual tag (namespaced: one spelling per namespace, case-insensitive)."""
         name = _clean_name(tag, "tag", MAX_TAG_LENGTH)
         def body(catalog: Catalog) -> Any:
-            media = self._media(catalog, media_id)
-            self._require(catalog, media.namespace, user, Role.EDITOR, "tag files")
-            self._require_see(catalog, media, user, "tag this file")
-            spelling = catalog.application.ensure_tag(media.namespace, name, user)
-            added = catalog.application.add_media_tag(media.media_id, spelling, user)
-            catalog.application.record_audit(user, "tag.add", media.media_id,
+            media = self._file(catalog, media_id, user)
+            self._require(catalog, media["namespace"], user, Role.EDITOR, "tag files")
+            self._require_see_file(catalog, media, user, "tag this file")
+            spelling = catalog.application.ensure_tag(media["namespace"], name, user)
+            added = catalog.application.add_media_tag(media["media_id"], spelling, user)
+            catalog.application.record_audit(user, "tag.add", media["media_id"],
                                              {"tag": spelling, "already_tagged": not added})
-            return catalog.application.media_tag_rows(media.media_id)
+            return catalog.application.media_tag_rows(media["media_id"])
 
         return self._write(body)
 
@@ -678,13 +696,14 @@ class MediaLibrary:
         """Remove a tag, manual or AI; removing one the file does not have is an error."""
         name = _clean_name(tag, "tag", MAX_TAG_LENGTH)
         def body(catalog: Catalog) -> Any:
-            media = self._media(catalog, media_id)
-            self._require(catalog, media.namespace, user, Role.EDITOR, "untag files")
-            self._require_see(catalog, media, user, "untag this file")
-            if catalog.application.remove_media_tag(media.media_id, name) == 0:
+            media = self._file(catalog, media_id, user)
+            self._require(catalog, media["namespace"], user, Role.EDITOR, "untag files")
+            self._require_see_file(catalog, media, user, "untag this file")
+            if catalog.application.remove_media_tag(media["media_id"], name) == 0:
                 raise UnknownMedia(f"{media_id} has no tag {name!r}")
-            catalog.application.record_audit(user, "tag.remove", media.media_id, {"tag": name})
-            return catalog.application.media_tag_rows(media.media_id)
+            catalog.application.record_audit(user, "tag.remove", media["media_id"],
+                                             {"tag": name})
+            return catalog.application.media_tag_rows(media["media_id"])
 
         return self._write(body)
 

@@ -21,7 +21,9 @@ T = TypeVar("T")
 LAKE_RETRY_SETTINGS = {"ducklake_max_retry_count": 100, "ducklake_retry_wait_ms": 50,
                        "ducklake_retry_backoff": 1.5}
 # Ours, of a whole transaction body after a real conflict.
-WRITE_ATTEMPTS = 8
+# 16: with SQLite metadata any two overlapping writers conflict, and 4 application processes
+# beside a nightly run exhausted 8 (~7 s of backoff) a few times a minute.
+WRITE_ATTEMPTS = 16
 FIRST_BACKOFF = 0.05
 MAX_BACKOFF = 2.0
 
