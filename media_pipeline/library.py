@@ -509,7 +509,7 @@ class MediaLibrary:
             # What inspecting the content found, the columns the reader stores too.
             **checked.content.columns(),
         }
-        def body(catalog: Catalog) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        def body(catalog: Catalog) -> dict[str, Any] | None:
             # Checked again in the transaction: a concurrent upload of the same content.
             existing = catalog.application.active_by_hash(namespace, checked.sha256, user, admin)
             if existing is not None and existing["key"] == key:
@@ -522,13 +522,18 @@ class MediaLibrary:
                     "key": key, "filename": filename, "size": checked.size,
                     "sha256": checked.sha256, "content_type": checked.content_type,
                     "visibility": visibility})
-            return existing, existing or catalog.application.media_row(media_id)
+            return existing
 
         try:
-            existing, media = self._write(body)
+            existing = self._write(body)
         except BaseException:
             self._delete_quietly(key)
             raise
+        if existing is None:  # read after the commit: the transaction stays short
+            with self._reading() as catalog:
+                media = catalog.application.media_row(media_id)
+        else:
+            media = existing
         assert media is not None
         if existing is not None and existing["key"] != key:
             self._delete_quietly(key)
