@@ -180,6 +180,18 @@ class LifecycleStore(Store):
             context["refs"] = grouped
         return context
 
+    def _checked_context(self, media_id: str, user: str,
+                         check: Callable[[dict[str, Any]], None] | None,
+                         **facts: Any) -> dict[str, Any]:
+        """:meth:`file_context` of a catalogued file (else ``UnknownMedia``), passed by
+        ``check`` (which raises to refuse)."""
+        state = self.file_context(media_id, user, **facts)
+        if state is None:
+            raise UnknownMedia.of(media_id)
+        if check is not None:
+            check(state)
+        return state
+
     @retried
     def soft_delete(
         self, media_id: str, user: str, *, allow_referenced: bool, now: datetime | None = None,
@@ -194,11 +206,7 @@ class LifecycleStore(Store):
         """
         now = aware(now) or utc_now()
         with self.transaction():
-            state = self.file_context(media_id, user, references=True)
-            if state is None:
-                raise UnknownMedia.of(media_id)
-            if check is not None:
-                check(state)
+            state = self._checked_context(media_id, user, check, references=True)
             media_id = state["media_id"]
             refs: dict[str, list[str]] = state["refs"]
             count = sum(len(v) for v in refs.values())
@@ -228,11 +236,7 @@ class LifecycleStore(Store):
         object already (the next purge run settles it first). ``check`` as for
         :meth:`soft_delete`."""
         with PURGE_EXCLUSION, self.transaction():
-            state = self.file_context(media_id, user, marks=True)
-            if state is None:
-                raise UnknownMedia.of(media_id)
-            if check is not None:
-                check(state)
+            state = self._checked_context(media_id, user, check, marks=True)
             media_id = state["media_id"]
             if state["status"] == "purged":
                 raise LifecycleError(f"media file {media_id} was purged; it cannot be restored")
