@@ -186,6 +186,13 @@ def _clean_name(value: str, what: str, limit: int) -> str:
     return name
 
 
+def _check_media_id(media_id: str) -> None:
+    try:
+        uuid.UUID(str(media_id))
+    except ValueError:
+        raise UnknownMedia(f"{media_id!r} is not a media id") from None
+
+
 def _format_size(n: int) -> str:
     for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= factor:
@@ -233,23 +240,19 @@ class MediaLibrary:
         return info
 
     def _media(self, catalog: Catalog, media_id: str) -> MediaFile:
-        try:
-            uuid.UUID(str(media_id))
-        except ValueError:
-            raise UnknownMedia(f"{media_id!r} is not a media id") from None
+        _check_media_id(media_id)
         row = catalog.application.media_row(str(media_id))
         if row is None:
             raise UnknownMedia(f"no media file {media_id}")
         return MediaFile.from_row(row)
 
-    def _file(self, catalog: Catalog, media_id: str, user: str | None) -> dict[str, Any]:
+    def _file(self, catalog: Catalog, media_id: str, user: str | None,
+              columns: tuple[str, ...] = ()) -> dict[str, Any]:
         """What checks and small changes need of a file, in one query (``file_context``: the
-        user's role comes with it); the whole row is :meth:`_media`."""
-        try:
-            uuid.UUID(str(media_id))
-        except ValueError:
-            raise UnknownMedia(f"{media_id!r} is not a media id") from None
-        media = catalog.lifecycle.file_context(str(media_id), user)
+        user's role comes with it; ``columns``: more of the row); the whole row is
+        :meth:`_media`."""
+        _check_media_id(media_id)
+        media = catalog.lifecycle.file_context(str(media_id), user, columns=columns)
         if media is None:
             raise UnknownMedia(f"no media file {media_id}")
         return media
@@ -615,21 +618,13 @@ class MediaLibrary:
             download: bool = False) -> str:
         """A public URL (public files, for anyone) or a signed one (for those who may see it)."""
         with self._reading() as catalog:
-            try:
-                uuid.UUID(str(media_id))
-            except ValueError:
-                raise UnknownMedia(f"{media_id!r} is not a media id") from None
-            media = catalog.lifecycle.file_context(str(media_id), user, columns=(
+            media = self._file(catalog, media_id, user, columns=(
                 "quarantine_reason", "original_filename", "content_type"))
-            if media is None:
-                raise UnknownMedia(f"no media file {media_id}")
             # Who asks is checked first: a file's status and reason are its data too.
             if media["visibility"] != Visibility.PUBLIC:
                 if user is None:
                     raise PermissionDenied(f"{media_id} is not public: sign in to get a URL")
-                _check_user(user)
-                require_see(catalog, self.settings, media["media_id"], media["namespace"],
-                            media["visibility"], media["owner"], user, "get a URL for this file")
+                self._require_see_file(catalog, media, user, "get a URL for this file")
             status = media["status"]
             if status == MediaStatus.QUARANTINED:
                 raise MediaUnavailable(
