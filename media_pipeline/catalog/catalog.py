@@ -132,12 +132,15 @@ class Catalog:
                     self._refuse_newer(current)
                     pending = [m for m in sorted(MIGRATIONS) if m[0] > current]
                     if pending:
-                        version, description, sql = pending[0]
+                        version, description, step = pending[0]
                         self.con.execute(
                             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT "
                             "NULL, description VARCHAR, applied_at TIMESTAMPTZ)")
                         name = self.con.execute("SELECT current_database()").fetchall()[0][0]
-                        self.con.execute(sql.replace("__LAKE__", name))
+                        if isinstance(step, str):
+                            self.con.execute(step.replace("__LAKE__", name))
+                        else:
+                            step(self.con, name)
                         self.con.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
                                          [version, description, _now()])
             except (CatalogConflict, duckdb.Error) as exc:

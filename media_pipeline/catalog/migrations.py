@@ -10,7 +10,59 @@ inserts are positional.
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[int, str, str]] = [
+from collections.abc import Callable
+
+import duckdb
+
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "seed_statistics"]
+
+# A migration is SQL (``__LAKE__`` is the lake's name where it is attached) or a function of
+# the session and that name.
+Migration = str | Callable[[duckdb.DuckDBPyConnection, str], None]
+
+
+def seed_statistics(con: duckdb.DuckDBPyConnection, lake: str) -> None:
+    """Give every table of the lake without rows its statistics, by inserting a row and
+    deleting it in the same transaction (no snapshot ever shows it).
+
+    DuckLake 1.5.5 caches a table's statistics but not their absence: a table that never had
+    a row costs one metadata query per column it is read with, in every query (measured: an
+    application call's read went from 107-120 ms to 66 ms at 1M objects). A table a later
+    migration creates is seeded by that migration (``test_every_table_has_statistics``).
+    """
+    tables = [row[0] for row in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND NOT temporary "
+        "ORDER BY table_name", [lake]).fetchall()]
+    for table in tables:
+        if con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]:
+            continue
+        columns = con.execute(
+            "SELECT data_type, is_nullable FROM duckdb_columns() WHERE database_name = ? "
+            "AND table_name = ? ORDER BY column_index", [lake, table]).fetchall()
+        values = ", ".join(
+            f"NULL::{data_type}" if nullable else f"{_placeholder(data_type)}::{data_type}"
+            for data_type, nullable in columns)
+        con.execute(f'INSERT INTO "{table}" VALUES ({values})')
+        con.execute(f'DELETE FROM "{table}"')
+
+
+def _placeholder(data_type: str) -> str:
+    if data_type.endswith("[]"):
+        return "[]"
+    if data_type == "JSON":
+        return "'{}'"
+    if data_type in ("VARCHAR", "BLOB"):
+        return "''"
+    if data_type == "BOOLEAN":
+        return "false"
+    if data_type == "UUID":
+        return "'00000000-0000-0000-0000-000000000000'"
+    if data_type.startswith(("TIMESTAMP", "DATE")):
+        return "'epoch'"
+    return "0"
+
+
+MIGRATIONS: list[tuple[int, str, Migration]] = [
     (
         1,
         "the catalog on DuckLake: files, duplicates, references, lifecycle, AI, application",
@@ -434,6 +486,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         DROP TABLE sorted_references;
         """,
     ),
+    (5, "every table has statistics (DuckLake re-reads a table's missing ones per query)",
+     seed_statistics),
 ]
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)
