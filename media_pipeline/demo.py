@@ -241,6 +241,8 @@ def _references_and_lifecycle(home: Path, settings: Settings, client: Any,
         "MEDIA_PIPELINE_SOURCES": str(content.sources_file),
         "MEDIA_PIPELINE_CDN_BASE_URLS": DEMO_CDN,
         "MEDIA_PIPELINE_RETENTION_DAYS": "0",
+        # nothing else writes to the demo's catalog: no minimum age either
+        "MEDIA_PIPELINE_PURGE_MIN_AGE_SECONDS": "0",
     })
     settings = Settings.from_env()
     lib = MediaLibrary(settings, client)

@@ -222,6 +222,9 @@ class Settings:
     # The share cap applies only when more files than this would go: a small library (1 file
     # of 15) can be cleaned without changing settings; the count cap always applies.
     purge_share_floor: int = 20
+    # Seconds a deleted file waits before any purge may take it (catalog/lifecycle.py
+    # PURGE_MIN_AGE); 0 only where nothing else writes to the catalog (the demo, tests).
+    purge_min_age_seconds: int = 60
     # Versioned buckets: "marker" adds a delete marker (recoverable, S3 lifecycle expires the
     # old versions); "all" deletes every version (permanent).
     purge_versions: str = "marker"
@@ -299,6 +302,7 @@ class Settings:
             purge_max_count=_int(env, "MEDIA_PIPELINE_PURGE_MAX_COUNT", 10_000),
             purge_max_share=_float(env, "MEDIA_PIPELINE_PURGE_MAX_SHARE", 0.05),
             purge_share_floor=_int(env, "MEDIA_PIPELINE_PURGE_SHARE_FLOOR", 20),
+            purge_min_age_seconds=_int(env, "MEDIA_PIPELINE_PURGE_MIN_AGE_SECONDS", 60),
             purge_versions=(env.get("MEDIA_PIPELINE_PURGE_VERSIONS") or "marker").lower(),
             scan_max_drop=_float(env, "MEDIA_PIPELINE_SCAN_MAX_DROP", 0.10),
             auto_delete_days=_days_by_namespace(env, "MEDIA_PIPELINE_AUTO_DELETE_DAYS"),
@@ -335,6 +339,10 @@ class Settings:
                 f"{self.bucket!r}: put the catalog's data files in another bucket")
         if self.purge_share_floor < 0:
             raise SettingsError("MEDIA_PIPELINE_PURGE_SHARE_FLOOR must not be negative")
+        if self.purge_min_age_seconds != 0 and self.purge_min_age_seconds < 30:
+            raise SettingsError(
+                "MEDIA_PIPELINE_PURGE_MIN_AGE_SECONDS must be 0 (nothing else writes to the "
+                "catalog) or at least 30: an application write may take 15 s to commit")
         if self.max_file_size <= 0:
             raise SettingsError("MAX_FILE_SIZE must be positive")
         if not 0 <= self.near_duplicate_distance <= 11:

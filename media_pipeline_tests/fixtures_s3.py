@@ -64,6 +64,7 @@ def settings(s3_endpoint: str, tmp_path: Path) -> Settings:
         home=tmp_path / "home",
         fingerprint_workers=4,
         near_duplicate_embeddings=False,  # on in test_near_duplicates.py only (time)
+        purge_min_age_seconds=0,  # purged moments after deletion; catalog/test_lake.py: the age
     )
 
 

@@ -41,6 +41,7 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
         "AWS_STORAGE_BUCKET_NAME": settings.bucket,
         "MEDIA_PIPELINE_ADMINS": ADMIN,
         "MEDIA_PIPELINE_RETENTION_DAYS": "0",
+        "MEDIA_PIPELINE_PURGE_MIN_AGE_SECONDS": "0",
         "MEDIA_PIPELINE_PURGE_MAX_SHARE": "1",
         "MEDIA_PIPELINE_SOURCES": "",
         **extra,

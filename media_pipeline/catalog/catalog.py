@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -67,6 +67,7 @@ class Catalog:
         self.location = location
         self.read_only = read_only
         self._in_transaction = False
+        self._began = 0.0  # time.monotonic() when the current transaction began
         # (namespace, user) -> role, read in this session since its last transaction began
         # (file_context reads it with the file; the application store answers from it)
         self.roles: dict[tuple[str, str], str | None] = {}
@@ -170,6 +171,7 @@ class Catalog:
             yield self.con
             return
         self.con.execute("BEGIN TRANSACTION")
+        self._began = time.monotonic()
         self._in_transaction = True
         self.roles.clear()  # a retried body must not act on what a failed attempt read
         try:
@@ -184,6 +186,15 @@ class Catalog:
             raise
         finally:
             self._in_transaction = False
+
+    def refuse_if_older_than(self, limit: timedelta) -> None:
+        """Abort the transaction (``CatalogConflict``: ``write`` runs it again, on a new
+        snapshot) if it began more than ``limit`` ago. For writes whose safety rests on their
+        snapshot being recent (see ``lifecycle.PURGE_MIN_AGE``)."""
+        if self._in_transaction and time.monotonic() - self._began > limit.total_seconds():
+            raise CatalogConflict(
+                f"the transaction took longer than {limit.total_seconds():g} s; its snapshot "
+                "may miss what happened since")
 
     def write(self, body: Callable[[], T]) -> T:
         """Run ``body`` in one transaction, again from its start (with backoff) while it

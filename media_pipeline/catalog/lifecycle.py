@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from media_pipeline.catalog.retry import retried
@@ -31,6 +31,7 @@ RESTORED_STATUS = f"""CASE WHEN status = '{MediaStatus.MISSING}' THEN '{MediaSta
                           WHEN fingerprinted_etag IS DISTINCT FROM etag THEN '{MediaStatus.PENDING}'
                           WHEN quarantine_reason IS NOT NULL THEN '{MediaStatus.QUARANTINED}'
                           ELSE '{MediaStatus.ACTIVE}' END"""
+TOO_RECENT = "deleted less than the minimum age ago"
 # Why a purge candidate (m) may not be purged (NULL: it may). $cutoff: deleted before it means
 # past the retention; $horizon: every enabled source has a successful scan started after it.
 PURGE_BLOCKER = f"""CASE
@@ -39,9 +40,18 @@ PURGE_BLOCKER = f"""CASE
         THEN 'no longer deleted (' || m.status || ')'
     WHEN NOT ({UNREFERENCED}) THEN 'referenced'
     WHEN m.deleted_at IS NULL OR NOT (m.deleted_at < $cutoff) THEN 'within the retention period'
+    WHEN NOT (m.deleted_at < $settled) THEN '{TOO_RECENT}'
     WHEN NOT (m.deleted_at < $horizon) THEN 'not every content source scanned since deletion'
     ELSE NULL END"""
 
+
+# A file deleted less than this long ago is not purged, whatever the retention. A reference or
+# restore whose transaction began before the deletion committed writes nothing the deletion or
+# the purge's re-check writes, so no conflict stops it: it must commit within
+# WRITE_TRANSACTION_LIMIT of beginning (``Catalog.refuse_if_older_than``), long before the
+# file can be purged. Twice the limit leaves the rest for clocks that disagree.
+WRITE_TRANSACTION_LIMIT = timedelta(seconds=15)
+PURGE_MIN_AGE = timedelta(seconds=60)
 
 # Other processes are kept from referencing or restoring a file mid-purge by the catalog itself:
 # the re-check commits 'deleting' marks before any S3 call, and writers that could make a
@@ -312,16 +322,19 @@ class LifecycleStore(Store):
     # -- purge -------------------------------------------------------------------------------
 
     def purge_candidates(
-        self, cutoff: datetime, horizon: datetime, limit: int | None = None,
+        self, cutoff: datetime, horizon: datetime, limit: int | None = None, *,
+        min_age: timedelta = PURGE_MIN_AGE,
     ) -> dict[str, Any]:
         """Files a purge would delete now: count, bytes, non-purged files, and a sample."""
         where = f"m.status = 'deleted' AND ({PURGE_BLOCKER}) IS NULL"
-        params = {"cutoff": cutoff, "horizon": horizon}
+        params = {"cutoff": cutoff, "horizon": horizon, "settled": utc_now() - min_age}
+        young = f"m.status = 'deleted' AND ({PURGE_BLOCKER}) = '{TOO_RECENT}'"
         row = self.con.execute(
             f"""
             SELECT count(*) FILTER (WHERE {where}),
                    coalesce(sum(file_size) FILTER (WHERE {where}), 0),
-                   count(*) FILTER (WHERE status <> 'purged')
+                   count(*) FILTER (WHERE status <> 'purged'),
+                   count(*) FILTER (WHERE {young})
             FROM {FILE_STATE} m
             """,
             params,
@@ -336,6 +349,7 @@ class LifecycleStore(Store):
         ).fetchall()
         return {
             "count": int(row[0]), "bytes": int(row[1]), "non_purged": int(row[2]),
+            "too_recent": int(row[3]),
             "files": [{"media_id": r[0], "bucket": r[1], "key": r[2], "size": int(r[3]),
                        "deleted_at": r[4]} for r in sample],
         }
@@ -345,6 +359,7 @@ class LifecycleStore(Store):
         self, purge_id: str, now: datetime, *, retention_days: int, versions: str,
         sources: Sequence[str], cutoff: datetime, horizon: datetime, batch_size: int,
         max_files: int | None = None, run_id: str | None = None,
+        min_age: timedelta = PURGE_MIN_AGE,
     ) -> tuple[int, int, int]:
         """Record the run and mark its candidates (before any S3 call), in one transaction.
         Returns (files, bytes, batches). More than ``max_files`` marked (the cap, checked on
@@ -366,7 +381,7 @@ class LifecycleStore(Store):
                 WHERE m.status = 'deleted' AND ({PURGE_BLOCKER}) IS NULL
                 """,
                 {"pid": purge_id, "now": now, "batch": batch_size, "cutoff": cutoff,
-                 "horizon": horizon},
+                 "horizon": horizon, "settled": utc_now() - min_age},
             )
             row = self.con.execute(
                 "SELECT count(*), coalesce(sum(file_size), 0), coalesce(max(batch) + 1, 0) "
@@ -395,10 +410,12 @@ class LifecycleStore(Store):
 
     @retried
     def recheck_purge_batch(
-        self, purge_id: str, batch: int, cutoff: datetime, horizon: datetime,
+        self, purge_id: str, batch: int, cutoff: datetime, horizon: datetime, *,
+        min_age: timedelta = PURGE_MIN_AGE,
     ) -> list[dict[str, Any]]:
         """Re-check a batch's marks against the catalog as it is now: those still eligible and
-        unchanged (same deletion, ETag and version) become ``deleting`` and are returned; the
+        unchanged (same deletion, ETag and version) and deleted at least ``min_age`` ago (by
+        this machine's clock, see PURGE_MIN_AGE) become ``deleting`` and are returned; the
         others are ``skipped`` with the reason."""
         now = utc_now()
         with self.transaction():
@@ -427,7 +444,7 @@ class LifecycleStore(Store):
                   AND p.state = 'marked'
                 """,
                 {"pid": purge_id, "batch": batch, "cutoff": cutoff, "horizon": horizon,
-                 "now": now},
+                 "now": now, "settled": now - min_age},
             )
             # the rows a concurrent reference or restore of these files rewrites too (see
             # claim_deletion): one of the two transactions conflicts

@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from media_pipeline.catalog.lifecycle import PURGE_EXCLUSION
+from media_pipeline.catalog.lifecycle import PURGE_EXCLUSION, WRITE_TRANSACTION_LIMIT
 from media_pipeline.catalog.retry import retried
 from media_pipeline.catalog.sql import DELETED_IDS, FILE_STATE, aware, utc_now
 from media_pipeline.catalog.store import Store
@@ -99,6 +99,9 @@ class ReferenceStore(Store):
             self.catalog.application.record_audit(
                 user, "reference.add", media_id,
                 {"content_type": content_type, "content_id": content_id})
+            # A snapshot from before an editor's delete and a purge's re-check shows the file
+            # active and conflicts with neither: the purge's minimum age outlasts this limit.
+            self.catalog.refuse_if_older_than(WRITE_TRANSACTION_LIMIT)
         return True
 
     @retried

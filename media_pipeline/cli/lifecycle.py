@@ -218,9 +218,15 @@ def _print_report(report: PurgeReport) -> None:
         rows.append(("settled from an interrupted run", str(report.settled)))
     if report.unsettled:
         rows.append(("interrupted deletes to settle", str(report.unsettled)))
+    if report.too_recent:
+        rows.append(("deleted moments ago, waiting", str(report.too_recent)))
     for name, value in rows:
         summary.add_row(name, Text(value))
     console.print(summary)
+    if report.too_recent:
+        console.print(f"{report.too_recent} file(s) deleted less than "
+                      "MEDIA_PIPELINE_PURGE_MIN_AGE_SECONDS ago: a later purge takes them",
+                      highlight=False)
     for kept in report.kept[:20]:
         where = f"{kept['content_type']} {kept['content_id']} ({kept['source']})"
         snippet = f': "{kept["snippet"]}"' if kept.get("snippet") else ""

@@ -87,6 +87,8 @@ class PurgeReport:
     source_status: list[dict[str, Any]] = field(default_factory=list)
     # soft-deleted past the retention but still referenced: why each one stays
     kept: list[dict[str, Any]] = field(default_factory=list)
+    # past the retention but deleted less than MEDIA_PIPELINE_PURGE_MIN_AGE_SECONDS ago
+    too_recent: int = 0
 
     @property
     def refused(self) -> bool:
@@ -135,6 +137,7 @@ def purge(
     # Disabling a source is not retiring it: the purge waits for it until it is retired.
     disabled = sorted(set(disabled_source_names(settings)) - set(configured))
     cutoff = now - timedelta(days=retention)
+    min_age = timedelta(seconds=settings.purge_min_age_seconds)
     versions = settings.purge_versions
     report = PurgeReport(dry_run=dry_run, configured=configured, disabled=disabled)
     purge_id = uuid.uuid4().hex
@@ -162,9 +165,10 @@ def purge(
                 report.refused_reason = "stale content sources, purging nothing: " + "; ".join(
                     _stale_text(s, configured, disabled) for s in stale)
             else:
-                found = catalog.lifecycle.purge_candidates(cutoff, horizon,
-                                                           DRY_RUN_LISTED if dry_run else 0)
+                found = catalog.lifecycle.purge_candidates(
+                    cutoff, horizon, DRY_RUN_LISTED if dry_run else 0, min_age=min_age)
                 report.candidates, report.candidate_bytes = found["count"], found["bytes"]
+                report.too_recent = found["too_recent"]
                 report.refused_reason = _over_cap(settings, found["count"], found["non_purged"])
                 if dry_run:
                     report.files = found["files"]
@@ -181,7 +185,8 @@ def purge(
                 count, total, batches = catalog.lifecycle.start_purge_run(
                     purge_id, now, retention_days=retention, versions=versions,
                     sources=sources, cutoff=cutoff, horizon=horizon, batch_size=size,
-                    max_files=_cap(settings, found["non_purged"]), run_id=run_id)
+                    max_files=_cap(settings, found["non_purged"]), run_id=run_id,
+                    min_age=min_age)
             except OverCap as exc:  # more became eligible since counted: still over the cap
                 report.candidates = exc.count
                 report.refused_reason = _over_cap(settings, exc.count, found["non_purged"])
@@ -269,7 +274,9 @@ def _sweep_batch(
                 f"content sources became stale during the purge ({', '.join(stale)}); "
                 "the rest was not purged")
             return
-        marks = catalog.lifecycle.recheck_purge_batch(purge_id, batch, cutoff, horizon)
+        marks = catalog.lifecycle.recheck_purge_batch(
+            purge_id, batch, cutoff, horizon,
+            min_age=timedelta(seconds=settings.purge_min_age_seconds))
         skipped = catalog.lifecycle.purge_marks_in(purge_id, batch, "skipped")
         cancelled = catalog.lifecycle.purge_marks_in(purge_id, batch, "cancelled")
         info = BatchInfo(batch=batch, marked=len(marks) + len(skipped) + len(cancelled),

@@ -13,7 +13,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from media_pipeline import stages
 from media_pipeline.analyst_query import run_query
 from media_pipeline.catalog import Catalog, CatalogConflict, CatalogError, lake
 from media_pipeline.catalog import catalog as catalog_module
+from media_pipeline.catalog.lifecycle import PURGE_MIN_AGE
 from media_pipeline.catalog.migrations import LATEST_VERSION
 from media_pipeline.errors import SettingsError
 from media_pipeline.records import media_id_for
@@ -301,7 +302,7 @@ def test_the_application_and_a_pipeline_run_in_other_processes_both_write_everyt
 
 BATCH_WRITER = """
     import sys
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
     from media_pipeline.catalog import Catalog
     now = datetime(2026, 1, 1, tzinfo=UTC)
     with Catalog.open(sys.argv[1]) as c:
@@ -561,12 +562,15 @@ def deleted_long_ago(c: Catalog, key: str) -> str:
     return media_id
 
 
-def mark_and_recheck(c: Catalog, key: str) -> list[dict[str, Any]]:
-    """A whole purge run's catalog side up to its S3 calls: mark, then re-check batch 0."""
+def mark_and_recheck(c: Catalog, key: str, min_age: timedelta = timedelta(0)
+                     ) -> list[dict[str, Any]]:
+    """A whole purge run's catalog side up to its S3 calls: mark, then re-check batch 0 (a file
+    deleted less than ``min_age`` ago is not marked)."""
     now = datetime.now(UTC)
     c.lifecycle.start_purge_run(f"p-{key}", now, retention_days=30, versions="marker",
-                                sources=[], cutoff=now, horizon=now, batch_size=10)
-    return c.lifecycle.recheck_purge_batch(f"p-{key}", 0, now, now)
+                                sources=[], cutoff=now, horizon=now, batch_size=10,
+                                min_age=min_age)
+    return c.lifecycle.recheck_purge_batch(f"p-{key}", 0, now, now, min_age=min_age)
 
 
 def test_a_reference_whose_transaction_began_before_the_purge_marked_the_file_is_not_lost(
@@ -616,15 +620,11 @@ def test_a_restore_whose_transaction_began_before_the_purge_marked_the_file_is_n
 
 
 def test_a_reference_whose_transaction_began_before_the_file_was_deleted_and_purged_is_not_lost(
-        any_lake: lake.LakeLocation, request: pytest.FixtureRequest) -> None:
-    if any_lake.is_postgres:  # SQLite metadata serialises the two writers: it holds there
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "open: with `purge --days 0`, a reference whose snapshot predates the delete writes "
-            "nothing the delete or the purge's re-check write (write skew on PostgreSQL "
-            "metadata); needs a minimum age before a file can be purged")))
-    # `purge --days 0` with no content sources: a file deleted a moment ago is a candidate.
-    # The reference's snapshot shows the file active (nothing to claim, no mark); meanwhile an
-    # editor deletes it and a purge marks and re-checks it; then the reference commits.
+        any_lake: lake.LakeLocation) -> None:
+    # `purge --days 0`: a file deleted a moment ago is past the retention. The reference's
+    # snapshot shows the file active (nothing to claim, no mark), so no conflict stops it;
+    # meanwhile an editor deletes the file and a purge marks and re-checks it. The purge's
+    # minimum age keeps the file: it is skipped, not deleted.
     from media_pipeline.errors import LifecycleError
 
     with Catalog.open(any_lake) as other, Catalog.open(any_lake) as app:
@@ -636,7 +636,7 @@ def test_a_reference_whose_transaction_began_before_the_file_was_deleted_and_pur
             if not rechecks:
                 assert other.lifecycle.soft_delete(media_id, "ed", allow_referenced=False
                                                    )[0] == "deleted"
-                rechecks.append(mark_and_recheck(other, "u"))
+                rechecks.append(mark_and_recheck(other, "u", min_age=PURGE_MIN_AGE))
 
         try:
             added = app.references.add_reference(media_id, "webpage", "1", "ed",
@@ -645,3 +645,36 @@ def test_a_reference_whose_transaction_began_before_the_file_was_deleted_and_pur
             added = False
         deleting = other.lifecycle.purge_marks_in("p-u", 0, "deleting")
         assert not (added and deleting), "reference acknowledged and the file being purged"
+        assert added and rechecks == [[]]
+        assert other.lifecycle.purge_marks_in("p-u", None, "marked") == []
+
+
+def test_a_reference_transaction_older_than_the_limit_runs_again_on_a_new_snapshot(
+        any_lake: lake.LakeLocation, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same race with the file past the purge's minimum age by the time the purge re-checks
+    # it (the reference's transaction stayed open that long): the reference may not commit on
+    # its old snapshot. Run again, it sees the purge's 'deleting' mark and is refused.
+    import time as time_module
+
+    from media_pipeline.catalog import references as references_module
+    from media_pipeline.errors import LifecycleError
+
+    monkeypatch.setattr(references_module, "WRITE_TRANSACTION_LIMIT", timedelta(seconds=0.5))
+    with Catalog.open(any_lake) as other, Catalog.open(any_lake) as app:
+        other.objects.apply_objects(objects(["t"]), BUCKET)
+        media_id = media_id_for(BUCKET, "t")
+        attempts: list[dict[str, Any] | None] = []
+
+        def delete_wait_and_purge_meanwhile(context: dict[str, Any] | None) -> None:
+            attempts.append(context)
+            if len(attempts) == 1:
+                assert other.lifecycle.soft_delete(media_id, "ed", allow_referenced=False
+                                                   )[0] == "deleted"
+                time_module.sleep(0.7)
+                assert len(mark_and_recheck(other, "t", min_age=timedelta(seconds=0.6))) == 1
+
+        with pytest.raises(LifecycleError, match="a purge is deleting"):
+            app.references.add_reference(media_id, "webpage", "1", "ed",
+                                         check=delete_wait_and_purge_meanwhile)
+        assert len(attempts) == 2
+        assert other.references.references_of(media_id) == {}

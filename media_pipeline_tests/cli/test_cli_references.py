@@ -116,6 +116,24 @@ def test_purge_refusal_exits_non_zero(env: dict[str, str], settings: Settings,
     assert object_keys(s3_client, settings) == {"blog/a.txt", "blog/b.txt"}
 
 
+def test_a_file_deleted_moments_ago_waits_for_the_minimum_age(
+        env: dict[str, str], settings: Settings, s3_client: Any, files: dict[str, str]) -> None:
+    # `--days 0` is not "now": an application write that began before the delete may still
+    # commit a reference for a few seconds (catalog/lifecycle.py PURGE_MIN_AGE).
+    aged = {**env, "MEDIA_PIPELINE_PURGE_MIN_AGE_SECONDS": "60"}
+    assert run(aged, "delete", files["blog/a.txt"], "--user", EDITOR).exit_code == 0
+    done = run(aged, "purge", "--days", "0", "--json")
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    assert report["candidates"] == 0 and report["too_recent"] == 1 and report["purged"] == 0
+    shown = run(aged, "purge", "--dry-run")
+    assert "deleted less than MEDIA_PIPELINE_PURGE_MIN_AGE_SECONDS ago" in " ".join(
+        shown.output.split())
+    assert object_keys(s3_client, settings) == {"blog/a.txt", "blog/b.txt"}
+    too_short = run({**env, "MEDIA_PIPELINE_PURGE_MIN_AGE_SECONDS": "5"}, "purge")
+    assert too_short.exit_code != 0 and "at least 30" in too_short.output
+
+
 def test_the_commands_are_there_on_python_dash_m_too() -> None:
     import subprocess
     import sys

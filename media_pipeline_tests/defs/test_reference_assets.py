@@ -71,7 +71,7 @@ def setup(settings: Settings, s3_client: Any, postgres_url: str, tmp_path: Path,
         "AWS_SECRET_ACCESS_KEY": "testing", "AWS_STORAGE_BUCKET_NAME": settings.bucket,
         "MEDIA_PIPELINE_HOME": str(settings.home), "AWS_S3_CUSTOM_DOMAIN": PUBLIC,
         "MEDIA_PIPELINE_SOURCES": str(settings.content_sources),
-        "MEDIA_PIPELINE_RETENTION_DAYS": "0",
+        "MEDIA_PIPELINE_RETENTION_DAYS": "0", "MEDIA_PIPELINE_PURGE_MIN_AGE_SECONDS": "0",
     }.items():
         monkeypatch.setenv(name, value)
     add_member(settings, "site", ADMIN, "admin")
