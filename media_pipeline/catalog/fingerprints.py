@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from media_pipeline.catalog.retry import retried
-from media_pipeline.catalog.sql import ARCHIVED_FILTER, FILE_STATE, sql_string, utc_now
+from media_pipeline.catalog.sql import (
+    ARCHIVED_FILTER,
+    FILE_STATE,
+    keep_listed_last_seen,
+    sql_string,
+    utc_now,
+)
 from media_pipeline.catalog.store import Store
 from media_pipeline.records import STORED_FINGERPRINT_COLUMNS, FingerprintResult, PendingObject
 
@@ -130,8 +136,9 @@ class FingerprintStore(Store):
                 """
             )
             con.execute(
-                """
-                UPDATE media_objects AS m SET status = 'missing', missing_since = ?
+                f"""
+                UPDATE media_objects AS m SET status = 'missing', missing_since = ?,
+                    {keep_listed_last_seen("m")}
                 FROM fp f
                 WHERE m.media_id = f.media_id AND f.status = 'missing' AND m.status = 'pending'
                   AND m.etag IS NOT DISTINCT FROM f.etag

@@ -14,7 +14,13 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from media_pipeline.catalog.retry import retried
-from media_pipeline.catalog.sql import DELETED_IDS, FILE_STATE, aware, utc_now
+from media_pipeline.catalog.sql import (
+    DELETED_IDS,
+    FILE_STATE,
+    KEEP_LISTED_LAST_SEEN,
+    aware,
+    utc_now,
+)
 from media_pipeline.catalog.store import Store
 from media_pipeline.errors import LifecycleError, Refused, UnknownMedia
 from media_pipeline.kinds import MediaStatus
@@ -538,8 +544,9 @@ class LifecycleStore(Store):
                 {"ts": utc_now()},
             )
             row = con.execute(
-                """
-                UPDATE media_objects SET status = 'purged', purged_at = $now
+                f"""
+                UPDATE media_objects SET status = 'purged', purged_at = $now,
+                    {KEEP_LISTED_LAST_SEEN}
                 WHERE status <> 'purged' AND media_id IN
                     (SELECT media_id FROM purge_outcome WHERE state = 'purged')
                 """,

@@ -488,6 +488,46 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     ),
     (5, "every table has statistics (DuckLake re-reads a table's missing ones per query)",
      seed_statistics),
+    (
+        6,
+        "an object's last_seen comes from its bucket's latest whole listing, not a nightly UPDATE",
+        # A whole listing (prefix '') saw every object still present when it ran: media_files
+        # takes last_seen from it instead of rewriting every row of media_objects each night.
+        # media_objects.last_seen is when the object was last seen on its own (its insert, a
+        # change, HEAD); an object going missing or purged keeps the listing's time there.
+        """
+        ALTER TABLE inventory_runs ADD COLUMN prefix VARCHAR;
+        CREATE OR REPLACE VIEW media_files AS
+            SELECT o.media_id, o.namespace, o.bucket, o.key, o.version_id, o.file_size, o.etag,
+                o.last_modified, o.storage_class, o.original_filename, o.content_type,
+                o.declared_content_type, o.file_hash, o.hash_source, o.phash, o.width, o.height,
+                o.page_count, o.metadata,
+                   CASE WHEN d.is_deleted AND o.status NOT IN ('missing', 'purged') THEN 'deleted'
+                        ELSE o.status END AS status,
+                   o.quarantine_reason, o.visibility,
+                   coalesce(r.n, 0) AS reference_count,
+                   coalesce(r.refs, '{}')::JSON AS referenced_in,
+                   coalesce(d.is_deleted, false) AS is_deleted,
+                   CASE WHEN d.is_deleted THEN d.changed_at END AS deleted_at,
+                   CASE WHEN d.is_deleted THEN d.actor END AS deleted_by,
+                   o.purged_at, o.fingerprinted_etag, o.fingerprinted_at, o.missing_since,
+                       o.first_seen,
+                       CASE WHEN o.status NOT IN ('missing', 'purged') AND l.listed > o.last_seen
+                            THEN l.listed ELSE o.last_seen END AS last_seen,
+                       o.ai_title, o.ai_generated_tags,
+                       o.ai_extracted_text, o.ai_labels, o.ai_scores, o.ai_backend,
+                       o.ai_analyzed_at,
+                   CASE WHEN r.media_id IS NULL THEN u.removed_at END AS unreferenced_since,
+                   o.owner, o.uploaded_at
+            FROM media_objects o
+            LEFT JOIN media_deletion_state d ON d.media_id = o.media_id
+            LEFT JOIN media_reference_state r ON r.media_id = o.media_id
+            LEFT JOIN (SELECT media_id, arg_max(removed_at, rowid) AS removed_at
+                       FROM reference_removals GROUP BY media_id) u ON u.media_id = o.media_id
+            LEFT JOIN (SELECT bucket, max(started) AS listed FROM inventory_runs
+                       WHERE prefix = '' GROUP BY bucket) l ON l.bucket = o.bucket;
+        """,
+    ),
 ]
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from media_pipeline.catalog.retry import retried
-from media_pipeline.catalog.sql import ARCHIVED_FILTER, DELETED_IDS, FILE_STATE, PRESENT, utc_now
+from media_pipeline.catalog.sql import (
+    ARCHIVED_FILTER,
+    DELETED_IDS,
+    FILE_STATE,
+    KEEP_LISTED_LAST_SEEN,
+    PRESENT,
+    utc_now,
+)
 from media_pipeline.catalog.store import Store
 from media_pipeline.errors import CatalogError
 from media_pipeline.records import PendingObject
@@ -111,7 +118,8 @@ class ObjectStore(Store):
             )
             missing_row = con.execute(
                 f"""
-                UPDATE media_objects SET status = 'missing', missing_since = $now
+                UPDATE media_objects SET status = 'missing', missing_since = $now,
+                    {KEEP_LISTED_LAST_SEEN}
                 WHERE bucket = $bucket AND {PRESENT} AND key LIKE $like ESCAPE '\\'
                   AND NOT EXISTS (SELECT 1 FROM {snap} i WHERE i.key = media_objects.key)
                   {not_newer_than_report}
@@ -122,15 +130,18 @@ class ObjectStore(Store):
             new = self._insert_new(snap, params, now)
             if counts:
                 self._apply_staged_changes(now)
-            # Every object of this bucket/prefix still present was in the snapshot just now.
-            con.execute(
-                f"""
-                UPDATE media_objects SET last_seen = $now
-                WHERE bucket = $bucket AND {PRESENT} AND key LIKE $like ESCAPE '\\'
-                  AND last_seen <> $now
-                """,
-                {"bucket": bucket, "now": now, "like": like},
-            )
+            # Every object of this bucket/prefix still present was in the snapshot just now. A
+            # whole listing says so in inventory_runs (media_files derives last_seen from it:
+            # no row rewritten); a prefix's listing updates its rows.
+            if prefix:
+                con.execute(
+                    f"""
+                    UPDATE media_objects SET last_seen = $now
+                    WHERE bucket = $bucket AND {PRESENT} AND key LIKE $like ESCAPE '\\'
+                      AND last_seen <> $now
+                    """,
+                    {"bucket": bucket, "now": now, "like": like},
+                )
             changed = int(counts.get("changed", 0))
             reappeared = int(counts.get("reappeared", 0))
             # "moved": same content, another storage class; counted as unchanged.
@@ -144,9 +155,9 @@ class ObjectStore(Store):
                 reappeared=reappeared,
             )
             con.execute(
-                "INSERT INTO inventory_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO inventory_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [now, source, bucket, diff.rows, diff.new, diff.changed, diff.unchanged,
-                 diff.missing, diff.reappeared, run_id],
+                 diff.missing, diff.reappeared, run_id, prefix],
             )
             con.execute("DROP TABLE inventory_changes")
         return diff
@@ -207,7 +218,8 @@ class ObjectStore(Store):
             if gone_keys:
                 gone_row = con.execute(
                     f"""
-                    UPDATE media_objects SET status = 'missing', missing_since = $now
+                    UPDATE media_objects SET status = 'missing', missing_since = $now,
+                        {KEEP_LISTED_LAST_SEEN}
                     WHERE bucket = $bucket AND {PRESENT} AND list_contains($gone, key)
                     """,
                     {"now": now, "bucket": bucket, "gone": list(gone_keys)},
@@ -228,7 +240,7 @@ class ObjectStore(Store):
             unchanged = len(objects) - new - changed - reappeared
             if new or changed or reappeared or missing:
                 con.execute(
-                    "INSERT INTO inventory_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO inventory_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
                     [now, source, bucket, len(objects), new, changed, unchanged, missing,
                      reappeared, run_id],
                 )

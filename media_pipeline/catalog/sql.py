@@ -9,7 +9,8 @@ from typing import Any
 from media_pipeline.kinds import MediaStatus, sql_in
 
 __all__ = [
-    "ARCHIVED_FILTER", "DELETED_IDS", "FILE_STATE", "PRESENT", "aware", "sql_string", "utc_now",
+    "ARCHIVED_FILTER", "DELETED_IDS", "FILE_STATE", "KEEP_LISTED_LAST_SEEN", "PRESENT", "aware",
+    "keep_listed_last_seen", "sql_string", "utc_now",
 ]
 
 # Rows whose object exists in the bucket (as far as the last inventory knows).
@@ -25,6 +26,16 @@ FILE_STATE = """(SELECT o.* REPLACE (
     FROM media_objects o LEFT JOIN media_deletion_state d ON d.media_id = o.media_id)"""
 # Files soft-deleted now (purged ones too): a small set, for filters on media_objects.
 DELETED_IDS = "(SELECT media_id FROM media_deletion_state WHERE is_deleted)"
+# SET clause for an object leaving the bucket (missing, purged): media_files stops deriving its
+# last_seen from the bucket's latest whole listing (migration 6), so it keeps that time.
+def keep_listed_last_seen(table: str = "media_objects") -> str:
+    """The SET clause; ``table``: the updated table's name or alias."""
+    return (f"last_seen = greatest({table}.last_seen, coalesce((SELECT max(r.started) "
+            f"FROM inventory_runs r WHERE r.bucket = {table}.bucket AND r.prefix = ''), "
+            f"{table}.last_seen))")
+
+
+KEEP_LISTED_LAST_SEEN = keep_listed_last_seen()
 # Objects in archive storage classes cannot be read without a restore; they wait, pending.
 ARCHIVED_FILTER = (
     "AND coalesce(storage_class, 'STANDARD') NOT IN ('GLACIER', 'DEEP_ARCHIVE')"

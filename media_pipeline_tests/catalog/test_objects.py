@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -148,3 +149,45 @@ def test_a_purged_key_that_comes_back_is_revived_not_duplicated(
             write_snapshot(tmp_path / "2.parquet", [("site/a.jpg", 1, "e9")]), BUCKET)
         rows = c.con.execute("SELECT status, etag, purged_at FROM media_files").fetchall()
     assert rows == [("pending", "e9", None)]
+
+
+def test_last_seen_is_the_latest_listing_that_saw_the_object_without_rewriting_rows(
+    home: Path, tmp_path: Path
+) -> None:
+    # Migration 6: a whole listing records itself in inventory_runs; media_files derives a
+    # present object's last_seen from it, and media_objects' rows are not written again.
+    objects = [("site/a.jpg", 10, "e1"), ("site/b.jpg", 20, "e2"), ("site/c.jpg", 30, "e3")]
+    first = write_snapshot(tmp_path / "1.parquet", objects)
+    second = write_snapshot(tmp_path / "2.parquet", objects[:2])  # c has gone
+
+    def seen(c: Any) -> dict[str, Any]:
+        return dict(c.con.execute("SELECT key, last_seen FROM media_files").fetchall())
+
+    with open_catalog(home) as c:
+        c.objects.apply_inventory(first, BUCKET)
+        after_first = seen(c)
+        snapshot = c.con.execute("SELECT max(snapshot_id) FROM ducklake_snapshots("
+                                 "current_database())").fetchall()[0][0]
+        c.objects.apply_inventory(first, BUCKET)  # nothing changed
+        again = seen(c)
+        runs = [r[0] for r in c.con.execute(
+            "SELECT started FROM inventory_runs ORDER BY started").fetchall()]
+        changes = c.con.execute(
+            "SELECT changes FROM ducklake_snapshots(current_database()) WHERE snapshot_id > ?",
+            [snapshot]).fetchall()
+        objects_id = c.con.execute(
+            "SELECT table_id FROM ducklake_table_info(current_database()) "
+            "WHERE table_name = 'media_objects'").fetchall()[0][0]
+        c.objects.apply_inventory(second, BUCKET)
+        after_second = seen(c)
+        runs.append(c.con.execute("SELECT max(started) FROM inventory_runs").fetchall()[0][0])
+        c.objects.apply_inventory(second, BUCKET)
+        after_third = seen(c)
+    assert set(after_first.values()) == {runs[0]}
+    assert set(again.values()) == {runs[1]} and runs[1] > runs[0]
+    # the unchanged listing wrote no object row (changes name tables by id)
+    touched = {t for (change,) in changes for tables in change.values() for t in tables}
+    assert changes and str(objects_id) not in touched
+    # c went missing at the third listing: it keeps the time of the last listing that saw it
+    assert after_second == {"site/a.jpg": runs[2], "site/b.jpg": runs[2], "site/c.jpg": runs[1]}
+    assert after_third["site/c.jpg"] == runs[1] and after_third["site/a.jpg"] > runs[2]
