@@ -34,6 +34,7 @@ from media_pipeline.catalog.retry import (
     FIRST_BACKOFF,
     MAX_BACKOFF,
     WRITE_ATTEMPTS,
+    WRITE_RETRY_SECONDS,
     is_conflict,
 )
 from media_pipeline.errors import CatalogConflict, CatalogError
@@ -198,25 +199,29 @@ class Catalog:
 
     def write(self, body: Callable[[], T]) -> T:
         """Run ``body`` in one transaction, again from its start (with backoff) while it
-        conflicts with other writers; ``CatalogConflict`` after the last attempt. ``body`` must
+        conflicts with other writers; ``CatalogConflict`` once it has had WRITE_ATTEMPTS
+        attempts and WRITE_RETRY_SECONDS. ``body`` must
         change nothing but the catalog, so running it twice is running it once. Inside another
         transaction it runs once, as part of that one (the outer ``write`` retries)."""
         if self._in_transaction:
             return body()
         delay = FIRST_BACKOFF
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 with self.transaction():
                     return body()
             except CatalogConflict as exc:
-                if attempt == WRITE_ATTEMPTS:
+                if attempt >= WRITE_ATTEMPTS and \
+                        time.monotonic() - started >= WRITE_RETRY_SECONDS:
                     raise CatalogConflict(
                         f"a catalog write kept conflicting with other writers after "
-                        f"{WRITE_ATTEMPTS} attempts; nothing of it was applied "
-                        f"({_first_line(exc.__cause__ or exc)})") from exc
+                        f"{attempt} attempts in {time.monotonic() - started:.0f} s; nothing "
+                        f"of it was applied ({_first_line(exc.__cause__ or exc)})") from exc
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, MAX_BACKOFF)
-        raise AssertionError("unreachable")
 
     def schema_version(self) -> int:
         """The highest migration applied; 0 for a new lake."""

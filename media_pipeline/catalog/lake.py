@@ -73,6 +73,7 @@ _EXTENSIONS: dict[str, tuple[str, str]] = {
 }
 
 # No download, no unsigned code: only the files of the pinned wheels.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
 _CONFIG = {
     "allow_unsigned_extensions": False,
     "autoinstall_known_extensions": False,
@@ -268,6 +269,9 @@ def attach_statements(location: LakeLocation, *, with_secrets: bool = False,
         options.append(f"METADATA_PARAMETERS MAP {{'SECRET': '{_PG_SECRET}'}}")
     else:
         target = "ducklake:sqlite:" + location.metadata
+        # Wait for another process's SQLite lock instead of failing at once: without it a
+        # fifth process attaching beside four writers failed "database is locked" (measured).
+        options.append(f"META_BUSY_TIMEOUT {SQLITE_BUSY_TIMEOUT_MS}")
     if at is not None:  # history: the catalog as it was
         options.append(f"SNAPSHOT_TIME {_sql_string(at.isoformat())}"
                        if isinstance(at, datetime) else f"SNAPSHOT_VERSION {int(at)}")

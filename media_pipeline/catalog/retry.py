@@ -24,6 +24,10 @@ LAKE_RETRY_SETTINGS = {"ducklake_max_retry_count": 100, "ducklake_retry_wait_ms"
 # 16: with SQLite metadata any two overlapping writers conflict, and 4 application processes
 # beside a nightly run exhausted 8 (~7 s of backoff) a few times a minute.
 WRITE_ATTEMPTS = 16
+# ... and for at least this long: with SQLite metadata a write beside 4 application processes
+# and a nightly run still lost 16 draws now and then (1 of ~500 calls in 60 s); an application
+# call that waits is better than one that fails.
+WRITE_RETRY_SECONDS = 60.0
 FIRST_BACKOFF = 0.05
 MAX_BACKOFF = 2.0
 

@@ -106,10 +106,14 @@ def test_migration_4_keeps_every_value_of_a_schema_3_catalog(
     now = datetime(2026, 1, 1, tzinfo=UTC)
     with open_catalog(home) as c:
         assert c.schema_version() == 3
-        c.objects.apply_objects([
-            {"bucket": "media", "key": k, "version_id": f"v{i}" if i % 3 else None,
-             "size": i * 1000 + 1, "etag": f"e-{k}", "last_modified": now,
-             "storage_class": "STANDARD"} for i, k in enumerate(keys)], "media")
+        # rows as the merge writes them (today's merge also records a later schema's columns)
+        c.con.executemany(
+            "INSERT INTO media_objects (media_id, namespace, bucket, key, version_id, "
+            "file_size, etag, last_modified, storage_class, original_filename, status, "
+            "first_seen, last_seen) VALUES (?, 'default', 'media', ?, ?, ?, ?, ?, 'STANDARD', "
+            "?, 'pending', ?, ?)",
+            [[media_id_for("media", k), k, f"v{i}" if i % 3 else None, i * 1000 + 1, f"e-{k}",
+              now, k, now, now] for i, k in enumerate(keys)])
         for i, k in enumerate(keys[:20]):
             c.references.add_reference(media_id_for("media", k), "webpage", str(i), "ed")
         for k in keys[10:30]:
