@@ -112,26 +112,40 @@ class ObjectStore(Store):
                 f"SELECT count(*), coalesce(sum(size), 0) FROM {snap}", params
             ).fetchone()
             assert totals is not None
-            # One join of the snapshot with the bucket's objects finds the changed, returning
-            # and missing ones (a pass over both per kind cost 2-3x as much).
-            counts = self._stage_changes(
-                snap, {**params, **as_of_param, "like": like},
-                not_newer_than_report.replace("last_modified", "m.last_modified"),
-                missing=True,
-            )
-            missing = counts.pop("missing", 0)
-            if missing:
-                con.execute(
-                    f"""
-                    UPDATE media_objects SET status = 'missing', missing_since = $now,
-                        {KEEP_LISTED_LAST_SEEN}
-                    WHERE media_id IN (SELECT media_id FROM inventory_changes
-                                       WHERE kind = 'missing')
-                    """,
-                    {"now": now},
+            known = con.execute("SELECT count(*) FROM (SELECT 1 FROM media_objects "
+                                "WHERE bucket = $bucket LIMIT 1)", {"bucket": bucket}
+                                ).fetchall()[0][0]
+            counts: dict[str, int] = {}
+            missing = new = 0
+            if not known:  # a first listing: every object is new
+                new = self._insert_new(snap, params, now, unknown_only=False)
+            else:
+                # One join of the snapshot with the bucket's objects finds the new, changed,
+                # returning and missing ones (a pass over both per kind cost 2-3x as much).
+                counts = self._stage_changes(
+                    snap, {**params, **as_of_param, "like": like},
+                    not_newer_than_report.replace("last_modified", "m.last_modified"),
+                    missing=True,
                 )
-                con.execute("DELETE FROM inventory_changes WHERE kind = 'missing'")
-            new = self._insert_new(snap, params, now)
+                missing = counts.pop("missing", 0)
+                new = counts.pop("new", 0)
+                if new:
+                    self._insert_new(
+                        "(SELECT $bucket AS bucket, key, version_id, size, etag, last_modified, "
+                        "storage_class FROM inventory_changes WHERE kind = 'new')",
+                        {"bucket": bucket}, now, unknown_only=False)
+                if missing:
+                    con.execute(
+                        f"""
+                        UPDATE media_objects SET status = 'missing', missing_since = $now,
+                            {KEEP_LISTED_LAST_SEEN}
+                        WHERE media_id IN (SELECT media_id FROM inventory_changes
+                                           WHERE kind = 'missing')
+                        """,
+                        {"now": now},
+                    )
+                if new or missing:
+                    con.execute("DELETE FROM inventory_changes WHERE kind IN ('new', 'missing')")
             if counts:
                 self._apply_staged_changes(now)
             # Every object of this bucket/prefix still present was in the snapshot just now. A
@@ -163,7 +177,7 @@ class ObjectStore(Store):
                 [now, source, bucket, diff.rows, diff.new, diff.changed, diff.unchanged,
                  diff.missing, diff.reappeared, run_id, prefix],
             )
-            con.execute("DROP TABLE inventory_changes")
+            con.execute("DROP TABLE IF EXISTS inventory_changes")
         return diff
 
     @retried
@@ -269,7 +283,8 @@ class ObjectStore(Store):
         """Known objects whose size, ETag, storage class or presence differ from ``snap``, into
         the temp table ``inventory_changes``; returns the count per kind. With ``missing`` also
         the present objects under ``$like`` that ``snap`` lacks (kind ``missing``; ``snap`` is
-        then a whole listing of that prefix). ``extra_filter`` (on ``m``) applies to both."""
+        then a whole listing of that prefix) and the objects of ``snap`` the catalog does not
+        know (``new``). ``extra_filter`` (on ``m``) applies to known objects."""
         known = (
             "(SELECT media_id, key, file_size, etag, status, storage_class, last_modified "
             "FROM media_objects WHERE bucket = $bucket)"
@@ -282,9 +297,9 @@ class ObjectStore(Store):
             f"""
             CREATE OR REPLACE TEMP TABLE inventory_changes AS
             SELECT * FROM (
-                SELECT m.media_id, i.version_id, i.size, i.etag, i.last_modified,
+                SELECT m.media_id, i.key, i.version_id, i.size, i.etag, i.last_modified,
                        i.storage_class,
-                       CASE WHEN m.media_id IS NULL THEN NULL
+                       CASE WHEN m.media_id IS NULL THEN {"'new'" if missing else "NULL"}
                             {gone}
                             WHEN NOT (m.file_size <> i.size OR m.etag IS DISTINCT FROM i.etag
                                       OR m.status IN ('missing', 'purged')
@@ -303,8 +318,12 @@ class ObjectStore(Store):
         return {str(kind): int(n) for kind, n in self.con.execute(
             "SELECT kind, count(*) FROM inventory_changes GROUP BY kind").fetchall()}
 
-    def _insert_new(self, snap: str, params: dict[str, Any], now: datetime) -> int:
-        """Objects of ``snap`` the catalog does not know, inserted as pending."""
+    def _insert_new(self, snap: str, params: dict[str, Any], now: datetime, *,
+                    unknown_only: bool = True) -> int:
+        """Objects of ``snap`` the catalog does not know, inserted as pending (without
+        ``unknown_only``, ``snap`` holds only such objects)."""
+        unknown = ("WHERE NOT EXISTS (SELECT 1 FROM media_objects m "
+                   "WHERE m.bucket = $bucket AND m.key = i.key)" if unknown_only else "")
         row = self.con.execute(
             f"""
             INSERT INTO media_objects (media_id, namespace, bucket, key, version_id, file_size,
@@ -315,9 +334,7 @@ class ObjectStore(Store):
                         ELSE 'default' END,
                    i.bucket, i.key, i.version_id, i.size, i.etag, i.last_modified,
                    i.storage_class, split_part(i.key, '/', -1), 'pending', $now, $now
-            FROM {snap} i
-            WHERE NOT EXISTS (SELECT 1 FROM media_objects m
-                              WHERE m.bucket = $bucket AND m.key = i.key)
+            FROM {snap} i {unknown}
             """,
             {**params, "now": now},
         ).fetchone()
