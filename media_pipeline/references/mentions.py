@@ -184,15 +184,19 @@ _escape_decode = codecs.escape_decode
 
 
 def percent_unquote(text: str) -> str:
-    """``urllib.parse.unquote``; for ASCII text whose escapes are all well formed and UTF-8,
-    decoded by ``codecs.escape_decode`` (C) with each ``%`` read as ``\\x``."""
+    """``urllib.parse.unquote``; for text whose escapes are all well formed and decode to valid
+    UTF-8 together with the text around them, decoded by ``codecs.escape_decode`` (C) with each
+    ``%`` read as ``\\x``. (``unquote`` decodes each ASCII stretch on its own; when the whole
+    result is valid UTF-8, a non-ASCII character starts and ends on a character boundary, so
+    each stretch is valid on its own and the answers agree.)"""
     if "%" not in text:
         return text
-    if "\\" not in text and text.isascii():
+    if "\\" not in text:
         try:
-            decoded: str = _escape_decode(text.replace("%", "\\x").encode("ascii"))[0].decode()
+            data = text.encode("utf-8").replace(b"%", b"\\x")
+            decoded: str = _escape_decode(data)[0].decode()
             return decoded
-        except (ValueError, UnicodeError):
+        except (ValueError, UnicodeError):  # incl. a lone surrogate
             pass
     return unquote(text)
 
@@ -275,13 +279,10 @@ def decoded_runs(text: str, breaks: str, data: bytes | None = None) -> str:
             plus = find(b"+", end) % (size + 1)
     if not runs:
         return ""
-    out: list[str] = []
-    for copy in _decoded_copies(sep.join(runs).decode("utf-8", "surrogatepass")):
-        out.append(copy)
-        dotted = _dots(copy)
-        if dotted != copy:
-            out.append(dotted)
-    return breaks[0].join(out)
+    # Dot segments resolved in all copies at once: no pattern of _dots reads across a break.
+    copies = breaks[0].join(_decoded_copies(sep.join(runs).decode("utf-8", "surrogatepass")))
+    dotted = _dots(copies)
+    return copies if dotted == copies else copies + breaks[0] + dotted
 
 
 def mention_views(text: str, plain: str, data: bytes | None = None,

@@ -923,7 +923,8 @@ def test_the_mention_pass_decodes_entities_like_html_unescape(text: str) -> None
 @hyp_settings(max_examples=500, deadline=None)
 @given(text=st.lists(st.sampled_from([
     "%", "2", "F", "f", "C3", "A9", "a9", "E2", "82", "AC", "ff", "zz", "%25", "%2F", "%C3",
-    "%A9", "%E2%82", "+", " ", "a", "/", "\\", "\\x", "é", "\ud800", "\n"]), max_size=25)
+    "%A9", "%E2%82", "%E2", "%82", "%AC", "%F0%9F", "%98%80", "+", " ", "a", "/", "\\", "\\x",
+    "é", "€", "😀", "\u00a9", "\ud800", "\n", "\x00"]), max_size=25)
     .map("".join))
 def test_the_mention_pass_decodes_percent_escapes_like_unquote(text: str) -> None:
     from urllib.parse import unquote
