@@ -438,9 +438,12 @@ class ReferenceExtractor:
             snippets: dict[str, str] = {}
             self._find(plain, keys, pending, known)
             if evidence:
-                # one Vectorscan pass: UUID-shaped runs and what the text holds
+                # one Vectorscan pass: UUID-shaped runs, what the text holds and mentions
                 data = plain.encode("utf-8", "surrogatepass")
-                uuid_hits, triggers = scan_text(data)
+                if mentions is not None:
+                    found, uuid_hits, triggers = mentions.scan(data)
+                else:
+                    uuid_hits, triggers = scan_text(data)
                 encoded = ENCODED_URL_TRIGGER in triggers
             else:
                 encoded = _ENCODED_URL_HINT.search(plain) is not None
@@ -467,7 +470,6 @@ class ReferenceExtractor:
                             continue
             if evidence:
                 if mentions is not None:
-                    found = mentions.find(data)
                     for key, start, end in found:
                         keys.append(("mention", key))
                         snippets.setdefault(key, snippet(data, start, end))

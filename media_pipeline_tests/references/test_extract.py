@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from media_pipeline.records import media_id_for
 from media_pipeline.references.extract import Ref, ReferenceExtractor, unescape
 from media_pipeline.references.known_keys import KnownKeys, key_hash
-from media_pipeline.references.mentions import MentionMatcher
+from media_pipeline.references.mentions import MentionMatcher, spellings
 from media_pipeline.settings import Settings
 
 BUCKET = "media"
@@ -862,6 +862,30 @@ def test_decoded_runs_find_every_mention_whole_documents_find(
         found = {r.value for r in runs.extract(text, fmt).refs if r.form == "mention"}
         expected = {r.value for r in documents.extract(text, fmt).refs if r.form == "mention"}
         assert found >= expected, text
+
+
+@hyp_settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(keys=st.lists(KEYS, min_size=1, max_size=3), parts=st.lists(
+    st.one_of(PIECES, st.sampled_from(["0123456789abcdef" * 2, "%2F", "%252F", "/x\n", "%2e",
+                                       "01234567-89ab-cdef-0123-456789abcdef"]),
+              st.tuples(st.integers(0, 2), st.sampled_from(range(len(SPELLERS))))), max_size=20))
+def test_one_vectorscan_pass_finds_what_the_two_passes_find(keys: list[str],
+                                                             parts: list[Any]) -> None:
+    # MentionMatcher.scan: the spellings and scan_text's patterns in one database, shipped to
+    # the workers serialised; it finds what a literal-only matcher and scan_text find.
+    from media_pipeline.references.mentions import scan_text
+
+    text = "".join(SPELLERS[p[1]](keys[p[0] % len(keys)]) if isinstance(p, tuple) else p
+                   for p in parts).encode("utf-8", "surrogatepass")
+    matcher = MentionMatcher(keys, "hyperscan")
+    expected = {k for k, _, _ in MentionMatcher(keys, "ahocorasick").find(text)}
+    hits, triggers = scan_text(text)
+    for m in (matcher, pickle.loads(pickle.dumps(matcher))):
+        found, uuid_hits, found_triggers = m.scan(text)
+        assert {k for k, _, _ in found} == expected
+        assert all(text[start:end].lower() in {s.lower() for s in spellings(k)}
+                   for k, start, end in found)
+        assert sorted(uuid_hits) == sorted(hits) and found_triggers == triggers
 
 
 def test_a_partly_encoded_key_in_one_run_of_a_long_page_is_a_mention() -> None:
