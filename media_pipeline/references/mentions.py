@@ -427,11 +427,21 @@ class MentionMatcher:
 
     def find(self, data: bytes) -> list[tuple[str, int, int]]:
         """(key, start, end) of the first spelling of each key found in ``data``."""
-        if self.engine == "hyperscan":
-            return self.scan(data)[0]
         found: dict[int, tuple[int, int]] = {}
-        for index, start, end in self._compiled().find_matches_as_indexes(data, overlapping=True):
-            found.setdefault(self._owner[index], (start, end))
+        if self.engine == "hyperscan":
+            literals, owner = self._literals, self._owner
+            first = len(_SCAN_PATTERNS)
+
+            def on_match(index: int, start: int, end: int, flags: int, context: Any) -> None:
+                if index >= first:  # not scan_text's patterns
+                    index -= first
+                    found.setdefault(owner[index], (end - len(literals[index]), end))
+
+            self._compiled().scan(data, match_event_handler=on_match)
+        else:
+            for index, start, end in self._compiled().find_matches_as_indexes(
+                    data, overlapping=True):
+                found.setdefault(self._owner[index], (start, end))
         return [(self.keys[i], start, end) for i, (start, end) in found.items()]
 
     def scan(self, data: bytes) -> tuple[list[tuple[str, int, int]],
