@@ -888,6 +888,25 @@ def test_one_vectorscan_pass_finds_what_the_two_passes_find(keys: list[str],
         assert sorted(uuid_hits) == sorted(hits) and found_triggers == triggers
 
 
+@hyp_settings(max_examples=300, deadline=None)
+@given(parts=st.lists(PIECES, max_size=40), breaks=st.sampled_from(
+    ["\t\n\r\f\v\"'<>", " \t\n\r\f\v\"'<>()", "<>", "'", "\n\"()"]))
+def test_decoded_runs_are_the_runs_between_breaks_that_hold_something_to_decode(
+        parts: list[str], breaks: str) -> None:
+    # The runs are found with find/rfind/a regex instead of splitting: the same runs.
+    from media_pipeline.references.mentions import _decoded_copies, _dots, decoded_runs
+
+    text = "".join(parts)
+    runs = [r for r in re.split(f"[{re.escape(breaks)}]", text)
+            if "&" in r or "%" in r or "+" in r]
+    expected = ""
+    if runs:
+        copies = breaks[0].join(_decoded_copies(breaks[0].join(runs)))
+        dotted = _dots(copies)
+        expected = copies if dotted == copies else copies + breaks[0] + dotted
+    assert decoded_runs(text, breaks) == expected
+
+
 def test_a_partly_encoded_key_in_one_run_of_a_long_page_is_a_mention() -> None:
     from media_pipeline.references.mentions import decoded_runs
 
