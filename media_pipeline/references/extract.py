@@ -539,8 +539,10 @@ class ReferenceExtractor:
         for media_ids, snippets, data, hits in found:
             already = {m for m, _ in media_ids}
             for (h, start, end), is_known in zip(hits, known[i:i + len(hits)], strict=True):
+                if not is_known:
+                    continue
                 text = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-                if is_known and text not in already:
+                if text not in already:
                     already.add(text)
                     media_ids.append((text, "media_id"))
                     snippets.setdefault(text, snippet(data, start, end))
