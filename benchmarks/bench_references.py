@@ -23,24 +23,34 @@ every spelling of every key under an 8 GB address-space limit and a 300 s timeou
 prints its CPU-seconds (this process and the workers below it) and what they would give on two
 cores of our own, since the machine the figures come from is shared.
 
-Last measured (``--no-naive``, 2026-12-07, 2 cores shared with other jobs at load 9-15, which
-inflates CPU-seconds by ~1.5x against load 4-5; back to back with the code as it was before that
-day's work, run from an exported copy). Now: today's scan 10.9 MB/s end to end, 36.1 CPU-seconds
-(58.7 MB/s on 2 free cores); with mentions 11.2 MB/s, 50.0 CPU-seconds (42.4); ripgrep over the
-4,816 mention spellings 180.5 MB/s. Before: 12.7 MB/s, 42.8 CPU-seconds (49.4); with mentions
-7.4 MB/s, 66.3 CPU-seconds (31.9); ripgrep 249.9 MB/s. Again later (load 5.8-8.6): 19.8
-MB/s, 34.1 CPU-seconds (62.1); with mentions 13.1 MB/s, 52.0 CPU-seconds (40.7); ripgrep
-178.1 MB/s. Instructions (callgrind, the same 150
-pages, which load does not move) of one scan worker: with mentions 268 M a MB before, 192 M
-after; without 123 M, 113 M. What changed: the mention pass decodes the runs of a page that hold
-a ``&``, ``%`` or ``+`` instead of whole-document copies, with exact faster equivalents of
-``html.unescape`` and ``unquote``; the extractor answers the first URL of a ``srcset``, a prose
-URL with trailing punctuation and a non-ASCII decoded key without building readings; the known
-keys' hashes come from ``md5``'s digits. The 100 MB/s target with mentions is not met: it needs
-about 21 CPU-seconds for the 1,059 MB. A worker's time is still mostly the extractor's per-URL
-Python (~40%), then the mention pass (the UTF-8 copy, two Vectorscan passes, the decoded runs:
-~25%), unescaping and the rows (MD5 media ids, Arrow arrays); this process reads the Parquet
-pages and ships them (~8 CPU-seconds at this load).
+Last measured (``--no-naive``, 2026-12-07 afternoon, 2 cores shared with other jobs at load
+3-6; two pairs of runs, each back to back with the code as it was before the afternoon's work,
+run from an exported copy). Now: today's scan 30.7 / 51.9 MB/s end to end, 33.1 / 26.6
+CPU-seconds (64.0 / 79.5 MB/s on 2 free cores); with mentions 23.5 / 28.5 MB/s, 50.6 / 42.3
+CPU-seconds (41.8 / 50.1); ripgrep over the 4,816 mention spellings 338 / 345 MB/s. Before:
+25.4 / 29.2 MB/s, 37.5 / 38.5 CPU-seconds (56.5 / 55.0); with mentions 15.4 / 22.3 MB/s, 58.4
+/ 52.7 CPU-seconds (36.3 / 40.2); ripgrep 317 / 351 MB/s. Of the CPU-seconds with mentions, the
+workers spent 48.4 / 43.4 before and 41.1 / 34.1 now (-15% / -21%); this process (the Parquet
+pages into Python strings ~3, the catalog loads ~1.5, shipping chunks, writing the fragment)
+8-10 either way. Instructions (callgrind, one worker's ``_scan_chunk`` on the first 600 pages,
+which load does not move): with mentions 188 M a MB before, 177 M after; without mentions
+115 M, 110 M. What changed: the workers freeze their long-lived objects (modules, the
+extractor) out of the cyclic GC and run it 70x less often (a 600-page count sees little of it;
+the workers' CPU-seconds show it); the mention spellings and the UUID/trigger patterns are one
+Vectorscan database, one pass a document (~15% less time for the scans, about the same
+instructions), compiled once and shipped to the workers serialised; the mention pass
+percent-decodes non-ASCII runs with ``escape_decode`` too (``unquote`` was most of the decoded
+runs' time on any page with an ``&copy;``). Earlier that day (load 5.8-15): with mentions 50-52
+CPU-seconds and 192 M instructions a MB (150 pages), from 66 and 268 M.
+
+The 100 MB/s target with mentions is not met: it needs about 21 CPU-seconds for the 1,059 MB,
+2x less than now. Where a worker's time goes (cProfile on a CPU clock, callgrind): the
+extractor's per-URL Python ~40% (~2.2 us a quoted URL, 4-8 us a ``srcset`` entry, a prose URL
+with trailing punctuation or an ``s3://`` key with spaces; bytecode, not the regex), the
+mention pass's decoded runs ~15% (``bytes.translate`` of each page alone is 5% of the
+instructions), regex scans of whole pages (``sre_search``, 13% of the instructions: the URL
+prefixes, ``unescape``'s two passes, media tags), Vectorscan ~10%, the rows ~10%; and this
+process is ~20% of the total.
 """
 
 from __future__ import annotations

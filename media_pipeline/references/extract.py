@@ -438,9 +438,12 @@ class ReferenceExtractor:
             snippets: dict[str, str] = {}
             self._find(plain, keys, pending, known)
             if evidence:
-                # one Vectorscan pass: UUID-shaped runs and what the text holds
+                # one Vectorscan pass: UUID-shaped runs, what the text holds and mentions
                 data = plain.encode("utf-8", "surrogatepass")
-                uuid_hits, triggers = scan_text(data)
+                if mentions is not None:
+                    found, uuid_hits, triggers = mentions.scan(data)
+                else:
+                    uuid_hits, triggers = scan_text(data)
                 encoded = ENCODED_URL_TRIGGER in triggers
             else:
                 encoded = _ENCODED_URL_HINT.search(plain) is not None
@@ -467,7 +470,6 @@ class ReferenceExtractor:
                             continue
             if evidence:
                 if mentions is not None:
-                    found = mentions.find(data)
                     for key, start, end in found:
                         keys.append(("mention", key))
                         snippets.setdefault(key, snippet(data, start, end))
@@ -537,8 +539,10 @@ class ReferenceExtractor:
         for media_ids, snippets, data, hits in found:
             already = {m for m, _ in media_ids}
             for (h, start, end), is_known in zip(hits, known[i:i + len(hits)], strict=True):
+                if not is_known:
+                    continue
                 text = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-                if is_known and text not in already:
+                if text not in already:
                     already.add(text)
                     media_ids.append((text, "media_id"))
                     snippets.setdefault(text, snippet(data, start, end))

@@ -9,11 +9,13 @@ for: every scan a purge relies on starts after the deletion, so it looks for the
 
 One multi-pattern pass over the bytes: Vectorscan (``hyperscan``) up to
 :data:`HYPERSCAN_MAX_KEYS` keys, Aho-Corasick (``ahocorasick_rs``) above, where Vectorscan's
-compile time and memory grow too fast. Neither compiled matcher pickles, so the matcher ships
-its keys to the scan workers and compiles lazily in each.
+compile time and memory grow too fast. Neither compiled matcher pickles: the Vectorscan
+database is compiled once and shipped to the scan workers serialised, Aho-Corasick is compiled
+lazily in each.
 
 Media ids anywhere (:func:`scan_text`): a Vectorscan pass for UUID-shaped text, each hit then
-checked against the catalog's media ids.
+checked against the catalog's media ids. With Vectorscan mentions, their spellings are in the
+same database, so one pass over a document finds both (:meth:`MentionMatcher.scan`).
 """
 
 from __future__ import annotations
@@ -83,36 +85,57 @@ _scan_db: Any = None
 def _compiled_scan() -> Any:
     global _scan_db
     if _scan_db is None:  # compiled in each process: it does not pickle
-        import hyperscan
-
-        trigger = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
-        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        db.compile(expressions=list(_SCAN_PATTERNS), ids=list(range(len(_SCAN_PATTERNS))),
-                   elements=len(_SCAN_PATTERNS), flags=[0, 0, trigger, trigger, trigger])
-        _scan_db = db
+        _scan_db = _compile(list(_SCAN_PATTERNS), [])
     return _scan_db
+
+
+def _compile(expressions: list[bytes], literals: list[bytes]) -> Any:
+    """A Vectorscan database of :data:`_SCAN_PATTERNS` (``expressions``, ids from 0) and then
+    ``literals`` (ids after them, each matched once, in any case)."""
+    import hyperscan
+
+    trigger = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
+    # one database, so every byte but letters and digits is written \xHH: a pattern
+    expressions = expressions + [_LITERAL_BYTE.sub(_hex_escape, lit) for lit in literals]
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    db.compile(expressions=expressions, ids=list(range(len(expressions))),
+               elements=len(expressions),
+               flags=[0, 0, trigger, trigger, trigger] + [trigger] * len(literals))
+    return db
+
+
+_LITERAL_BYTE = re.compile(rb"[^A-Za-z0-9]")
+
+
+def _hex_escape(m: re.Match[bytes]) -> bytes:
+    return b"\\x%02x" % m.group()[0]
 
 
 def scan_text(data: bytes) -> tuple[list[tuple[str, int, int]], set[int]]:
     """One pass over ``data`` (a document's plain text as UTF-8): (32 lower-case hex digits,
     start, end) of each UUID-shaped window (dashed, or 32 hex digits), wherever it is, also
     inside a longer hex or dashed run, and the triggers found (``ENCODED_URL_TRIGGER`` and
-    those :func:`mention_views` uses)."""
+    those :func:`mention_views` uses). :meth:`MentionMatcher.scan` does the same in the pass
+    that finds the mentions."""
     hits: list[tuple[str, int, int]] = []
     found: set[int] = set()
 
     def on_match(index: int, start: int, end: int, flags: int, context: Any) -> None:
         if index > _UUID_PLAIN:
             found.add(index)
-            return
-        # Every window counts, whatever its neighbours: Vectorscan reports each end of a
-        # fixed-width pattern, so the windows of a longer hex or dashed run are all tried
-        # (``media-<id>``, ``<id>-1200w.jpg``, ``image<id>``).
-        start = end - _UUID_WIDTH[index]
-        hits.append((data[start:end].replace(b"-", b"").decode("ascii").lower(), start, end))
+        else:
+            _uuid_hit(data, index, end, hits)
 
     _compiled_scan().scan(data, match_event_handler=on_match)
     return hits, found
+
+
+def _uuid_hit(data: bytes, index: int, end: int, hits: list[tuple[str, int, int]]) -> None:
+    # Every window counts, whatever its neighbours: Vectorscan reports each end of a
+    # fixed-width pattern, so the windows of a longer hex or dashed run are all tried
+    # (``media-<id>``, ``<id>-1200w.jpg``, ``image<id>``).
+    start = end - _UUID_WIDTH[index]
+    hits.append((data[start:end].replace(b"-", b"").decode("ascii").lower(), start, end))
 
 
 def _css_char(m: re.Match[str]) -> str:
@@ -184,15 +207,19 @@ _escape_decode = codecs.escape_decode
 
 
 def percent_unquote(text: str) -> str:
-    """``urllib.parse.unquote``; for ASCII text whose escapes are all well formed and UTF-8,
-    decoded by ``codecs.escape_decode`` (C) with each ``%`` read as ``\\x``."""
+    """``urllib.parse.unquote``; for text whose escapes are all well formed and decode to valid
+    UTF-8 together with the text around them, decoded by ``codecs.escape_decode`` (C) with each
+    ``%`` read as ``\\x``. (``unquote`` decodes each ASCII stretch on its own; when the whole
+    result is valid UTF-8, a non-ASCII character starts and ends on a character boundary, so
+    each stretch is valid on its own and the answers agree.)"""
     if "%" not in text:
         return text
-    if "\\" not in text and text.isascii():
+    if "\\" not in text:
         try:
-            decoded: str = _escape_decode(text.replace("%", "\\x").encode("ascii"))[0].decode()
+            data = text.encode("utf-8").replace(b"%", b"\\x")
+            decoded: str = _escape_decode(data)[0].decode()
             return decoded
-        except (ValueError, UnicodeError):
+        except (ValueError, UnicodeError):  # incl. a lone surrogate
             pass
     return unquote(text)
 
@@ -275,13 +302,10 @@ def decoded_runs(text: str, breaks: str, data: bytes | None = None) -> str:
             plus = find(b"+", end) % (size + 1)
     if not runs:
         return ""
-    out: list[str] = []
-    for copy in _decoded_copies(sep.join(runs).decode("utf-8", "surrogatepass")):
-        out.append(copy)
-        dotted = _dots(copy)
-        if dotted != copy:
-            out.append(dotted)
-    return breaks[0].join(out)
+    # Dot segments resolved in all copies at once: no pattern of _dots reads across a break.
+    copies = breaks[0].join(_decoded_copies(sep.join(runs).decode("utf-8", "surrogatepass")))
+    dotted = _dots(copies)
+    return copies if dotted == copies else copies + breaks[0] + dotted
 
 
 def mention_views(text: str, plain: str, data: bytes | None = None,
@@ -366,12 +390,26 @@ class MentionMatcher:
         return cls(keys, engine) if keys else None
 
     def __getstate__(self) -> dict[str, Any]:
-        # compiled databases do not pickle: workers compile their own
+        # Compiled databases do not pickle: a Vectorscan one is compiled here once and shipped
+        # serialised (each worker compiling its own cost ~0.5 CPU-s per worker for 1,000 keys).
+        serialised = None
+        if self.engine == "hyperscan":
+            import hyperscan
+
+            serialised = hyperscan.dumpb(self._compiled())
         return {"keys": self.keys, "engine": self.engine, "_literals": self._literals,
-                "_owner": self._owner, "breaks": self.breaks, "_matcher": None}
+                "_owner": self._owner, "breaks": self.breaks, "_matcher": None,
+                "_serialised": serialised}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        serialised = state.pop("_serialised", None)
         self.__dict__.update(state)
+        if serialised is not None:
+            import hyperscan
+
+            db = hyperscan.loadb(serialised, hyperscan.HS_MODE_BLOCK)
+            db.scratch = hyperscan.Scratch(db)
+            self._matcher = db
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -379,14 +417,8 @@ class MentionMatcher:
     def _compiled(self) -> Any:
         if self._matcher is None:
             if self.engine == "hyperscan":
-                import hyperscan
-
-                db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-                db.compile(expressions=self._literals, ids=list(range(len(self._literals))),
-                           elements=len(self._literals), literal=True,
-                           flags=[hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH]
-                           * len(self._literals))
-                self._matcher = db
+                # the spellings after scan_text's patterns: one pass finds both
+                self._matcher = _compile(list(_SCAN_PATTERNS), self._literals)
             else:
                 import ahocorasick_rs
 
@@ -395,16 +427,42 @@ class MentionMatcher:
 
     def find(self, data: bytes) -> list[tuple[str, int, int]]:
         """(key, start, end) of the first spelling of each key found in ``data``."""
-        matcher = self._compiled()
         found: dict[int, tuple[int, int]] = {}
         if self.engine == "hyperscan":
             literals, owner = self._literals, self._owner
+            first = len(_SCAN_PATTERNS)
 
             def on_match(index: int, start: int, end: int, flags: int, context: Any) -> None:
-                found.setdefault(owner[index], (end - len(literals[index]), end))
+                if index >= first:  # not scan_text's patterns
+                    index -= first
+                    found.setdefault(owner[index], (end - len(literals[index]), end))
 
-            matcher.scan(data, match_event_handler=on_match)
+            self._compiled().scan(data, match_event_handler=on_match)
         else:
-            for index, start, end in matcher.find_matches_as_indexes(data, overlapping=True):
+            for index, start, end in self._compiled().find_matches_as_indexes(
+                    data, overlapping=True):
                 found.setdefault(self._owner[index], (start, end))
         return [(self.keys[i], start, end) for i, (start, end) in found.items()]
+
+    def scan(self, data: bytes) -> tuple[list[tuple[str, int, int]],
+                                          list[tuple[str, int, int]], set[int]]:
+        """:meth:`find` and :func:`scan_text` of ``data``: with Vectorscan in one pass."""
+        if self.engine != "hyperscan":
+            return (self.find(data), *scan_text(data))
+        literals, owner = self._literals, self._owner
+        first = len(_SCAN_PATTERNS)
+        found: dict[int, tuple[int, int]] = {}
+        hits: list[tuple[str, int, int]] = []
+        triggers: set[int] = set()
+
+        def on_match(index: int, start: int, end: int, flags: int, context: Any) -> None:
+            if index >= first:
+                index -= first
+                found.setdefault(owner[index], (end - len(literals[index]), end))
+            elif index > _UUID_PLAIN:
+                triggers.add(index)
+            else:
+                _uuid_hit(data, index, end, hits)
+
+        self._compiled().scan(data, match_event_handler=on_match)
+        return [(self.keys[i], start, end) for i, (start, end) in found.items()], hits, triggers

