@@ -63,7 +63,8 @@ home, snap = Path(sys.argv[1]), Path(sys.argv[2])
 for i in range(8):
     with Catalog.open(home) as c:
         c.objects.apply_inventory(snap, "media")
-        c.application.record_audit(sys.argv[3], "test-write", details={"i": i})
+        # as the application does: inside a write, which runs it again when it collides
+        c.write(lambda: c.application.record_audit(sys.argv[3], "test-write", details={"i": i}))
 print("done")
 """
 
