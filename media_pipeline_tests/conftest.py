@@ -1,9 +1,16 @@
 """Fixtures shared by the test modules, and how pytest-xdist shares the tests out."""
 
 import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
+from media_pipeline.catalog.lake import TEST_TEMPLATE_ENV
 from media_pipeline_tests.fixtures_s3 import *  # noqa
 
 # pytest-xdist's workers start with COLUMNS=80 and LINES=24 in their environment: the CLI's rich
@@ -39,3 +46,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return next((i for i, name in enumerate(FIRST) if path.endswith(name)), len(FIRST))
 
     items.sort(key=rank)
+
+
+_TEMPLATE_DIR: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One empty lake at the current schema, made once (before xdist starts its workers, which
+    inherit the setting): each new embedded lake of the run is a copy of it. A separate process
+    makes it, so that no DuckDB instance of this one holds it open."""
+    global _TEMPLATE_DIR
+    if TEST_TEMPLATE_ENV in os.environ:  # a worker, or set by hand
+        return
+    _TEMPLATE_DIR = tempfile.mkdtemp(prefix="media-pipeline-template-")
+    home = Path(_TEMPLATE_DIR) / "home"
+    subprocess.run(
+        [sys.executable, "-c", "import sys; from pathlib import Path; "
+         "from media_pipeline.catalog import Catalog\n"
+         "with Catalog.open(Path(sys.argv[1])): pass", str(home)],
+        check=True, timeout=300)
+    metadata = home / "catalog" / "metadata.sqlite"
+    con = sqlite3.connect(metadata)
+    try:  # everything in the one file, nothing left in its write-ahead log
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()
+    os.environ[TEST_TEMPLATE_ENV] = str(metadata)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _TEMPLATE_DIR is not None:
+        shutil.rmtree(_TEMPLATE_DIR, ignore_errors=True)

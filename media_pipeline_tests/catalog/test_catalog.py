@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from media_pipeline.catalog import CatalogError, lake
+from media_pipeline.catalog.lake import TEST_TEMPLATE_ENV
 from media_pipeline.catalog.migrations import LATEST_VERSION
 from media_pipeline_tests.catalog.store_helpers import open_catalog, write_snapshot
 
@@ -23,9 +24,11 @@ def test_migrations_record_the_schema_version_and_reopen_is_idempotent(home: Pat
         assert rows is not None and rows[0] == LATEST_VERSION
 
 
-def test_every_table_has_statistics_and_no_row(home: Path) -> None:
+def test_every_table_has_statistics_and_no_row(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Migration 5: a table without statistics costs DuckLake a metadata query per column in
     every query that reads it; the seeding row is never seen."""
+    monkeypatch.delenv(TEST_TEMPLATE_ENV)  # every migration, from an empty lake
     with open_catalog(home) as c:
         tables = [r[0] for r in c.con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
@@ -101,6 +104,7 @@ def test_migration_4_keeps_every_value_of_a_schema_3_catalog(
     from media_pipeline.catalog.migrations import MIGRATIONS
     from media_pipeline.records import media_id_for
 
+    monkeypatch.delenv(TEST_TEMPLATE_ENV)  # the migrations themselves, from an empty lake
     monkeypatch.setattr(catalog_module, "MIGRATIONS", [m for m in MIGRATIONS if m[0] <= 3])
     monkeypatch.setattr(catalog_module, "LATEST_VERSION", 3)
     keys = [f"k{i:03d}" for i in range(40)]
@@ -146,6 +150,7 @@ def test_migration_4_is_retried_when_another_process_wrote_the_sqlite_metadata_m
     from media_pipeline.catalog import catalog as catalog_module
     from media_pipeline.catalog.migrations import MIGRATIONS
 
+    monkeypatch.delenv(TEST_TEMPLATE_ENV)  # the migrations themselves, from an empty lake
     monkeypatch.setattr(catalog_module, "MIGRATIONS", [m for m in MIGRATIONS if m[0] <= 3])
     monkeypatch.setattr(catalog_module, "LATEST_VERSION", 3)
     with open_catalog(home) as c:

@@ -13,7 +13,7 @@ import pytest
 
 from media_pipeline.catalog import Catalog, history, lake
 from media_pipeline.catalog import catalog as catalog_module
-from media_pipeline.catalog.lake import LakeLocation
+from media_pipeline.catalog.lake import TEST_TEMPLATE_ENV, LakeLocation
 from media_pipeline.catalog.migrations import LATEST_VERSION, MIGRATIONS
 from media_pipeline_tests.catalog.store_helpers import BUCKET, T0, A, B, derived
 
@@ -55,6 +55,7 @@ def test_new_content_at_a_deleted_key_is_not_deleted(catalog: Catalog, tmp_path:
 
 def _version_2_lake(location: LakeLocation, monkeypatch: pytest.MonkeyPatch) -> None:
     with monkeypatch.context() as patch:
+        patch.delenv(TEST_TEMPLATE_ENV)  # the migrations themselves, from an empty lake
         patch.setattr(catalog_module, "MIGRATIONS", MIGRATIONS[:2])
         patch.setattr(catalog_module, "LATEST_VERSION", 2)
         with Catalog.open(location) as old:

@@ -61,7 +61,9 @@ def finish(procs: list[subprocess.Popen[str]], timeout: float = 240) -> list[str
 
 # -- migrations --------------------------------------------------------------------------------
 
-def test_processes_attaching_a_new_lake_at_once_migrate_it_once(tmp_path: Path) -> None:
+def test_processes_attaching_a_new_lake_at_once_migrate_it_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(lake.TEST_TEMPLATE_ENV)  # every migration, from an empty lake
     home = tmp_path / "home"
     code = """
         import sys
@@ -86,6 +88,24 @@ def test_a_home_moved_elsewhere_attaches_where_it_is_now(tmp_path: Path) -> None
     with Catalog.open(tmp_path / "new") as c:
         assert c.con.execute("SELECT count(*) FROM audit_log WHERE action = 'moved'"
                              ).fetchall() == [(5000,)]
+
+
+def test_a_new_lake_made_from_the_test_template_is_its_own(tmp_path: Path) -> None:
+    """The suite's shortcut (conftest): a new embedded lake is a copy of one made once; each
+    copy is at the current version and writes its data files in its own home."""
+    template = Path(os.environ[lake.TEST_TEMPLATE_ENV])
+    before = sorted(p for p in template.parent.rglob("*") if p.is_file())
+    for name in ("a", "b"):
+        with Catalog.open(tmp_path / name) as c:
+            assert c.schema_version() == LATEST_VERSION
+            c.con.execute("INSERT INTO audit_log SELECT now(), 'someone', ?, NULL, NULL, "
+                          "i::VARCHAR FROM range(5000) t(i)", [name])
+    for name in ("a", "b"):
+        with Catalog.open(tmp_path / name) as c:
+            assert c.con.execute("SELECT action, count(*) FROM audit_log GROUP BY 1"
+                                 ).fetchall() == [(name, 5000)]
+        assert list((tmp_path / name / "catalog" / "data").rglob("*.parquet"))
+    assert sorted(p for p in template.parent.rglob("*") if p.is_file()) == before
 
 
 def test_data_set_apart_from_the_metadata_is_not_silently_moved(tmp_path: Path) -> None:
