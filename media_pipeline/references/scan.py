@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import multiprocessing
 import os
 import shutil
@@ -309,9 +310,14 @@ def scan_documents(
                 if progress is not None:
                     progress(stats.documents, stats.bytes)
 
+            # Two chunks are read before any worker starts: a source that fails at once (a
+            # refused connection) fails before there is a pool to stop (terminating one whose
+            # workers were starting hung once in the suite), and a source of one chunk is
+            # scanned here, without a pool's start-up.
             chunks = _chunks(documents, chunk_bytes, chunk_docs)
-            if workers <= 1:
-                for chunk in chunks:
+            head = list(itertools.islice(chunks, 2))
+            if workers <= 1 or len(head) < 2:
+                for chunk in itertools.chain(head, chunks):
                     collect(_scan_chunk(token, chunk))
             else:
                 # forkserver, not fork: the caller may have threads (an S3 server, Dagster's
@@ -319,7 +325,7 @@ def scan_documents(
                 with _pool_context().Pool(
                         workers, initializer=_init_worker, initargs=(token, extractor)) as pool:
                     pending: deque[AsyncResult[_ChunkResult]] = deque()
-                    for chunk in chunks:
+                    for chunk in itertools.chain(head, chunks):
                         pending.append(pool.apply_async(_scan_chunk, (token, chunk)))
                         while len(pending) >= 2 * workers:
                             collect(pending.popleft().get())

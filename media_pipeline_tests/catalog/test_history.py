@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from media_pipeline.catalog import history, lake
-from media_pipeline.catalog.lake import LakeLocation
+from media_pipeline.catalog.lake import TEST_TEMPLATE_ENV, LakeLocation
 from media_pipeline.cli import main as cli
 from media_pipeline.errors import CatalogError, InvalidInput, UnknownMedia
 from media_pipeline_tests.catalog.lake_helpers import (
@@ -22,6 +22,12 @@ from media_pipeline_tests.catalog.lake_helpers import (
     lake_catalog,
     purge_it,
 )
+
+
+@pytest.fixture(autouse=True)
+def _raw_lakes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests make their own tables in a new lake: not the suite's migrated template."""
+    monkeypatch.delenv(TEST_TEMPLATE_ENV, raising=False)
 
 
 @pytest.fixture

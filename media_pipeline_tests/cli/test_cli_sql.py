@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from media_pipeline.catalog import lake
-from media_pipeline.catalog.lake import LakeLocation
+from media_pipeline.catalog.lake import TEST_TEMPLATE_ENV, LakeLocation
 from media_pipeline.catalog.snippets import analyst_statements
 from media_pipeline.cli import main as cli
 from media_pipeline_tests.fixtures_db import *  # noqa: F403
@@ -30,6 +30,12 @@ except duckdb.Error:
     written = False
 print(json.dumps({"rows": rows, "written": written}))
 """
+
+
+@pytest.fixture(autouse=True)
+def _raw_lakes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests make their own tables in a new lake: not the suite's migrated template."""
+    monkeypatch.delenv(TEST_TEMPLATE_ENV, raising=False)
 
 
 def _fill(location: LakeLocation) -> None:
