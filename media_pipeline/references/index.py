@@ -94,8 +94,12 @@ def scan_source(
     info = {"kind": source.kind, "description": source.describe()}
     with Catalog.open(settings.catalog_location) as catalog:
         known = catalog.references.known_keys(settings.bucket)
-        # loaded after ``started``: a file deleted before this scan is looked for by it
-        mentions = MentionMatcher.from_keys(catalog.references.mention_keys(settings.bucket))
+        # loaded after ``started``: a file deleted before this scan is looked for by it, once
+        # its deletion has committed; which deletions had is recorded with the scan (a
+        # deletion's deleted_at is stamped before its commit, which may wait)
+        with catalog.transaction():
+            mentions = MentionMatcher.from_keys(catalog.references.mention_keys(settings.bucket))
+            deletions_seen = catalog.references.deletions_seen()
         known_ids = catalog.references.known_media_ids(settings.bucket)
     extractor = extractor.with_evidence(mentions, known_ids)
 
@@ -126,7 +130,7 @@ def scan_source(
                 max_drop=settings.scan_max_drop if source.max_drop is None else source.max_drop,
                 max_drop_origin=("sources file" if source.max_drop is not None else "environment"
                                  if settings.scan_max_drop != DEFAULT_MAX_DROP else "default"),
-                accepted_by=accepted_by, source_info=info)
+                accepted_by=accepted_by, source_info=info, deletions_seen=deletions_seen)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
     drift = changes.get("drift") or {}
