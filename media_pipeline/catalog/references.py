@@ -580,6 +580,12 @@ class ReferenceStore(Store):
             "GROUP BY source)", [list(enabled)]).fetchall()
         return None if rows[0][0] is None else int(rows[0][0])
 
+    def other_buckets(self, bucket: str, limit: int = 5) -> list[str]:
+        """Buckets other than ``bucket`` the catalog holds objects of (at most ``limit``)."""
+        return [b for (b,) in self.con.execute(
+            "SELECT DISTINCT bucket FROM media_objects WHERE bucket <> ? ORDER BY bucket "
+            "LIMIT ?", [bucket, limit]).fetchall()]
+
     def deletions_seen(self) -> int:
         """The newest deletion fact (rowid of media_deletions; -1: none) in this snapshot."""
         return int(self.con.execute(
