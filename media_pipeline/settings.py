@@ -47,6 +47,12 @@ SECRET_FIELDS = frozenset({"access_key_id", "secret_access_key", "session_token"
                            "ai_service_api_key"})
 
 
+# The longest retention or minimum age a purge takes (100 years): "now" minus more than about
+# 2,000 years is before the year 1, which Python's datetime cannot hold (the purge failed with
+# an OverflowError instead of a one-line settings error).
+MAX_PURGE_DAYS = 36_500
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -343,6 +349,9 @@ class Settings:
             raise SettingsError(
                 "MEDIA_PIPELINE_PURGE_MIN_AGE_SECONDS must be 0 (nothing else writes to the "
                 "catalog) or at least 30: an application write may take 15 s to commit")
+        if self.purge_min_age_seconds > MAX_PURGE_DAYS * 86_400:
+            raise SettingsError(f"MEDIA_PIPELINE_PURGE_MIN_AGE_SECONDS must be at most "
+                                f"{MAX_PURGE_DAYS * 86_400} ({MAX_PURGE_DAYS} days)")
         if self.max_file_size <= 0:
             raise SettingsError("MAX_FILE_SIZE must be positive")
         if not 0 <= self.near_duplicate_distance <= 11:
@@ -376,6 +385,9 @@ class Settings:
             raise SettingsError("MEDIA_PIPELINE_QUERY_THREADS must be at least 1")
         if self.retention_days < 0:
             raise SettingsError("MEDIA_PIPELINE_RETENTION_DAYS must not be negative")
+        if self.retention_days > MAX_PURGE_DAYS:
+            raise SettingsError(
+                f"MEDIA_PIPELINE_RETENTION_DAYS must be at most {MAX_PURGE_DAYS} (100 years)")
         if self.catalog_snapshot_retention_days < 1:
             raise SettingsError("MEDIA_PIPELINE_CATALOG_SNAPSHOT_RETENTION_DAYS must be at least 1")
         if self.purge_snapshot_retention_days < 0:

@@ -39,7 +39,9 @@ RESTORED_STATUS = f"""CASE WHEN status = '{MediaStatus.MISSING}' THEN '{MediaSta
                           ELSE '{MediaStatus.ACTIVE}' END"""
 TOO_RECENT = "deleted less than the minimum age ago"
 # Why a purge candidate (m) may not be purged (NULL: it may). $cutoff: deleted before it means
-# past the retention; $horizon: every enabled source has a successful scan started after it.
+# past the retention; $horizon: every enabled source has a successful scan started after it;
+# $seen: every such scan read the keys it looks for after the file's newest deletion fact (by
+# rowid, commit order) had committed (references.scan_deletions_seen; NULL: not recorded).
 PURGE_BLOCKER = f"""CASE
     WHEN m.media_id IS NULL THEN 'no longer in the catalog'
     WHEN m.status <> '{MediaStatus.DELETED}' OR NOT m.is_deleted
@@ -48,6 +50,9 @@ PURGE_BLOCKER = f"""CASE
     WHEN m.deleted_at IS NULL OR NOT (m.deleted_at < $cutoff) THEN 'within the retention period'
     WHEN NOT (m.deleted_at < $settled) THEN '{TOO_RECENT}'
     WHEN NOT (m.deleted_at < $horizon) THEN 'not every content source scanned since deletion'
+    WHEN (SELECT max(x.rowid) FROM media_deletions x WHERE x.media_id = m.media_id)
+         > coalesce($seen::BIGINT, 9223372036854775807)
+        THEN 'not every content source scanned since deletion'
     ELSE NULL END"""
 
 
@@ -329,11 +334,12 @@ class LifecycleStore(Store):
 
     def purge_candidates(
         self, cutoff: datetime, horizon: datetime, limit: int | None = None, *,
-        min_age: timedelta = PURGE_MIN_AGE,
+        min_age: timedelta = PURGE_MIN_AGE, seen: int | None = None,
     ) -> dict[str, Any]:
         """Files a purge would delete now: count, bytes, non-purged files, and a sample."""
         where = f"m.status = 'deleted' AND ({PURGE_BLOCKER}) IS NULL"
-        params = {"cutoff": cutoff, "horizon": horizon, "settled": utc_now() - min_age}
+        params = {"cutoff": cutoff, "horizon": horizon, "settled": utc_now() - min_age,
+                  "seen": seen}
         young = f"m.status = 'deleted' AND ({PURGE_BLOCKER}) = '{TOO_RECENT}'"
         row = self.con.execute(
             f"""
@@ -365,7 +371,7 @@ class LifecycleStore(Store):
         self, purge_id: str, now: datetime, *, retention_days: int, versions: str,
         sources: Sequence[str], cutoff: datetime, horizon: datetime, batch_size: int,
         max_files: int | None = None, run_id: str | None = None,
-        min_age: timedelta = PURGE_MIN_AGE,
+        min_age: timedelta = PURGE_MIN_AGE, seen: int | None = None,
     ) -> tuple[int, int, int]:
         """Record the run and mark its candidates (before any S3 call), in one transaction.
         Returns (files, bytes, batches). More than ``max_files`` marked (the cap, checked on
@@ -387,7 +393,7 @@ class LifecycleStore(Store):
                 WHERE m.status = 'deleted' AND ({PURGE_BLOCKER}) IS NULL
                 """,
                 {"pid": purge_id, "now": now, "batch": batch_size, "cutoff": cutoff,
-                 "horizon": horizon, "settled": utc_now() - min_age},
+                 "horizon": horizon, "settled": utc_now() - min_age, "seen": seen},
             )
             row = self.con.execute(
                 "SELECT count(*), coalesce(sum(file_size), 0), coalesce(max(batch) + 1, 0) "
@@ -417,7 +423,7 @@ class LifecycleStore(Store):
     @retried
     def recheck_purge_batch(
         self, purge_id: str, batch: int, cutoff: datetime, horizon: datetime, *,
-        min_age: timedelta = PURGE_MIN_AGE,
+        min_age: timedelta = PURGE_MIN_AGE, seen: int | None = None,
     ) -> list[dict[str, Any]]:
         """Re-check a batch's marks against the catalog as it is now: those still eligible and
         unchanged (same deletion, ETag and version) and deleted at least ``min_age`` ago (by
@@ -450,7 +456,7 @@ class LifecycleStore(Store):
                   AND p.state = 'marked'
                 """,
                 {"pid": purge_id, "batch": batch, "cutoff": cutoff, "horizon": horizon,
-                 "now": now, "settled": now - min_age},
+                 "now": now, "settled": now - min_age, "seen": seen},
             )
             # the rows a concurrent reference or restore of these files rewrites too (see
             # claim_deletion): one of the two transactions conflicts

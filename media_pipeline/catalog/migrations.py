@@ -532,6 +532,16 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
                        WHERE prefix = '' GROUP BY bucket) l ON l.bucket = o.bucket;
         """,
     ),
+    (
+        7,
+        "a scan records the newest deletion fact it saw when it read the soft-deleted keys",
+        # A deletion is stamped (deleted_at) before it commits, and its commit may wait: a scan
+        # that started after deleted_at may have read the soft-deleted keys before the deletion
+        # committed, and so never looked for the file. media_deletions' rowids follow commit
+        # order: the purge needs each file's newest fact at or below what every source's latest
+        # trusted scan saw (NULL: a scan recorded before this migration, not checked).
+        "ALTER TABLE source_scans ADD COLUMN deletions_seen BIGINT;",
+    ),
 ]
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

@@ -178,6 +178,7 @@ class ReferenceStore(Store):
         max_drop_origin: str = "default",
         accepted_by: str | None = None,
         source_info: Mapping[str, Any] | None = None,
+        deletions_seen: int | None = None,
     ) -> dict[str, Any]:
         """Replace ``source``'s scanned references with the fragments' rows, in one transaction.
 
@@ -196,6 +197,9 @@ class ReferenceStore(Store):
         returned nothing. A drop over DEFAULT_MAX_DROP applied under a looser share is audited
         (``references.scan_drop_allowed``). The result's ``state`` is trusted, accepted or
         suspect.
+
+        ``deletions_seen``: :meth:`deletions_seen` as of when the scan read the soft-deleted
+        keys it looked for (``mention_keys``); a purge takes only files whose deletion it saw.
         """
         if source == API_SOURCE:
             raise ValueError(f"{API_SOURCE!r} is reserved for API references")
@@ -257,11 +261,12 @@ class ReferenceStore(Store):
                 self._remember_source(source, source_info, started)
                 con.execute(
                     "INSERT INTO source_scans (source, started, finished, ok, documents, refs, "
-                    "bytes, text_fallbacks, error, run_id, state, trusted, mentions, drift) "
-                    "VALUES (?, ?, ?, true, ?, ?, ?, ?, NULL, ?, 'suspect', false, ?, ?)",
+                    "bytes, text_fallbacks, error, run_id, state, trusted, mentions, drift, "
+                    "deletions_seen) "
+                    "VALUES (?, ?, ?, true, ?, ?, ?, ?, NULL, ?, 'suspect', false, ?, ?, ?)",
                     [source, started, finished, stats.get("documents"), drift["new"]["refs"],
                      stats.get("bytes"), stats.get("text_fallbacks"), run_id,
-                     drift["new"]["mentions"], json.dumps(drift)],
+                     drift["new"]["mentions"], json.dumps(drift), deletions_seen],
                 )
                 self.catalog.application.record_audit(
                     "system", "references.scan_suspect", None, {"source": source, **drift}, run_id)
@@ -332,10 +337,11 @@ class ReferenceStore(Store):
             con.execute(
                 "INSERT INTO source_scans (source, started, finished, ok, documents, refs, "
                 "bytes, text_fallbacks, error, run_id, state, trusted, mentions, drift, "
-                "accepted_by) VALUES (?, ?, ?, true, ?, ?, ?, ?, NULL, ?, ?, true, ?, ?, ?)",
+                "accepted_by, deletions_seen) "
+                "VALUES (?, ?, ?, true, ?, ?, ?, ?, NULL, ?, ?, true, ?, ?, ?, ?)",
                 [source, started, finished, stats.get("documents"), result["refs"],
                  stats.get("bytes"), stats.get("text_fallbacks"), run_id, state,
-                 drift["new"]["mentions"], json.dumps(drift), accepted_by],
+                 drift["new"]["mentions"], json.dumps(drift), accepted_by, deletions_seen],
             )
             self.catalog.application.record_audit(
                 "system", "references.scan", None,
@@ -559,6 +565,31 @@ class ReferenceStore(Store):
         if any(s is None for s in starts):
             return None
         return min(starts)
+
+    def scan_deletions_seen(self, enabled: Sequence[str]) -> int | None:
+        """The lowest ``deletions_seen`` of the sources' latest trusted scans: a file whose
+        newest deletion fact (media_deletions' rowids follow commit order) is above it was
+        deleted after some source read the keys it looks for, however early its deleted_at.
+        None when no such scan recorded one (no sources, or scans from before migration 7:
+        only the time horizon applies)."""
+        if not enabled:
+            return None
+        rows = self.con.execute(
+            "SELECT min(seen) FROM (SELECT arg_max(deletions_seen, started) AS seen "
+            "FROM source_scans WHERE trusted AND source IN (SELECT unnest(?::VARCHAR[])) "
+            "GROUP BY source)", [list(enabled)]).fetchall()
+        return None if rows[0][0] is None else int(rows[0][0])
+
+    def other_buckets(self, bucket: str, limit: int = 5) -> list[str]:
+        """Buckets other than ``bucket`` the catalog holds objects of (at most ``limit``)."""
+        return [b for (b,) in self.con.execute(
+            "SELECT DISTINCT bucket FROM media_objects WHERE bucket <> ? ORDER BY bucket "
+            "LIMIT ?", [bucket, limit]).fetchall()]
+
+    def deletions_seen(self) -> int:
+        """The newest deletion fact (rowid of media_deletions; -1: none) in this snapshot."""
+        return int(self.con.execute(
+            "SELECT coalesce(max(rowid), -1) FROM media_deletions").fetchall()[0][0])
 
     def known_keys(self, bucket: str) -> Any:
         """The bucket's keys the catalog knows, as the extractor's compact ``KnownKeys``

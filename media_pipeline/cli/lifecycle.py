@@ -18,7 +18,7 @@ from rich.text import Text
 from media_pipeline.access import PermissionDenied
 from media_pipeline.cli.output import console, fail, friendly_errors, library, require_s3
 from media_pipeline.lifecycle import PurgeReport, enabled_source_names
-from media_pipeline.settings import Settings
+from media_pipeline.settings import MAX_PURGE_DAYS, Settings
 
 
 def _describe(refs: dict[str, list[str]]) -> str:
@@ -152,7 +152,7 @@ def unpurge_command(media_id: str, user: str, as_json: bool) -> None:
 
 @click.command("purge")
 @click.option("--dry-run", is_flag=True, help="Show what would be purged; change nothing.")
-@click.option("--days", type=click.IntRange(min=0), default=None,
+@click.option("--days", type=click.IntRange(min=0, max=MAX_PURGE_DAYS), default=None,
               help="Retention in days (default: MEDIA_PIPELINE_RETENTION_DAYS).")
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=None,
               help="Files per S3 DeleteObjects (default: MEDIA_PIPELINE_PURGE_BATCH_SIZE).")

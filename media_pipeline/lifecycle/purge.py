@@ -160,13 +160,15 @@ def purge(
             report.source_status = status
             stale = [s for s in status if s["stale"]]
             horizon = catalog.references.scan_horizon(sources)
+            seen = catalog.references.scan_deletions_seen(sources)
             report.kept = catalog.references.kept_referenced(cutoff, KEPT_LISTED)
             if stale or horizon is None:
                 report.refused_reason = "stale content sources, purging nothing: " + "; ".join(
                     _stale_text(s, configured, disabled) for s in stale)
             else:
                 found = catalog.lifecycle.purge_candidates(
-                    cutoff, horizon, DRY_RUN_LISTED if dry_run else 0, min_age=min_age)
+                    cutoff, horizon, DRY_RUN_LISTED if dry_run else 0, min_age=min_age,
+                    seen=seen)
                 report.candidates, report.candidate_bytes = found["count"], found["bytes"]
                 report.too_recent = found["too_recent"]
                 report.refused_reason = _over_cap(settings, found["count"], found["non_purged"])
@@ -186,7 +188,7 @@ def purge(
                     purge_id, now, retention_days=retention, versions=versions,
                     sources=sources, cutoff=cutoff, horizon=horizon, batch_size=size,
                     max_files=_cap(settings, found["non_purged"]), run_id=run_id,
-                    min_age=min_age)
+                    min_age=min_age, seen=seen)
             except OverCap as exc:  # more became eligible since counted: still over the cap
                 report.candidates = exc.count
                 report.refused_reason = _over_cap(settings, exc.count, found["non_purged"])
@@ -276,7 +278,8 @@ def _sweep_batch(
             return
         marks = catalog.lifecycle.recheck_purge_batch(
             purge_id, batch, cutoff, horizon,
-            min_age=timedelta(seconds=settings.purge_min_age_seconds))
+            min_age=timedelta(seconds=settings.purge_min_age_seconds),
+            seen=catalog.references.scan_deletions_seen(sources))
         skipped = catalog.lifecycle.purge_marks_in(purge_id, batch, "skipped")
         cancelled = catalog.lifecycle.purge_marks_in(purge_id, batch, "cancelled")
         info = BatchInfo(batch=batch, marked=len(marks) + len(skipped) + len(cancelled),

@@ -93,11 +93,30 @@ def scan_source(
     out_dir = settings.work_dir / "references" / source.name
     info = {"kind": source.kind, "description": source.describe()}
     with Catalog.open(settings.catalog_location) as catalog:
+        others = catalog.references.other_buckets(settings.bucket)
         known = catalog.references.known_keys(settings.bucket)
-        # loaded after ``started``: a file deleted before this scan is looked for by it
-        mentions = MentionMatcher.from_keys(catalog.references.mention_keys(settings.bucket))
+        # loaded after ``started``: a file deleted before this scan is looked for by it, once
+        # its deletion has committed; which deletions had is recorded with the scan (a
+        # deletion's deleted_at is stamped before its commit, which may wait)
+        with catalog.transaction():
+            mentions = MentionMatcher.from_keys(catalog.references.mention_keys(settings.bucket))
+            deletions_seen = catalog.references.deletions_seen()
         known_ids = catalog.references.known_media_ids(settings.bucket)
     extractor = extractor.with_evidence(mentions, known_ids)
+
+    if others:
+        # A scan replaces the source's references with what it recognises for this bucket and
+        # looks for the mentions of this bucket's soft-deleted keys only: for the others' files
+        # it would drop references and vouch for deletions it never looked for.
+        error = (f"the catalog also holds objects of bucket {', '.join(map(repr, others))}, "
+                 f"not only of {settings.bucket!r}: a scan reads references for one bucket, so "
+                 "a catalog serves one bucket (use another MEDIA_PIPELINE_HOME or "
+                 "MEDIA_PIPELINE_CATALOG_METADATA per bucket)")
+        with open_catalog(settings) as catalog:
+            catalog.references.record_source_failure(source.name, started, error, run_id=run_id,
+                                                     source_info=info)
+        return SourceScanOutcome(source.name, ok=False, error=error, state="failed",
+                                 seconds=time.perf_counter() - clock)
 
     def on_progress(documents: int, size: int) -> None:
         if progress is not None:
@@ -126,7 +145,7 @@ def scan_source(
                 max_drop=settings.scan_max_drop if source.max_drop is None else source.max_drop,
                 max_drop_origin=("sources file" if source.max_drop is not None else "environment"
                                  if settings.scan_max_drop != DEFAULT_MAX_DROP else "default"),
-                accepted_by=accepted_by, source_info=info)
+                accepted_by=accepted_by, source_info=info, deletions_seen=deletions_seen)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
     drift = changes.get("drift") or {}

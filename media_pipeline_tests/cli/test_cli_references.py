@@ -134,6 +134,26 @@ def test_a_file_deleted_moments_ago_waits_for_the_minimum_age(
     assert too_short.exit_code != 0 and "at least 30" in too_short.output
 
 
+@pytest.mark.parametrize("variable, value", [
+    ("MEDIA_PIPELINE_PURGE_MIN_AGE_SECONDS", "999999999999"),
+    ("MEDIA_PIPELINE_PURGE_MIN_AGE_SECONDS", "99999999999999999999"),
+    ("MEDIA_PIPELINE_RETENTION_DAYS", "99999999"),
+])
+def test_a_huge_minimum_age_or_retention_is_a_settings_error(
+        env: dict[str, str], settings: Settings, s3_client: Any, files: dict[str, str],
+        variable: str, value: str) -> None:
+    # Each failed with an OverflowError (an "unexpected error" with a traceback) before.
+    run(env, "delete", files["blog/a.txt"], "--user", EDITOR)
+    for args in (("purge", "--dry-run"), ("purge",)):
+        result = run({**env, variable: value}, *args)
+        assert result.exit_code == 1, result.output
+        assert f"{variable} must be at most" in " ".join(result.output.split())
+        assert "unexpected" not in result.output
+    days = run(env, "purge", "--days", "99999999")
+    assert days.exit_code == 2 and "--days" in days.output
+    assert object_keys(s3_client, settings) == {"blog/a.txt", "blog/b.txt"}
+
+
 def test_the_commands_are_there_on_python_dash_m_too() -> None:
     import subprocess
     import sys
