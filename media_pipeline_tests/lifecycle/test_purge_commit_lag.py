@@ -5,7 +5,7 @@ CLI ``delete`` by 15 s). A scan that starts in between counts as "started after 
 yet it loaded the soft-deleted keys it looks for (mentions) before the deletion committed, so it
 never looked for this file. The purge then takes a file a page still mentions.
 
-Reproduced through the CLI by hostile31/repro_mention_window.sh (PostgreSQL metadata, a psql
+Reproduced through the CLI in a hostile review (PostgreSQL metadata, a psql
 session holding the lock); here the late commit is modelled by a deletion whose ``now`` is
 earlier than the scan that ran before it committed. Each scan now records the newest deletion
 fact it had seen when it read the keys (``source_scans.deletions_seen``, migration 7); a purge
