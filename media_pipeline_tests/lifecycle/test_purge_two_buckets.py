@@ -5,8 +5,9 @@ A scan looks for the mentions of the configured bucket's soft-deleted keys only
 looked for, and the purge takes candidates of every bucket: a scan run for B counts as "every
 source scanned since the deletion" of A's file, and the purge deletes a file a page mentions.
 
-Reproduced through the CLI in a hostile review (AWS_STORAGE_BUCKET_NAME switched between runs). A scan of a catalog that holds
-objects of another bucket now fails (the source is stale, purges refuse) and says why.
+Reproduced through the CLI in a hostile review (AWS_STORAGE_BUCKET_NAME switched between runs).
+A scan of a catalog that holds objects of another bucket now fails (the source is stale, purges
+refuse) and says why.
 """
 
 from __future__ import annotations
