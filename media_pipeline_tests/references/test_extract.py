@@ -14,7 +14,7 @@ from urllib.parse import quote, quote_plus
 
 import duckdb
 import pytest
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
@@ -869,6 +869,7 @@ def test_decoded_runs_find_every_mention_whole_documents_find(
     st.one_of(PIECES, st.sampled_from(["0123456789abcdef" * 2, "%2F", "%252F", "/x\n", "%2e",
                                        "01234567-89ab-cdef-0123-456789abcdef"]),
               st.tuples(st.integers(0, 2), st.sampled_from(range(len(SPELLERS))))), max_size=20))
+@example(keys=["X"], parts=["&#x2F;"])  # found by CI: any case, "x" in the escape
 def test_one_vectorscan_pass_finds_what_the_two_passes_find(keys: list[str],
                                                              parts: list[Any]) -> None:
     # MentionMatcher.scan: the spellings and scan_text's patterns in one database, shipped to
@@ -878,11 +879,14 @@ def test_one_vectorscan_pass_finds_what_the_two_passes_find(keys: list[str],
     text = "".join(SPELLERS[p[1]](keys[p[0] % len(keys)]) if isinstance(p, tuple) else p
                    for p in parts).encode("utf-8", "surrogatepass")
     matcher = MentionMatcher(keys, "hyperscan")
-    expected = {k for k, _, _ in MentionMatcher(keys, "ahocorasick").find(text)}
+    # Vectorscan matches the spellings in any (ASCII) case; Aho-Corasick only spells out
+    # lower-case percent escapes, so it finds a subset (a key "X" in "&#x2F;": only the first)
+    expected = {k for k in keys if any(s.lower() in text.lower() for s in spellings(k))}
+    literal = {k for k, _, _ in MentionMatcher(keys, "ahocorasick").find(text)}
     hits, triggers = scan_text(text)
     for m in (matcher, pickle.loads(pickle.dumps(matcher))):
         found, uuid_hits, found_triggers = m.scan(text)
-        assert {k for k, _, _ in found} == expected
+        assert {k for k, _, _ in found} == expected and literal <= expected
         assert all(text[start:end].lower() in {s.lower() for s in spellings(k)}
                    for k, start, end in found)
         assert sorted(uuid_hits) == sorted(hits) and found_triggers == triggers
