@@ -311,9 +311,8 @@ def scan_documents(
                     progress(stats.documents, stats.bytes)
 
             # Two chunks are read before any worker starts: a source that fails at once (a
-            # refused connection) fails before there is a pool to stop (terminating one whose
-            # workers were starting hung once in the suite), and a source of one chunk is
-            # scanned here, without a pool's start-up.
+            # refused connection) fails before there is a pool to stop, and a source of one
+            # chunk is scanned here, without a pool's start-up.
             chunks = _chunks(documents, chunk_bytes, chunk_docs)
             head = list(itertools.islice(chunks, 2))
             if workers <= 1 or len(head) < 2:
@@ -322,8 +321,9 @@ def scan_documents(
             else:
                 # forkserver, not fork: the caller may have threads (an S3 server, Dagster's
                 # event threads) holding locks that a forked child would inherit held, and hang.
-                with _pool_context().Pool(
-                        workers, initializer=_init_worker, initargs=(token, extractor)) as pool:
+                pool = _pool_context().Pool(
+                    workers, initializer=_init_worker, initargs=(token, extractor))
+                try:
                     pending: deque[AsyncResult[_ChunkResult]] = deque()
                     for chunk in itertools.chain(head, chunks):
                         pending.append(pool.apply_async(_scan_chunk, (token, chunk)))
@@ -331,8 +331,18 @@ def scan_documents(
                             collect(pending.popleft().get())
                     while pending:
                         collect(pending.popleft().get())
+                except Exception:
+                    # A source failing mid-scan: the workers finish the few chunks they hold
+                    # and exit. Pool.terminate (SIGTERM, then a join without a timeout) hung
+                    # 300 s twice in the suite here; closing never has.
                     pool.close()
                     pool.join()
+                    raise
+                except BaseException:  # Ctrl-C, SystemExit: stop now
+                    pool.terminate()
+                    raise
+                pool.close()
+                pool.join()
         if _repeats(content_hashes):
             stats.refs = _fold(written, folded, spill_dir)
             os.replace(folded, fragment)
