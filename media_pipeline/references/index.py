@@ -94,16 +94,6 @@ def scan_source(
     info = {"kind": source.kind, "description": source.describe()}
     with Catalog.open(settings.catalog_location) as catalog:
         others = catalog.references.other_buckets(settings.bucket)
-        known = catalog.references.known_keys(settings.bucket)
-        # loaded after ``started``: a file deleted before this scan is looked for by it, once
-        # its deletion has committed; which deletions had is recorded with the scan (a
-        # deletion's deleted_at is stamped before its commit, which may wait)
-        with catalog.transaction():
-            mentions = MentionMatcher.from_keys(catalog.references.mention_keys(settings.bucket))
-            deletions_seen = catalog.references.deletions_seen()
-        known_ids = catalog.references.known_media_ids(settings.bucket)
-    extractor = extractor.with_evidence(mentions, known_ids)
-
     if others:
         # A scan replaces the source's references with what it recognises for this bucket and
         # looks for the mentions of this bucket's soft-deleted keys only: for the others' files
@@ -117,6 +107,17 @@ def scan_source(
                                                      source_info=info)
         return SourceScanOutcome(source.name, ok=False, error=error, state="failed",
                                  seconds=time.perf_counter() - clock)
+
+    with Catalog.open(settings.catalog_location) as catalog:
+        known = catalog.references.known_keys(settings.bucket)
+        # loaded after ``started``: a file deleted before this scan is looked for by it, once
+        # its deletion has committed; which deletions had is recorded with the scan (a
+        # deletion's deleted_at is stamped before its commit, which may wait)
+        with catalog.transaction():
+            mentions = MentionMatcher.from_keys(catalog.references.mention_keys(settings.bucket))
+            deletions_seen = catalog.references.deletions_seen()
+        known_ids = catalog.references.known_media_ids(settings.bucket)
+    extractor = extractor.with_evidence(mentions, known_ids)
 
     def on_progress(documents: int, size: int) -> None:
         if progress is not None:
