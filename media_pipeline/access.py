@@ -3,6 +3,11 @@
 Roles are ordered (viewer < editor < admin): a role allows everything the roles below it allow.
 Operators listed in ``MEDIA_PIPELINE_ADMINS`` are admin in every namespace; the pipeline itself
 acts as ``system``, which only the library's scheduled jobs use.
+
+A file someone may not see does not exist for them: any refusal of an action on it is
+:class:`UnknownMedia`, word for word what an id the catalog does not know gets (never a
+:class:`PermissionDenied` naming its namespace or owner). Those who may see a file learn why
+they may not change it.
 """
 
 from __future__ import annotations
@@ -10,10 +15,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
-from media_pipeline.errors import (
-    InvalidInput,
-    PermissionDenied,  # noqa: F401
-)
+from media_pipeline.errors import InvalidInput, PermissionDenied, UnknownMedia
 from media_pipeline.kinds import Visibility
 
 if TYPE_CHECKING:
@@ -81,13 +83,29 @@ def may_see(catalog: Catalog, settings: Settings, namespace: str, visibility: st
 
 
 def require_see(catalog: Catalog, settings: Settings, media_id: str, namespace: str,
-                visibility: str, owner: str | None, user: str, action: str) -> None:
-    """Raise :class:`PermissionDenied` unless ``user`` may see the file (viewer at least, and
-    the visibility rule); every read of a file's data goes through this."""
-    if not isinstance(user, str) or not user.strip():
+                visibility: str, owner: str | None, user: str | None, action: str) -> None:
+    """Raise unless ``user`` may see the file (the visibility rule, and viewer at least): to
+    someone who may not see it, :class:`UnknownMedia` as for an unknown id; every read of a
+    file's data goes through this."""
+    named = isinstance(user, str) and bool(user.strip())
+    if not may_see(catalog, settings, namespace, visibility, owner, user if named else None):
+        raise UnknownMedia.of(media_id)
+    if not named:
         raise PermissionDenied("a user is required for this action")
+    assert user is not None
     require_role(catalog, settings, namespace, user, Role.VIEWER, action)
-    if not may_see(catalog, settings, namespace, visibility, owner, user):
+
+
+def require_file_role(catalog: Catalog, settings: Settings, media_id: str, namespace: str,
+                      visibility: str, owner: str | None, user: str, needed: Role,
+                      action: str) -> Role:
+    """:func:`require_role` for an action on one file: refused to someone who may not see
+    the file, it is :class:`UnknownMedia`, as for an unknown id."""
+    role = role_of(catalog, settings, namespace, user)
+    if role is None or role < needed:
+        if not may_see(catalog, settings, namespace, visibility, owner, user or None):
+            raise UnknownMedia.of(media_id)
+        have = f"is {role}" if role else "is not a member"
         raise PermissionDenied(
-            f"{user!r} may not {action}: {media_id} is private to its owner and the "
-            f"admins of {namespace!r}")
+            f"{user!r} may not {action} in namespace {namespace!r}: needs {needed}, {have}")
+    return role

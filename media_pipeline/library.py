@@ -36,7 +36,9 @@ people's files by naming their namespace first.
 
 "see" a file: public and internal files for every member, private files for their owner (while
 still a member) and the namespace's admins. A collection follows the same rule with its own
-visibility and owner, and shows only the items the user may see. Quarantined files never get a URL
+visibility and owner, and shows only the items the user may see. A refusal (``-``) is
+``PermissionDenied`` to someone who may see the file or collection, and ``UnknownMedia`` word for
+word as for an unknown id to anyone else. Quarantined files never get a URL
 (neither do files not yet validated: ``pending``); purged and missing files have no object to
 serve; soft-deleted files still get URLs, as content may still point at them.
 """
@@ -243,7 +245,7 @@ class MediaLibrary:
         _check_media_id(media_id)
         row = catalog.application.media_row(str(media_id))
         if row is None:
-            raise UnknownMedia(f"no media file {media_id}")
+            raise UnknownMedia.of(str(media_id))
         return MediaFile.from_row(row)
 
     def _file(self, catalog: Catalog, media_id: str, user: str | None,
@@ -254,22 +256,27 @@ class MediaLibrary:
         _check_media_id(media_id)
         media = catalog.lifecycle.file_context(str(media_id), user, columns=columns)
         if media is None:
-            raise UnknownMedia(f"no media file {media_id}")
+            raise UnknownMedia.of(str(media_id))
         return media
 
-    def _require_see_file(self, catalog: Catalog, media: dict[str, Any], user: str,
+    def _require_see_file(self, catalog: Catalog, media: dict[str, Any], user: str | None,
                           action: str) -> None:
-        _check_user(user)
+        """Raise unless ``user`` may see the file; to someone who may not, it does not exist
+        (:class:`UnknownMedia`, as for an unknown id)."""
         require_see(catalog, self.settings, media["media_id"], media["namespace"],
                     media["visibility"], media["owner"], user, action)
 
-    def _collection(self, catalog: Catalog, collection_id: str) -> dict[str, Any]:
+    def _collection(self, catalog: Catalog, collection_id: str,
+                    user: str | None = None) -> dict[str, Any]:
+        """The collection's row; with ``user``, only if they may see it: to someone who may
+        not, it does not exist (the same error as an unknown id)."""
         try:
             uuid.UUID(str(collection_id))
         except ValueError:
             raise UnknownMedia(f"{collection_id!r} is not a collection id") from None
         row = catalog.application.collection_row(str(collection_id))
-        if row is None:
+        if row is None or (user is not None and not self._may_see(
+                catalog, row["namespace"], row["visibility"], row["owner"], user)):
             raise UnknownMedia(f"no collection {collection_id}")
         return row
 
@@ -279,7 +286,6 @@ class MediaLibrary:
         return may_see(catalog, self.settings, namespace, visibility, owner, user)
 
     def _require_see(self, catalog: Catalog, media: MediaFile, user: str, action: str) -> None:
-        _check_user(user)
         require_see(catalog, self.settings, media.media_id, media.namespace, media.visibility,
                     media.owner, user, action)
 
@@ -622,8 +628,6 @@ class MediaLibrary:
                 "quarantine_reason", "original_filename", "content_type"))
             # Who asks is checked first: a file's status and reason are its data too.
             if media["visibility"] != Visibility.PUBLIC:
-                if user is None:
-                    raise PermissionDenied(f"{media_id} is not public: sign in to get a URL")
                 self._require_see_file(catalog, media, user, "get a URL for this file")
             status = media["status"]
             if status == MediaStatus.QUARANTINED:
@@ -651,6 +655,7 @@ class MediaLibrary:
         _check_visibility(visibility)
         def body(catalog: Catalog) -> Any:
             media = self._media(catalog, media_id)
+            self._require_see(catalog, media, user, "change this file's visibility")
             self._require_owner_or_admin(catalog, media.namespace, media.owner, user,
                                          "change this file's visibility")
             if media.status not in SERVABLE and visibility == Visibility.PUBLIC:
@@ -682,8 +687,8 @@ class MediaLibrary:
         name = _clean_name(tag, "tag", MAX_TAG_LENGTH)
         def body(catalog: Catalog) -> Any:
             media = self._file(catalog, media_id, user)
-            self._require(catalog, media["namespace"], user, Role.EDITOR, "tag files")
             self._require_see_file(catalog, media, user, "tag this file")
+            self._require(catalog, media["namespace"], user, Role.EDITOR, "tag files")
             spelling = catalog.application.ensure_tag(media["namespace"], name, user)
             added = catalog.application.add_media_tag(media["media_id"], spelling, user)
             catalog.application.record_audit(user, "tag.add", media["media_id"],
@@ -697,8 +702,8 @@ class MediaLibrary:
         name = _clean_name(tag, "tag", MAX_TAG_LENGTH)
         def body(catalog: Catalog) -> Any:
             media = self._file(catalog, media_id, user)
-            self._require(catalog, media["namespace"], user, Role.EDITOR, "untag files")
             self._require_see_file(catalog, media, user, "untag this file")
+            self._require(catalog, media["namespace"], user, Role.EDITOR, "untag files")
             if catalog.application.remove_media_tag(media["media_id"], name) == 0:
                 raise UnknownMedia(f"{media_id} has no tag {name!r}")
             catalog.application.record_audit(user, "tag.remove", media["media_id"],
@@ -741,14 +746,14 @@ class MediaLibrary:
                           position: int | None = None) -> Collection:
         """Insert the file at ``position`` (0-based; default: at the end)."""
         def body(catalog: Catalog) -> None:
-            coll = self._collection(catalog, collection_id)
+            coll = self._collection(catalog, collection_id, _check_user(user))
             self._require_owner_or_admin(catalog, coll["namespace"], coll["owner"], user,
                                          "change this collection")
             media = self._media(catalog, media_id)
+            self._require_see(catalog, media, user, "add this file to a collection")
             if media.namespace != coll["namespace"]:
                 raise InvalidInput(f"{media_id} is in namespace {media.namespace!r}, the "
                                  f"collection in {coll['namespace']!r}")
-            self._require_see(catalog, media, user, "add this file to a collection")
             if media.status in MediaStatus.gone():
                 raise MediaUnavailable(f"{media_id} is {media.status}")
             ids = catalog.application.collection_item_ids(coll["collection_id"])
@@ -767,7 +772,7 @@ class MediaLibrary:
 
     def remove_from_collection(self, collection_id: str, media_id: str, user: str) -> Collection:
         def body(catalog: Catalog) -> None:
-            coll = self._collection(catalog, collection_id)
+            coll = self._collection(catalog, collection_id, _check_user(user))
             self._require_owner_or_admin(catalog, coll["namespace"], coll["owner"], user,
                                          "change this collection")
             if not catalog.application.delete_collection_item(coll["collection_id"], str(media_id)):
@@ -783,7 +788,7 @@ class MediaLibrary:
     def reorder(self, collection_id: str, media_ids: list[str], user: str) -> Collection:
         """Put the items in this order; ``media_ids`` must list each item exactly once."""
         def body(catalog: Catalog) -> None:
-            coll = self._collection(catalog, collection_id)
+            coll = self._collection(catalog, collection_id, _check_user(user))
             self._require_owner_or_admin(catalog, coll["namespace"], coll["owner"], user,
                                          "change this collection")
             current = catalog.application.collection_item_ids(coll["collection_id"])
@@ -802,14 +807,10 @@ class MediaLibrary:
     def collection(self, collection_id: str, user: str | None) -> Collection:
         """The collection with the items ``user`` may see, in order."""
         with self._reading() as catalog:
-            coll = self._collection(catalog, collection_id)
-            if user is not None and coll["visibility"] != Visibility.PUBLIC:
-                self._require(catalog, coll["namespace"], user, Role.VIEWER,
-                              "see this collection")
-            if not self._may_see(catalog, coll["namespace"], coll["visibility"], coll["owner"],
-                                 user):
-                raise PermissionDenied(
-                    f"{user or 'anonymous'!s} may not see collection {collection_id}")
+            # may_see: anyone for a public collection, else members (viewer at least)
+            coll = self._collection(catalog, collection_id, user or None)
+            if coll["visibility"] != Visibility.PUBLIC and not user:
+                raise UnknownMedia(f"no collection {collection_id}")
             items = tuple(
                 CollectionItem(position=i["position"], media=MediaFile.from_row(i["media"]),
                                added_by=i["added_by"])

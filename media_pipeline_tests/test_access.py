@@ -3,7 +3,8 @@
 One namespace ``team`` with members of each role, files and collections of each visibility owned
 by the editor ``owner``; users: anonymous, an outsider, viewer, editor (not the owner), admin and
 a global admin (``MEDIA_PIPELINE_ADMINS``). An allowed mutating call writes an audit row naming the
-user; a refused call raises PermissionDenied and changes nothing in the catalog or the bucket.
+user; a refused call changes nothing in the catalog or the bucket and raises PermissionDenied, or,
+to a user who may not see the file or collection, UnknownMedia word for word as for an unknown id.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from media_pipeline.access import PermissionDenied
+from media_pipeline.errors import MediaPipelineError, UnknownMedia
 from media_pipeline.library import MediaFile, MediaLibrary
 from media_pipeline.settings import Settings
 from media_pipeline.storage import ensure_bucket, make_client
@@ -162,6 +164,17 @@ SETUP: dict[str, Callable[[World, int], None]] = {
 }
 
 
+def hidden_from(action: str) -> set[str]:
+    """Who may not see the file or collection ``action`` is about (the owner is not a user
+    here): to them it does not exist."""
+    if "private" in action or action == "set_visibility":
+        return EVERYONE - ADMIN_UP
+    if "internal" in action or action in ("add_tag", "remove_tag", "add_to_collection",
+                                          "remove_from_collection", "reorder"):
+        return {"anonymous", "outsider"}
+    return set()
+
+
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("action", list(ACTIONS))
 def test_role_against_action(world: World, action: str, role: str) -> None:
@@ -180,8 +193,11 @@ def test_role_against_action(world: World, action: str, role: str) -> None:
         else:
             assert catalog_counts(world.settings) == counts  # a read writes nothing
     else:
-        with pytest.raises(PermissionDenied):
-            call(world, user, n)
+        kind, message = _refusal(lambda: call(world, user, n))
+        if role == "anonymous" and message == "a user is required for this action":
+            assert kind is PermissionDenied  # asked before anything is looked up
+        else:
+            assert kind is (UnknownMedia if role in hidden_from(action) else PermissionDenied)
         assert catalog_counts(world.settings) == counts
         assert bucket_keys(world.client, world.settings.bucket) == keys
 
@@ -195,8 +211,11 @@ def test_the_owner_may_do_what_other_editors_may_not(world: World) -> None:
     assert lib.collection(world.collections["private"], "owner").name == "private picks"
     coll = _owned_collection(world, 999)
     assert len(lib.reorder(coll, [world.files["internal"].media_id], "owner").items) == 1
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(UnknownMedia):  # another editor may not see it
         lib.set_visibility(private.media_id, "public", "ed")
+    lib.set_visibility(world.files["internal"].media_id, "internal", "owner")
+    with pytest.raises(PermissionDenied, match="only its owner"):  # sees it, may not change it
+        lib.set_visibility(world.files["internal"].media_id, "internal", "ed")
 
 
 def test_leaving_the_namespace_ends_the_owners_access(
@@ -208,9 +227,70 @@ def test_leaving_the_namespace_ends_the_owners_access(
     media = lib.upload("club", io.BytesIO(png_bytes(seed=77)), "mine.png", "owner")
     assert lib.url(media.media_id, "owner")
     lib.remove_member("club", "owner", "boss")
-    with pytest.raises(PermissionDenied, match="not a member"):
+    with pytest.raises(UnknownMedia):
         lib.url(media.media_id, "owner")
     assert lib.url(media.media_id, "boss")
+
+
+FILE_CALLS: dict[str, Callable[[MediaLibrary, str, str | None], Any]] = {
+    "get": lambda lib, m, u: lib.get(m, u or ""),
+    "url": lambda lib, m, u: lib.url(m, u),
+    "download url": lambda lib, m, u: lib.url(m, u, download=True),
+    "tags": lambda lib, m, u: lib.tags(m, u or ""),
+    "add_tag": lambda lib, m, u: lib.add_tag(m, "x", u or ""),
+    "remove_tag": lambda lib, m, u: lib.remove_tag(m, "x", u or ""),
+    "set_visibility": lambda lib, m, u: lib.set_visibility(m, "public", u or ""),
+    "get_references": lambda lib, m, u: lib.get_references(m, u or ""),
+    "add_reference": lambda lib, m, u: lib.add_reference(m, "page", "1", u or ""),
+    "remove_reference": lambda lib, m, u: lib.remove_reference(m, "page", "1", u or ""),
+    "delete": lambda lib, m, u: lib.delete(m, u or ""),
+    "force delete": lambda lib, m, u: lib.delete(m, u or "", force=True),
+    "restore": lambda lib, m, u: lib.restore(m, u or ""),
+}
+
+
+def _refusal(run: Callable[[], Any]) -> tuple[type, str]:
+    with pytest.raises(MediaPipelineError) as refused:
+        run()
+    return type(refused.value), str(refused.value)
+
+
+@pytest.mark.parametrize("call", list(FILE_CALLS))
+@pytest.mark.parametrize("role", ["anonymous", "outsider", "viewer", "editor"])
+def test_a_file_one_may_not_see_is_refused_as_an_unknown_id(world: World, call: str,
+                                                            role: str) -> None:
+    """Whatever the action, someone who may not see a file gets exactly the error of an id
+    the catalog does not know: not its namespace, not its owner, not that it exists."""
+    user, run = USERS[role], FILE_CALLS[call]
+    if role == "editor" and call in ("delete", "restore"):
+        pytest.skip("editors may delete and restore files they may not see (docs/security.md)")
+    private = world.files["private"].media_id
+    unknown = str(uuid.uuid4())
+    counts = catalog_counts(world.settings)
+    kind, message = _refusal(lambda: run(world.lib, private, user))
+    assert (kind, message.replace(private, unknown)) == _refusal(
+        lambda: run(world.lib, unknown, user))
+    assert kind is UnknownMedia or message == "a user is required for this action"
+    assert catalog_counts(world.settings) == counts
+
+
+@pytest.mark.parametrize("role", ["anonymous", "outsider", "viewer", "editor"])
+def test_a_collection_one_may_not_see_is_refused_as_an_unknown_id(world: World,
+                                                                  role: str) -> None:
+    user = USERS[role]
+    private, unknown = world.collections["private"], str(uuid.uuid4())
+    calls: list[Callable[[str], Any]] = [
+        lambda c: world.lib.collection(c, user),
+        lambda c: world.lib.add_to_collection(c, world.files["public"].media_id, user or ""),
+        lambda c: world.lib.remove_from_collection(c, world.files["public"].media_id,
+                                                   user or ""),
+        lambda c: world.lib.reorder(c, [world.files["public"].media_id], user or ""),
+    ]
+    for call in calls:
+        kind, message = _refusal(lambda: call(private))  # noqa: B023
+        assert (kind, message.replace(private, unknown)) == _refusal(
+            lambda: call(unknown))  # noqa: B023
+        assert kind is UnknownMedia or message == "a user is required for this action"
 
 
 def test_the_system_user_creates_no_namespaces(settings: Settings, s3_client: Any) -> None:

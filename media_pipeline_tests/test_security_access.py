@@ -58,12 +58,13 @@ def test_nobody_claims_a_namespace_that_holds_files(discovered: Settings,
         with pytest.raises(PermissionDenied, match="MEDIA_PIPELINE_ADMINS"):
             lib.create_namespace(name, "mallory")
     assert namespace_rows(settings) == []
-    # Without the namespace, mallory has no role: no URL, no public ACL, no delete.
+    # Without the namespace, mallory has no role: no URL, no public ACL, no delete; to her the
+    # file does not exist.
     for attempt in (lambda: lib.url(payroll, "mallory"),
                     lambda: lib.set_visibility(payroll, "public", "mallory"),
                     lambda: lib.delete(payroll, "mallory", force=True),
                     lambda: lib.get_references(payroll, "mallory")):
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(UnknownMedia, match="no media file with id"):
             attempt()
     public_url = lib.storage.public_url(PAYROLL)
     assert httpx.get(public_url).status_code == 403
@@ -113,7 +114,7 @@ def test_references_are_read_only_by_those_who_may_see_the_file(
     assert blog.get_references(private.media_id, "ed") == {"webpage": ["secret-launch"]}
     assert blog.get_references(private.media_id, "alice") == {"webpage": ["secret-launch"]}
     for user in ("eve", "vic", "outsider"):
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(UnknownMedia):
             blog.get_references(private.media_id, user)
     # eve may delete by role, and learns only that the file is used, not where.
     outcome = blog.delete_outcome(private.media_id, "eve")
@@ -134,9 +135,9 @@ def test_references_are_changed_only_by_those_who_may_see_the_file(
                     lambda: blog.add_reference(private.media_id, "webpage", "43", "eve"),
                     lambda: blog.remove_reference(private.media_id, "webpage", "42", "eve"),
                     lambda: blog.remove_reference(private.media_id, "webpage", "99", "eve")):
-        with pytest.raises(PermissionDenied) as refused:
+        with pytest.raises(UnknownMedia) as refused:
             attempt()
-        refusals.append(str(refused.value).replace("add a", "X").replace("remove a", "X"))
+        refusals.append(str(refused.value))
     # The same refusal whether or not the reference exists: nothing to probe.
     assert len(set(refusals)) == 1, refusals
     assert blog.get_references(private.media_id, "ed") == {"webpage": ["42"]}

@@ -112,7 +112,8 @@ class LifecycleStore(Store):
             """
             SELECT media_id::VARCHAR AS media_id, namespace, bucket, key, status, is_deleted,
                    deleted_at, deleted_by, purged_at, reference_count, file_size, etag,
-                   version_id, quarantine_reason, unreferenced_since, first_seen
+                   version_id, quarantine_reason, unreferenced_since, first_seen, visibility,
+                   owner
             FROM media_files WHERE media_id = try_cast(? AS UUID)
             """,
             [media_id],

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from media_pipeline.access import PermissionDenied
 from media_pipeline.cli.output import console, fail, friendly_errors, library, require_s3
+from media_pipeline.errors import UnknownMedia
 from media_pipeline.lifecycle import PurgeReport, enabled_source_names
 from media_pipeline.settings import MAX_PURGE_DAYS, Settings
 
@@ -58,7 +59,7 @@ def refs_remove(media_id: str, content_type: str, content_id: str, user: str) ->
     removed = lib.remove_reference(media_id, content_type, content_id, user)
     try:  # where else the file is used is shown only to those who may see it
         left = lib.get_references(media_id, user)
-    except PermissionDenied:
+    except (PermissionDenied, UnknownMedia):
         left = {}
     if not removed:
         fail(f"no API reference {content_type} {content_id} on {media_id}"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from media_pipeline.access import SYSTEM_USER, Role, may_see, require_role, require_see
+from media_pipeline.access import SYSTEM_USER, Role, may_see, require_file_role, require_see
 from media_pipeline.catalog.sql import aware, utc_now
 from media_pipeline.errors import InvalidInput, UnknownMedia
 from media_pipeline.settings import Settings
@@ -72,6 +72,12 @@ def _require_see(catalog: Catalog, settings: Settings, state: dict[str, Any], us
                 state["owner"], user, action)
 
 
+def _require_role(catalog: Catalog, settings: Settings, state: dict[str, Any], user: str,
+                  needed: Role, action: str) -> None:
+    require_file_role(catalog, settings, state["media_id"], state["namespace"],
+                      state["visibility"], state["owner"], user, needed, action)
+
+
 def _editor_who_sees(catalog: Catalog, settings: Settings, media_id: str, user: str,
                      action: str) -> Callable[[dict[str, Any] | None], None]:
     """The check of reference changes: editor in the file's namespace who may see the file.
@@ -79,8 +85,8 @@ def _editor_who_sees(catalog: Catalog, settings: Settings, media_id: str, user: 
     action's own transaction."""
     def check(state: dict[str, Any] | None) -> None:
         state = _known(state, media_id)
-        require_role(catalog, settings, state["namespace"], user, Role.EDITOR, action)
         _require_see(catalog, settings, state, user, action)
+        _require_role(catalog, settings, state, user, Role.EDITOR, action)
     return check
 
 
@@ -142,11 +148,9 @@ def delete(
 
     def check(state: dict[str, Any]) -> None:
         if force:
-            require_role(catalog, settings, state["namespace"], user, Role.ADMIN,
-                         "force-delete files")
+            _require_role(catalog, settings, state, user, Role.ADMIN, "force-delete files")
         else:
-            require_role(catalog, settings, state["namespace"], user, Role.EDITOR,
-                         "delete files")
+            _require_role(catalog, settings, state, user, Role.EDITOR, "delete files")
         seen.update(state)
 
     # Unknown or purged: the catalog raises, deciding inside its transaction.
@@ -172,7 +176,7 @@ def restore(catalog: Catalog, settings: Settings, media_id: str, user: str) -> N
     """Undo a soft delete (editor): the file is active again (or quarantined/pending, as it was)
     and any purge mark for it is cancelled."""
     def check(state: dict[str, Any]) -> None:
-        require_role(catalog, settings, state["namespace"], user, Role.EDITOR, "restore files")
+        _require_role(catalog, settings, state, user, Role.EDITOR, "restore files")
 
     # Not deleted, purged, or a purge in flight: the catalog raises LifecycleError.
     catalog.lifecycle.restore_media(media_id, user, check=check)

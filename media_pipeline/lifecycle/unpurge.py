@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from media_pipeline.access import Role, require_role
+from media_pipeline.access import Role, require_file_role
 from media_pipeline.catalog import Catalog
 from media_pipeline.errors import LifecycleError, UnknownMedia
 from media_pipeline.kinds import MediaStatus, PurgeVersions
@@ -28,8 +28,9 @@ def unpurge(settings: Settings, client: Any, media_id: str, user: str) -> dict[s
             state = catalog.lifecycle.media_state(media_id)
             if state is None:
                 raise UnknownMedia.of(media_id)
-            require_role(catalog, settings, state["namespace"], user, Role.ADMIN,
-                         "unpurge files")
+            require_file_role(catalog, settings, str(state["media_id"]), state["namespace"],
+                              state["visibility"], state["owner"], user, Role.ADMIN,
+                              "unpurge files")
             if state["status"] != MediaStatus.PURGED:
                 raise LifecycleError(f"media file {media_id} is not purged ({state['status']})")
             mark = catalog.lifecycle.last_purge(str(state["media_id"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +98,13 @@ def test_url_visibility_and_presign(team: Any, settings: Settings, tmp_path: Pat
     rows = json.loads(ok(team("upload", str(path), "-n", "team", "-u", "ed", "--json")).output)
     media_id = rows[0]["media_id"]
 
-    anonymous = team("url", media_id)
-    assert anonymous.exit_code == 1 and "not public" in anonymous.output
-    viewer = team("url", media_id, "--user", "vic")
-    assert viewer.exit_code == 1 and "private to its owner" in viewer.output
+    # To whoever may not see it, the private file does not exist: the same line as an unknown id.
+    unknown = str(uuid.uuid4())
+    for who in ((), ("--user", "vic"), ("--user", "stranger")):
+        hidden, missing = team("url", media_id, *who), team("url", unknown, *who)
+        assert hidden.exit_code == missing.exit_code == 1
+        assert hidden.output.replace(media_id, unknown) == missing.output
+        assert "no media file" in hidden.output and "team" not in hidden.output
     signed = ok(team("url", media_id, "--user", "ed", "--expires", "60")).output.strip()
     assert httpx.get(signed, timeout=10).status_code == 200
     too_long = team("url", media_id, "--user", "ed", "--expires", "9999999")

@@ -51,8 +51,9 @@ def files(s: Settings, s3_client: Any) -> dict[str, str]:
 def test_delete_is_refused_while_referenced(s: Settings, files: dict[str, str]) -> None:
     a = files["blog/a.txt"]
     with Catalog.open(s.catalog_location) as catalog:
-        # A discovered file is private to the admins: only they may record where it is used.
-        with pytest.raises(PermissionDenied, match="private to its owner and the admins"):
+        # A discovered file is private to the admins: only they may record where it is used; to
+        # others it does not exist.
+        with pytest.raises(UnknownMedia, match="no media file"):
             add_reference(catalog, s, a, "webpage", "123", EDITOR)
         add_reference(catalog, s, a, "webpage", "123", ADMIN)
         before = catalog.lifecycle.media_state(a)
@@ -110,7 +111,7 @@ def test_force_delete_is_for_admins_only(s: Settings, s3_client: Any,
     a = files["blog/a.txt"]
     with Catalog.open(s.catalog_location) as catalog:
         add_reference(catalog, s, a, "webpage", "123", ADMIN)
-        with pytest.raises(PermissionDenied, match="needs admin"):
+        with pytest.raises(UnknownMedia):  # private to the admins: unknown to the editor
             delete(catalog, s, a, EDITOR, force=True)
         assert catalog.lifecycle.media_state(a)["status"] == "active"  # type: ignore[index]
         outcome = delete(catalog, s, a, ADMIN, force=True)
@@ -125,16 +126,20 @@ def test_force_delete_is_for_admins_only(s: Settings, s3_client: Any,
 def test_roles(s: Settings, files: dict[str, str]) -> None:
     a, c = files["blog/a.txt"], files["shop/c.txt"]
     with Catalog.open(s.catalog_location) as catalog:
-        with pytest.raises(PermissionDenied):
+        # discovered files are private to the admins: to anyone else a refusal is "no such file"
+        with pytest.raises(UnknownMedia):
             delete(catalog, s, a, VIEWER)
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(UnknownMedia):
             delete(catalog, s, c, EDITOR)  # editor of blog, not of shop
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(UnknownMedia):
             add_reference(catalog, s, a, "webpage", "1", VIEWER)
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(UnknownMedia):
             delete(catalog, s, a, "")
         delete(catalog, s, a, EDITOR)
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(UnknownMedia):
+            restore(catalog, s, a, VIEWER)
+        catalog.application.update_visibility(a, "internal")  # the viewer sees it now
+        with pytest.raises(PermissionDenied, match="needs editor, is viewer"):
             restore(catalog, s, a, VIEWER)
         assert catalog.lifecycle.media_state(a)["status"] == "deleted"  # type: ignore[index]
         assert catalog.references.references_of(a) == {}
