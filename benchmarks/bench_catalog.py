@@ -31,6 +31,17 @@ needs an empty catalog too. Each section prints the machine's load average besid
 Populating (once, cached): 1M objects 96 s, 5M objects 500 s (the reference scan of 150,000
 pages with 3,000,000 references 144 s of it); ~0.3 GB and 1.6 GB under ``.data/``.
 
+Tried 2026-12-07 18:20-18:40 UTC for the first ingest (5,000,000 rows, load 1.6-1.8, the INSERT
+of ``_insert_new`` alone on a new lake, one run each): 12.5 s as built, of which DuckDB's profiler
+gives the Parquet writer (COPY_TO_FILE) most, the ORDER BY 7 CPU-s and md5/split_part 2.7 CPU-s;
+the table's ``sort_on_insert`` false 13.2 s (no gain), ``preserve_insertion_order`` false 13.8 s,
+``parquet_compression`` lz4 11.0-12.7 s, ``parquet_version`` 2 12.9 s, ``parquet_row_group_size``
+20,000 9.6 s (but files overlap: 1.6 files per lookup), ``per_thread_output`` 8.6-8.8 s (1.5 files
+per lookup). Not applied: with ``per_thread_output`` on, ``test_facts``' maintenance test failed
+in ``ducklake_merge_adjacent_files``: "Cannot open file" for a data file of ``schema_version``
+the lake lists but that is not on disk, after ``ducklake_flush_inlined_data`` (DuckLake 1.5.5). The stage's read
+(CSV.gz to the snapshot Parquet) took 7.8 s and the whole commit 13.2 s beside plain CTAS ~9 s.
+
 Last measured 2026-12-07 13:10-13:25 UTC (this machine ran ~1.6x slower than in the morning run
 below: a DuckDB file connect+insert+close took 28-38 ms against 18-22), SQLite metadata unless
 said, after migrations 5 (every table has statistics) and 6 (last_seen from listings):
