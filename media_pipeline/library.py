@@ -188,9 +188,19 @@ def _clean_name(value: str, what: str, limit: int) -> str:
     return name
 
 
-def _check_media_id(media_id: str) -> None:
+def _spelled_as_stored(media_id: str) -> str:
+    """A media id as the catalog writes it, or as given when it is none."""
     try:
-        uuid.UUID(str(media_id))
+        return str(uuid.UUID(str(media_id)))
+    except ValueError:
+        return str(media_id)
+
+
+def _check_media_id(media_id: str) -> str:
+    """The id as the catalog writes it (lowercase, hyphens): an unknown file's error then reads
+    like a hidden one's whatever the caller's spelling."""
+    try:
+        return str(uuid.UUID(str(media_id)))
     except ValueError:
         raise UnknownMedia(f"{media_id!r} is not a media id") from None
 
@@ -242,10 +252,10 @@ class MediaLibrary:
         return info
 
     def _media(self, catalog: Catalog, media_id: str) -> MediaFile:
-        _check_media_id(media_id)
-        row = catalog.application.media_row(str(media_id))
+        media_id = _check_media_id(media_id)
+        row = catalog.application.media_row(media_id)
         if row is None:
-            raise UnknownMedia.of(str(media_id))
+            raise UnknownMedia.of(media_id)
         return MediaFile.from_row(row)
 
     def _file(self, catalog: Catalog, media_id: str, user: str | None,
@@ -253,10 +263,10 @@ class MediaLibrary:
         """What checks and small changes need of a file, in one query (``file_context``: the
         user's role comes with it; ``columns``: more of the row); the whole row is
         :meth:`_media`."""
-        _check_media_id(media_id)
-        media = catalog.lifecycle.file_context(str(media_id), user, columns=columns)
+        media_id = _check_media_id(media_id)
+        media = catalog.lifecycle.file_context(media_id, user, columns=columns)
         if media is None:
-            raise UnknownMedia.of(str(media_id))
+            raise UnknownMedia.of(media_id)
         return media
 
     def _require_see_file(self, catalog: Catalog, media: dict[str, Any], user: str | None,
@@ -775,7 +785,11 @@ class MediaLibrary:
             coll = self._collection(catalog, collection_id, _check_user(user))
             self._require_owner_or_admin(catalog, coll["namespace"], coll["owner"], user,
                                          "change this collection")
-            if not catalog.application.delete_collection_item(coll["collection_id"], str(media_id)):
+            # an item the user may not see is not in the collection for them
+            visible = self._visible_items(catalog, coll, user)
+            item = _spelled_as_stored(media_id)
+            if item not in visible or not catalog.application.delete_collection_item(
+                    coll["collection_id"], item):
                 raise UnknownMedia(f"{media_id} is not in collection {collection_id}")
             remaining = catalog.application.collection_item_ids(coll["collection_id"])
             catalog.application.write_collection_order(coll["collection_id"], remaining)
@@ -792,11 +806,15 @@ class MediaLibrary:
             self._require_owner_or_admin(catalog, coll["namespace"], coll["owner"], user,
                                          "change this collection")
             current = catalog.application.collection_item_ids(coll["collection_id"])
-            wanted = [str(m) for m in media_ids]
-            if sorted(wanted) != sorted(current):
+            visible = self._visible_items(catalog, coll, user)
+            wanted = [_spelled_as_stored(m) for m in media_ids]
+            if sorted(wanted) != sorted(visible):
                 raise InvalidInput("reorder must list every item of the collection exactly once "
-                                 f"({len(current)} items, {len(wanted)} given)")
-            catalog.application.write_collection_order(coll["collection_id"], wanted)
+                                 f"({len(visible)} items, {len(wanted)} given)")
+            # items the user may not see keep their places; the others take the new order
+            order = iter(wanted)
+            catalog.application.write_collection_order(
+                coll["collection_id"], [next(order) if m in visible else m for m in current])
             catalog.application.record_audit(
                 user, "collection.reorder", None,
                 {"collection_id": coll["collection_id"], "order": wanted})
@@ -820,13 +838,29 @@ class MediaLibrary:
                 and i["media"]["status"] not in MediaStatus.gone() | {MediaStatus.QUARANTINED})
         return Collection(**row_fields(coll), items=items)
 
+    def _visible_items(self, catalog: Catalog, coll: dict[str, Any], user: str) -> set[str]:
+        """The collection's items ``user`` may see (whatever their status)."""
+        return {m for m, visibility, owner in
+                catalog.application.collection_item_access(coll["collection_id"])
+                if self._may_see(catalog, coll["namespace"], visibility, owner, user)}
+
     def collections(self, namespace: str, user: str) -> list[dict[str, Any]]:
         """The namespace's collections the user may see (with their item counts)."""
         with self._reading() as catalog:
             self._namespace(catalog, namespace)
             self._require(catalog, namespace, user, Role.VIEWER, "list collections")
-            return [c for c in catalog.application.collections_in(namespace)
-                    if self._may_see(catalog, namespace, c["visibility"], c["owner"], user)]
+            out = []
+            for c in catalog.application.collections_in(namespace):
+                if not self._may_see(catalog, namespace, c["visibility"], c["owner"], user):
+                    continue
+                # the items collection() would show this user: none they may not see
+                access = c.pop("item_access")
+                c["items"] = sum(
+                    1 for visibility, owner, status in access
+                    if status not in MediaStatus.gone() | {MediaStatus.QUARANTINED}
+                    and self._may_see(catalog, namespace, visibility, owner, user))
+                out.append(c)
+            return out
 
     # -- references and lifecycle (media_pipeline.lifecycle does the work) -------------------
 

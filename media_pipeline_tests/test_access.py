@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from media_pipeline.access import PermissionDenied
-from media_pipeline.errors import MediaPipelineError, UnknownMedia
+from media_pipeline.errors import InvalidInput, MediaPipelineError, UnknownMedia
 from media_pipeline.library import MediaFile, MediaLibrary
 from media_pipeline.settings import Settings
 from media_pipeline.storage import ensure_bucket, make_client
@@ -255,21 +255,34 @@ def _refusal(run: Callable[[], Any]) -> tuple[type, str]:
     return type(refused.value), str(refused.value)
 
 
+SPELLINGS: dict[str, Callable[[str], str]] = {
+    "as stored": str,
+    "upper case": str.upper,
+    "braces": lambda m: "{" + m + "}",
+    "no hyphens": lambda m: m.replace("-", ""),
+    "urn": lambda m: "urn:uuid:" + m,
+}
+
+
+@pytest.mark.parametrize("spelling", list(SPELLINGS))
 @pytest.mark.parametrize("call", list(FILE_CALLS))
 @pytest.mark.parametrize("role", ["anonymous", "outsider", "viewer", "editor"])
 def test_a_file_one_may_not_see_is_refused_as_an_unknown_id(world: World, call: str,
-                                                            role: str) -> None:
+                                                            role: str, spelling: str) -> None:
     """Whatever the action, someone who may not see a file gets exactly the error of an id
     the catalog does not know: not its namespace, not its owner, not that it exists."""
     user, run = USERS[role], FILE_CALLS[call]
     if role == "editor" and call in ("delete", "restore"):
         pytest.skip("editors may delete and restore files they may not see (docs/security.md)")
-    private = world.files["private"].media_id
-    unknown = str(uuid.uuid4())
+    # however the id is written (the hostile review told hidden from unknown ids by the
+    # spelling the error echoed)
+    spell = SPELLINGS[spelling]
+    private, unknown = world.files["private"].media_id, str(uuid.uuid4())
     counts = catalog_counts(world.settings)
-    kind, message = _refusal(lambda: run(world.lib, private, user))
-    assert (kind, message.replace(private, unknown)) == _refusal(
-        lambda: run(world.lib, unknown, user))
+    kind, message = _refusal(lambda: run(world.lib, spell(private), user))
+    other_kind, other = _refusal(lambda: run(world.lib, spell(unknown), user))
+    assert (kind, message) == (other_kind, other.replace(unknown, private).replace(
+        spell(unknown), spell(private)))
     assert kind is UnknownMedia or message == "a user is required for this action"
     assert catalog_counts(world.settings) == counts
 
@@ -296,3 +309,31 @@ def test_a_collection_one_may_not_see_is_refused_as_an_unknown_id(world: World,
 def test_the_system_user_creates_no_namespaces(settings: Settings, s3_client: Any) -> None:
     with pytest.raises(PermissionDenied):
         MediaLibrary(settings, client=s3_client).create_namespace("x", "system")
+
+
+def test_a_collection_shows_no_trace_of_items_one_may_not_see(world: World) -> None:
+    """Hostile review: an admin put a private file into the owner's internal collection; the
+    listing's item count, reorder's count and remove's answer told others it was there."""
+    lib, shown = world.lib, world.files["public"].media_id
+    hidden = lib.upload("team", io.BytesIO(png_bytes(seed=4242)), "adm.png", "adm",
+                        visibility="private").media_id
+    coll = lib.create_collection("team", "mixed", "owner", visibility="internal").collection_id
+    lib.add_to_collection(coll, shown, "owner")
+    lib.add_to_collection(coll, hidden, "adm")  # the admin sees it; owner and viewer do not
+    listed = {c["collection_id"]: c["items"] for c in lib.collections("team", "vic")}
+    assert listed[coll] == 1
+    assert {c["collection_id"]: c["items"] for c in lib.collections("team", "adm")}[coll] == 2
+    stranger = str(uuid.uuid4())
+    # remove: a hidden item is "not in the collection", word for word as an unknown id
+    kind, message = _refusal(lambda: lib.remove_from_collection(coll, hidden, "owner"))
+    assert (kind, message.replace(hidden, stranger)) == _refusal(
+        lambda: lib.remove_from_collection(coll, stranger, "owner"))
+    # reorder lists what the owner sees; the hidden item keeps its place
+    with pytest.raises(InvalidInput, match=r"\(1 items, 2 given\)"):
+        lib.reorder(coll, [shown, hidden], "owner")
+    assert [i.media.media_id for i in lib.reorder(coll, [shown.upper()], "owner").items] == [
+        shown]
+    assert [i.media.media_id for i in lib.collection(coll, "adm").items] == [shown, hidden]
+    assert [i.media.media_id for i in lib.remove_from_collection(coll, shown.upper(), "owner")
+            .items] == []
+    assert [i.media.media_id for i in lib.collection(coll, "adm").items] == [hidden]

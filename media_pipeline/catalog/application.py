@@ -261,16 +261,28 @@ class ApplicationStore(Store):
         return self._collection_dict(row) if row else None
 
     def collections_in(self, namespace: str) -> list[dict[str, Any]]:
+        """The namespace's collections, each with ``item_access``: (visibility, owner, status)
+        of every item, in order (who may see which items is the caller's rule)."""
         rows = self.con.execute(
             f"SELECT {', '.join(COLLECTION_COLUMNS)}, "
-            "(SELECT count(*) FROM collection_items i WHERE i.collection_id = c.collection_id) "
+            "(SELECT list([m.visibility, m.owner, m.status] ORDER BY i.position) "
+            " FROM collection_items i JOIN media_objects m ON m.media_id = i.media_id "
+            " WHERE i.collection_id = c.collection_id) "
             "FROM collections c WHERE namespace = ? ORDER BY lower(name)", [namespace]).fetchall()
         out = []
         for r in rows:
             item = self._collection_dict(r[:-1])
-            item["items"] = int(r[-1])
+            item["item_access"] = [tuple(a) for a in r[-1] or []]
             out.append(item)
         return out
+
+    def collection_item_access(self, collection_id: str) -> list[tuple[str, str, str | None]]:
+        """(media_id, visibility, owner) of the collection's items, in order."""
+        rows = self.con.execute(
+            "SELECT i.media_id::VARCHAR, m.visibility, m.owner FROM collection_items i "
+            "JOIN media_objects m ON m.media_id = i.media_id WHERE i.collection_id = ? "
+            "ORDER BY i.position", [collection_id]).fetchall()
+        return [(str(r[0]), str(r[1]), r[2]) for r in rows]
 
     @staticmethod
     def _collection_dict(row: Sequence[Any]) -> dict[str, Any]:

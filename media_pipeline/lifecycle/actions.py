@@ -94,6 +94,7 @@ def references(catalog: Catalog, settings: Settings, media_id: str,
                user: str) -> dict[str, list[str]]:
     """Where the file is used, in the seed's shape ``{"webpage": ["123", "456"]}``; only for a
     user who may see the file."""
+    media_id = canonical_id(media_id)
     state = _known(catalog.lifecycle.file_context(media_id, user, references=True,
                                                   deletion=False), media_id)
     _require_see(catalog, settings, state, user, "see where this file is used")
@@ -110,7 +111,7 @@ def add_reference(
     more. Both checks come before anything else is decided, so a refusal is the same whether
     or not the reference exists: it tells nothing about where a hidden file is used."""
     content_type, content_id = _content(content_type, content_id)
-    _valid_id(media_id)
+    media_id = canonical_id(media_id)
     # A purged file raises LifecycleError, decided inside the catalog's transaction.
     return catalog.references.add_reference(
         media_id, content_type, content_id, user, now=now,
@@ -125,15 +126,17 @@ def remove_reference(
     asked). False if the API had none; references a scan found are never removed here: they
     go when the content no longer uses the file."""
     content_type, content_id = _content(content_type, content_id)
-    _valid_id(media_id)
+    media_id = canonical_id(media_id)
     return catalog.references.remove_reference(
         media_id, content_type, content_id, user, now=now,
         check=_editor_who_sees(catalog, settings, media_id, user, "remove a reference"))
 
 
-def _valid_id(media_id: str) -> None:
+def canonical_id(media_id: str) -> str:
+    """The id as the catalog writes it (lowercase, hyphens), so an unknown file's error and a
+    hidden one's are the same text whatever the caller's spelling; a malformed id is unknown."""
     try:
-        uuid.UUID(str(media_id))
+        return str(uuid.UUID(str(media_id)))
     except ValueError:
         raise UnknownMedia.of(media_id) from None
 
@@ -144,6 +147,7 @@ def delete(
 ) -> DeleteOutcome:
     """Soft-delete a file: refused (nothing changes) while anything references it, unless an
     admin forces it. Needs editor in the file's namespace; ``force`` needs admin."""
+    media_id = canonical_id(media_id)
     seen: dict[str, Any] = {}
 
     def check(state: dict[str, Any]) -> None:
@@ -175,6 +179,8 @@ def delete(
 def restore(catalog: Catalog, settings: Settings, media_id: str, user: str) -> None:
     """Undo a soft delete (editor): the file is active again (or quarantined/pending, as it was)
     and any purge mark for it is cancelled."""
+    media_id = canonical_id(media_id)
+
     def check(state: dict[str, Any]) -> None:
         _require_role(catalog, settings, state, user, Role.EDITOR, "restore files")
 

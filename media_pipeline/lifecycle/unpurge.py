@@ -17,12 +17,14 @@ from media_pipeline.access import Role, require_file_role
 from media_pipeline.catalog import Catalog
 from media_pipeline.errors import LifecycleError, UnknownMedia
 from media_pipeline.kinds import MediaStatus, PurgeVersions
+from media_pipeline.lifecycle.actions import canonical_id
 from media_pipeline.lifecycle.purge import _etag, _purge_lock
 from media_pipeline.settings import Settings
 
 
 def unpurge(settings: Settings, client: Any, media_id: str, user: str) -> dict[str, Any]:
     """Bring a purged file back (admins of its namespace); returns what was done."""
+    media_id = canonical_id(media_id)  # one spelling: a hidden file's refusal is an unknown one's
     with _purge_lock(settings):
         with Catalog.open(settings.catalog_location) as catalog:
             state = catalog.lifecycle.media_state(media_id)
