@@ -39,8 +39,9 @@ the table's ``sort_on_insert`` false 13.2 s (no gain), ``preserve_insertion_orde
 20,000 9.6 s (but files overlap: 1.6 files per lookup), ``per_thread_output`` 8.6-8.8 s (1.5 files
 per lookup). Not applied: with ``per_thread_output`` on, ``test_facts``' maintenance test failed
 in ``ducklake_merge_adjacent_files``: "Cannot open file" for a data file of ``schema_version``
-the lake lists but that is not on disk, after ``ducklake_flush_inlined_data`` (DuckLake 1.5.5). The stage's read
-(CSV.gz to the snapshot Parquet) took 7.8 s and the whole commit 13.2 s beside plain CTAS ~9 s.
+the lake lists but that is not on disk, after ``ducklake_flush_inlined_data`` (DuckLake 1.5.5).
+The stage's read (CSV.gz to the snapshot Parquet) took 7.8 s and the whole commit 13.2 s beside
+plain CTAS ~9 s.
 
 Last measured 2026-12-07 13:10-13:25 UTC (this machine ran ~1.6x slower than in the morning run
 below: a DuckDB file connect+insert+close took 28-38 ms against 18-22), SQLite metadata unless
