@@ -100,10 +100,12 @@ def require_file_role(catalog: Catalog, settings: Settings, media_id: str, names
                       visibility: str, owner: str | None, user: str, needed: Role,
                       action: str) -> Role:
     """:func:`require_role` for an action on one file: refused to someone who may not see
-    the file, it is :class:`UnknownMedia`, as for an unknown id."""
+    the file, it is :class:`UnknownMedia`, as for an unknown id — except to the namespace's
+    editors, who may delete and restore files they do not see and so know they exist."""
     role = role_of(catalog, settings, namespace, user)
     if role is None or role < needed:
-        if not may_see(catalog, settings, namespace, visibility, owner, user or None):
+        if (role is None or role < Role.EDITOR) and not may_see(
+                catalog, settings, namespace, visibility, owner, user or None):
             raise UnknownMedia.of(media_id)
         have = f"is {role}" if role else "is not a member"
         raise PermissionDenied(

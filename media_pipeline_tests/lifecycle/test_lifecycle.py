@@ -111,7 +111,7 @@ def test_force_delete_is_for_admins_only(s: Settings, s3_client: Any,
     a = files["blog/a.txt"]
     with Catalog.open(s.catalog_location) as catalog:
         add_reference(catalog, s, a, "webpage", "123", ADMIN)
-        with pytest.raises(UnknownMedia):  # private to the admins: unknown to the editor
+        with pytest.raises(PermissionDenied, match="needs admin"):
             delete(catalog, s, a, EDITOR, force=True)
         assert catalog.lifecycle.media_state(a)["status"] == "active"  # type: ignore[index]
         outcome = delete(catalog, s, a, ADMIN, force=True)
