@@ -84,7 +84,7 @@ from media_pipeline.fingerprint.metadata import (
 from media_pipeline.fingerprint.sniff import SNIFF_BYTES, needs_content, sniff_mime
 from media_pipeline.fingerprint.validate import check_extension, validate
 from media_pipeline.kinds import MediaStatus, Visibility
-from media_pipeline.records import MediaFile, media_id_for
+from media_pipeline.records import MediaFile, media_id_for, stored_spelling
 from media_pipeline.settings import Settings
 from media_pipeline.storage.keys import (
     DEFAULT_NAMESPACE,
@@ -190,19 +190,15 @@ def _clean_name(value: str, what: str, limit: int) -> str:
 
 def _spelled_as_stored(media_id: str) -> str:
     """A media id as the catalog writes it, or as given when it is none."""
-    try:
-        return str(uuid.UUID(str(media_id)))
-    except ValueError:
-        return str(media_id)
+    return stored_spelling(media_id) or str(media_id)
 
 
 def _check_media_id(media_id: str) -> str:
-    """The id as the catalog writes it (lowercase, hyphens): an unknown file's error then reads
-    like a hidden one's whatever the caller's spelling."""
-    try:
-        return str(uuid.UUID(str(media_id)))
-    except ValueError:
-        raise UnknownMedia(f"{media_id!r} is not a media id") from None
+    """The id as the catalog writes it (:func:`records.stored_spelling`)."""
+    spelled = stored_spelling(media_id)
+    if spelled is None:
+        raise UnknownMedia(f"{media_id!r} is not a media id")
+    return spelled
 
 
 def _format_size(n: int) -> str:

@@ -25,6 +25,16 @@ def media_id_for(bucket: str, key: str) -> str:
     return str(uuid.UUID(hex=digest))
 
 
+def stored_spelling(media_id: object) -> str | None:
+    """A media id as the catalog writes it (lowercase, hyphens), whatever the caller's spelling
+    (upper case, braces, ``urn:uuid:``); None when it is no UUID. Errors built from it read
+    the same for a hidden file and an unknown id."""
+    try:
+        return str(uuid.UUID(str(media_id)))
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class PendingObject:
     """An object the catalog wants fingerprinted (new, or changed since its last fingerprint)."""

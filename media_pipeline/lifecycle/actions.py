@@ -8,7 +8,6 @@ until a purge, which only ever takes unreferenced files.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from media_pipeline.access import SYSTEM_USER, Role, may_see, require_file_role, require_see
 from media_pipeline.catalog.sql import aware, utc_now
 from media_pipeline.errors import InvalidInput, UnknownMedia
+from media_pipeline.records import stored_spelling
 from media_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -133,12 +133,12 @@ def remove_reference(
 
 
 def canonical_id(media_id: str) -> str:
-    """The id as the catalog writes it (lowercase, hyphens), so an unknown file's error and a
-    hidden one's are the same text whatever the caller's spelling; a malformed id is unknown."""
-    try:
-        return str(uuid.UUID(str(media_id)))
-    except ValueError:
-        raise UnknownMedia.of(media_id) from None
+    """The id as the catalog writes it (:func:`records.stored_spelling`); a malformed id is
+    unknown."""
+    spelled = stored_spelling(media_id)
+    if spelled is None:
+        raise UnknownMedia.of(media_id)
+    return spelled
 
 
 def delete(
