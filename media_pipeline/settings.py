@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from media_pipeline.catalog.lake import LakeLocation
+from media_pipeline.catalog.lake import METADATA_SETTING, LakeLocation
 from media_pipeline.errors import SettingsError  # noqa: F401
 from media_pipeline.kinds import PurgeVersions
 
@@ -128,6 +129,34 @@ def _location(raw: str | None) -> str | None:
     """An inventory location: an ``s3://`` URL as given, a local folder made absolute."""
     if not raw or "://" in raw:
         return raw or None
+    return str(absolute(raw))
+
+
+# DuckLake's own ATTACH spellings ("postgres:dbname=... host=...", "ducklake:sqlite:path"): taken
+# as a path, such a value became a new, empty SQLite catalog in a folder of that name, while the
+# user meant the shared one (every process then worked on a catalog of its own).
+_LAKE_ATTACH_FORM = re.compile(r"(?:ducklake:)?(?:postgres|postgresql|sqlite|duckdb|mysql|md)"
+                               r":(?!//)", re.IGNORECASE)
+
+
+def _catalog_metadata(raw: str | None) -> str | None:
+    """The metadata setting: a ``postgresql://`` URL as given, a SQLite path made absolute;
+    anything else (another scheme, DuckLake's own spelling) is refused, never taken as a path.
+    The value is not echoed: a libpq keyword string may hold a password."""
+    if not raw:
+        return None
+    if "://" in raw:
+        scheme = urlsplit(raw).scheme.lower()
+        if scheme not in {"postgres", "postgresql"}:
+            raise SettingsError(
+                f"{METADATA_SETTING} must be a SQLite file path or a postgresql:// URL, not a "
+                f"{scheme or 'schemeless'}:// URL")
+        return raw
+    if _LAKE_ATTACH_FORM.match(raw):
+        raise SettingsError(
+            f"{METADATA_SETTING} is written in DuckLake's ATTACH form "
+            f"({raw.split(':', 1)[0]}:...): give a PostgreSQL database as "
+            "postgresql://user@host[:port]/dbname and a SQLite file as its path")
     return str(absolute(raw))
 
 
@@ -332,7 +361,7 @@ class Settings:
         if self.content_sources is not None:
             object.__setattr__(self, "content_sources", absolute(self.content_sources))
         object.__setattr__(self, "inventory_location", _location(self.inventory_location))
-        object.__setattr__(self, "catalog_metadata", _location(self.catalog_metadata))
+        object.__setattr__(self, "catalog_metadata", _catalog_metadata(self.catalog_metadata))
         if self.catalog_data:
             data = _location(self.catalog_data) or ""
             object.__setattr__(self, "catalog_data", data if data.endswith("/") else data + "/")

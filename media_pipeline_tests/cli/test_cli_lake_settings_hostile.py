@@ -137,3 +137,24 @@ def test_metadata_naming_another_applications_file_is_refused_untouched(
             cli, ["namespaces", "create", "blog", "--user", "alice"], env=env))
         assert says in line and "MEDIA_PIPELINE_CATALOG_METADATA" in line, line
     assert {p: p.read_bytes() for p in (cms, image)} == before
+
+
+@pytest.mark.parametrize("metadata", [
+    "postgres:dbname=catalog host=127.0.0.1 user=postgres password=hunter2secret",
+    "ducklake:postgres:dbname=catalog host=127.0.0.1",
+    "ducklake:sqlite:meta/lake.sqlite",
+    "sqlite:meta/lake.sqlite",
+    "mysql://media@127.0.0.1/catalog",
+])
+def test_duckdbs_own_spellings_of_the_metadata_are_refused_not_made_a_local_catalog(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        metadata: str) -> None:
+    # DuckLake's ATTACH form was taken as a relative path: the command succeeded on a new,
+    # empty SQLite catalog in a folder named "postgres:dbname=...", not the shared one.
+    monkeypatch.chdir(tmp_path)
+    env = {**env_for(settings), "MEDIA_PIPELINE_CATALOG_METADATA": metadata}
+    for args in (["namespaces", "create", "blog", "--user", "alice"], ["sql"]):
+        line = _one_line_error(CliRunner().invoke(cli, args, env=env))
+        assert "MEDIA_PIPELINE_CATALOG_METADATA" in line and "hunter2secret" not in line, line
+        assert "postgresql://" in line, line
+    assert list(tmp_path.iterdir()) == []
