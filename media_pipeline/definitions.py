@@ -24,6 +24,7 @@ from media_pipeline.defs import (
     references,
 )
 from media_pipeline.defs.resources import default_resources
+from media_pipeline.errors import SettingsError
 from media_pipeline.settings import Settings
 
 NIGHTLY_LIFECYCLE = ("auto_soft_delete",)
@@ -67,8 +68,36 @@ def build_definitions(settings: Settings | None = None,
                 default_status=dg.DefaultScheduleStatus.RUNNING,
             )],
             resources=resources if resources is not None else default_resources(),
+            executor=executor_for(settings),
         ),
     )
+
+
+def executor_for(settings: Settings) -> dg.ExecutorDefinition:
+    """The executor ``MEDIA_PIPELINE_EXECUTOR`` names. Celery's broker and result backend
+    come from the settings, so a worker started with the same environment
+    (`media-pipeline worker`) listens where the runs send their steps."""
+    if settings.executor == "in_process":
+        return dg.in_process_executor
+    if settings.executor == "multiprocess":
+        return dg.multiprocess_executor
+    try:
+        from dagster_celery import celery_executor
+    except ImportError:
+        raise SettingsError(
+            "MEDIA_PIPELINE_EXECUTOR=celery needs dagster-celery: "
+            "pip install 'media-pipeline[distributed]'") from None
+    return celery_executor.configured(celery_config(settings), name="celery")
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """dagster-celery's executor config for ``settings`` (the broker URL may hold a password:
+    never print it)."""
+    config: dict[str, Any] = {"backend": settings.celery_backend,
+                              "config_source": {"task_default_queue": settings.celery_queue}}
+    if settings.celery_broker:
+        config["broker"] = settings.celery_broker
+    return config
 
 
 @dg.definitions

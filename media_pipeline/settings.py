@@ -45,7 +45,8 @@ AWS_CREDENTIAL_VARIABLES = (
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
 )
 SECRET_FIELDS = frozenset({"access_key_id", "secret_access_key", "session_token",
-                           "ai_service_api_key"})
+                           "ai_service_api_key", "celery_broker"})
+EXECUTORS = ("multiprocess", "in_process", "celery")
 
 
 # The longest retention or minimum age a purge takes (100 years): "now" minus more than about
@@ -286,6 +287,16 @@ class Settings:
     # purge decided on, kept this long after the purge (why-purged answers from them).
     catalog_snapshot_retention_days: int = 30
     purge_snapshot_retention_days: int = 90
+    # --- running the pipeline ---
+    # How Dagster runs a job's steps: "multiprocess" (a process per step, Dagster's default),
+    # "in_process", or "celery" (steps are tasks on Celery workers, on any machine that has
+    # these settings; needs the `distributed` extra). The broker URL may hold a password.
+    executor: str = "multiprocess"
+    celery_broker: str | None = field(default=None, repr=False)
+    celery_backend: str = "rpc://"
+    # The broker queue this deployment's steps go to: another deployment on the same broker
+    # uses another name, or its workers would run this one's steps with their own settings.
+    celery_queue: str = "dagster"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -311,6 +322,10 @@ class Settings:
             home=absolute(env.get("MEDIA_PIPELINE_HOME") or ".media_pipeline"),
             catalog_metadata=env.get("MEDIA_PIPELINE_CATALOG_METADATA") or None,
             catalog_data=env.get("MEDIA_PIPELINE_CATALOG_DATA") or None,
+            executor=(env.get("MEDIA_PIPELINE_EXECUTOR") or "multiprocess").strip().lower(),
+            celery_broker=env.get("MEDIA_PIPELINE_CELERY_BROKER") or None,
+            celery_backend=env.get("MEDIA_PIPELINE_CELERY_BACKEND") or "rpc://",
+            celery_queue=env.get("MEDIA_PIPELINE_CELERY_QUEUE") or "dagster",
             max_file_size=_int(env, "MAX_FILE_SIZE", 100 * 1024 * 1024),
             allowed_file_types=_allowed_types(env),
             max_image_pixels=_int(env, "MEDIA_PIPELINE_MAX_IMAGE_PIXELS", 50_000_000),
@@ -372,6 +387,12 @@ class Settings:
             raise SettingsError(
                 f"MEDIA_PIPELINE_CATALOG_DATA ({self.catalog_data}) is in the media bucket "
                 f"{self.bucket!r}: put the catalog's data files in another bucket")
+        if self.executor not in EXECUTORS:
+            raise SettingsError(f"MEDIA_PIPELINE_EXECUTOR must be one of {', '.join(EXECUTORS)}, "
+                                f"got {self.executor!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,200}", self.celery_queue):
+            raise SettingsError("MEDIA_PIPELINE_CELERY_QUEUE must be 1-200 letters, digits or "
+                                f"'_.:-', got {self.celery_queue!r}")
         if self.purge_share_floor < 0:
             raise SettingsError("MEDIA_PIPELINE_PURGE_SHARE_FLOOR must not be negative")
         if self.purge_min_age_seconds != 0 and self.purge_min_age_seconds < 30:

@@ -37,8 +37,43 @@ def run_command(select: tuple[str, ...], as_json: bool, verbose: bool) -> None:
             extra = summary.check_descriptions.get(check, "")
             console.print(f"{mark} check {check} {escape(extra)}", highlight=False)
     if not summary.success:
+        where = (summary.log_file if summary.log_file
+                 else "the run's event log in the Dagster instance (DAGSTER_HOME; the UI shows it)")
         fail(f"run {summary.run_id} failed at {summary.failure}; Dagster's log with the "
-             f"traceback: {summary.log_file}; fix the cause and run it again (-v shows the log)")
+             f"traceback: {where}; fix the cause and run it again (-v shows the log)")
 
 
-COMMANDS = (run_command,)
+# -- worker --------------------------------------------------------------------------------------
+
+
+@click.command("worker")
+@click.option("--name", default=None,
+              help="The worker's name (default: media-pipeline-<pid>@<host>).")
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Steps this worker runs at once (each in its own process).")
+@click.option("--loglevel", default="INFO", show_default=True, help="Celery's log level.")
+@friendly_errors
+def worker_command(name: str | None, concurrency: int, loglevel: str) -> None:
+    """A Celery worker that runs pipeline steps (MEDIA_PIPELINE_EXECUTOR=celery): start one
+    or more on any machine with the same settings and DAGSTER_HOME."""
+    import os
+    import sys
+
+    from media_pipeline.defs.distributed import dagster_instance
+
+    settings = Settings.from_env()
+    try:
+        import dagster_celery  # noqa: F401
+    except ImportError:
+        fail("`media-pipeline worker` needs dagster-celery: "
+             "pip install 'media-pipeline[distributed]'")
+    require_s3(settings)
+    with dagster_instance():  # created before the worker forks (see dagster_instance)
+        pass
+    args = [sys.executable, "-m", "celery", "-A", "media_pipeline.defs.celery_worker", "worker",
+            "--prefetch-multiplier=1", "-Q", settings.celery_queue, "--concurrency", str(concurrency),
+            "--loglevel", loglevel, "-n", name or f"media-pipeline-{os.getpid()}@%h"]
+    os.execv(sys.executable, args)
+
+
+COMMANDS = (run_command, worker_command)

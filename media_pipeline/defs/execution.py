@@ -84,16 +84,14 @@ def run_assets(
     built for this process's settings (its content sources).
     """
     settings = Settings.from_env()
+    if settings.executor == "celery":
+        return _run_on_workers(selection, settings, log_level)
     resources = resources or default_resources()
     extra = ([dg.define_asset_job("cli_run", selection=dg.AssetSelection.assets(*selection))]
              if selection else [])
     defs = build_definitions(settings, extra_jobs=extra, resources=resources)
     if selection:
-        known = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
-        unknown = sorted(set(selection) - known)
-        if unknown:
-            raise InvalidInput(f"no asset named {', '.join(unknown)}; the assets are: "
-                               f"{', '.join(sorted(known))}")
+        _check_selection(defs, selection)
     job = defs.resolve_job_def("cli_run" if selection else DEFAULT_JOB).with_logger_defs(
         {"console": dg.colored_console_logger, "file": run_file_logger})
     media = resources.get(RESOURCE_KEY)
@@ -108,20 +106,51 @@ def run_assets(
                                 "file": {"config": {"folder": str(folder)}}}},
     )
     _close_run_log(result.run_id)
-    summary = RunSummary(success=result.success, run_id=result.run_id,
-                         log_file=str(folder / f"{result.run_id}.log"))
+    return _summary(result, str(folder / f"{result.run_id}.log"))
+
+
+def _check_selection(defs: dg.Definitions, selection: Sequence[str]) -> None:
+    known = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    unknown = sorted(set(selection) - known)
+    if unknown:
+        raise InvalidInput(f"no asset named {', '.join(unknown)}; the assets are: "
+                           f"{', '.join(sorted(known))}")
+
+
+def _run_on_workers(selection: Sequence[str] | None, settings: Settings,
+                    log_level: str) -> RunSummary:
+    """The run through the configured executor (Celery): its steps on the workers, its events
+    in the shared Dagster instance (``defs.distributed``). Dagster's log is that instance's
+    event log (the Dagster UI shows it), not a file."""
+    from media_pipeline.defs.distributed import dagster_instance, reconstructable_job
+
+    if selection:
+        _check_selection(build_definitions(settings), selection)
+    with dagster_instance() as instance, dg.execute_job(
+        reconstructable_job(selection),
+        instance=instance,
+        raise_on_error=False,
+        asset_selection=[dg.AssetKey.from_user_string(name) for name in selection]
+        if selection else None,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    ) as result:
+        return _summary(result, None)
+
+
+def _summary(result: dg.ExecuteJobResult | dg.ExecuteInProcessResult,
+             log_file: str | None) -> RunSummary:
+    summary = RunSummary(success=result.success, run_id=result.run_id, log_file=log_file)
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
         if mat is None:
             continue
         summary.materialized[mat.asset_key.to_user_string()] = {
-            k: getattr(v, "value", v) for k, v in mat.metadata.items()
+            k: _plain(v) for k, v in mat.metadata.items()
         }
     for evaluation in result.get_asset_check_evaluations():
-        name = evaluation.check_name
-        summary.checks[name] = evaluation.passed
+        summary.checks[evaluation.check_name] = evaluation.passed
         if evaluation.description:
-            summary.check_descriptions[name] = evaluation.description
+            summary.check_descriptions[evaluation.check_name] = evaluation.description
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure and event.step_failure_data is not None:
@@ -132,3 +161,11 @@ def run_assets(
                 )
                 break
     return summary
+
+
+def _plain(value: Any) -> Any:
+    """A metadata value as plain data (a table preview as a list of dicts: its records refuse
+    iteration, so ``--json`` could not print them)."""
+    if isinstance(value, dg.TableMetadataValue):
+        return [dict(record.data) for record in value.records]
+    return getattr(value, "value", value)

@@ -1,0 +1,177 @@
+"""Issue 14: the nightly reconciliation on Celery workers (separate processes) against one
+shared catalog — PostgreSQL metadata, data files on the embedded S3 — gives the catalog an
+in-process run gives, row for row.
+
+The broker is the machine's RabbitMQ (127.0.0.1:5672, guest/guest): started if it is installed
+and down, else the test is skipped with the reason. Each test sends its steps to a queue of its
+own (``MEDIA_PIPELINE_CELERY_QUEUE``), so parallel tests never run each other's steps.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from media_pipeline.catalog import Catalog
+from media_pipeline.cli import main as cli
+from media_pipeline.corpus import generate_corpus, minimum_corpus_size
+from media_pipeline.demo import seed_bucket
+from media_pipeline.demo_content import write_demo_content
+from media_pipeline.settings import Settings
+from media_pipeline.storage import ensure_bucket
+from media_pipeline_tests.fixtures_db import POSTGRES_ADMIN_URL, _fresh_database
+from media_pipeline_tests.fixtures_s3 import env_for
+
+pytest.importorskip("dagster_celery", reason="the `distributed` extra is not installed")
+
+BROKER = ("127.0.0.1", 5672)
+
+
+def _listening(address: tuple[str, int]) -> bool:
+    try:
+        socket.create_connection(address, timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def broker() -> str:
+    if not _listening(BROKER):
+        server = shutil.which("rabbitmq-server")
+        if server is None:
+            pytest.skip("RabbitMQ is not listening on 127.0.0.1:5672 and is not installed")
+        subprocess.run([server, "-detached"], check=False, capture_output=True)
+        deadline = time.monotonic() + 60
+        while not _listening(BROKER) and time.monotonic() < deadline:
+            time.sleep(1)
+        if not _listening(BROKER):
+            pytest.skip("RabbitMQ did not start on 127.0.0.1:5672 within 60 s")
+    return "pyamqp://guest:guest@127.0.0.1:5672//"
+
+
+@pytest.fixture
+def shared(settings: Settings, s3_client: Any, tmp_path: Path) -> Iterator[Settings]:
+    """The bucket with a corpus and content sources, and a shared catalog for it."""
+    ensure_bucket(s3_client, settings.bucket, settings.region)
+    files = generate_corpus(count=minimum_corpus_size())
+    seed_bucket(s3_client, settings.bucket, files)
+    content = write_demo_content(tmp_path / "content", files, settings.bucket,
+                                 settings.endpoint_url or "")
+    ensure_bucket(s3_client, settings.bucket + "-lake", settings.region)
+    for url in _fresh_database(POSTGRES_ADMIN_URL, "mp_celery_test"):
+        yield replace(settings, content_sources=content.sources_file,
+                      catalog_metadata=url.replace("postgresql+psycopg://", "postgresql://"),
+                      catalog_data=f"s3://{settings.bucket}-lake/catalog/")
+
+
+def _env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {**env_for(settings), **extra,
+           "MEDIA_PIPELINE_SOURCES": str(settings.content_sources or "")}
+    if settings.catalog_metadata:
+        env["MEDIA_PIPELINE_CATALOG_METADATA"] = settings.catalog_metadata
+        env["MEDIA_PIPELINE_CATALOG_DATA"] = settings.catalog_data or ""
+    return env
+
+
+def _workers(env: dict[str, str], log_dir: Path, count: int = 2) -> list[subprocess.Popen[bytes]]:
+    """``count`` `media-pipeline worker` processes, each ready (connected to the broker)."""
+    workers, logs = [], []
+    for n in range(count):
+        log = log_dir / f"worker-{n}.log"
+        logs.append(log)
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "media_pipeline", "worker", "--name", f"w{n}@%h"],
+            env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True))
+    deadline = time.monotonic() + 90
+    while not all(" ready." in log.read_text(errors="replace") for log in logs):
+        for worker, log in zip(workers, logs, strict=True):
+            assert worker.poll() is None, log.read_text(errors="replace")
+        assert time.monotonic() < deadline, [log.read_text(errors="replace") for log in logs]
+        time.sleep(0.5)
+    return workers
+
+
+def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+# What a run decides, without the times it ran at.
+ROWS = {
+    "media_files": "SELECT media_id, key, file_size, etag, content_type, file_hash, phash, width, "
+                   "height, page_count, status, quarantine_reason, visibility, reference_count, "
+                   "referenced_in::VARCHAR, is_deleted FROM media_files ORDER BY media_id",
+    "duplicate_groups": "SELECT file_hash, file_size, member_count, canonical_media_id, "
+                        "wasted_bytes FROM duplicate_groups ORDER BY file_hash",
+    "near_duplicates": "SELECT media_id_a, media_id_b, distance, method, method_distance "
+                       "FROM near_duplicates ORDER BY ALL",
+    "media_references": "SELECT media_id, key, content_type, content_id, source, origin, form "
+                        "FROM media_references ORDER BY ALL",
+}
+
+
+def _catalog_rows(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
+    with Catalog.open(settings.catalog_location, read_only=True) as catalog:
+        return {name: catalog.con.execute(sql).fetchall() for name, sql in ROWS.items()}
+
+
+def test_the_nightly_on_two_celery_workers_gives_the_in_process_catalog(
+        shared: Settings, broker: str, tmp_path: Path) -> None:
+    # The same bucket and sources, catalogued in-process into a catalog of its own.
+    local = replace(shared, catalog_metadata=None, catalog_data=None, home=tmp_path / "local")
+    result = CliRunner().invoke(cli, ["run"], env=_env(local))
+    assert result.exit_code == 0, result.output
+    expected = _catalog_rows(local)
+    assert len(expected["media_files"]) == minimum_corpus_size() and expected["duplicate_groups"]
+    assert expected["near_duplicates"] and expected["media_references"]
+
+    queue = f"mp-test-{uuid.uuid4().hex[:12]}"
+    env = _env(shared, MEDIA_PIPELINE_EXECUTOR="celery", MEDIA_PIPELINE_CELERY_BROKER=broker,
+               MEDIA_PIPELINE_CELERY_QUEUE=queue, DAGSTER_HOME=str(tmp_path / "dagster"))
+    workers = _workers(env, tmp_path)
+    try:
+        run = subprocess.run([sys.executable, "-m", "media_pipeline", "run", "--json"],
+                             env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        _stop(workers)
+    logs = [(tmp_path / f"worker-{n}.log").read_text(errors="replace") for n in range(2)]
+    assert run.returncode == 0, (run.stdout[-2000:], run.stderr[-2000:], logs)
+    assert _catalog_rows(shared) == expected
+    # Steps ran on both workers, none in the launching process.
+    for n, log in enumerate(logs):
+        assert "Executing steps" in log or "succeeded in" in log, (n, log[-3000:])
+    assert not (shared.home / "catalog").exists()  # the shared catalog is not on local disk
+
+
+def test_celery_without_dagster_home_or_the_extra_is_a_one_line_error(
+        settings: Settings, tmp_path: Path) -> None:
+    env = {k: v for k, v in _env(settings, MEDIA_PIPELINE_EXECUTOR="celery").items()
+           if k != "DAGSTER_HOME"}
+    result = CliRunner().invoke(cli, ["run"], env=env)
+    assert result.exit_code != 0
+    assert result.output.startswith("error:") and result.output.count("\n") == 1, result.output
+    assert "DAGSTER_HOME" in result.output
+    bad = CliRunner().invoke(cli, ["run"], env={**env, "MEDIA_PIPELINE_EXECUTOR": "kubernetes"})
+    assert bad.exit_code != 0 and "MEDIA_PIPELINE_EXECUTOR" in bad.output
+    assert "multiprocess, in_process, celery" in bad.output
