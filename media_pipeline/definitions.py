@@ -74,13 +74,22 @@ def build_definitions(settings: Settings | None = None,
 
 
 def executor_for(settings: Settings) -> dg.ExecutorDefinition:
-    """The executor ``MEDIA_PIPELINE_EXECUTOR`` names. Celery's broker and result backend
-    come from the settings, so a worker started with the same environment
-    (`media-pipeline worker`) listens where the runs send their steps."""
+    """The executor ``MEDIA_PIPELINE_EXECUTOR`` names. Celery's broker, result backend and
+    queue come from the settings, so a worker started with the same environment
+    (`media-pipeline worker`) listens where the runs send their steps; Kubernetes' job
+    executor takes its image and namespace from the run launcher (the Helm chart)."""
     if settings.executor == "in_process":
         return dg.in_process_executor
     if settings.executor == "multiprocess":
-        return dg.multiprocess_executor
+        return dg.multi_or_in_process_executor  # Dagster's default: run config may pick either
+    if settings.executor == "k8s":
+        try:
+            from dagster_k8s import k8s_job_executor
+        except ImportError:
+            raise SettingsError(
+                "MEDIA_PIPELINE_EXECUTOR=k8s needs dagster-k8s: "
+                "pip install 'media-pipeline[kubernetes]'") from None
+        return k8s_job_executor  # each step a Kubernetes Job (docs/distributed.md)
     try:
         from dagster_celery import celery_executor
     except ImportError:

@@ -46,7 +46,7 @@ AWS_CREDENTIAL_VARIABLES = (
 )
 SECRET_FIELDS = frozenset({"access_key_id", "secret_access_key", "session_token",
                            "ai_service_api_key", "celery_broker"})
-EXECUTORS = ("multiprocess", "in_process", "celery")
+EXECUTORS = ("multiprocess", "in_process", "celery", "k8s")
 
 
 # The longest retention or minimum age a purge takes (100 years): "now" minus more than about
@@ -289,8 +289,9 @@ class Settings:
     purge_snapshot_retention_days: int = 90
     # --- running the pipeline ---
     # How Dagster runs a job's steps: "multiprocess" (a process per step, Dagster's default),
-    # "in_process", or "celery" (steps are tasks on Celery workers, on any machine that has
-    # these settings; needs the `distributed` extra). The broker URL may hold a password.
+    # "in_process", "celery" (steps are tasks on Celery workers, on any machine that has these
+    # settings; the `distributed` extra) or "k8s" (a Kubernetes Job per step; the `kubernetes`
+    # extra). The broker URL may hold a password.
     executor: str = "multiprocess"
     celery_broker: str | None = field(default=None, repr=False)
     celery_backend: str = "rpc://"

@@ -61,10 +61,13 @@ def analyze_batch(
     mode: str = "missing",
     media_ids: Sequence[str] | None = None,
     on_result: Callable[[str, AnalysisResult], None] | None = None,
+    shard: str | None = None,
 ) -> AIRunStats:
     """Analyse up to ``max_files`` distinct contents (all when None), ``batch_size`` per commit.
 
     ``mode`` "missing" analyses what has no current result; "all" redoes everything once.
+    ``shard`` (a hex digit) takes only the contents whose hash starts with it: pieces that run
+    at once never analyse the same content.
     """
     if mode not in ("missing", "all"):
         raise ValueError(f"mode must be 'missing' or 'all', got {mode!r}")
@@ -83,6 +86,7 @@ def analyze_batch(
             batch_size, max_files - stats.analysed - stats.failed)
         with Catalog.open(settings.catalog_location) as catalog:
             work = catalog.ai.ai_work(key, ANALYSABLE_TYPES, limit=take, media_ids=media_ids,
+                                      shard=shard,
                                       redo_before=redo_before, run_started=run_started)
         if not work:
             break

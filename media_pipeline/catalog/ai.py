@@ -20,11 +20,12 @@ class AIStore(Store):
     def ai_work(
         self, key: tuple[str, str, str, str], content_types: Sequence[str], *, limit: int,
         media_ids: Sequence[str] | None = None, redo_before: datetime | None = None,
-        run_started: datetime | None = None,
+        run_started: datetime | None = None, shard: str | None = None,
     ) -> list[dict[str, Any]]:
         """One object per content hash still without a usable result for ``key`` (backend,
         model, version, params): duplicates are analysed once. Hashes that failed before are
-        skipped unless asked for by media id."""
+        skipped unless asked for by media id. ``shard``: only hashes starting with that hex
+        digit."""
         backend, model, version, params = key
         sql = f"""
             SELECT file_hash, arg_min(media_id::VARCHAR, key) AS media_id,
@@ -34,6 +35,7 @@ class AIStore(Store):
             WHERE status = 'active' AND file_hash IS NOT NULL
               AND list_contains($types, content_type)
               AND ($ids IS NULL OR list_contains($ids, media_id::VARCHAR))
+              AND ($shard IS NULL OR left(file_hash, 1) = $shard)
               AND NOT EXISTS (
                   SELECT 1 FROM ai_results r
                   WHERE r.file_hash = m.file_hash AND r.backend = $backend AND r.model = $model
@@ -58,7 +60,7 @@ class AIStore(Store):
         cursor = self.con.execute(sql, {
             "types": list(content_types), "ids": list(media_ids) if media_ids else None,
             "backend": backend, "model": model, "version": version, "params": params,
-            "redo": redo_before, "started": run_started,
+            "redo": redo_before, "started": run_started, "shard": shard,
         })
         columns = [d[0] for d in cursor.description or []]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

@@ -29,15 +29,21 @@ _FINGERPRINT_SET = ", ".join(
 class FingerprintStore(Store):
     """``catalog.fingerprints``: what waits for a fingerprint, and the committer."""
 
-    def export_pending_fingerprints(self, path: Path, limit: int | None = None
-                                    ) -> tuple[int, int]:
+    def export_pending_fingerprints(self, path: Path, limit: int | None = None,
+                                    shard: str | None = None) -> tuple[int, int]:
         """Write the pending list to Parquet (so the long fingerprint pass does not hold the
-        catalog, nor millions of rows in memory); returns (objects, bytes)."""
+        catalog, nor millions of rows in memory); returns (objects, bytes). ``shard``: only
+        the media ids starting with that hex digit."""
         limit_sql = f"LIMIT {int(limit)}" if limit is not None else ""
+        shard_sql = ""
+        if shard is not None:
+            if len(shard) != 1 or shard not in "0123456789abcdef":
+                raise ValueError(f"a shard is one lower-case hex digit, got {shard!r}")
+            shard_sql = f"AND left(media_id::VARCHAR, 1) = '{shard}'"
         self.con.execute(
             f"""
             COPY (SELECT media_id::VARCHAR AS media_id, bucket, key, file_size, etag
-                  FROM {FILE_STATE} WHERE status = 'pending' {ARCHIVED_FILTER}
+                  FROM {FILE_STATE} WHERE status = 'pending' {ARCHIVED_FILTER} {shard_sql}
                   ORDER BY bucket, key {limit_sql})
             TO '{sql_string(path)}' (FORMAT parquet)
             """

@@ -71,8 +71,9 @@ def worker_command(name: str | None, concurrency: int, loglevel: str) -> None:
     with dagster_instance():  # created before the worker forks (see dagster_instance)
         pass
     args = [sys.executable, "-m", "celery", "-A", "media_pipeline.defs.celery_worker", "worker",
-            "--prefetch-multiplier=1", "-Q", settings.celery_queue, "--concurrency", str(concurrency),
-            "--loglevel", loglevel, "-n", name or f"media-pipeline-{os.getpid()}@%h"]
+            "--prefetch-multiplier=1", "-Q", settings.celery_queue,
+            "--concurrency", str(concurrency), "--loglevel", loglevel,
+            "-n", name or f"media-pipeline-{os.getpid()}@%h"]
     os.execv(sys.executable, args)
 
 

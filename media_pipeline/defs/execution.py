@@ -15,6 +15,7 @@ from media_pipeline.definitions import build_definitions
 from media_pipeline.defs.resources import RESOURCE_KEY, MediaPipelineResource, default_resources
 from media_pipeline.errors import InvalidInput
 from media_pipeline.settings import Settings, absolute
+from media_pipeline.stages.fingerprint import SHARDS
 
 # What `media-pipeline run` materializes by default: the nightly reconciliation's assets. AI
 # analysis is its own (hourly) job: `--select ai_analysis` or `media-pipeline analyze`; the purge
@@ -94,6 +95,11 @@ def run_assets(
         _check_selection(defs, selection)
     job = defs.resolve_job_def("cli_run" if selection else DEFAULT_JOB).with_logger_defs(
         {"console": dg.colored_console_logger, "file": run_file_logger})
+    # In one process the pieces of a stage (fingerprints_0 ... _f) would run one after another,
+    # each paying a step's and a catalog query's overhead: their stage asset does it all in one
+    # pass instead. Executors that run steps at once (Dagster's, Celery's) run the pieces.
+    keys = None if selection else [
+        key for key in job.asset_layer.executable_asset_keys if not is_piece(key)]
     media = resources.get(RESOURCE_KEY)
     home = (absolute(media.home) if isinstance(media, MediaPipelineResource) and media.home
             else settings.home)
@@ -101,12 +107,21 @@ def run_assets(
     result = job.execute_in_process(
         instance=instance or instance_for_cli(),
         raise_on_error=False,
+        asset_selection=keys,
         run_config={**(run_config or {}),
                     "loggers": {"console": {"config": {"log_level": log_level}},
                                 "file": {"config": {"folder": str(folder)}}}},
     )
     _close_run_log(result.run_id)
     return _summary(result, str(folder / f"{result.run_id}.log"))
+
+
+def is_piece(key: dg.AssetKey) -> bool:
+    """One of the pieces a stage is split into for executors that run steps at once
+    (``fingerprints_0`` ... ``fingerprints_f``, ``ai_analysis_0`` ...)."""
+    name = key.to_user_string()
+    stage, _, digit = name.rpartition("_")
+    return stage in {"fingerprints", "ai_analysis"} and len(digit) == 1 and digit in SHARDS
 
 
 def _check_selection(defs: dg.Definitions, selection: Sequence[str]) -> None:

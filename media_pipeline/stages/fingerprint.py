@@ -20,6 +20,8 @@ from media_pipeline.settings import Settings
 from media_pipeline.storage import RetryCounter
 
 FRAGMENT_ROWS = 2000
+# The first hex digit of a media id: the nightly fingerprints the catalog in 16 pieces.
+SHARDS = tuple("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -44,18 +46,26 @@ def fingerprint_pending(
     limit: int | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_result: Callable[[FingerprintResult], None] | None = None,
+    shard: str | None = None,
 ) -> FingerprintStats:
     """Fingerprint every pending object and merge the results.
 
     Results are written in fragments of ``FRAGMENT_ROWS`` as they come; a crash loses at most the
     unwritten tail, and fragments left over by a crashed run are merged at the start of the next.
+    ``shard`` (one of :data:`SHARDS`) takes only the objects whose media id starts with it:
+    the nightly's pieces, which run at once, on any machine (``defs/fingerprints``).
     """
+    if shard is not None and shard not in SHARDS:
+        raise ValueError(f"shard must be one hex digit of {''.join(SHARDS)}, got {shard!r}")
     frag_dir = settings.work_dir / "fingerprints"
+    if shard is not None:
+        frag_dir = frag_dir / f"shard-{shard}"
     frag_dir.mkdir(parents=True, exist_ok=True)
-    # One fingerprint pass per catalog at a time: a second one waits, then finds nothing pending.
-    # The lock dies with its process, so fragments found here belong to a pass that crashed.
+    # One pass per folder (per shard) at a time on this machine: a second one waits, then finds
+    # nothing pending. The lock dies with its process, so fragments found here belong to a pass
+    # that crashed. Passes elsewhere may read the same object twice; the results are the same.
     with exclusive(frag_dir / ".lock"):
-        return _fingerprint_pending(settings, client, frag_dir, limit, on_start, on_result)
+        return _fingerprint_pending(settings, client, frag_dir, limit, on_start, on_result, shard)
 
 
 def _fingerprint_pending(
@@ -65,14 +75,17 @@ def _fingerprint_pending(
     limit: int | None,
     on_start: Callable[[int, int], None] | None,
     on_result: Callable[[FingerprintResult], None] | None,
+    shard: str | None,
 ) -> FingerprintStats:
     leftovers = sorted(frag_dir.glob("*.parquet"))
-    pending_file = settings.work_dir / "pending" / "fingerprints.parquet"
+    # beside the fragments, not among them (a crash leaves it; it is no fragment)
+    pending_file = frag_dir / "pending" / "objects.parquet"
     pending_file.parent.mkdir(parents=True, exist_ok=True)
     with open_catalog(settings) as catalog:
         if leftovers:
             catalog.fingerprints.apply_fingerprints(leftovers)
-        count, size = catalog.fingerprints.export_pending_fingerprints(pending_file, limit=limit)
+        count, size = catalog.fingerprints.export_pending_fingerprints(pending_file, limit=limit,
+                                                                       shard=shard)
     for path in leftovers:
         path.unlink()
     if on_start is not None:

@@ -242,3 +242,38 @@ def test_without_the_ai_extras_the_local_backend_says_which_to_install() -> None
     assert "ai-vision" in status["unavailable"]["labels"]
     assert "ai-ocr" in status["unavailable"]["ocr"]
     assert "yake" in status["unavailable"]["keywords"]
+
+
+def test_the_hourly_job_analyses_each_content_once_across_its_pieces(
+    settings: Settings, s3_client: Any, chat: ChatServer, photos: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ai_batch job's 16 pieces split the contents by hash: together they analyse each
+    content once (the duplicate gets the cached result), and ai_analysis reports their totals."""
+    import dagster as dg
+
+    from media_pipeline.defs.execution import run_assets
+
+    catalogued(settings, s3_client, photos)  # 4 contents, one of them in two files
+    with Catalog.open(settings.catalog_location) as c:
+        hashes = {h for (h,) in c.con.execute(
+            "SELECT DISTINCT file_hash FROM media_files WHERE status = 'active'").fetchall()}
+    assert len(hashes) == 4
+    monkeypatch.setenv("AI_SERVICE_URL", chat.url)
+    monkeypatch.setenv("AI_SERVICE_API_KEY", "sk-test")
+    monkeypatch.setenv("AI_SERVICE_MODEL", "test-model")
+    job = run_assets(["ai_analysis", *(f"ai_analysis_{d}" for d in "0123456789abcdef")],
+                     instance=dg.DagsterInstance.ephemeral(),
+                     resources=dagster_resources(settings))
+    assert job.success, job.failure
+    meta = job.materialized
+    assert sum(meta[f"ai_analysis_{d}"]["analysed"] for d in "0123456789abcdef") == 4
+    assert meta["ai_analysis"]["in_shards"] == 4 and meta["ai_analysis"]["analysed"] == 4
+    assert chat.requests == 4  # one request per content, never two
+    assert all(row[0] == "A cat on a sofa" for row in ai_rows(settings).values())
+    # A piece takes only the hashes starting with its digit.
+    first = sorted(hashes)[0][0]
+    alone = run(settings, s3_client, service_for(settings, chat, model="test-model-2"),
+                shard=first)
+    assert alone.analysed == sum(h.startswith(first) for h in hashes) >= 1
+    assert chat.requests == 4 + alone.analysed

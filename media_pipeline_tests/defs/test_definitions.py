@@ -63,7 +63,7 @@ def describe(defs: dg.Definitions) -> dict[str, Any]:
         if job.name.startswith("__"):  # Dagster's implicit asset job
             continue
         jobs[job.name] = {"nodes": sorted(n.name for n in job.nodes),
-                          "description": job.description}
+                          "description": job.description, "executor": job.executor_def.name}
     schedules = {
         s.name: {"job": s.job_name, "cron": s.cron_schedule, "timezone": s.execution_timezone,
                  "default_status": s.default_status.value}
@@ -79,7 +79,8 @@ def describe(defs: dg.Definitions) -> dict[str, Any]:
 
 
 def environments(root: Path) -> dict[str, dict[str, str]]:
-    """Two settings: nothing configured, and two content sources plus an SQS queue."""
+    """Four settings: nothing configured, two content sources plus an SQS queue, the Celery
+    executor and the Kubernetes one."""
     (root / "pages").mkdir(parents=True, exist_ok=True)
     (root / "blog").mkdir(parents=True, exist_ok=True)
     sources = root / "sources.yaml"
@@ -90,6 +91,8 @@ def environments(root: Path) -> dict[str, dict[str, str]]:
         "two_sources_and_a_queue": {
             **base, "MEDIA_PIPELINE_SOURCES": str(sources),
             "MEDIA_PIPELINE_SQS_QUEUE_URL": "http://127.0.0.1:1/000000000000/q"},
+        "steps_on_celery_workers": {**base, "MEDIA_PIPELINE_EXECUTOR": "celery"},
+        "steps_as_kubernetes_jobs": {**base, "MEDIA_PIPELINE_EXECUTOR": "k8s"},
     }
 
 

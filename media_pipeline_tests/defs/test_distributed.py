@@ -136,31 +136,76 @@ def _catalog_rows(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
         return {name: catalog.con.execute(sql).fetchall() for name, sql in ROWS.items()}
 
 
-def test_the_nightly_on_two_celery_workers_gives_the_in_process_catalog(
-        shared: Settings, broker: str, tmp_path: Path) -> None:
-    # The same bucket and sources, catalogued in-process into a catalog of its own.
-    local = replace(shared, catalog_metadata=None, catalog_data=None, home=tmp_path / "local")
+def _in_process_rows(shared: Settings, home: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """The same bucket and sources, catalogued in-process into a catalog of its own."""
+    local = replace(shared, catalog_metadata=None, catalog_data=None, home=home)
     result = CliRunner().invoke(cli, ["run"], env=_env(local))
     assert result.exit_code == 0, result.output
     expected = _catalog_rows(local)
     assert len(expected["media_files"]) == minimum_corpus_size() and expected["duplicate_groups"]
     assert expected["near_duplicates"] and expected["media_references"]
+    return expected
 
-    queue = f"mp-test-{uuid.uuid4().hex[:12]}"
-    env = _env(shared, MEDIA_PIPELINE_EXECUTOR="celery", MEDIA_PIPELINE_CELERY_BROKER=broker,
-               MEDIA_PIPELINE_CELERY_QUEUE=queue, DAGSTER_HOME=str(tmp_path / "dagster"))
-    workers = _workers(env, tmp_path)
+
+def _celery_env(shared: Settings, broker: str, tmp_path: Path) -> dict[str, str]:
+    return _env(shared, MEDIA_PIPELINE_EXECUTOR="celery", MEDIA_PIPELINE_CELERY_BROKER=broker,
+                MEDIA_PIPELINE_CELERY_QUEUE=f"mp-test-{uuid.uuid4().hex[:12]}",
+                DAGSTER_HOME=str(tmp_path / "dagster"))
+
+
+def _run(env: dict[str, str], tmp_path: Path, workers: int) -> None:
+    started = _workers(env, tmp_path, workers)
     try:
         run = subprocess.run([sys.executable, "-m", "media_pipeline", "run", "--json"],
                              env=env, capture_output=True, text=True, timeout=600)
     finally:
-        _stop(workers)
-    logs = [(tmp_path / f"worker-{n}.log").read_text(errors="replace") for n in range(2)]
+        _stop(started)
+    logs = [(tmp_path / f"worker-{n}.log").read_text(errors="replace") for n in range(workers)]
     assert run.returncode == 0, (run.stdout[-2000:], run.stderr[-2000:], logs)
-    assert _catalog_rows(shared) == expected
-    # Steps ran on both workers, none in the launching process.
+    # Steps ran on every worker.
     for n, log in enumerate(logs):
-        assert "Executing steps" in log or "succeeded in" in log, (n, log[-3000:])
+        assert "succeeded in" in log, (n, log[-3000:])
+
+
+def test_a_worker_killed_mid_run_then_two_workers_give_the_in_process_catalog(
+        shared: Settings, broker: str, tmp_path: Path) -> None:
+    """One test for both (each run costs a minute of the suite): a worker killed while it
+    fingerprints leaves whole pieces in the catalog, and the next run, on two workers, leaves
+    the catalog an in-process run gives, row for row."""
+    import dagster as dg
+
+    expected = _in_process_rows(shared, tmp_path / "local")
+    env = _celery_env(shared, broker, tmp_path)
+    [worker] = _workers(env, tmp_path, 1)
+    run = subprocess.Popen([sys.executable, "-m", "media_pipeline", "run"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    killed_in = None
+    try:
+        instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+        deadline = time.monotonic() + 300
+        while killed_in is None and time.monotonic() < deadline and run.poll() is None:
+            for record in instance.get_runs():
+                for event in instance.all_logs(record.run_id,
+                                               of_type=dg.DagsterEventType.STEP_START):
+                    if (event.step_key or "").startswith("fingerprints_"):
+                        killed_in = event.step_key
+            time.sleep(0.05)
+        assert killed_in is not None, "no fingerprint piece started"
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and the step it runs, at once
+    finally:
+        for proc in (worker, run):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    # Each piece commits its objects in one transaction: all of a piece or none of it.
+    with Catalog.open(shared.catalog_location, read_only=True) as catalog:
+        pieces = catalog.con.execute(
+            "SELECT left(media_id::VARCHAR, 1), count(*) FILTER (file_hash IS NOT NULL), "
+            "count(*) FROM media_files GROUP BY 1").fetchall()
+    assert all(done in (0, total) for _, done, total in pieces), (killed_in, pieces)
+    _run(env, tmp_path, workers=2)
+    assert _catalog_rows(shared) == expected
     assert not (shared.home / "catalog").exists()  # the shared catalog is not on local disk
 
 
@@ -174,4 +219,4 @@ def test_celery_without_dagster_home_or_the_extra_is_a_one_line_error(
     assert "DAGSTER_HOME" in result.output
     bad = CliRunner().invoke(cli, ["run"], env={**env, "MEDIA_PIPELINE_EXECUTOR": "kubernetes"})
     assert bad.exit_code != 0 and "MEDIA_PIPELINE_EXECUTOR" in bad.output
-    assert "multiprocess, in_process, celery" in bad.output
+    assert "multiprocess, in_process, celery, k8s" in bad.output

@@ -210,8 +210,9 @@ def test_definitions_load_with_the_job_schedule_and_checks() -> None:
 
     defs = load_defs()
     job = defs.resolve_job_def("nightly_reconciliation")
-    assert {n.name for n in job.nodes} >= {
-        "inventory_snapshot", "media_files", "fingerprints", "duplicate_groups", "near_duplicates"}
+    keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
+    assert keys >= {"inventory_snapshot", "media_files", "fingerprints", "duplicate_groups",
+                    "near_duplicates", *(f"fingerprints_{digit}" for digit in "0123456789abcdef")}
     schedule = defs.resolve_schedule_def("nightly_reconciliation_schedule")
     assert schedule.cron_schedule == "0 2 * * *"
     specs = {c.name for c in defs.resolve_asset_graph().asset_check_keys}

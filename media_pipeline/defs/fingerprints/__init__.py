@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from media_pipeline.defs.fingerprints.assets import fingerprints
+from media_pipeline.defs.fingerprints.assets import FINGERPRINT_SHARDS, fingerprints
 
-defs = dg.Definitions(assets=[fingerprints])
+defs = dg.Definitions(assets=[*FINGERPRINT_SHARDS, fingerprints])
 
-__all__ = ["defs", "fingerprints"]
+__all__ = ["FINGERPRINT_SHARDS", "defs", "fingerprints"]
