@@ -103,7 +103,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     """dagster-celery's executor config for ``settings`` (the broker URL may hold a password:
     never print it)."""
     config: dict[str, Any] = {"backend": settings.celery_backend,
-                              "config_source": {"task_default_queue": settings.celery_queue}}
+                              "config_source": {"task_default_queue": settings.celery_queue_name}}
     if settings.celery_broker:
         config["broker"] = settings.celery_broker
     return config

@@ -7,6 +7,7 @@ out of ``repr`` so that logging a Settings object never leaks them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -295,9 +296,9 @@ class Settings:
     executor: str = "multiprocess"
     celery_broker: str | None = field(default=None, repr=False)
     celery_backend: str = "rpc://"
-    # The broker queue this deployment's steps go to: another deployment on the same broker
-    # uses another name, or its workers would run this one's steps with their own settings.
-    celery_queue: str = "dagster"
+    # The broker queue this deployment's steps go to; None: one named after the bucket and the
+    # catalog (``celery_queue_name``).
+    celery_queue: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -326,7 +327,7 @@ class Settings:
             executor=(env.get("MEDIA_PIPELINE_EXECUTOR") or "multiprocess").strip().lower(),
             celery_broker=env.get("MEDIA_PIPELINE_CELERY_BROKER") or None,
             celery_backend=env.get("MEDIA_PIPELINE_CELERY_BACKEND") or "rpc://",
-            celery_queue=env.get("MEDIA_PIPELINE_CELERY_QUEUE") or "dagster",
+            celery_queue=env.get("MEDIA_PIPELINE_CELERY_QUEUE") or None,
             max_file_size=_int(env, "MAX_FILE_SIZE", 100 * 1024 * 1024),
             allowed_file_types=_allowed_types(env),
             max_image_pixels=_int(env, "MEDIA_PIPELINE_MAX_IMAGE_PIXELS", 50_000_000),
@@ -391,7 +392,8 @@ class Settings:
         if self.executor not in EXECUTORS:
             raise SettingsError(f"MEDIA_PIPELINE_EXECUTOR must be one of {', '.join(EXECUTORS)}, "
                                 f"got {self.executor!r}")
-        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,200}", self.celery_queue):
+        if self.celery_queue is not None and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,200}",
+                                                              self.celery_queue):
             raise SettingsError("MEDIA_PIPELINE_CELERY_QUEUE must be 1-200 letters, digits or "
                                 f"'_.:-', got {self.celery_queue!r}")
         if self.purge_share_floor < 0:
@@ -447,6 +449,18 @@ class Settings:
             raise SettingsError(
                 "MEDIA_PIPELINE_SIGNED_URL_MAX_EXPIRY must be between 1 and 604800 seconds "
                 "(SigV4 presigned URLs last at most 7 days)")
+
+    @property
+    def celery_queue_name(self) -> str:
+        """``MEDIA_PIPELINE_CELERY_QUEUE``, else a name derived from the bucket, the S3 endpoint
+        and the catalog: a worker whose settings name another bucket or catalog listens on
+        another queue, so it never runs this deployment's steps (a purge included) against the
+        wrong catalog. No secret goes into it."""
+        if self.celery_queue:
+            return self.celery_queue
+        identity = "\n".join([self.bucket, self.endpoint_url or "",
+                              self.catalog_location.describe()])
+        return "media-pipeline-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
 
     @property
     def catalog_location(self) -> LakeLocation:

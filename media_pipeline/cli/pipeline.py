@@ -13,6 +13,18 @@ from media_pipeline.settings import Settings
 # -- run -----------------------------------------------------------------------------------------
 
 
+def _as_json(value: object) -> object:
+    """``value`` with Dagster's table previews as lists of dicts: ``json`` takes them for tuples
+    and fails iterating their records."""
+    import dagster as dg  # the CLI starts without Dagster; `run` has imported it already
+
+    if isinstance(value, dg.TableMetadataValue):
+        return [dict(record.data) for record in value.records]
+    if isinstance(value, dict):
+        return {key: _as_json(item) for key, item in value.items()}
+    return value
+
+
 @click.command("run")
 @click.option("--select", "select", multiple=True,
               help="Asset to materialize (repeatable); default: all.")
@@ -27,7 +39,7 @@ def run_command(select: tuple[str, ...], as_json: bool, verbose: bool) -> None:
     require_s3(settings)
     summary = run_assets(list(select) or None, log_level="DEBUG" if verbose else "CRITICAL")
     if as_json:
-        click.echo(json.dumps(summary.__dict__, default=str, indent=2))
+        click.echo(json.dumps(_as_json(summary.__dict__), default=str, indent=2))
     else:
         for asset, metadata in summary.materialized.items():
             shown = ", ".join(f"{k}={v}" for k, v in metadata.items() if not isinstance(v, dict))
@@ -71,7 +83,7 @@ def worker_command(name: str | None, concurrency: int, loglevel: str) -> None:
     with dagster_instance():  # created before the worker forks (see dagster_instance)
         pass
     args = [sys.executable, "-m", "celery", "-A", "media_pipeline.defs.celery_worker", "worker",
-            "--prefetch-multiplier=1", "-Q", settings.celery_queue,
+            "--prefetch-multiplier=1", "-Q", settings.celery_queue_name,
             "--concurrency", str(concurrency), "--loglevel", loglevel,
             "-n", name or f"media-pipeline-{os.getpid()}@%h"]
     os.execv(sys.executable, args)

@@ -160,7 +160,7 @@ def _summary(result: dg.ExecuteJobResult | dg.ExecuteInProcessResult,
         if mat is None:
             continue
         summary.materialized[mat.asset_key.to_user_string()] = {
-            k: _plain(v) for k, v in mat.metadata.items()
+            k: getattr(v, "value", v) for k, v in mat.metadata.items()
         }
     for evaluation in result.get_asset_check_evaluations():
         summary.checks[evaluation.check_name] = evaluation.passed
@@ -177,10 +177,3 @@ def _summary(result: dg.ExecuteJobResult | dg.ExecuteInProcessResult,
                 break
     return summary
 
-
-def _plain(value: Any) -> Any:
-    """A metadata value as plain data (a table preview as a list of dicts: its records refuse
-    iteration, so ``--json`` could not print them)."""
-    if isinstance(value, dg.TableMetadataValue):
-        return [dict(record.data) for record in value.records]
-    return getattr(value, "value", value)

@@ -220,3 +220,26 @@ def test_celery_without_dagster_home_or_the_extra_is_a_one_line_error(
     bad = CliRunner().invoke(cli, ["run"], env={**env, "MEDIA_PIPELINE_EXECUTOR": "kubernetes"})
     assert bad.exit_code != 0 and "MEDIA_PIPELINE_EXECUTOR" in bad.output
     assert "multiprocess, in_process, celery, k8s" in bad.output
+
+
+def test_a_worker_for_another_bucket_or_catalog_listens_on_another_queue(
+        settings: Settings) -> None:
+    # A worker started with another deployment's settings (a stale environment, a copied
+    # machine) must never take this deployment's steps — a purge among them — and run them
+    # against its own bucket or catalog: without MEDIA_PIPELINE_CELERY_QUEUE the queue is named
+    # after the bucket, the endpoint and the catalog.
+    from media_pipeline.definitions import celery_config
+
+    queue = settings.celery_queue_name
+    assert queue.startswith("media-pipeline-")
+    assert replace(settings).celery_queue_name == queue  # the same deployment, the same queue
+    for other in (replace(settings, bucket="other-bucket"),
+                  replace(settings, endpoint_url="http://127.0.0.1:1"),
+                  replace(settings, catalog_metadata="postgresql://u:secret@db/catalog"),
+                  replace(settings, catalog_data="s3://lake-bucket/other/"),
+                  replace(settings, home=settings.home / "elsewhere")):
+        assert other.celery_queue_name != queue
+    assert "secret" not in replace(
+        settings, catalog_metadata="postgresql://u:secret@db/catalog").celery_queue_name
+    assert celery_config(settings)["config_source"] == {"task_default_queue": queue}
+    assert replace(settings, celery_queue="shared").celery_queue_name == "shared"
