@@ -12,10 +12,10 @@ from typing import Any
 import dagster as dg
 
 from media_pipeline.definitions import build_definitions
+from media_pipeline.defs.pieces import is_piece
 from media_pipeline.defs.resources import RESOURCE_KEY, MediaPipelineResource, default_resources
 from media_pipeline.errors import InvalidInput
 from media_pipeline.settings import Settings, absolute
-from media_pipeline.stages.fingerprint import SHARDS
 
 # What `media-pipeline run` materializes by default: the nightly reconciliation's assets. AI
 # analysis is its own (hourly) job: `--select ai_analysis` or `media-pipeline analyze`; the purge
@@ -114,14 +114,6 @@ def run_assets(
     )
     _close_run_log(result.run_id)
     return _summary(result, str(folder / f"{result.run_id}.log"))
-
-
-def is_piece(key: dg.AssetKey) -> bool:
-    """One of the pieces a stage is split into for executors that run steps at once
-    (``fingerprints_0`` ... ``fingerprints_f``, ``ai_analysis_0`` ...)."""
-    name = key.to_user_string()
-    stage, _, digit = name.rpartition("_")
-    return stage in {"fingerprints", "ai_analysis"} and len(digit) == 1 and digit in SHARDS
 
 
 def _check_selection(defs: dg.Definitions, selection: Sequence[str]) -> None:

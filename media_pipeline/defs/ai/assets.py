@@ -9,8 +9,8 @@ from media_pipeline.ai.service import MediaAIService
 from media_pipeline.ai.thresholds import Thresholds
 from media_pipeline.catalog import open_catalog
 from media_pipeline.defs.fingerprints import fingerprints
+from media_pipeline.defs.pieces import SHARDS, piece_key, run_totals
 from media_pipeline.defs.resources import MediaPipelineResource
-from media_pipeline.stages.fingerprint import SHARDS
 
 
 class AIAnalysisConfig(dg.Config):
@@ -64,14 +64,10 @@ def _analyse(context: dg.AssetExecutionContext, media: MediaPipelineResource,
     }
 
 
-def shard_key(shard: str) -> dg.AssetKey:
-    return dg.AssetKey(f"ai_analysis_{shard}")
-
-
 def _build_shard(shard: str) -> dg.AssetsDefinition:
     # No pool: the analysis holds the catalog only for short commits, so it must not block
     # reconciliation for the minutes a batch takes.
-    @dg.asset(name=shard_key(shard).path[0], group_name="ai", deps=[fingerprints],
+    @dg.asset(name=piece_key("ai_analysis", shard).path[0], group_name="ai", deps=[fingerprints],
               compute_kind="python")
     def _shard(context: dg.AssetExecutionContext, config: AIShardConfig,
                media: MediaPipelineResource) -> dg.MaterializeResult:
@@ -82,20 +78,6 @@ def _build_shard(shard: str) -> dg.AssetsDefinition:
 
 
 AI_SHARDS = [_build_shard(shard) for shard in SHARDS]
-
-
-def _shard_totals(context: dg.AssetExecutionContext) -> dict[str, int]:
-    """What this run's pieces did, from the run's own events (any executor, any machine)."""
-    totals = dict.fromkeys(SUMMED, 0)
-    for shard in SHARDS:
-        event = context.instance.get_latest_materialization_event(shard_key(shard))
-        if event is None or event.run_id != context.run.run_id:
-            continue
-        materialization = event.asset_materialization
-        for name in SUMMED:
-            value = materialization.metadata.get(name) if materialization else None
-            totals[name] += int(getattr(value, "value", 0) or 0)
-    return totals
 
 
 @dg.asset(group_name="ai", deps=[fingerprints, *AI_SHARDS], compute_kind="python")
@@ -110,7 +92,7 @@ def ai_analysis(
     hash's first hex digit) that may run at once on many workers; this takes what is left, up
     to ``max_files``, and reports the run's totals."""
     metadata = _analyse(context, media, config, None)
-    shards = _shard_totals(context)
+    shards = run_totals(context, "ai_analysis", SUMMED)
     if not metadata.get("skipped"):
         for name in SUMMED:
             metadata[name] += shards[name]

@@ -16,6 +16,7 @@ import dagster as dg
 
 from media_pipeline import stages
 from media_pipeline.defs.inventory import GROUP, media_files
+from media_pipeline.defs.pieces import piece_key, run_totals
 from media_pipeline.defs.resources import CATALOG_POOL, MediaPipelineResource
 from media_pipeline.stages.fingerprint import SHARDS, FingerprintStats
 
@@ -55,12 +56,8 @@ def _fingerprint(context: dg.AssetExecutionContext, media: MediaPipelineResource
                                       on_result=on_result, shard=shard)
 
 
-def shard_key(shard: str) -> dg.AssetKey:
-    return dg.AssetKey(f"fingerprints_{shard}")
-
-
 def _build_shard(shard: str) -> dg.AssetsDefinition:
-    @dg.asset(name=shard_key(shard).path[0], group_name=GROUP, deps=[media_files],
+    @dg.asset(name=piece_key("fingerprints", shard).path[0], group_name=GROUP, deps=[media_files],
               compute_kind="python")
     def _shard(context: dg.AssetExecutionContext,
                media: MediaPipelineResource) -> dg.MaterializeResult:
@@ -74,22 +71,6 @@ def _build_shard(shard: str) -> dg.AssetsDefinition:
 FINGERPRINT_SHARDS = [_build_shard(shard) for shard in SHARDS]
 
 
-def _shard_totals(context: dg.AssetExecutionContext) -> dict[str, int]:
-    """What this run's shards did, from the run's own events (any executor, any machine)."""
-    totals = dict.fromkeys(SUMMED, 0)
-    for shard in SHARDS:
-        event = context.instance.get_latest_materialization_event(shard_key(shard))
-        if event is None or event.run_id != context.run.run_id:
-            continue
-        materialization = event.asset_materialization
-        if materialization is None:
-            continue
-        for name in SUMMED:
-            value = materialization.metadata.get(name)
-            totals[name] += int(getattr(value, "value", 0) or 0)
-    return totals
-
-
 @dg.asset(group_name=GROUP, deps=[media_files, *FINGERPRINT_SHARDS], pool=CATALOG_POOL,
           compute_kind="python")
 def fingerprints(
@@ -99,7 +80,7 @@ def fingerprints(
     changed objects only: what this run's shards did, and whatever is still pending."""
     stats = _fingerprint(context, media, None)
     metadata = _metadata(stats)
-    shards = _shard_totals(context)
+    shards = run_totals(context, "fingerprints", SUMMED)
     for name in SUMMED:
         metadata[name] += shards[name]
     metadata["in_shards"] = shards["objects"]
