@@ -43,9 +43,10 @@ proxy, rclone and ours share the two cores), objects/s end to end:
 Target (ahead of rclone on every endpoint): missed. Of ours in-process on moto directly, 41.1 s
 of 55.7 s were the fingerprint assets themselves (rclone took 39.7 s in all); the rest is the
 CLI's Python and Dagster start and the listing. The server (moto, and the proxy in front of it)
-used 33-73 CPU-seconds of the same two cores in each run. +40 ms, 22:56-23:04 UTC, 5,000
-objects only (``--objects 5000 --latencies 40 --workers 2``; time): naive 20, rclone 80, ours
-in-process 92 (1.15x), on 2 workers 116 (1.45x): ahead there.
+used 33-73 CPU-seconds of the same two cores in each run. +40 ms a request, 23:04-23:21 UTC
+(``--objects 10000 --latencies 40 --workers 1,2``): naive 20, rclone 81, ours in-process 114
+(1.40x), on 1 worker 132 (1.62x), on 2 workers 106 (1.30x): ahead there (and 92 / 116 against
+rclone's 80 at 5,000 objects, 22:56-23:04).
 """
 
 from __future__ import annotations
