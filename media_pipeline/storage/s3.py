@@ -16,8 +16,10 @@ from datetime import datetime
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.loaders import Loader, create_loader
 
 from media_pipeline.errors import ObjectGone  # noqa: F401
 from media_pipeline.settings import Settings
@@ -110,6 +112,17 @@ class RetryCounter:
             self.retries += 1
 
 
+_LOADER: list[Loader] = []
+
+
+def _shared_loader() -> Loader:
+    """One botocore data loader per process: a new session would parse S3's service model
+    again (~60 ms of CPU a client; a run makes a client per step and per check)."""
+    if not _LOADER:
+        _LOADER.append(create_loader())
+    return _LOADER[0]
+
+
 def make_client(settings: Settings, *, max_pool_connections: int | None = None) -> Any:
     """An S3 client for the configured endpoint (AWS, MinIO, R2 or the embedded server)."""
     pool = max_pool_connections or max(10, settings.fingerprint_workers + 4)
@@ -126,8 +139,10 @@ def make_client(settings: Settings, *, max_pool_connections: int | None = None) 
     if settings.uses_embedded_s3:
         # The embedded server accepts any credentials; these keep boto3 from searching for some.
         access_key, secret_key, token = "embedded", "embedded-secret", None
-    session = boto3.session.Session(profile_name=settings.profile_name if not access_key else None)
-    return session.client(
+    core = botocore.session.Session(
+        profile=settings.profile_name if not access_key else None)
+    core.register_component("data_loader", _shared_loader())
+    return boto3.session.Session(botocore_session=core).client(
         "s3",
         region_name=settings.region,
         endpoint_url=settings.endpoint_url,
