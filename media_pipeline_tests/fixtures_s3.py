@@ -12,7 +12,7 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,14 @@ from media_pipeline.storage import ensure_bucket, make_client
 __all__ = ["default_port_lock", "s3_endpoint", "s3_client", "settings", "upload"]
 
 # Tests that start the embedded S3 server on its default port (127.0.0.1:9100) or need it free
-# run one after another, whatever worker pytest-xdist gives them: each holds a lock file.
-DEFAULT_PORT = pytest.mark.usefixtures("default_port_lock")
+# run one after another: each holds a lock file (also without xdist, or beside another run),
+# and under xdist they are one group, so no worker sits waiting for another's lock.
+_DEFAULT_PORT_USERS = pytest.mark.xdist_group("default-port")
+_DEFAULT_PORT_LOCK = pytest.mark.usefixtures("default_port_lock")
+
+
+def DEFAULT_PORT(test: Callable[..., None]) -> Callable[..., None]:  # noqa: N802 (a mark)
+    return _DEFAULT_PORT_USERS(_DEFAULT_PORT_LOCK(test))
 
 
 @pytest.fixture
