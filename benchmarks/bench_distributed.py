@@ -11,11 +11,12 @@ costs), a small proxy in front of it that waits that long before forwarding each
 - rclone: ``rclone hashsum sha256 --download remote:bucket`` (Debian package ``rclone``,
   installed with apt-get if missing), its defaults (8 checkers);
 - ours, in-process: ``media-pipeline run --select inventory_snapshot --select media_files
-  --select fingerprints --select fingerprints_0 ... fingerprints_f`` (the shards, where the
-  definitions have them) as a subprocess on a fresh catalog home;
-- ours on ``--workers`` (1, 2) Celery workers: the same run with ``MEDIA_PIPELINE_EXECUTOR=
-  celery`` (RabbitMQ on 127.0.0.1:5672, a queue of its own), each worker a ``media-pipeline
-  worker`` started before and stopped after the run (their start is not timed).
+  --select fingerprints`` as a subprocess on a fresh catalog home (in one process the stage
+  asset does the whole pass, as the nightly's `media-pipeline run` does);
+- ours on ``--workers`` (1, 2) Celery workers: the same run plus the pieces ``fingerprints_0``
+  ... ``fingerprints_f`` with ``MEDIA_PIPELINE_EXECUTOR=celery`` (RabbitMQ on 127.0.0.1:5672, a
+  queue of its own), each worker a ``media-pipeline worker`` started before and stopped after
+  the run (their start is not timed).
 
 The objects are random bytes, application/octet-stream: ours runs with that type allowed
 (``ALLOWED_FILE_TYPES``), else each object would be quarantined and cost one more request (its
@@ -355,8 +356,10 @@ class Ours:
         self.selection: list[str] | None = None
         self.note = ""
 
-    def _run(self, env: dict[str, str]) -> tuple[float, dict[str, Any]]:
-        if self.selection is None:
+    def _run(self, env: dict[str, str], pieces: bool) -> tuple[float, dict[str, Any]]:
+        if not pieces:  # one process: the stage asset does the whole pass, as `run` does
+            seconds, summary, error = run_pipeline(env, BASE_SELECTION)
+        elif self.selection is None:
             seconds, summary, error = run_pipeline(env, BASE_SELECTION + SHARDS)
             self.selection = BASE_SELECTION + SHARDS
             # The selection is checked before anything runs: nothing to undo.
@@ -381,11 +384,11 @@ class Ours:
             env = celery_env(env, home, queue)
             try:
                 with workers(worker_count, env, home):
-                    seconds, summary = self._run(env)
+                    seconds, summary = self._run(env, pieces=True)
             finally:
                 delete_queue(queue)
         else:
-            seconds, summary = self._run(env)
+            seconds, summary = self._run(env, pieces=False)
         client_cpu, used_server = children_cpu() - cpu0, server_cpu() - server0
         materialized = summary.get("materialized", {})
         hashed = [meta for name, meta in materialized.items()
