@@ -15,6 +15,7 @@ from media_pipeline.definitions import build_definitions
 from media_pipeline.defs.pieces import is_piece
 from media_pipeline.defs.resources import RESOURCE_KEY, MediaPipelineResource, default_resources
 from media_pipeline.errors import InvalidInput
+from media_pipeline.redaction import http_url_secrets, scrub
 from media_pipeline.settings import Settings, absolute
 
 # What `media-pipeline run` materializes by default: the nightly reconciliation's assets. AI
@@ -159,13 +160,25 @@ def _summary(result: dg.ExecuteJobResult | dg.ExecuteInProcessResult,
         if evaluation.description:
             summary.check_descriptions[evaluation.check_name] = evaluation.description
     if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure and event.step_failure_data is not None:
-                err = event.step_failure_data.error
-                cause = err.cause if err is not None and err.cause is not None else err
-                summary.failure = (
-                    f"{event.step_key}: {cause.message.strip()}" if cause else event.step_key
-                )
-                break
+        summary.failure = _first_failure(result.all_events)
     return summary
+
+
+def _first_failure(events: Sequence[dg.DagsterEvent]) -> str:
+    """The failed step and its error; else the run's own error (a broker refusing the run
+    before any step started), its innermost cause; the broker's password never shown."""
+    for event in events:
+        if event.is_step_failure and event.step_failure_data is not None:
+            err = event.step_failure_data.error
+            cause = err.cause if err is not None and err.cause is not None else err
+            return f"{event.step_key}: {cause.message.strip()}" if cause else str(event.step_key)
+    for event in events:
+        err = getattr(event.event_specific_data, "error", None)
+        if event.is_failure and err is not None:
+            while err.cause is not None:
+                err = err.cause
+            broker = Settings.from_env().celery_broker
+            secrets = http_url_secrets(broker) if broker else set()
+            return "the run: " + scrub(err.message.strip(), secrets)
+    return "the run (no step failed; -v shows Dagster's log)"
 

@@ -9,6 +9,7 @@ own (``MEDIA_PIPELINE_CELERY_QUEUE``), so parallel tests never run each other's 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -222,6 +223,28 @@ def test_celery_without_dagster_home_or_the_extra_is_a_one_line_error(
     assert "multiprocess, in_process, celery, k8s" in bad.output
 
 
+@pytest.mark.skipif(importlib.util.find_spec("dagster_celery") is None,
+                    reason="dagster-celery is not installed: pip install '.[distributed]'")
+def test_a_broker_that_refuses_the_run_is_named_in_the_error_line(
+        settings: Settings, tmp_path: Path) -> None:
+    # Found by the hostile review: a wrong broker URL failed the run before any step, and the
+    # one line said "failed at None".
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]  # nothing listens there once the socket is closed
+    env = _env(settings, MEDIA_PIPELINE_EXECUTOR="celery", DAGSTER_HOME=str(tmp_path / "dagster"),
+               MEDIA_PIPELINE_CELERY_BROKER=f"pyamqp://guest:s3cr3tPW@127.0.0.1:{closed}//")
+    (tmp_path / "dagster").mkdir()
+    (tmp_path / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    run = subprocess.run([sys.executable, "-m", "media_pipeline", "run"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    line = run.stderr.strip()
+    assert line.startswith("error:") and "\n" not in line, run.stderr
+    assert "failed at None" not in line and "the run: " in line, line
+    assert "s3cr3tPW" not in run.stdout + run.stderr
+
+
 def test_a_worker_for_another_bucket_or_catalog_listens_on_another_queue(
         settings: Settings) -> None:
     # A worker started with another deployment's settings (a stale environment, a copied
@@ -243,3 +266,38 @@ def test_a_worker_for_another_bucket_or_catalog_listens_on_another_queue(
         settings, catalog_metadata="postgresql://u:secret@db/catalog").celery_queue_name
     assert celery_config(settings)["config_source"] == {"task_default_queue": queue}
     assert replace(settings, celery_queue="shared").celery_queue_name == "shared"
+
+
+def test_a_worker_whose_sources_or_purge_settings_differ_listens_on_another_queue(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found by the hostile review: a worker started with SITE_ROOT pointing at an old export
+    # scanned it for the run, the drift guard saw the same counts, the purge trusted the scan
+    # and deleted a file the live pages use; one with a retention of 0 days purged a file a
+    # minute after its delete. Every setting a step's result depends on names the queue.
+    for folder in ("site_new", "site_old"):
+        (tmp_path / folder).mkdir()
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("sources:\n  - name: site\n    type: files\n"
+                       "    root: ${SITE_ROOT}\n    content_type: html\n")
+    monkeypatch.setenv("SITE_ROOT", str(tmp_path / "site_new"))
+    deployment = replace(settings, content_sources=sources)
+    queue = deployment.celery_queue_name
+    monkeypatch.setenv("SITE_ROOT", str(tmp_path / "site_old"))
+    assert deployment.celery_queue_name != queue  # the same file, other content
+    monkeypatch.setenv("SITE_ROOT", str(tmp_path / "site_new"))
+    assert deployment.celery_queue_name == queue
+    for other in (replace(deployment, content_sources=None),
+                  replace(deployment, retention_days=0),
+                  replace(deployment, purge_min_age_seconds=3600),
+                  replace(deployment, purge_max_share=1.0),
+                  replace(deployment, cdn_base_urls=("https://cdn.example.com",)),
+                  replace(deployment, ai_service_url="https://u:pw@ai.example.com/v1")):
+        assert other.celery_queue_name != queue
+    # What may differ from machine to machine does not: credentials, thread counts, the broker.
+    for same in (replace(deployment, access_key_id="other", secret_access_key="other"),
+                 replace(deployment, fingerprint_workers=3, query_threads=1),
+                 replace(deployment, celery_broker="pyamqp://u:pw@elsewhere//")):
+        assert same.celery_queue_name == queue
+    identity = str(replace(deployment, ai_service_url="https://u:pw@ai.example.com/v1")
+                   .deployment_identity())
+    assert "pw" not in identity and "ai.example.com" in identity
