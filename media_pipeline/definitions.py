@@ -7,8 +7,12 @@ per-source reference assets come from the content-sources file the settings name
 pipeline run` builds them for the settings of its own process.
 """
 
+import dataclasses
+import hashlib
+import json
 import warnings
 from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
 
@@ -25,6 +29,7 @@ from media_pipeline.defs import (
 )
 from media_pipeline.defs.resources import default_resources
 from media_pipeline.errors import SettingsError
+from media_pipeline.references.sources.config import sources_from_settings
 from media_pipeline.settings import Settings
 
 NIGHTLY_LIFECYCLE = ("auto_soft_delete",)
@@ -99,11 +104,54 @@ def executor_for(settings: Settings) -> dg.ExecutorDefinition:
     return celery_executor.configured(celery_config(settings), name="celery")
 
 
+# Settings that may differ between the machines of one deployment (deployment_identity).
+_MACHINE_LOCAL = frozenset({
+    "access_key_id", "secret_access_key", "session_token", "profile_name", "home",
+    "catalog_metadata", "catalog_data", "content_sources", "fingerprint_workers",
+    "ai_service_api_key", "query_timeout", "query_memory", "query_threads", "executor",
+    "celery_broker", "celery_backend", "celery_queue"})
+
+
+def celery_queue_name(settings: Settings) -> str:
+    """``MEDIA_PIPELINE_CELERY_QUEUE``, else a name derived from every setting that decides
+    what a step does (:func:`deployment_identity`): a worker whose settings differ — another
+    bucket or catalog, a content source reading other content, another retention — listens on
+    another queue, so it never runs this deployment's steps (a scan the purge then trusts, the
+    purge itself) with its own settings; the run waits instead. No secret goes into it."""
+    if settings.celery_queue:
+        return settings.celery_queue
+    identity = json.dumps(deployment_identity(settings), sort_keys=True, default=str)
+    return "media-pipeline-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def deployment_identity(settings: Settings) -> dict[str, Any]:
+    """The settings a step's result depends on, without secrets: every field but the machine's
+    own (credentials, home, thread counts, the executor's), the catalog as ``describe()`` says
+    it and the content sources as they resolve here (their ``describe()``: a ``${VAR}`` or a
+    relative path that resolves elsewhere differs)."""
+    identity = {f.name: _without_userinfo(getattr(settings, f.name))
+                for f in dataclasses.fields(settings) if f.name not in _MACHINE_LOCAL}
+    identity["catalog"] = settings.catalog_location.describe()
+    identity["content_sources"] = sorted(
+        [source.name, type(source).__name__, source.describe()]
+        for source in sources_from_settings(settings))
+    return identity
+
+
+def _without_userinfo(value: Any) -> Any:
+    """A URL setting without the user and password it may carry (``https://u:p@host/``)."""
+    if isinstance(value, str) and "://" in value:
+        parts = urlsplit(value)
+        if parts.username is not None or parts.password is not None:
+            return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    return value
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """dagster-celery's executor config for ``settings`` (the broker URL may hold a password:
     never print it)."""
     config: dict[str, Any] = {"backend": settings.celery_backend,
-                              "config_source": {"task_default_queue": settings.celery_queue_name}}
+                              "config_source": {"task_default_queue": celery_queue_name(settings)}}
     if settings.celery_broker:
         config["broker"] = settings.celery_broker
     return config

@@ -7,7 +7,6 @@ out of ``repr`` so that logging a Settings object never leaks them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -202,23 +201,6 @@ def _allowed_types(env: Mapping[str, str]) -> dict[str, list[str]]:
     return value
 
 
-def _without_userinfo(value: Any) -> Any:
-    """A URL setting without the user and password it may carry (``https://u:p@host/``)."""
-    if isinstance(value, str) and "://" in value:
-        parts = urlsplit(value)
-        if parts.username is not None or parts.password is not None:
-            return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-    return value
-
-
-# Settings that may differ between the machines of one deployment (deployment_identity).
-_MACHINE_LOCAL = frozenset({
-    "access_key_id", "secret_access_key", "session_token", "profile_name", "home",
-    "catalog_metadata", "catalog_data", "content_sources", "fingerprint_workers",
-    "ai_service_api_key", "query_timeout", "query_memory", "query_threads", "executor",
-    "celery_broker", "celery_backend", "celery_queue"})
-
-
 @dataclass(frozen=True)
 class Settings:
     """Everything the library reads from the environment, with the documented defaults."""
@@ -313,8 +295,8 @@ class Settings:
     executor: str = "multiprocess"
     celery_broker: str | None = field(default=None, repr=False)
     celery_backend: str = "rpc://"
-    # The broker queue this deployment's steps go to; None: one named after the bucket and the
-    # catalog (``celery_queue_name``).
+    # The broker queue this deployment's steps go to; None: one named after the settings a
+    # step depends on (``definitions.celery_queue_name``).
     celery_queue: str | None = None
 
     @classmethod
@@ -466,34 +448,6 @@ class Settings:
             raise SettingsError(
                 "MEDIA_PIPELINE_SIGNED_URL_MAX_EXPIRY must be between 1 and 604800 seconds "
                 "(SigV4 presigned URLs last at most 7 days)")
-
-    @property
-    def celery_queue_name(self) -> str:
-        """``MEDIA_PIPELINE_CELERY_QUEUE``, else a name derived from every setting that decides
-        what a step does (:meth:`deployment_identity`): a worker whose settings differ — another
-        bucket or catalog, a content source reading other content, another retention — listens
-        on another queue, so it never runs this deployment's steps (a scan the purge then
-        trusts, the purge itself) with its own settings; the run waits instead. No secret goes
-        into it."""
-        if self.celery_queue:
-            return self.celery_queue
-        identity = json.dumps(self.deployment_identity(), sort_keys=True, default=str)
-        return "media-pipeline-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
-
-    def deployment_identity(self) -> dict[str, Any]:
-        """The settings a step's result depends on, without secrets: every field but the
-        machine's own (credentials, home, thread counts, the executor's), the catalog as
-        ``describe()`` says it and the content sources as they resolve here (their
-        ``describe()``: a ``${VAR}`` or a relative path that resolves elsewhere differs)."""
-        from media_pipeline.references.sources.config import sources_from_settings
-
-        identity = {f.name: _without_userinfo(getattr(self, f.name)) for f in fields(self)
-                    if f.name not in _MACHINE_LOCAL}
-        identity["catalog"] = self.catalog_location.describe()
-        identity["content_sources"] = sorted(
-            [source.name, type(source).__name__, source.describe()]
-            for source in sources_from_settings(self))
-        return identity
 
     @property
     def catalog_location(self) -> LakeLocation:

@@ -71,6 +71,7 @@ def worker_command(name: str | None, concurrency: int, loglevel: str) -> None:
     import os
     import sys
 
+    from media_pipeline.definitions import celery_queue_name
     from media_pipeline.defs.distributed import dagster_instance
 
     settings = Settings.from_env()
@@ -83,7 +84,7 @@ def worker_command(name: str | None, concurrency: int, loglevel: str) -> None:
     with dagster_instance():  # created before the worker forks (see dagster_instance)
         pass
     args = [sys.executable, "-m", "celery", "-A", "media_pipeline.defs.celery_worker", "worker",
-            "--prefetch-multiplier=1", "-Q", settings.celery_queue_name,
+            "--prefetch-multiplier=1", "-Q", celery_queue_name(settings),
             "--concurrency", str(concurrency), "--loglevel", loglevel,
             "-n", name or f"media-pipeline-{os.getpid()}@%h"]
     os.execv(sys.executable, args)

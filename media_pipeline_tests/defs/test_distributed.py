@@ -29,6 +29,7 @@ from click.testing import CliRunner
 from media_pipeline.catalog import Catalog
 from media_pipeline.cli import main as cli
 from media_pipeline.corpus import generate_corpus, minimum_corpus_size
+from media_pipeline.definitions import celery_queue_name, deployment_identity
 from media_pipeline.demo import seed_bucket
 from media_pipeline.demo_content import write_demo_content
 from media_pipeline.settings import Settings
@@ -253,19 +254,19 @@ def test_a_worker_for_another_bucket_or_catalog_listens_on_another_queue(
     # after the bucket, the endpoint and the catalog.
     from media_pipeline.definitions import celery_config
 
-    queue = settings.celery_queue_name
+    queue = celery_queue_name(settings)
     assert queue.startswith("media-pipeline-")
-    assert replace(settings).celery_queue_name == queue  # the same deployment, the same queue
+    assert celery_queue_name(replace(settings)) == queue  # the same deployment, the same queue
     for other in (replace(settings, bucket="other-bucket"),
                   replace(settings, endpoint_url="http://127.0.0.1:1"),
                   replace(settings, catalog_metadata="postgresql://u:secret@db/catalog"),
                   replace(settings, catalog_data="s3://lake-bucket/other/"),
                   replace(settings, home=settings.home / "elsewhere")):
-        assert other.celery_queue_name != queue
-    assert "secret" not in replace(
-        settings, catalog_metadata="postgresql://u:secret@db/catalog").celery_queue_name
+        assert celery_queue_name(other) != queue
+    assert "secret" not in celery_queue_name(replace(
+        settings, catalog_metadata="postgresql://u:secret@db/catalog"))
     assert celery_config(settings)["config_source"] == {"task_default_queue": queue}
-    assert replace(settings, celery_queue="shared").celery_queue_name == "shared"
+    assert celery_queue_name(replace(settings, celery_queue="shared")) == "shared"
 
 
 def test_a_worker_whose_sources_or_purge_settings_differ_listens_on_another_queue(
@@ -281,23 +282,23 @@ def test_a_worker_whose_sources_or_purge_settings_differ_listens_on_another_queu
                        "    root: ${SITE_ROOT}\n    content_type: html\n")
     monkeypatch.setenv("SITE_ROOT", str(tmp_path / "site_new"))
     deployment = replace(settings, content_sources=sources)
-    queue = deployment.celery_queue_name
+    queue = celery_queue_name(deployment)
     monkeypatch.setenv("SITE_ROOT", str(tmp_path / "site_old"))
-    assert deployment.celery_queue_name != queue  # the same file, other content
+    assert celery_queue_name(deployment) != queue  # the same file, other content
     monkeypatch.setenv("SITE_ROOT", str(tmp_path / "site_new"))
-    assert deployment.celery_queue_name == queue
+    assert celery_queue_name(deployment) == queue
     for other in (replace(deployment, content_sources=None),
                   replace(deployment, retention_days=0),
                   replace(deployment, purge_min_age_seconds=3600),
                   replace(deployment, purge_max_share=1.0),
                   replace(deployment, cdn_base_urls=("https://cdn.example.com",)),
                   replace(deployment, ai_service_url="https://u:pw@ai.example.com/v1")):
-        assert other.celery_queue_name != queue
+        assert celery_queue_name(other) != queue
     # What may differ from machine to machine does not: credentials, thread counts, the broker.
     for same in (replace(deployment, access_key_id="other", secret_access_key="other"),
                  replace(deployment, fingerprint_workers=3, query_threads=1),
                  replace(deployment, celery_broker="pyamqp://u:pw@elsewhere//")):
-        assert same.celery_queue_name == queue
-    identity = str(replace(deployment, ai_service_url="https://u:pw@ai.example.com/v1")
-                   .deployment_identity())
+        assert celery_queue_name(same) == queue
+    identity = str(deployment_identity(
+        replace(deployment, ai_service_url="https://u:pw@ai.example.com/v1")))
     assert "pw" not in identity and "ai.example.com" in identity
